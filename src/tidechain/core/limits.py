@@ -1,0 +1,69 @@
+"""Every bound in tidechain, stated once, with the reason beside it.
+
+Nothing elsewhere may hard-code a size, count or time bound: import it from here.
+"""
+
+from __future__ import annotations
+
+# --- encoding -----------------------------------------------------------------
+MAX_TX_BYTES = 16 * 1024
+"""A deposit is ~300 bytes; 16 KiB leaves room for metadata and later contracts
+while keeping a full block (MAX_BLOCK_TXS * MAX_TX_BYTES) under 64 MiB."""
+
+MAX_CBOR_DEPTH = 16
+"""Nesting bound for the decoder: our own structures are at most 5 deep."""
+
+MAX_CBOR_ITEMS = 4096
+"""Items in one array or map: bounds decoder work on hostile input."""
+
+MAX_META_ENTRIES = 32
+"""key=value metadata pairs on one deposit."""
+
+MAX_META_KEY_BYTES = 64
+MAX_META_VALUE_BYTES = 1024
+
+MAX_NAME_BYTES = 128
+"""Network names, origins, key names in notes."""
+
+# --- transactions ---------------------------------------------------------------
+MAX_TX_VALIDITY_MS = 24 * 3600 * 1000
+"""A transaction's expiry may be at most this far past the latest block time, so
+mempools never hold a transaction for longer than a day."""
+
+# --- blocks and mempool ---------------------------------------------------------
+MAX_BLOCK_TXS = 4000
+"""Per block. At 5,000 tx/s and sub-second blocks this is never the bottleneck;
+it bounds one SQLite transaction and one proposal message (< 64 MiB)."""
+
+MEMPOOL_MAX_TXS = 50_000
+"""Back-pressure point: ~10 s of target load. Past it, submit answers Busy."""
+
+MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
+
+MAX_SUBMIT_BATCH = 5000
+"""Transactions in one POST /v1/tx/batch request."""
+
+MAX_HTTP_BODY_BYTES = MAX_SUBMIT_BATCH * MAX_TX_BYTES // 4
+"""~20 MiB: a full batch of typical (<= 4 KiB) transactions."""
+
+# --- consensus ------------------------------------------------------------------
+MAX_VALIDATORS = 64
+"""Quorum certificates and trust files stay small; a consortium is tens of members."""
+
+BLOCK_INTERVAL_MS = 50
+"""How long a proposer waits for more transactions before proposing a non-empty block."""
+
+# --- proofs and receipts --------------------------------------------------------
+MAX_PROOF_HASHES = 64
+"""A Merkle path in a log of at most 2**63 entries has at most 63 hashes."""
+
+MAX_RECEIPT_BYTES = 256 * 1024
+MAX_TRUST_FILE_BYTES = 64 * 1024
+MAX_NOTE_SIGNATURES = MAX_VALIDATORS + 16
+
+# --- queries --------------------------------------------------------------------
+MAX_QUERY_RESULTS = 1000
+"""Rows one query returns (e.g. deposits of one digest); more need paging."""
+
+COMMIT_WAIT_MAX_MS = 60_000
+"""Longest an API call may block waiting for a transaction to commit."""
