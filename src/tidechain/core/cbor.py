@@ -1,0 +1,212 @@
+"""Deterministic CBOR (RFC 8949 section 4.2.1, "core deterministic encoding").
+
+The canonical encoding *is* the product (ADR 0001), so it is ours and small:
+
+* data model: unsigned and negative integers (64-bit), byte strings, text strings,
+  arrays, maps, true, false, null. No floats, no tags, no undefined: nothing that
+  has two encodings or that a contract should ever see.
+* encoding: shortest argument form, definite lengths only, map keys sorted by the
+  bytewise order of their own deterministic encodings, no duplicate keys.
+* decoding is strict: any input that is not exactly what `encode` would produce for
+  the decoded value is rejected with `DecodeError`, so one value has one byte string
+  and a signature over bytes is a signature over a value.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from tidechain.core.errors import DecodeError, TooLarge
+from tidechain.core.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
+
+CborValue = Any  # int | bytes | str | bool | None | list[CborValue] | dict[CborValue, CborValue]
+
+_UINT64_MAX = (1 << 64) - 1
+_NEGINT_MIN = -(1 << 64)
+
+_MAJOR_UINT = 0
+_MAJOR_NEGINT = 1
+_MAJOR_BYTES = 2
+_MAJOR_TEXT = 3
+_MAJOR_ARRAY = 4
+_MAJOR_MAP = 5
+_MAJOR_SIMPLE = 7
+
+_FALSE = b"\xf4"
+_TRUE = b"\xf5"
+_NULL = b"\xf6"
+
+
+def _head(major: int, argument: int) -> bytes:
+    """The initial byte(s) of an item, in the shortest form (RFC 8949 4.2.1)."""
+    mt = major << 5
+    if argument < 24:
+        return bytes((mt | argument,))
+    if argument < 0x100:
+        return bytes((mt | 24, argument))
+    if argument < 0x10000:
+        return struct.pack(">BH", mt | 25, argument)
+    if argument < 0x100000000:
+        return struct.pack(">BI", mt | 26, argument)
+    return struct.pack(">BQ", mt | 27, argument)
+
+
+def encode(value: CborValue) -> bytes:
+    """The deterministic encoding of `value`. Raises DecodeError for values outside
+    the data model (floats, sets, integers beyond 64 bits...)."""
+    out: list[bytes] = []
+    _encode_into(value, out, 0)
+    return b"".join(out)
+
+
+def _encode_into(value: CborValue, out: list[bytes], depth: int) -> None:
+    if depth > MAX_CBOR_DEPTH:
+        raise TooLarge(f"nesting deeper than {MAX_CBOR_DEPTH}")
+    # bool before int: bool is a subclass of int in Python.
+    if value is True:
+        out.append(_TRUE)
+    elif value is False:
+        out.append(_FALSE)
+    elif value is None:
+        out.append(_NULL)
+    elif isinstance(value, int):
+        if 0 <= value <= _UINT64_MAX:
+            out.append(_head(_MAJOR_UINT, value))
+        elif _NEGINT_MIN <= value < 0:
+            out.append(_head(_MAJOR_NEGINT, -1 - value))
+        else:
+            raise DecodeError(f"integer {value} outside the 64-bit CBOR range")
+    elif isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        out.append(_head(_MAJOR_BYTES, len(data)))
+        out.append(data)
+    elif isinstance(value, str):
+        data = value.encode("utf-8")
+        out.append(_head(_MAJOR_TEXT, len(data)))
+        out.append(data)
+    elif isinstance(value, list | tuple):
+        out.append(_head(_MAJOR_ARRAY, len(value)))
+        for item in value:
+            _encode_into(item, out, depth + 1)
+    elif isinstance(value, dict):
+        pairs = sorted((encode(k), v) for k, v in value.items())
+        out.append(_head(_MAJOR_MAP, len(pairs)))
+        previous = None
+        for key_bytes, item in pairs:
+            if key_bytes == previous:
+                raise DecodeError("duplicate map key")
+            previous = key_bytes
+            out.append(key_bytes)
+            _encode_into(item, out, depth + 1)
+    else:
+        raise DecodeError(f"type {type(value).__name__} is not in tidechain's CBOR data model")
+
+
+def decode(data: bytes) -> CborValue:
+    """Decode exactly one deterministic CBOR item occupying all of `data`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError("CBOR input must be bytes")
+    buf = bytes(data)
+    value, end = _decode_at(buf, 0, 0)
+    if end != len(buf):
+        raise DecodeError(f"{len(buf) - end} trailing bytes after the CBOR item")
+    return value
+
+
+def _read_argument(buf: bytes, pos: int, info: int) -> tuple[int, int]:
+    """Returns (argument, next position); rejects non-shortest forms."""
+    if info < 24:
+        return info, pos
+    if info == 24:
+        if pos + 1 > len(buf):
+            raise DecodeError("truncated CBOR argument")
+        arg = buf[pos]
+        if arg < 24:
+            raise DecodeError("non-canonical CBOR: argument not in shortest form")
+        return arg, pos + 1
+    if info == 25:
+        if pos + 2 > len(buf):
+            raise DecodeError("truncated CBOR argument")
+        arg = int.from_bytes(buf[pos : pos + 2], "big")
+        if arg < 0x100:
+            raise DecodeError("non-canonical CBOR: argument not in shortest form")
+        return arg, pos + 2
+    if info == 26:
+        if pos + 4 > len(buf):
+            raise DecodeError("truncated CBOR argument")
+        arg = int.from_bytes(buf[pos : pos + 4], "big")
+        if arg < 0x10000:
+            raise DecodeError("non-canonical CBOR: argument not in shortest form")
+        return arg, pos + 4
+    if info == 27:
+        if pos + 8 > len(buf):
+            raise DecodeError("truncated CBOR argument")
+        arg = int.from_bytes(buf[pos : pos + 8], "big")
+        if arg < 0x100000000:
+            raise DecodeError("non-canonical CBOR: argument not in shortest form")
+        return arg, pos + 8
+    if info == 31:
+        raise DecodeError("indefinite-length CBOR items are not deterministic")
+    raise DecodeError(f"reserved CBOR additional information {info}")
+
+
+def _decode_at(buf: bytes, pos: int, depth: int) -> tuple[CborValue, int]:
+    if depth > MAX_CBOR_DEPTH:
+        raise TooLarge(f"CBOR nesting deeper than {MAX_CBOR_DEPTH}")
+    if pos >= len(buf):
+        raise DecodeError("truncated CBOR input")
+    initial = buf[pos]
+    major = initial >> 5
+    info = initial & 0x1F
+    pos += 1
+    if major == _MAJOR_SIMPLE:
+        if info == 20:
+            return False, pos
+        if info == 21:
+            return True, pos
+        if info == 22:
+            return None, pos
+        raise DecodeError("floats, undefined and other simple values are not allowed")
+    arg, pos = _read_argument(buf, pos, info)
+    if major == _MAJOR_UINT:
+        return arg, pos
+    if major == _MAJOR_NEGINT:
+        return -1 - arg, pos
+    if major in (_MAJOR_BYTES, _MAJOR_TEXT):
+        end = pos + arg
+        if end > len(buf):
+            raise DecodeError("truncated CBOR string")
+        raw = buf[pos:end]
+        if major == _MAJOR_BYTES:
+            return raw, end
+        try:
+            return raw.decode("utf-8"), end
+        except UnicodeDecodeError as exc:
+            raise DecodeError("CBOR text string is not valid UTF-8") from exc
+    if major == _MAJOR_ARRAY:
+        if arg > MAX_CBOR_ITEMS:
+            raise TooLarge(f"CBOR array of {arg} items exceeds {MAX_CBOR_ITEMS}")
+        items = []
+        for _ in range(arg):
+            item, pos = _decode_at(buf, pos, depth + 1)
+            items.append(item)
+        return items, pos
+    if major == _MAJOR_MAP:
+        if arg > MAX_CBOR_ITEMS:
+            raise TooLarge(f"CBOR map of {arg} entries exceeds {MAX_CBOR_ITEMS}")
+        result: dict[CborValue, CborValue] = {}
+        previous_key: bytes | None = None
+        for _ in range(arg):
+            key_start = pos
+            key, pos = _decode_at(buf, pos, depth + 1)
+            key_bytes = buf[key_start:pos]
+            if previous_key is not None and key_bytes <= previous_key:
+                raise DecodeError("CBOR map keys not in deterministic order (or duplicated)")
+            if isinstance(key, list | dict):
+                raise DecodeError("CBOR map keys must be integers or strings")
+            previous_key = key_bytes
+            item, pos = _decode_at(buf, pos, depth + 1)
+            result[key] = item
+        return result, pos
+    raise DecodeError(f"CBOR tags (major type {major}) are not allowed")  # major 6

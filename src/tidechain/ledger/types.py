@@ -1,0 +1,375 @@
+"""The ledger's data: transactions, log entries, block headers, genesis.
+
+Every structure has exactly one byte form, its deterministic CBOR encoding
+(`tidechain.core.cbor`, ADR 0001). Hashes are SHA-256 of those bytes. The layouts
+below are published in docs/encoding.md with vectors; changing a field name or type
+is a hard fork.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidechain.core import cbor
+from tidechain.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey, sha256, verify
+from tidechain.core.errors import DecodeError, TooLarge
+from tidechain.core.limits import MAX_NAME_BYTES, MAX_TX_BYTES
+
+FORMAT_VERSION = 1
+HASH_BYTES = 32
+TX_SIGNING_DOMAIN = b"tidechain/tx/v1\n"
+"""Prefix of the bytes a transaction signature covers, so a transaction signature can
+never be replayed as a signature on a note, vote or any other tidechain message."""
+
+MIN_NONCE_BYTES = 8
+MAX_NONCE_BYTES = 32
+MAX_IDENT_BYTES = 64
+"""Contract and method names."""
+
+
+def _require_map(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DecodeError(f"{what} must be a CBOR map")
+    return value
+
+
+def _field(m: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    if name not in m:
+        raise DecodeError(f"{what}: missing field {name!r}")
+    value = m[name]
+    # bool is a subclass of int: never accept it where an integer is wanted.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise DecodeError(f"{what}: field {name!r} must be {kind.__name__}")
+    return value
+
+
+def _exact_keys(m: dict[str, Any], keys: set[str], what: str) -> None:
+    extra = set(m) - keys
+    if extra:
+        raise DecodeError(f"{what}: unknown field(s) {sorted(map(str, extra))}")
+
+
+def _hash32(m: dict[str, Any], name: str, what: str) -> bytes:
+    value: bytes = _field(m, name, bytes, what)
+    if len(value) != HASH_BYTES:
+        raise DecodeError(f"{what}: field {name!r} must be {HASH_BYTES} bytes")
+    return value
+
+
+def _uint(m: dict[str, Any], name: str, what: str) -> int:
+    value: int = _field(m, name, int, what)
+    if value < 0:
+        raise DecodeError(f"{what}: field {name!r} must be non-negative")
+    return value
+
+
+def _ident(m: dict[str, Any], name: str, what: str) -> str:
+    value: str = _field(m, name, str, what)
+    if not value or len(value.encode()) > MAX_IDENT_BYTES or not value.isascii():
+        raise DecodeError(f"{what}: field {name!r} must be 1..{MAX_IDENT_BYTES} ASCII chars")
+    return value
+
+
+# --- transactions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxBody:
+    """What the submitter signs."""
+
+    chain_id: bytes
+    sender: bytes  # Ed25519 public key
+    nonce: bytes  # unique per transaction, chosen by the client
+    expires_ms: int  # block time after which the transaction may not be committed
+    contract: str
+    method: str
+    args: dict[str, Any]
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "chain": self.chain_id,
+            "from": self.sender,
+            "nonce": self.nonce,
+            "exp": self.expires_ms,
+            "contract": self.contract,
+            "method": self.method,
+            "args": self.args,
+        }
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> TxBody:
+        what = "transaction body"
+        m = _require_map(value, what)
+        _exact_keys(m, {"v", "chain", "from", "nonce", "exp", "contract", "method", "args"}, what)
+        if _uint(m, "v", what) != FORMAT_VERSION:
+            raise DecodeError(f"{what}: unsupported format version {m['v']}")
+        sender: bytes = _field(m, "from", bytes, what)
+        if len(sender) != PUBLIC_KEY_BYTES:
+            raise DecodeError(f"{what}: 'from' must be a {PUBLIC_KEY_BYTES}-byte Ed25519 key")
+        nonce: bytes = _field(m, "nonce", bytes, what)
+        if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
+            raise DecodeError(f"{what}: nonce must be {MIN_NONCE_BYTES}..{MAX_NONCE_BYTES} bytes")
+        args = _require_map(_field(m, "args", dict, what), f"{what} args")
+        return cls(
+            chain_id=_hash32(m, "chain", what),
+            sender=sender,
+            nonce=nonce,
+            expires_ms=_uint(m, "exp", what),
+            contract=_ident(m, "contract", what),
+            method=_ident(m, "method", what),
+            args=args,
+        )
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction as submitted and as stored in blocks: the exact signed body bytes
+    and the signature. `tx_id` = SHA-256(body bytes)."""
+
+    body_bytes: bytes
+    signature: bytes
+    body: TxBody = field(compare=False)
+    tx_id: bytes = field(compare=False)
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {"body": self.body_bytes, "sig": self.signature}
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    def verify_signature(self) -> None:
+        """Raise BadSignature unless the sender signed the body."""
+        verify(self.body.sender, TX_SIGNING_DOMAIN + self.body_bytes, self.signature)
+
+    @classmethod
+    def create(cls, body: TxBody, key: SigningKey) -> SignedTx:
+        body_bytes = body.encode()
+        if len(body_bytes) > MAX_TX_BYTES:
+            raise TooLarge(f"transaction body is {len(body_bytes)} bytes, limit {MAX_TX_BYTES}")
+        signature = key.sign(TX_SIGNING_DOMAIN + body_bytes)
+        return cls(body_bytes, signature, body, sha256(body_bytes))
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> SignedTx:
+        what = "transaction"
+        m = _require_map(value, what)
+        _exact_keys(m, {"body", "sig"}, what)
+        body_bytes: bytes = _field(m, "body", bytes, what)
+        signature: bytes = _field(m, "sig", bytes, what)
+        if len(signature) != SIGNATURE_BYTES:
+            raise DecodeError(f"{what}: signature must be {SIGNATURE_BYTES} bytes")
+        body = TxBody.from_cbor(cbor.decode(body_bytes))
+        return cls(body_bytes, signature, body, sha256(body_bytes))
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedTx:
+        """Decode a transaction from untrusted bytes (size-checked, strict)."""
+        if len(data) > MAX_TX_BYTES:
+            raise TooLarge(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
+        return cls.from_cbor(cbor.decode(data))
+
+
+# --- results and log entries -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    data: dict[str, Any]
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {"type": self.kind, "data": self.data}
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """Outcome of executing a committed transaction. A failed transaction is still
+    committed (its nonce is spent) but changes no state."""
+
+    ok: bool
+    events: tuple[Event, ...] = ()
+    error: str = ""
+    reason: str = ""
+
+    def to_cbor(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "events": [e.to_cbor() for e in self.events]}
+        return {"ok": False, "error": self.error, "reason": self.reason}
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> TxResult:
+        m = _require_map(value, "result")
+        if m.get("ok") is True:
+            events = tuple(
+                Event(_field(e, "type", str, "event"), _field(e, "data", dict, "event"))
+                for e in _field(m, "events", list, "result")
+            )
+            return cls(True, events)
+        return cls(False, (), _field(m, "error", str, "result"), _field(m, "reason", str, "result"))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of the global log: a committed transaction with where, when and how
+    it was committed. Its canonical bytes are the Merkle leaf data and the `extra` of
+    a receipt."""
+
+    tx: SignedTx
+    height: int
+    time_ms: int
+    result: TxResult
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "tx": self.tx.to_cbor(),
+            "height": self.height,
+            "time": self.time_ms,
+            "result": self.result.to_cbor(),
+        }
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def decode(cls, data: bytes) -> LogEntry:
+        what = "log entry"
+        m = _require_map(cbor.decode(data), what)
+        _exact_keys(m, {"v", "tx", "height", "time", "result"}, what)
+        if _uint(m, "v", what) != FORMAT_VERSION:
+            raise DecodeError(f"{what}: unsupported format version")
+        return cls(
+            tx=SignedTx.from_cbor(m["tx"]),
+            height=_uint(m, "height", what),
+            time_ms=_uint(m, "time", what),
+            result=TxResult.from_cbor(m.get("result")),
+        )
+
+
+# --- blocks --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockHeader:
+    chain_id: bytes
+    height: int
+    prev_hash: bytes
+    time_ms: int
+    proposer: str
+    tx_root: bytes  # RFC 6962 root over the transactions' encodings, in block order
+    tx_count: int
+    log_size: int  # after this block
+    log_root: bytes
+    state_root: bytes
+    validators_hash: bytes
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "chain": self.chain_id,
+            "height": self.height,
+            "prev": self.prev_hash,
+            "time": self.time_ms,
+            "proposer": self.proposer,
+            "txroot": self.tx_root,
+            "txcount": self.tx_count,
+            "logsize": self.log_size,
+            "logroot": self.log_root,
+            "state": self.state_root,
+            "validators": self.validators_hash,
+        }
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @property
+    def block_hash(self) -> bytes:
+        return sha256(self.encode())
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> BlockHeader:
+        what = "block header"
+        m = _require_map(value, what)
+        keys = {"v", "chain", "height", "prev", "time", "proposer", "txroot", "txcount",
+                "logsize", "logroot", "state", "validators"}
+        _exact_keys(m, keys, what)
+        if _uint(m, "v", what) != FORMAT_VERSION:
+            raise DecodeError(f"{what}: unsupported format version")
+        return cls(
+            chain_id=_hash32(m, "chain", what),
+            height=_uint(m, "height", what),
+            prev_hash=_hash32(m, "prev", what),
+            time_ms=_uint(m, "time", what),
+            proposer=_field(m, "proposer", str, what),
+            tx_root=_hash32(m, "txroot", what),
+            tx_count=_uint(m, "txcount", what),
+            log_size=_uint(m, "logsize", what),
+            log_root=_hash32(m, "logroot", what),
+            state_root=_hash32(m, "state", what),
+            validators_hash=_hash32(m, "validators", what),
+        )
+
+
+# --- genesis -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenesisValidator:
+    name: str  # C2SP key name, "<network>/<node>"
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class Genesis:
+    name: str
+    time_ms: int
+    validators: tuple[GenesisValidator, ...]
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "name": self.name,
+            "time": self.time_ms,
+            "validators": [{"name": v.name, "key": v.public_key} for v in self.validators],
+        }
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @property
+    def chain_id(self) -> bytes:
+        return sha256(self.encode())
+
+    @property
+    def origin(self) -> str:
+        """The C2SP checkpoint origin: unique per network (name + chain id prefix)."""
+        return f"tidechain/{self.name}/{self.chain_id[:8].hex()}"
+
+    @property
+    def validators_hash(self) -> bytes:
+        return sha256(cbor.encode(self.to_cbor()["validators"]))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Genesis:
+        what = "genesis"
+        m = _require_map(cbor.decode(data), what)
+        _exact_keys(m, {"v", "name", "time", "validators"}, what)
+        name: str = _field(m, "name", str, what)
+        if not name or len(name.encode()) > MAX_NAME_BYTES:
+            raise DecodeError("genesis: bad network name")
+        validators = tuple(
+            GenesisValidator(_field(v, "name", str, what), _field(v, "key", bytes, what))
+            for v in _field(m, "validators", list, what)
+        )
+        return cls(name, _uint(m, "time", what), validators)
+
+
+def checkpoint_body(origin: str, size: int, root: bytes) -> str:
+    """The C2SP tlog-checkpoint note body for a log state."""
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
