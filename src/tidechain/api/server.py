@@ -1,0 +1,183 @@
+"""The REST API: a thin mapping of HTTP onto the node facade (`Node`, `NodeRuntime`).
+
+No business rule lives here. Every `Rejected` becomes its HTTP status with
+`{"error": code, "reason": ...}`; anything else is a bug and is logged as one (500).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from tidechain.api.openapi import OPENAPI
+from tidechain.core import cbor
+from tidechain.core.errors import Busy, DecodeError, Rejected
+from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
+from tidechain.node.node import Committed, to_json
+from tidechain.node.runtime import NodeRuntime
+
+log = logging.getLogger("tidechain.api")
+
+CBOR = "application/cbor"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_response(exc: Rejected) -> web.Response:
+    headers = {}
+    if isinstance(exc, Busy):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return web.json_response(exc.to_dict(), status=exc.http_status, headers=headers)
+
+
+@web.middleware
+async def _rejections(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Rejected as exc:
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            reason = exc.reason or "request refused"
+            code = "too_large" if exc.status == 413 else "http"
+            return web.json_response({"error": code, "reason": reason}, status=exc.status)
+        raise
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.match_info.get(name) or request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise DecodeError(f"missing parameter {name!r}")
+        return default
+    if not raw.isdigit() or len(raw) > 19:
+        raise DecodeError(f"parameter {name!r} must be a non-negative integer")
+    return int(raw)
+
+
+def _hex_param(request: web.Request, name: str, size: int) -> bytes:
+    raw = request.match_info.get(name, "")
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        value = b""
+    if len(value) != size:
+        raise DecodeError(f"{name} must be {size * 2} hex digits")
+    return value
+
+
+def _committed_json(c: Committed) -> tuple[dict[str, Any], int]:
+    if c.rejection is not None:
+        body = c.rejection.to_dict() | {"tx_id": c.tx_id.hex()}
+        return body, c.rejection.http_status
+    assert c.result is not None
+    out: dict[str, Any] = {
+        "tx_id": c.tx_id.hex(), "status": "committed", "log_index": c.log_index,
+        "height": c.height,
+    }
+    if c.result.ok:
+        out["events"] = [{"type": e.kind, "data": to_json(e.data)} for e in c.result.events]
+        return out, 200
+    # Committed but refused by the contract: a typed rejection, with where it landed.
+    return out | {"error": c.result.error, "reason": c.result.reason}, 422
+
+
+async def _read_tx_body(request: web.Request) -> bytes:
+    body = await request.read()
+    if request.content_type == CBOR:
+        return body
+    try:
+        doc = json.loads(body)
+        return base64.b64decode(doc["tx"], validate=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(
+            "send the transaction as application/cbor, or JSON {\"tx\": base64}") from exc
+
+
+class Api:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self.node = runtime.node
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
+        r = app.router
+        r.add_get("/v1/openapi.json", self.openapi)
+        r.add_get("/v1/status", self.status)
+        r.add_get("/v1/checkpoint", self.checkpoint)
+        r.add_post("/v1/tx", self.submit)
+        r.add_post("/v1/tx/batch", self.submit_batch)
+        r.add_get("/v1/tx/{tx_id}", self.tx)
+        r.add_get("/v1/tx/{tx_id}/wait", self.wait)
+        r.add_get("/v1/block/{height}", self.block)
+        r.add_get("/v1/log/entry/{index}", self.entry)
+        r.add_get("/v1/log/consistency", self.consistency)
+        r.add_get("/v1/proof/{index}", self.proof)
+        r.add_get("/v1/evidence/digest/{digest}", self.deposits)
+        r.add_get("/v1/evidence/deposit/{index}", self.deposit)
+        return app
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.status())
+
+    async def checkpoint(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.node.checkpoint(), content_type="text/plain")
+
+    async def submit(self, request: web.Request) -> web.Response:
+        raw = await _read_tx_body(request)
+        wait = request.query.get("wait", "false") in ("1", "true")
+        timeout_ms = _int_param(request, "timeout_ms", COMMIT_WAIT_MAX_MS)
+        outcome = await self.runtime.submit(raw, wait=wait, timeout_ms=timeout_ms)
+        if isinstance(outcome, bytes):
+            return web.json_response({"tx_id": outcome.hex(), "status": "pending"}, status=202)
+        body, status = _committed_json(outcome)
+        return web.json_response(body, status=status)
+
+    async def submit_batch(self, request: web.Request) -> web.Response:
+        if request.content_type != CBOR:
+            raise DecodeError("send the batch as application/cbor: an array of transactions")
+        items = cbor.decode(await request.read())
+        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+            raise DecodeError("batch must be a CBOR array of encoded transactions (byte strings)")
+        results = await self.runtime.submit_batch(items)
+        return web.json_response({"results": [
+            {"tx_id": r.hex()} if isinstance(r, bytes) else r.to_dict() for r in results
+        ]})
+
+    async def tx(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.tx(_hex_param(request, "tx_id", 32)))
+
+    async def wait(self, request: web.Request) -> web.Response:
+        tx_id = _hex_param(request, "tx_id", 32)
+        timeout_ms = _int_param(request, "timeout_ms", COMMIT_WAIT_MAX_MS)
+        body, status = _committed_json(await self.runtime.wait_for(tx_id, timeout_ms))
+        return web.json_response(body, status=status)
+
+    async def block(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.block(_int_param(request, "height")))
+
+    async def entry(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.entry(_int_param(request, "index")))
+
+    async def consistency(self, request: web.Request) -> web.Response:
+        old = _int_param(request, "old")
+        new = _int_param(request, "new", 0) or None
+        return web.json_response(self.node.consistency(old, new))
+
+    async def proof(self, request: web.Request) -> web.Response:
+        text = self.node.receipt(_int_param(request, "index"))
+        return web.Response(text=text, content_type="text/plain")
+
+    async def deposits(self, request: web.Request) -> web.Response:
+        digest = _hex_param(request, "digest", 32)
+        return web.json_response({"deposits": self.node.deposits(digest)})
+
+    async def deposit(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.deposit(_int_param(request, "index")))

@@ -1,0 +1,168 @@
+"""Evidence deposit (存证): anchor a document's SHA-256 digest with metadata and the
+depositor's identity; look deposits up by digest; amend a deposit by linking a new
+version to it, never changing the original.
+
+State layout in the `evidence` namespace (all integers 8-byte big-endian, so keys sort
+by log index, i.e. by commit order):
+
+* `i` + index            -> the deposit record (CBOR map, see `_record`)
+* `d` + digest + index   -> empty: "a deposit of this digest exists at index"
+* `a` + of + index       -> empty: "deposit `index` amends deposit `of`"
+
+A deposit's identifier is the global log index of the transaction that made it, so a
+receipt for the deposit names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from tidechain.core import cbor
+from tidechain.core.errors import ContractError, DecodeError
+from tidechain.core.limits import MAX_META_ENTRIES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES
+from tidechain.ledger.runtime import CallContext, Contract, StateReader, namespaced
+
+NAME = "evidence"
+DIGEST_BYTES = 32
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def record_key(index: int) -> bytes:
+    return b"i" + _u64(index)
+
+
+def digest_prefix(digest: bytes) -> bytes:
+    return b"d" + digest
+
+
+def amendments_prefix(index: int) -> bytes:
+    return b"a" + _u64(index)
+
+
+def _digest_arg(args: dict[str, Any]) -> bytes:
+    digest = args.get("digest")
+    if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
+        raise ContractError("'digest' must be a 32-byte SHA-256 digest", code="bad_argument")
+    return digest
+
+
+def validate_meta(meta: Any) -> dict[str, str]:
+    """Metadata: at most MAX_META_ENTRIES short text pairs. Shared by the contract and
+    by clients so both refuse the same input for the same reason."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ContractError("'meta' must be a map of text to text", code="bad_argument")
+    if len(meta) > MAX_META_ENTRIES:
+        raise ContractError(f"'meta' has more than {MAX_META_ENTRIES} entries",
+                            code="bad_argument")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ContractError("'meta' keys and values must be text", code="bad_argument")
+        if not key or len(key.encode()) > MAX_META_KEY_BYTES:
+            raise ContractError(f"'meta' key {key[:20]!r} must be 1..{MAX_META_KEY_BYTES} bytes",
+                                code="bad_argument")
+        if len(value.encode()) > MAX_META_VALUE_BYTES:
+            raise ContractError(f"'meta' value of {key!r} exceeds {MAX_META_VALUE_BYTES} bytes",
+                                code="bad_argument")
+    return meta
+
+
+def _check_args(args: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(args) - allowed
+    if unknown:
+        raise ContractError(f"unknown argument(s) {sorted(map(str, unknown))}",
+                            code="bad_argument")
+
+
+def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> bytes:
+    return cbor.encode({
+        "index": ctx.log_index,
+        "digest": digest,
+        "meta": meta,
+        "depositor": ctx.caller,
+        "height": ctx.height,
+        "time": ctx.time_ms,
+        "tx": ctx.tx_id,
+        "amends": amends,
+    })
+
+
+def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> None:
+    ctx.put(record_key(ctx.log_index), _record(ctx, digest, meta, amends))
+    ctx.put(digest_prefix(digest) + _u64(ctx.log_index), b"")
+    data: dict[str, Any] = {"index": ctx.log_index, "digest": digest}
+    if amends is not None:
+        ctx.put(amendments_prefix(amends) + _u64(ctx.log_index), b"")
+        data["amends"] = amends
+    ctx.emit("deposited", data)
+
+
+def deposit(ctx: CallContext, args: dict[str, Any]) -> None:
+    """Deposit a digest. The same digest may be deposited again (by anyone); each
+    deposit is its own record, and lookups list them earliest first."""
+    _check_args(args, {"digest", "meta"})
+    _store(ctx, _digest_arg(args), validate_meta(args.get("meta")), None)
+
+
+def amend(ctx: CallContext, args: dict[str, Any]) -> None:
+    """Deposit a new version of an earlier deposit made by the same depositor. The
+    earlier record is not changed; the link is recorded beside it."""
+    _check_args(args, {"of", "digest", "meta"})
+    of = args.get("of")
+    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
+        raise ContractError("'of' must be the log index of an earlier deposit",
+                            code="bad_argument")
+    raw = ctx.get(record_key(of))
+    if raw is None:
+        raise ContractError(f"no deposit at log index {of}", code="not_found")
+    original = cbor.decode(raw)
+    if original["depositor"] != ctx.caller:
+        raise ContractError(f"deposit {of} was made by another depositor", code="forbidden")
+    _store(ctx, _digest_arg(args), validate_meta(args.get("meta")), of)
+
+
+CONTRACT = Contract(
+    name=NAME,
+    methods={"deposit": deposit, "amend": amend},
+    description="Evidence deposit: anchor SHA-256 digests of documents; amend by linking.",
+)
+
+
+# --- queries over committed state -----------------------------------------------------
+
+
+class StateScanner(StateReader, Protocol):
+    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+
+
+def decode_record(raw: bytes) -> dict[str, Any]:
+    value = cbor.decode(raw)
+    if not isinstance(value, dict):
+        raise DecodeError("corrupt evidence record")
+    return value
+
+
+def get_deposit(state: StateReader, index: int) -> dict[str, Any] | None:
+    raw = state.get(namespaced(NAME, record_key(index)))
+    return None if raw is None else decode_record(raw)
+
+
+def deposits_of_digest(state: StateScanner, digest: bytes, limit: int) -> list[dict[str, Any]]:
+    """All deposits of `digest`, earliest first (keys sort by log index)."""
+    prefix = namespaced(NAME, digest_prefix(digest))
+    found = []
+    for key, _ in state.scan(prefix, limit):
+        index = int.from_bytes(key[len(prefix):], "big")
+        record = get_deposit(state, index)
+        if record is not None:
+            found.append(record)
+    return found
+
+
+def amendments_of(state: StateScanner, index: int, limit: int) -> list[int]:
+    prefix = namespaced(NAME, amendments_prefix(index))
+    return [int.from_bytes(key[len(prefix):], "big") for key, _ in state.scan(prefix, limit)]

@@ -1,0 +1,230 @@
+"""The state transition: a block of transactions applied to the chain's head.
+
+Pure: the head (state tree, log frontier, last header) is held in memory; reading the
+set of already-committed transaction ids is the only outside knowledge, passed in as a
+function. Storage persists a `PreparedBlock` in one transaction, then `Chain.advance`
+moves the in-memory head to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tidechain.core import merkle
+from tidechain.core.errors import ContractError, Rejected, TxRejected, invariant
+from tidechain.core.limits import MAX_BLOCK_TXS, MAX_TX_VALIDITY_MS
+from tidechain.ledger.runtime import CallContext, Overlay, Registry
+from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.types import (
+    BlockHeader,
+    Genesis,
+    LogEntry,
+    SignedTx,
+    TxResult,
+    checkpoint_body,
+)
+
+ZERO_HASH = bytes(32)
+
+CommittedFilter = Callable[[Sequence[bytes]], set[bytes]]
+"""Given tx ids, returns those already committed (replay protection)."""
+
+
+@dataclass(frozen=True)
+class PreparedBlock:
+    """A block executed against the current head, not yet committed."""
+
+    header: BlockHeader
+    txs: tuple[SignedTx, ...]
+    entries: tuple[bytes, ...]  # encoded LogEntry per tx, in order
+    results: tuple[TxResult, ...]
+    writes: dict[bytes, bytes | None]
+    log_nodes: tuple[tuple[int, int, bytes], ...]
+    state_after: StateTree = field(repr=False)
+    frontier_after: merkle.CompactRange = field(repr=False)
+    origin: str = ""
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def block_hash(self) -> bytes:
+        return self.header.block_hash
+
+    @property
+    def checkpoint_body(self) -> bytes:
+        return checkpoint_body(self.origin, self.header.log_size, self.header.log_root).encode()
+
+    @property
+    def first_log_index(self) -> int:
+        return self.header.log_size - len(self.txs)
+
+
+def check_tx_static(tx: SignedTx, chain_id: bytes) -> None:
+    """Checks that need no state: chain id, signature. Raises a Rejected subclass."""
+    if tx.body.chain_id != chain_id:
+        raise TxRejected("transaction is for another chain", code="wrong_chain")
+    tx.verify_signature()
+
+
+def check_tx_time(tx: SignedTx, time_ms: int) -> None:
+    if tx.body.expires_ms < time_ms:
+        raise TxRejected("transaction expired", code="expired")
+    if tx.body.expires_ms > time_ms + MAX_TX_VALIDITY_MS:
+        raise TxRejected(
+            f"expiry is more than {MAX_TX_VALIDITY_MS // 1000} s ahead of block time",
+            code="expiry_too_far",
+        )
+
+
+def tx_root(txs: Iterable[SignedTx]) -> bytes:
+    return merkle.root_from_leaf_hashes([merkle.leaf_hash(tx.encode()) for tx in txs])
+
+
+class Chain:
+    """The chain head in memory."""
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        registry: Registry,
+        head: BlockHeader | None,
+        state: StateTree,
+        frontier: merkle.CompactRange,
+    ) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.origin = genesis.origin
+        self.registry = registry
+        self.head = head
+        self.state = state
+        self.frontier = frontier
+        if head is not None:
+            invariant(head.log_size == frontier.size, "log frontier does not match head")
+            invariant(head.log_root == frontier.root(), "log root does not match head")
+            invariant(head.state_root == state.root(), "state root does not match head")
+
+    @property
+    def height(self) -> int:
+        return 0 if self.head is None else self.head.height
+
+    @property
+    def head_time_ms(self) -> int:
+        return self.genesis.time_ms if self.head is None else self.head.time_ms
+
+    @property
+    def head_hash(self) -> bytes:
+        return ZERO_HASH if self.head is None else self.head.block_hash
+
+    def select(
+        self, candidates: Sequence[SignedTx], time_ms: int, committed: CommittedFilter
+    ) -> tuple[list[SignedTx], list[tuple[SignedTx, Rejected]]]:
+        """The proposer's filter: which candidates may go into a block at `time_ms`.
+        Returns (accepted, dropped with the reason). Signatures were checked on
+        admission to the mempool, so they are not checked again here."""
+        already = committed([tx.tx_id for tx in candidates])
+        accepted: list[SignedTx] = []
+        dropped: list[tuple[SignedTx, Rejected]] = []
+        seen: set[bytes] = set()
+        for tx in candidates:
+            if len(accepted) >= MAX_BLOCK_TXS:
+                break
+            if tx.tx_id in already or tx.tx_id in seen:
+                dropped.append((tx, TxRejected("transaction already committed", code="replay")))
+                continue
+            try:
+                check_tx_time(tx, time_ms)
+            except Rejected as exc:
+                dropped.append((tx, exc))
+                continue
+            seen.add(tx.tx_id)
+            accepted.append(tx)
+        return accepted, dropped
+
+    def prepare(self, txs: Sequence[SignedTx], time_ms: int, proposer: str) -> PreparedBlock:
+        """Execute `txs` (already selected) as the next block."""
+        invariant(len(txs) <= MAX_BLOCK_TXS, "block over MAX_BLOCK_TXS")
+        invariant(time_ms > self.head_time_ms, "block time must increase")
+        height = self.height + 1
+        block_state = Overlay(self.state)
+        frontier = self.frontier.copy()
+        results: list[TxResult] = []
+        entries: list[bytes] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        for tx in txs:
+            result = self._execute(tx, block_state, height, time_ms, frontier.size)
+            entry = LogEntry(tx, height, time_ms, result).encode()
+            nodes.extend(frontier.append(merkle.leaf_hash(entry)))
+            results.append(result)
+            entries.append(entry)
+        state_after = self.state.copy()
+        state_root = state_after.apply(block_state.writes)
+        header = BlockHeader(
+            chain_id=self.chain_id,
+            height=height,
+            prev_hash=self.head_hash,
+            time_ms=time_ms,
+            proposer=proposer,
+            tx_root=tx_root(txs),
+            tx_count=len(txs),
+            log_size=frontier.size,
+            log_root=frontier.root(),
+            state_root=state_root,
+            validators_hash=self.genesis.validators_hash,
+        )
+        return PreparedBlock(
+            header, tuple(txs), tuple(entries), tuple(results), dict(block_state.writes),
+            tuple(nodes), state_after, frontier, self.origin,
+        )
+
+    def validate(
+        self, header: BlockHeader, txs: Sequence[SignedTx], committed: CommittedFilter
+    ) -> PreparedBlock:
+        """Re-execute a block proposed by another validator (or fetched by sync) and
+        check that its header is exactly what execution gives. Raises Rejected."""
+        if header.chain_id != self.chain_id:
+            raise Rejected("block is for another chain", code="wrong_chain")
+        if header.height != self.height + 1 or header.prev_hash != self.head_hash:
+            raise Rejected("block does not extend the head", code="not_next")
+        if len(txs) > MAX_BLOCK_TXS:
+            raise Rejected("block has too many transactions", code="too_large")
+        for tx in txs:
+            check_tx_static(tx, self.chain_id)
+        accepted, dropped = self.select(txs, header.time_ms, committed)
+        if dropped or len(accepted) != len(txs):
+            raise Rejected("block contains an invalid, expired or replayed transaction",
+                           code="bad_block")
+        prepared = self.prepare(txs, header.time_ms, header.proposer)
+        if prepared.header != header:
+            raise Rejected("block header does not match its execution", code="bad_block")
+        return prepared
+
+    def advance(self, prepared: PreparedBlock) -> None:
+        """Move the head to a block that storage has durably committed."""
+        invariant(prepared.header.prev_hash == self.head_hash, "advance out of order")
+        self.head = prepared.header
+        self.state = prepared.state_after
+        self.frontier = prepared.frontier_after
+
+    def _execute(
+        self, tx: SignedTx, block_state: Overlay, height: int, time_ms: int, log_index: int
+    ) -> TxResult:
+        tx_state = Overlay(block_state)
+        ctx = CallContext(
+            contract=tx.body.contract,
+            caller=tx.body.sender,
+            height=height,
+            time_ms=time_ms,
+            log_index=log_index,
+            tx_id=tx.tx_id,
+            _state=tx_state,
+        )
+        try:
+            method = self.registry.method(tx.body.contract, tx.body.method)
+            method(ctx, tx.body.args)
+        except ContractError as exc:
+            return TxResult(ok=False, error=exc.code, reason=exc.reason)
+        block_state.merge(tx_state.writes)
+        return TxResult(ok=True, events=tuple(ctx.events))

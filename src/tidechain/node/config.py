@@ -1,0 +1,165 @@
+"""The network directory that `tide init` writes and every command reads.
+
+    net/
+      network.toml        name, chain id, origin, the nodes and their API addresses
+      genesis.cbor        the genesis (canonical CBOR; chain id = SHA-256 of it)
+      trust.txt           validators' C2SP verifier keys + quorum: what verifiers need
+      client.key          a depositor key for the CLI (C2SP PRIVATE+KEY form)
+      node0/
+        node.toml         this node's name, API address, data directory
+        validator.key     the validator's signing key (mode 0600)
+        data/chain.sqlite the node's store (created on first start)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import Rejected
+from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
+from tidechain.core.trust import Trust, format_trust
+from tidechain.ledger.types import Genesis, GenesisValidator
+
+DEFAULT_API_PORT = 8680
+NET_ENV = "TIDE_NET"
+
+
+class ConfigError(Rejected):
+    code = "config"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    directory: Path
+    name: str  # the node's short name, e.g. "node0"
+    key_name: str  # its C2SP key name, "<network>/<node>"
+    api_host: str
+    api_port: int
+
+    @property
+    def data_path(self) -> Path:
+        return self.directory / "data" / "chain.sqlite"
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / "validator.key"
+
+    @property
+    def network_dir(self) -> Path:
+        return self.directory.parent
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def signer(self) -> Signer:
+        return read_key(self.key_path)
+
+
+def resolve_network_dir(explicit: str | None) -> Path:
+    """--net DIR, else $TIDE_NET, else ./net."""
+    return Path(explicit or os.environ.get(NET_ENV) or "net")
+
+
+def write_key(path: Path, name: str, seed: bytes) -> Signer:
+    path.write_text(signer_key(name, seed) + "\n")
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    return parse_signer_key(signer_key(name, seed))
+
+
+def read_key(path: Path) -> Signer:
+    try:
+        return parse_signer_key(path.read_text().strip())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"key file {path} not found") from exc
+
+
+def init_network(
+    directory: Path, name: str, *, validators: int = 1, base_port: int = DEFAULT_API_PORT,
+    host: str = "127.0.0.1",
+) -> list[NodeConfig]:
+    """Create a new network: keys, genesis, trust file, node configs."""
+    if directory.exists() and any(directory.iterdir()):
+        raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
+    if not 1 <= validators <= 64:
+        raise ConfigError("validators must be between 1 and 64")
+    if not name or any(c in name for c in " +/\t\n") or not name.isascii():
+        raise ConfigError("network name must be ASCII without spaces, '+' or '/'")
+    directory.mkdir(parents=True, exist_ok=True)
+    nodes: list[NodeConfig] = []
+    gen_validators = []
+    for i in range(validators):
+        node_dir = directory / f"node{i}"
+        node_dir.mkdir()
+        node = NodeConfig(node_dir, f"node{i}", f"{name}/node{i}", host, base_port + i)
+        signer = write_key(node.key_path, node.key_name, os.urandom(32))
+        gen_validators.append(GenesisValidator(node.key_name, signer.key.public_key))
+        _write_node_toml(node)
+        nodes.append(node)
+    genesis = Genesis(name, int(time.time() * 1000), tuple(gen_validators))
+    (directory / "genesis.cbor").write_bytes(genesis.encode())
+    write_key(directory / "client.key", f"{name}/client", os.urandom(32))
+    (directory / "trust.txt").write_text(trust_file_text(genesis))
+    (directory / "network.toml").write_text(
+        f'name = "{name}"\nchain_id = "{genesis.chain_id.hex()}"\norigin = "{genesis.origin}"\n'
+        + "".join(f'\n[[nodes]]\nname = "{n.name}"\napi = "{n.api_url}"\n' for n in nodes)
+    )
+    return nodes
+
+
+def trust_file_text(genesis: Genesis) -> str:
+    verifiers = [Verifier.of(v.name, v.public_key) for v in genesis.validators]
+    trust = Trust.of(verifiers, origin=genesis.origin)
+    return format_trust(trust, f"tidechain network {genesis.name}: validators' verifier keys")
+
+
+def _write_node_toml(node: NodeConfig) -> None:
+    (node.directory / "node.toml").write_text(
+        f'name = "{node.name}"\nkey_name = "{node.key_name}"\n'
+        f'api_host = "{node.api_host}"\napi_port = {node.api_port}\n'
+    )
+
+
+def load_node(directory: Path) -> NodeConfig:
+    path = directory / "node.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+        return NodeConfig(
+            directory, str(data["name"]), str(data["key_name"]),
+            str(data.get("api_host", "127.0.0.1")), int(data.get("api_port", DEFAULT_API_PORT)),
+        )
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc
+    except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_genesis(network_dir: Path) -> Genesis:
+    path = network_dir / "genesis.cbor"
+    try:
+        return Genesis.decode(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found: run `tide init` first or pass --net") from exc
+
+
+def node_urls(network_dir: Path) -> list[str]:
+    path = network_dir / "network.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found: run `tide init` first or pass --net") from exc
+    return [str(n["api"]) for n in data.get("nodes", [])]
+
+
+def client_signer(network_dir: Path, key_file: str | None = None) -> Signer:
+    return read_key(Path(key_file) if key_file else network_dir / "client.key")
+
+
+def new_signing_key() -> SigningKey:
+    return SigningKey(os.urandom(32))

@@ -1,0 +1,315 @@
+"""A node: chain head, store, mempool and consensus replica wired together.
+
+Synchronous and single-threaded on purpose: the asyncio runtime (`node.runtime`) owns
+time, sockets and waiting, and calls into this object; this object owns the order in
+which consensus actions hit the disk. It is also the query and submit facade that the
+REST API serves (and therefore the SDK and CLI, which speak to the API).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from tidechain.consensus import (
+    Action,
+    BlockLike,
+    Broadcast,
+    BuildProposal,
+    Commit,
+    CommitCertificate,
+    ConsensusParams,
+    Event,
+    PersistSafety,
+    ProposalBuilt,
+    Replica,
+    SafetyState,
+    SendTo,
+    TransactionsAvailable,
+    ValidatorInfo,
+    ValidatorSet,
+)
+from tidechain.contracts import default_registry, evidence
+from tidechain.core import cbor, merkle
+from tidechain.core.errors import NotFound, Rejected, invariant
+from tidechain.core.limits import MAX_BLOCK_TXS, MAX_QUERY_RESULTS
+from tidechain.core.note import Note, NoteSignature, Signer, Verifier
+from tidechain.core.receipt import Receipt, format_receipt
+from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_static, check_tx_time
+from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult, checkpoint_body
+from tidechain.node.mempool import Mempool
+from tidechain.storage.store import Store
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a waiting submitter learns when its transaction commits (or is dropped)."""
+
+    tx_id: bytes
+    log_index: int | None
+    height: int | None
+    result: TxResult | None
+    rejection: Rejected | None = None
+
+
+class Node:
+    def __init__(
+        self,
+        genesis: Genesis,
+        store: Store,
+        signer: Signer,
+        *,
+        params: ConsensusParams | None = None,
+        mempool: Mempool | None = None,
+    ) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.signer = signer
+        self.mempool = mempool or Mempool()
+        store.init_genesis(genesis)
+        self.chain = _load_chain(genesis, store)
+        self.validators = ValidatorSet(
+            tuple(ValidatorInfo(v.name, v.public_key) for v in genesis.validators)
+        )
+        self._verifiers = {v.name: Verifier.of(v.name, v.public_key) for v in genesis.validators}
+        saved = store.load_safety()
+        safety = SafetyState.decode(saved) if saved is not None else None
+        self.replica = Replica.restore(
+            validators=self.validators,
+            key=signer.key,
+            name=signer.name,
+            params=params or ConsensusParams(),
+            safety=safety,
+            committed_height=self.chain.height,
+        )
+        self._prepared: dict[bytes, PreparedBlock] = {}
+        self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
+        self.commits: list[Committed] = []  # drained by the runtime to wake waiters
+        head = store.head()
+        self._checkpoint = head.checkpoint if head else self._unsigned_empty_checkpoint()
+
+    # --- consensus drive ---------------------------------------------------------------
+    def step(self, event: Event) -> None:
+        """Feed one event to the replica and carry out its actions, in order."""
+        pending: list[Event] = [event]
+        while pending:
+            for action in self.replica.step(pending.pop(0)):
+                follow_up = self._execute(action)
+                if follow_up is not None:
+                    pending.append(follow_up)
+
+    def _execute(self, action: Action) -> Event | None:
+        if isinstance(action, PersistSafety):
+            self.store.save_safety(action.state.encode())  # durable before what follows
+        elif isinstance(action, Broadcast | SendTo):
+            self.outbox.append(action)
+        elif isinstance(action, BuildProposal):
+            return self._build_proposal(action)
+        elif isinstance(action, Commit):
+            self._commit(action.block, action.certificate)
+        else:
+            invariant(False, f"unknown consensus action {action!r}")
+        return None
+
+    def _build_proposal(self, action: BuildProposal) -> Event:
+        time_ms = max(action.time_ms, self.chain.head_time_ms + 1)
+        candidates = self.mempool.peek(MAX_BLOCK_TXS)
+        accepted, dropped = self.chain.select(candidates, time_ms, self.store.committed)
+        if dropped:
+            self.mempool.remove([tx.tx_id for tx, _ in dropped])
+            self.commits.extend(Committed(tx.tx_id, None, None, None, why) for tx, why in dropped)
+        prepared = self.chain.prepare(accepted, time_ms, self.signer.name)
+        self._prepared[prepared.block_hash] = prepared
+        return ProposalBuilt(action.height, action.round, _BlockRef(prepared))
+
+    def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
+        prepared = self._prepared.get(block.block_hash)
+        invariant(prepared is not None, "commit of a block this node never executed")
+        assert prepared is not None
+        note = self._quorum_checkpoint(prepared, certificate)
+        self.store.commit_block(prepared, certificate.encode(), note)
+        self.chain.advance(prepared)
+        self._checkpoint = note
+        self._prepared.clear()
+        self.mempool.remove([tx.tx_id for tx in prepared.txs])
+        first = prepared.first_log_index
+        self.commits.extend(
+            Committed(tx.tx_id, first + i, prepared.height, result)
+            for i, (tx, result) in enumerate(zip(prepared.txs, prepared.results, strict=True))
+        )
+
+    def _quorum_checkpoint(self, prepared: PreparedBlock, certificate: CommitCertificate) -> str:
+        body = prepared.checkpoint_body.decode()
+        signatures = []
+        for vote in certificate.precommits:
+            verifier = self._verifiers[vote.voter]
+            invariant(vote.checkpoint_signature is not None, "precommit without checkpoint sig")
+            assert vote.checkpoint_signature is not None
+            signatures.append(NoteSignature(vote.voter, verifier.key_id, vote.checkpoint_signature))
+        signatures.sort(key=lambda s: s.name)
+        return Note(body, tuple(signatures)).format()
+
+    def _unsigned_empty_checkpoint(self) -> str:
+        return checkpoint_body(self.genesis.origin, 0, merkle.EMPTY_ROOT)
+
+    # --- submit ------------------------------------------------------------------------
+    def admit(self, tx: SignedTx, *, signature_checked: bool = False) -> None:
+        """Admit a decoded transaction to the mempool, or raise a typed rejection."""
+        if not signature_checked:
+            check_tx_static(tx, self.chain.chain_id)
+        elif tx.body.chain_id != self.chain.chain_id:
+            check_tx_static(tx, self.chain.chain_id)
+        if self.store.committed([tx.tx_id]):
+            raise Rejected("transaction already committed", code="replay")
+        check_tx_time(tx, self.chain.head_time_ms)
+        was_empty = len(self.mempool) == 0
+        self.mempool.add(tx)
+        if was_empty:
+            self.step(TransactionsAvailable())
+
+    # --- queries (the facade the API serves) --------------------------------------------
+    def status(self) -> dict[str, Any]:
+        head = self.chain.head
+        return {
+            "network": self.genesis.name,
+            "chain_id": self.chain.chain_id.hex(),
+            "origin": self.genesis.origin,
+            "node": self.signer.name,
+            "height": self.chain.height,
+            "block_hash": self.chain.head_hash.hex(),
+            "block_time_ms": self.chain.head_time_ms,
+            "log_size": self.chain.frontier.size,
+            "log_root": base64.b64encode(self.chain.frontier.root()).decode(),
+            "state_root": self.chain.state.root().hex() if head else StateTree().root().hex(),
+            "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.size_bytes,
+                        "capacity": self.mempool.max_txs},
+            "validators": [v.name for v in self.genesis.validators],
+            "quorum": self.validators.quorum,
+            "consensus": {"height": self.replica.height, "round": self.replica.round},
+        }
+
+    def checkpoint(self) -> str:
+        return self._checkpoint
+
+    def tx(self, tx_id: bytes) -> dict[str, Any]:
+        found = self.store.entry_by_tx(tx_id)
+        if found is None:
+            if tx_id in self.mempool:
+                return {"tx_id": tx_id.hex(), "status": "pending"}
+            raise NotFound(f"no transaction {tx_id.hex()}")
+        log_index, _, entry = found
+        return describe_entry(log_index, entry)
+
+    def entry(self, log_index: int) -> dict[str, Any]:
+        _, entry = self.store.entry(log_index)
+        return describe_entry(log_index, entry)
+
+    def block(self, height: int) -> dict[str, Any]:
+        stored = self.store.block(height)
+        h = stored.header
+        txs = [SignedTx.from_cbor(t) for t in cbor.decode(stored.txs)]
+        return {
+            "height": h.height,
+            "hash": h.block_hash.hex(),
+            "prev": h.prev_hash.hex(),
+            "time_ms": h.time_ms,
+            "proposer": h.proposer,
+            "tx_count": h.tx_count,
+            "tx_root": h.tx_root.hex(),
+            "log_size": h.log_size,
+            "log_root": base64.b64encode(h.log_root).decode(),
+            "state_root": h.state_root.hex(),
+            "validators_hash": h.validators_hash.hex(),
+            "txs": [tx.tx_id.hex() for tx in txs],
+            "checkpoint": stored.checkpoint,
+        }
+
+    def receipt(self, log_index: int) -> str:
+        """A tlog-proof@v1 receipt of entry `log_index` against the latest checkpoint."""
+        size = self.chain.frontier.size
+        if not 0 <= log_index < size:
+            raise NotFound(f"no log entry at index {log_index} (log size {size})")
+        _, entry = self.store.entry(log_index)
+        proof = merkle.inclusion_proof(self.store, log_index, size)
+        return format_receipt(Receipt(log_index, tuple(proof), self._checkpoint, entry))
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        size = self.chain.frontier.size
+        new = size if new_size is None else new_size
+        if not 0 < old_size <= new <= size:
+            raise Rejected(f"need 0 < old <= new <= {size}", code="bad_range")
+        proof = merkle.consistency_proof(self.store, old_size, new)
+        b64 = base64.b64encode
+        return {
+            "old_size": old_size,
+            "new_size": new,
+            "old_root": b64(merkle.root_at(self.store, old_size)).decode(),
+            "new_root": b64(merkle.root_at(self.store, new)).decode(),
+            "proof": [b64(h).decode() for h in proof],
+        }
+
+    def deposits(self, digest: bytes) -> list[dict[str, Any]]:
+        return [_json_record(r) for r in
+                evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
+
+    def deposit(self, index: int) -> dict[str, Any]:
+        record = evidence.get_deposit(self.store, index)
+        if record is None:
+            raise NotFound(f"no deposit at log index {index}")
+        out = _json_record(record)
+        out["amended_by"] = evidence.amendments_of(self.store, index, MAX_QUERY_RESULTS)
+        return out
+
+
+class _BlockRef:
+    """The view of a prepared block that consensus needs (it treats blocks as opaque)."""
+
+    def __init__(self, prepared: PreparedBlock) -> None:
+        self.height = prepared.height
+        self.block_hash = prepared.block_hash
+        self.checkpoint_body = prepared.checkpoint_body
+
+
+def _load_chain(genesis: Genesis, store: Store) -> Chain:
+    """Rebuild the in-memory head from the store, checking what was read."""
+    head = store.head()
+    state = StateTree.from_items(store.iter_state())
+    frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
+                if head else merkle.CompactRange())
+    # Chain's constructor checks the rebuilt roots against the stored header.
+    return Chain(genesis, default_registry(), head.header if head else None, state, frontier)
+
+
+def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:
+    entry = LogEntry.decode(entry_bytes)
+    return {
+        "tx_id": entry.tx.tx_id.hex(),
+        "status": "committed",
+        "log_index": log_index,
+        "height": entry.height,
+        "time_ms": entry.time_ms,
+        "sender": entry.tx.body.sender.hex(),
+        "contract": entry.tx.body.contract,
+        "method": entry.tx.body.method,
+        "args": to_json(entry.tx.body.args),
+        "result": to_json(entry.result.to_cbor()),
+        "entry": base64.b64encode(entry_bytes).decode(),
+    }
+
+
+def _json_record(record: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = to_json(record)
+    return out
+
+
+def to_json(value: Any) -> Any:
+    """CBOR values as JSON: byte strings as lowercase hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value

@@ -1,0 +1,173 @@
+"""The asyncio shell around a `Node`: the clock, the tick loop, commit waiters, and
+signature checks off the event loop.
+
+Everything that waits has a timeout; everything that queues has a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tidechain.consensus import Start, Tick
+from tidechain.core.errors import Busy, Rejected
+from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_SUBMIT_BATCH
+from tidechain.ledger.types import LogEntry, SignedTx
+from tidechain.node.node import Committed, Node
+
+log = logging.getLogger("tidechain.node")
+
+TICK_MS = 10
+"""Consensus timers are derived from ticks; 10 ms bounds the added commit latency."""
+
+MAX_WAITERS = 100_000
+"""Submitters blocked on a commit at once; beyond it `wait=true` answers Busy."""
+
+VERIFY_THREADS = 2
+"""libsodium releases the GIL during verification (PyNaCl calls it through cffi), so
+two threads verify on both cores while the event loop keeps serving."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class NodeRuntime:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
+        self._waiter_count = 0
+        self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
+        self._stopping = asyncio.Event()
+        self.started_at_ms = now_ms()
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        """Drive consensus until `stop()`."""
+        self.node.step(Start(now_ms()))
+        self._deliver()
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), TICK_MS / 1000)
+            except TimeoutError:
+                pass
+            self.node.step(Tick(now_ms()))
+            self._deliver()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- submit ---------------------------------------------------------------------
+    async def submit(self, raw: bytes, *, wait: bool, timeout_ms: int) -> Committed | bytes:
+        """Admit one encoded transaction. Returns its id, or with `wait` the commit
+        outcome. Raises a Rejected subclass for bad input, Busy for back-pressure."""
+        tx = SignedTx.decode(raw)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._verify_pool, tx.verify_signature)
+        future = self._register(tx.tx_id) if wait else None
+        try:
+            self.node.admit(tx, signature_checked=True)
+        except Rejected:
+            if future is not None:
+                self._unregister(tx.tx_id, future)
+            raise
+        self._deliver()
+        if future is None:
+            return tx.tx_id
+        return await self._await(tx.tx_id, future, timeout_ms)
+
+    async def submit_batch(self, raws: list[bytes]) -> list[bytes | Rejected]:
+        """Admit many transactions; each gets its id or its own rejection."""
+        if len(raws) > MAX_SUBMIT_BATCH:
+            raise Rejected(f"batch of {len(raws)} exceeds {MAX_SUBMIT_BATCH}", code="too_large")
+        decoded: list[SignedTx | Rejected] = []
+        for raw in raws:
+            try:
+                decoded.append(SignedTx.decode(raw))
+            except Rejected as exc:
+                decoded.append(exc)
+        txs = [d for d in decoded if isinstance(d, SignedTx)]
+        loop = asyncio.get_running_loop()
+        halves = [txs[i::VERIFY_THREADS] for i in range(VERIFY_THREADS)]
+        checks = await asyncio.gather(
+            *(loop.run_in_executor(self._verify_pool, _verify_all, h) for h in halves)
+        )
+        bad: dict[bytes, Rejected] = {}
+        for result in checks:
+            bad.update(result)
+        out: list[bytes | Rejected] = []
+        for item in decoded:
+            if isinstance(item, Rejected):
+                out.append(item)
+                continue
+            failure = bad.get(item.tx_id)
+            if failure is None:
+                try:
+                    self.node.admit(item, signature_checked=True)
+                except Rejected as exc:
+                    failure = exc
+            out.append(item.tx_id if failure is None else failure)
+        self._deliver()
+        return out
+
+    async def wait_for(self, tx_id: bytes, timeout_ms: int) -> Committed:
+        """Wait until a submitted transaction commits (or is dropped)."""
+        found = self.node.store.entry_by_tx(tx_id)
+        if found is not None:
+            entry = LogEntry.decode(found[2])
+            return Committed(tx_id, found[0], found[1], entry.result)
+        future = self._register(tx_id)
+        return await self._await(tx_id, future, timeout_ms)
+
+    # --- waiters ---------------------------------------------------------------------
+    def _register(self, tx_id: bytes) -> asyncio.Future[Committed]:
+        if self._waiter_count >= MAX_WAITERS:
+            raise Busy("too many submitters waiting for commits; try later")
+        future: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_id, []).append(future)
+        self._waiter_count += 1
+        return future
+
+    def _unregister(self, tx_id: bytes, future: asyncio.Future[Committed]) -> None:
+        futures = self._waiters.get(tx_id, [])
+        if future in futures:
+            futures.remove(future)
+            self._waiter_count -= 1
+        if not futures:
+            self._waiters.pop(tx_id, None)
+
+    async def _await(
+        self, tx_id: bytes, future: asyncio.Future[Committed], timeout_ms: int
+    ) -> Committed:
+        timeout_ms = min(timeout_ms, COMMIT_WAIT_MAX_MS)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_ms / 1000)
+        except TimeoutError:
+            raise Rejected(
+                f"not committed within {timeout_ms} ms; it may still commit: "
+                f"ask for transaction {tx_id.hex()}", code="timeout") from None
+        finally:
+            self._unregister(tx_id, future)
+
+    def _deliver(self) -> None:
+        """Wake submitters whose transactions committed or were dropped."""
+        commits, self.node.commits = self.node.commits, []
+        for committed in commits:
+            for future in self._waiters.get(committed.tx_id, []):
+                if not future.done():
+                    future.set_result(committed)
+        # Network delivery of node.outbox belongs to the peer layer (multi-validator).
+        self.node.outbox.clear()
+
+
+def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:
+    bad: dict[bytes, Rejected] = {}
+    for tx in txs:
+        try:
+            tx.verify_signature()
+        except Rejected as exc:
+            bad[tx.tx_id] = exc
+    return bad

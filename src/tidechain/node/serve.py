@@ -1,0 +1,47 @@
+"""`tide node start DIR`: open the store, build the node, serve the API, run consensus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from tidechain.api.server import Api
+from tidechain.node.config import load_genesis, load_node
+from tidechain.node.node import Node
+from tidechain.node.runtime import NodeRuntime
+from tidechain.storage.store import Store
+
+log = logging.getLogger("tidechain.node")
+
+
+async def serve(node_dir: Path, *, port: int | None = None) -> None:
+    config = load_node(node_dir)
+    genesis = load_genesis(config.network_dir)
+    store = Store(config.data_path)
+    node = Node(genesis, store, config.signer())
+    runtime = NodeRuntime(node)
+    runner = web.AppRunner(Api(runtime).app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.api_host, port or config.api_port)
+    await site.start()
+    log.info("node %s of %s at height %d, log size %d; API on http://%s:%d",
+             config.name, genesis.name, node.chain.height, node.chain.frontier.size,
+             config.api_host, port or config.api_port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runtime.stop)
+    try:
+        await runtime.run()
+    finally:
+        await runner.cleanup()
+        store.close()
+        log.info("node %s stopped cleanly", config.name)
+
+
+def run_node(node_dir: Path, *, port: int | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(node_dir, port=port))
