@@ -4,7 +4,11 @@ The canonical encoding *is* the product (ADR 0001), so it is ours and small:
 
 * data model: unsigned and negative integers (64-bit), byte strings, text strings,
   arrays, maps, true, false, null. No floats, no tags, no undefined: nothing that
-  has two encodings or that a contract should ever see.
+  has two encodings or that a contract should ever see. Map keys are integers or
+  text strings only: a Python dict merges the keys 1 and True (and 0 and False), so
+  allowing bool keys would let two different byte strings decode to one value.
+* bounds (`limits`): at most MAX_CBOR_DEPTH nesting and MAX_CBOR_ITEMS per array or
+  map, enforced by the encoder too, so we never produce bytes our decoder refuses.
 * encoding: shortest argument form, definite lengths only, map keys sorted by the
   bytewise order of their own deterministic encodings, no duplicate keys.
 * decoding is strict: any input that is not exactly what `encode` would produce for
@@ -32,6 +36,8 @@ _MAJOR_TEXT = 3
 _MAJOR_ARRAY = 4
 _MAJOR_MAP = 5
 _MAJOR_SIMPLE = 7
+
+_KEY_MAJORS = (_MAJOR_UINT, _MAJOR_NEGINT, _MAJOR_TEXT)
 
 _FALSE = b"\xf4"
 _TRUE = b"\xf5"
@@ -82,15 +88,18 @@ def _encode_into(value: CborValue, out: list[bytes], depth: int) -> None:
         out.append(_head(_MAJOR_BYTES, len(data)))
         out.append(data)
     elif isinstance(value, str):
-        data = value.encode("utf-8")
+        data = _utf8(value)
         out.append(_head(_MAJOR_TEXT, len(data)))
         out.append(data)
     elif isinstance(value, list | tuple):
+        _check_item_count(len(value), "array")
         out.append(_head(_MAJOR_ARRAY, len(value)))
         for item in value:
             _encode_into(item, out, depth + 1)
     elif isinstance(value, dict):
-        pairs = sorted((encode(k), v) for k, v in value.items())
+        _check_item_count(len(value), "map")
+        # Sort on the key bytes alone: comparing values on a tie could raise TypeError.
+        pairs = sorted(((_encode_key(k), v) for k, v in value.items()), key=lambda kv: kv[0])
         out.append(_head(_MAJOR_MAP, len(pairs)))
         previous = None
         for key_bytes, item in pairs:
@@ -101,6 +110,25 @@ def _encode_into(value: CborValue, out: list[bytes], depth: int) -> None:
             _encode_into(item, out, depth + 1)
     else:
         raise DecodeError(f"type {type(value).__name__} is not in tidechain's CBOR data model")
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+        raise DecodeError("text string is not valid Unicode (lone surrogate)") from exc
+
+
+def _check_item_count(count: int, kind: str) -> None:
+    if count > MAX_CBOR_ITEMS:
+        raise TooLarge(f"CBOR {kind} of {count} items exceeds {MAX_CBOR_ITEMS}")
+
+
+def _encode_key(key: CborValue) -> bytes:
+    # bool is a subclass of int, and a dict merges True with 1: refuse bool keys.
+    if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
+        return encode(key)
+    raise DecodeError(f"map keys must be integers or text strings, not {type(key).__name__}")
 
 
 def decode(data: bytes) -> CborValue:
@@ -185,26 +213,24 @@ def _decode_at(buf: bytes, pos: int, depth: int) -> tuple[CborValue, int]:
         except UnicodeDecodeError as exc:
             raise DecodeError("CBOR text string is not valid UTF-8") from exc
     if major == _MAJOR_ARRAY:
-        if arg > MAX_CBOR_ITEMS:
-            raise TooLarge(f"CBOR array of {arg} items exceeds {MAX_CBOR_ITEMS}")
+        _check_item_count(arg, "array")
         items = []
         for _ in range(arg):
             item, pos = _decode_at(buf, pos, depth + 1)
             items.append(item)
         return items, pos
     if major == _MAJOR_MAP:
-        if arg > MAX_CBOR_ITEMS:
-            raise TooLarge(f"CBOR map of {arg} entries exceeds {MAX_CBOR_ITEMS}")
+        _check_item_count(arg, "map")
         result: dict[CborValue, CborValue] = {}
         previous_key: bytes | None = None
         for _ in range(arg):
             key_start = pos
+            if key_start < len(buf) and buf[key_start] >> 5 not in _KEY_MAJORS:
+                raise DecodeError("CBOR map keys must be integers or text strings")
             key, pos = _decode_at(buf, pos, depth + 1)
             key_bytes = buf[key_start:pos]
             if previous_key is not None and key_bytes <= previous_key:
                 raise DecodeError("CBOR map keys not in deterministic order (or duplicated)")
-            if isinstance(key, list | dict):
-                raise DecodeError("CBOR map keys must be integers or strings")
             previous_key = key_bytes
             item, pos = _decode_at(buf, pos, depth + 1)
             result[key] = item

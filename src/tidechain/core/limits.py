@@ -61,6 +61,9 @@ MAX_RECEIPT_BYTES = 256 * 1024
 MAX_TRUST_FILE_BYTES = 64 * 1024
 MAX_NOTE_SIGNATURES = MAX_VALIDATORS + 16
 
+MAX_NOTE_BYTES = 64 * 1024
+"""A checkpoint note with MAX_NOTE_SIGNATURES signature lines is under 16 KiB."""
+
 # --- queries --------------------------------------------------------------------
 MAX_QUERY_RESULTS = 1000
 """Rows one query returns (e.g. deposits of one digest); more need paging."""

@@ -28,7 +28,6 @@ KEY_ID_BYTES = 4
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 SIGNER_KEY_PREFIX = "PRIVATE+KEY+"
 
-_MAX_NOTE_BYTES = limits.MAX_RECEIPT_BYTES
 """A note never travels alone in something larger than a receipt, which holds one."""
 
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
@@ -283,8 +282,8 @@ def _parse_signature_line(line: str) -> NoteSignature:
 def parse_note(data: str | bytes) -> Note:
     """Parse a signed note strictly per the spec, without verifying any signature."""
     text = text_from_input(data, "note")
-    if utf8_size(text) > _MAX_NOTE_BYTES:
-        raise TooLarge(f"note is larger than {_MAX_NOTE_BYTES} bytes")
+    if utf8_size(text) > limits.MAX_NOTE_BYTES:
+        raise TooLarge(f"note is larger than {limits.MAX_NOTE_BYTES} bytes")
     reject_control_chars(text, "note")
     # The text is separated from the signatures by the *last* blank line.
     split = text.rfind("\n\n")

@@ -8,14 +8,14 @@ is a hard fork.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidechain.core import cbor
+from tidechain.core.checkpoint import Checkpoint
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey, sha256, verify
-from tidechain.core.errors import DecodeError, TooLarge
-from tidechain.core.limits import MAX_NAME_BYTES, MAX_TX_BYTES
+from tidechain.core.errors import DecodeError, TooLarge, invariant
+from tidechain.core.limits import MAX_NAME_BYTES, MAX_TX_BYTES, MAX_VALIDATORS
 
 FORMAT_VERSION = 1
 HASH_BYTES = 32
@@ -36,6 +36,9 @@ def _require_map(value: Any, what: str) -> dict[str, Any]:
 
 
 def _field(m: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    # Checked here too: `name in m` on a list or str would "work" and then m[name] would
+    # raise TypeError, which is not a typed rejection.
+    _require_map(m, what)
     if name not in m:
         raise DecodeError(f"{what}: missing field {name!r}")
     value = m[name]
@@ -70,6 +73,29 @@ def _ident(m: dict[str, Any], name: str, what: str) -> str:
     if not value or len(value.encode()) > MAX_IDENT_BYTES or not value.isascii():
         raise DecodeError(f"{what}: field {name!r} must be 1..{MAX_IDENT_BYTES} ASCII chars")
     return value
+
+
+def _note_name(value: str, what: str, *, allow_slash: bool) -> str:
+    """A name that can appear in a C2SP signed note (origin line or key name): 1..
+    MAX_NAME_BYTES of printable ASCII without space or '+' (the note format forbids
+    both in key names, and a newline would end the origin line)."""
+    ok = (
+        0 < len(value) <= MAX_NAME_BYTES
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and "+" not in value
+        and (allow_slash or "/" not in value)
+    )
+    if not ok:
+        raise DecodeError(f"{what}: bad name {value[:MAX_NAME_BYTES]!r}")
+    return value
+
+
+def _format_version(m: dict[str, Any], what: str) -> None:
+    version = _uint(m, "v", what)
+    if version != FORMAT_VERSION:
+        raise DecodeError(f"{what}: unsupported format version {version}")
 
 
 # --- transactions ------------------------------------------------------------------
@@ -107,8 +133,7 @@ class TxBody:
         what = "transaction body"
         m = _require_map(value, what)
         _exact_keys(m, {"v", "chain", "from", "nonce", "exp", "contract", "method", "args"}, what)
-        if _uint(m, "v", what) != FORMAT_VERSION:
-            raise DecodeError(f"{what}: unsupported format version {m['v']}")
+        _format_version(m, what)
         sender: bytes = _field(m, "from", bytes, what)
         if len(sender) != PUBLIC_KEY_BYTES:
             raise DecodeError(f"{what}: 'from' must be a {PUBLIC_KEY_BYTES}-byte Ed25519 key")
@@ -150,10 +175,14 @@ class SignedTx:
     @classmethod
     def create(cls, body: TxBody, key: SigningKey) -> SignedTx:
         body_bytes = body.encode()
-        if len(body_bytes) > MAX_TX_BYTES:
-            raise TooLarge(f"transaction body is {len(body_bytes)} bytes, limit {MAX_TX_BYTES}")
         signature = key.sign(TX_SIGNING_DOMAIN + body_bytes)
-        return cls(body_bytes, signature, body, sha256(body_bytes))
+        tx = cls(body_bytes, signature, body, sha256(body_bytes))
+        # The limit is on the envelope, the bytes `decode` sees: checking only the body
+        # would let us create a transaction that every node refuses.
+        envelope_bytes = len(tx.encode())
+        if envelope_bytes > MAX_TX_BYTES:
+            raise TooLarge(f"transaction is {envelope_bytes} bytes, limit {MAX_TX_BYTES}")
+        return tx
 
     @classmethod
     def from_cbor(cls, value: Any) -> SignedTx:
@@ -161,6 +190,8 @@ class SignedTx:
         m = _require_map(value, what)
         _exact_keys(m, {"body", "sig"}, what)
         body_bytes: bytes = _field(m, "body", bytes, what)
+        if len(body_bytes) > MAX_TX_BYTES:
+            raise TooLarge(f"{what}: body is {len(body_bytes)} bytes, limit {MAX_TX_BYTES}")
         signature: bytes = _field(m, "sig", bytes, what)
         if len(signature) != SIGNATURE_BYTES:
             raise DecodeError(f"{what}: signature must be {SIGNATURE_BYTES} bytes")
@@ -186,6 +217,13 @@ class Event:
     def to_cbor(self) -> dict[str, Any]:
         return {"type": self.kind, "data": self.data}
 
+    @classmethod
+    def from_cbor(cls, value: Any) -> Event:
+        what = "event"
+        m = _require_map(value, what)
+        _exact_keys(m, {"type", "data"}, what)
+        return cls(_field(m, "type", str, what), _field(m, "data", dict, what))
+
 
 @dataclass(frozen=True)
 class TxResult:
@@ -197,6 +235,13 @@ class TxResult:
     error: str = ""
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        # to_cbor writes only one branch's fields; anything else would be silently lost.
+        if self.ok:
+            invariant(not self.error and not self.reason, "a successful result has no error")
+        else:
+            invariant(not self.events, "a failed result has no events")
+
     def to_cbor(self) -> dict[str, Any]:
         if self.ok:
             return {"ok": True, "events": [e.to_cbor() for e in self.events]}
@@ -204,14 +249,14 @@ class TxResult:
 
     @classmethod
     def from_cbor(cls, value: Any) -> TxResult:
-        m = _require_map(value, "result")
-        if m.get("ok") is True:
-            events = tuple(
-                Event(_field(e, "type", str, "event"), _field(e, "data", dict, "event"))
-                for e in _field(m, "events", list, "result")
-            )
+        what = "result"
+        m = _require_map(value, what)
+        if _field(m, "ok", bool, what):
+            _exact_keys(m, {"ok", "events"}, what)
+            events = tuple(Event.from_cbor(e) for e in _field(m, "events", list, what))
             return cls(True, events)
-        return cls(False, (), _field(m, "error", str, "result"), _field(m, "reason", str, "result"))
+        _exact_keys(m, {"ok", "error", "reason"}, what)
+        return cls(False, (), _field(m, "error", str, what), _field(m, "reason", str, what))
 
 
 @dataclass(frozen=True)
@@ -239,16 +284,19 @@ class LogEntry:
 
     @classmethod
     def decode(cls, data: bytes) -> LogEntry:
+        return cls.from_cbor(cbor.decode(data))
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> LogEntry:
         what = "log entry"
-        m = _require_map(cbor.decode(data), what)
+        m = _require_map(value, what)
         _exact_keys(m, {"v", "tx", "height", "time", "result"}, what)
-        if _uint(m, "v", what) != FORMAT_VERSION:
-            raise DecodeError(f"{what}: unsupported format version")
+        _format_version(m, what)
         return cls(
-            tx=SignedTx.from_cbor(m["tx"]),
+            tx=SignedTx.from_cbor(_field(m, "tx", dict, what)),
             height=_uint(m, "height", what),
             time_ms=_uint(m, "time", what),
-            result=TxResult.from_cbor(m.get("result")),
+            result=TxResult.from_cbor(_field(m, "result", dict, what)),
         )
 
 
@@ -299,8 +347,7 @@ class BlockHeader:
         keys = {"v", "chain", "height", "prev", "time", "proposer", "txroot", "txcount",
                 "logsize", "logroot", "state", "validators"}
         _exact_keys(m, keys, what)
-        if _uint(m, "v", what) != FORMAT_VERSION:
-            raise DecodeError(f"{what}: unsupported format version")
+        _format_version(m, what)
         return cls(
             chain_id=_hash32(m, "chain", what),
             height=_uint(m, "height", what),
@@ -323,6 +370,16 @@ class BlockHeader:
 class GenesisValidator:
     name: str  # C2SP key name, "<network>/<node>"
     public_key: bytes
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> GenesisValidator:
+        what = "genesis validator"
+        m = _require_map(value, what)
+        _exact_keys(m, {"name", "key"}, what)
+        key: bytes = _field(m, "key", bytes, what)
+        if len(key) != PUBLIC_KEY_BYTES:
+            raise DecodeError(f"{what}: 'key' must be a {PUBLIC_KEY_BYTES}-byte Ed25519 key")
+        return cls(_note_name(_field(m, "name", str, what), what, allow_slash=True), key)
 
 
 @dataclass(frozen=True)
@@ -360,16 +417,16 @@ class Genesis:
         what = "genesis"
         m = _require_map(cbor.decode(data), what)
         _exact_keys(m, {"v", "name", "time", "validators"}, what)
-        name: str = _field(m, "name", str, what)
-        if not name or len(name.encode()) > MAX_NAME_BYTES:
-            raise DecodeError("genesis: bad network name")
-        validators = tuple(
-            GenesisValidator(_field(v, "name", str, what), _field(v, "key", bytes, what))
-            for v in _field(m, "validators", list, what)
-        )
+        _format_version(m, what)
+        # No '/' in the network name: it sits between two '/' in the checkpoint origin.
+        name = _note_name(_field(m, "name", str, what), what, allow_slash=False)
+        entries: list[Any] = _field(m, "validators", list, what)
+        if len(entries) > MAX_VALIDATORS:
+            raise TooLarge(f"{what}: {len(entries)} validators, limit {MAX_VALIDATORS}")
+        validators = tuple(GenesisValidator.from_cbor(v) for v in entries)
         return cls(name, _uint(m, "time", what), validators)
 
 
 def checkpoint_body(origin: str, size: int, root: bytes) -> str:
     """The C2SP tlog-checkpoint note body for a log state."""
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    return Checkpoint(origin, size, root).body()
