@@ -22,7 +22,8 @@ import httpx
 TIDE = [sys.executable, "-m", "tidechain.cli.main"]
 
 DOCUMENTS = {
-    "tally-report-0042.txt": "Shipping tally report 0042\nVessel: MV Huangpu Star\nContainers: 118\n",
+    "tally-report-0042.txt":
+        "Shipping tally report 0042\nVessel: MV Huangpu Star\nContainers: 118\n",
     "insurance-policy-7781.txt": "Cargo insurance policy 7781\nInsured value: CNY 1,250,000.00\n",
     "supply-contract-2026-19.txt": "Supply contract 2026-19\nSteel coils, 400 t, delivery Q1\n",
 }

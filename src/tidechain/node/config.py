@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
+from tidechain.core.limits import MAX_VALIDATORS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
 from tidechain.core.trust import Trust, format_trust
 from tidechain.ledger.types import Genesis, GenesisValidator
@@ -87,8 +88,8 @@ def init_network(
     """Create a new network: keys, genesis, trust file, node configs."""
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
-    if not 1 <= validators <= 64:
-        raise ConfigError("validators must be between 1 and 64")
+    if not 1 <= validators <= MAX_VALIDATORS:
+        raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}")
     if not name or any(c in name for c in " +/\t\n") or not name.isascii():
         raise ConfigError("network name must be ASCII without spaces, '+' or '/'")
     directory.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ class Mempool:
 
     def peek(self, max_txs: int) -> list[SignedTx]:
         """The oldest `max_txs` pending transactions (FIFO: first come, first served)."""
-        out = []
+        out: list[SignedTx] = []
         for tx in self._txs.values():
             if len(out) >= max_txs:
                 break

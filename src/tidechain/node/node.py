@@ -23,10 +23,12 @@ from tidechain.consensus import (
     Event,
     PersistSafety,
     ProposalBuilt,
+    ProposalValidated,
     Replica,
     SafetyState,
     SendTo,
     TransactionsAvailable,
+    ValidateProposal,
     ValidatorInfo,
     ValidatorSet,
 )
@@ -80,7 +82,9 @@ class Node:
             validators=self.validators,
             key=signer.key,
             name=signer.name,
-            params=params or ConsensusParams(),
+            # No empty blocks: an idle network writes nothing (the replica only starts
+            # a round once transactions are pending or a peer has started one).
+            params=params or ConsensusParams(create_empty_blocks=False),
             safety=safety,
             committed_height=self.chain.height,
         )
@@ -107,8 +111,16 @@ class Node:
             self.outbox.append(action)
         elif isinstance(action, BuildProposal):
             return self._build_proposal(action)
+        elif isinstance(action, ValidateProposal):
+            # Single-validator networks only ever see their own proposals, executed
+            # when built. Validating a peer's block (re-execution) arrives with the
+            # peer network (consensus issue).
+            valid = action.proposal.block.block_hash in self._prepared
+            return ProposalValidated(action.proposal, valid)
         elif isinstance(action, Commit):
             self._commit(action.block, action.certificate)
+            if len(self.mempool):
+                return TransactionsAvailable()
         else:
             invariant(False, f"unknown consensus action {action!r}")
         return None
@@ -157,9 +169,7 @@ class Node:
     # --- submit ------------------------------------------------------------------------
     def admit(self, tx: SignedTx, *, signature_checked: bool = False) -> None:
         """Admit a decoded transaction to the mempool, or raise a typed rejection."""
-        if not signature_checked:
-            check_tx_static(tx, self.chain.chain_id)
-        elif tx.body.chain_id != self.chain.chain_id:
+        if not signature_checked or tx.body.chain_id != self.chain.chain_id:
             check_tx_static(tx, self.chain.chain_id)
         if self.store.committed([tx.tx_id]):
             raise Rejected("transaction already committed", code="replay")

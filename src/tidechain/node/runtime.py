@@ -7,6 +7,7 @@ Everything that waits has a timeout; everything that queues has a bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,10 +50,8 @@ class NodeRuntime:
         self.node.step(Start(now_ms()))
         self._deliver()
         while not self._stopping.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), TICK_MS / 1000)
-            except TimeoutError:
-                pass
             self.node.step(Tick(now_ms()))
             self._deliver()
 

@@ -69,7 +69,8 @@ class Store:
         self._db.executescript(_SCHEMA)
         version = self._meta("schema")
         if version is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (cbor.encode(SCHEMA_VERSION),))
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)",
+                             (cbor.encode(SCHEMA_VERSION),))
         elif cbor.decode(version) != SCHEMA_VERSION:
             raise InvariantViolation(f"{path}: schema {cbor.decode(version)} unsupported")
 

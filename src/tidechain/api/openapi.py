@@ -1,0 +1,350 @@
+"""The OpenAPI 3.1 description of the REST API (`api/server.py`), served at
+/v1/openapi.json.
+
+Written by hand, next to the routes it describes; tests/test_api.py checks that every
+route the server registers is described here and that the documented error shape is
+what the server sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidechain.core import limits
+
+JSON = "application/json"
+CBOR = "application/cbor"
+TEXT = "text/plain"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_body(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _text_body(description: str, example: str) -> Schema:
+    return {"description": description,
+            "content": {TEXT: {"schema": {"type": "string"}, "example": example}}}
+
+
+def _error(description: str) -> Schema:
+    return {"$ref": "#/components/responses/" + description}
+
+
+def _path_param(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+def _query_param(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+_HEX32 = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+_B64_HASH = {"type": "string", "contentEncoding": "base64", "description": "32-byte hash, base64"}
+_UINT = {"type": "integer", "minimum": 0}
+_TIMEOUT_MS = {"type": "integer", "minimum": 0, "maximum": limits.COMMIT_WAIT_MAX_MS,
+               "default": limits.COMMIT_WAIT_MAX_MS}
+
+_TX_ID = _path_param("tx_id", _HEX32, "Transaction id: SHA-256 of the signed body bytes, hex.")
+_INDEX = _path_param("index", _UINT, "Zero-based index in the global log.")
+
+_SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "reason"],
+        "properties": {
+            "error": {"type": "string", "description": (
+                "Stable machine-readable code: malformed, too_large, bad_signature, "
+                "tx_rejected, wrong_chain, expired, expiry_too_far, replay, duplicate, "
+                "bad_argument, forbidden, not_found, busy, timeout, bad_range, http.")},
+            "reason": {"type": "string", "description": "What was wrong, for humans."},
+            "tx_id": {**_HEX32, "description": "Present when the error concerns one transaction."},
+        },
+        "example": {"error": "bad_signature", "reason": "Ed25519 signature does not verify"},
+    },
+    "Status": {
+        "type": "object",
+        "required": ["network", "chain_id", "origin", "node", "height", "log_size", "log_root"],
+        "properties": {
+            "network": {"type": "string"},
+            "chain_id": _HEX32,
+            "origin": {"type": "string", "description": "C2SP checkpoint origin of the log."},
+            "node": {"type": "string", "description": "This node's key name."},
+            "height": _UINT,
+            "block_hash": _HEX32,
+            "block_time_ms": _UINT,
+            "log_size": _UINT,
+            "log_root": _B64_HASH,
+            "state_root": _HEX32,
+            "mempool": {"type": "object", "properties": {
+                "transactions": _UINT, "bytes": _UINT, "capacity": _UINT}},
+            "validators": {"type": "array", "items": {"type": "string"}},
+            "quorum": _UINT,
+            "consensus": {"type": "object", "properties": {"height": _UINT, "round": _UINT}},
+        },
+    },
+    "SubmitJson": {
+        "type": "object",
+        "required": ["tx"],
+        "properties": {"tx": {"type": "string", "contentEncoding": "base64",
+                              "description": "The deterministic-CBOR signed transaction."}},
+    },
+    "Pending": {
+        "type": "object",
+        "required": ["tx_id", "status"],
+        "properties": {"tx_id": _HEX32, "status": {"const": "pending"}},
+    },
+    "Committed": {
+        "type": "object",
+        "required": ["tx_id", "status", "log_index", "height"],
+        "properties": {
+            "tx_id": _HEX32,
+            "status": {"const": "committed"},
+            "log_index": _UINT,
+            "height": _UINT,
+            "events": {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "data": {"type": "object"}}}},
+        },
+        "example": {"tx_id": "9f" * 32, "status": "committed", "log_index": 7, "height": 5,
+                    "events": [{"type": "deposited", "data": {"index": 7, "digest": "ab" * 32}}]},
+    },
+    "CommittedRefused": {
+        "description": "Committed (its nonce is spent) but refused by the contract: "
+                       "no state changed.",
+        "allOf": [_ref("Committed"), _ref("Error")],
+    },
+    "BatchResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {"results": {"type": "array", "description": (
+            "One item per submitted transaction, in order: its id when admitted, "
+            "else its own rejection."),
+            "items": {"oneOf": [
+                {"type": "object", "required": ["tx_id"], "properties": {"tx_id": _HEX32}},
+                _ref("Error"),
+            ]}}},
+    },
+    "Entry": {
+        "type": "object",
+        "required": ["tx_id", "status", "log_index", "height", "time_ms", "entry"],
+        "properties": {
+            "tx_id": _HEX32,
+            "status": {"enum": ["committed", "pending"]},
+            "log_index": _UINT,
+            "height": _UINT,
+            "time_ms": _UINT,
+            "sender": {**_HEX32, "description": "Ed25519 public key of the submitter, hex."},
+            "contract": {"type": "string"},
+            "method": {"type": "string"},
+            "args": {"type": "object", "description": "Arguments; byte strings as hex."},
+            "result": {"type": "object", "description": "{ok: true, events} or "
+                       "{ok: false, error, reason}."},
+            "entry": {"type": "string", "contentEncoding": "base64",
+                      "description": "The canonical log entry bytes (the Merkle leaf data)."},
+        },
+    },
+    "Block": {
+        "type": "object",
+        "required": ["height", "hash", "prev", "time_ms", "log_size", "log_root", "checkpoint"],
+        "properties": {
+            "height": _UINT,
+            "hash": _HEX32,
+            "prev": _HEX32,
+            "time_ms": _UINT,
+            "proposer": {"type": "string"},
+            "tx_count": _UINT,
+            "tx_root": _HEX32,
+            "log_size": _UINT,
+            "log_root": _B64_HASH,
+            "state_root": _HEX32,
+            "validators_hash": _HEX32,
+            "txs": {"type": "array", "items": _HEX32},
+            "checkpoint": {"type": "string",
+                           "description": "The quorum-signed C2SP checkpoint after this block."},
+        },
+    },
+    "Consistency": {
+        "type": "object",
+        "required": ["old_size", "new_size", "old_root", "new_root", "proof"],
+        "properties": {
+            "old_size": _UINT,
+            "new_size": _UINT,
+            "old_root": _B64_HASH,
+            "new_root": _B64_HASH,
+            "proof": {"type": "array", "items": _B64_HASH, "maxItems": limits.MAX_PROOF_HASHES,
+                      "description": "RFC 9162 section 2.1.4 consistency proof."},
+        },
+    },
+    "Deposit": {
+        "type": "object",
+        "required": ["index", "digest", "meta", "depositor", "height", "time", "tx"],
+        "properties": {
+            "index": {**_UINT, "description": "The deposit's id: its log index."},
+            "digest": _HEX32,
+            "meta": {"type": "object", "additionalProperties": {"type": "string"},
+                     "maxProperties": limits.MAX_META_ENTRIES},
+            "depositor": {**_HEX32, "description": "Depositor's Ed25519 public key, hex."},
+            "height": _UINT,
+            "time": {**_UINT, "description": "Block time, ms since the Unix epoch."},
+            "tx": _HEX32,
+            "amends": {"type": ["integer", "null"], "description": "Deposit this one amends."},
+            "amended_by": {"type": "array", "items": _UINT,
+                           "description": "Only on /v1/evidence/deposit: later amendments."},
+        },
+    },
+}
+
+_RESPONSES: dict[str, Schema] = {
+    "BadRequest": _json_body(_ref("Error"), "Malformed or refused input (typed code)."),
+    "NotFound": _json_body(_ref("Error"), "No such object."),
+    "TooLarge": _json_body(_ref("Error"), "Request body or transaction over its limit."),
+    "Busy": {
+        **_json_body(_ref("Error"), "Back-pressure: the mempool or waiter table is full."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                    "description": "Seconds to wait before retrying."}},
+    },
+}
+
+_TX_EXAMPLE = "omRib2R5WQEO...(deterministic CBOR {body: bytes, sig: bytes})"
+_RECEIPT_EXAMPLE = (
+    "c2sp.org/tlog-proof@v1\nextra pWF2AWJ0eKJk...\nindex 0\n\n"
+    "tidechain/acme-net/1a2b3c4d5e6f7a8b\n1\nq0b2...=\n\n— acme-net/node0 Ab3X...\n"
+)
+_CHECKPOINT_EXAMPLE = (
+    "tidechain/acme-net/1a2b3c4d5e6f7a8b\n3\nq0b2...=\n\n— acme-net/node0 Ab3X...\n"
+)
+
+
+def _get(summary: str, ok: Schema, *, params: list[Schema] | None = None,
+         errors: tuple[str, ...] = ("BadRequest",)) -> Schema:
+    responses: dict[str, Schema] = {"200": ok}
+    status_of = {"BadRequest": "400", "NotFound": "404", "TooLarge": "413", "Busy": "503"}
+    for name in errors:
+        responses[status_of[name]] = _error(name)
+    op: Schema = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    return {"get": op}
+
+
+_SUBMIT: Schema = {
+    "post": {
+        "summary": "Submit one signed transaction",
+        "description": (
+            "Decodes, checks the signature, chain id, expiry and replay, and admits the "
+            "transaction to the mempool. With wait=true, answers once it is committed."),
+        "parameters": [
+            _query_param("wait", {"type": "boolean", "default": False},
+                         "Block until the transaction commits (or timeout_ms passes)."),
+            _query_param("timeout_ms", _TIMEOUT_MS, "Longest wait for the commit."),
+        ],
+        "requestBody": {"required": True, "content": {
+            CBOR: {"schema": {"type": "string", "contentMediaType": CBOR,
+                              "maxLength": limits.MAX_TX_BYTES},
+                   "example": _TX_EXAMPLE},
+            JSON: {"schema": _ref("SubmitJson")},
+        }},
+        "responses": {
+            "200": _json_body(_ref("Committed"), "Committed (wait=true)."),
+            "202": _json_body(_ref("Pending"), "Admitted to the mempool (wait=false)."),
+            "400": _error("BadRequest"),
+            "413": _error("TooLarge"),
+            "422": _json_body(_ref("CommittedRefused"),
+                              "Committed, but the contract refused the call."),
+            "503": _error("Busy"),
+        },
+    }
+}
+
+_SUBMIT_BATCH: Schema = {
+    "post": {
+        "summary": "Submit many signed transactions",
+        "requestBody": {"required": True, "content": {CBOR: {
+            "schema": {"type": "string", "contentMediaType": CBOR, "description": (
+                f"A deterministic-CBOR array of at most {limits.MAX_SUBMIT_BATCH} byte "
+                "strings, each one encoded signed transaction.")}}}},
+        "responses": {
+            "200": _json_body(_ref("BatchResults"), "One result per transaction, in order."),
+            "400": _error("BadRequest"),
+            "413": _error("TooLarge"),
+            "503": _error("Busy"),
+        },
+    }
+}
+
+_PATHS: dict[str, Schema] = {
+    "/v1/openapi.json": _get("This document", _json_body({"type": "object"}, "OpenAPI 3.1"),
+                             errors=()),
+    "/v1/status": _get("Chain head, log, mempool and consensus status",
+                       _json_body(_ref("Status"), "Status"), errors=()),
+    "/v1/checkpoint": _get("Latest quorum-signed C2SP checkpoint (signed note text)",
+                           _text_body("A c2sp.org/tlog-checkpoint signed note",
+                                      _CHECKPOINT_EXAMPLE), errors=()),
+    "/v1/tx": _SUBMIT,
+    "/v1/tx/batch": _SUBMIT_BATCH,
+    "/v1/tx/{tx_id}": _get("A transaction: committed (with its entry) or pending",
+                           _json_body(_ref("Entry"), "Transaction"), params=[_TX_ID],
+                           errors=("BadRequest", "NotFound")),
+    "/v1/tx/{tx_id}/wait": {
+        "get": {
+            "summary": "Wait until a transaction commits",
+            "parameters": [_TX_ID, _query_param("timeout_ms", _TIMEOUT_MS, "Longest wait.")],
+            "responses": {
+                "200": _json_body(_ref("Committed"), "Committed."),
+                "400": _error("BadRequest"),
+                "422": _json_body(_ref("CommittedRefused"),
+                                  "Committed, but the contract refused the call."),
+                "503": _error("Busy"),
+            },
+        }
+    },
+    "/v1/block/{height}": _get("A block header with its transaction ids and checkpoint",
+                               _json_body(_ref("Block"), "Block"),
+                               params=[_path_param("height", _UINT, "Block height (from 1).")],
+                               errors=("BadRequest", "NotFound")),
+    "/v1/log/entry/{index}": _get("A log entry", _json_body(_ref("Entry"), "Entry"),
+                                  params=[_INDEX], errors=("BadRequest", "NotFound")),
+    "/v1/log/consistency": _get(
+        "RFC 9162 consistency proof between two log sizes",
+        _json_body(_ref("Consistency"), "Proof with both roots"),
+        params=[_query_param("old", {"type": "integer", "minimum": 1}, "Older size.", True),
+                _query_param("new", _UINT, "Newer size (default: current size).")],
+        errors=("BadRequest",)),
+    "/v1/proof/{index}": _get(
+        "Receipt of a log entry against the latest checkpoint",
+        _text_body("A c2sp.org/tlog-proof@v1 receipt; the entry is in its extra line",
+                   _RECEIPT_EXAMPLE),
+        params=[_INDEX], errors=("BadRequest", "NotFound")),
+    "/v1/evidence/digest/{digest}": _get(
+        "All deposits of a SHA-256 digest, earliest first",
+        _json_body({"type": "object", "required": ["deposits"], "properties": {
+            "deposits": {"type": "array", "items": _ref("Deposit"),
+                         "maxItems": limits.MAX_QUERY_RESULTS}}}, "Deposits"),
+        params=[_path_param("digest", _HEX32, "SHA-256 of the document, hex.")]),
+    "/v1/evidence/deposit/{index}": _get(
+        "One deposit by its log index, with the deposits that amend it",
+        _json_body(_ref("Deposit"), "Deposit"), params=[_INDEX],
+        errors=("BadRequest", "NotFound")),
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "tidechain node API",
+        "version": "1",
+        "description": (
+            "Submit signed transactions and query a tidechain node. Every error is JSON "
+            "{error, reason} with a 4xx status; transactions are deterministic CBOR "
+            "(docs/encoding.md); receipts and checkpoints are C2SP text formats."),
+    },
+    "servers": [{"url": "http://127.0.0.1:8680"}],
+    "paths": _PATHS,
+    "components": {"schemas": _SCHEMAS, "responses": _RESPONSES},
+}

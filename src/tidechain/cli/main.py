@@ -1,0 +1,528 @@
+"""The `tide` command.
+
+A thin layer over the SDK (`tidechain.client`) and the node configuration: it parses
+arguments, finds the network directory and the node, and prints results. No rule of
+the chain lives here.
+
+Exit codes: 0 success, 1 verification failed, 2 input rejected (by us or by the
+node), 3 node unreachable. A `Rejected` is printed as `error: <code>: <reason>`,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from tidechain.client.txbuilder import Progress, hash_file
+from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_receipt
+from tidechain.core.errors import DecodeError, ProofError, Rejected
+from tidechain.node.config import (
+    ConfigError,
+    client_signer,
+    init_network,
+    load_genesis,
+    load_node,
+    node_urls,
+    resolve_network_dir,
+)
+
+if TYPE_CHECKING:
+    from tidechain.client.sdk import Client
+
+EXIT_OK = 0
+EXIT_VERIFICATION_FAILED = 1
+EXIT_REJECTED = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
+
+NODE_ENV = "TIDE_NODE"
+TRUST_FILE = "trust.txt"
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+"""Files larger than this show a progress line while being hashed (~50 ms of work)."""
+
+Command = Callable[[argparse.Namespace, "Output"], int]
+
+
+class Output:
+    """Where results go: human lines, or one JSON document with --json."""
+
+    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+
+    def result(self, data: Any, lines: Sequence[str]) -> None:
+        if self.as_json:
+            json.dump(data, self.out, indent=2, sort_keys=True)
+            self.out.write("\n")
+        else:
+            for line in lines:
+                self.out.write(line + "\n")
+
+    def error(self, code: str, reason: str) -> None:
+        """A rejection: `error: <code>: <reason>` on stderr (and as JSON with --json)."""
+        self._json_error(code, reason)
+        self.err.write(f"error: {code}: {reason}\n")
+
+    def failed(self, code: str, reason: str) -> None:
+        """A verification that failed: `verification FAILED: <reason>`."""
+        self._json_error(code, reason)
+        self.err.write(f"verification FAILED: {reason}\n")
+
+    def _json_error(self, code: str, reason: str) -> None:
+        if self.as_json:
+            json.dump({"error": code, "reason": reason, "ok": False}, self.out, sort_keys=True)
+            self.out.write("\n")
+
+
+# --- resolving the network, the node and the trust file ------------------------------
+
+
+def _network_dir(args: argparse.Namespace) -> Path:
+    return resolve_network_dir(args.net)
+
+
+def _node_url(args: argparse.Namespace) -> str:
+    if args.node:
+        return str(args.node)
+    from_env = os.environ.get(NODE_ENV)
+    if from_env:
+        return from_env
+    net = _network_dir(args)
+    try:
+        urls = node_urls(net)
+    except ConfigError as exc:
+        raise ConfigError(f"no node to ask: pass --node URL, set {NODE_ENV}, or point --net "
+                          f"at a network directory ({exc.reason})") from exc
+    if not urls:
+        raise ConfigError(f"{net}/network.toml lists no node: pass --node URL")
+    return urls[0]
+
+
+def _trust_path(args: argparse.Namespace) -> Path | None:
+    """--trust FILE, else the network directory's trust.txt if there is one."""
+    explicit: str | None = getattr(args, "trust", None)
+    if explicit:
+        return Path(explicit)
+    default = _network_dir(args) / TRUST_FILE
+    return default if default.is_file() else None
+
+
+def _client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:
+    from tidechain.client.sdk import Client  # the HTTP client only for commands that need it
+
+    trust_path = _trust_path(args)
+    if need_trust and trust_path is None:
+        raise ConfigError(f"no trust file: pass --trust FILE or --net DIR (with {TRUST_FILE})")
+    trust = trust_path.read_bytes() if trust_path is not None else None
+    return Client(_node_url(args), trust=trust)
+
+
+def _hash_with_progress(path: Path, err: TextIO) -> bytes:
+    """SHA-256 of a file, with a progress line on `err` for files over 8 MiB."""
+    return hash_file(path, _progress_line(path, err))
+
+
+def _progress_line(path: Path, err: TextIO) -> Progress | None:
+    if path.stat().st_size <= PROGRESS_MIN_BYTES:
+        return None
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent == shown[0]:
+            return
+        shown[0] = percent
+        err.write(f"\rhashing {path.name}: {percent:3d}% "
+                  f"({done / 2**20:.1f} of {total / 2**20:.1f} MiB)")
+        if done >= total:
+            err.write("\n")
+        err.flush()
+
+    return progress
+
+
+def _parse_meta(pairs: Sequence[str]) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise Rejected(f"--meta expects key=value, got {pair!r}", code="bad_argument")
+        if key in meta:
+            raise Rejected(f"--meta key {key!r} given twice", code="bad_argument")
+        meta[key] = value
+    return meta
+
+
+def _hex_digest(text: str) -> bytes:
+    try:
+        digest = bytes.fromhex(text.removeprefix("sha256:"))
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise DecodeError("--digest must be a SHA-256 digest: 64 hex digits")
+    return digest
+
+
+def _fields(data: dict[str, Any], indent: str = "  ") -> list[str]:
+    """A JSON object as aligned `key  value` lines (nested objects indented)."""
+    width = max((len(k) for k in data), default=0)
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            lines.append(f"{indent}{key}:")
+            lines.extend(_fields(value, indent + "  "))
+        elif isinstance(value, list):
+            shown = ", ".join(json.dumps(v) if isinstance(v, dict) else str(v) for v in value)
+            lines.append(f"{indent}{key.ljust(width)}  [{shown}]")
+        elif key.endswith("time_ms") and isinstance(value, int):
+            lines.append(f"{indent}{key.ljust(width)}  {value} ({iso_utc(value)})")
+        else:
+            lines.append(f"{indent}{key.ljust(width)}  {value}")
+    return lines
+
+
+def _proven_lines(proven: VerifiedDeposit) -> list[str]:
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(proven.meta.items())) or "(none)"
+    lines = [
+        f"  document digest  sha256:{proven.digest.hex()}",
+        f"  deposited by     {proven.depositor} (Ed25519 public key)",
+        f"  metadata         {meta}",
+        f"  block height     {proven.height}",
+        f"  block time       {proven.time_iso} ({proven.time_ms} ms)",
+        f"  log index        {proven.log_index} of log {proven.origin} "
+        f"(checkpoint size {proven.checkpoint_size})",
+        f"  transaction      {proven.tx_id.hex()}",
+        f"  signed by        {', '.join(proven.signers)}",
+    ]
+    if proven.amends is not None:
+        lines.insert(3, f"  amends deposit   {proven.amends}")
+    return lines
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    directory = Path(args.dir)
+    nodes = init_network(directory, args.name, validators=args.validators, base_port=args.port)
+    genesis = load_genesis(directory)
+    data = {
+        "network": genesis.name,
+        "chain_id": genesis.chain_id.hex(),
+        "origin": genesis.origin,
+        "directory": str(directory),
+        "trust": str(directory / TRUST_FILE),
+        "client_key": str(directory / "client.key"),
+        "nodes": [{"name": n.name, "directory": str(n.directory), "api": n.api_url}
+                  for n in nodes],
+    }
+    lines = [
+        f"created network {genesis.name} in {directory}",
+        f"  chain id    {genesis.chain_id.hex()}",
+        f"  origin      {genesis.origin}",
+        f"  trust file  {directory / TRUST_FILE}  (give this to verifiers)",
+        f"  client key  {directory / 'client.key'}",
+        *(f"  {n.name}       {n.directory}  API {n.api_url}" for n in nodes),
+        f"next: tide node start {nodes[0].directory}",
+    ]
+    out.result(data, lines)
+    return EXIT_OK
+
+
+def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
+    node_dir = Path(args.node_dir)
+    load_node(node_dir)  # a clear error before any I/O starts
+    from tidechain.node.serve import run_node  # the node's stack only for this command
+
+    run_node(node_dir, port=args.port)
+    return EXIT_OK
+
+
+def cmd_deposit(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.file)
+    meta = _parse_meta(args.meta or [])
+    signer = client_signer(_network_dir(args), args.key).key
+    progress = _progress_line(path, out.err)
+    with _client(args, need_trust=True) as client:
+        outcome = client.deposit_file(path, signer, meta, progress,
+                                      amends=args.amends)
+    lines = [f"deposited {path} (committed and verified)", *_proven_lines(outcome.proven),
+             f"  receipt          {outcome.receipt_path}"]
+    out.result(outcome.to_json(), lines)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.file)
+    receipt = Path(args.receipt).read_bytes()
+    trust = Path(args.trust).read_bytes()
+    digest = _hash_with_progress(path, out.err)
+    try:
+        proven = verify_deposit_receipt(receipt, trust, digest)
+    except Rejected as exc:
+        out.failed(exc.code, exc.reason)
+        return EXIT_VERIFICATION_FAILED
+    lines = [f"verification OK: {path} is the document deposited in {args.receipt}",
+             *_proven_lines(proven),
+             f"  trusted keys     {args.trust} (offline: no node was contacted)"]
+    out.result({"verified": True, "file": str(path), **proven.to_json()}, lines)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        status = client.status()
+    lines = [
+        f"network    {status.get('network')}  (chain {status.get('chain_id')})",
+        f"node       {status.get('node')} at {client.base_url}",
+        f"height     {status.get('height')}  block time "
+        f"{iso_utc(int(status.get('block_time_ms', 0)))}",
+        f"log        size {status.get('log_size')}  root {status.get('log_root')}",
+        f"state root {status.get('state_root')}",
+        f"mempool    {_mempool_line(status.get('mempool'))}",
+        f"validators {', '.join(status.get('validators', []))}  "
+        f"(quorum {status.get('quorum')})",
+    ]
+    out.result(status, lines)
+    return EXIT_OK
+
+
+def _mempool_line(mempool: Any) -> str:
+    if not isinstance(mempool, dict):
+        return "?"
+    return (f"{mempool.get('transactions')} transactions, {mempool.get('bytes')} bytes "
+            f"(capacity {mempool.get('capacity')})")
+
+
+def cmd_checkpoint(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        text = client.checkpoint()
+        verified = client.trust is not None
+    out.result({"checkpoint": text, "verified": verified}, [text.rstrip("\n")])
+    return EXIT_OK
+
+
+def cmd_tx_get(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        found = client.tx(args.tx_id)
+    out.result(found, [f"transaction {found.get('tx_id')}", *_fields(found)])
+    return EXIT_OK
+
+
+def cmd_block_get(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        block = client.block(args.height)
+    shown = {k: v for k, v in block.items() if k != "checkpoint"}
+    lines = [f"block {block.get('height')}", *_fields(shown)]
+    if "checkpoint" in block:
+        lines += ["  checkpoint:", *(f"    {line}" for line in
+                                     str(block["checkpoint"]).rstrip("\n").split("\n"))]
+    out.result(block, lines)
+    return EXIT_OK
+
+
+def cmd_proof(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        receipt = client.receipt(args.index)
+        verified = client.trust is not None
+    note = "verified against the trust file" if verified else "NOT verified (no trust file)"
+    if args.output:
+        from tidechain.client.sdk import write_atomically
+
+        write_atomically(Path(args.output), receipt)
+        lines = [f"wrote receipt of log entry {args.index} to {args.output} ({note})"]
+    else:
+        lines = [receipt.rstrip("\n")]
+    out.result({"index": args.index, "receipt": receipt, "path": args.output,
+                "verified": verified}, lines)
+    return EXIT_OK
+
+
+def cmd_log_consistency(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        report = client.verified_consistency(args.old, args.new)
+    lines = [
+        f"consistent: the log of size {report.old.size} is a prefix of the log of size "
+        f"{report.new.size} (RFC 9162 proof of {len(report.proof)} hashes verified locally)",
+    ]
+    for label, checked in (("old", report.old), ("new", report.new)):
+        root = checked.to_json()["root"]
+        if checked.signers:
+            attested = f"matches the checkpoint signed by {', '.join(checked.signers)}"
+        else:
+            attested = "no signed checkpoint at exactly this size (or no trust file)"
+        lines.append(f"  {label} size {checked.size:<8} root {root}  {attested}")
+    out.result(report.to_json(), lines)
+    return EXIT_OK
+
+
+def cmd_evidence_lookup(args: argparse.Namespace, out: Output) -> int:
+    if (args.file is None) == (args.digest is None):
+        raise Rejected("give either FILE or --digest HEX", code="bad_argument")
+    digest = _hex_digest(args.digest) if args.digest else _hash_with_progress(
+        Path(args.file), out.err)
+    with _client(args) as client:
+        deposits = client.deposits(digest)
+    lines = [f"{len(deposits)} deposit(s) of sha256:{digest.hex()}"]
+    for d in deposits:
+        meta = ", ".join(f"{k}={v}" for k, v in sorted(dict(d.get("meta") or {}).items()))
+        amends = f"  amends {d['amends']}" if d.get("amends") is not None else ""
+        lines.append(f"  log index {d.get('index')}  block {d.get('height')}  "
+                     f"{iso_utc(int(d.get('time', 0)))}  by {d.get('depositor')}"
+                     f"{amends}  {meta}".rstrip())
+    out.result({"digest": digest.hex(), "deposits": deposits}, lines)
+    return EXIT_OK
+
+
+# --- argument parsing ----------------------------------------------------------------------
+
+
+def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # On subcommands the defaults are suppressed, so `tide --json status` and
+    # `tide status --json` both work and neither overwrites the other.
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--net", metavar="DIR", default=default,
+                        help="network directory (default: $TIDE_NET, else ./net)")
+    parser.add_argument("--node", metavar="URL", default=default,
+                        help=f"node API URL (default: ${NODE_ENV}, else the first node "
+                             "in network.toml)")
+    parser.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="machine-readable output")
+
+
+def _add(
+    subparsers: Any, name: str, command: Command, help_text: str,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text,
+                                                            description=help_text)
+    _common_options(parser, suppress=True)
+    parser.set_defaults(command=command)
+    return parser
+
+
+def _group(subparsers: Any, name: str, help_text: str) -> Any:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _trust_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    help_text = "trust file with the validators' keys" + (
+        "" if required else f" (default: {TRUST_FILE} in the network directory)")
+    parser.add_argument("--trust", metavar="TRUST", required=required, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tide", description="tidechain: consortium chain node, client and verifier.",
+        epilog="exit codes: 0 ok, 1 verification failed, 2 rejected input, 3 node unreachable",
+    )
+    _common_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+
+    p = _add(commands, "init", cmd_init, "create a new network directory")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--name", required=True, help="network name (ASCII, no spaces, '+' or '/')")
+    p.add_argument("--validators", type=int, default=1, metavar="N")
+    p.add_argument("--port", type=int, default=8680, metavar="P",
+                   help="API port of node0 (node i gets P + i)")
+
+    node = _group(commands, "node", "run a node")
+    p = _add(node, "start", cmd_node_start, "start a node and serve its REST API")
+    p.add_argument("node_dir", metavar="NODE_DIR")
+    p.add_argument("--port", type=int, default=None, metavar="P",
+                   help="API port (default: node.toml's)")
+
+    p = _add(commands, "deposit", cmd_deposit,
+             "deposit a file's SHA-256 digest and write FILE.tlog-proof")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
+    p.add_argument("--amends", type=int, metavar="INDEX",
+                   help="deposit as a new version of the deposit at this log index")
+    p.add_argument("--key", metavar="KEYFILE", help="depositor key (default: NET/client.key)")
+    _trust_option(p)
+
+    p = _add(commands, "verify", cmd_verify, "verify a file against its receipt, offline")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("receipt", metavar="RECEIPT")
+    _trust_option(p, required=True)
+
+    _add(commands, "status", cmd_status, "show the node's status")
+    p = _add(commands, "checkpoint", cmd_checkpoint, "show the latest signed checkpoint")
+    _trust_option(p)
+
+    tx = _group(commands, "tx", "transactions")
+    p = _add(tx, "get", cmd_tx_get, "show a transaction")
+    p.add_argument("tx_id", metavar="TX_ID")
+
+    block = _group(commands, "block", "blocks")
+    p = _add(block, "get", cmd_block_get, "show a block")
+    p.add_argument("height", type=int, metavar="HEIGHT")
+
+    p = _add(commands, "proof", cmd_proof, "fetch the receipt of a log entry")
+    p.add_argument("index", type=int, metavar="INDEX")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the receipt to FILE")
+    _trust_option(p)
+
+    log_group = _group(commands, "log", "the global log")
+    p = _add(log_group, "consistency", cmd_log_consistency,
+             "fetch and verify a consistency proof between two log sizes")
+    p.add_argument("old", type=int, metavar="OLD")
+    p.add_argument("new", type=int, nargs="?", metavar="NEW", help="default: current size")
+    _trust_option(p)
+
+    evidence_group = _group(commands, "evidence", "evidence deposits")
+    p = _add(evidence_group, "lookup", cmd_evidence_lookup, "list the deposits of a document")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.add_argument("--digest", metavar="HEX", help="look up a SHA-256 digest instead of a file")
+    return parser
+
+
+def _exit_code(exc: Rejected) -> int:
+    from tidechain.client.sdk import NodeUnreachable
+
+    if isinstance(exc, NodeUnreachable):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, ProofError):
+        return EXIT_VERIFICATION_FAILED
+    return EXIT_REJECTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tide` with `argv` (default: sys.argv[1:]); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error (argparse exits with 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_REJECTED
+    out = Output(bool(args.json))
+    command: Command = args.command
+    try:
+        return command(args, out)
+    except ProofError as exc:  # something the node sent did not verify
+        out.failed(exc.code, exc.reason)
+        return EXIT_VERIFICATION_FAILED
+    except Rejected as exc:
+        out.error(exc.code, exc.reason)
+        return _exit_code(exc)
+    except BrokenPipeError:  # `tide ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file that cannot be read or written, a port in use
+        out.error("io", str(exc))
+        return EXIT_REJECTED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+"""The Python SDK: a synchronous client for a tidechain node's REST API.
+
+Errors are the same typed rejections the node raises: an HTTP error whose body is
+`{"error", "reason"}` becomes the matching `Rejected` subclass with the server's code,
+so an SDK user sees exactly what an API user sees. A node that cannot be reached
+raises `NodeUnreachable`, naming the URL.
+
+The SDK checks what it can of what it receives: a consistency proof against the
+roots it comes with, and, given the network's trust file, checkpoints and receipts
+against the validators' keys before returning (or writing) them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tidechain.client.txbuilder import DEFAULT_TTL_MS, Progress, amend_tx, deposit_tx, hash_file
+from tidechain.client.verify import VerifiedDeposit, load_trust, verify_deposit_receipt
+from tidechain.core import cbor, merkle
+from tidechain.core.checkpoint import verify_checkpoint
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import (
+    BadSignature,
+    Busy,
+    ContractError,
+    DecodeError,
+    NotFound,
+    ProofError,
+    Rejected,
+    TooLarge,
+)
+from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES, MAX_SUBMIT_BATCH
+from tidechain.core.receipt import verify_receipt
+from tidechain.core.trust import Trust
+from tidechain.ledger.types import HASH_BYTES, SignedTx
+
+CBOR = "application/cbor"
+NONCE_BYTES = 16
+"""Random nonce per transaction: 128 bits never collide by chance."""
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_COMMIT_WAIT_MS = 30_000
+RECEIPT_SUFFIX = ".tlog-proof"
+
+_CODE_TYPES: dict[str, type[Rejected]] = {
+    "malformed": DecodeError,
+    "bad_signature": BadSignature,
+    "proof_invalid": ProofError,
+    "too_large": TooLarge,
+}
+"""Error codes that name one exception type, whatever the HTTP status."""
+
+
+class NodeUnreachable(Rejected):
+    """No answer from the node (refused, reset, DNS...). Its reason names the URL."""
+
+    code = "unreachable"
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class DepositOutcome:
+    """A committed deposit and its receipt, already verified against the trust file."""
+
+    path: Path
+    digest: bytes
+    tx_id: bytes
+    log_index: int
+    height: int
+    receipt: str
+    receipt_path: Path | None
+    proven: VerifiedDeposit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "receipt_path": None if self.receipt_path is None else str(self.receipt_path),
+            **self.proven.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class CheckedRoot:
+    """A log root, and the validators whose signed checkpoint at that size attests it
+    (empty when no checkpoint was signed at exactly that size, or without trust)."""
+
+    size: int
+    root: bytes
+    signers: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": self.size, "root": base64.b64encode(self.root).decode(),
+                "attested_by": list(self.signers)}
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """A verified RFC 9162 consistency proof between two log sizes."""
+
+    old: CheckedRoot
+    new: CheckedRoot
+    proof: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"consistent": True, "old": self.old.to_json(), "new": self.new.to_json(),
+                "proof": [base64.b64encode(h).decode() for h in self.proof]}
+
+
+def _rejection_from(response: httpx.Response) -> Rejected:
+    """The typed rejection for an HTTP error response, keeping the server's code."""
+    status = response.status_code
+    try:
+        body = response.json()
+        code, reason = str(body["error"]), str(body["reason"])
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:200].strip()
+        code = "server_error" if status >= 500 else "http"
+        return Rejected(f"HTTP {status} from {response.request.url}: {text}", code=code)
+    if status in (429, 503):
+        retry = response.headers.get("Retry-After", "1")
+        busy = Busy(reason, retry_after_s=int(retry) if retry.isdigit() else 1)
+        busy.code = code
+        return busy
+    if status == 422 and "log_index" in body:
+        # Committed, but the contract refused it: say where it landed.
+        where = f" (committed as tx {body.get('tx_id')} at log index {body['log_index']})"
+        return ContractError(reason + where, code=code)
+    exc_type = {404: NotFound, 413: TooLarge}.get(status) or _CODE_TYPES.get(code, Rejected)
+    exc = exc_type(reason, code=code)
+    exc.http_status = status
+    return exc
+
+
+def _hex32(value: bytes | str, what: str) -> str:
+    if isinstance(value, bytes):
+        if len(value) != HASH_BYTES:
+            raise DecodeError(f"{what} must be {HASH_BYTES} bytes")
+        return value.hex()
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) != HASH_BYTES:
+        raise DecodeError(f"{what} must be {HASH_BYTES * 2} hex digits")
+    return raw.hex()
+
+
+def _b64_hash(text: Any, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"node sent a malformed {what}") from exc
+    if len(raw) != HASH_BYTES:
+        raise DecodeError(f"node sent a {what} that is not {HASH_BYTES} bytes")
+    return raw
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a crash leaves either the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Client:
+    """A node's REST API. `trust` (a trust file's text or a parsed `Trust`) lets the
+    client verify checkpoints and receipts it receives; `deposit_file` requires it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        trust: str | bytes | Trust | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.trust = None if trust is None else load_trust(trust)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        self._chain_id: bytes | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- transport -----------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        content: bytes | None = None, timeout_s: float | None = None,
+    ) -> httpx.Response:
+        headers = {"Content-Type": CBOR} if content is not None else None
+        try:
+            response = self._http.request(
+                method, path, params=params, content=content, headers=headers,
+                timeout=timeout_s if timeout_s is not None else self.timeout_s,
+            )
+        except httpx.TimeoutException as exc:
+            raise Rejected(f"no answer from {self.base_url}{path} in time ({exc})",
+                           code="timeout") from exc
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(
+                f"cannot reach the tidechain node at {self.base_url} "
+                f"({exc or type(exc).__name__}); is it running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise _rejection_from(response)
+        return response
+
+    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = self._request("GET", path, params=params)
+        return _json_of(response)
+
+    # --- queries -----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Chain head, log size and root, mempool fill, validators."""
+        status: dict[str, Any] = self._get_json("/v1/status")
+        return status
+
+    def chain_id(self) -> bytes:
+        """The network's chain id (asked once, then remembered)."""
+        if self._chain_id is None:
+            self._chain_id = bytes.fromhex(_hex32(str(self.status()["chain_id"]), "chain id"))
+        return self._chain_id
+
+    def checkpoint(self) -> str:
+        """The latest checkpoint note; verified against the trust file when the client
+        has one (ProofError otherwise)."""
+        text = self._request("GET", "/v1/checkpoint").text
+        if self.trust is not None:
+            with _checking("the node's checkpoint"):
+                verify_checkpoint(text, self.trust)
+        return text
+
+    def tx(self, tx_id: bytes | str) -> dict[str, Any]:
+        found: dict[str, Any] = self._get_json(f"/v1/tx/{_hex32(tx_id, 'tx id')}")
+        return found
+
+    def wait(self, tx_id: bytes | str, timeout_ms: int = DEFAULT_COMMIT_WAIT_MS) -> dict[str, Any]:
+        """Block until the transaction commits; ContractError if the contract refused it."""
+        path = f"/v1/tx/{_hex32(tx_id, 'tx id')}/wait"
+        response = self._request("GET", path, params={"timeout_ms": timeout_ms},
+                                 timeout_s=self.timeout_s + timeout_ms / 1000)
+        committed: dict[str, Any] = _json_of(response)
+        return committed
+
+    def block(self, height: int) -> dict[str, Any]:
+        found: dict[str, Any] = self._get_json(f"/v1/block/{_uint(height, 'height')}")
+        return found
+
+    def entry(self, index: int) -> dict[str, Any]:
+        found: dict[str, Any] = self._get_json(f"/v1/log/entry/{_uint(index, 'log index')}")
+        return found
+
+    def receipt(self, index: int) -> str:
+        """The tlog-proof receipt of log entry `index`; verified against the trust file
+        when the client has one."""
+        text = self._request("GET", f"/v1/proof/{_uint(index, 'log index')}").text
+        if self.trust is not None:
+            with _checking(f"the node's receipt for entry {index}"):
+                proven = verify_receipt(text, self.trust)
+                if proven.index != index:
+                    raise ProofError(f"it is for entry {proven.index}")
+        return text
+
+    def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        """The node's consistency proof, checked against the two roots it comes with."""
+        params = {"old": _uint(old, "old size")}
+        if new is not None:
+            params["new"] = _uint(new, "new size")
+        answer: dict[str, Any] = self._get_json("/v1/log/consistency", params)
+        with _checking("the node's consistency proof"):
+            merkle.verify_consistency(
+                int(answer["old_size"]), int(answer["new_size"]),
+                [_b64_hash(h, "proof hash") for h in answer["proof"]],
+                _b64_hash(answer["old_root"], "old root"),
+                _b64_hash(answer["new_root"], "new root"),
+            )
+            if answer["old_size"] != old or (new is not None and answer["new_size"] != new):
+                raise ProofError("it is for other sizes than asked")
+        return answer
+
+    def deposits(self, digest: bytes | str) -> list[dict[str, Any]]:
+        """All deposits of a SHA-256 digest, earliest first."""
+        found = self._get_json(f"/v1/evidence/digest/{_hex32(digest, 'digest')}")
+        deposits: list[dict[str, Any]] = found["deposits"]
+        return deposits
+
+    def deposit(self, index: int) -> dict[str, Any]:
+        found: dict[str, Any] = self._get_json(f"/v1/evidence/deposit/{_uint(index, 'index')}")
+        return found
+
+    # --- submit ------------------------------------------------------------------------
+    def submit(
+        self, tx: SignedTx, wait: bool = True, timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,
+    ) -> dict[str, Any]:
+        """Submit one transaction. With `wait`, returns once it is committed; raises the
+        node's typed rejection (ContractError if committed but refused by the contract)."""
+        timeout_ms = min(_uint(timeout_ms, "timeout_ms"), COMMIT_WAIT_MAX_MS)
+        params = {"wait": "true" if wait else "false", "timeout_ms": timeout_ms}
+        response = self._request("POST", "/v1/tx", params=params, content=tx.encode(),
+                                 timeout_s=self.timeout_s + (timeout_ms / 1000 if wait else 0))
+        outcome: dict[str, Any] = _json_of(response)
+        return outcome
+
+    def submit_batch(self, txs: Sequence[SignedTx]) -> list[dict[str, Any]]:
+        """Submit many transactions at once (no waiting). One result per transaction, in
+        order: `{"tx_id": ...}` if admitted, else `{"error", "reason"}`."""
+        if len(txs) > MAX_SUBMIT_BATCH:
+            raise TooLarge(f"batch of {len(txs)} transactions exceeds {MAX_SUBMIT_BATCH}")
+        body = cbor.encode([tx.encode() for tx in txs])
+        if len(body) > MAX_HTTP_BODY_BYTES:
+            raise TooLarge(f"batch is {len(body)} bytes, limit {MAX_HTTP_BODY_BYTES}")
+        answer = _json_of(self._request("POST", "/v1/tx/batch", content=body))
+        results: list[dict[str, Any]] = answer["results"]
+        return results
+
+    def deposit_file(
+        self,
+        path: str | Path,
+        signer: SigningKey,
+        meta: dict[str, str] | None = None,
+        progress: Progress | None = None,
+        *,
+        amends: int | None = None,
+        write_receipt: bool = True,
+        timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,
+    ) -> DepositOutcome:
+        """Hash a file locally, deposit (or amend) its digest, wait for the commit, fetch
+        the receipt, verify it against the trust file and the file's digest, and (by
+        default) write it to `<file>.tlog-proof`. The file itself never leaves here."""
+        if self.trust is None:
+            raise Rejected("deposit_file needs the network's trust file to check the receipt: "
+                           "Client(url, trust=...)", code="no_trust")
+        path = Path(path)
+        digest = hash_file(path, progress)
+        tx = self._build(signer, digest, meta or {}, amends)
+        committed = self.submit(tx, wait=True, timeout_ms=timeout_ms)
+        index = int(committed["log_index"])
+        receipt = self._request("GET", f"/v1/proof/{index}").text
+        with _checking(f"the receipt of our deposit (tx {tx.tx_id.hex()}, log index {index})"):
+            proven = verify_deposit_receipt(receipt, self.trust, digest)
+            if proven.tx_id != tx.tx_id:
+                raise ProofError(f"it is for transaction {proven.tx_id.hex()}, not ours")
+        receipt_path = path.with_name(path.name + RECEIPT_SUFFIX) if write_receipt else None
+        if receipt_path is not None:
+            write_atomically(receipt_path, receipt)
+        return DepositOutcome(path, digest, tx.tx_id, index, int(committed["height"]), receipt,
+                              receipt_path, proven)
+
+    def _build(
+        self, signer: SigningKey, digest: bytes, meta: dict[str, str], amends: int | None,
+    ) -> SignedTx:
+        now_ms = int(time.time() * 1000)
+        nonce = os.urandom(NONCE_BYTES)
+        if amends is None:
+            return deposit_tx(signer, self.chain_id(), digest, meta, now_ms=now_ms, nonce=nonce,
+                              ttl_ms=DEFAULT_TTL_MS)
+        return amend_tx(signer, self.chain_id(), amends, digest, meta, now_ms=now_ms,
+                        nonce=nonce, ttl_ms=DEFAULT_TTL_MS)
+
+    # --- audits --------------------------------------------------------------------------
+    def verified_consistency(self, old: int, new: int | None = None) -> ConsistencyReport:
+        """Fetch and verify a consistency proof, and check each root against the
+        quorum-signed checkpoint of the block that ended at that log size, when there is
+        one (needs the trust file). Raises ProofError if anything disagrees."""
+        answer = self.consistency(old, new)
+        proof = tuple(_b64_hash(h, "proof hash") for h in answer["proof"])
+        old_root = self._attested(int(answer["old_size"]), _b64_hash(answer["old_root"], "root"))
+        new_root = self._attested(int(answer["new_size"]), _b64_hash(answer["new_root"], "root"))
+        return ConsistencyReport(old_root, new_root, proof)
+
+    def _attested(self, size: int, root: bytes) -> CheckedRoot:
+        if self.trust is None:
+            return CheckedRoot(size, root, ())
+        height = int(self.entry(size - 1)["height"])
+        block = self.block(height)
+        if int(block["log_size"]) != size:
+            return CheckedRoot(size, root, ())  # no checkpoint was signed at this size
+        with _checking(f"the checkpoint of block {height}"):
+            checkpoint, signers = verify_checkpoint(str(block["checkpoint"]), self.trust)
+            if checkpoint.size != size or checkpoint.root != root:
+                raise ProofError(f"it says size {checkpoint.size} has root "
+                                 f"{base64.b64encode(checkpoint.root).decode()}, the proof "
+                                 f"used {base64.b64encode(root).decode()}")
+        return CheckedRoot(size, root, tuple(signers))
+
+
+def _uint(value: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DecodeError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _json_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise Rejected(f"{response.request.url} answered with something that is not JSON",
+                       code="bad_response") from exc
+
+
+@contextmanager
+def _checking(what: str) -> Iterator[None]:
+    """Turn a failed check of something the node sent into a ProofError naming it."""
+    try:
+        yield
+    except Rejected as exc:
+        raise ProofError(f"{what} does not verify: {exc.reason}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofError(f"{what} is malformed: {exc!r}") from exc

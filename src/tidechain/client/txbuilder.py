@@ -1,0 +1,108 @@
+"""Build signed evidence transactions, and hash documents without loading them whole.
+
+Transaction building is pure: the current time and the nonce are
+arguments, so a caller (the SDK, a test, another language's test vectors) decides
+them. The argument checks are the contract's own (`evidence.validate_meta`), so the
+client refuses exactly what the chain would refuse, before anything is signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tidechain.contracts import evidence
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import ContractError, DecodeError
+from tidechain.core.limits import MAX_TX_VALIDITY_MS
+from tidechain.ledger.types import HASH_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, SignedTx, TxBody
+
+DEFAULT_TTL_MS = 600_000
+"""Ten minutes: long enough for a busy mempool, short enough that a lost transaction
+stops being replayable soon."""
+
+HASH_CHUNK_BYTES = 1 << 20
+"""Read documents 1 MiB at a time: constant memory for any file size."""
+
+Progress = Callable[[int, int], None]
+"""progress(bytes_done, bytes_total), called after each chunk."""
+
+
+def _check_digest(digest: bytes) -> bytes:
+    # Same rule and code as the contract's own digest check.
+    if not isinstance(digest, bytes) or len(digest) != evidence.DIGEST_BYTES:
+        raise ContractError("'digest' must be a 32-byte SHA-256 digest", code="bad_argument")
+    return digest
+
+
+def _check_envelope(chain_id: bytes, nonce: bytes, now_ms: int, ttl_ms: int) -> None:
+    if len(chain_id) != HASH_BYTES:
+        raise DecodeError(f"chain id must be {HASH_BYTES} bytes")
+    if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
+        raise DecodeError(f"nonce must be {MIN_NONCE_BYTES}..{MAX_NONCE_BYTES} bytes")
+    if now_ms < 0:
+        raise DecodeError("now_ms must not be negative")
+    if not 0 < ttl_ms <= MAX_TX_VALIDITY_MS:
+        raise DecodeError(f"ttl_ms must be between 1 and {MAX_TX_VALIDITY_MS}")
+
+
+def _evidence_tx(
+    key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
+    now_ms: int, nonce: bytes, ttl_ms: int,
+) -> SignedTx:
+    _check_envelope(chain_id, nonce, now_ms, ttl_ms)
+    body = TxBody(
+        chain_id=chain_id,
+        sender=key.public_key,
+        nonce=nonce,
+        expires_ms=now_ms + ttl_ms,
+        contract=evidence.NAME,
+        method=method,
+        args=args,
+    )
+    return SignedTx.create(body, key)
+
+
+def deposit_tx(
+    signer_key: SigningKey, chain_id: bytes, digest: bytes, meta: dict[str, str],
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `evidence.deposit` of `digest` with `meta`, expiring `ttl_ms` after
+    `now_ms`. Raises ContractError/DecodeError/TooLarge for what the chain would refuse."""
+    args = {"digest": _check_digest(digest), "meta": dict(evidence.validate_meta(meta))}
+    return _evidence_tx(signer_key, chain_id, "deposit", args, now_ms, nonce, ttl_ms)
+
+
+def amend_tx(
+    signer_key: SigningKey, chain_id: bytes, of: int, digest: bytes, meta: dict[str, str],
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `evidence.amend`: deposit `digest` as a new version of deposit `of`
+    (a log index). Only the original depositor may amend; the chain checks that."""
+    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
+        raise ContractError("'of' must be the log index of an earlier deposit",
+                            code="bad_argument")
+    args = {"of": of, "digest": _check_digest(digest),
+            "meta": dict(evidence.validate_meta(meta))}
+    return _evidence_tx(signer_key, chain_id, "amend", args, now_ms, nonce, ttl_ms)
+
+
+def hash_file(path: str | Path, progress: Progress | None = None) -> bytes:
+    """SHA-256 of a file's contents, read in HASH_CHUNK_BYTES chunks. Raises OSError
+    if the file cannot be read."""
+    path = Path(path)
+    hasher = hashlib.sha256()
+    with path.open("rb") as stream:
+        total = os.fstat(stream.fileno()).st_size
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        while chunk := stream.read(HASH_CHUNK_BYTES):
+            hasher.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, max(total, done))
+    return hasher.digest()

@@ -1,0 +1,105 @@
+"""Events the shell feeds to `Replica.step` and actions it gets back, executed in order.
+
+Contract with the shell:
+* `PersistSafety(state)`: write `state.encode()` durably (fsync) before executing any
+  later action; restart with `Replica.restore(..., safety=state)`.
+* `Broadcast(m)` / `SendTo(peer, m)`: send to all other validators / to one. The
+  replica has already counted its own messages: do not loop them back.
+* `BuildProposal(h, r, time_ms)`: build a block on the current head (time >= time_ms,
+  and > the previous block's time) and answer `ProposalBuilt(h, r, block)`.
+* `ValidateProposal(p)`: re-execute `p.block` against the current head (the replica
+  asks only for its current height, after checking signature and proposer) and answer
+  `ProposalValidated(p, valid)`. Any answer time is fine; stale answers are ignored.
+* `Commit(block, certificate)`: make the block durable before executing later actions;
+  the replica has moved on to the next height. Signed messages of the committed height
+  may follow the Commit without a PersistSafety: once the block is durable the node
+  never signs at that height again (ADR 0004).
+* After executing a Commit with transactions still pending, send `TransactionsAvailable`
+  (the replica forgets it at every new height).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidechain.consensus.certificate import CommitCertificate
+from tidechain.consensus.messages import BlockLike, Message, Proposal
+from tidechain.consensus.safety import SafetyState
+
+# --- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    sender: str  # the peer it came from (may differ from the signer: relays are fine)
+    message: Message
+
+
+@dataclass(frozen=True)
+class ProposalBuilt:
+    height: int
+    round: int
+    block: BlockLike
+
+
+@dataclass(frozen=True)
+class ProposalValidated:
+    proposal: Proposal
+    valid: bool
+
+
+@dataclass(frozen=True)
+class TransactionsAvailable:
+    pass
+
+
+Event = Start | Tick | MessageReceived | ProposalBuilt | ProposalValidated | TransactionsAvailable
+
+# --- actions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersistSafety:
+    state: SafetyState
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    message: Message
+
+
+@dataclass(frozen=True)
+class SendTo:
+    peer: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class BuildProposal:
+    height: int
+    round: int
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class ValidateProposal:
+    proposal: Proposal
+
+
+@dataclass(frozen=True)
+class Commit:
+    block: BlockLike
+    certificate: CommitCertificate
+
+
+Action = PersistSafety | Broadcast | SendTo | BuildProposal | ValidateProposal | Commit

@@ -1,0 +1,93 @@
+"""Consensus parameters (tunable per network) and the bounds private to consensus.
+
+Timeouts follow the paper's pacemaker: `timeout(round) = base + delta * round`, capped
+at `timeout_max_ms`, so every round waits a little longer than the last until the
+network is synchronous again; a new height starts again at round 0 (reset on commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from tidechain.core.limits import BLOCK_INTERVAL_MS
+
+MAX_ROUND = 2**31 - 1
+"""Rounds are signed as 4-byte fields. At one round per second this is 68 years of
+failed rounds at one height; a larger round number can only come from a faulty peer."""
+
+MAX_HEIGHT = 2**63 - 1
+"""Heights are signed as 8-byte fields; CBOR and SQLite integers stop at 2**63 - 1."""
+
+FUTURE_HEIGHT_WINDOW = 1
+"""Messages for the next height are kept (peers that committed first already vote
+there); anything further ahead means this node is behind and needs block sync, not
+consensus messages, so it is dropped unread."""
+
+MAX_ROUNDS_AHEAD = 8
+"""Votes and proposals more than this many rounds ahead of ours are not stored (their
+round is still counted for round skipping, one number per validator), so a faulty
+peer cannot make us store votes for millions of rounds."""
+
+MAX_ROUNDS_KEPT = 32
+"""Rounds of votes and proposals kept per height. Older rounds are dropped first,
+except the rounds we are locked on or hold a valid value from. Losing an old round
+can only cost liveness (a polka we can no longer prove), never safety."""
+
+MAX_PROPOSALS_PER_ROUND = 2
+"""Distinct proposals kept per round: the first one seen, and one conflicting one from
+an equivocating proposer (so we can still commit it if the network decides it). A
+further one is kept only if f+1 validators voted for it."""
+
+MAX_FUTURE_MESSAGES_PER_VALIDATOR = 8
+"""Next-height messages buffered per validator: a proposal and two votes for a few
+rounds. Per validator, so a faulty one cannot crowd out the honest ones."""
+
+MAX_EVIDENCE = 128
+"""Equivocation records kept (the newest); each is two signed statements, < 400 bytes."""
+
+MAX_RULE_FIRINGS_PER_STEP = 10_000
+"""A step fires a handful of rules; this many means a rule fires without changing
+state, which is our bug (it would otherwise spin forever)."""
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    """Timeouts (ms) and block production policy. Every validator should use the same."""
+
+    timeout_propose_ms: int = 3000
+    timeout_propose_delta_ms: int = 500
+    timeout_prevote_ms: int = 1000
+    timeout_prevote_delta_ms: int = 500
+    timeout_precommit_ms: int = 1000
+    timeout_precommit_delta_ms: int = 500
+    timeout_max_ms: int = 60_000
+    block_interval_ms: int = BLOCK_INTERVAL_MS
+    """A proposer waits this long after the previous commit before asking for a block,
+    so blocks batch transactions and an idle chain with empty blocks does not spin."""
+    create_empty_blocks: bool = True
+    """False: at round 0 nobody starts a round until the shell reports transactions
+    (`TransactionsAvailable`) or a peer's proposal or vote shows the round has begun."""
+    catchup_interval_ms: int = 1000
+    """Least time between two catch-up replies (last commit's proposal and precommits)
+    to one lagging validator."""
+    resend_interval_ms: int = 1000
+    """A replica that stays this long in one round re-sends the messages it signed in
+    it (the same bytes). The paper assumes gossip eventually delivers every message;
+    this is what makes that true over links that lose messages (reconnects, drops)."""
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "create_empty_blocks":
+                if not isinstance(value, bool):
+                    raise ValueError("create_empty_blocks must be a bool")
+            elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{field.name} must be a non-negative integer")
+        for base in (self.timeout_propose_ms, self.timeout_prevote_ms, self.timeout_precommit_ms,
+                     self.resend_interval_ms):
+            if not 0 < base <= self.timeout_max_ms:
+                raise ValueError("base timeouts and resend_interval_ms must be in 1..timeout_max_ms")
+        if self.create_empty_blocks and self.block_interval_ms == 0:
+            # The shell answers BuildProposal within the same drive loop: with no pause
+            # it would build and commit empty blocks forever without returning.
+            raise ValueError("create_empty_blocks needs block_interval_ms > 0")

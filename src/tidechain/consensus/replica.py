@@ -1,0 +1,828 @@
+"""The Tendermint replica as a pure state machine: `step(event) -> actions`.
+
+The protocol is Algorithm 1 of Buchman, Kwon and Milosevic, "The latest gossip on BFT
+consensus" (2018); the methods named `_rule_*` are its upon-rules, with the line
+numbers of the paper. After every event the rules are applied until none fires.
+What this validator may sign is decided in `safety.py`; when rounds move is decided
+by the timers in `pacemaker.py`; storage and the network belong to the shell.
+
+A single validator runs the very same code: its own votes go through the same vote
+book and quorum checks, with a quorum of one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from tidechain.consensus import safety
+from tidechain.consensus.certificate import CommitCertificate
+from tidechain.consensus.events import (
+    Action,
+    Broadcast,
+    BuildProposal,
+    Commit,
+    Event,
+    MessageReceived,
+    PersistSafety,
+    ProposalBuilt,
+    ProposalValidated,
+    SendTo,
+    Start,
+    Tick,
+    TransactionsAvailable,
+    ValidateProposal,
+)
+from tidechain.consensus.messages import (
+    BlockLike,
+    Message,
+    Proposal,
+    Vote,
+    VoteKind,
+    proposal_problem,
+    proposal_sign_bytes,
+    vote_problem,
+    vote_sign_bytes,
+)
+from tidechain.consensus.pacemaker import Pacemaker, Timeout, TimeoutKind
+from tidechain.consensus.params import (
+    FUTURE_HEIGHT_WINDOW,
+    MAX_FUTURE_MESSAGES_PER_VALIDATOR,
+    MAX_ROUNDS_AHEAD,
+    MAX_ROUNDS_KEPT,
+    MAX_RULE_FIRINGS_PER_STEP,
+    ConsensusParams,
+)
+from tidechain.consensus.quorum import ValidatorSet
+from tidechain.consensus.safety import SafetyState, SignStep
+from tidechain.consensus.votebook import (
+    Equivocation,
+    EvidenceLog,
+    ProposalBook,
+    VoteBook,
+    proposal_equivocation,
+    vote_equivocation,
+)
+from tidechain.core.crypto import SigningKey, is_valid_signature, sha256, verify
+from tidechain.core.errors import BadSignature, DecodeError, PeerError, Rejected, invariant
+
+
+class Step(IntEnum):
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+
+
+class _Placement(IntEnum):
+    """Where a message's height sits relative to ours."""
+
+    STALE = 0
+    PREVIOUS = 1  # the height we just committed: the sender lags, help it catch up
+    CURRENT = 2
+    NEXT = 3  # within FUTURE_HEIGHT_WINDOW: buffered
+    TOO_FAR = 4
+
+
+@dataclass
+class _RoundProgress:
+    """The paper's "for the first time" flags, and what we did as proposer, this round."""
+
+    prevote_timer_set: bool = False
+    precommit_timer_set: bool = False
+    polka_seen: bool = False
+    build_requested: bool = False
+    proposed: bool = False
+    signed: list[Message] = field(default_factory=list)  # ours, for re-sending
+    relayed: list[Vote] = field(default_factory=list)  # the proof-of-lock we re-propose with
+
+
+@dataclass(frozen=True)
+class _Decision:
+    proposal: Proposal
+    certificate: CommitCertificate
+
+
+class _Outbox:
+    """Actions of one step. Messages we sign are held until the end of the step and
+    released behind one PersistSafety of the latest state: every state in a step
+    dominates the earlier ones (signatures only move forward), so persisting the last
+    one covers every held message. A Commit releases the held messages of its height
+    without a PersistSafety (see `commit`)."""
+
+    def __init__(self) -> None:
+        self._actions: list[Action] = []
+        self._held: list[Message] = []
+        self._state: SafetyState | None = None
+
+    def add(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def add_signed(self, state: SafetyState, message: Message) -> None:
+        self._state = state
+        self._held.append(message)
+
+    def resend(self, message: Message) -> None:
+        """Send an own message again. One still held goes out with the held ones."""
+        if not any(m is message for m in self._held):
+            self._actions.append(Broadcast(message))
+
+    def commit(self, action: Commit) -> None:
+        # Held messages are all of the committed height. Once the block is durable the
+        # replica never signs at that height again (it restarts at the next one), so
+        # they need no safety record; sending them only after the Commit means nothing
+        # signed leaves before one of the two is durable. This also spares the fsync
+        # of a lock whose block a crash could lose (a single validator would then be
+        # locked on a block nobody has).
+        invariant(all(m.height == action.certificate.height for m in self._held),
+                  "held messages of another height at commit")
+        self._actions.append(action)
+        self._actions.extend(Broadcast(m) for m in self._held)
+        self._held, self._state = [], None
+
+    def is_empty(self) -> bool:
+        return not self._actions and not self._held
+
+    def flush(self) -> list[Action]:
+        if self._held:
+            invariant(self._state is not None, "held messages without a safety state")
+            assert self._state is not None
+            self._actions.append(PersistSafety(self._state))
+            self._actions.extend(Broadcast(m) for m in self._held)
+        actions = self._actions
+        self._actions, self._held, self._state = [], [], None
+        return actions
+
+
+class _FutureBuffer:
+    """Verified messages for the next heights, bounded per validator."""
+
+    def __init__(self) -> None:
+        self._by_signer: dict[str, deque[Message]] = {}
+
+    def add(self, signer: str, message: Message) -> None:
+        queue = self._by_signer.setdefault(
+            signer, deque(maxlen=MAX_FUTURE_MESSAGES_PER_VALIDATOR))
+        queue.append(message)
+
+    def take(self, height: int) -> list[Message]:
+        """The buffered messages of `height`; older ones are dropped, newer ones kept."""
+        out: list[Message] = []
+        for queue in self._by_signer.values():
+            keep = [m for m in queue if m.height > height]
+            out.extend(m for m in queue if m.height == height)
+            queue.clear()
+            queue.extend(keep)
+        return out
+
+
+class Replica:
+    """One validator's (or observer's) consensus state machine. Not thread-safe."""
+
+    # Per-height state, (re)set by `_reset_height`.
+    _height: int
+    _round: int
+    _step: Step
+    _progress: _RoundProgress
+    _round_active: bool
+    _votes: VoteBook
+    _proposals: ProposalBook
+    _validity: dict[bytes, bool]  # block hash -> the shell's verdict
+    _pending_validation: set[bytes]
+    _checkpoint_ok: dict[tuple[int, str], bool]  # (round, voter) -> checkpoint sig valid
+    _peer_rounds: dict[str, int]
+    _catchup_sent_ms: dict[str, int]
+    _valid_round: int
+    _valid_block: BlockLike | None
+    _txs_available: bool
+
+    def __init__(
+        self,
+        *,
+        validators: ValidatorSet,
+        key: SigningKey,
+        name: str,
+        params: ConsensusParams | None = None,
+        committed_height: int = 0,
+    ) -> None:
+        """A replica starting at `committed_height + 1` with nothing signed yet. A node
+        whose name is not in `validators` follows consensus as an observer (never signs)."""
+        info = validators.get(name)
+        if info is not None and info.public_key != key.public_key:
+            raise Rejected(f"key does not match validator {name!r}", code="config")
+        invariant(committed_height >= 0, "committed height is negative")
+        self._validators = validators
+        self._digest = validators.digest
+        self._key = key if info is not None else None
+        self._name = name
+        self._params = params or ConsensusParams()
+        self._safety = SafetyState()
+        self._pacemaker = Pacemaker(self._params)
+        self._evidence = EvidenceLog()
+        self._future = _FutureBuffer()
+        self._out = _Outbox()
+        self._started = False
+        self._now_ms = 0
+        self._height_started_ms: int | None = None  # None: first height since start
+        self._last_build_time_ms = -1
+        self._first_round = 0
+        self._last_decision: _Decision | None = None
+        self._reset_height(committed_height + 1)
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        validators: ValidatorSet,
+        key: SigningKey,
+        name: str,
+        params: ConsensusParams | None = None,
+        safety: SafetyState | None,
+        committed_height: int,
+        locked_block: BlockLike | None = None,
+    ) -> Replica:
+        """Resume after a crash from the last persisted safety state (None: never
+        signed). If that state is at the height being resumed, the replica starts in
+        the round after its last signature, so it never needs to sign anything in a
+        round it may already have signed in. `locked_block`, if the shell kept the
+        block the state is locked on, lets this validator re-propose it."""
+        replica = cls(validators=validators, key=key, name=name, params=params,
+                      committed_height=committed_height)
+        if safety is not None:
+            replica._resume(safety, locked_block)
+        return replica
+
+    def _resume(self, state: SafetyState, locked_block: BlockLike | None) -> None:
+        self._safety = state
+        if state.height != self._height or state.step is SignStep.NONE:
+            # Older: its lock died with its height. Newer (the Commit was lost): the
+            # rules refuse every signature below it until block sync brings us there.
+            return
+        self._first_round = state.round + 1
+        self._round = self._first_round
+        if locked_block is not None and locked_block.block_hash == state.locked_hash:
+            # We precommitted it, so it was valid against this same head.
+            self._validity[locked_block.block_hash] = True
+            self._valid_round, self._valid_block = state.locked_round, locked_block
+
+    # --- observation ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def height(self) -> int:
+        """The height being decided (last committed + 1)."""
+        return self._height
+
+    @property
+    def round(self) -> int:
+        return self._round
+
+    @property
+    def current_step(self) -> Step:
+        return self._step
+
+    @property
+    def safety_state(self) -> SafetyState:
+        return self._safety
+
+    @property
+    def evidence(self) -> tuple[Equivocation, ...]:
+        """Equivocations seen (newest MAX_EVIDENCE), for the shell to report."""
+        return self._evidence.items
+
+    # --- the one entry point ----------------------------------------------------------
+    def step(self, event: Event) -> list[Action]:
+        """Apply one event; return the actions for the shell to execute in order.
+
+        Raises PeerError for a malformed or badly signed message, before changing any
+        state. Messages that are merely late, early or duplicated are ignored."""
+        invariant(self._out.is_empty(), "step() re-entered")
+        try:
+            self._dispatch(event)
+        except PeerError:
+            invariant(self._out.is_empty(), "peer input rejected after changing state")
+            raise
+        return self._out.flush()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Tick):
+            self._on_tick(event.now_ms)
+        elif isinstance(event, MessageReceived):
+            self._on_message(event.sender, event.message)
+        elif isinstance(event, ProposalValidated):
+            self._on_proposal_validated(event.proposal, event.valid)
+        elif isinstance(event, ProposalBuilt):
+            self._on_proposal_built(event)
+        elif isinstance(event, TransactionsAvailable):
+            self._on_transactions_available()
+        elif isinstance(event, Start):
+            self._on_start(event.now_ms)
+        else:
+            invariant(False, f"unknown event {event!r}")
+
+    # --- events -----------------------------------------------------------------------
+    def _on_start(self, now_ms: int) -> None:
+        invariant(not self._started, "Start delivered twice")
+        self._started = True
+        self._now_ms = now_ms
+        self._start_round(self._first_round)
+        if self._votes.rounds() or self._proposals.rounds():
+            self._wake_up()  # messages arrived before Start: the round is under way
+        self._advance()
+
+    def _on_tick(self, now_ms: int) -> None:
+        self._now_ms = max(self._now_ms, now_ms)  # never let time run backwards
+        if not self._started:
+            return
+        while (timeout := self._pacemaker.pop_due(self._now_ms)) is not None:
+            self._on_timeout(timeout)
+            self._advance()
+
+    def _on_transactions_available(self) -> None:
+        self._txs_available = True
+        self._wake_up()
+        self._advance()
+
+    def _on_proposal_built(self, event: ProposalBuilt) -> None:
+        progress = self._progress
+        if (event.height, event.round) != (self._height, self._round) or not (
+                progress.build_requested and not progress.proposed
+                and self._step is Step.PROPOSE):
+            return  # a late answer to an earlier round
+        invariant(event.block.height == event.height, "shell built a block of another height")
+        self._propose(event.block, pol_round=-1)
+        self._advance()
+
+    def _on_proposal_validated(self, proposal: Proposal, valid: bool) -> None:
+        block_hash = proposal.block_hash
+        if proposal.height != self._height or block_hash not in self._pending_validation:
+            return  # answer for a height we have left
+        self._pending_validation.discard(block_hash)
+        self._validity[block_hash] = valid
+        self._advance()
+
+    def _on_timeout(self, timeout: Timeout) -> None:
+        if (timeout.height, timeout.round) != (self._height, self._round):
+            return
+        if timeout.kind is TimeoutKind.BUILD:
+            self._try_propose()
+        elif timeout.kind is TimeoutKind.PROPOSE and self._step is Step.PROPOSE:
+            self._prevote(None)  # line 57
+        elif timeout.kind is TimeoutKind.PREVOTE and self._step is Step.PREVOTE:
+            self._precommit(None)  # line 61
+        elif timeout.kind is TimeoutKind.PRECOMMIT:
+            self._start_round(self._round + 1)  # line 65
+        elif timeout.kind is TimeoutKind.RESEND:
+            self._resend_own_messages()
+
+    # --- incoming messages ------------------------------------------------------------
+    def _on_message(self, sender: str, message: Message) -> None:
+        if isinstance(message, Vote):
+            self._on_vote(sender, message)
+        elif isinstance(message, Proposal):
+            self._on_proposal(sender, message)
+        else:
+            raise PeerError(sender, f"not a consensus message: {type(message).__name__}")
+
+    def _on_vote(self, sender: str, vote: Vote) -> None:
+        problem = vote_problem(vote)
+        if problem is not None:
+            raise PeerError(sender, f"malformed vote: {problem}")
+        info = self._validators.get(vote.voter)
+        if info is None:
+            raise PeerError(sender, f"vote from unknown validator {vote.voter!r}")
+        placement = self._placement(vote.height)
+        if placement in (_Placement.STALE, _Placement.TOO_FAR):
+            return
+        self._check_signature(sender, info.public_key, vote.sign_bytes(self._digest),
+                              vote.signature, "vote")
+        if placement is _Placement.PREVIOUS:
+            self._help_catch_up(sender, vote.voter)
+        elif placement is _Placement.NEXT:
+            self._future.add(vote.voter, vote)
+        else:
+            self._ingest_vote(vote)
+            self._advance()
+
+    def _on_proposal(self, sender: str, proposal: Proposal) -> None:
+        problem = proposal_problem(proposal)
+        if problem is not None:
+            raise PeerError(sender, f"malformed proposal: {problem}")
+        expected = self._validators.proposer(proposal.height, proposal.round)
+        if proposal.proposer != expected.name:
+            raise PeerError(sender, f"{proposal.proposer!r} is not the proposer of height "
+                                    f"{proposal.height} round {proposal.round}")
+        placement = self._placement(proposal.height)
+        if placement in (_Placement.STALE, _Placement.TOO_FAR):
+            return
+        self._check_signature(sender, expected.public_key, proposal.sign_bytes(self._digest),
+                              proposal.signature, "proposal")
+        if placement is _Placement.PREVIOUS:
+            self._help_catch_up(sender, proposal.proposer)
+        elif placement is _Placement.NEXT:
+            self._future.add(proposal.proposer, proposal)
+        else:
+            self._ingest_proposal(proposal)
+            self._advance()
+
+    def _placement(self, height: int) -> _Placement:
+        if height == self._height:
+            return _Placement.CURRENT
+        if height == self._height - 1:
+            return _Placement.PREVIOUS
+        if height < self._height:
+            return _Placement.STALE
+        if height <= self._height + FUTURE_HEIGHT_WINDOW:
+            return _Placement.NEXT
+        return _Placement.TOO_FAR
+
+    @staticmethod
+    def _check_signature(sender: str, public_key: bytes, message: bytes, signature: bytes,
+                         what: str) -> None:
+        try:
+            verify(public_key, message, signature)
+        except (BadSignature, DecodeError) as exc:
+            raise PeerError(sender, f"bad {what} signature") from exc
+
+    def _ingest_vote(self, vote: Vote) -> None:
+        """Store a verified vote of the current height (no rule applied yet)."""
+        self._note_round(vote.voter, vote.round)
+        if vote.round > self._round + MAX_ROUNDS_AHEAD:
+            return
+        earlier = self._votes.add(vote)
+        if earlier is not None:
+            self._evidence.record(vote_equivocation(earlier, vote, self._digest))
+            return
+        self._votes.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds())
+        self._wake_up()
+
+    def _ingest_proposal(self, proposal: Proposal) -> None:
+        """Store a verified proposal of the current height; ask the shell to validate
+        its block unless we already know (or are waiting to know) the answer."""
+        self._note_round(proposal.proposer, proposal.round)
+        if proposal.round > self._round + MAX_ROUNDS_AHEAD:
+            return
+        block_hash = proposal.block_hash
+        supported = any(self._votes.tally(kind, proposal.round).count(block_hash)
+                        >= self._validators.weak_quorum for kind in VoteKind)
+        stored, earlier = self._proposals.add(proposal, supported=supported)
+        if earlier is not None:
+            self._evidence.record(proposal_equivocation(earlier, proposal, self._digest))
+        if not stored:
+            return
+        self._proposals.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds())
+        if block_hash not in self._validity and block_hash not in self._pending_validation:
+            self._pending_validation.add(block_hash)
+            self._out.add(ValidateProposal(proposal))
+        self._wake_up()
+
+    def _note_round(self, signer: str, round: int) -> None:
+        """Highest round each validator has shown at this height (for round skipping)."""
+        if round > self._peer_rounds.get(signer, -1):
+            self._peer_rounds[signer] = round
+
+    def _protected_rounds(self) -> set[int]:
+        locked_round, _ = safety.lock_at(self._safety, self._height)
+        return {self._round, self._valid_round, locked_round}
+
+    def _help_catch_up(self, sender: str, signer: str) -> None:
+        """A validator still at the height we committed: send it the decided proposal
+        and its precommits, which let it commit too. Rate-limited per validator."""
+        decision = self._last_decision
+        if decision is None or sender != signer:
+            return
+        last_ms = self._catchup_sent_ms.get(sender)
+        if last_ms is not None and self._now_ms - last_ms < self._params.catchup_interval_ms:
+            return
+        self._catchup_sent_ms[sender] = self._now_ms
+        for vote in decision.certificate.precommits:
+            self._out.add(SendTo(sender, vote))
+        self._out.add(SendTo(sender, decision.proposal))
+
+    # --- rounds and heights -----------------------------------------------------------
+    def _reset_height(self, height: int) -> None:
+        self._height = height
+        self._round = 0
+        self._step = Step.PROPOSE
+        self._progress = _RoundProgress()
+        self._round_active = False
+        self._votes = VoteBook(self._digest)
+        self._proposals = ProposalBook()
+        self._validity = {}
+        self._pending_validation = set()
+        self._checkpoint_ok = {}
+        self._peer_rounds = {}
+        self._catchup_sent_ms = {}
+        self._valid_round = -1
+        self._valid_block = None
+        self._txs_available = False
+        self._pacemaker.clear()
+
+    def _enter_height(self, height: int) -> None:
+        self._reset_height(height)
+        self._height_started_ms = self._now_ms
+        self._start_round(0)
+        for message in self._future.take(height):
+            if isinstance(message, Vote):
+                self._ingest_vote(message)
+            else:
+                self._ingest_proposal(message)
+
+    def _start_round(self, round: int) -> None:  # the paper's StartRound
+        self._round = round
+        self._step = Step.PROPOSE
+        self._progress = _RoundProgress()
+        self._round_active = False
+        self._pacemaker.clear()  # every pending timer belongs to the previous round
+        if round == 0 and not self._params.create_empty_blocks and not self._txs_available:
+            return  # idle until transactions arrive or a peer starts the round
+        self._activate_round()
+
+    def _wake_up(self) -> None:
+        if self._started and not self._round_active:
+            self._activate_round()
+
+    def _activate_round(self) -> None:
+        self._round_active = True
+        # Everyone, the proposer included, gives up on the proposal at this deadline:
+        # a shell that never answers BuildProposal must not stall the replica.
+        self._pacemaker.schedule(TimeoutKind.PROPOSE, self._height, self._round, self._now_ms)
+        self._pacemaker.schedule(TimeoutKind.RESEND, self._height, self._round, self._now_ms)
+        if self._is_proposer():
+            self._try_propose()
+
+    def _resend_own_messages(self) -> None:
+        """Still in this round after a resend interval: send again what we signed in
+        it. Same bytes, already persisted (or committed), so no new signature."""
+        for message in [*self._progress.signed, *self._progress.relayed]:
+            self._out.resend(message)
+        self._pacemaker.schedule(TimeoutKind.RESEND, self._height, self._round, self._now_ms)
+
+    def _is_proposer(self) -> bool:
+        return (self._key is not None
+                and self._validators.proposer(self._height, self._round).name == self._name)
+
+    def _try_propose(self) -> None:
+        """Propose the valid value if we have one, else ask the shell for a block."""
+        progress = self._progress
+        if progress.proposed or progress.build_requested or self._step is not Step.PROPOSE:
+            return
+        if self._valid_block is not None:
+            self._propose(self._valid_block, self._proof_of_lock_round())
+            return
+        started = self._height_started_ms
+        if self._round == 0 and started is not None:
+            ready_ms = started + self._params.block_interval_ms
+            if self._now_ms < ready_ms:
+                self._pacemaker.schedule_at(TimeoutKind.BUILD, self._height, 0, ready_ms)
+                return
+        progress.build_requested = True
+        time_ms = max(self._now_ms, self._last_build_time_ms + 1)
+        self._last_build_time_ms = time_ms
+        self._out.add(BuildProposal(self._height, self._round, time_ms))
+
+    def _proof_of_lock_round(self) -> int:
+        """validRound if we still hold its prevote quorum (others need it to accept a
+        proof-of-lock); otherwise -1, which any validator not locked elsewhere accepts."""
+        block = self._valid_block
+        invariant(block is not None, "no valid value to prove")
+        assert block is not None
+        polka = self._votes.tally(VoteKind.PREVOTE, self._valid_round).count(block.block_hash)
+        return self._valid_round if polka >= self._validators.quorum else -1
+
+    # --- signing ----------------------------------------------------------------------
+    def _sign(self, step: SignStep, sign_bytes: bytes, lock_hash: bytes | None = None
+              ) -> bytes | None:
+        """Sign if the safety rules allow it, recording the signature first."""
+        if self._key is None:
+            return None
+        digest = sha256(sign_bytes)
+        if not safety.may_sign(self._safety, self._height, self._round, step, digest):
+            return None
+        self._safety = safety.after_signing(self._safety, self._height, self._round, step,
+                                            digest, lock_hash)
+        return self._key.sign(sign_bytes)
+
+    def _propose(self, block: BlockLike, pol_round: int) -> None:
+        self._progress.proposed = True
+        sign_bytes = proposal_sign_bytes(self._digest, self._height, self._round, pol_round,
+                                         block.block_hash)
+        signature = self._sign(SignStep.PROPOSAL, sign_bytes)
+        if signature is None:
+            return
+        proposal = Proposal(self._height, self._round, block, pol_round, self._name, signature)
+        self._out.add_signed(self._safety, proposal)
+        self._progress.signed.append(proposal)
+        self._validity[block.block_hash] = True  # built or already validated by our shell
+        self._ingest_proposal(proposal)
+        if pol_round >= 0:
+            self._relay_proof_of_lock(pol_round, block.block_hash)
+
+    def _relay_proof_of_lock(self, pol_round: int, block_hash: bytes) -> None:
+        """Send the prevote quorum that justifies re-proposing at `pol_round`. Peers
+        that missed one of those prevotes could otherwise never accept the proposal
+        (line 28), and with locks split two against two no round would ever decide."""
+        polka = self._votes.tally(VoteKind.PREVOTE, pol_round).for_block(block_hash)
+        self._progress.relayed = polka
+        for vote in polka:
+            self._out.resend(vote)
+
+    def _prevote(self, block: BlockLike | None) -> None:
+        self._step = Step.PREVOTE
+        block_hash = None if block is None else block.block_hash
+        sign_bytes = vote_sign_bytes(self._digest, VoteKind.PREVOTE, self._height, self._round,
+                                     block_hash, None)
+        signature = self._sign(SignStep.PREVOTE, sign_bytes)
+        if signature is not None:
+            self._record_own_vote(Vote(VoteKind.PREVOTE, self._height, self._round, block_hash,
+                                       self._name, signature))
+
+    def _precommit(self, block: BlockLike | None) -> None:
+        """Precommit `block` (locking it) or nil. A block precommit signs its checkpoint."""
+        self._step = Step.PRECOMMIT
+        if self._key is None:
+            return
+        block_hash = checkpoint_signature = None
+        if block is not None:
+            block_hash = block.block_hash
+            checkpoint_signature = self._key.sign(block.checkpoint_body)
+        sign_bytes = vote_sign_bytes(self._digest, VoteKind.PRECOMMIT, self._height,
+                                     self._round, block_hash, checkpoint_signature)
+        signature = self._sign(SignStep.PRECOMMIT, sign_bytes, lock_hash=block_hash)
+        if signature is not None:
+            self._record_own_vote(Vote(VoteKind.PRECOMMIT, self._height, self._round,
+                                       block_hash, self._name, signature, checkpoint_signature))
+
+    def _record_own_vote(self, vote: Vote) -> None:
+        self._out.add_signed(self._safety, vote)
+        self._progress.signed.append(vote)
+        self._note_round(self._name, vote.round)
+        invariant(self._votes.add(vote) is None,
+                  "a conflicting vote signed with our key: another process uses it")
+
+    # --- the upon-rules ---------------------------------------------------------------
+    def _advance(self) -> None:
+        if not self._started:
+            return
+        for _ in range(MAX_RULE_FIRINGS_PER_STEP):
+            if not self._fire_one_rule():
+                return
+        invariant(False, "consensus rules did not settle")
+
+    def _fire_one_rule(self) -> bool:
+        return (self._rule_decide() or self._rule_skip_round()
+                or self._rule_prevote_on_proposal() or self._rule_missing_decided_block()
+                or self._rule_prevote_quorum_any()
+                or self._rule_precommit_on_polka() or self._rule_precommit_nil()
+                or self._rule_precommit_quorum_any())
+
+    def _rule_decide(self) -> bool:
+        """Line 49: a proposal and a quorum of precommits for its block, in any round."""
+        quorum = self._validators.quorum
+        for round in self._proposals.rounds():
+            tally = self._votes.tally(VoteKind.PRECOMMIT, round)
+            if tally.total < quorum:
+                continue
+            for proposal in self._proposals.at(round):
+                block_hash = proposal.block_hash
+                if tally.count(block_hash) < quorum or self._validity.get(block_hash) is not True:
+                    continue
+                precommits = self._certified_precommits(round, proposal.block)
+                if len(precommits) >= quorum:
+                    self._decide(proposal, round, precommits)
+                    return True
+        return False
+
+    def _rule_skip_round(self) -> bool:
+        """Line 55: f+1 validators are in later rounds, so at least one honest one is."""
+        rounds = sorted(self._peer_rounds.values(), reverse=True)
+        weak = self._validators.weak_quorum
+        if len(rounds) < weak or rounds[weak - 1] <= self._round:
+            return False
+        self._start_round(rounds[weak - 1])
+        return True
+
+    def _rule_prevote_on_proposal(self) -> bool:
+        """Lines 22 and 28: prevote on this round's proposal once we can judge it."""
+        if self._step is not Step.PROPOSE:
+            return False
+        for proposal in self._proposals.at(self._round):
+            ready, target = self._prevote_target(proposal)
+            if ready:
+                self._prevote(target)
+                return True
+        return False
+
+    def _rule_missing_decided_block(self) -> bool:
+        """Not in the paper: the network decided a block whose proposal we never got.
+        Waiting out timeoutPropose is pointless, so prevote nil now (what line 57 does
+        later; a nil prevote is always safe). The vote reaches peers while they are
+        one height ahead, and they answer with the decision (`_help_catch_up`)."""
+        if self._step is not Step.PROPOSE:
+            return False
+        quorum = self._validators.quorum
+        for round in self._votes.rounds():
+            tally = self._votes.tally(VoteKind.PRECOMMIT, round)
+            if tally.total < quorum:
+                continue
+            for block_hash in {v.block_hash for v in tally.votes()}:
+                if (block_hash is not None and tally.count(block_hash) >= quorum
+                        and self._proposals.find(round, block_hash) is None):
+                    self._prevote(None)
+                    return True
+        return False
+
+    def _prevote_target(self, proposal: Proposal) -> tuple[bool, BlockLike | None]:
+        """(ready, block to prevote or None for nil). Not ready while the block is being
+        validated or its proof-of-lock round lacks a prevote quorum."""
+        block_hash = proposal.block_hash
+        if proposal.pol_round >= 0:
+            polka = self._votes.tally(VoteKind.PREVOTE, proposal.pol_round).count(block_hash)
+            if polka < self._validators.quorum:
+                return False, None
+        valid = self._validity.get(block_hash)
+        if valid is None:
+            return False, None
+        if valid and safety.may_prevote_for(self._safety, self._height, block_hash,
+                                            proposal.pol_round):
+            return True, proposal.block
+        return True, None
+
+    def _rule_prevote_quorum_any(self) -> bool:
+        """Line 34: a quorum of prevotes of any kind starts the prevote timer."""
+        if self._step is not Step.PREVOTE or self._progress.prevote_timer_set:
+            return False
+        if self._votes.tally(VoteKind.PREVOTE, self._round).total < self._validators.quorum:
+            return False
+        self._progress.prevote_timer_set = True
+        self._pacemaker.schedule(TimeoutKind.PREVOTE, self._height, self._round, self._now_ms)
+        return True
+
+    def _rule_precommit_on_polka(self) -> bool:
+        """Line 36: a valid proposal with a prevote quorum: lock and precommit it (if
+        still at prevote), and remember it as the valid value."""
+        if self._step is Step.PROPOSE or self._progress.polka_seen:
+            return False
+        tally = self._votes.tally(VoteKind.PREVOTE, self._round)
+        if tally.total < self._validators.quorum:
+            return False
+        for proposal in self._proposals.at(self._round):
+            block_hash = proposal.block_hash
+            if (tally.count(block_hash) >= self._validators.quorum
+                    and self._validity.get(block_hash) is True):
+                self._progress.polka_seen = True
+                if self._step is Step.PREVOTE:
+                    self._precommit(proposal.block)
+                self._valid_round, self._valid_block = self._round, proposal.block
+                return True
+        return False
+
+    def _rule_precommit_nil(self) -> bool:
+        """Line 44: a quorum prevoted nil."""
+        if self._step is not Step.PREVOTE:
+            return False
+        if self._votes.tally(VoteKind.PREVOTE, self._round).count(None) < self._validators.quorum:
+            return False
+        self._precommit(None)
+        return True
+
+    def _rule_precommit_quorum_any(self) -> bool:
+        """Line 47: a quorum of precommits of any kind starts the precommit timer."""
+        if self._progress.precommit_timer_set:
+            return False
+        if self._votes.tally(VoteKind.PRECOMMIT, self._round).total < self._validators.quorum:
+            return False
+        self._progress.precommit_timer_set = True
+        self._pacemaker.schedule(TimeoutKind.PRECOMMIT, self._height, self._round,
+                                 self._now_ms)
+        return True
+
+    # --- deciding ---------------------------------------------------------------------
+    def _certified_precommits(self, round: int, block: BlockLike) -> list[Vote]:
+        """Precommits for `block` at `round` whose checkpoint signature verifies (the
+        vote signature was checked on arrival), in validator-set order."""
+        good: list[Vote] = []
+        for vote in self._votes.tally(VoteKind.PRECOMMIT, round).for_block(block.block_hash):
+            key = (round, vote.voter)
+            ok = self._checkpoint_ok.get(key)
+            if ok is None:
+                info = self._validators.get(vote.voter)
+                invariant(info is not None and vote.checkpoint_signature is not None,
+                          "unchecked precommit in the vote book")
+                assert info is not None and vote.checkpoint_signature is not None
+                ok = is_valid_signature(info.public_key, block.checkpoint_body,
+                                        vote.checkpoint_signature)
+                self._checkpoint_ok[key] = ok
+            if ok:
+                good.append(vote)
+        good.sort(key=lambda v: self._validators.index_of(v.voter))
+        return good
+
+    def _decide(self, proposal: Proposal, round: int, precommits: list[Vote]) -> None:
+        certificate = CommitCertificate(self._height, round, proposal.block_hash,
+                                        tuple(precommits))
+        self._out.commit(Commit(proposal.block, certificate))
+        self._last_decision = _Decision(proposal, certificate)
+        self._enter_height(self._height + 1)

@@ -1,0 +1,763 @@
+"""The Tendermint replica: one validator end to end, four validators through a seeded
+in-test router (drops, delays, crashes, equivocating twins, invalid blocks), safety
+rules, certificates, and hostile input.
+
+A failing router test names its seed; `run_network(seed, ...)` replays it exactly."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tidechain.consensus import (
+    PRECOMMIT,
+    PREVOTE,
+    Action,
+    Broadcast,
+    BuildProposal,
+    Commit,
+    CommitCertificate,
+    ConsensusParams,
+    Event,
+    Message,
+    MessageReceived,
+    PersistSafety,
+    Proposal,
+    ProposalBuilt,
+    ProposalValidated,
+    Replica,
+    SafetyState,
+    SendTo,
+    SignStep,
+    Start,
+    Tick,
+    TransactionsAvailable,
+    ValidateProposal,
+    ValidatorInfo,
+    ValidatorSet,
+    Vote,
+)
+from tidechain.consensus import safety as rules
+from tidechain.consensus.messages import sign_proposal, sign_vote
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import DecodeError, PeerError, ProofError, Rejected
+
+# --- fixtures as plain functions ---------------------------------------------------------
+
+FAST = ConsensusParams(
+    timeout_propose_ms=200, timeout_propose_delta_ms=50,
+    timeout_prevote_ms=100, timeout_prevote_delta_ms=50,
+    timeout_precommit_ms=100, timeout_precommit_delta_ms=50,
+    timeout_max_ms=2000, block_interval_ms=10, catchup_interval_ms=100,
+    resend_interval_ms=150,
+)
+
+
+def signing_key(i: int) -> SigningKey:
+    return SigningKey(hashlib.sha256(b"consensus test key %d" % i).digest())
+
+
+def make_validators(n: int) -> tuple[ValidatorSet, list[SigningKey]]:
+    keys = [signing_key(i) for i in range(n)]
+    return ValidatorSet(tuple(ValidatorInfo(f"v{i}", k.public_key)
+                              for i, k in enumerate(keys))), keys
+
+
+@dataclass(frozen=True)
+class FakeBlock:
+    height: int
+    block_hash: bytes
+    checkpoint_body: bytes
+
+
+def make_block(height: int, tag: str) -> FakeBlock:
+    block_hash = hashlib.sha256(f"block {height} {tag}".encode()).digest()
+    body = f"tidechain/test\n{height}\n{base64.b64encode(block_hash).decode()}\n".encode()
+    return FakeBlock(height, block_hash, body)
+
+
+def replica(n: int, index: int = 0, params: ConsensusParams = FAST,
+            committed_height: int = 0) -> Replica:
+    validators, keys = make_validators(n)
+    return Replica(validators=validators, key=keys[index], name=f"v{index}", params=params,
+                   committed_height=committed_height)
+
+
+def of_type(actions: list[Action], kind: type) -> list[Action]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def signed_slot(message: Message) -> tuple[int, int, SignStep]:
+    if isinstance(message, Proposal):
+        return message.height, message.round, SignStep.PROPOSAL
+    step = SignStep.PREVOTE if message.kind is PREVOTE else SignStep.PRECOMMIT
+    return message.height, message.round, step
+
+
+def signer(message: Message) -> str:
+    return message.proposer if isinstance(message, Proposal) else message.voter
+
+
+@dataclass
+class Disk:
+    """What a shell made durable, and the check that nothing we signed left first."""
+
+    name: str
+    safety: SafetyState | None = None
+    committed: dict[int, bytes] = field(default_factory=dict)
+
+    def execute(self, actions: list[Action], validators: ValidatorSet) -> None:
+        for action in actions:
+            if isinstance(action, PersistSafety):
+                if self.safety is not None:
+                    old = (self.safety.height, self.safety.round, self.safety.step)
+                    assert (action.state.height, action.state.round, action.state.step) >= old
+                self.safety = action.state
+            elif isinstance(action, Broadcast | SendTo) and signer(action.message) == self.name:
+                self.assert_covered(action.message)
+            elif isinstance(action, Commit):
+                cert = action.certificate
+                cert.verify(validators, action.block.checkpoint_body)
+                assert cert.height == action.block.height == len(self.committed) + 1
+                self.committed[cert.height] = action.block.block_hash
+
+    def assert_covered(self, message: Message) -> None:
+        """Our signed message may leave only behind a persisted safety state at or past
+        its (height, round, step), or behind a durable commit of its height."""
+        height, round, step = signed_slot(message)
+        if self.committed and max(self.committed) >= height:
+            return
+        state = self.safety
+        assert state is not None, f"{message} sent before any PersistSafety"
+        assert (state.height, state.round, state.step) >= (height, round, step), (
+            f"{message} sent before its safety state was persisted")
+
+
+def run_single(r: Replica, disk: Disk, validators: ValidatorSet, heights: int,
+               start_ms: int = 1_000) -> list[list[Action]]:
+    """Drive a one-validator replica like the node shell does, for `heights` blocks."""
+    log = []
+    now = start_ms
+    actions = r.step(Start(now))
+    while len(disk.committed) < heights:
+        log.append(actions)
+        disk.execute(actions, validators)
+        builds = of_type(actions, BuildProposal)
+        if builds:
+            b = builds[0]
+            assert isinstance(b, BuildProposal)
+            actions = r.step(ProposalBuilt(b.height, b.round, make_block(b.height, f"t{b.time_ms}")))
+        else:
+            now += 10
+            actions = r.step(Tick(now))
+    return log
+
+
+# --- validator set ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("n", "quorum", "weak"), [(1, 1, 1), (2, 2, 1), (3, 3, 1), (4, 3, 2),
+                                                   (5, 4, 2), (7, 5, 3), (10, 7, 4)])
+def test_quorum_is_n_minus_f(n: int, quorum: int, weak: int) -> None:
+    validators, _ = make_validators(n)
+    assert (validators.quorum, validators.weak_quorum) == (quorum, weak)
+    assert [validators.proposer(1, r).name for r in range(n)] == [
+        f"v{(1 + r) % n}" for r in range(n)]
+
+
+def test_bad_validator_sets_are_rejected() -> None:
+    k = signing_key(0).public_key
+    with pytest.raises(Rejected):
+        ValidatorSet(())
+    with pytest.raises(Rejected):
+        ValidatorSet((ValidatorInfo("a", k), ValidatorInfo("a", signing_key(1).public_key)))
+    with pytest.raises(Rejected):
+        ValidatorSet((ValidatorInfo("a", k), ValidatorInfo("b", k)))
+    with pytest.raises(Rejected):
+        ValidatorSet((ValidatorInfo("a", b"short"),))
+
+
+def test_params_reject_a_spinning_configuration() -> None:
+    with pytest.raises(ValueError):
+        ConsensusParams(block_interval_ms=0)
+    ConsensusParams(block_interval_ms=0, create_empty_blocks=False)
+    with pytest.raises(ValueError):
+        ConsensusParams(timeout_propose_ms=0)
+
+
+# --- one validator ----------------------------------------------------------------------------
+
+def test_single_validator_commits_through_the_quorum_path() -> None:
+    validators, _ = make_validators(1)
+    r = replica(1)
+    assert r.step(Start(1_000)) == [BuildProposal(1, 0, 1_000)]
+    block = make_block(1, "a")
+    actions = r.step(ProposalBuilt(1, 0, block))
+    commit = actions[0]
+    assert isinstance(commit, Commit) and commit.block == block
+    commit.certificate.verify(validators, block.checkpoint_body)
+    sent = [a.message for a in actions if isinstance(a, Broadcast)]
+    assert [signed_slot(m) for m in sent] == [
+        (1, 0, SignStep.PROPOSAL), (1, 0, SignStep.PREVOTE), (1, 0, SignStep.PRECOMMIT)]
+    assert r.height == 2 and r.round == 0
+
+
+def test_single_validator_advances_heights_with_monotonic_block_times() -> None:
+    validators, _ = make_validators(1)
+    r, disk = replica(1), Disk("v0")
+    log = run_single(r, disk, validators, heights=6)
+    assert sorted(disk.committed) == [1, 2, 3, 4, 5, 6] and r.height == 7
+    times = [a.time_ms for actions in log for a in actions if isinstance(a, BuildProposal)]
+    assert times == sorted(set(times)) and len(times) == 6
+    assert all(b - a >= FAST.block_interval_ms for a, b in zip(times, times[1:], strict=False))
+
+
+def test_single_validator_idles_without_transactions() -> None:
+    params = replace(FAST, create_empty_blocks=False)
+    validators, _ = make_validators(1)
+    r = replica(1, params=params)
+    assert r.step(Start(0)) == []
+    assert all(r.step(Tick(t)) == [] for t in range(10, 60_000, 10))  # no spinning
+    actions = r.step(TransactionsAvailable())
+    assert actions == [BuildProposal(1, 0, 59_990)]
+    actions = r.step(ProposalBuilt(1, 0, make_block(1, "tx")))
+    assert of_type(actions, Commit) and r.height == 2
+    assert all(r.step(Tick(t)) == [] for t in range(60_000, 70_000, 10))  # idle again
+
+
+def test_single_validator_round_timeouts_back_off() -> None:
+    r = replica(1)
+    r.step(Start(0))  # BuildProposal for round 0, never answered
+    starts: list[tuple[int, int]] = []
+    for now in range(10, 5_000, 10):
+        for action in r.step(Tick(now)):
+            if isinstance(action, BuildProposal):
+                starts.append((action.round, now))
+    rounds = [rd for rd, _ in starts]
+    assert rounds[:4] == [1, 2, 3, 4]
+    gaps = [b - a for (_, a), (_, b) in zip(starts, starts[1:], strict=False)]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]  # linear backoff per round
+
+
+def test_commit_sends_signed_messages_only_after_it() -> None:
+    """With n = 1 the whole round happens in one step: nothing signed leaves before
+    the Commit, so a crash either loses everything or keeps the block."""
+    r = replica(1)
+    r.step(Start(0))
+    actions = r.step(ProposalBuilt(1, 0, make_block(1, "x")))
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds[:4] == ["Commit", "Broadcast", "Broadcast", "Broadcast"]
+    assert not of_type(actions, PersistSafety)
+
+
+# --- four validators, stepped by hand -------------------------------------------------------
+
+def test_prevote_is_persisted_before_it_is_broadcast() -> None:
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    block = make_block(1, "p")
+    proposal = sign_proposal(keys[1], "v1", validators.digest, 1, 0, block, -1)
+    actions = r.step(MessageReceived("v1", proposal))
+    assert actions == [ValidateProposal(proposal)]
+    actions = r.step(ProposalValidated(proposal, True))
+    assert isinstance(actions[0], PersistSafety) and isinstance(actions[1], Broadcast)
+    vote = actions[1].message
+    assert isinstance(vote, Vote) and vote.kind is PREVOTE and vote.block_hash == block.block_hash
+    assert actions[0].state.step is SignStep.PREVOTE
+
+
+def _locked_replica() -> tuple[Replica, SafetyState, ValidatorSet, list[SigningKey], FakeBlock]:
+    """v0 of four, locked on block X at (1, 0); returns its last persisted state."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x = make_block(1, "X")
+    proposal = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
+    r.step(MessageReceived("v1", proposal))
+    persisted: list[SafetyState] = []
+    events: list[Event] = [ProposalValidated(proposal, True)] + [
+        MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest, PREVOTE, 1, 0, x))
+        for i in (1, 2)]
+    for event in events:
+        persisted += [a.state for a in r.step(event) if isinstance(a, PersistSafety)]
+    state = persisted[-1]
+    assert state.step is SignStep.PRECOMMIT and state.locked_hash == x.block_hash
+    return r, state, validators, keys, x
+
+
+def test_restore_never_signs_against_its_lock_or_in_a_signed_round() -> None:
+    _, state, validators, keys, x = _locked_replica()
+    restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
+                               safety=state, committed_height=0)
+    assert (restored.height, restored.round) == (1, 1)
+    restored.step(Start(10_000))
+    # A round-0 proposal for another block: stored, never voted on (round 0 is over).
+    y = make_block(1, "Y")
+    old = sign_proposal(keys[1], "v1", validators.digest, 1, 0, y, -1)
+    actions = restored.step(MessageReceived("v1", old))
+    actions += restored.step(ProposalValidated(old, True))
+    assert not [a for a in actions if isinstance(a, Broadcast | PersistSafety)]
+    # Round 1's proposer offers Z without proof-of-lock: locked on X, v0 prevotes nil.
+    z = make_block(1, "Z")
+    fresh = sign_proposal(keys[2], "v2", validators.digest, 1, 1, z, -1)
+    restored.step(MessageReceived("v2", fresh))
+    actions = restored.step(ProposalValidated(fresh, True))
+    votes = [a.message for a in actions if isinstance(a, Broadcast)]
+    assert len(votes) == 1 and isinstance(votes[0], Vote)
+    assert votes[0].kind is PREVOTE and votes[0].block_hash is None and votes[0].round == 1
+
+
+def test_restored_validator_reproposes_its_locked_block() -> None:
+    _, state, validators, keys, x = _locked_replica()
+    # Round 2 of height 1 is v3's: make v3 the restored one by re-locking it the same way.
+    restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
+                               safety=replace(state, round=2, locked_round=0),
+                               committed_height=0, locked_block=x)
+    assert restored.round == 3 and validators.proposer(1, 3).name == "v0"
+    actions = restored.step(Start(0))
+    proposals = [a.message for a in actions if isinstance(a, Broadcast)
+                 and isinstance(a.message, Proposal)]
+    assert len(proposals) == 1 and proposals[0].block == x and proposals[0].pol_round == -1
+
+
+def test_restore_from_an_older_height_starts_fresh() -> None:
+    validators, keys = make_validators(1)
+    old = SafetyState(height=3, round=5, step=SignStep.PRECOMMIT, signed_digest=bytes(32),
+                      locked_round=5, locked_hash=bytes(32))
+    r = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
+                        safety=old, committed_height=7)
+    assert (r.height, r.round) == (8, 0)
+    assert of_type(r.step(Start(0)), BuildProposal)
+
+
+def test_restore_ahead_of_the_store_stays_silent() -> None:
+    """The safety record says height 5 but the store only has 3 (lost commits): the
+    replica must not sign anything at heights 4 or 5 again."""
+    validators, keys = make_validators(1)
+    ahead = SafetyState(height=5, round=0, step=SignStep.PREVOTE, signed_digest=bytes(32))
+    r = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
+                        safety=ahead, committed_height=3)
+    actions = r.step(Start(0))
+    b = of_type(actions, BuildProposal)[0]
+    assert isinstance(b, BuildProposal)
+    actions = r.step(ProposalBuilt(b.height, b.round, make_block(4, "again")))
+    assert not of_type(actions, Broadcast) and not of_type(actions, Commit)
+
+
+def test_equivocating_votes_are_recorded_and_counted_once() -> None:
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    a, b = make_block(1, "a"), make_block(1, "b")
+    first = sign_vote(keys[1], "v1", validators.digest, PREVOTE, 1, 0, a)
+    second = sign_vote(keys[1], "v1", validators.digest, PREVOTE, 1, 0, b)
+    r.step(MessageReceived("v1", first))
+    assert r.step(MessageReceived("v2", second)) == []  # relayed: no PeerError for v2
+    r.step(MessageReceived("v1", first))  # a repeat is not equivocation
+    (evidence,) = r.evidence
+    assert (evidence.signer, evidence.height, evidence.round) == ("v1", 1, 0)
+    evidence.verify(validators)
+    with pytest.raises(ProofError):
+        replace(evidence, second=evidence.first).verify(validators)
+    # Two more prevotes for b would make a quorum only if v1's second vote counted.
+    r.step(MessageReceived("v2", sign_vote(keys[2], "v2", validators.digest, PREVOTE, 1, 0, b)))
+    r.step(MessageReceived("v3", sign_vote(keys[3], "v3", validators.digest, PREVOTE, 1, 0, a)))
+    assert r.safety_state.step is SignStep.NONE  # no polka, no precommit, nothing signed
+
+
+def test_lagging_validator_is_sent_the_last_decision() -> None:
+    validators, keys = make_validators(4)
+    nodes = [replica(4, index=i) for i in range(4)]
+    for n in nodes:
+        n.step(Start(0))
+    # v1 proposes at (1, 0); everyone but v3 hears everything.
+    pending: list[tuple[int, str, Message]] = []
+
+    def run(actions: list[Action], sender: int) -> None:
+        for a in actions:
+            if isinstance(a, Broadcast):
+                pending.extend((d, f"v{sender}", a.message) for d in range(3) if d != sender)
+            elif isinstance(a, ValidateProposal):
+                run(nodes[sender].step(ProposalValidated(a.proposal, True)), sender)
+
+    run(nodes[1].step(ProposalBuilt(1, 0, make_block(1, "lag"))), 1)
+    while pending:
+        dest, sender, message = pending.pop(0)
+        run(nodes[dest].step(MessageReceived(sender, message)), dest)
+    assert [n.height for n in nodes] == [2, 2, 2, 1]
+    lagging_vote = sign_vote(keys[3], "v3", validators.digest, PREVOTE, 1, 0, None)
+    replies = nodes[0].step(MessageReceived("v3", lagging_vote))
+    assert replies and all(isinstance(a, SendTo) and a.peer == "v3" for a in replies)
+    assert nodes[0].step(MessageReceived("v3", lagging_vote)) == []  # rate-limited
+    for a in replies:
+        assert isinstance(a, SendTo)
+        for follow in nodes[3].step(MessageReceived("v0", a.message)):
+            if isinstance(follow, ValidateProposal):
+                nodes[3].step(ProposalValidated(follow.proposal, True))
+    assert nodes[3].height == 2
+
+
+# --- safety rules -------------------------------------------------------------------------
+
+def test_safety_rules_refuse_going_back_or_signing_twice() -> None:
+    s = rules.after_signing(SafetyState(), 1, 0, SignStep.PREVOTE, b"a" * 32)
+    assert rules.may_sign(s, 1, 0, SignStep.PREVOTE, b"a" * 32)  # the same bytes again
+    assert not rules.may_sign(s, 1, 0, SignStep.PREVOTE, b"b" * 32)
+    assert not rules.may_sign(s, 1, 0, SignStep.PROPOSAL, b"c" * 32)
+    assert rules.may_sign(s, 1, 0, SignStep.PRECOMMIT, b"d" * 32)
+    locked = rules.after_signing(s, 1, 0, SignStep.PRECOMMIT, b"d" * 32, lock_hash=b"X" * 32)
+    assert rules.may_prevote_for(locked, 1, b"X" * 32, -1)
+    assert not rules.may_prevote_for(locked, 1, b"Y" * 32, -1)
+    assert rules.may_prevote_for(locked, 1, b"Y" * 32, 0)  # proof-of-lock at the lock round
+    assert rules.may_prevote_for(locked, 2, b"Y" * 32, -1)  # locks die with their height
+    later = rules.after_signing(locked, 2, 0, SignStep.PREVOTE, b"e" * 32)
+    assert later.locked_hash is None
+
+
+slots = st.tuples(st.integers(1, 3), st.integers(0, 3), st.sampled_from(list(SignStep)[1:]),
+                  st.sampled_from([bytes([i]) * 32 for i in range(4)]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(slots, max_size=40))
+def test_safety_rules_never_allow_two_statements_per_slot(attempts: list[tuple[
+        int, int, SignStep, bytes]]) -> None:
+    state, signed = SafetyState(), {}
+    for height, round, step, digest in attempts:
+        if rules.may_sign(state, height, round, step, digest):
+            state = rules.after_signing(state, height, round, step, digest)
+            assert signed.setdefault((height, round, step), digest) == digest
+            assert all(slot <= (height, round, step) for slot in signed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.integers(0, 2**31 - 1), st.sampled_from(list(SignStep)),
+       st.binary(min_size=32, max_size=32), st.booleans(), st.binary(min_size=32, max_size=32))
+def test_safety_state_round_trips(height: int, round: int, step: SignStep, digest: bytes,
+                                  locked: bool, lock_hash: bytes) -> None:
+    state = SafetyState(height, round, step, digest, round if locked else -1,
+                        lock_hash if locked else None)
+    assert SafetyState.decode(state.encode()) == state
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_safety_state_decode_rejects_garbage(data: bytes) -> None:
+    try:
+        state = SafetyState.decode(data)
+    except DecodeError:
+        return
+    assert state.encode() == data
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+def _certificate(n: int = 4) -> tuple[CommitCertificate, ValidatorSet, list[SigningKey],
+                                       FakeBlock]:
+    validators, keys = make_validators(n)
+    block = make_block(5, "cert")
+    votes = tuple(sign_vote(keys[i], f"v{i}", validators.digest, PRECOMMIT, 5, 2, block)
+                  for i in range(validators.quorum))
+    return CommitCertificate(5, 2, block.block_hash, votes), validators, keys, block
+
+
+def test_certificate_verifies_and_round_trips() -> None:
+    cert, validators, _, block = _certificate()
+    cert.verify(validators, block.checkpoint_body)
+    decoded = CommitCertificate.decode(cert.encode())
+    assert decoded == cert
+    decoded.verify(validators, block.checkpoint_body)
+
+
+def _tampered(cert: CommitCertificate, keys: list[SigningKey], validators: ValidatorSet,
+              ) -> dict[str, CommitCertificate]:
+    votes = cert.precommits
+    other = make_block(5, "other")
+    bad_sig = bytes([votes[0].signature[0] ^ 1]) + votes[0].signature[1:]
+    stranger = SigningKey(b"\x07" * 32)
+    foreign = sign_vote(stranger, "mallory", validators.digest, PRECOMMIT, 5, 2, None)
+    nil_vote = sign_vote(keys[3], "v3", validators.digest, PRECOMMIT, 5, 2, None)
+    return {
+        "below quorum": replace(cert, precommits=votes[:-1]),
+        "duplicate voter": replace(cert, precommits=(*votes[:-1], votes[0])),
+        "bad vote signature": replace(cert, precommits=(replace(votes[0], signature=bad_sig),
+                                                        *votes[1:])),
+        "wrong round": replace(cert, round=3),
+        "wrong block": replace(cert, block_hash=other.block_hash),
+        "unknown voter": replace(cert, precommits=(
+            *votes, replace(foreign, block_hash=cert.block_hash,
+                            checkpoint_signature=votes[0].checkpoint_signature))),
+        "nil precommit": replace(cert, precommits=(*votes[:-1], nil_vote)),
+        "checkpoint of another block": replace(cert, precommits=(
+            sign_vote(keys[0], "v0", validators.digest, PRECOMMIT, 5, 2, other), *votes[1:])),
+    }
+
+
+def test_tampered_certificates_fail() -> None:
+    cert, validators, keys, block = _certificate()
+    for what, bad in _tampered(cert, keys, validators).items():
+        with pytest.raises(ProofError):
+            bad.verify(validators, block.checkpoint_body)
+            pytest.fail(what)
+    with pytest.raises(ProofError):
+        cert.verify(validators, block.checkpoint_body + b"x")  # another checkpoint
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_certificate_decode_rejects_garbage(data: bytes) -> None:
+    try:
+        CommitCertificate.decode(data)
+    except (DecodeError, Rejected):
+        pass
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+def test_bad_input_is_rejected_or_ignored_without_effect() -> None:
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    block = make_block(1, "b")
+    good = sign_vote(keys[1], "v1", validators.digest, PREVOTE, 1, 0, block)
+    stranger = sign_vote(SigningKey(b"\x09" * 32), "mallory", validators.digest, PREVOTE, 1, 0,
+                         block)
+    forged = replace(good, signature=bytes(64))
+    wrong_set = sign_vote(keys[1], "v1", b"\x00" * 32, PREVOTE, 1, 0, block)
+    for bad in (stranger, forged, wrong_set, replace(good, block_hash=b"short"),
+                replace(good, round=-1), replace(good, height=0), replace(good, voter=""),
+                replace(good, checkpoint_signature=bytes(64)), replace(good, height=True)):
+        with pytest.raises(PeerError) as info:
+            r.step(MessageReceived("peer9", bad))
+        assert info.value.peer == "peer9"
+    with pytest.raises(PeerError):
+        r.step(MessageReceived("peer9", "not a message"))  # type: ignore[arg-type]
+    impostor = sign_proposal(keys[2], "v2", validators.digest, 1, 0, block, -1)  # v1's turn
+    with pytest.raises(PeerError):
+        r.step(MessageReceived("peer9", impostor))
+    with pytest.raises(PeerError):
+        r.step(MessageReceived("peer9", replace(
+            sign_proposal(keys[1], "v1", validators.digest, 1, 0, block, -1),
+            block=make_block(2, "wrong height"))))
+    # Late or far-future heights are dropped unread (honest peers send them too).
+    for height in (1_000, 2**40):
+        far = sign_vote(keys[1], "v1", validators.digest, PREVOTE, height, 0, block)
+        assert r.step(MessageReceived("v1", far)) == []
+    far_round = sign_vote(keys[1], "v1", validators.digest, PREVOTE, 1, 2**31 - 1, block)
+    assert r.step(MessageReceived("v1", far_round)) == []  # counted for skipping, not stored
+    assert r.safety_state == SafetyState() and r.evidence == ()
+    assert (r.height, r.round) == (1, 0)
+
+
+def _mutations(good: Vote) -> st.SearchStrategy[Vote]:
+    values = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**64), st.binary(max_size=70),
+                       st.text(max_size=5))
+    names = ["kind", "height", "round", "block_hash", "voter", "signature",
+             "checkpoint_signature"]
+    return st.builds(lambda name, value: replace(good, **{name: value}),
+                     st.sampled_from(names), values)
+
+
+_V, _K = make_validators(4)
+_GOOD = sign_vote(_K[1], "v1", _V.digest, PRECOMMIT, 1, 0, make_block(1, "fuzz"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutations(_GOOD))
+def test_mutated_votes_never_crash_the_replica(vote: Vote) -> None:
+    r = replica(4, index=0)
+    r.step(Start(0))
+    try:
+        r.step(MessageReceived("peer", vote))
+    except PeerError:
+        assert r.safety_state == SafetyState()
+
+
+def test_observer_follows_without_signing() -> None:
+    validators, keys = make_validators(1)
+    watcher = Replica(validators=validators, key=signing_key(99), name="watcher", params=FAST)
+    watcher.step(Start(0))
+    block = make_block(1, "seen")
+    messages: list[Message] = [
+        sign_proposal(keys[0], "v0", validators.digest, 1, 0, block, -1),
+        sign_vote(keys[0], "v0", validators.digest, PREVOTE, 1, 0, block),
+        sign_vote(keys[0], "v0", validators.digest, PRECOMMIT, 1, 0, block)]
+    out: list[Action] = []
+    for m in messages:
+        out += watcher.step(MessageReceived("v0", m))
+    validate = of_type(out, ValidateProposal)[0]
+    assert isinstance(validate, ValidateProposal)
+    out = watcher.step(ProposalValidated(validate.proposal, True))
+    assert of_type(out, Commit) and not of_type(out, Broadcast) and watcher.height == 2
+
+
+def test_a_key_that_does_not_match_the_set_is_refused() -> None:
+    validators, _ = make_validators(2)
+    with pytest.raises(Rejected):
+        Replica(validators=validators, key=signing_key(5), name="v0")
+
+
+# --- four validators through a seeded router ---------------------------------------------------
+
+@dataclass
+class SimNode:
+    node_id: str  # unique per instance (twins share a name and a key)
+    replica: Replica
+    disk: Disk
+    links: set[str]  # node ids it can send to
+    bad_blocks: bool = False  # builds blocks every honest shell finds invalid
+
+
+@dataclass
+class Network:
+    seed: int
+    validators: ValidatorSet
+    nodes: dict[str, SimNode]
+    drop: float
+    max_delay_ms: int
+    rng: random.Random
+    now_ms: int = 0
+    queue: list[tuple[int, int, str, Event]] = field(default_factory=list)
+    seq: int = 0
+    invalid: set[bytes] = field(default_factory=set)
+
+    def push(self, at_ms: int, node_id: str, event: Event) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (at_ms, self.seq, node_id, event))
+
+    def send(self, node: SimNode, dests: list[str], message: Message) -> None:
+        for dest in dests:
+            if self.rng.random() >= self.drop:
+                delay = self.rng.randint(1, self.max_delay_ms)
+                self.push(self.now_ms + delay, dest, MessageReceived(node.replica.name, message))
+
+    def apply(self, node: SimNode, event: Event) -> None:
+        actions = node.replica.step(event)
+        node.disk.execute(actions, self.validators)
+        for action in actions:
+            if isinstance(action, Broadcast):
+                self.send(node, sorted(node.links), action.message)
+            elif isinstance(action, SendTo):
+                self.send(node, sorted(d for d in node.links
+                                       if self.nodes[d].replica.name == action.peer),
+                          action.message)
+            elif isinstance(action, BuildProposal):
+                block = make_block(action.height, f"{node.node_id}/{action.round}/"
+                                                  f"{self.rng.random()}")
+                if node.bad_blocks:
+                    self.invalid.add(block.block_hash)
+                self.push(self.now_ms + 1, node.node_id,
+                          ProposalBuilt(action.height, action.round, block))
+            elif isinstance(action, ValidateProposal):
+                valid = action.proposal.block_hash not in self.invalid
+                self.push(self.now_ms + 1, node.node_id,
+                          ProposalValidated(action.proposal, valid))
+
+    def run(self, until_ms: int, done: Callable[[], bool]) -> None:
+        order = sorted(self.nodes)
+        for node_id in order:
+            self.apply(self.nodes[node_id], Start(0))
+        while self.now_ms < until_ms and not done():
+            self.now_ms += 10
+            while self.queue and self.queue[0][0] <= self.now_ms:
+                _, _, node_id, event = heapq.heappop(self.queue)
+                self.apply(self.nodes[node_id], event)
+            self.rng.shuffle(order)
+            for node_id in order:
+                self.apply(self.nodes[node_id], Tick(self.now_ms))
+
+
+def build_network(seed: int, n: int = 4, *, silent: tuple[int, ...] = (),
+                  twins: int | None = None, bad_proposer: int | None = None,
+                  drop: float = 0.1, max_delay_ms: int = 30) -> Network:
+    validators, keys = make_validators(n)
+    ids = [f"v{i}" for i in range(n) if i not in silent and i != twins]
+    if twins is not None:
+        ids += [f"v{twins}a", f"v{twins}b"]
+    nodes = {}
+    for node_id in ids:
+        index = int(node_id[1:].rstrip("ab"))
+        twin_peers = {i for i in ids if i[1:].rstrip("ab") == str(index)}
+        nodes[node_id] = SimNode(
+            node_id,
+            Replica(validators=validators, key=keys[index], name=f"v{index}", params=FAST),
+            Disk(f"v{index}"), set(ids) - twin_peers, bad_blocks=index == bad_proposer)
+    return Network(seed, validators, nodes, drop, max_delay_ms, random.Random(seed))
+
+
+def honest(net: Network) -> list[SimNode]:
+    return [n for n in net.nodes.values() if not n.node_id.endswith(("a", "b"))]
+
+
+def assert_agreement(net: Network) -> None:
+    decided: dict[int, bytes] = {}
+    for node in honest(net):
+        for height, block_hash in node.disk.committed.items():
+            assert decided.setdefault(height, block_hash) == block_hash, (
+                f"seed {net.seed}: two blocks committed at height {height}")
+            assert block_hash not in net.invalid, f"seed {net.seed}: invalid block committed"
+
+
+def committed_everywhere(net: Network, heights: int) -> Callable[[], bool]:
+    return lambda: all(len(n.disk.committed) >= heights for n in honest(net))
+
+
+def test_four_validators_agree_under_drops_and_delays() -> None:
+    for seed in range(300):
+        net = build_network(seed, drop=0.1 if seed % 3 else 0.3)
+        net.run(30_000, committed_everywhere(net, 3))
+        assert_agreement(net)
+        assert all(len(n.disk.committed) >= 3 for n in honest(net)), (
+            f"seed {seed}: no progress")
+
+
+def test_four_validators_commit_with_one_crashed() -> None:
+    for seed in range(40):
+        net = build_network(seed, silent=(seed % 4,), drop=0.05)
+        net.run(30_000, committed_everywhere(net, 3))
+        assert_agreement(net)
+        assert all(len(n.disk.committed) >= 3 for n in honest(net)), f"seed {seed}"
+
+
+def test_four_validators_never_commit_with_two_crashed() -> None:
+    for seed in range(10):
+        net = build_network(seed, silent=(seed % 4, (seed + 1) % 4), drop=0.0)
+        net.run(5_000, lambda: False)
+        assert all(not n.disk.committed for n in net.nodes.values()), f"seed {seed}"
+        assert all(n.replica.round >= 3 for n in net.nodes.values())  # rounds move on
+
+
+def test_equivocating_twins_never_split_honest_validators() -> None:
+    evidence = 0
+    for seed in range(120):
+        net = build_network(seed, twins=seed % 4, drop=0.05 * (seed % 3))
+        net.run(8_000, committed_everywhere(net, 3))
+        assert_agreement(net)
+        evidence += sum(len(n.replica.evidence) for n in honest(net))
+        for node in honest(net):
+            for e in node.replica.evidence:
+                e.verify(net.validators)
+    assert evidence > 0  # the twins were caught signing two statements
+
+
+def test_invalid_blocks_are_never_committed() -> None:
+    for seed in range(40):
+        net = build_network(seed, bad_proposer=seed % 4, drop=0.05)
+        net.run(30_000, committed_everywhere(net, 4))
+        assert_agreement(net)
+        assert all(len(n.disk.committed) >= 4 for n in honest(net)), f"seed {seed}"
+
+
+def test_seven_validators_with_twins_and_a_crash_agree() -> None:
+    for seed in range(15):
+        net = build_network(seed, n=7, twins=seed % 7, silent=((seed + 3) % 7,), drop=0.05)
+        net.run(8_000, committed_everywhere(net, 2))
+        assert_agreement(net)

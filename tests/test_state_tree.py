@@ -1,0 +1,399 @@
+"""Tests for the world-state commitment (src/tidechain/ledger/state_tree.py, ADR 0003).
+
+The optimised tree is checked against `reference_root`, a deliberately naive
+rebuild-everything implementation written straight from the hashing rules in the
+ADR, and against a plain dict as the model of the content.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from tidechain.core.errors import DecodeError, InvariantViolation, ProofError, TooLarge
+from tidechain.ledger.state_tree import (
+    EMPTY_ROOT,
+    ProofLeaf,
+    StateProof,
+    StateTree,
+    verify_state_proof,
+)
+
+# --- the reference: the ADR's rules, with no cleverness -----------------------------
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def reference_root(content: dict[bytes, bytes]) -> bytes:
+    """Root of `content` computed from scratch, exactly as ADR 0003 states the rules."""
+    entries = sorted((sha256(key), sha256(value)) for key, value in content.items())
+    return _reference_subtree(entries, depth=0)
+
+
+def _reference_subtree(entries: list[tuple[bytes, bytes]], depth: int) -> bytes:
+    if not entries:
+        return bytes(32)
+    if len(entries) == 1:
+        key_hash, value_hash = entries[0]
+        return sha256(b"\x10" + key_hash + value_hash)
+    children = [
+        _reference_subtree([e for e in entries if e[0].hex()[depth] == digit], depth + 1)
+        for digit in "0123456789abcdef"
+    ]
+    return sha256(b"\x11" + b"".join(children))
+
+
+# --- keys -----------------------------------------------------------------------------
+
+DEEP_KEYS = [b"deep-2113", b"deep-7693", b"deep-15232", b"deep-18296"]
+"""SHA-256 prefixes 21e61eb1.., 21e61ec4.., 21ebe552.., 21ea0bc2..: the first two share
+six nibbles, all four share two, so a tree of them has a chain of single-child
+internal nodes under the root and leaves seven levels down."""
+
+KEY_POOL = [b"", b"a", b"b", b"alice", b"bob", *[b"k%d" % i for i in range(20)], *DEEP_KEYS]
+
+keys = st.sampled_from(KEY_POOL)
+values = st.binary(max_size=8)
+batches = st.dictionaries(keys, st.none() | values, max_size=8)
+contents = st.dictionaries(keys, values, max_size=len(KEY_POOL))
+
+
+def apply_to_model(model: dict[bytes, bytes], batch: dict[bytes, bytes | None]) -> None:
+    for key, value in batch.items():
+        if value is None:
+            model.pop(key, None)
+        else:
+            model[key] = value
+
+
+def assert_verifies(tree: StateTree, key: bytes, value: bytes | None) -> None:
+    proof = tree.prove(key)
+    verify_state_proof(tree.root(), key, value, proof)
+    verify_state_proof(tree.root(), key, value, StateProof.from_bytes(proof.to_bytes()))
+
+
+# --- model-based ----------------------------------------------------------------------
+
+
+class StateTreeAgainstDict(RuleBasedStateMachine):
+    """Random set/delete batches, previews and snapshots; the tree must track a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tree = StateTree()
+        self.model: dict[bytes, bytes] = {}
+
+    @rule(batch=batches)
+    def apply_batch(self, batch: dict[bytes, bytes | None]) -> None:
+        apply_to_model(self.model, batch)
+        assert self.tree.apply(batch) == reference_root(self.model)
+
+    @rule(batch=batches)
+    def preview_leaves_tree_unchanged(self, batch: dict[bytes, bytes | None]) -> None:
+        before = self.tree.root()
+        expected_content = dict(self.model)
+        apply_to_model(expected_content, batch)
+        assert self.tree.preview_root(batch) == reference_root(expected_content)
+        assert self.tree.root() == before
+
+    @rule(batch=batches)
+    def snapshot_diverges_alone(self, batch: dict[bytes, bytes | None]) -> None:
+        before = self.tree.root()
+        snapshot = self.tree.copy()
+        snapshot.apply(batch)
+        assert self.tree.root() == before
+        assert snapshot.root() == self.tree.preview_root(batch)
+
+    @rule(key=keys)
+    def proof_of_current_value(self, key: bytes) -> None:
+        value = self.model.get(key)
+        assert_verifies(self.tree, key, value)
+        wrong = b"not-" + value if value is not None else b"x"
+        with pytest.raises(ProofError):
+            verify_state_proof(self.tree.root(), key, wrong, self.tree.prove(key))
+
+    @invariant()
+    def content_matches_model(self) -> None:
+        assert len(self.tree) == len(self.model)
+        assert self.tree.root() == reference_root(self.model)
+        for key in KEY_POOL:
+            assert self.tree.get(key) == self.model.get(key)
+
+
+TestStateTreeAgainstDict = StateTreeAgainstDict.TestCase
+TestStateTreeAgainstDict.settings = settings(max_examples=150, stateful_step_count=25)
+
+
+# --- root is a function of the content ------------------------------------------------
+
+
+@settings(max_examples=150)
+@given(content=contents, data=st.data())
+def test_root_depends_only_on_content(content: dict[bytes, bytes], data: st.DataObject) -> None:
+    order = data.draw(st.permutations(sorted(content)))
+    cut_points = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    tree = StateTree()
+    start = 0
+    for end in [*cut_points, len(order)]:
+        tree.apply({key: content[key] for key in order[start:end]})
+        start = max(start, end)
+    assert tree.root() == reference_root(content)
+    assert tree.root() == StateTree.from_items(content.items()).root()
+    assert len(tree) == len(content)
+
+
+@settings(max_examples=100)
+@given(content=contents, doomed=st.lists(keys))
+def test_deleting_back_gives_the_smaller_content_root(
+    content: dict[bytes, bytes], doomed: list[bytes]
+) -> None:
+    tree = StateTree.from_items(content.items())
+    tree.apply(dict.fromkeys(doomed))
+    remaining = {k: v for k, v in content.items() if k not in doomed}
+    assert tree.root() == reference_root(remaining)
+    assert len(tree) == len(remaining)
+
+
+def test_empty_tree_root_is_the_documented_constant() -> None:
+    assert StateTree().root() == EMPTY_ROOT == bytes(32)
+    assert StateTree().apply({}) == EMPTY_ROOT
+    assert StateTree().apply({b"absent": None}) == EMPTY_ROOT
+
+
+PINNED_ROOTS = [
+    ([(b"alice", b"100")], "c0df753d5cc87d9912c8d4735bb84b491e2597a62e89b85ab122542f089996d8"),
+    (
+        [(b"alice", b"100"), (b"bob", b"")],
+        "109bbf665f539b743c9bf3da2d73502b865dc46c04bb1916c7952ea771a9468a",
+    ),
+    (
+        [(key, key) for key in DEEP_KEYS],
+        "e581666ae17a396cda19ad1da194607a44d9cef0d48849eefaacb67982838c65",
+    ),
+]
+"""The vectors printed in ADR 0003, for implementations in other languages."""
+
+
+@pytest.mark.parametrize(("items", "root_hex"), PINNED_ROOTS)
+def test_pinned_roots(items: list[tuple[bytes, bytes]], root_hex: str) -> None:
+    assert StateTree.from_items(items).root().hex() == root_hex
+    assert reference_root(dict(items)).hex() == root_hex
+
+
+def test_deep_keys_share_the_documented_prefixes() -> None:
+    prefixes = [sha256(key).hex()[:8] for key in DEEP_KEYS]
+    assert prefixes == ["21e61eb1", "21e61ec4", "21ebe552", "21ea0bc2"]
+
+
+def test_collapse_after_deleting_deep_neighbours() -> None:
+    tree = StateTree.from_items((key, b"v") for key in DEEP_KEYS)
+    assert len(tree.prove(DEEP_KEYS[0]).siblings) == 7  # branch at nibble 6
+    tree.apply({DEEP_KEYS[1]: None, DEEP_KEYS[2]: None, DEEP_KEYS[3]: None})
+    assert tree.root() == reference_root({DEEP_KEYS[0]: b"v"})
+    assert tree.prove(DEEP_KEYS[0]).siblings == ()
+
+
+def test_values_may_be_empty_and_differ_from_absent() -> None:
+    tree = StateTree.from_items([(b"k", b"")])
+    assert tree.get(b"k") == b""
+    assert tree.root() != EMPTY_ROOT
+    assert_verifies(tree, b"k", b"")
+    with pytest.raises(ProofError):
+        verify_state_proof(tree.root(), b"k", None, tree.prove(b"k"))
+
+
+def test_from_items_keeps_the_later_duplicate() -> None:
+    tree = StateTree.from_items([(b"k", b"old"), (b"k", b"new")])
+    assert tree.get(b"k") == b"new"
+    assert len(tree) == 1
+
+
+def test_non_bytes_input_is_our_bug() -> None:
+    with pytest.raises(InvariantViolation):
+        StateTree().apply({"text": b"v"})  # type: ignore[dict-item]
+    with pytest.raises(InvariantViolation):
+        StateTree().apply({b"k": bytearray(b"v")})  # type: ignore[dict-item]
+
+
+def test_copy_is_independent_both_ways() -> None:
+    tree = StateTree.from_items([(b"a", b"1")])
+    twin = tree.copy()
+    tree.apply({b"b": b"2"})
+    twin.apply({b"a": None})
+    assert tree.root() == reference_root({b"a": b"1", b"b": b"2"})
+    assert twin.root() == EMPTY_ROOT
+    assert (len(tree), len(twin)) == (2, 0)
+
+
+def test_larger_tree_rebuild_and_incremental_agree() -> None:
+    content = {b"key-%d" % i: b"value-%d" % i for i in range(3000)}
+    incremental = StateTree()
+    items = sorted(content.items(), reverse=True)
+    for start in range(0, len(items), 700):
+        incremental.apply(dict(items[start : start + 700]))
+    assert incremental.root() == StateTree.from_items(content.items()).root()
+    assert incremental.root() == reference_root(content)
+
+
+# --- proofs ---------------------------------------------------------------------------
+
+PROOF_TREE_CONTENT = {b"key-%d" % i: b"value-%d" % i for i in range(500)} | {
+    key: key for key in DEEP_KEYS
+}
+PROOF_TREE = StateTree.from_items(PROOF_TREE_CONTENT.items())
+proof_keys = st.sampled_from(sorted(PROOF_TREE_CONTENT)) | st.binary(max_size=12)
+
+
+@settings(max_examples=200)
+@given(key=proof_keys)
+def test_proofs_verify_for_present_and_absent_keys(key: bytes) -> None:
+    assert_verifies(PROOF_TREE, key, PROOF_TREE_CONTENT.get(key))
+
+
+@settings(max_examples=100)
+@given(key=proof_keys, other_value=st.binary(max_size=12))
+def test_proofs_reject_a_wrong_value(key: bytes, other_value: bytes) -> None:
+    value = PROOF_TREE_CONTENT.get(key)
+    proof = PROOF_TREE.prove(key)
+    for claim in (other_value, None):
+        if claim != value:
+            with pytest.raises(ProofError):
+                verify_state_proof(PROOF_TREE.root(), key, claim, proof)
+
+
+@settings(max_examples=100)
+@given(key=proof_keys, other=proof_keys)
+def test_proofs_reject_a_wrong_key(key: bytes, other: bytes) -> None:
+    value = PROOF_TREE_CONTENT.get(key)
+    if other == key or (PROOF_TREE_CONTENT.get(other) is None and value is None):
+        return  # two absent keys may share a non-membership proof: that is sound
+    with pytest.raises(ProofError):
+        verify_state_proof(PROOF_TREE.root(), other, value, PROOF_TREE.prove(key))
+
+
+def test_proofs_reject_a_wrong_root() -> None:
+    proof = PROOF_TREE.prove(b"key-7")
+    for root in (EMPTY_ROOT, sha256(b"x"), PROOF_TREE.root()[:31]):
+        with pytest.raises(ProofError):
+            verify_state_proof(root, b"key-7", b"value-7", proof)
+
+
+@settings(max_examples=300)
+@given(key=proof_keys, data=st.data())
+def test_any_single_bit_flip_in_an_encoded_proof_is_rejected(
+    key: bytes, data: st.DataObject
+) -> None:
+    encoded = PROOF_TREE.prove(key).to_bytes()
+    bit = data.draw(st.integers(0, 8 * len(encoded) - 1))
+    tampered = bytearray(encoded)
+    tampered[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises((DecodeError, ProofError)):
+        proof = StateProof.from_bytes(bytes(tampered))
+        verify_state_proof(PROOF_TREE.root(), key, PROOF_TREE_CONTENT.get(key), proof)
+
+
+def test_tampered_proof_objects_are_rejected() -> None:
+    key = DEEP_KEYS[0]
+    proof = PROOF_TREE.prove(key)
+    root = PROOF_TREE.root()
+    assert proof.leaf is not None
+    variants = [
+        StateProof(siblings=proof.siblings[1:], leaf=proof.leaf),  # a level dropped
+        StateProof(siblings=(*proof.siblings, proof.siblings[-1]), leaf=proof.leaf),
+        StateProof(siblings=proof.siblings, leaf=None),  # claims an empty slot
+        StateProof(siblings=proof.siblings, leaf=ProofLeaf(sha256(b"x"), proof.leaf.value_hash)),
+        StateProof(siblings=((sha256(b"x"),) * 15, *proof.siblings[1:]), leaf=proof.leaf),
+        StateProof(siblings=((b"short",) * 15,), leaf=proof.leaf),  # malformed shape
+        StateProof(siblings=(proof.siblings[0][:14],), leaf=proof.leaf),
+        StateProof(siblings=((bytes(32),) * 15,) * 65, leaf=None),
+    ]
+    for variant in variants:
+        with pytest.raises(ProofError):
+            verify_state_proof(root, key, key, variant)
+
+
+def test_non_membership_leaf_must_share_the_path() -> None:
+    """A neighbour leaf off the key's path is refused even before hashing."""
+    tree = StateTree.from_items([(b"only", b"1")])
+    proof = tree.prove(b"missing")
+    assert proof.siblings == () and proof.leaf is not None
+    verify_state_proof(tree.root(), b"missing", None, proof)
+    deep = StateTree.from_items((key, key) for key in DEEP_KEYS[:2])
+    foreign = StateProof(siblings=deep.prove(DEEP_KEYS[0]).siblings, leaf=proof.leaf)
+    with pytest.raises(ProofError, match="off the key's path"):
+        verify_state_proof(deep.root(), DEEP_KEYS[2], None, foreign)
+
+
+def test_empty_tree_proves_absence() -> None:
+    proof = StateTree().prove(b"anything")
+    assert proof == StateProof(siblings=(), leaf=None)
+    assert proof.to_bytes() == b"\x01\x00\x00"
+    verify_state_proof(EMPTY_ROOT, b"anything", None, proof)
+    with pytest.raises(ProofError):
+        verify_state_proof(EMPTY_ROOT, b"anything", b"", proof)
+
+
+# --- proof encoding -------------------------------------------------------------------
+
+
+@settings(max_examples=100)
+@given(key=proof_keys)
+def test_encoding_round_trips_and_is_bounded(key: bytes) -> None:
+    proof = PROOF_TREE.prove(key)
+    encoded = proof.to_bytes()
+    assert StateProof.from_bytes(encoded) == proof
+    assert len(encoded) <= 3 + 64 + len(proof.siblings) * (2 + 15 * 32)
+
+
+def test_encoding_layout_of_a_one_level_proof() -> None:
+    tree = StateTree.from_items([(b"alice", b"100"), (b"bob", b"")])
+    proof = tree.prove(b"alice")
+    encoded = proof.to_bytes()
+    assert encoded[:2] == b"\x01\x01"  # version 1, one internal level
+    bitmap = int.from_bytes(encoded[2:4], "big")
+    assert bin(bitmap).count("1") == 1  # bob is the only sibling
+    assert encoded[4:36] == sha256(b"\x10" + sha256(b"bob") + sha256(b""))
+    assert encoded[36] == 1 and len(encoded) == 37 + 64
+    assert encoded[37:69] == sha256(b"alice") and encoded[69:] == sha256(b"100")
+
+
+@pytest.mark.parametrize(
+    ("encoded", "error"),
+    [
+        (b"", DecodeError),
+        (b"\x02\x00\x00", DecodeError),  # unknown version
+        (b"\x01\x41\x00", DecodeError),  # deeper than 64 levels
+        (b"\x01\x00\x02", DecodeError),  # unknown terminal tag
+        (b"\x01\x00\x00\x00", DecodeError),  # trailing byte
+        (b"\x01\x00\x01" + bytes(63), DecodeError),  # truncated leaf
+        (b"\x01\x01\x80\x00\x00", DecodeError),  # sixteenth sibling bit
+        (b"\x01\x01\x00\x01" + bytes(32) + b"\x00", DecodeError),  # explicit empty hash
+        (b"\x01\x01\x00\x01" + b"\x01" * 31 + b"\x00", DecodeError),  # truncated hash
+        (b"\x01" * 40_000, TooLarge),
+    ],
+)
+def test_malformed_encodings_are_rejected(encoded: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        StateProof.from_bytes(encoded)
+
+
+# --- purity ---------------------------------------------------------------------------
+
+
+def test_module_imports_no_io_time_or_randomness() -> None:
+    source = Path(__file__).resolve().parents[1] / "src/tidechain/ledger/state_tree.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"asyncio", "socket", "time", "random", "os"}
