@@ -95,6 +95,7 @@ class _RoundProgress:
     proposed: bool = False
     signed: list[Message] = field(default_factory=list)  # ours, for re-sending
     relayed: list[Vote] = field(default_factory=list)  # the proof-of-lock we re-propose with
+    lag_announced: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class Replica:
     _valid_round: int
     _valid_block: BlockLike | None
     _txs_available: bool
+    _ahead: set[str]  # validators that sent verified messages for the next height
 
     def __init__(
         self,
@@ -401,7 +403,7 @@ class Replica:
         if placement is _Placement.PREVIOUS:
             self._help_catch_up(sender, vote.voter)
         elif placement is _Placement.NEXT:
-            self._future.add(vote.voter, vote)
+            self._buffer_next(vote.voter, vote)
         else:
             self._ingest_vote(vote)
             self._advance()
@@ -422,9 +424,15 @@ class Replica:
         if placement is _Placement.PREVIOUS:
             self._help_catch_up(sender, proposal.proposer)
         elif placement is _Placement.NEXT:
-            self._future.add(proposal.proposer, proposal)
+            self._buffer_next(proposal.proposer, proposal)
         else:
             self._ingest_proposal(proposal)
+            self._advance()
+
+    def _buffer_next(self, signer: str, message: Message) -> None:
+        self._future.add(signer, message)
+        if message.height == self._height + 1 and signer != self._name:
+            self._ahead.add(signer)
             self._advance()
 
     def _placement(self, height: int) -> _Placement:
@@ -518,6 +526,7 @@ class Replica:
         self._valid_round = -1
         self._valid_block = None
         self._txs_available = False
+        self._ahead = set()
         self._pacemaker.clear()
 
     def _enter_height(self, height: int) -> None:
@@ -674,6 +683,7 @@ class Replica:
     def _fire_one_rule(self) -> bool:
         return (self._rule_decide() or self._rule_skip_round()
                 or self._rule_prevote_on_proposal() or self._rule_missing_decided_block()
+                or self._rule_left_behind()
                 or self._rule_prevote_quorum_any()
                 or self._rule_precommit_on_polka() or self._rule_precommit_nil()
                 or self._rule_precommit_quorum_any())
@@ -733,6 +743,20 @@ class Replica:
                     self._prevote(None)
                     return True
         return False
+
+    def _rule_left_behind(self) -> bool:
+        """Not in the paper: f+1 validators already vote at the next height, so at
+        least one honest one has committed ours. Show them we lag, once per round:
+        prevote nil now if we have not voted (always safe), else re-send our votes.
+        Peers one height ahead answer with the decision (`_help_catch_up`)."""
+        if self._progress.lag_announced or len(self._ahead) < self._validators.weak_quorum:
+            return False
+        self._progress.lag_announced = True
+        if self._step is Step.PROPOSE:
+            self._prevote(None)
+        else:
+            self._resend_own_messages()
+        return True
 
     def _prevote_target(self, proposal: Proposal) -> tuple[bool, BlockLike | None]:
         """(ready, block to prevote or None for nil). Not ready while the block is being

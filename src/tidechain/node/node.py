@@ -9,6 +9,7 @@ REST API serves (and therefore the SDK and CLI, which speak to the API).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +35,11 @@ from tidechain.consensus import (
 )
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor, merkle
-from tidechain.core.errors import NotFound, Rejected, invariant
+from tidechain.core.errors import NotFound, Rejected, TxRejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_QUERY_RESULTS
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
-from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_static, check_tx_time
+from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult, checkpoint_body
 from tidechain.node.mempool import Mempool
@@ -167,17 +168,28 @@ class Node:
         return checkpoint_body(self.genesis.origin, 0, merkle.EMPTY_ROOT)
 
     # --- submit ------------------------------------------------------------------------
-    def admit(self, tx: SignedTx, *, signature_checked: bool = False) -> None:
-        """Admit a decoded transaction to the mempool, or raise a typed rejection."""
-        if not signature_checked or tx.body.chain_id != self.chain.chain_id:
-            check_tx_static(tx, self.chain.chain_id)
-        if self.store.committed([tx.tx_id]):
-            raise Rejected("transaction already committed", code="replay")
-        check_tx_time(tx, self.chain.head_time_ms)
+    def admit(self, txs: Sequence[SignedTx], now_ms: int) -> list[Rejected | None]:
+        """Admit decoded, signature-checked transactions to the mempool; each gets None
+        or its typed rejection. `now_ms` is the node's clock: expiry is judged against
+        the later of it and the head's block time (an idle chain's head may be old)."""
+        time_ms = max(now_ms, self.chain.head_time_ms)
+        already = self.store.committed([tx.tx_id for tx in txs])
         was_empty = len(self.mempool) == 0
-        self.mempool.add(tx)
-        if was_empty:
+        outcome: list[Rejected | None] = []
+        for tx in txs:
+            try:
+                if tx.body.chain_id != self.chain.chain_id:
+                    raise TxRejected("transaction is for another chain", code="wrong_chain")
+                if tx.tx_id in already:
+                    raise TxRejected("transaction already committed", code="replay")
+                check_tx_time(tx, time_ms)
+                self.mempool.add(tx)
+                outcome.append(None)
+            except Rejected as exc:
+                outcome.append(exc)
+        if was_empty and len(self.mempool):
             self.step(TransactionsAvailable())
+        return outcome
 
     # --- queries (the facade the API serves) --------------------------------------------
     def status(self) -> dict[str, Any]:

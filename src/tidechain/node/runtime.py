@@ -67,12 +67,11 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._verify_pool, tx.verify_signature)
         future = self._register(tx.tx_id) if wait else None
-        try:
-            self.node.admit(tx, signature_checked=True)
-        except Rejected:
+        (rejection,) = self.node.admit([tx], now_ms())
+        if rejection is not None:
             if future is not None:
                 self._unregister(tx.tx_id, future)
-            raise
+            raise rejection
         self._deliver()
         if future is None:
             return tx.tx_id
@@ -97,17 +96,14 @@ class NodeRuntime:
         bad: dict[bytes, Rejected] = {}
         for result in checks:
             bad.update(result)
+        good = [tx for tx in txs if tx.tx_id not in bad]
+        admitted = iter(self.node.admit(good, now_ms()))  # one answer per `good`, in order
         out: list[bytes | Rejected] = []
         for item in decoded:
             if isinstance(item, Rejected):
                 out.append(item)
                 continue
-            failure = bad.get(item.tx_id)
-            if failure is None:
-                try:
-                    self.node.admit(item, signature_checked=True)
-                except Rejected as exc:
-                    failure = exc
+            failure = bad.get(item.tx_id) or next(admitted)
             out.append(item.tx_id if failure is None else failure)
         self._deliver()
         return out
