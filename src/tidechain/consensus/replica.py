@@ -616,6 +616,8 @@ class Replica:
 
     def _propose(self, block: BlockLike, pol_round: int) -> None:
         self._progress.proposed = True
+        if any(p.proposer == self._name for p in self._proposals.at(self._round)):
+            return  # see _signed_elsewhere
         sign_bytes = proposal_sign_bytes(self._digest, self._height, self._round, pol_round,
                                          block.block_hash)
         signature = self._sign(SignStep.PROPOSAL, sign_bytes)
@@ -640,6 +642,8 @@ class Replica:
 
     def _prevote(self, block: BlockLike | None) -> None:
         self._step = Step.PREVOTE
+        if self._signed_elsewhere(VoteKind.PREVOTE):
+            return
         block_hash = None if block is None else block.block_hash
         sign_bytes = vote_sign_bytes(self._digest, VoteKind.PREVOTE, self._height, self._round,
                                      block_hash, None)
@@ -651,7 +655,7 @@ class Replica:
     def _precommit(self, block: BlockLike | None) -> None:
         """Precommit `block` (locking it) or nil. A block precommit signs its checkpoint."""
         self._step = Step.PRECOMMIT
-        if self._key is None:
+        if self._key is None or self._signed_elsewhere(VoteKind.PRECOMMIT):
             return
         block_hash = checkpoint_signature = None
         if block is not None:
@@ -663,6 +667,12 @@ class Replica:
         if signature is not None:
             self._record_own_vote(Vote(VoteKind.PRECOMMIT, self._height, self._round,
                                        block_hash, self._name, signature, checkpoint_signature))
+
+    def _signed_elsewhere(self, kind: VoteKind) -> bool:
+        """A vote with our key is already out there for this slot, though our safety
+        record does not know it (a stale safety file restored, or the key running in
+        two places). Signing again could only equivocate: stay silent for this step."""
+        return self._votes.tally(kind, self._round).get(self._name) is not None
 
     def _record_own_vote(self, vote: Vote) -> None:
         self._out.add_signed(self._safety, vote)

@@ -21,7 +21,6 @@ the committed tree (the consensus layer drops it if the block is not committed).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
@@ -328,16 +327,7 @@ class StateTree:
     def from_items(cls, items: Iterable[tuple[bytes, bytes]]) -> StateTree:
         """Rebuild from the storage layer's key->value table (a later duplicate wins)."""
         tree = cls()
-        # The build makes only acyclic tuples, so the cycle collector has nothing to
-        # find; left on, its full passes over the growing lists cost a third of a
-        # 1M-key rebuild. Restored even if the build fails.
-        collector_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            tree.apply(dict(items))
-        finally:
-            if collector_was_enabled:
-                gc.enable()
+        tree.apply(dict(items))
         return tree
 
     def root(self) -> bytes:

@@ -161,12 +161,18 @@ class SignedTx:
     signature: bytes
     body: TxBody = field(compare=False)
     tx_id: bytes = field(compare=False)
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+    """The envelope's canonical bytes, computed once (or kept from a strict decode)."""
+
+    def __post_init__(self) -> None:
+        if not self.encoded:
+            object.__setattr__(self, "encoded", cbor.encode(self.to_cbor()))
 
     def to_cbor(self) -> dict[str, Any]:
         return {"body": self.body_bytes, "sig": self.signature}
 
     def encode(self) -> bytes:
-        return cbor.encode(self.to_cbor())
+        return self.encoded
 
     def verify_signature(self) -> None:
         """Raise BadSignature unless the sender signed the body."""
@@ -185,8 +191,10 @@ class SignedTx:
         return tx
 
     @classmethod
-    def from_cbor(cls, value: Any) -> SignedTx:
+    def from_cbor(cls, value: Any, encoded: bytes = b"") -> SignedTx:
         what = "transaction"
+        if isinstance(value, cbor.Encoded):  # as `to_cbor` returns it
+            return cls.decode(value.data)
         m = _require_map(value, what)
         _exact_keys(m, {"body", "sig"}, what)
         body_bytes: bytes = _field(m, "body", bytes, what)
@@ -196,14 +204,15 @@ class SignedTx:
         if len(signature) != SIGNATURE_BYTES:
             raise DecodeError(f"{what}: signature must be {SIGNATURE_BYTES} bytes")
         body = TxBody.from_cbor(cbor.decode(body_bytes))
-        return cls(body_bytes, signature, body, sha256(body_bytes))
+        return cls(body_bytes, signature, body, sha256(body_bytes), encoded)
 
     @classmethod
     def decode(cls, data: bytes) -> SignedTx:
         """Decode a transaction from untrusted bytes (size-checked, strict)."""
         if len(data) > MAX_TX_BYTES:
             raise TooLarge(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
-        return cls.from_cbor(cbor.decode(data))
+        # The decoder is strict, so `data` is exactly the canonical encoding: keep it.
+        return cls.from_cbor(cbor.decode(data), bytes(data))
 
 
 # --- results and log entries -------------------------------------------------------
@@ -273,7 +282,7 @@ class LogEntry:
     def to_cbor(self) -> dict[str, Any]:
         return {
             "v": FORMAT_VERSION,
-            "tx": self.tx.to_cbor(),
+            "tx": cbor.Encoded(self.tx.encoded),  # spliced: encoded once, on arrival
             "height": self.height,
             "time": self.time_ms,
             "result": self.result.to_cbor(),
@@ -292,8 +301,11 @@ class LogEntry:
         m = _require_map(value, what)
         _exact_keys(m, {"v", "tx", "height", "time", "result"}, what)
         _format_version(m, what)
+        tx = m.get("tx")
+        if not isinstance(tx, cbor.Encoded):  # `to_cbor` splices the envelope pre-encoded
+            tx = _field(m, "tx", dict, what)
         return cls(
-            tx=SignedTx.from_cbor(_field(m, "tx", dict, what)),
+            tx=SignedTx.from_cbor(tx),
             height=_uint(m, "height", what),
             time_ms=_uint(m, "time", what),
             result=TxResult.from_cbor(_field(m, "result", dict, what)),
