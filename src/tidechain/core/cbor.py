@@ -18,6 +18,7 @@ The canonical encoding *is* the product (ADR 0001), so it is ours and small:
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -138,16 +139,32 @@ def _encode_int(value: int, out: list[bytes]) -> None:
 
 def _encode_map(value: dict[CborValue, CborValue], out: list[bytes], depth: int) -> None:
     _check_item_count(len(value), "map")
-    # Sort on the key bytes alone: comparing values on a tie could raise TypeError.
-    pairs = sorted(((_encode_key(k), v) for k, v in value.items()), key=_first)
-    out.append(_head(_MAJOR_MAP, len(pairs)))
-    previous = None
-    for key_bytes, item in pairs:
-        if key_bytes == previous:
-            raise DecodeError("duplicate map key")
-        previous = key_bytes
+    shape = tuple(value)
+    order = _MAP_ORDERS.get(shape)
+    if order is None:
+        order = _map_order(value)
+    out.append(_head(_MAJOR_MAP, len(order)))
+    for key_bytes, key in order:
         out.append(key_bytes)
-        _encode_into(item, out, depth + 1)
+        _encode_into(value[key], out, depth + 1)
+
+
+_MAP_ORDERS: dict[tuple[CborValue, ...], list[tuple[bytes, CborValue]]] = {}
+"""The canonical key order of maps with only text keys, by their keys in insertion
+order: our structures always build their maps the same way, so sorting is done once
+per structure, not once per value (cProfile showed sorting dominating block execution).
+Only all-text shapes are cached, so 1 and True can never share an entry."""
+
+
+def _map_order(value: dict[CborValue, CborValue]) -> list[tuple[bytes, CborValue]]:
+    # Sort on the key bytes alone: comparing values on a tie could raise TypeError.
+    order = sorted(((_encode_key(k), k) for k in value), key=_first)
+    for (a, _), (b, _) in itertools.pairwise(order):
+        if a == b:
+            raise DecodeError("duplicate map key")
+    if len(_MAP_ORDERS) < _KEY_CACHE_MAX and all(type(k) is str for k in value):
+        _MAP_ORDERS[tuple(value)] = order
+    return order
 
 
 def _first(pair: tuple[bytes, CborValue]) -> bytes:
@@ -245,7 +262,10 @@ def _decode_at(buf: bytes, pos: int, depth: int) -> tuple[CborValue, int]:
         if info == 22:
             return None, pos
         raise DecodeError("floats, undefined and other simple values are not allowed")
-    arg, pos = _read_argument(buf, pos, info)
+    if info < 24:  # the common case, inlined: the argument is in the initial byte
+        arg = info
+    else:
+        arg, pos = _read_argument(buf, pos, info)
     if major == _MAJOR_UINT:
         return arg, pos
     if major == _MAJOR_NEGINT:
@@ -269,19 +289,43 @@ def _decode_at(buf: bytes, pos: int, depth: int) -> tuple[CborValue, int]:
             items.append(item)
         return items, pos
     if major == _MAJOR_MAP:
-        _check_item_count(arg, "map")
-        result: dict[CborValue, CborValue] = {}
-        previous_key: bytes | None = None
-        for _ in range(arg):
-            key_start = pos
-            if key_start < len(buf) and buf[key_start] >> 5 not in _KEY_MAJORS:
+        return _decode_map(buf, pos, depth, arg)
+    raise DecodeError(f"CBOR tags (major type {major}) are not allowed")  # major 6
+
+
+def _decode_map(buf: bytes, pos: int, depth: int, count: int) -> tuple[CborValue, int]:
+    _check_item_count(count, "map")
+    result: dict[CborValue, CborValue] = {}
+    previous_key = b""
+    size = len(buf)
+    for _ in range(count):
+        key_start = pos
+        if key_start >= size:
+            raise DecodeError("truncated CBOR input")
+        initial = buf[key_start]
+        key: CborValue
+        if 0x60 <= initial < 0x78:  # short text key: our field names; decoded via a cache
+            pos = key_start + 1 + (initial - 0x60)
+            key_bytes = buf[key_start:pos]
+            cached = _DECODED_KEYS.get(key_bytes)
+            if cached is None:
+                key, pos = _decode_at(buf, key_start, depth + 1)
+                if len(_DECODED_KEYS) < _KEY_CACHE_MAX:
+                    _DECODED_KEYS[key_bytes] = key
+            else:
+                key = cached
+        else:
+            if initial >> 5 not in _KEY_MAJORS:
                 raise DecodeError("CBOR map keys must be integers or text strings")
             key, pos = _decode_at(buf, pos, depth + 1)
             key_bytes = buf[key_start:pos]
-            if previous_key is not None and key_bytes <= previous_key:
-                raise DecodeError("CBOR map keys not in deterministic order (or duplicated)")
-            previous_key = key_bytes
-            item, pos = _decode_at(buf, pos, depth + 1)
-            result[key] = item
-        return result, pos
-    raise DecodeError(f"CBOR tags (major type {major}) are not allowed")  # major 6
+        if key_bytes <= previous_key:  # b"" sorts first: no key encodes to nothing
+            raise DecodeError("CBOR map keys not in deterministic order (or duplicated)")
+        previous_key = key_bytes
+        item, pos = _decode_at(buf, pos, depth + 1)
+        result[key] = item
+    return result, pos
+
+
+_DECODED_KEYS: dict[bytes, str] = {}
+"""Short text keys already decoded (bounded like _KEY_CACHE)."""
