@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 
 from tidechain.api.openapi import OPENAPI
 from tidechain.client import Client, NodeUnreachable, deposit_tx, verify_deposit_receipt
+from tidechain.client.state_proof import verify_state_bundle
+from tidechain.contracts import evidence
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import (
@@ -44,6 +46,7 @@ from tidechain.core.errors import (
 from tidechain.core.limits import MAX_HTTP_BODY_BYTES, MAX_TX_BYTES
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
+from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import SignedTx, TxBody
 from tidechain.node.config import client_signer
 
@@ -564,3 +567,23 @@ def test_the_client_refuses_bad_ids_before_sending() -> None:
             client.tx(bad)
     with pytest.raises(DecodeError):
         client.block(-1)
+
+
+def test_state_values_are_provable_offline(http: httpx.Client, sdk: Client,
+                                           depositor: SigningKey, node: RunningNode) -> None:
+    outcome = sdk.submit(make_tx(sdk, depositor), wait=True)
+    index = outcome["log_index"]
+    key = namespaced(evidence.NAME, evidence.record_key(index))
+    bundle = http.get(f"/v1/state/proof/{key.hex()}").json()
+    trust = parse_trust(node.trust_text)
+    verified = verify_state_bundle(bundle, trust)
+    assert verified.value is not None and verified.key == key
+    assert evidence.decode_record(verified.value)["index"] == index
+    absent = namespaced(evidence.NAME, evidence.record_key(10**12))
+    missing = verify_state_bundle(http.get(f"/v1/state/proof/{absent.hex()}").json(), trust)
+    assert missing.value is None
+    with pytest.raises(Rejected):  # a changed value no longer matches the proof
+        verify_state_bundle(bundle | {"value": bundle["value"][:-2] + "00"}, trust)
+    with pytest.raises(Rejected):  # claiming absence of a present key fails too
+        verify_state_bundle(bundle | {"value": None}, trust)
+    assert_rejection(http.get("/v1/state/proof/zz"), 400)

@@ -7,8 +7,10 @@ A failing router test names its seed; `run_network(seed, ...)` replays it exactl
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import heapq
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -158,7 +160,8 @@ def run_single(r: Replica, disk: Disk, validators: ValidatorSet, heights: int,
         if builds:
             b = builds[0]
             assert isinstance(b, BuildProposal)
-            actions = r.step(ProposalBuilt(b.height, b.round, make_block(b.height, f"t{b.time_ms}")))
+            block = make_block(b.height, f"t{b.time_ms}")
+            actions = r.step(ProposalBuilt(b.height, b.round, block))
         else:
             now += 10
             actions = r.step(Tick(now))
@@ -220,12 +223,11 @@ def test_single_validator_advances_heights_with_monotonic_block_times() -> None:
     assert sorted(disk.committed) == [1, 2, 3, 4, 5, 6] and r.height == 7
     times = [a.time_ms for actions in log for a in actions if isinstance(a, BuildProposal)]
     assert times == sorted(set(times)) and len(times) == 6
-    assert all(b - a >= FAST.block_interval_ms for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= FAST.block_interval_ms for a, b in itertools.pairwise(times))
 
 
 def test_single_validator_idles_without_transactions() -> None:
     params = replace(FAST, create_empty_blocks=False)
-    validators, _ = make_validators(1)
     r = replica(1, params=params)
     assert r.step(Start(0)) == []
     assert all(r.step(Tick(t)) == [] for t in range(10, 60_000, 10))  # no spinning
@@ -246,7 +248,7 @@ def test_single_validator_round_timeouts_back_off() -> None:
                 starts.append((action.round, now))
     rounds = [rd for rd, _ in starts]
     assert rounds[:4] == [1, 2, 3, 4]
-    gaps = [b - a for (_, a), (_, b) in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(starts)]
     assert gaps == sorted(gaps) and gaps[-1] > gaps[0]  # linear backoff per round
 
 
@@ -287,9 +289,9 @@ def _locked_replica() -> tuple[Replica, SafetyState, ValidatorSet, list[SigningK
     proposal = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
     r.step(MessageReceived("v1", proposal))
     persisted: list[SafetyState] = []
-    events: list[Event] = [ProposalValidated(proposal, True)] + [
-        MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest, PREVOTE, 1, 0, x))
-        for i in (1, 2)]
+    events: list[Event] = [ProposalValidated(proposal, True)]
+    events += [MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest,
+                                                  PREVOTE, 1, 0, x)) for i in (1, 2)]
     for event in events:
         persisted += [a.state for a in r.step(event) if isinstance(a, PersistSafety)]
     state = persisted[-1]
@@ -298,7 +300,7 @@ def _locked_replica() -> tuple[Replica, SafetyState, ValidatorSet, list[SigningK
 
 
 def test_restore_never_signs_against_its_lock_or_in_a_signed_round() -> None:
-    _, state, validators, keys, x = _locked_replica()
+    _, state, validators, keys, _x = _locked_replica()
     restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
                                safety=state, committed_height=0)
     assert (restored.height, restored.round) == (1, 1)
@@ -321,7 +323,8 @@ def test_restore_never_signs_against_its_lock_or_in_a_signed_round() -> None:
 
 def test_restored_validator_reproposes_its_locked_block() -> None:
     _, state, validators, keys, x = _locked_replica()
-    # Round 2 of height 1 is v3's: make v3 the restored one by re-locking it the same way.
+    # Say v0 last signed in round 2 (still locked from round 0): it resumes in round 3,
+    # its own turn to propose, and offers the locked block it got back from its shell.
     restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
                                safety=replace(state, round=2, locked_round=0),
                                committed_height=0, locked_block=x)
@@ -434,7 +437,7 @@ slots = st.tuples(st.integers(1, 3), st.integers(0, 3), st.sampled_from(list(Sig
 @given(st.lists(slots, max_size=40))
 def test_safety_rules_never_allow_two_statements_per_slot(attempts: list[tuple[
         int, int, SignStep, bytes]]) -> None:
-    state, signed = SafetyState(), {}
+    state, signed = SafetyState(), dict[tuple[int, int, SignStep], bytes]()
     for height, round, step, digest in attempts:
         if rules.may_sign(state, height, round, step, digest):
             state = rules.after_signing(state, height, round, step, digest)
@@ -518,10 +521,8 @@ def test_tampered_certificates_fail() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_certificate_decode_rejects_garbage(data: bytes) -> None:
-    try:
+    with contextlib.suppress(DecodeError, Rejected):  # DecodeError, TooLarge
         CommitCertificate.decode(data)
-    except (DecodeError, Rejected):
-        pass
 
 
 # --- hostile input ---------------------------------------------------------------------------
@@ -789,3 +790,15 @@ def test_seven_validators_with_twins_and_a_crash_agree() -> None:
         net = build_network(seed, n=7, twins=seed % 7, silent=((seed + 3) % 7,), drop=0.05)
         net.run(8_000, committed_everywhere(net, 2))
         assert_agreement(net)
+
+
+def test_public_api_is_pinned() -> None:
+    import tidechain.consensus as consensus
+
+    assert set(consensus.__all__) == {
+        "PRECOMMIT", "PREVOTE", "Action", "BlockLike", "Broadcast", "BuildProposal", "Commit",
+        "CommitCertificate", "ConsensusParams", "Equivocation", "Event", "Message",
+        "MessageReceived", "PersistSafety", "Proposal", "ProposalBuilt", "ProposalValidated",
+        "Replica", "SafetyState", "SendTo", "SignStep", "Start", "Step", "Tick",
+        "TransactionsAvailable", "ValidateProposal", "ValidatorInfo", "ValidatorSet", "Vote",
+        "VoteKind"}

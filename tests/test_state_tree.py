@@ -51,6 +51,40 @@ def _reference_subtree(entries: list[tuple[bytes, bytes]], depth: int) -> bytes:
     return sha256(b"\x11" + b"".join(children))
 
 
+def assert_node_map_is_exactly_the_tree(tree: StateTree) -> None:
+    """Every stored record is reachable from the root, hashes agree, and every internal
+    node holds two or more keys: no stale record can ever surface in a later walk."""
+    nodes: dict[bytes, bytes] = tree._nodes
+    reachable: set[bytes] = set()
+
+    def visit(position: bytes) -> tuple[bytes, int]:  # (hash, keys below)
+        record = nodes[position]
+        reachable.add(position)
+        if record[0] == 0x10:
+            assert record[1:33].hex()[: len(position)] == position.hex()[1::2]
+            return sha256(record[:65]), 1
+        assert record[0] == 0x11 and len(record) == 513
+        keys_below = 0
+        for nibble in range(16):
+            child_hash = record[1 + 32 * nibble : 33 + 32 * nibble]
+            child = position + bytes([nibble])
+            if child_hash == bytes(32):
+                assert child not in nodes
+                continue
+            got_hash, got_keys = visit(child)
+            assert got_hash == child_hash
+            keys_below += got_keys
+        assert keys_below >= 2
+        return sha256(record), keys_below
+
+    if b"" in nodes:
+        root_hash, key_count = visit(b"")
+        assert (root_hash, key_count) == (tree.root(), len(tree))
+    else:
+        assert (tree.root(), len(tree)) == (EMPTY_ROOT, 0)
+    assert reachable == set(nodes)
+
+
 # --- keys -----------------------------------------------------------------------------
 
 DEEP_KEYS = [b"deep-2113", b"deep-7693", b"deep-15232", b"deep-18296"]
@@ -104,13 +138,19 @@ class StateTreeAgainstDict(RuleBasedStateMachine):
         assert self.tree.preview_root(batch) == reference_root(expected_content)
         assert self.tree.root() == before
 
-    @rule(batch=batches)
-    def snapshot_diverges_alone(self, batch: dict[bytes, bytes | None]) -> None:
+    @rule(batch=batches, decided=st.booleans())
+    def staged_batch_is_committed_or_dropped(
+        self, batch: dict[bytes, bytes | None], decided: bool
+    ) -> None:
         before = self.tree.root()
-        snapshot = self.tree.copy()
-        snapshot.apply(batch)
+        staged = self.tree.stage(batch)
         assert self.tree.root() == before
-        assert snapshot.root() == self.tree.preview_root(batch)
+        expected_content = dict(self.model)
+        apply_to_model(expected_content, batch)
+        assert staged.root == reference_root(expected_content)
+        if decided:
+            assert self.tree.commit(staged) == staged.root
+            self.model = expected_content
 
     @rule(key=keys)
     def proof_of_current_value(self, key: bytes) -> None:
@@ -122,6 +162,7 @@ class StateTreeAgainstDict(RuleBasedStateMachine):
 
     @invariant()
     def content_matches_model(self) -> None:
+        assert_node_map_is_exactly_the_tree(self.tree)
         assert len(self.tree) == len(self.model)
         assert self.tree.root() == reference_root(self.model)
         for key in KEY_POOL:
@@ -160,6 +201,7 @@ def test_deleting_back_gives_the_smaller_content_root(
     remaining = {k: v for k, v in content.items() if k not in doomed}
     assert tree.root() == reference_root(remaining)
     assert len(tree) == len(remaining)
+    assert_node_map_is_exactly_the_tree(tree)
 
 
 def test_empty_tree_root_is_the_documented_constant() -> None:
@@ -223,14 +265,26 @@ def test_non_bytes_input_is_our_bug() -> None:
         StateTree().apply({b"k": bytearray(b"v")})  # type: ignore[dict-item]
 
 
-def test_copy_is_independent_both_ways() -> None:
+def test_commit_refuses_a_batch_staged_on_another_root() -> None:
     tree = StateTree.from_items([(b"a", b"1")])
-    twin = tree.copy()
-    tree.apply({b"b": b"2"})
-    twin.apply({b"a": None})
+    first = tree.stage({b"b": b"2"})
+    second = tree.stage({b"a": None})
+    tree.commit(first)
+    with pytest.raises(InvariantViolation):
+        tree.commit(second)
     assert tree.root() == reference_root({b"a": b"1", b"b": b"2"})
-    assert twin.root() == EMPTY_ROOT
-    assert (len(tree), len(twin)) == (2, 0)
+    assert (len(tree), tree.get(b"a")) == (2, b"1")
+
+
+def test_dropping_a_staged_batch_leaves_no_trace() -> None:
+    content = {b"key-%d" % i: b"v" for i in range(300)}
+    tree = StateTree.from_items(content.items())
+    before = tree.root()
+    staged = tree.stage({b"key-%d" % i: None for i in range(0, 300, 2)} | {b"new": b"n"})
+    assert staged.root != before
+    del staged
+    assert tree.root() == before == reference_root(content)
+    assert all(tree.get(key) == b"v" for key in content) and tree.get(b"new") is None
 
 
 def test_larger_tree_rebuild_and_incremental_agree() -> None:

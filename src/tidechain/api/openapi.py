@@ -182,6 +182,21 @@ _SCHEMAS: dict[str, Schema] = {
                       "description": "RFC 9162 section 2.1.4 consistency proof."},
         },
     },
+    "StateProofBundle": {
+        "type": "object",
+        "required": ["key", "value", "height", "header", "certificate", "proof"],
+        "properties": {
+            "key": {"type": "string", "description": "hex"},
+            "value": {"type": ["string", "null"], "description": "hex, null when absent"},
+            "height": _UINT,
+            "header": {"type": "string", "contentEncoding": "base64",
+                       "description": "the block header, deterministic CBOR"},
+            "certificate": {"type": "string", "contentEncoding": "base64",
+                            "description": "the commit certificate, deterministic CBOR"},
+            "proof": {"type": "string", "contentEncoding": "base64",
+                      "description": "state-tree proof (docs/adr/0003-state-commitment.md)"},
+        },
+    },
     "Deposit": {
         "type": "object",
         "required": ["index", "digest", "meta", "depositor", "height", "time", "tx"],
@@ -328,6 +343,13 @@ _PATHS: dict[str, Schema] = {
             "deposits": {"type": "array", "items": _ref("Deposit"),
                          "maxItems": limits.MAX_QUERY_RESULTS}}}, "Deposits"),
         params=[_path_param("digest", _HEX32, "SHA-256 of the document, hex.")]),
+    "/v1/state/proof/{key}": _get(
+        "A world-state value at the head with its proof: block header, commit "
+        "certificate and state-tree proof (verify with tidechain.client.state_proof)",
+        _json_body(_ref("StateProofBundle"), "State proof bundle"),
+        params=[_path_param("key", {"type": "string", "pattern": "^([0-9a-fA-F]{2})+$"},
+                            "The state key, hex (namespaced: '<contract>/' + key).")],
+        errors=("BadRequest", "NotFound")),
     "/v1/evidence/deposit/{index}": _get(
         "One deposit by its log index, with the deposits that amend it",
         _json_body(_ref("Deposit"), "Deposit"), params=[_INDEX],

@@ -117,6 +117,7 @@ class Api:
         r.add_get("/v1/log/entry/{index}", self.entry)
         r.add_get("/v1/log/consistency", self.consistency)
         r.add_get("/v1/proof/{index}", self.proof)
+        r.add_get("/v1/state/proof/{key}", self.state_proof)
         r.add_get("/v1/evidence/digest/{digest}", self.deposits)
         r.add_get("/v1/evidence/deposit/{index}", self.deposit)
         return app
@@ -174,6 +175,16 @@ class Api:
     async def proof(self, request: web.Request) -> web.Response:
         text = self.node.receipt(_int_param(request, "index"))
         return web.Response(text=text, content_type="text/plain")
+
+    async def state_proof(self, request: web.Request) -> web.Response:
+        raw = request.match_info.get("key", "")
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            raise DecodeError("key must be hex") from None
+        if not key or len(key) > 1024:
+            raise DecodeError("key must be 1..1024 bytes")
+        return web.json_response(self.node.state_proof(key))
 
     async def deposits(self, request: web.Request) -> web.Response:
         digest = _hex_param(request, "digest", 32)

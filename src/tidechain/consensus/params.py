@@ -86,7 +86,7 @@ class ConsensusParams:
         for base in (self.timeout_propose_ms, self.timeout_prevote_ms, self.timeout_precommit_ms,
                      self.resend_interval_ms):
             if not 0 < base <= self.timeout_max_ms:
-                raise ValueError("base timeouts and resend_interval_ms must be in 1..timeout_max_ms")
+                raise ValueError("base timeouts and resend interval: 1..timeout_max_ms")
         if self.create_empty_blocks and self.block_interval_ms == 0:
             # The shell answers BuildProposal within the same drive loop: with no pause
             # it would build and commit empty blocks forever without returning.

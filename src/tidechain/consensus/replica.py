@@ -12,7 +12,6 @@ book and quorum checks, with a quorum of one.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -20,12 +19,10 @@ from tidechain.consensus import safety
 from tidechain.consensus.certificate import CommitCertificate
 from tidechain.consensus.events import (
     Action,
-    Broadcast,
     BuildProposal,
     Commit,
     Event,
     MessageReceived,
-    PersistSafety,
     ProposalBuilt,
     ProposalValidated,
     SendTo,
@@ -45,10 +42,10 @@ from tidechain.consensus.messages import (
     vote_problem,
     vote_sign_bytes,
 )
+from tidechain.consensus.outbox import FutureBuffer, Outbox
 from tidechain.consensus.pacemaker import Pacemaker, Timeout, TimeoutKind
 from tidechain.consensus.params import (
     FUTURE_HEIGHT_WINDOW,
-    MAX_FUTURE_MESSAGES_PER_VALIDATOR,
     MAX_ROUNDS_AHEAD,
     MAX_ROUNDS_KEPT,
     MAX_RULE_FIRINGS_PER_STEP,
@@ -104,79 +101,6 @@ class _Decision:
     certificate: CommitCertificate
 
 
-class _Outbox:
-    """Actions of one step. Messages we sign are held until the end of the step and
-    released behind one PersistSafety of the latest state: every state in a step
-    dominates the earlier ones (signatures only move forward), so persisting the last
-    one covers every held message. A Commit releases the held messages of its height
-    without a PersistSafety (see `commit`)."""
-
-    def __init__(self) -> None:
-        self._actions: list[Action] = []
-        self._held: list[Message] = []
-        self._state: SafetyState | None = None
-
-    def add(self, action: Action) -> None:
-        self._actions.append(action)
-
-    def add_signed(self, state: SafetyState, message: Message) -> None:
-        self._state = state
-        self._held.append(message)
-
-    def resend(self, message: Message) -> None:
-        """Send an own message again. One still held goes out with the held ones."""
-        if not any(m is message for m in self._held):
-            self._actions.append(Broadcast(message))
-
-    def commit(self, action: Commit) -> None:
-        # Held messages are all of the committed height. Once the block is durable the
-        # replica never signs at that height again (it restarts at the next one), so
-        # they need no safety record; sending them only after the Commit means nothing
-        # signed leaves before one of the two is durable. This also spares the fsync
-        # of a lock whose block a crash could lose (a single validator would then be
-        # locked on a block nobody has).
-        invariant(all(m.height == action.certificate.height for m in self._held),
-                  "held messages of another height at commit")
-        self._actions.append(action)
-        self._actions.extend(Broadcast(m) for m in self._held)
-        self._held, self._state = [], None
-
-    def is_empty(self) -> bool:
-        return not self._actions and not self._held
-
-    def flush(self) -> list[Action]:
-        if self._held:
-            invariant(self._state is not None, "held messages without a safety state")
-            assert self._state is not None
-            self._actions.append(PersistSafety(self._state))
-            self._actions.extend(Broadcast(m) for m in self._held)
-        actions = self._actions
-        self._actions, self._held, self._state = [], [], None
-        return actions
-
-
-class _FutureBuffer:
-    """Verified messages for the next heights, bounded per validator."""
-
-    def __init__(self) -> None:
-        self._by_signer: dict[str, deque[Message]] = {}
-
-    def add(self, signer: str, message: Message) -> None:
-        queue = self._by_signer.setdefault(
-            signer, deque(maxlen=MAX_FUTURE_MESSAGES_PER_VALIDATOR))
-        queue.append(message)
-
-    def take(self, height: int) -> list[Message]:
-        """The buffered messages of `height`; older ones are dropped, newer ones kept."""
-        out: list[Message] = []
-        for queue in self._by_signer.values():
-            keep = [m for m in queue if m.height > height]
-            out.extend(m for m in queue if m.height == height)
-            queue.clear()
-            queue.extend(keep)
-        return out
-
-
 class Replica:
     """One validator's (or observer's) consensus state machine. Not thread-safe."""
 
@@ -221,8 +145,8 @@ class Replica:
         self._safety = SafetyState()
         self._pacemaker = Pacemaker(self._params)
         self._evidence = EvidenceLog()
-        self._future = _FutureBuffer()
-        self._out = _Outbox()
+        self._future = FutureBuffer()
+        self._out = Outbox()
         self._started = False
         self._now_ms = 0
         self._height_started_ms: int | None = None  # None: first height since start
@@ -463,7 +387,9 @@ class Replica:
         if earlier is not None:
             self._evidence.record(vote_equivocation(earlier, vote, self._digest))
             return
-        self._votes.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds())
+        if self._votes.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds()):
+            kept = set(self._votes.rounds())
+            self._checkpoint_ok = {k: ok for k, ok in self._checkpoint_ok.items() if k[0] in kept}
         self._wake_up()
 
     def _ingest_proposal(self, proposal: Proposal) -> None:
@@ -480,11 +406,20 @@ class Replica:
             self._evidence.record(proposal_equivocation(earlier, proposal, self._digest))
         if not stored:
             return
-        self._proposals.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds())
+        if self._proposals.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds()):
+            self._forget_dropped_blocks()
         if block_hash not in self._validity and block_hash not in self._pending_validation:
             self._pending_validation.add(block_hash)
             self._out.add(ValidateProposal(proposal))
         self._wake_up()
+
+    def _forget_dropped_blocks(self) -> None:
+        """Validity verdicts only for blocks still proposed (or our valid value)."""
+        keep = self._proposals.block_hashes()
+        if self._valid_block is not None:
+            keep.add(self._valid_block.block_hash)
+        self._validity = {h: ok for h, ok in self._validity.items() if h in keep}
+        self._pending_validation &= keep
 
     def _note_round(self, signer: str, round: int) -> None:
         """Highest round each validator has shown at this height (for round skipping)."""

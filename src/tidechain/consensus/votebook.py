@@ -146,9 +146,9 @@ class VoteBook:
     def rounds(self) -> list[int]:
         return sorted(self._rounds)
 
-    def keep_rounds(self, limit: int, protect: Iterable[int]) -> None:
+    def keep_rounds(self, limit: int, protect: Iterable[int]) -> bool:
         """Drop the lowest unprotected rounds until at most `limit` remain."""
-        _drop_lowest(self._rounds, limit, set(protect))
+        return _drop_lowest(self._rounds, limit, set(protect))
 
 
 class ProposalBook:
@@ -187,18 +187,20 @@ class ProposalBook:
     def block_hashes(self) -> set[bytes]:
         return {p.block_hash for ps in self._rounds.values() for p in ps}
 
-    def keep_rounds(self, limit: int, protect: Iterable[int]) -> None:
-        _drop_lowest(self._rounds, limit, set(protect))
+    def keep_rounds(self, limit: int, protect: Iterable[int]) -> bool:
+        return _drop_lowest(self._rounds, limit, set(protect))
 
 
 _T = TypeVar("_T")
 
 
-def _drop_lowest(by_round: dict[int, _T], limit: int, protect: set[int]) -> None:
+def _drop_lowest(by_round: dict[int, _T], limit: int, protect: set[int]) -> bool:
+    """Returns whether anything was dropped."""
     if len(by_round) <= limit:
-        return
+        return False
     for round in sorted(by_round):
         if len(by_round) <= limit:
-            return
+            break
         if round not in protect:
             del by_round[round]
+    return True

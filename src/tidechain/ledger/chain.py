@@ -15,7 +15,7 @@ from tidechain.core import merkle
 from tidechain.core.errors import ContractError, Rejected, TxRejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_TX_VALIDITY_MS
 from tidechain.ledger.runtime import CallContext, Overlay, Registry
-from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.state_tree import StagedBatch, StateTree
 from tidechain.ledger.types import (
     BlockHeader,
     Genesis,
@@ -41,7 +41,7 @@ class PreparedBlock:
     results: tuple[TxResult, ...]
     writes: dict[bytes, bytes | None]
     log_nodes: tuple[tuple[int, int, bytes], ...]
-    state_after: StateTree = field(repr=False)
+    staged_state: StagedBatch = field(repr=False)
     frontier_after: merkle.CompactRange = field(repr=False)
     origin: str = ""
 
@@ -159,8 +159,8 @@ class Chain:
             nodes.extend(frontier.append(merkle.leaf_hash(entry)))
             results.append(result)
             entries.append(entry)
-        state_after = self.state.copy()
-        state_root = state_after.apply(block_state.writes)
+        staged = self.state.stage(block_state.writes)  # committed only in `advance`
+        state_root = staged.root
         header = BlockHeader(
             chain_id=self.chain_id,
             height=height,
@@ -176,7 +176,7 @@ class Chain:
         )
         return PreparedBlock(
             header, tuple(txs), tuple(entries), tuple(results), dict(block_state.writes),
-            tuple(nodes), state_after, frontier, self.origin,
+            tuple(nodes), staged, frontier, self.origin,
         )
 
     def validate(
@@ -204,8 +204,8 @@ class Chain:
     def advance(self, prepared: PreparedBlock) -> None:
         """Move the head to a block that storage has durably committed."""
         invariant(prepared.header.prev_hash == self.head_hash, "advance out of order")
+        self.state.commit(prepared.staged_state)
         self.head = prepared.header
-        self.state = prepared.state_after
         self.frontier = prepared.frontier_after
 
     def _execute(

@@ -1,22 +1,22 @@
 """World-state commitment: a 16-ary Merkle radix tree over hashed keys (ADR 0003).
 
-Every state key is placed at the path given by the nibbles of SHA-256(key), so an
-adversary who chooses keys cannot unbalance the tree. A subtree holding exactly one
-key is stored as that key's leaf, as high up as it can sit (Jellyfish-style), so a
-tree of n random keys is about log16(n) levels deep.
+Every state key sits on the path given by the nibbles of SHA-256(key), so whoever
+chooses keys cannot unbalance the tree. A subtree holding exactly one key is that
+key's leaf, placed as high as it can sit (as in Jellyfish), so a tree of n random
+keys is about log16(n) + 1 levels deep.
 
-Hashing rules (the ADR is the normative text; these constants are the whole story):
+Hashing rules (ADR 0003 is the normative text):
 
 * key_hash   = SHA-256(key)
 * value_hash = SHA-256(value)
 * leaf       = SHA-256(0x10 || key_hash || value_hash)
-* internal   = SHA-256(0x11 || child_0 || ... || child_15), an empty child being
-  EMPTY_HASH (32 zero bytes); an internal node always holds two or more keys.
-* root       = hash of the top node; EMPTY_ROOT (32 zero bytes) for an empty tree.
+* internal   = SHA-256(0x11 || child_0 || ... || child_15), an empty child counting
+  as EMPTY_HASH (32 zero bytes); an internal node always holds two or more keys
+* root       = the top node's hash, or EMPTY_ROOT (32 zero bytes) for no keys
 
-Nodes are immutable and a batch copies only the paths it touches, so `copy()` is
-O(1) and `preview_root()` computes a proposed block's state root without touching
-the committed tree (the consensus layer drops it if the block is not committed).
+A batch is computed against the committed tree without touching it (`stage`), and
+committed later (`commit`) or simply dropped: that is how the consensus layer gets
+the state root of a proposed block before the block is decided.
 """
 
 from __future__ import annotations
@@ -24,26 +24,26 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
 from tidechain.core.errors import DecodeError, ProofError, TooLarge, invariant
 
 HASH_BYTES = 32
 RADIX = 16
 KEY_HASH_NIBBLES = 2 * HASH_BYTES
-"""Deepest possible internal level + 1: two distinct key hashes differ within 64 nibbles."""
+"""Levels a path can have: two distinct key hashes differ within 64 nibbles."""
 
 LEAF_PREFIX = b"\x10"
 INTERNAL_PREFIX = b"\x11"
 """Domain bytes distinct from RFC 6962's 0x00/0x01, so no byte string hashed for the
-state tree can also be a node or leaf of the transaction log."""
+state tree can also be a leaf or node of the transaction log."""
 
 EMPTY_HASH = bytes(HASH_BYTES)
 EMPTY_ROOT = EMPTY_HASH
-"""Root of the empty tree. SHA-256 has no known preimage of zero, so it never
-collides with a real node."""
+"""Root of the empty tree, and the stand-in for an empty child. No SHA-256 output is
+known to be zero, so it never collides with a real node."""
 
 PROOF_FORMAT_VERSION = 1
 _LEVEL_HEADER_BYTES = 2
@@ -51,14 +51,14 @@ _LEAF_BYTES = 2 * HASH_BYTES
 _MAX_STATE_PROOF_BYTES = (
     2 + KEY_HASH_NIBBLES * (_LEVEL_HEADER_BYTES + (RADIX - 1) * HASH_BYTES) + 1 + _LEAF_BYTES
 )
-"""Worst case (a 64-level path, every sibling present): 30,915 bytes. Real proofs in a
-tree of a million keys are 5-7 levels deep and about 2.5 KiB."""
+"""Worst case, a 64-level path with every sibling present: 30,915 bytes. In a tree of
+a million random keys a proof is 6-7 levels and about 2.4 KiB."""
 
 _TERMINAL_EMPTY = 0
 _TERMINAL_LEAF = 1
 
 # hashlib.sha256 directly rather than core.crypto.sha256: a batch hashes ~25,000
-# times and the extra call is a measurable share of the budget (ADR 0003).
+# times and the extra call is a measurable share of its budget.
 _sha256 = hashlib.sha256
 
 
@@ -81,246 +81,249 @@ _HEX_TO_NIBBLE = bytes.maketrans(b"0123456789abcdef", bytes(range(RADIX)))
 
 
 def _path_nibbles(key_hash: bytes) -> bytes:
-    """All 64 branch indices of a key hash at once: `_path_nibbles(h)[d] == _nibble(h, d)`."""
+    """The key's 64 branch indices, one byte (0-15) each, high nibble of a byte first."""
     return key_hash.hex().encode().translate(_HEX_TO_NIBBLE)
 
 
-def _nibble(key_hash: bytes, depth: int) -> int:
-    """The branch taken at `depth`: high nibble of a byte first."""
-    byte = key_hash[depth >> 1]
-    return byte & 0x0F if depth & 1 else byte >> 4
-
-
-# --- nodes -------------------------------------------------------------------------
+# --- storage layout ----------------------------------------------------------------
 #
-# Nodes are plain tuples, not class instances. CPython's cycle collector stops
-# tracking a tuple once everything in it is untracked (bytes, or such tuples), so a
-# tree of a million keys adds nothing to a full collection. With slotted classes a
-# full collection took 3 s at 1M keys and struck every few dozen blocks (ADR 0003).
-# Tuples also make the nodes immutable, which the O(1) snapshots rely on.
+# The tree is a flat dict from a node's position to its record, bytes to bytes.
+# A position is the node's path from the root, one byte (0-15) per level: b"" for the
+# root. CPython's cycle collector never tracks such a dict, so the tree costs the
+# collector nothing. Linked node objects (classes, or even tuples that the collector
+# untracks lazily) measured 0.1-0.3 s per full collection at 1M keys, every few
+# blocks (ADR 0003). The map holds exactly the nodes of the canonical tree.
+#
+# internal record = 0x11 || 16 child hashes        its hash = SHA-256(record)
+# leaf record     = 0x10 || key_hash || value_hash || value
+#                                                  its hash = SHA-256(record[:65])
 
-_Empty: TypeAlias = "tuple[bytes]"
-"""(EMPTY_HASH,): an empty subtree; `_EMPTY` is the one instance."""
+_INTERNAL_TAG = INTERNAL_PREFIX[0]
+_LEAF_PREIMAGE_BYTES = 1 + 2 * HASH_BYTES
+_VALUE_OFFSET = _LEAF_PREIMAGE_BYTES
 
-_Leaf: TypeAlias = "tuple[bytes, bytes, bytes]"
-"""(leaf hash, key_hash, value): a subtree holding exactly one key."""
+_NodeMap: TypeAlias = "dict[bytes, bytes]"
 
-_Internal: TypeAlias = "tuple[bytes, tuple[_Node, ...]]"
-"""(internal hash, 16 children): a subtree holding two or more keys."""
+_Subtree: TypeAlias = "tuple[bytes, bytes] | None"
+"""A subtree's (hash, top record), or None when it holds no key."""
 
-_Node: TypeAlias = "_Empty | _Leaf | _Internal"
+_Change: TypeAlias = "tuple[bytes, bytes, bytes]"
+"""(path nibbles, leaf hash, leaf record) of a write, (path nibbles, b"", b"") of a
+delete (no record is empty). Batches are sorted by path, which is key hash order."""
 
-_INTERNAL_LEN: Final = 2
-_LEAF_LEN: Final = 3
-_EMPTY: _Empty = (EMPTY_HASH,)
-
-_Change: TypeAlias = "tuple[bytes, _Leaf | None]"
-"""(key_hash, new leaf) for a write, (key_hash, None) for a delete."""
-
-_change_key = itemgetter(0)
-_node_hash = itemgetter(0)
-
-
-def _new_leaf(key_hash: bytes, value: bytes) -> _Leaf:
-    # The rule of _leaf_hash, inlined: a rebuild makes a million of these.
-    value_hash = _sha256(value).digest()
-    return (_sha256(LEAF_PREFIX + key_hash + value_hash).digest(), key_hash, value)
+_change_path = itemgetter(0)
 
 
-def _new_internal(children: list[_Node]) -> _Internal:
-    # The rule of _internal_hash, inlined: a batch makes ~9,000 of these.
-    frozen = tuple(children)
-    return (_sha256(INTERNAL_PREFIX + b"".join(map(_node_hash, frozen))).digest(), frozen)
+_CHILD_OFFSETS = range(1, 1 + RADIX * HASH_BYTES, HASH_BYTES)
 
 
-def _split_by_nibble(changes: list[_Change], depth: int) -> list[tuple[int, list[_Change]]]:
-    """Group changes (sorted by key hash, sharing `depth` nibbles) by their next nibble."""
-    if len(changes) <= _SCAN_SPLIT_MAX:
-        return _split_by_scan(changes, depth)
-    return _split_by_search(changes, depth)
+def _with_child(record: bytes, nibble: int, child_hash: bytes) -> bytes:
+    start = 1 + HASH_BYTES * nibble
+    return record[:start] + child_hash + record[start + HASH_BYTES :]
 
 
-_SCAN_SPLIT_MAX = 8
-"""Below this a linear scan beats 16 binary searches (measured on rebuilds)."""
+def _child_hashes(record: bytes) -> list[bytes]:
+    return [record[start : start + HASH_BYTES] for start in _CHILD_OFFSETS]
 
 
-def _split_by_scan(changes: list[_Change], depth: int) -> list[tuple[int, list[_Change]]]:
-    groups: list[tuple[int, list[_Change]]] = []
-    current = -1
-    for change in changes:
-        nibble = _nibble(change[0], depth)
-        if nibble != current:
-            groups.append((nibble, [change]))
-            current = nibble
-        else:
-            groups[-1][1].append(change)
-    return groups
+def _internal_subtree(child_hashes: list[bytes]) -> tuple[bytes, bytes]:
+    record = INTERNAL_PREFIX + b"".join(child_hashes)
+    return _sha256(record).digest(), record
 
 
-def _split_by_search(changes: list[_Change], depth: int) -> list[tuple[int, list[_Change]]]:
-    """Binary search for each group's end: at startup the top levels split a million
-    keys, and a scan in Python costs about a second per level."""
-    byte_index = depth >> 1
-    odd = depth & 1
-    first = changes[0][0]
-    prefix = first[:byte_index]
-    high = first[byte_index] & 0xF0
-    groups: list[tuple[int, list[_Change]]] = []
+def _leaf_change(key: bytes, value: bytes | None) -> _Change:
+    key_hash = _sha256(key).digest()
+    path = _path_nibbles(key_hash)
+    if value is None:
+        return path, b"", b""
+    preimage = LEAF_PREFIX + key_hash + _sha256(value).digest()
+    return path, _sha256(preimage).digest(), preimage + value
+
+
+def _leaf_of_record(record: bytes) -> _Change:
+    """The existing leaf `record` as a change that rewrites it unchanged."""
+    path = _path_nibbles(record[1 : 1 + HASH_BYTES])
+    return path, _sha256(record[:_LEAF_PREIMAGE_BYTES]).digest(), record
+
+
+def _non_empty(subtree: _Subtree) -> tuple[bytes, bytes]:
+    """A subtree that writes alone produced, hence holding at least one key."""
+    if subtree is None:
+        invariant(False, "writes produced an empty subtree")
+        raise AssertionError  # unreachable: invariant raised
+    return subtree
+
+
+def _split_by_nibble(changes: list[_Change], depth: int) -> list[list[_Change]]:
+    """Group changes (sorted, sharing `depth` nibbles) by their nibble at `depth`.
+
+    Binary search for each group's end, not a scan: a rebuild splits a million keys at
+    each of the top levels, where a scan in Python costs about a second per level.
+    """
+    if len(changes) == 1:
+        return [changes]
+    prefix = changes[0][0][:depth]
+    groups: list[list[_Change]] = []
     start = 0
     count = len(changes)
     while start < count:
-        nibble = _nibble(changes[start][0], depth)
+        nibble = changes[start][0][depth]
         end = count
         if nibble < RADIX - 1:
-            # The smallest key hash that takes the next branch at this depth.
-            boundary = prefix + bytes([high | (nibble + 1) if odd else (nibble + 1) << 4])
-            end = bisect_left(changes, boundary, start, count, key=_change_key)
-        groups.append((nibble, changes[start:end]))
+            boundary = prefix + bytes((nibble + 1,))
+            end = bisect_left(changes, boundary, start, count, key=_change_path)
+        groups.append(changes[start:end])
         start = end
     return groups
 
 
-def _may_have_shrunk(old_child: _Node, new_child: _Node) -> bool:
-    """Whether the parent may now hold fewer than two keys: only a deletion does that."""
-    return new_child is _EMPTY or (len(new_child) == _LEAF_LEN and len(old_child) == _INTERNAL_LEN)
+class _Batch:
+    """One batch of changes computed against a node map that it never modifies.
 
-
-def _canonical_node(children: list[_Node]) -> _Node:
-    """An internal node, or what replaces it when it holds fewer than two keys.
-
-    A lone leaf moves up to its parent's slot; a lone internal child stays put,
-    because below it there are still two or more keys sharing a longer prefix.
+    `writes` collects the new record for every position the batch touches (None to
+    remove a node); `update` returns the subtree for a position and leaves writing
+    that position itself to its caller, who alone knows whether the subtree stays
+    there or, being a lone leaf, moves up.
     """
-    empty_count = children.count(_EMPTY)
-    if empty_count == RADIX:
-        return _EMPTY
-    if empty_count == RADIX - 1:
-        (only,) = (child for child in children if child is not _EMPTY)
-        if len(only) == _LEAF_LEN:
-            return only
-    return _new_internal(children)
 
+    __slots__ = ("nodes", "size_delta", "writes")
 
-class _BatchUpdate:
-    """Applies one sorted batch of changes to an immutable tree by path copying."""
-
-    __slots__ = ("size_delta",)
-
-    def __init__(self) -> None:
+    def __init__(self, nodes: _NodeMap) -> None:
+        self.nodes = nodes
+        self.writes: dict[bytes, bytes | None] = {}
         self.size_delta = 0
 
-    def update(self, node: _Node, depth: int, changes: list[_Change]) -> _Node:
-        if len(changes) == 1:
-            return self._update_one(node, depth, changes[0])
-        if len(node) == _INTERNAL_LEN:
-            return self._update_internal(node, depth, changes)
-        if len(node) == _LEAF_LEN:
-            return self._update_leaf(node, depth, changes)
-        return self._insert_into_empty(depth, changes)
+    def update(self, position: bytes, changes: list[_Change]) -> _Subtree:
+        record = self.nodes.get(position)
+        if record is None:
+            return self._build(len(position), self._inserts(changes))
+        if record[0] != _INTERNAL_TAG:
+            return self._update_leaf(record, len(position), changes)
+        if len(changes) == 1 and changes[0][2]:
+            return self._write_one(position, record, changes[0])
+        return self._update_internal(position, record, changes)
 
-    def _update_internal(self, node: _Internal, depth: int, changes: list[_Change]) -> _Node:
-        children = list(node[1])
-        may_hold_one_key = False
-        for nibble, group in _split_by_nibble(changes, depth):
-            old_child = children[nibble]
-            new_child = self.update(old_child, depth + 1, group)
-            children[nibble] = new_child
-            if _may_have_shrunk(old_child, new_child):
-                may_hold_one_key = True
-        if may_hold_one_key:
-            return _canonical_node(children)
-        return _new_internal(children)
-
-    def _update_one(self, node: _Node, depth: int, change: _Change) -> _Node:
-        """A lone change: walk down, then rehash the path upwards, without recursion.
-
-        Below the top three levels nearly every touched node sees a single change,
-        so this loop carries most of a batch (ADR 0003 has the measurements).
-        """
-        key_hash, new_leaf = change
-        path_nibbles = _path_nibbles(key_hash)
-        path: list[tuple[tuple[_Node, ...], int]] = []
-        while len(node) == _INTERNAL_LEN:
-            nibble = path_nibbles[depth]
-            path.append((node[1], nibble))
-            node = node[1][nibble]
-            depth += 1
-        if len(node) == _LEAF_LEN:
-            new_node = self._update_leaf(node, depth, [change])
-        else:
-            new_node = self._insert_into_empty(depth, [change])
-        # A write only adds keys, so no node on the path can drop under two keys; after
-        # a delete any of them may, and then its last leaf moves up.
-        rebuild = _new_internal if new_leaf is not None else _canonical_node
-        for children, nibble in reversed(path):
-            updated = list(children)
-            updated[nibble] = new_node
-            new_node = rebuild(updated)
-        return new_node
-
-    def _insert_into_empty(self, depth: int, changes: list[_Change]) -> _Node:
-        writes = [change for change in changes if change[1] is not None]
+    def _inserts(self, changes: list[_Change]) -> list[_Change]:
+        """The writes among changes to a position that holds nothing yet."""
+        writes = [change for change in changes if change[2]]
         self.size_delta += len(writes)
-        return _build(depth, writes)
+        return writes
 
-    def _update_leaf(self, leaf: _Leaf, depth: int, changes: list[_Change]) -> _Node:
-        """Merge changes into the subtree that so far held only `leaf`."""
-        if len(changes) == 1 and changes[0][0] == leaf[1]:  # the common overwrite
-            new_leaf = changes[0][1]
-            if new_leaf is None:
+    def _update_leaf(self, record: bytes, depth: int, changes: list[_Change]) -> _Subtree:
+        """Merge changes into a subtree that so far held the one leaf `record`."""
+        key_path = changes[0][0]
+        if len(changes) == 1 and key_path == _path_nibbles(record[1 : 1 + HASH_BYTES]):
+            if not changes[0][2]:  # the leaf's own key is deleted
                 self.size_delta -= 1
-                return _EMPTY
-            return new_leaf
-        merged: dict[bytes, _Leaf] = {leaf[1]: leaf}
-        for key_hash, new_leaf in changes:
-            if new_leaf is None:
-                merged.pop(key_hash, None)
-            else:
-                merged[key_hash] = new_leaf
+                return None
+            return changes[0][1], changes[0][2]  # overwritten in place
+        merged = {change[0]: change for change in [_leaf_of_record(record), *changes]}
+        for path, _, leaf_record in changes:
+            if not leaf_record:
+                del merged[path]
         self.size_delta += len(merged) - 1
-        return _build(depth, sorted(merged.items(), key=_change_key))
+        return self._build(depth, sorted(merged.values(), key=_change_path))
 
+    def _build(self, depth: int, writes: list[_Change]) -> _Subtree:
+        """The canonical subtree at `depth` holding exactly `writes` (sorted, no deletes)."""
+        if not writes:
+            return None
+        if len(writes) == 1:
+            _, leaf_hash, leaf_record = writes[0]
+            return leaf_hash, leaf_record
+        invariant(depth < KEY_HASH_NIBBLES, "two keys with the same key hash")
+        child_hashes = [EMPTY_HASH] * RADIX
+        for group in _split_by_nibble(writes, depth):
+            child_position = group[0][0][: depth + 1]
+            child_hash, child_record = _non_empty(self._build(depth + 1, group))
+            self.writes[child_position] = child_record
+            child_hashes[child_position[depth]] = child_hash
+        return _internal_subtree(child_hashes)
 
-def _build(depth: int, writes: list[_Change]) -> _Node:
-    """The canonical subtree at `depth` holding exactly `writes` (sorted, no deletes)."""
-    if not writes:
-        return _EMPTY
-    if len(writes) == 1:
-        leaf = writes[0][1]
-        invariant(leaf is not None, "a delete reached _build")
-        return leaf or _EMPTY
-    invariant(depth < KEY_HASH_NIBBLES, "two leaves with the same key hash")
-    children: list[_Node] = [_EMPTY] * RADIX
-    for nibble, group in _split_by_nibble(writes, depth):
-        children[nibble] = _build(depth + 1, group)
-    return _new_internal(children)
+    def _write_one(self, position: bytes, record: bytes, change: _Change) -> _Subtree:
+        """A lone write below an internal node: walk down, then rehash upwards.
 
+        Below the top three levels nearly every touched node sees one change, so this
+        loop carries most of a batch. A write only adds keys, so no node on the way
+        can fall under two keys and nothing collapses.
+        """
+        path = change[0]
+        depth = len(position)
+        trail: list[bytes] = []
+        child: bytes | None = record
+        while child is not None and child[0] == _INTERNAL_TAG:
+            trail.append(child)
+            depth += 1
+            child = self.nodes.get(path[:depth])
+        if child is None:
+            self.size_delta += 1
+            subtree = (change[1], change[2])
+        else:
+            subtree = _non_empty(self._update_leaf(child, depth, [change]))
+        for parent in reversed(trail):
+            self.writes[path[:depth]] = subtree[1]
+            depth -= 1
+            parent = _with_child(parent, path[depth], subtree[0])
+            subtree = (_sha256(parent).digest(), parent)
+        return subtree
 
-def _sorted_changes(changes: Mapping[bytes, bytes | None]) -> list[_Change]:
-    """Hash and sort a batch, so the result never depends on the mapping's order."""
-    hashed: list[_Change] = []
-    for key, value in changes.items():
-        if type(key) is not bytes or not (value is None or type(value) is bytes):
-            invariant(False, "state keys are bytes and values are bytes or None")
-        key_hash = _sha256(key).digest()
-        hashed.append((key_hash, None if value is None else _new_leaf(key_hash, value)))
-    hashed.sort(key=_change_key)
-    return hashed
+    def _update_internal(self, position: bytes, record: bytes, changes: list[_Change]) -> _Subtree:
+        depth = len(position)
+        child_hashes = _child_hashes(record)
+        updated: dict[int, _Subtree] = {}
+        for group in _split_by_nibble(changes, depth):
+            nibble = group[0][0][depth]
+            child = self.update(group[0][0][: depth + 1], group)
+            updated[nibble] = child
+            child_hashes[nibble] = EMPTY_HASH if child is None else child[0]
+        empty_count = child_hashes.count(EMPTY_HASH)
+        if empty_count >= RADIX - 1:  # a deletion may have left fewer than two keys
+            lone = self._lone_leaf(position, child_hashes, updated)
+            if lone is not None or empty_count == RADIX:
+                for nibble in range(RADIX):  # the lone leaf moves up; the level goes
+                    if nibble in updated or child_hashes[nibble] != EMPTY_HASH:
+                        self.writes[position + bytes((nibble,))] = None
+                return lone
+        for nibble, child in updated.items():
+            self.writes[position + bytes((nibble,))] = None if child is None else child[1]
+        return _internal_subtree(child_hashes)
+
+    def _lone_leaf(
+        self, position: bytes, child_hashes: list[bytes], updated: dict[int, _Subtree]
+    ) -> _Subtree:
+        """The only child, when it is a leaf; None otherwise (no child, or an internal one)."""
+        for nibble, child_hash in enumerate(child_hashes):
+            if child_hash != EMPTY_HASH:
+                child = updated.get(nibble) or (
+                    child_hash,
+                    self.nodes[position + bytes((nibble,))],
+                )
+                return None if child[1][0] == _INTERNAL_TAG else child
+        return None
 
 
 # --- the tree ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """A batch computed against one committed root and not applied: `root` is the
+    state root the block would have. Commit it with `StateTree.commit` or drop it."""
+
+    base_root: bytes
+    root: bytes
+    size: int
+    _writes: dict[bytes, bytes | None] = field(repr=False, compare=False)
+
+
 class StateTree:
-    """An authenticated map from bytes to bytes whose root goes into block headers.
+    """An authenticated map from bytes to bytes whose root goes into block headers."""
 
-    Reads, proofs and snapshots are cheap; `apply` costs one hash per touched node.
-    """
-
-    __slots__ = ("_root", "_size")
+    __slots__ = ("_nodes", "_root", "_size")
 
     def __init__(self) -> None:
-        self._root: _Node = _EMPTY
+        self._nodes: _NodeMap = {}
+        self._root = EMPTY_ROOT
         self._size = 0
 
     @classmethod
@@ -332,7 +335,7 @@ class StateTree:
 
     def root(self) -> bytes:
         """The 32-byte commitment to the whole content (EMPTY_ROOT when empty)."""
-        return self._root[0]
+        return self._root
 
     def __len__(self) -> int:
         return self._size
@@ -340,56 +343,87 @@ class StateTree:
     def get(self, key: bytes) -> bytes | None:
         """The value stored under `key`, or None."""
         key_hash = _key_hash(key)
-        node = self._root
-        depth = 0
-        while len(node) == _INTERNAL_LEN:
-            node = node[1][_nibble(key_hash, depth)]
-            depth += 1
-        if len(node) == _LEAF_LEN and node[1] == key_hash:
-            return node[2]
-        return None
+        record = self._leaf_on_path(_path_nibbles(key_hash))
+        if record is None or record[1 : 1 + HASH_BYTES] != key_hash:
+            return None
+        return record[_VALUE_OFFSET:]
 
-    def apply(self, changes: Mapping[bytes, bytes | None]) -> bytes:
-        """Write a batch (None deletes; deleting an absent key is a no-op); return the new root.
+    def stage(self, changes: Mapping[bytes, bytes | None]) -> StagedBatch:
+        """Compute a batch (None deletes) against the committed tree, changing nothing.
 
         The result depends only on the batch's content, never on its iteration order.
         """
-        self._root, self._size = self._updated(changes)
-        return self.root()
+        batch = _Batch(self._nodes)
+        ordered = sorted(
+            (_leaf_change(key, value) for key, value in _checked(changes)), key=_change_path
+        )
+        subtree = batch.update(b"", ordered) if ordered else self._top()
+        batch.writes[b""] = None if subtree is None else subtree[1]
+        root = EMPTY_ROOT if subtree is None else subtree[0]
+        return StagedBatch(self._root, root, self._size + batch.size_delta, batch.writes)
+
+    def commit(self, staged: StagedBatch) -> bytes:
+        """Apply a batch staged against the current root; return the new root."""
+        invariant(staged.base_root == self._root, "staged batch is for another root")
+        nodes = self._nodes
+        for position, record in staged._writes.items():
+            if record is None:
+                nodes.pop(position, None)
+            else:
+                nodes[position] = record
+        self._root = staged.root
+        self._size = staged.size
+        return self._root
+
+    def apply(self, changes: Mapping[bytes, bytes | None]) -> bytes:
+        """Stage and commit a batch (None deletes; deleting an absent key does nothing)."""
+        return self.commit(self.stage(changes))
 
     def preview_root(self, changes: Mapping[bytes, bytes | None]) -> bytes:
-        """The root `apply(changes)` would give, leaving this tree unchanged."""
-        new_root, _ = self._updated(changes)
-        return new_root[0]
-
-    def copy(self) -> StateTree:
-        """An independent tree with the same content, in O(1): nodes are shared, never mutated."""
-        twin = StateTree()
-        twin._root = self._root
-        twin._size = self._size
-        return twin
+        """The root `apply(changes)` would give, leaving the tree unchanged."""
+        return self.stage(changes).root
 
     def prove(self, key: bytes) -> StateProof:
         """A proof of `key`'s current value, or of its absence, against `root()`."""
         key_hash = _key_hash(key)
+        path = _path_nibbles(key_hash)
         levels: list[tuple[bytes, ...]] = []
-        node = self._root
-        while len(node) == _INTERNAL_LEN:
-            nibble = _nibble(key_hash, len(levels))
-            children = node[1]
-            levels.append(tuple(child[0] for child in children[:nibble] + children[nibble + 1 :]))
-            node = children[nibble]
+        record = self._nodes.get(b"")
+        while record is not None and record[0] == _INTERNAL_TAG:
+            nibble = path[len(levels)]
+            siblings = _child_hashes(record)
+            del siblings[nibble]
+            levels.append(tuple(siblings))
+            record = self._nodes.get(path[: len(levels)])
         leaf = None
-        if len(node) == _LEAF_LEN:
-            leaf = ProofLeaf(key_hash=node[1], value_hash=_sha256(node[2]).digest())
+        if record is not None:
+            leaf = ProofLeaf(
+                key_hash=record[1 : 1 + HASH_BYTES],
+                value_hash=record[1 + HASH_BYTES : _LEAF_PREIMAGE_BYTES],
+            )
         return StateProof(siblings=tuple(levels), leaf=leaf)
 
-    def _updated(self, changes: Mapping[bytes, bytes | None]) -> tuple[_Node, int]:
-        if not changes:
-            return self._root, self._size
-        batch = _BatchUpdate()
-        new_root = batch.update(self._root, 0, _sorted_changes(changes))
-        return new_root, self._size + batch.size_delta
+    def _leaf_on_path(self, path: bytes) -> bytes | None:
+        """The leaf record where `path` leaves the tree, or None at an empty slot."""
+        nodes = self._nodes
+        depth = 0
+        record = nodes.get(b"")
+        while record is not None and record[0] == _INTERNAL_TAG:
+            depth += 1
+            record = nodes.get(path[:depth])
+        return record
+
+    def _top(self) -> _Subtree:
+        record = self._nodes.get(b"")
+        return None if record is None else (self._root, record)
+
+
+def _checked(changes: Mapping[bytes, bytes | None]) -> Iterable[tuple[bytes, bytes | None]]:
+    """Keys and values must be bytes: anything else is a bug in the caller."""
+    for key, value in changes.items():
+        if type(key) is not bytes or not (value is None or type(value) is bytes):
+            invariant(False, "state keys are bytes and values are bytes or None")
+        yield key, value
 
 
 # --- proofs ------------------------------------------------------------------------
@@ -517,10 +551,11 @@ def verify_state_proof(root: bytes, key: bytes, value: bytes | None, proof: Stat
     (or is absent when `value` is None)."""
     _check_shape(proof)
     key_hash = _key_hash(key)
+    path = _path_nibbles(key_hash)
     node_hash = _terminal_hash(key_hash, value, proof)
     for depth in range(len(proof.siblings) - 1, -1, -1):
         level = proof.siblings[depth]
-        nibble = _nibble(key_hash, depth)
+        nibble = path[depth]
         node_hash = _internal_hash((*level[:nibble], node_hash, *level[nibble:]))
     if node_hash != root:
         raise ProofError("state proof does not lead to the expected root")
@@ -547,4 +582,4 @@ def _terminal_hash(key_hash: bytes, value: bytes | None, proof: StateProof) -> b
 
 
 def _shares_path(a: bytes, b: bytes, nibbles: int) -> bool:
-    return all(_nibble(a, depth) == _nibble(b, depth) for depth in range(nibbles))
+    return _path_nibbles(a)[:nibbles] == _path_nibbles(b)[:nibbles]

@@ -272,6 +272,24 @@ class Node:
             "proof": [b64(h).decode() for h in proof],
         }
 
+    def state_proof(self, key: bytes) -> dict[str, Any]:
+        """The value of a state key at the head, with what a third party needs to check
+        it offline: the header, its commit certificate and a state-tree proof."""
+        head = self.store.head()
+        if head is None:
+            raise NotFound("no block committed yet: the state is empty")
+        invariant(head.header == self.chain.head, "store head and chain head differ")
+        value = self.chain.state.get(key)
+        b64 = base64.b64encode
+        return {
+            "key": key.hex(),
+            "value": None if value is None else value.hex(),
+            "height": head.header.height,
+            "header": b64(head.header.encode()).decode(),
+            "certificate": b64(head.certificate).decode(),
+            "proof": b64(self.chain.state.prove(key).to_bytes()).decode(),
+        }
+
     def deposits(self, digest: bytes) -> list[dict[str, Any]]:
         return [_json_record(r) for r in
                 evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
