@@ -106,12 +106,14 @@ def _wait_ready(node: RunningNode) -> None:
 
 
 @contextlib.contextmanager
-def running_node(root: Path, name: str) -> Iterator[RunningNode]:
+def running_node(root: Path, name: str, node_toml_extra: str = "") -> Iterator[RunningNode]:
     """`tide init ROOT/net --name NAME`, then `tide node start` on a free port."""
     net = root / "net"
     port = free_port()
     created = tide("init", str(net), "--name", name, "--port", str(port))
     assert created.returncode == 0, created.stderr
+    with (net / "node0" / "node.toml").open("a") as toml:
+        toml.write(node_toml_extra)
     log_path = root / "node.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -587,3 +589,22 @@ def test_state_values_are_provable_offline(http: httpx.Client, sdk: Client,
     with pytest.raises(Rejected):  # claiming absence of a present key fails too
         verify_state_bundle(bundle | {"value": None}, trust)
     assert_rejection(http.get("/v1/state/proof/zz"), 400)
+
+
+def test_a_full_mempool_answers_busy_with_retry_after(tmp_path: Path) -> None:
+    with running_node(tmp_path, "busy-net", "mempool_max_txs = 50\n") as small, \
+            Client(small.url, trust=small.trust_text) as client:
+        key = client_signer(small.net).key
+        txs = [make_tx(client, key) for _ in range(200)]
+        response = httpx.post(f"{small.url}/v1/tx/batch", headers={"content-type": CBOR},
+                              content=cbor.encode([t.encode() for t in txs]), timeout=30)
+        assert response.status_code == 200
+        assert "Retry-After" in response.headers, response.text[:300]
+        assert int(response.headers["Retry-After"]) >= 1
+        codes = [r.get("error") for r in response.json()["results"]]
+        assert codes.count(None) == 50 and codes.count("busy") == 150
+        # What was admitted commits; what was refused was not half-taken.
+        last = txs[49]
+        assert client.wait(last.tx_id.hex(), timeout_ms=30_000)["status"] == "committed"
+        with pytest.raises(NotFound):
+            client.tx(txs[50].tx_id.hex())

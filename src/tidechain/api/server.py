@@ -148,9 +148,16 @@ class Api:
         if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
             raise DecodeError("batch must be a CBOR array of encoded transactions (byte strings)")
         results = await self.runtime.submit_batch(items)
-        return web.json_response({"results": [
+        body = {"results": [
             {"tx_id": r.hex()} if isinstance(r, bytes) else r.to_dict() for r in results
-        ]})
+        ]}
+        busy = [r for r in results if isinstance(r, Busy)]
+        if not busy:
+            return web.json_response(body)
+        # Back-pressure: some (or all) were refused because the mempool is full.
+        status = 503 if len(busy) == len(results) else 200
+        headers = {"Retry-After": str(max(b.retry_after_s for b in busy))}
+        return web.json_response(body, status=status, headers=headers)
 
     async def tx(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.tx(_hex_param(request, "tx_id", 32)))

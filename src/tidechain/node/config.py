@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
-from tidechain.core.limits import MAX_VALIDATORS
+from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
 from tidechain.core.trust import Trust, format_trust
 from tidechain.ledger.types import Genesis, GenesisValidator
@@ -42,6 +42,7 @@ class NodeConfig:
     key_name: str  # its C2SP key name, "<network>/<node>"
     api_host: str
     api_port: int
+    mempool_max_txs: int = MEMPOOL_MAX_TXS
 
     @property
     def data_path(self) -> Path:
@@ -134,11 +135,19 @@ def load_node(directory: Path) -> NodeConfig:
         return NodeConfig(
             directory, str(data["name"]), str(data["key_name"]),
             str(data.get("api_host", "127.0.0.1")), int(data.get("api_port", DEFAULT_API_PORT)),
+            _bounded(data.get("mempool_max_txs", MEMPOOL_MAX_TXS), "mempool_max_txs",
+                     1, MEMPOOL_MAX_TXS),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc
     except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _bounded(value: object, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in {low}..{high}")
+    return value
 
 
 def load_genesis(network_dir: Path) -> Genesis:

@@ -70,7 +70,7 @@ class Node:
         self.genesis = genesis
         self.store = store
         self.signer = signer
-        self.mempool = mempool or Mempool()
+        self.mempool = mempool if mempool is not None else Mempool()
         store.init_genesis(genesis)
         self.chain = _load_chain(genesis, store)
         self.validators = ValidatorSet(

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tidechain.api.server import Api
 from tidechain.node.config import load_genesis, load_node
+from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
 from tidechain.node.runtime import NodeRuntime
 from tidechain.storage.store import Store
@@ -22,7 +23,7 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
     config = load_node(node_dir)
     genesis = load_genesis(config.network_dir)
     store = Store(config.data_path)
-    node = Node(genesis, store, config.signer())
+    node = Node(genesis, store, config.signer(), mempool=Mempool(config.mempool_max_txs))
     runtime = NodeRuntime(node)
     runner = web.AppRunner(Api(runtime).app(), access_log=None)
     await runner.setup()

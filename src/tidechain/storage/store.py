@@ -105,7 +105,8 @@ class Store:
             db.execute(
                 "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                 (header.height, header.block_hash, header.encode(),
-                 cbor.encode([cbor.Encoded(tx.encoded) for tx in prepared.txs]), certificate, checkpoint),
+                 cbor.encode([cbor.Encoded(tx.encoded) for tx in prepared.txs]),
+                 certificate, checkpoint),
             )
             db.executemany(
                 "INSERT INTO entries VALUES (?, ?, ?, ?)",
