@@ -1,0 +1,85 @@
+"""Two small holders the replica uses: the outbox that orders a step's actions so
+nothing signed leaves before it is durable, and the buffer of next-height messages."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from tidechain.consensus.events import Action, Broadcast, Commit, PersistSafety
+from tidechain.consensus.messages import Message
+from tidechain.consensus.params import MAX_FUTURE_MESSAGES_PER_VALIDATOR
+from tidechain.consensus.safety import SafetyState
+from tidechain.core.errors import invariant
+
+
+class Outbox:
+    """Actions of one step. Messages we sign are held until the end of the step and
+    released behind one PersistSafety of the latest state: every state in a step
+    dominates the earlier ones (signatures only move forward), so persisting the last
+    one covers every held message. A Commit releases the held messages of its height
+    without a PersistSafety (see `commit`)."""
+
+    def __init__(self) -> None:
+        self._actions: list[Action] = []
+        self._held: list[Message] = []
+        self._state: SafetyState | None = None
+
+    def add(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def add_signed(self, state: SafetyState, message: Message) -> None:
+        self._state = state
+        self._held.append(message)
+
+    def resend(self, message: Message) -> None:
+        """Send an own message again. One still held goes out with the held ones."""
+        if not any(m is message for m in self._held):
+            self._actions.append(Broadcast(message))
+
+    def commit(self, action: Commit) -> None:
+        # Held messages are all of the committed height. Once the block is durable the
+        # replica never signs at that height again (it restarts at the next one), so
+        # they need no safety record; sending them only after the Commit means nothing
+        # signed leaves before one of the two is durable. This also spares the fsync
+        # of a lock whose block a crash could lose (a single validator would then be
+        # locked on a block nobody has).
+        invariant(all(m.height == action.certificate.height for m in self._held),
+                  "held messages of another height at commit")
+        self._actions.append(action)
+        self._actions.extend(Broadcast(m) for m in self._held)
+        self._held, self._state = [], None
+
+    def is_empty(self) -> bool:
+        return not self._actions and not self._held
+
+    def flush(self) -> list[Action]:
+        if self._held:
+            invariant(self._state is not None, "held messages without a safety state")
+            assert self._state is not None
+            self._actions.append(PersistSafety(self._state))
+            self._actions.extend(Broadcast(m) for m in self._held)
+        actions = self._actions
+        self._actions, self._held, self._state = [], [], None
+        return actions
+
+
+class FutureBuffer:
+    """Verified messages for the next heights, bounded per validator."""
+
+    def __init__(self) -> None:
+        self._by_signer: dict[str, deque[Message]] = {}
+
+    def add(self, signer: str, message: Message) -> None:
+        queue = self._by_signer.setdefault(
+            signer, deque(maxlen=MAX_FUTURE_MESSAGES_PER_VALIDATOR))
+        queue.append(message)
+
+    def take(self, height: int) -> list[Message]:
+        """The buffered messages of `height`; older ones are dropped, newer ones kept."""
+        out: list[Message] = []
+        for queue in self._by_signer.values():
+            keep = [m for m in queue if m.height > height]
+            out.extend(m for m in queue if m.height == height)
+            queue.clear()
+            queue.extend(keep)
+        return out
