@@ -7,9 +7,9 @@ from collections import deque
 
 from tidechain.consensus.events import Action, Broadcast, Commit, PersistSafety
 from tidechain.consensus.messages import Message
-from tidechain.consensus.params import MAX_FUTURE_MESSAGES_PER_VALIDATOR
 from tidechain.consensus.safety import SafetyState
 from tidechain.core.errors import invariant
+from tidechain.core.limits import MAX_FUTURE_MESSAGES_PER_VALIDATOR
 
 
 class Outbox:

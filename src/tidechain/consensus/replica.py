@@ -44,13 +44,7 @@ from tidechain.consensus.messages import (
 )
 from tidechain.consensus.outbox import FutureBuffer, Outbox
 from tidechain.consensus.pacemaker import Pacemaker, Timeout, TimeoutKind
-from tidechain.consensus.params import (
-    FUTURE_HEIGHT_WINDOW,
-    MAX_ROUNDS_AHEAD,
-    MAX_ROUNDS_KEPT,
-    MAX_RULE_FIRINGS_PER_STEP,
-    ConsensusParams,
-)
+from tidechain.consensus.params import MAX_RULE_FIRINGS_PER_STEP, ConsensusParams
 from tidechain.consensus.quorum import ValidatorSet
 from tidechain.consensus.safety import SafetyState, SignStep
 from tidechain.consensus.votebook import (
@@ -63,6 +57,7 @@ from tidechain.consensus.votebook import (
 )
 from tidechain.core.crypto import SigningKey, is_valid_signature, sha256, verify
 from tidechain.core.errors import BadSignature, DecodeError, PeerError, Rejected, invariant
+from tidechain.core.limits import FUTURE_HEIGHT_WINDOW, MAX_ROUNDS_AHEAD, MAX_ROUNDS_KEPT
 
 
 class Step(IntEnum):

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tidechain.consensus.messages import Proposal, Vote, VoteKind
-from tidechain.consensus.params import MAX_EVIDENCE, MAX_PROPOSALS_PER_ROUND
 from tidechain.consensus.quorum import ValidatorSet
 from tidechain.consensus.safety import SignStep
 from tidechain.core.crypto import is_valid_signature
 from tidechain.core.errors import ProofError, invariant
+from tidechain.core.limits import MAX_EVIDENCE, MAX_PROPOSALS_PER_ROUND
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,33 @@ MAX_VALIDATORS = 64
 BLOCK_INTERVAL_MS = 50
 """How long a proposer waits for more transactions before proposing a non-empty block."""
 
+FUTURE_HEIGHT_WINDOW = 1
+"""Messages for the next height are kept (peers that committed first already vote
+there); anything further ahead means this node is behind and needs block sync, not
+consensus messages, so it is dropped unread."""
+
+MAX_ROUNDS_AHEAD = 8
+"""Votes and proposals more than this many rounds ahead of ours are not stored (their
+round is still counted for round skipping, one number per validator), so a faulty
+peer cannot make us store votes for millions of rounds."""
+
+MAX_ROUNDS_KEPT = 32
+"""Rounds of votes and proposals kept per height. Older rounds are dropped first,
+except the rounds we are locked on or hold a valid value from. Losing an old round
+can only cost liveness (a polka we can no longer prove), never safety."""
+
+MAX_PROPOSALS_PER_ROUND = 2
+"""Distinct proposals kept per round: the first one seen, and one conflicting one from
+an equivocating proposer (so we can still commit it if the network decides it). A
+further one is kept only if f+1 validators voted for it."""
+
+MAX_FUTURE_MESSAGES_PER_VALIDATOR = 8
+"""Next-height messages buffered per validator: a proposal and two votes for a few
+rounds. Per validator, so a faulty one cannot crowd out the honest ones."""
+
+MAX_EVIDENCE = 128
+"""Equivocation records kept (the newest); each is two signed statements, < 400 bytes."""
+
 # --- proofs and receipts --------------------------------------------------------
 MAX_PROOF_HASHES = 64
 """A Merkle path in a log of at most 2**63 entries has at most 63 hashes."""
