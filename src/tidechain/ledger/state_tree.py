@@ -10,8 +10,9 @@ Hashing rules (ADR 0003 is the normative text):
 * key_hash   = SHA-256(key)
 * value_hash = SHA-256(value)
 * leaf       = SHA-256(0x10 || key_hash || value_hash)
-* internal   = SHA-256(0x11 || child_0 || ... || child_15), an empty child counting
-  as EMPTY_HASH (32 zero bytes); an internal node always holds two or more keys
+* internal   = SHA-256(0x11 || bitmap || hashes of the non-empty children in index
+  order), bitmap being 2 bytes big-endian with bit i (value 1 << i) set when child i
+  is non-empty; an internal node always holds two or more keys
 * root       = the top node's hash, or EMPTY_ROOT (32 zero bytes) for no keys
 
 A batch is computed against the committed tree without touching it (`stage`), and
@@ -26,7 +27,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from tidechain.core.errors import DecodeError, ProofError, TooLarge, invariant
 
@@ -42,8 +43,11 @@ state tree can also be a leaf or node of the transaction log."""
 
 EMPTY_HASH = bytes(HASH_BYTES)
 EMPTY_ROOT = EMPTY_HASH
-"""Root of the empty tree, and the stand-in for an empty child. No SHA-256 output is
-known to be zero, so it never collides with a real node."""
+"""Root of the empty tree, and the stand-in for an absent child in proofs and in the
+code. No SHA-256 output is known to be zero, so it never stands for a real node."""
+
+_BITMAP_BYTES = 2
+_CHILDREN_OFFSET = 1 + _BITMAP_BYTES
 
 PROOF_FORMAT_VERSION = 1
 _LEVEL_HEADER_BYTES = 2
@@ -52,7 +56,7 @@ _MAX_STATE_PROOF_BYTES = (
     2 + KEY_HASH_NIBBLES * (_LEVEL_HEADER_BYTES + (RADIX - 1) * HASH_BYTES) + 1 + _LEAF_BYTES
 )
 """Worst case, a 64-level path with every sibling present: 30,915 bytes. In a tree of
-a million random keys a proof is 6-7 levels and about 2.4 KiB."""
+a million random keys a proof is about 6 levels and 2.3 KiB."""
 
 _TERMINAL_EMPTY = 0
 _TERMINAL_LEAF = 1
@@ -73,8 +77,19 @@ def _leaf_hash(key_hash: bytes, value_hash: bytes) -> bytes:
     return _sha256(LEAF_PREFIX + key_hash + value_hash).digest()
 
 
+def _internal_record(child_hashes: Iterable[bytes]) -> bytes:
+    """The internal node's hash preimage from all 16 children, EMPTY_HASH for none."""
+    bitmap = 0
+    present = []
+    for nibble, child_hash in enumerate(child_hashes):
+        if child_hash != EMPTY_HASH:
+            bitmap |= 1 << nibble
+            present.append(child_hash)
+    return INTERNAL_PREFIX + bitmap.to_bytes(_BITMAP_BYTES, "big") + b"".join(present)
+
+
 def _internal_hash(child_hashes: Iterable[bytes]) -> bytes:
-    return _sha256(INTERNAL_PREFIX + b"".join(child_hashes)).digest()
+    return _sha256(_internal_record(child_hashes)).digest()
 
 
 _HEX_TO_NIBBLE = bytes.maketrans(b"0123456789abcdef", bytes(range(RADIX)))
@@ -94,9 +109,10 @@ def _path_nibbles(key_hash: bytes) -> bytes:
 # untracks lazily) measured 0.1-0.3 s per full collection at 1M keys, every few
 # blocks (ADR 0003). The map holds exactly the nodes of the canonical tree.
 #
-# internal record = 0x11 || 16 child hashes        its hash = SHA-256(record)
-# leaf record     = 0x10 || key_hash || value_hash || value
-#                                                  its hash = SHA-256(record[:65])
+# Each record starts with its node's hash preimage, so storing it costs nothing extra:
+#
+# internal record = 0x11 || bitmap || present child hashes   hash = SHA-256(record)
+# leaf record     = 0x10 || key_hash || value_hash || value  hash = SHA-256(record[:65])
 
 _INTERNAL_TAG = INTERNAL_PREFIX[0]
 _LEAF_PREIMAGE_BYTES = 1 + 2 * HASH_BYTES
@@ -114,21 +130,37 @@ delete (no record is empty). Batches are sorted by path, which is key hash order
 _change_path = itemgetter(0)
 
 
-_CHILD_OFFSETS = range(1, 1 + RADIX * HASH_BYTES, HASH_BYTES)
-
-
 def _with_child(record: bytes, nibble: int, child_hash: bytes) -> bytes:
-    start = 1 + HASH_BYTES * nibble
-    return record[:start] + child_hash + record[start + HASH_BYTES :]
+    """The internal record with child `nibble` set to the non-empty `child_hash`."""
+    bitmap = (record[1] << 8) | record[2]
+    start = _CHILDREN_OFFSET + HASH_BYTES * (bitmap & ((1 << nibble) - 1)).bit_count()
+    if bitmap >> nibble & 1:
+        return record[:start] + child_hash + record[start + HASH_BYTES :]
+    bitmap |= 1 << nibble
+    head = INTERNAL_PREFIX + bitmap.to_bytes(_BITMAP_BYTES, "big")
+    return head + record[_CHILDREN_OFFSET:start] + child_hash + record[start:]
+
+
+def _without_child(record: bytes, nibble: int) -> bytes:
+    """The internal record with child `nibble` absent."""
+    bitmap = (record[1] << 8) | record[2]
+    if not bitmap >> nibble & 1:
+        return record
+    start = _CHILDREN_OFFSET + HASH_BYTES * (bitmap & ((1 << nibble) - 1)).bit_count()
+    head = INTERNAL_PREFIX + (bitmap ^ (1 << nibble)).to_bytes(_BITMAP_BYTES, "big")
+    return head + record[_CHILDREN_OFFSET:start] + record[start + HASH_BYTES :]
 
 
 def _child_hashes(record: bytes) -> list[bytes]:
-    return [record[start : start + HASH_BYTES] for start in _CHILD_OFFSETS]
-
-
-def _internal_subtree(child_hashes: list[bytes]) -> tuple[bytes, bytes]:
-    record = INTERNAL_PREFIX + b"".join(child_hashes)
-    return _sha256(record).digest(), record
+    """All 16 children of an internal record, EMPTY_HASH for an absent one."""
+    bitmap = (record[1] << 8) | record[2]
+    child_hashes = [EMPTY_HASH] * RADIX
+    start = _CHILDREN_OFFSET
+    for nibble in range(RADIX):
+        if bitmap >> nibble & 1:
+            child_hashes[nibble] = record[start : start + HASH_BYTES]
+            start += HASH_BYTES
+    return child_hashes
 
 
 def _leaf_change(key: bytes, value: bytes | None) -> _Change:
@@ -160,12 +192,12 @@ def _split_by_nibble(changes: list[_Change], depth: int) -> list[list[_Change]]:
     Binary search for each group's end, not a scan: a rebuild splits a million keys at
     each of the top levels, where a scan in Python costs about a second per level.
     """
-    if len(changes) == 1:
-        return [changes]
+    count = len(changes)
+    if count <= _SCAN_SPLIT_MAX:
+        return _split_by_scan(changes, depth)
     prefix = changes[0][0][:depth]
     groups: list[list[_Change]] = []
     start = 0
-    count = len(changes)
     while start < count:
         nibble = changes[start][0][depth]
         end = count
@@ -174,6 +206,23 @@ def _split_by_nibble(changes: list[_Change], depth: int) -> list[list[_Change]]:
             end = bisect_left(changes, boundary, start, count, key=_change_path)
         groups.append(changes[start:end])
         start = end
+    return groups
+
+
+_SCAN_SPLIT_MAX = 8
+"""Up to this many changes a linear scan is cheaper than binary searches (measured)."""
+
+
+def _split_by_scan(changes: list[_Change], depth: int) -> list[list[_Change]]:
+    groups: list[list[_Change]] = []
+    current = -1
+    for change in changes:
+        nibble = change[0][depth]
+        if nibble == current:
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+            current = nibble
     return groups
 
 
@@ -232,13 +281,19 @@ class _Batch:
             _, leaf_hash, leaf_record = writes[0]
             return leaf_hash, leaf_record
         invariant(depth < KEY_HASH_NIBBLES, "two keys with the same key hash")
-        child_hashes = [EMPTY_HASH] * RADIX
-        for group in _split_by_nibble(writes, depth):
+        bitmap = 0
+        present = []
+        for group in _split_by_nibble(writes, depth):  # in nibble order
             child_position = group[0][0][: depth + 1]
-            child_hash, child_record = _non_empty(self._build(depth + 1, group))
+            if len(group) == 1:  # a leaf: most groups, inlined for rebuild speed
+                _, child_hash, child_record = group[0]
+            else:
+                child_hash, child_record = _non_empty(self._build(depth + 1, group))
             self.writes[child_position] = child_record
-            child_hashes[child_position[depth]] = child_hash
-        return _internal_subtree(child_hashes)
+            bitmap |= 1 << child_position[depth]
+            present.append(child_hash)
+        record = INTERNAL_PREFIX + bitmap.to_bytes(_BITMAP_BYTES, "big") + b"".join(present)
+        return _sha256(record).digest(), record
 
     def _write_one(self, position: bytes, record: bytes, change: _Change) -> _Subtree:
         """A lone write below an internal node: walk down, then rehash upwards.
@@ -269,37 +324,34 @@ class _Batch:
 
     def _update_internal(self, position: bytes, record: bytes, changes: list[_Change]) -> _Subtree:
         depth = len(position)
-        child_hashes = _child_hashes(record)
-        updated: dict[int, _Subtree] = {}
         for group in _split_by_nibble(changes, depth):
-            nibble = group[0][0][depth]
-            child = self.update(group[0][0][: depth + 1], group)
-            updated[nibble] = child
-            child_hashes[nibble] = EMPTY_HASH if child is None else child[0]
-        empty_count = child_hashes.count(EMPTY_HASH)
-        if empty_count >= RADIX - 1:  # a deletion may have left fewer than two keys
-            lone = self._lone_leaf(position, child_hashes, updated)
-            if lone is not None or empty_count == RADIX:
-                for nibble in range(RADIX):  # the lone leaf moves up; the level goes
-                    if nibble in updated or child_hashes[nibble] != EMPTY_HASH:
-                        self.writes[position + bytes((nibble,))] = None
-                return lone
-        for nibble, child in updated.items():
-            self.writes[position + bytes((nibble,))] = None if child is None else child[1]
-        return _internal_subtree(child_hashes)
+            child_position = group[0][0][: depth + 1]
+            child = self.update(child_position, group)
+            if child is None:
+                record = _without_child(record, child_position[depth])
+                self.writes[child_position] = None
+            else:
+                record = _with_child(record, child_position[depth], child[0])
+                self.writes[child_position] = child[1]
+        return self._canonical(position, record)
 
-    def _lone_leaf(
-        self, position: bytes, child_hashes: list[bytes], updated: dict[int, _Subtree]
-    ) -> _Subtree:
-        """The only child, when it is a leaf; None otherwise (no child, or an internal one)."""
-        for nibble, child_hash in enumerate(child_hashes):
-            if child_hash != EMPTY_HASH:
-                child = updated.get(nibble) or (
-                    child_hash,
-                    self.nodes[position + bytes((nibble,))],
-                )
-                return None if child[1][0] == _INTERNAL_TAG else child
-        return None
+    def _canonical(self, position: bytes, record: bytes) -> _Subtree:
+        """The internal node `record`, or what replaces it when, after deletions, it
+        holds fewer than two keys: nothing, or its lone leaf, which moves up here.
+
+        A lone internal child stays where it is: below it are still two or more keys.
+        """
+        bitmap = (record[1] << 8) | record[2]
+        if bitmap == 0:
+            return None
+        if bitmap.bit_count() > 1:
+            return _sha256(record).digest(), record
+        only_position = position + bytes((bitmap.bit_length() - 1,))
+        only = self.writes.get(only_position) or self.nodes[only_position]
+        if only[0] == _INTERNAL_TAG:
+            return _sha256(record).digest(), record
+        self.writes[only_position] = None
+        return record[_CHILDREN_OFFSET:], only
 
 
 # --- the tree ----------------------------------------------------------------------
@@ -353,11 +405,13 @@ class StateTree:
 
         The result depends only on the batch's content, never on its iteration order.
         """
-        batch = _Batch(self._nodes)
         ordered = sorted(
             (_leaf_change(key, value) for key, value in _checked(changes)), key=_change_path
         )
-        subtree = batch.update(b"", ordered) if ordered else self._top()
+        if not ordered:
+            return StagedBatch(self._root, self._root, self._size, {})
+        batch = _Batch(self._nodes)
+        subtree = batch.update(b"", ordered)
         batch.writes[b""] = None if subtree is None else subtree[1]
         root = EMPTY_ROOT if subtree is None else subtree[0]
         return StagedBatch(self._root, root, self._size + batch.size_delta, batch.writes)
@@ -365,12 +419,15 @@ class StateTree:
     def commit(self, staged: StagedBatch) -> bytes:
         """Apply a batch staged against the current root; return the new root."""
         invariant(staged.base_root == self._root, "staged batch is for another root")
-        nodes = self._nodes
-        for position, record in staged._writes.items():
-            if record is None:
-                nodes.pop(position, None)
-            else:
-                nodes[position] = record
+        if self._nodes:
+            _write_through(self._nodes, staged._writes)
+        else:
+            # A rebuild: the batch holds the whole tree and, on an empty base, removes
+            # nothing but perhaps the root. Copying the dict in C is 10x a Python loop.
+            adopted = dict(staged._writes)
+            if adopted.get(b"", b"") is None:
+                del adopted[b""]
+            self._nodes = cast(_NodeMap, adopted)
         self._root = staged.root
         self._size = staged.size
         return self._root
@@ -413,9 +470,13 @@ class StateTree:
             record = nodes.get(path[:depth])
         return record
 
-    def _top(self) -> _Subtree:
-        record = self._nodes.get(b"")
-        return None if record is None else (self._root, record)
+
+def _write_through(nodes: _NodeMap, writes: dict[bytes, bytes | None]) -> None:
+    for position, record in writes.items():
+        if record is None:
+            nodes.pop(position, None)
+        else:
+            nodes[position] = record
 
 
 def _checked(changes: Mapping[bytes, bytes | None]) -> Iterable[tuple[bytes, bytes | None]]:

@@ -41,7 +41,7 @@ from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
-from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult, checkpoint_body
+from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
 from tidechain.storage.store import Store
 
@@ -93,7 +93,7 @@ class Node:
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         head = store.head()
-        self._checkpoint = head.checkpoint if head else self._unsigned_empty_checkpoint()
+        self._checkpoint: str | None = head.checkpoint if head else None
 
     # --- consensus drive ---------------------------------------------------------------
     def step(self, event: Event) -> None:
@@ -164,9 +164,6 @@ class Node:
         signatures.sort(key=lambda s: s.name)
         return Note(body, tuple(signatures)).format()
 
-    def _unsigned_empty_checkpoint(self) -> str:
-        return checkpoint_body(self.genesis.origin, 0, merkle.EMPTY_ROOT)
-
     # --- submit ------------------------------------------------------------------------
     def admit(self, txs: Sequence[SignedTx], now_ms: int) -> list[Rejected | None]:
         """Admit decoded, signature-checked transactions to the mempool; each gets None
@@ -213,6 +210,9 @@ class Node:
         }
 
     def checkpoint(self) -> str:
+        """The latest quorum-signed checkpoint."""
+        if self._checkpoint is None:
+            raise NotFound("no checkpoint yet: nothing has been committed")
         return self._checkpoint
 
     def tx(self, tx_id: bytes) -> dict[str, Any]:
@@ -255,7 +255,7 @@ class Node:
             raise NotFound(f"no log entry at index {log_index} (log size {size})")
         _, entry = self.store.entry(log_index)
         proof = merkle.inclusion_proof(self.store, log_index, size)
-        return format_receipt(Receipt(log_index, tuple(proof), self._checkpoint, entry))
+        return format_receipt(Receipt(log_index, tuple(proof), self.checkpoint(), entry))
 
     def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
         size = self.chain.frontier.size
