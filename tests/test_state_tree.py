@@ -440,6 +440,31 @@ def test_encoding_layout_of_a_one_level_proof() -> None:
     assert encoded[37:69] == sha256(b"alice") and encoded[69:] == sha256(b"100")
 
 
+PINNED_PROOFS = [
+    (
+        b"alice",
+        "010100809afd447b03892ed897446f35029fa1d5a292e3261d4bad427673a450b98e2e7501"
+        "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+        "ad57366865126e55649ecb23ae1d48887544976efea46a48eb5d85a6eeb4d306",
+    ),
+    (
+        b"carol",
+        "01010084c0df753d5cc87d9912c8d4735bb84b491e2597a62e89b85ab122542f089996d8"
+        "9afd447b03892ed897446f35029fa1d5a292e3261d4bad427673a450b98e2e7500",
+    ),
+]
+"""The encoded proofs printed in ADR 0003 (tree: alice -> 100, bob -> empty value)."""
+
+
+@pytest.mark.parametrize(("key", "proof_hex"), PINNED_PROOFS)
+def test_pinned_proof_encodings(key: bytes, proof_hex: str) -> None:
+    tree = StateTree.from_items([(b"alice", b"100"), (b"bob", b"")])
+    assert tree.prove(key).to_bytes().hex() == proof_hex
+    verify_state_proof(
+        tree.root(), key, tree.get(key), StateProof.from_bytes(bytes.fromhex(proof_hex))
+    )
+
+
 @pytest.mark.parametrize(
     ("encoded", "error"),
     [

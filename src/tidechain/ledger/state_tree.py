@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TypeAlias, cast
 
-from tidechain.core.errors import DecodeError, ProofError, TooLarge, invariant
+from tidechain.core.errors import (
+    DecodeError,
+    InvariantViolation,
+    ProofError,
+    TooLarge,
+    invariant,
+)
 
 HASH_BYTES = 32
 RADIX = 16
@@ -181,16 +187,19 @@ def _leaf_of_record(record: bytes) -> _Change:
 def _non_empty(subtree: _Subtree) -> tuple[bytes, bytes]:
     """A subtree that writes alone produced, hence holding at least one key."""
     if subtree is None:
-        invariant(False, "writes produced an empty subtree")
-        raise AssertionError  # unreachable: invariant raised
+        raise InvariantViolation("writes produced an empty subtree")
     return subtree
+
+
+_SCAN_SPLIT_MAX = 8
+"""Up to this many changes a linear scan is cheaper than binary searches (measured)."""
 
 
 def _split_by_nibble(changes: list[_Change], depth: int) -> list[list[_Change]]:
     """Group changes (sorted, sharing `depth` nibbles) by their nibble at `depth`.
 
-    Binary search for each group's end, not a scan: a rebuild splits a million keys at
-    each of the top levels, where a scan in Python costs about a second per level.
+    Long lists by binary search for each group's end: a rebuild splits a million keys
+    at each of the top levels, where a scan in Python costs about a second per level.
     """
     count = len(changes)
     if count <= _SCAN_SPLIT_MAX:
@@ -207,10 +216,6 @@ def _split_by_nibble(changes: list[_Change], depth: int) -> list[list[_Change]]:
         groups.append(changes[start:end])
         start = end
     return groups
-
-
-_SCAN_SPLIT_MAX = 8
-"""Up to this many changes a linear scan is cheaper than binary searches (measured)."""
 
 
 def _split_by_scan(changes: list[_Change], depth: int) -> list[list[_Change]]:
