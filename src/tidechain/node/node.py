@@ -171,7 +171,6 @@ class Node:
         the later of it and the head's block time (an idle chain's head may be old)."""
         time_ms = max(now_ms, self.chain.head_time_ms)
         already = self.store.committed([tx.tx_id for tx in txs])
-        was_empty = len(self.mempool) == 0
         outcome: list[Rejected | None] = []
         for tx in txs:
             try:
@@ -184,9 +183,13 @@ class Node:
                 outcome.append(None)
             except Rejected as exc:
                 outcome.append(exc)
-        if was_empty and len(self.mempool):
-            self.step(TransactionsAvailable())
         return outcome
+
+    def wake(self) -> None:
+        """Tell consensus that transactions are pending. The runtime calls it after
+        answering the submitter, so a block is never built inside a submit request."""
+        if len(self.mempool):
+            self.step(TransactionsAvailable())
 
     # --- queries (the facade the API serves) --------------------------------------------
     def status(self) -> dict[str, Any]:

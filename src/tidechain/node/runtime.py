@@ -72,7 +72,7 @@ class NodeRuntime:
             if future is not None:
                 self._unregister(tx.tx_id, future)
             raise rejection
-        self._deliver()
+        asyncio.get_running_loop().call_soon(self._wake_consensus)
         if future is None:
             return tx.tx_id
         return await self._await(tx.tx_id, future, timeout_ms)
@@ -105,7 +105,7 @@ class NodeRuntime:
                 continue
             failure = bad.get(item.tx_id) or next(admitted)
             out.append(item.tx_id if failure is None else failure)
-        self._deliver()
+        loop.call_soon(self._wake_consensus)
         return out
 
     async def wait_for(self, tx_id: bytes, timeout_ms: int) -> Committed:
@@ -146,6 +146,10 @@ class NodeRuntime:
                 f"ask for transaction {tx_id.hex()}", code="timeout") from None
         finally:
             self._unregister(tx_id, future)
+
+    def _wake_consensus(self) -> None:
+        self.node.wake()
+        self._deliver()
 
     def _deliver(self) -> None:
         """Wake submitters whose transactions committed or were dropped."""
