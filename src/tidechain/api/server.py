@@ -126,11 +126,10 @@ class Api:
         return web.json_response(OPENAPI)
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.runtime.call(self.node.status))
+        return web.json_response(self.node.status())
 
     async def checkpoint(self, request: web.Request) -> web.Response:
-        text = await self.runtime.call(self.node.checkpoint)
-        return web.Response(text=text, content_type="text/plain")
+        return web.Response(text=self.node.checkpoint(), content_type="text/plain")
 
     async def submit(self, request: web.Request) -> web.Response:
         raw = await _read_tx_body(request)
@@ -161,8 +160,7 @@ class Api:
         return web.json_response(body, status=status, headers=headers)
 
     async def tx(self, request: web.Request) -> web.Response:
-        tx_id = _hex_param(request, "tx_id", 32)
-        return web.json_response(await self.runtime.call(self.node.tx, tx_id))
+        return web.json_response(self.node.tx(_hex_param(request, "tx_id", 32)))
 
     async def wait(self, request: web.Request) -> web.Response:
         tx_id = _hex_param(request, "tx_id", 32)
@@ -171,20 +169,18 @@ class Api:
         return web.json_response(body, status=status)
 
     async def block(self, request: web.Request) -> web.Response:
-        height = _int_param(request, "height")
-        return web.json_response(await self.runtime.call(self.node.block, height))
+        return web.json_response(self.node.block(_int_param(request, "height")))
 
     async def entry(self, request: web.Request) -> web.Response:
-        index = _int_param(request, "index")
-        return web.json_response(await self.runtime.call(self.node.entry, index))
+        return web.json_response(self.node.entry(_int_param(request, "index")))
 
     async def consistency(self, request: web.Request) -> web.Response:
         old = _int_param(request, "old")
         new = _int_param(request, "new", 0) or None
-        return web.json_response(await self.runtime.call(self.node.consistency, old, new))
+        return web.json_response(self.node.consistency(old, new))
 
     async def proof(self, request: web.Request) -> web.Response:
-        text = await self.runtime.call(self.node.receipt, _int_param(request, "index"))
+        text = self.node.receipt(_int_param(request, "index"))
         return web.Response(text=text, content_type="text/plain")
 
     async def state_proof(self, request: web.Request) -> web.Response:
@@ -195,13 +191,11 @@ class Api:
             raise DecodeError("key must be hex") from None
         if not key or len(key) > 1024:
             raise DecodeError("key must be 1..1024 bytes")
-        return web.json_response(await self.runtime.call(self.node.state_proof, key))
+        return web.json_response(self.node.state_proof(key))
 
     async def deposits(self, request: web.Request) -> web.Response:
         digest = _hex_param(request, "digest", 32)
-        deposits = await self.runtime.call(self.node.deposits, digest)
-        return web.json_response({"deposits": deposits})
+        return web.json_response({"deposits": self.node.deposits(digest)})
 
     async def deposit(self, request: web.Request) -> web.Response:
-        index = _int_param(request, "index")
-        return web.json_response(await self.runtime.call(self.node.deposit, index))
+        return web.json_response(self.node.deposit(_int_param(request, "index")))

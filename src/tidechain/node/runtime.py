@@ -1,12 +1,5 @@
 """The asyncio shell around a `Node`: the clock, the tick loop, commit waiters, and
-the threads that keep the event loop free.
-
-Threads, and why:
-* one *node thread* runs every call into the `Node` (consensus steps, admission,
-  queries), one at a time, so the Node is single-threaded by construction and needs
-  no locks. While it executes and commits a block, SQLite's I/O and fsync release the
-  GIL, and the event loop meanwhile parses and decodes the next requests;
-* *verify threads* check Ed25519 signatures (libsodium releases the GIL).
+signature checks off the event loop.
 
 Everything that waits has a timeout; everything that queues has a bound.
 """
@@ -17,11 +10,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
-from tidechain.consensus import Event, Start, Tick
+from tidechain.consensus import Start, Tick
 from tidechain.core.errors import Busy, Rejected
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_SUBMIT_BATCH
 from tidechain.ledger.types import LogEntry, SignedTx
@@ -40,9 +31,6 @@ VERIFY_THREADS = 2
 two threads verify on both cores while the event loop keeps serving."""
 
 
-T = TypeVar("T")
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -53,45 +41,23 @@ class NodeRuntime:
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._waiter_count = 0
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
-        self._node_thread = ThreadPoolExecutor(1, thread_name_prefix="node")
         self._stopping = asyncio.Event()
-        self._failure: BaseException | None = None
         self.started_at_ms = now_ms()
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the node thread (every access to the Node goes here)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._node_thread, lambda: fn(*args))
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
         """Drive consensus until `stop()`."""
-        try:
-            self._deliver(await self.call(self._step, Start(now_ms())))
-            while not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), TICK_MS / 1000)
-                self._deliver(await self.call(self._step, Tick(now_ms())))
-        finally:
-            self._verify_pool.shutdown(wait=True, cancel_futures=True)
-            self._node_thread.shutdown(wait=True)  # the store may close after this
-        if self._failure is not None:
-            raise self._failure
+        self.node.step(Start(now_ms()))
+        self._deliver()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), TICK_MS / 1000)
+            self.node.step(Tick(now_ms()))
+            self._deliver()
 
     def stop(self) -> None:
         self._stopping.set()
-
-    def _step(self, event: Event | None) -> list[Committed]:
-        """On the node thread: one consensus event (None: transactions arrived), then
-        hand back what committed, for the event loop to wake the waiters."""
-        if event is None:
-            self.node.wake()
-        else:
-            self.node.step(event)
-        commits, self.node.commits = self.node.commits, []
-        # Network delivery of node.outbox belongs to the peer layer (multi-validator).
-        self.node.outbox.clear()
-        return commits
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
 
     # --- submit ---------------------------------------------------------------------
     async def submit(self, raw: bytes, *, wait: bool, timeout_ms: int) -> Committed | bytes:
@@ -101,12 +67,12 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._verify_pool, tx.verify_signature)
         future = self._register(tx.tx_id) if wait else None
-        (rejection,) = await self.call(self.node.admit, [tx], now_ms())
+        (rejection,) = self.node.admit([tx], now_ms())
         if rejection is not None:
             if future is not None:
                 self._unregister(tx.tx_id, future)
             raise rejection
-        self._wake_consensus()
+        asyncio.get_running_loop().call_soon(self._wake_consensus)
         if future is None:
             return tx.tx_id
         return await self._await(tx.tx_id, future, timeout_ms)
@@ -131,8 +97,7 @@ class NodeRuntime:
         for result in checks:
             bad.update(result)
         good = [tx for tx in txs if tx.tx_id not in bad]
-        # One answer per `good`, in order.
-        admitted = iter(await self.call(self.node.admit, good, now_ms()))
+        admitted = iter(self.node.admit(good, now_ms()))  # one answer per `good`, in order
         out: list[bytes | Rejected] = []
         for item in decoded:
             if isinstance(item, Rejected):
@@ -140,17 +105,16 @@ class NodeRuntime:
                 continue
             failure = bad.get(item.tx_id) or next(admitted)
             out.append(item.tx_id if failure is None else failure)
-        self._wake_consensus()
+        loop.call_soon(self._wake_consensus)
         return out
 
     async def wait_for(self, tx_id: bytes, timeout_ms: int) -> Committed:
         """Wait until a submitted transaction commits (or is dropped)."""
-        future = self._register(tx_id)  # before looking, so a commit in between is seen
-        found = await self.call(self.node.store.entry_by_tx, tx_id)
+        found = self.node.store.entry_by_tx(tx_id)
         if found is not None:
-            self._unregister(tx_id, future)
             entry = LogEntry.decode(found[2])
             return Committed(tx_id, found[0], found[1], entry.result)
+        future = self._register(tx_id)
         return await self._await(tx_id, future, timeout_ms)
 
     # --- waiters ---------------------------------------------------------------------
@@ -184,30 +148,18 @@ class NodeRuntime:
             self._unregister(tx_id, future)
 
     def _wake_consensus(self) -> None:
-        """Queue a consensus step for the new transactions behind the current request,
-        without waiting for it: the submitter gets its answer before the block."""
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._node_thread, self._step, None)
-        job.add_done_callback(self._deliver_job)
+        self.node.wake()
+        self._deliver()
 
-    def _deliver_job(self, job: asyncio.Future[list[Committed]]) -> None:
-        if job.cancelled():
-            return
-        failure = job.exception()
-        if failure is not None:
-            # A bug on the node thread (e.g. a broken invariant): stop, and let `run`
-            # re-raise it so the process dies loudly instead of limping on.
-            self._failure = failure
-            self._stopping.set()
-            return
-        self._deliver(job.result())
-
-    def _deliver(self, commits: list[Committed]) -> None:
+    def _deliver(self) -> None:
         """Wake submitters whose transactions committed or were dropped."""
+        commits, self.node.commits = self.node.commits, []
         for committed in commits:
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
+        # Network delivery of node.outbox belongs to the peer layer (multi-validator).
+        self.node.outbox.clear()
 
 
 def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:
