@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_api import RunningNode, free_port, running_node, tide
+from tests.nodes import RunningNode, free_port, running_node, tide
 from tidechain.core.crypto import sha256
 
 LARGE_FILE_BYTES = 9 * 1024 * 1024  # over the CLI's 8 MiB progress threshold

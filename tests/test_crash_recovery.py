@@ -27,7 +27,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.nodes import free_port
 from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
 from tidechain.core.crypto import SigningKey
@@ -123,13 +123,6 @@ def reported(schedule: Schedule, node: NodeProcess) -> Iterator[None]:
 
 
 # --- the node as a real process --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class NodeProcess:

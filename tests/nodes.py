@@ -1,0 +1,95 @@
+"""A real tidechain node in a subprocess, for the API, CLI and crash tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tide(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+         timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the `tide` CLI as a subprocess; never raises on a non-zero exit."""
+    # The caller's own TIDE_NET / TIDE_NODE must not leak into a test.
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TIDE_NET", "TIDE_NODE")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tidechain.cli.main", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class RunningNode:
+    net: Path
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def trust_text(self) -> str:
+        return (self.net / "trust.txt").read_text()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(node: RunningNode) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            pytest.fail(f"node exited with {node.process.returncode}:\n{node.log()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{node.url}/v1/status", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"node not ready after {READY_TIMEOUT_S} s:\n{node.log()}")
+
+
+@contextlib.contextmanager
+def running_node(root: Path, name: str, node_toml_extra: str = "") -> Iterator[RunningNode]:
+    """`tide init ROOT/net --name NAME`, then `tide node start` on a free port."""
+    net = root / "net"
+    port = free_port()
+    created = tide("init", str(net), "--name", name, "--port", str(port))
+    assert created.returncode == 0, created.stderr
+    with (net / "node0" / "node.toml").open("a") as toml:
+        toml.write(node_toml_extra)
+    log_path = root / "node.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(net / "node0")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    node = RunningNode(net, f"http://127.0.0.1:{port}", port, process, log_path)
+    try:
+        _wait_ready(node)
+        yield node
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+    assert "Traceback" not in node.log(), node.log()
