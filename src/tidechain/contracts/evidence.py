@@ -2,12 +2,14 @@
 depositor's identity; look deposits up by digest; amend a deposit by linking a new
 version to it, never changing the original.
 
-State layout in the `evidence` namespace (all integers 8-byte big-endian, so keys sort
-by log index, i.e. by commit order):
+State in the `evidence` namespace (integers 8-byte big-endian):
 
 * `i` + index            -> the deposit record (CBOR map, see `_record`)
-* `d` + digest + index   -> empty: "a deposit of this digest exists at index"
-* `a` + of + index       -> empty: "deposit `index` amends deposit `of`"
+
+Secondary indexes (derived, not in the state root; see `CallContext.index`):
+
+* `evidence/digest`  digest      -> the log indexes of its deposits, earliest first
+* `evidence/amends`  of (8 bytes) -> the log indexes of the deposits amending `of`
 
 A deposit's identifier is the global log index of the transaction that made it, so a
 receipt for the deposit names it.
@@ -20,7 +22,13 @@ from typing import Any, Protocol
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, DecodeError
 from tidechain.core.limits import MAX_META_ENTRIES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES
-from tidechain.ledger.runtime import CallContext, Contract, StateReader, namespaced
+from tidechain.ledger.runtime import (
+    CallContext,
+    Contract,
+    IndexReader,
+    StateReader,
+    namespaced,
+)
 
 NAME = "evidence"
 DIGEST_BYTES = 32
@@ -34,12 +42,8 @@ def record_key(index: int) -> bytes:
     return b"i" + _u64(index)
 
 
-def digest_prefix(digest: bytes) -> bytes:
-    return b"d" + digest
-
-
-def amendments_prefix(index: int) -> bytes:
-    return b"a" + _u64(index)
+DIGEST_INDEX = "digest"
+AMENDS_INDEX = "amends"
 
 
 def _digest_arg(args: dict[str, Any]) -> bytes:
@@ -93,10 +97,10 @@ def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int |
 
 def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> None:
     ctx.put(record_key(ctx.log_index), _record(ctx, digest, meta, amends))
-    ctx.put(digest_prefix(digest) + _u64(ctx.log_index), b"")
+    ctx.index(DIGEST_INDEX, digest)
     data: dict[str, Any] = {"index": ctx.log_index, "digest": digest}
     if amends is not None:
-        ctx.put(amendments_prefix(amends) + _u64(ctx.log_index), b"")
+        ctx.index(AMENDS_INDEX, _u64(amends))
         data["amends"] = amends
     ctx.emit("deposited", data)
 
@@ -135,8 +139,8 @@ CONTRACT = Contract(
 # --- queries over committed state -----------------------------------------------------
 
 
-class StateScanner(StateReader, Protocol):
-    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+class StateAndIndexes(StateReader, IndexReader, Protocol):
+    pass
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
@@ -151,18 +155,17 @@ def get_deposit(state: StateReader, index: int) -> dict[str, Any] | None:
     return None if raw is None else decode_record(raw)
 
 
-def deposits_of_digest(state: StateScanner, digest: bytes, limit: int) -> list[dict[str, Any]]:
-    """All deposits of `digest`, earliest first (keys sort by log index)."""
-    prefix = namespaced(NAME, digest_prefix(digest))
+def deposits_of_digest(
+    state: StateAndIndexes, digest: bytes, limit: int
+) -> list[dict[str, Any]]:
+    """All deposits of `digest`, earliest first."""
     found = []
-    for key, _ in state.scan(prefix, limit):
-        index = int.from_bytes(key[len(prefix):], "big")
+    for index in state.index_lookup(f"{NAME}/{DIGEST_INDEX}", digest, limit):
         record = get_deposit(state, index)
         if record is not None:
             found.append(record)
     return found
 
 
-def amendments_of(state: StateScanner, index: int, limit: int) -> list[int]:
-    prefix = namespaced(NAME, amendments_prefix(index))
-    return [int.from_bytes(key[len(prefix):], "big") for key, _ in state.scan(prefix, limit)]
+def amendments_of(state: IndexReader, index: int, limit: int) -> list[int]:
+    return state.index_lookup(f"{NAME}/{AMENDS_INDEX}", _u64(index), limit)

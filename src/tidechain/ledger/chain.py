@@ -40,6 +40,7 @@ class PreparedBlock:
     entries: tuple[bytes, ...]  # encoded LogEntry per tx, in order
     results: tuple[TxResult, ...]
     writes: dict[bytes, bytes | None]
+    index_entries: tuple[tuple[str, bytes, int], ...]  # (index name, key, log index)
     log_nodes: tuple[tuple[int, int, bytes], ...]
     staged_state: StagedBatch = field(repr=False)
     frontier_after: merkle.CompactRange = field(repr=False)
@@ -153,8 +154,10 @@ class Chain:
         results: list[TxResult] = []
         entries: list[bytes] = []
         nodes: list[tuple[int, int, bytes]] = []
+        index_entries: list[tuple[str, bytes, int]] = []
         for tx in txs:
-            result = self._execute(tx, block_state, height, time_ms, frontier.size)
+            result = self._execute(tx, block_state, height, time_ms, frontier.size,
+                                   index_entries)
             entry = LogEntry(tx, height, time_ms, result).encode()
             nodes.extend(frontier.append(merkle.leaf_hash(entry)))
             results.append(result)
@@ -176,7 +179,7 @@ class Chain:
         )
         return PreparedBlock(
             header, tuple(txs), tuple(entries), tuple(results), dict(block_state.writes),
-            tuple(nodes), staged, frontier, self.origin,
+            tuple(index_entries), tuple(nodes), staged, frontier, self.origin,
         )
 
     def validate(
@@ -209,7 +212,8 @@ class Chain:
         self.frontier = prepared.frontier_after
 
     def _execute(
-        self, tx: SignedTx, block_state: Overlay, height: int, time_ms: int, log_index: int
+        self, tx: SignedTx, block_state: Overlay, height: int, time_ms: int, log_index: int,
+        index_entries: list[tuple[str, bytes, int]],
     ) -> TxResult:
         tx_state = Overlay(block_state)
         ctx = CallContext(
@@ -227,4 +231,5 @@ class Chain:
         except ContractError as exc:
             return TxResult(ok=False, error=exc.code, reason=exc.reason)
         block_state.merge(tx_state.writes)
+        index_entries.extend((name, key, log_index) for name, key in ctx.index_entries)
         return TxResult(ok=True, events=tuple(ctx.events))

@@ -19,7 +19,15 @@ from tidechain.ledger.types import Event
 NAMESPACE_SEPARATOR = b"/"
 MAX_EVENTS_PER_TX = 16
 MAX_WRITES_PER_TX = 64
+MAX_INDEX_ENTRIES_PER_TX = 8
+MAX_INDEX_KEY_BYTES = 64
 """A contract call is small; these bound the work one transaction can cause."""
+
+
+class IndexReader(Protocol):
+    def index_lookup(self, name: str, key: bytes, limit: int) -> list[int]:
+        """Log indexes filed under (name, key), in log order."""
+        ...
 
 
 class StateReader(Protocol):
@@ -58,6 +66,7 @@ class CallContext:
     tx_id: bytes
     _state: Overlay
     events: list[Event] = field(default_factory=list)
+    index_entries: list[tuple[str, bytes]] = field(default_factory=list)
 
     def get(self, key: bytes) -> bytes | None:
         return self._state.get(namespaced(self.contract, key))
@@ -74,6 +83,20 @@ class CallContext:
         if len(self.events) >= MAX_EVENTS_PER_TX:
             raise ContractError(f"more than {MAX_EVENTS_PER_TX} events in one transaction")
         self.events.append(Event(kind, data))
+
+    def index(self, name: str, key: bytes) -> None:
+        """File this transaction's log index under `key` in the secondary index `name`
+        (`<contract>/<index>`), for queries such as "all deposits of a digest".
+
+        Secondary indexes are derived from execution and stored beside the chain, but
+        they are not part of the state root: every node computes the same ones, and
+        nothing a verifier checks depends on them (ADR 0003). Kept only if the
+        transaction succeeds."""
+        if len(self.index_entries) >= MAX_INDEX_ENTRIES_PER_TX:
+            raise ContractError(f"more than {MAX_INDEX_ENTRIES_PER_TX} index entries")
+        if len(key) > MAX_INDEX_KEY_BYTES:
+            raise ContractError(f"index key longer than {MAX_INDEX_KEY_BYTES} bytes")
+        self.index_entries.append((f"{self.contract}/{name}", key))
 
     def _count_write(self) -> None:
         if len(self._state.writes) >= MAX_WRITES_PER_TX:

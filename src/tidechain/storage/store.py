@@ -21,7 +21,7 @@ from tidechain.core.errors import InvariantViolation, NotFound, invariant
 from tidechain.ledger.chain import PreparedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CACHE_KIB = 256 * 1024
 """SQLite page cache: the random-key indexes (tx ids, digests) stay in memory."""
 CHECKPOINT_INTERVAL_S = 0.5
@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS log_nodes (
     PRIMARY KEY (level, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indexes (
+    name TEXT NOT NULL,
+    key BLOB NOT NULL,
+    log_index INTEGER NOT NULL,
+    PRIMARY KEY (name, key, log_index)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 """
 
@@ -131,6 +137,7 @@ class Store:
             deletes = [(k,) for k, v in prepared.writes.items() if v is None]
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", puts)
             db.executemany("DELETE FROM state WHERE key = ?", deletes)
+            db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -203,17 +210,11 @@ class Store:
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        upper = _prefix_upper_bound(prefix)
-        if upper is None:
-            rows = self._db.execute(
-                "SELECT key, value FROM state WHERE key >= ? ORDER BY key LIMIT ?",
-                (prefix, limit)).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-                (prefix, upper, limit)).fetchall()
-        return [(bytes(k), bytes(v)) for k, v in rows]
+    def index_lookup(self, name: str, key: bytes, limit: int) -> list[int]:
+        rows = self._db.execute(
+            "SELECT log_index FROM indexes WHERE name = ? AND key = ? ORDER BY log_index LIMIT ?",
+            (name, key, limit)).fetchall()
+        return [int(r[0]) for r in rows]
 
     def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
         for k, v in self._db.execute("SELECT key, value FROM state"):
@@ -256,9 +257,3 @@ class _Checkpointer:
         self._thread.join(timeout=10)
 
 
-def _prefix_upper_bound(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string starting with `prefix`."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes((trimmed[-1] + 1,))
