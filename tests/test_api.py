@@ -523,3 +523,18 @@ def test_a_full_mempool_answers_busy_with_retry_after(tmp_path: Path) -> None:
         assert client.wait(last.tx_id.hex(), timeout_ms=30_000)["status"] == "committed"
         with pytest.raises(NotFound):
             client.tx(txs[50].tx_id.hex())
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/block/%C2%B2", "/v1/proof/%C2%B2", "/v1/evidence/deposit/%C2%B2",
+    "/v1/log/consistency?old=%C2%B2", "/v1/block/9999999999999999999",
+    "/v1/log/entry/9999999999999999999", "/v1/log/consistency?old=1&new=0",
+])
+def test_odd_numbers_in_urls_are_refused_not_500(http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+
+
+def test_deeply_nested_json_is_refused_not_500(http: httpx.Client) -> None:
+    response = _post_tx(http, b"[" * 200_000, "application/json")
+    assert response.status_code == 400, response.text

@@ -266,3 +266,12 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert tide("no-such-command", cwd=tmp_path).returncode == 2
     assert tide("block", "get", "not-a-number", cwd=tmp_path).returncode == 2
     assert tide("--help", cwd=tmp_path).returncode == 0
+
+
+def test_a_second_node_on_the_same_store_is_refused(setup: Setup) -> None:
+    result = tide("node", "start", str(setup.node.net / "node0"), "--port", str(free_port()),
+                  timeout_s=30)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "store_in_use" in result.stderr and "Traceback" not in result.stderr
+    # ...and the running node is unharmed.
+    assert setup.run("status").returncode == 0

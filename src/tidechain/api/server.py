@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,10 @@ from tidechain.node.runtime import NodeRuntime
 log = logging.getLogger("tidechain.api")
 
 CBOR = "application/cbor"
+MAX_INT_PARAM = 2**63 - 1
+"""Heights, indexes and sizes are SQLite integers."""
+MAX_STATE_KEY_BYTES = 1024
+_DECIMAL = re.compile(r"[0-9]{1,19}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,8 +59,9 @@ def _int_param(request: web.Request, name: str, default: int | None = None) -> i
         if default is None:
             raise DecodeError(f"missing parameter {name!r}")
         return default
-    if not raw.isdigit() or len(raw) > 19:
-        raise DecodeError(f"parameter {name!r} must be a non-negative integer")
+    # ASCII digits only (str.isdigit() also accepts '²'), within SQLite's integer range.
+    if not _DECIMAL.fullmatch(raw) or int(raw) > MAX_INT_PARAM:
+        raise DecodeError(f"parameter {name!r} must be an integer in 0..{MAX_INT_PARAM}")
     return int(raw)
 
 
@@ -93,7 +99,7 @@ async def _read_tx_body(request: web.Request) -> bytes:
     try:
         doc = json.loads(body)
         return base64.b64decode(doc["tx"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise DecodeError(
             "send the transaction as application/cbor, or JSON {\"tx\": base64}") from exc
 
@@ -176,7 +182,7 @@ class Api:
 
     async def consistency(self, request: web.Request) -> web.Response:
         old = _int_param(request, "old")
-        new = _int_param(request, "new", 0) or None
+        new = _int_param(request, "new") if "new" in request.query else None
         return web.json_response(self.node.consistency(old, new))
 
     async def proof(self, request: web.Request) -> web.Response:
@@ -189,8 +195,8 @@ class Api:
             key = bytes.fromhex(raw)
         except ValueError:
             raise DecodeError("key must be hex") from None
-        if not key or len(key) > 1024:
-            raise DecodeError("key must be 1..1024 bytes")
+        if not key or len(key) > MAX_STATE_KEY_BYTES:
+            raise DecodeError(f"key must be 1..{MAX_STATE_KEY_BYTES} bytes")
         return web.json_response(self.node.state_proof(key))
 
     async def deposits(self, request: web.Request) -> web.Response:

@@ -40,6 +40,10 @@ MEMPOOL_MAX_TXS = 50_000
 
 MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
 
+MAX_DROPPED_REMEMBERED = 10_000
+"""Transactions dropped from the mempool (expired, replayed) whose reason a node keeps,
+so a submitter asking later learns why; older reasons are forgotten first."""
+
 MAX_SUBMIT_BATCH = 5000
 """Transactions in one POST /v1/tx/batch request."""
 

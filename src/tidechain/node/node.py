@@ -9,6 +9,7 @@ REST API serves (and therefore the SDK and CLI, which speak to the API).
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from tidechain.consensus import (
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import NotFound, Rejected, TxRejected, invariant
-from tidechain.core.limits import MAX_BLOCK_TXS, MAX_QUERY_RESULTS
+from tidechain.core.limits import MAX_BLOCK_TXS, MAX_DROPPED_REMEMBERED, MAX_QUERY_RESULTS
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
@@ -92,6 +93,8 @@ class Node:
         self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
+        # Why recently dropped transactions were dropped, for late `wait` calls.
+        self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
         head = store.head()
         self._checkpoint: str | None = head.checkpoint if head else None
 
@@ -133,6 +136,10 @@ class Node:
         if dropped:
             self.mempool.remove([tx.tx_id for tx, _ in dropped])
             self.commits.extend(Committed(tx.tx_id, None, None, None, why) for tx, why in dropped)
+            for tx, why in dropped:
+                self.dropped[tx.tx_id] = why
+            while len(self.dropped) > MAX_DROPPED_REMEMBERED:
+                self.dropped.popitem(last=False)
         prepared = self.chain.prepare(accepted, time_ms, self.signer.name)
         self._prepared[prepared.block_hash] = prepared
         return ProposalBuilt(action.height, action.round, _BlockRef(prepared))

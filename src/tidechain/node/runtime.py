@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tidechain.consensus import Start, Tick
-from tidechain.core.errors import Busy, Rejected
+from tidechain.core.errors import Busy, NotFound, Rejected
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_SUBMIT_BATCH
 from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed, Node
@@ -42,27 +42,49 @@ class NodeRuntime:
         self._waiter_count = 0
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
         self._stopping = asyncio.Event()
-        self.started_at_ms = now_ms()
+        self._wake = asyncio.Event()  # set when transactions were admitted
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
-        """Drive consensus until `stop()`."""
-        self.node.step(Start(now_ms()))
-        self._deliver()
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), TICK_MS / 1000)
-            self.node.step(Tick(now_ms()))
+        """Drive consensus until `stop()`. Consensus steps run here and only here, so
+        an exception in one (a broken invariant, a failed commit) ends `run` and the
+        process, instead of being logged by a callback while the node limps on."""
+        try:
+            self.node.step(Start(now_ms()))
             self._deliver()
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), TICK_MS / 1000)
+                if self._wake.is_set():
+                    self._wake.clear()
+                    self.node.wake()
+                self.node.step(Tick(now_ms()))
+                self._deliver()
+        finally:
+            self._fail_waiters()
+            self._verify_pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+        self._wake.set()
+
+    def _check_running(self) -> None:
+        if self._stopping.is_set():
+            raise Busy("the node is shutting down; try another node or later", retry_after_s=5)
+
+    def _fail_waiters(self) -> None:
+        stopping = Busy("the node stopped before the transaction committed; it may still "
+                        "commit: ask for it after the node restarts", retry_after_s=5)
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(stopping)
 
     # --- submit ---------------------------------------------------------------------
     async def submit(self, raw: bytes, *, wait: bool, timeout_ms: int) -> Committed | bytes:
         """Admit one encoded transaction. Returns its id, or with `wait` the commit
         outcome. Raises a Rejected subclass for bad input, Busy for back-pressure."""
+        self._check_running()
         tx = SignedTx.decode(raw)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._verify_pool, tx.verify_signature)
@@ -72,13 +94,14 @@ class NodeRuntime:
             if future is not None:
                 self._unregister(tx.tx_id, future)
             raise rejection
-        asyncio.get_running_loop().call_soon(self._wake_consensus)
+        self._wake.set()  # the block is built by `run`, after this answer
         if future is None:
             return tx.tx_id
         return await self._await(tx.tx_id, future, timeout_ms)
 
     async def submit_batch(self, raws: list[bytes]) -> list[bytes | Rejected]:
         """Admit many transactions; each gets its id or its own rejection."""
+        self._check_running()
         if len(raws) > MAX_SUBMIT_BATCH:
             raise Rejected(f"batch of {len(raws)} exceeds {MAX_SUBMIT_BATCH}", code="too_large")
         decoded: list[SignedTx | Rejected] = []
@@ -105,7 +128,7 @@ class NodeRuntime:
                 continue
             failure = bad.get(item.tx_id) or next(admitted)
             out.append(item.tx_id if failure is None else failure)
-        loop.call_soon(self._wake_consensus)
+        self._wake.set()
         return out
 
     async def wait_for(self, tx_id: bytes, timeout_ms: int) -> Committed:
@@ -114,6 +137,12 @@ class NodeRuntime:
         if found is not None:
             entry = LogEntry.decode(found[2])
             return Committed(tx_id, found[0], found[1], entry.result)
+        dropped = self.node.dropped.get(tx_id)
+        if dropped is not None:
+            return Committed(tx_id, None, None, None, dropped)
+        if tx_id not in self.node.mempool:
+            raise NotFound(f"transaction {tx_id.hex()} is neither pending nor committed")
+        self._check_running()
         future = self._register(tx_id)
         return await self._await(tx_id, future, timeout_ms)
 
@@ -146,10 +175,6 @@ class NodeRuntime:
                 f"ask for transaction {tx_id.hex()}", code="timeout") from None
         finally:
             self._unregister(tx_id, future)
-
-    def _wake_consensus(self) -> None:
-        self.node.wake()
-        self._deliver()
 
     def _deliver(self) -> None:
         """Wake submitters whose transactions committed or were dropped."""

@@ -10,14 +10,16 @@ leaves the node.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tidechain.core import cbor
-from tidechain.core.errors import InvariantViolation, NotFound, invariant
+from tidechain.core.errors import InvariantViolation, NotFound, Rejected, invariant
 from tidechain.ledger.chain import PreparedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 
@@ -72,6 +74,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -95,6 +98,7 @@ class Store:
     def close(self) -> None:
         self._checkpointer.stop()
         self._db.close()
+        self._lock.close()  # releases the lock
 
     # --- meta ---------------------------------------------------------------------
     def _meta(self, key: str) -> bytes | None:
@@ -116,6 +120,8 @@ class Store:
     # --- blocks -------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
         """Persist a block and everything it changes, atomically and durably."""
+        failure = self._checkpointer.failure
+        invariant(failure is None, f"WAL checkpoints failed: {failure}")
         header = prepared.header
         first = prepared.first_log_index
         db = self._db
@@ -140,7 +146,8 @@ class Store:
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT may have rolled back already
+                db.execute("ROLLBACK")
             raise
 
     def head(self) -> StoredBlock | None:
@@ -230,6 +237,23 @@ class Store:
         return None if row is None else bytes(row[0])
 
 
+class StoreInUse(Rejected):
+    code = "store_in_use"
+
+
+def _exclusive_lock(lock_path: Path) -> IO[bytes]:
+    """One process per store: two nodes writing one SQLite file would both commit
+    blocks at the same height. The lock is released when the process dies."""
+    handle = lock_path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StoreInUse(f"{lock_path.parent} is in use by another process "
+                         "(is this node already running?)") from None
+    return handle
+
+
 class _Checkpointer:
     """Folds the WAL into the database file from its own connection and thread.
 
@@ -240,6 +264,7 @@ class _Checkpointer:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self.failure: sqlite3.Error | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
@@ -249,6 +274,10 @@ class _Checkpointer:
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            # Without checkpoints the WAL grows without bound: the next block commit
+            # sees `failure` and stops the node (see Store.commit_block).
+            self.failure = exc
         finally:
             db.close()
 
