@@ -52,17 +52,30 @@ def verify_state_bundle(bundle: dict[str, Any], trust: Trust) -> VerifiedState:
     header = BlockHeader.from_cbor(cbor.decode(_b64(bundle, "header")))
     certificate = CommitCertificate.decode(_b64(bundle, "certificate"))
     proof = StateProof.from_bytes(_b64(bundle, "proof"))
-    key = bytes.fromhex(str(bundle.get("key", "")))
+    key = _hex(bundle.get("key"), "key")
     value_hex = bundle.get("value")
-    value = None if value_hex is None else bytes.fromhex(str(value_hex))
+    value = None if value_hex is None else _hex(value_hex, "value")
     if trust.origin is None:
         raise ProofError("the trust file names no origin: cannot rebuild the checkpoint")
     if certificate.block_hash != header.block_hash or certificate.height != header.height:
         raise ProofError("the certificate is for another block than the header")
+    # Votes sign the validator set's digest, which follows genesis order; `tide init`
+    # writes the trust file in that order.
     validators = ValidatorSet(tuple(ValidatorInfo(v.name, v.public_key)
                                     for v in trust.validators))
     body = checkpoint_body(trust.origin, header.log_size, header.log_root).encode()
     certificate.verify(validators, body)
+    signers = tuple(sorted({v.voter for v in certificate.precommits}))
+    if len(signers) < trust.quorum:  # the trust file's own quorum rule, if stricter
+        raise ProofError(f"{len(signers)} validators signed; the trust file asks for "
+                         f"{trust.quorum}")
     verify_state_proof(header.state_root, key, value, proof)
     return VerifiedState(key, value, header.height, header.block_hash, header.state_root,
-                         tuple(sorted({v.voter for v in certificate.precommits})))
+                         signers)
+
+
+def _hex(raw: Any, name: str) -> bytes:
+    try:
+        return bytes.fromhex(str(raw))
+    except ValueError:
+        raise DecodeError(f"state proof bundle: {name!r} is not hex") from None

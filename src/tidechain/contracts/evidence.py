@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tidechain.core import cbor
-from tidechain.core.errors import ContractError, DecodeError
+from tidechain.core.errors import ContractError, invariant
 from tidechain.core.limits import MAX_META_ENTRIES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES
 from tidechain.ledger.runtime import (
     CallContext,
@@ -144,10 +144,11 @@ class StateAndIndexes(StateReader, IndexReader, Protocol):
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
+    """A record this contract wrote: anything else is our bug, not bad input."""
     value = cbor.decode(raw)
-    if not isinstance(value, dict):
-        raise DecodeError("corrupt evidence record")
-    return value
+    invariant(isinstance(value, dict), "corrupt evidence record in state")
+    record: dict[str, Any] = value
+    return record
 
 
 def get_deposit(state: StateReader, index: int) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ Two families, kept apart on purpose (STYLE.md, h11):
 
 * `Rejected` and its subclasses: the *input* was bad (a client's transaction, a
   peer's message, a receipt file). They carry a stable machine-readable `code` and a
-  human reason, and map to HTTP 4xx / CLI exit 2 / a peer error naming the peer.
+  human reason, and map to an HTTP status (`http_status`: 4xx, or 503 for Busy), a
+  CLI exit code (2; 1 when a proof does not verify), or a peer error naming the peer.
 * `InvariantViolation`: *we* are wrong. Raised by `invariant()`; never caught except
   at the top of a process, which then crashes loudly.
 """
@@ -56,7 +57,8 @@ class TxRejected(Rejected):
 
 
 class ContractError(Rejected):
-    """A contract rule refused the call. The transaction is not committed."""
+    """A contract rule refused the call. The transaction is still committed, with the
+    error in its result (its nonce is spent), and changes no state."""
 
     code = "contract_error"
 

@@ -30,6 +30,13 @@ MAX_TX_VALIDITY_MS = 24 * 3600 * 1000
 """A transaction's expiry may be at most this far past the latest block time, so
 mempools never hold a transaction for longer than a day."""
 
+# --- contract runtime (changing these changes consensus) ---------------------------
+MAX_EVENTS_PER_TX = 16
+MAX_WRITES_PER_TX = 64
+MAX_INDEX_ENTRIES_PER_TX = 8
+MAX_INDEX_KEY_BYTES = 64
+"""A contract call is small; these bound the work one transaction can cause."""
+
 # --- blocks and mempool ---------------------------------------------------------
 MAX_BLOCK_TXS = 4000
 """Per block. At 5,000 tx/s and sub-second blocks this is never the bottleneck;
@@ -94,6 +101,15 @@ MAX_NOTE_SIGNATURES = MAX_VALIDATORS + 16
 
 MAX_NOTE_BYTES = 64 * 1024
 """A checkpoint note with MAX_NOTE_SIGNATURES signature lines is under 16 KiB."""
+
+# --- the node's runtime -------------------------------------------------------------
+TICK_MS = 10
+"""Consensus timers are derived from ticks; 10 ms bounds the added commit latency."""
+MAX_WAITERS = 100_000
+"""Submitters blocked on a commit at once; beyond it `wait=true` answers Busy."""
+VERIFY_THREADS = 2
+"""libsodium releases the GIL during verification (PyNaCl calls it through cffi), so
+two threads verify on both cores while the event loop keeps serving."""
 
 # --- queries --------------------------------------------------------------------
 MAX_QUERY_RESULTS = 1000

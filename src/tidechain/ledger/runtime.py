@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tidechain.core.errors import ContractError, InvariantViolation
+from tidechain.core.limits import (
+    MAX_EVENTS_PER_TX,
+    MAX_INDEX_ENTRIES_PER_TX,
+    MAX_INDEX_KEY_BYTES,
+    MAX_WRITES_PER_TX,
+)
 from tidechain.ledger.types import Event
 
 NAMESPACE_SEPARATOR = b"/"
-MAX_EVENTS_PER_TX = 16
-MAX_WRITES_PER_TX = 64
-MAX_INDEX_ENTRIES_PER_TX = 8
-MAX_INDEX_KEY_BYTES = 64
-"""A contract call is small; these bound the work one transaction can cause."""
 
 
 class IndexReader(Protocol):

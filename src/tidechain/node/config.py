@@ -20,7 +20,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
@@ -89,6 +88,9 @@ def init_network(
     """Create a new network: keys, genesis, trust file, node configs."""
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
+    if not 1 <= base_port <= 65535 - validators + 1:
+        raise ConfigError(f"ports {base_port}..{base_port + validators - 1} are not all "
+                          "in 1..65535")
     if not 1 <= validators <= MAX_VALIDATORS:
         raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}")
     if not name or any(c in name for c in " +/\t\n") or not name.isascii():
@@ -134,7 +136,8 @@ def load_node(directory: Path) -> NodeConfig:
         data = tomllib.loads(path.read_text())
         return NodeConfig(
             directory, str(data["name"]), str(data["key_name"]),
-            str(data.get("api_host", "127.0.0.1")), int(data.get("api_port", DEFAULT_API_PORT)),
+            str(data.get("api_host", "127.0.0.1")),
+            _bounded(data.get("api_port", DEFAULT_API_PORT), "api_port", 1, 65535),
             _bounded(data.get("mempool_max_txs", MEMPOOL_MAX_TXS), "mempool_max_txs",
                      1, MEMPOOL_MAX_TXS),
         )
@@ -169,7 +172,3 @@ def node_urls(network_dir: Path) -> list[str]:
 
 def client_signer(network_dir: Path, key_file: str | None = None) -> Signer:
     return read_key(Path(key_file) if key_file else network_dir / "client.key")
-
-
-def new_signing_key() -> SigningKey:
-    return SigningKey(os.urandom(32))

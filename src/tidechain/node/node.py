@@ -200,7 +200,6 @@ class Node:
 
     # --- queries (the facade the API serves) --------------------------------------------
     def status(self) -> dict[str, Any]:
-        head = self.chain.head
         return {
             "network": self.genesis.name,
             "chain_id": self.chain.chain_id.hex(),
@@ -211,7 +210,7 @@ class Node:
             "block_time_ms": self.chain.head_time_ms,
             "log_size": self.chain.frontier.size,
             "log_root": base64.b64encode(self.chain.frontier.root()).decode(),
-            "state_root": self.chain.state.root().hex() if head else StateTree().root().hex(),
+            "state_root": self.chain.state.root().hex(),
             "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.size_bytes,
                         "capacity": self.mempool.max_txs},
             "validators": [v.name for v in self.genesis.validators],
@@ -301,14 +300,14 @@ class Node:
         }
 
     def deposits(self, digest: bytes) -> list[dict[str, Any]]:
-        return [_json_record(r) for r in
+        return [to_json(r) for r in
                 evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
 
     def deposit(self, index: int) -> dict[str, Any]:
         record = evidence.get_deposit(self.store, index)
         if record is None:
             raise NotFound(f"no deposit at log index {index}")
-        out = _json_record(record)
+        out: dict[str, Any] = to_json(record)
         out["amended_by"] = evidence.amendments_of(self.store, index, MAX_QUERY_RESULTS)
         return out
 
@@ -347,11 +346,6 @@ def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:
         "result": to_json(entry.result.to_cbor()),
         "entry": base64.b64encode(entry_bytes).decode(),
     }
-
-
-def _json_record(record: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = to_json(record)
-    return out
 
 
 def to_json(value: Any) -> Any:

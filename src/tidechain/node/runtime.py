@@ -14,21 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tidechain.consensus import Start, Tick
 from tidechain.core.errors import Busy, NotFound, Rejected
-from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_SUBMIT_BATCH
+from tidechain.core.limits import (
+    COMMIT_WAIT_MAX_MS,
+    MAX_SUBMIT_BATCH,
+    MAX_WAITERS,
+    TICK_MS,
+    VERIFY_THREADS,
+)
 from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed, Node
 
 log = logging.getLogger("tidechain.node")
 
-TICK_MS = 10
-"""Consensus timers are derived from ticks; 10 ms bounds the added commit latency."""
 
-MAX_WAITERS = 100_000
-"""Submitters blocked on a commit at once; beyond it `wait=true` answers Busy."""
 
-VERIFY_THREADS = 2
-"""libsodium releases the GIL during verification (PyNaCl calls it through cffi), so
-two threads verify on both cores while the event loop keeps serving."""
 
 
 def now_ms() -> int:

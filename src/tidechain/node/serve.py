@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tidechain.api.server import Api
-from tidechain.node.config import load_genesis, load_node
+from tidechain.node.config import ConfigError, load_genesis, load_node
 from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
 from tidechain.node.runtime import NodeRuntime
@@ -22,25 +22,30 @@ log = logging.getLogger("tidechain.node")
 async def serve(node_dir: Path, *, port: int | None = None) -> None:
     config = load_node(node_dir)
     genesis = load_genesis(config.network_dir)
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"port {port} is not in 1..65535")
     store = Store(config.data_path)
-    node = Node(genesis, store, config.signer(), mempool=Mempool(config.mempool_max_txs))
-    runtime = NodeRuntime(node)
-    runner = web.AppRunner(Api(runtime).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.api_host, port or config.api_port)
-    await site.start()
-    log.info("node %s of %s at height %d, log size %d; API on http://%s:%d",
-             config.name, genesis.name, node.chain.height, node.chain.frontier.size,
-             config.api_host, port or config.api_port)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runtime.stop)
+    runner: web.AppRunner | None = None
     try:
+        node = Node(genesis, store, config.signer(),
+                    mempool=Mempool(config.mempool_max_txs))
+        runtime = NodeRuntime(node)
+        runner = web.AppRunner(Api(runtime).app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.api_host, port or config.api_port)
+        await site.start()
+        log.info("node %s of %s at height %d, log size %d; API on http://%s:%d",
+                 config.name, genesis.name, node.chain.height, node.chain.frontier.size,
+                 config.api_host, port or config.api_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runtime.stop)
         await runtime.run()
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         store.close()
-        log.info("node %s stopped cleanly", config.name)
+    log.info("node %s stopped cleanly", config.name)
 
 
 def run_node(node_dir: Path, *, port: int | None = None) -> None:

@@ -164,13 +164,6 @@ class Store:
             raise NotFound(f"no block at height {height}")
         return self._stored(row)
 
-    def blocks(self, first: int, last: int) -> list[StoredBlock]:
-        rows = self._db.execute(
-            "SELECT header, txs, certificate, checkpoint FROM blocks "
-            "WHERE height BETWEEN ? AND ? ORDER BY height", (first, last)
-        ).fetchall()
-        return [self._stored(r) for r in rows]
-
     @staticmethod
     def _stored(row: tuple[bytes, bytes, bytes, str]) -> StoredBlock:
         header = BlockHeader.from_cbor(cbor.decode(bytes(row[0])))
