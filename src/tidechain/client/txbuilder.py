@@ -16,7 +16,7 @@ from typing import Any
 
 from tidechain.contracts import evidence
 from tidechain.core.crypto import SigningKey
-from tidechain.core.errors import ContractError, DecodeError
+from tidechain.core.errors import DecodeError
 from tidechain.core.limits import MAX_TX_VALIDITY_MS
 from tidechain.ledger.types import HASH_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, SignedTx, TxBody
 
@@ -29,13 +29,6 @@ HASH_CHUNK_BYTES = 1 << 20
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total), called after each chunk."""
-
-
-def _check_digest(digest: bytes) -> bytes:
-    # Same rule and code as the contract's own digest check.
-    if not isinstance(digest, bytes) or len(digest) != evidence.DIGEST_BYTES:
-        raise ContractError("'digest' must be a 32-byte SHA-256 digest", code="bad_argument")
-    return digest
 
 
 def _check_envelope(chain_id: bytes, nonce: bytes, now_ms: int, ttl_ms: int) -> None:
@@ -72,7 +65,7 @@ def deposit_tx(
 ) -> SignedTx:
     """A signed `evidence.deposit` of `digest` with `meta`, expiring `ttl_ms` after
     `now_ms`. Raises ContractError/DecodeError/TooLarge for what the chain would refuse."""
-    args = {"digest": _check_digest(digest), "meta": dict(evidence.validate_meta(meta))}
+    args = {"digest": evidence.check_digest(digest), "meta": dict(evidence.validate_meta(meta))}
     return _evidence_tx(signer_key, chain_id, "deposit", args, now_ms, nonce, ttl_ms)
 
 
@@ -82,10 +75,7 @@ def amend_tx(
 ) -> SignedTx:
     """A signed `evidence.amend`: deposit `digest` as a new version of deposit `of`
     (a log index). Only the original depositor may amend; the chain checks that."""
-    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
-        raise ContractError("'of' must be the log index of an earlier deposit",
-                            code="bad_argument")
-    args = {"of": of, "digest": _check_digest(digest),
+    args = {"of": evidence.check_of(of), "digest": evidence.check_digest(digest),
             "meta": dict(evidence.validate_meta(meta))}
     return _evidence_tx(signer_key, chain_id, "amend", args, now_ms, nonce, ttl_ms)
 

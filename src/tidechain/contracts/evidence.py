@@ -46,11 +46,19 @@ DIGEST_INDEX = "digest"
 AMENDS_INDEX = "amends"
 
 
-def _digest_arg(args: dict[str, Any]) -> bytes:
-    digest = args.get("digest")
+def check_digest(digest: Any) -> bytes:
+    """The deposited digest: 32 bytes. Shared with clients (see `validate_meta`)."""
     if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
         raise ContractError("'digest' must be a 32-byte SHA-256 digest", code="bad_argument")
     return digest
+
+
+def check_of(of: Any) -> int:
+    """The deposit an amendment amends: a log index. Shared with clients."""
+    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
+        raise ContractError("'of' must be the log index of an earlier deposit",
+                            code="bad_argument")
+    return of
 
 
 def validate_meta(meta: Any) -> dict[str, str]:
@@ -109,24 +117,21 @@ def deposit(ctx: CallContext, args: dict[str, Any]) -> None:
     """Deposit a digest. The same digest may be deposited again (by anyone); each
     deposit is its own record, and lookups list them earliest first."""
     _check_args(args, {"digest", "meta"})
-    _store(ctx, _digest_arg(args), validate_meta(args.get("meta")), None)
+    _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), None)
 
 
 def amend(ctx: CallContext, args: dict[str, Any]) -> None:
     """Deposit a new version of an earlier deposit made by the same depositor. The
     earlier record is not changed; the link is recorded beside it."""
     _check_args(args, {"of", "digest", "meta"})
-    of = args.get("of")
-    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
-        raise ContractError("'of' must be the log index of an earlier deposit",
-                            code="bad_argument")
+    of = check_of(args.get("of"))
     raw = ctx.get(record_key(of))
     if raw is None:
         raise ContractError(f"no deposit at log index {of}", code="not_found")
     original = cbor.decode(raw)
     if original["depositor"] != ctx.caller:
         raise ContractError(f"deposit {of} was made by another depositor", code="forbidden")
-    _store(ctx, _digest_arg(args), validate_meta(args.get("meta")), of)
+    _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), of)
 
 
 CONTRACT = Contract(

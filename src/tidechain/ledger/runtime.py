@@ -1,10 +1,11 @@
 """The deterministic contract runtime.
 
 A contract is a set of methods over its own namespace of the world state. A method
-sees only its arguments, the caller, the block height and time, and the log index its
-transaction will get: no wall clock, no randomness, no floats (the CBOR data model has
-none). A method either returns normally (its writes and events are kept) or raises
-`ContractError` (nothing it wrote is kept; the transaction is still committed, failed).
+sees only its arguments, the caller, the block height and time, the log index its
+transaction will get and the transaction id: no wall clock, no randomness, no floats
+(the CBOR data model has none). A method either returns normally (its writes, events
+and index entries are kept) or raises `ContractError` (nothing it wrote is kept; the
+transaction is still committed, failed).
 """
 
 from __future__ import annotations
