@@ -3,8 +3,8 @@
 One SQLite file per node (ADR 0002). WAL journal with `synchronous=FULL`, so a
 committed SQLite transaction has been fsynced; every block is committed in exactly one
 SQLite transaction (entries, log nodes, state writes, secondary index rows, header,
-certificate), so after a
-`kill -9` at any instant the file holds a prefix of the chain and nothing half-written.
+certificate), so after a `kill -9` at any instant the file holds a prefix of the chain
+and nothing half-written.
 Consensus safety data is written (and fsynced) in its own transaction before any vote
 leaves the node.
 """
