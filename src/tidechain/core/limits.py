@@ -58,6 +58,10 @@ MAX_HTTP_BODY_BYTES = MAX_SUBMIT_BATCH * MAX_TX_BYTES // 4
 """~20 MiB: a full batch of typical (<= 4 KiB) transactions."""
 
 # --- consensus ------------------------------------------------------------------
+MAX_PEER_MESSAGE_BYTES = MAX_BLOCK_TXS * MAX_TX_BYTES + 64 * 1024
+"""A proposal carries its block: at most MAX_BLOCK_TXS transactions of MAX_TX_BYTES,
+plus the header and signatures."""
+
 MAX_VALIDATORS = 64
 """Quorum certificates and trust files stay small; a consortium is tens of members."""
 

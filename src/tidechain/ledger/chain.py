@@ -191,6 +191,8 @@ class Chain:
             raise Rejected("block is for another chain", code="wrong_chain")
         if header.height != self.height + 1 or header.prev_hash != self.head_hash:
             raise Rejected("block does not extend the head", code="not_next")
+        if header.time_ms <= self.head_time_ms:
+            raise Rejected("block time does not increase", code="bad_block")
         if len(txs) > MAX_BLOCK_TXS:
             raise Rejected("block has too many transactions", code="too_large")
         for tx in txs:

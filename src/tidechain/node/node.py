@@ -9,6 +9,7 @@ REST API serves (and therefore the SDK and CLI, which speak to the API).
 from __future__ import annotations
 
 import base64
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tidechain.consensus import (
     CommitCertificate,
     ConsensusParams,
     Event,
+    MessageReceived,
     PersistSafety,
     ProposalBuilt,
     ProposalValidated,
@@ -36,7 +38,7 @@ from tidechain.consensus import (
 )
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor, merkle
-from tidechain.core.errors import NotFound, Rejected, TxRejected, invariant
+from tidechain.core.errors import NotFound, PeerError, Rejected, TxRejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_DROPPED_REMEMBERED, MAX_QUERY_RESULTS
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
@@ -44,7 +46,10 @@ from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
+from tidechain.node.wire import WireBlock, decode_message
 from tidechain.storage.store import Store
+
+log = logging.getLogger("tidechain.node")
 
 
 @dataclass(frozen=True)
@@ -116,11 +121,9 @@ class Node:
         elif isinstance(action, BuildProposal):
             return self._build_proposal(action)
         elif isinstance(action, ValidateProposal):
-            # Single-validator networks only ever see their own proposals, executed
-            # when built. Validating a peer's block (re-execution) arrives with the
-            # peer network (consensus issue).
-            valid = action.proposal.block.block_hash in self._prepared
-            return ProposalValidated(action.proposal, valid)
+            proposal = action.proposal
+            valid = self._validate(proposal.block, proposal.proposer)
+            return ProposalValidated(proposal, valid)
         elif isinstance(action, Commit):
             self._commit(action.block, action.certificate)
             if len(self.mempool):
@@ -143,6 +146,31 @@ class Node:
         prepared = self.chain.prepare(accepted, time_ms, self.signer.name)
         self._prepared[prepared.block_hash] = prepared
         return ProposalBuilt(action.height, action.round, _BlockRef(prepared))
+
+    def _validate(self, block: BlockLike, proposer: str) -> bool:
+        """Re-execute a proposed block; keep it for the commit if it is valid."""
+        if block.block_hash in self._prepared:  # our own proposal, or seen before
+            return True
+        if not isinstance(block, WireBlock) or block.header.proposer != proposer:
+            return False
+        try:
+            prepared = self.chain.validate(block.header, block.txs, self.store.committed)
+        except Rejected as exc:
+            log.warning("invalid block %s at height %d proposed by %s: %s",
+                        block.block_hash.hex()[:16], block.height, block.header.proposer,
+                        exc.reason)
+            return False
+        self._prepared[prepared.block_hash] = prepared
+        return True
+
+    def receive(self, sender: str, data: bytes) -> None:
+        """A message from a peer. Bad bytes raise PeerError naming the peer; a
+        well-formed message goes to consensus, which checks signatures and turns."""
+        try:
+            message = decode_message(data, self.genesis.origin)
+        except Rejected as exc:
+            raise PeerError(sender, exc.reason) from exc
+        self.step(MessageReceived(sender, message))
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
         prepared = self._prepared.get(block.block_hash)
@@ -313,12 +341,15 @@ class Node:
 
 
 class _BlockRef:
-    """The view of a prepared block that consensus needs (it treats blocks as opaque)."""
+    """A block this node built: what consensus needs (height, hash, checkpoint) and
+    what a proposal carries to peers (header, transactions)."""
 
     def __init__(self, prepared: PreparedBlock) -> None:
         self.height = prepared.height
         self.block_hash = prepared.block_hash
         self.checkpoint_body = prepared.checkpoint_body
+        self.header = prepared.header
+        self.txs = prepared.txs
 
 
 def _load_chain(genesis: Genesis, store: Store) -> Chain:

@@ -1,0 +1,93 @@
+"""What validators send each other: consensus messages and blocks, as deterministic
+CBOR, decoded strictly (every failure is a `DecodeError`, which the peer layer turns
+into a `PeerError` naming the sender).
+
+    vote      {"t": "vote", "vote": <Vote map>}
+    proposal  {"t": "proposal", "height", "round", "pol", "proposer", "sig",
+               "header": <BlockHeader map>, "txs": [<transaction envelope map>...]}
+
+A proposal carries the whole block (header and transactions): consensus only sees its
+hash and checkpoint, and the receiving node re-executes the transactions and checks
+that the header is exactly what execution gives before it may vote for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tidechain.consensus import Message, Proposal, Vote
+from tidechain.core import cbor
+from tidechain.core.errors import DecodeError, TooLarge
+from tidechain.core.limits import MAX_BLOCK_TXS, MAX_PEER_MESSAGE_BYTES
+from tidechain.ledger.types import BlockHeader, SignedTx, checkpoint_body
+
+_PROPOSAL_FIELDS = {"t", "height", "round", "pol", "proposer", "sig", "header", "txs"}
+
+
+@dataclass(frozen=True)
+class WireBlock:
+    """A block as proposed: header and transactions. Satisfies consensus's BlockLike."""
+
+    header: BlockHeader
+    txs: tuple[SignedTx, ...]
+    origin: str
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def block_hash(self) -> bytes:
+        return self.header.block_hash
+
+    @property
+    def checkpoint_body(self) -> bytes:
+        return checkpoint_body(self.origin, self.header.log_size, self.header.log_root).encode()
+
+
+def encode_message(message: Message) -> bytes:
+    if isinstance(message, Vote):
+        return cbor.encode({"t": "vote", "vote": message.to_cbor()})
+    block = message.block
+    header: BlockHeader = getattr(block, "header")  # noqa: B009 (a WireBlock or the node's own)
+    txs: tuple[SignedTx, ...] = getattr(block, "txs")  # noqa: B009
+    return cbor.encode({
+        "t": "proposal", "height": message.height, "round": message.round,
+        "pol": message.pol_round, "proposer": message.proposer, "sig": message.signature,
+        "header": header.to_cbor(), "txs": [cbor.Encoded(tx.encoded) for tx in txs],
+    })
+
+
+def decode_message(data: bytes, origin: str) -> Message:
+    """Decode a peer's message; raises DecodeError/TooLarge (never anything else)."""
+    if len(data) > MAX_PEER_MESSAGE_BYTES:
+        raise TooLarge(f"message of {len(data)} bytes exceeds {MAX_PEER_MESSAGE_BYTES}")
+    value = cbor.decode(data)
+    if not isinstance(value, dict):
+        raise DecodeError("peer message must be a CBOR map")
+    kind = value.get("t")
+    if kind == "vote" and set(value) == {"t", "vote"}:
+        return Vote.from_cbor(value["vote"])
+    if kind == "proposal" and set(value) == _PROPOSAL_FIELDS:
+        return _decode_proposal(value, origin)
+    raise DecodeError(f"unknown peer message {str(kind)[:32]!r}")
+
+
+def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
+    raw_txs = value["txs"]
+    if not isinstance(raw_txs, list) or len(raw_txs) > MAX_BLOCK_TXS:
+        raise DecodeError(f"proposal: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
+    header = BlockHeader.from_cbor(value["header"])
+    txs = tuple(SignedTx.from_cbor(t) for t in raw_txs)
+    if header.tx_count != len(txs):
+        raise DecodeError("proposal: header's tx count differs from the transactions sent")
+    for name in ("height", "round", "pol"):
+        if not isinstance(value[name], int) or isinstance(value[name], bool):
+            raise DecodeError(f"proposal: {name!r} must be an integer")
+    if not isinstance(value["proposer"], str) or not isinstance(value["sig"], bytes):
+        raise DecodeError("proposal: bad proposer or signature")
+    # Consensus checks the signature, the proposer's turn and the ranges; the node
+    # re-executes the block before anyone votes for it.
+    return Proposal(value["height"], value["round"], WireBlock(header, txs, origin),
+                    value["pol"], value["proposer"], value["sig"])
