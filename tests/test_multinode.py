@@ -35,7 +35,7 @@ class Cluster:
         ]
         self.down = down
         self.now_ms = GENESIS_TIME_MS + 1000
-        for i, node in self.live():
+        for _, node in self.live():
             node.step(Start(self.now_ms))
 
     def live(self) -> list[tuple[int, Node]]:
