@@ -20,7 +20,7 @@ from tidechain.core.trust import parse_trust
 from tidechain.ledger.types import Genesis
 from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
-from tidechain.node.wire import encode_message
+from tidechain.node.wire import TxGossip, encode_message
 from tidechain.storage.store import Store
 
 TICK_MS = 10
@@ -48,7 +48,9 @@ class Cluster:
             moved = False
             for i, node in self.live():
                 outbox, node.outbox = node.outbox, []
-                for action in outbox:
+                gossip, node.gossip = node.gossip, []
+                sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox]
+                for action in filter(None, sends):
                     moved = True
                     data = encode_message(action.message)
                     if isinstance(action, Broadcast):
@@ -57,7 +59,7 @@ class Cluster:
                         assert isinstance(action, SendTo)
                         targets = [j for j, n in self.live() if n.signer.name == action.peer]
                     for j in targets:
-                        self.nodes[j].receive(node.signer.name, data)
+                        self.nodes[j].receive(node.signer.name, data, self.now_ms)
 
     def run(self, ms: int) -> None:
         for _ in range(ms // TICK_MS):
@@ -66,11 +68,11 @@ class Cluster:
                 node.step(Tick(self.now_ms))
             self.route()
 
-    def submit_everywhere(self, txs: list) -> None:  # type: ignore[type-arg]
-        # Stands in for mempool gossip: every live node holds the transactions.
-        for _, node in self.live():
-            assert node.admit(txs, self.now_ms) == [None] * len(txs)
-            node.wake()
+    def submit(self, txs: list, at: int = 0) -> None:  # type: ignore[type-arg]
+        """Clients submit to one node; gossip carries the transactions to the rest."""
+        node = self.nodes[at]
+        assert node.admit(txs, self.now_ms) == [None] * len(txs)
+        node.wake()
         self.route()
 
 
@@ -84,7 +86,8 @@ def test_four_validators_commit_the_same_log_with_quorum_checkpoints(
     cluster = Cluster(g, tmp_path)
     depositor = key(7)
     for round_ in range(3):
-        cluster.submit_everywhere([tx(g, depositor, nonce=round_ * 100 + i) for i in range(20)])
+        cluster.submit([tx(g, depositor, nonce=round_ * 100 + i) for i in range(20)],
+                       at=round_)
         cluster.run(2_000)
     heads = {(n.chain.height, n.chain.frontier.size, n.chain.frontier.root())
              for n in cluster.nodes}
@@ -103,12 +106,12 @@ def test_four_validators_commit_the_same_log_with_quorum_checkpoints(
 def test_three_of_four_keep_committing_and_two_of_four_cannot(
         g: Genesis, tmp_path: Path) -> None:
     three = Cluster(g, tmp_path / "three", down=frozenset({3}))
-    three.submit_everywhere([tx(g, key(7), nonce=i) for i in range(10)])
+    three.submit([tx(g, key(7), nonce=i) for i in range(10)])
     three.run(15_000)  # long enough for rounds whose proposer is down to time out
     assert {n.chain.frontier.size for _, n in three.live()} == {10}
 
     two = Cluster(g, tmp_path / "two", down=frozenset({2, 3}))
-    two.submit_everywhere([tx(g, key(7), nonce=i) for i in range(10)])
+    two.submit([tx(g, key(7), nonce=i) for i in range(10)])
     two.run(15_000)
     assert {n.chain.frontier.size for _, n in two.live()} == {0}
 
@@ -117,5 +120,15 @@ def test_garbage_from_a_peer_is_a_peer_error_naming_it(g: Genesis, tmp_path: Pat
     node = Cluster(g, tmp_path).nodes[0]
     for junk in (b"", b"\xff" * 10, b"\xa1atdvote"):
         with pytest.raises(PeerError) as exc:
-            node.receive("test-net/node2", junk)
+            node.receive("test-net/node2", junk, GENESIS_TIME_MS)
         assert exc.value.peer == "test-net/node2"
+
+
+def test_gossiped_transactions_are_signature_checked(g: Genesis, tmp_path: Path) -> None:
+    node = Cluster(g, tmp_path).nodes[0]
+    good = tx(g, key(7), nonce=1)
+    forged = type(good)(good.body_bytes, bytes(64), good.body, good.tx_id)
+    with pytest.raises(PeerError) as exc:
+        node.receive("test-net/node1", encode_message(TxGossip((good, forged))),
+                     GENESIS_TIME_MS)
+    assert exc.value.peer == "test-net/node1" and len(node.mempool) == 0

@@ -46,7 +46,7 @@ from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
-from tidechain.node.wire import WireBlock, decode_message
+from tidechain.node.wire import TxGossip, WireBlock, decode_message
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -97,6 +97,7 @@ class Node:
         )
         self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
+        self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         # Why recently dropped transactions were dropped, for late `wait` calls.
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
@@ -163,14 +164,22 @@ class Node:
         self._prepared[prepared.block_hash] = prepared
         return True
 
-    def receive(self, sender: str, data: bytes) -> None:
+    def receive(self, sender: str, data: bytes, now_ms: int) -> None:
         """A message from a peer. Bad bytes raise PeerError naming the peer; a
         well-formed message goes to consensus, which checks signatures and turns."""
         try:
             message = decode_message(data, self.genesis.origin)
+            if isinstance(message, TxGossip):
+                for tx in message.txs:  # a peer's word is not a signature check
+                    tx.verify_signature()
         except Rejected as exc:
             raise PeerError(sender, exc.reason) from exc
-        self.step(MessageReceived(sender, message))
+        if isinstance(message, TxGossip):
+            # Duplicates, replays and a full mempool are normal here: drop quietly.
+            self.admit(message.txs, now_ms, from_peer=True)
+            self.wake()
+        else:
+            self.step(MessageReceived(sender, message))
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
         prepared = self._prepared.get(block.block_hash)
@@ -200,7 +209,8 @@ class Node:
         return Note(body, tuple(signatures)).format()
 
     # --- submit ------------------------------------------------------------------------
-    def admit(self, txs: Sequence[SignedTx], now_ms: int) -> list[Rejected | None]:
+    def admit(self, txs: Sequence[SignedTx], now_ms: int, *, from_peer: bool = False
+              ) -> list[Rejected | None]:
         """Admit decoded, signature-checked transactions to the mempool; each gets None
         or its typed rejection. `now_ms` is the node's clock: expiry is judged against
         the later of it and the head's block time (an idle chain's head may be old)."""
@@ -216,6 +226,8 @@ class Node:
                 check_tx_time(tx, time_ms)
                 self.mempool.add(tx)
                 outcome.append(None)
+                if not from_peer and len(self.validators.validators) > 1:
+                    self.gossip.append(tx)
             except Rejected as exc:
                 outcome.append(exc)
         return outcome

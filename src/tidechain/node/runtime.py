@@ -182,8 +182,10 @@ class NodeRuntime:
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
-        # Network delivery of node.outbox belongs to the peer layer (multi-validator).
+        # Network delivery of node.outbox and node.gossip belongs to the peer layer
+        # (multi-validator, next issue); until it exists they are dropped, not kept.
         self.node.outbox.clear()
+        self.node.gossip.clear()
 
 
 def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:

@@ -3,6 +3,7 @@ CBOR, decoded strictly (every failure is a `DecodeError`, which the peer layer t
 into a `PeerError` naming the sender).
 
     vote      {"t": "vote", "vote": <Vote map>}
+    txs       {"t": "txs", "txs": [<transaction envelope map>...]}   (mempool gossip)
     proposal  {"t": "proposal", "height", "round", "pol", "proposer", "sig",
                "header": <BlockHeader map>, "txs": [<transaction envelope map>...]}
 
@@ -46,7 +47,20 @@ class WireBlock:
         return checkpoint_body(self.origin, self.header.log_size, self.header.log_root).encode()
 
 
-def encode_message(message: Message) -> bytes:
+@dataclass(frozen=True)
+class TxGossip:
+    """Transactions a node admitted from its clients, passed to the other validators'
+    mempools so whoever proposes next can include them (one hop: full mesh)."""
+
+    txs: tuple[SignedTx, ...]
+
+
+PeerMessage = Message | TxGossip
+
+
+def encode_message(message: PeerMessage) -> bytes:
+    if isinstance(message, TxGossip):
+        return cbor.encode({"t": "txs", "txs": [cbor.Encoded(tx.encoded) for tx in message.txs]})
     if isinstance(message, Vote):
         return cbor.encode({"t": "vote", "vote": message.to_cbor()})
     block = message.block
@@ -59,7 +73,7 @@ def encode_message(message: Message) -> bytes:
     })
 
 
-def decode_message(data: bytes, origin: str) -> Message:
+def decode_message(data: bytes, origin: str) -> PeerMessage:
     """Decode a peer's message; raises DecodeError/TooLarge (never anything else)."""
     if len(data) > MAX_PEER_MESSAGE_BYTES:
         raise TooLarge(f"message of {len(data)} bytes exceeds {MAX_PEER_MESSAGE_BYTES}")
@@ -71,15 +85,14 @@ def decode_message(data: bytes, origin: str) -> Message:
         return Vote.from_cbor(value["vote"])
     if kind == "proposal" and set(value) == _PROPOSAL_FIELDS:
         return _decode_proposal(value, origin)
+    if kind == "txs" and set(value) == {"t", "txs"}:
+        return TxGossip(_decode_txs(value["txs"], "txs"))
     raise DecodeError(f"unknown peer message {str(kind)[:32]!r}")
 
 
 def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
-    raw_txs = value["txs"]
-    if not isinstance(raw_txs, list) or len(raw_txs) > MAX_BLOCK_TXS:
-        raise DecodeError(f"proposal: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
     header = BlockHeader.from_cbor(value["header"])
-    txs = tuple(SignedTx.from_cbor(t) for t in raw_txs)
+    txs = _decode_txs(value["txs"], "proposal")
     if header.tx_count != len(txs):
         raise DecodeError("proposal: header's tx count differs from the transactions sent")
     for name in ("height", "round", "pol"):
@@ -91,3 +104,9 @@ def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
     # re-executes the block before anyone votes for it.
     return Proposal(value["height"], value["round"], WireBlock(header, txs, origin),
                     value["pol"], value["proposer"], value["sig"])
+
+
+def _decode_txs(raw: Any, what: str) -> tuple[SignedTx, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_BLOCK_TXS:
+        raise DecodeError(f"{what}: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
+    return tuple(SignedTx.from_cbor(t) for t in raw)
