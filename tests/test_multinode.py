@@ -12,15 +12,16 @@ import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
 from tidechain.consensus import Broadcast, SendTo, Start, Tick
+from tidechain.core import cbor
 from tidechain.core.checkpoint import verify_checkpoint
 from tidechain.core.errors import PeerError
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
-from tidechain.ledger.types import Genesis
+from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
-from tidechain.node.wire import TxGossip, encode_message
+from tidechain.node.wire import SyncBlocks, SyncedBlock, TxGossip, encode_message
 from tidechain.storage.store import Store
 
 TICK_MS = 10
@@ -49,7 +50,9 @@ class Cluster:
             for i, node in self.live():
                 outbox, node.outbox = node.outbox, []
                 gossip, node.gossip = node.gossip, []
-                sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox]
+                replies, node.replies = node.replies, []
+                sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox,
+                         *(SendTo(peer, message) for peer, message in replies)]
                 for action in filter(None, sends):
                     moved = True
                     data = encode_message(action.message)
@@ -132,3 +135,38 @@ def test_gossiped_transactions_are_signature_checked(g: Genesis, tmp_path: Path)
         node.receive("test-net/node1", encode_message(TxGossip((good, forged))),
                      GENESIS_TIME_MS)
     assert exc.value.peer == "test-net/node1" and len(node.mempool) == 0
+
+
+def test_a_validator_that_was_down_catches_up_by_block_sync(g: Genesis, tmp_path: Path) -> None:
+    cluster = Cluster(g, tmp_path, down=frozenset({3}))
+    for i in range(4):  # several heights pass while node3 is down
+        cluster.submit([tx(g, key(7), nonce=i * 10 + j) for j in range(5)], at=i % 3)
+        cluster.run(12_000)
+    behind = cluster.nodes[3]
+    assert behind.chain.height == 0 and cluster.nodes[0].chain.height >= 4
+    cluster.down = frozenset()
+    behind.step(Start(cluster.now_ms))
+    cluster.submit([tx(g, key(7), nonce=999)], at=0)  # new traffic shows it is behind
+    cluster.run(20_000)
+    heads = {(n.chain.height, n.chain.frontier.root()) for n in cluster.nodes}
+    assert len(heads) == 1, heads
+    assert behind.chain.frontier.size == 21
+
+
+def test_synced_blocks_need_a_valid_certificate(g: Genesis, tmp_path: Path) -> None:
+    cluster = Cluster(g, tmp_path, down=frozenset({3}))
+    cluster.submit([tx(g, key(7), nonce=i) for i in range(3)])
+    cluster.run(3_000)
+    cluster.submit([tx(g, key(7), nonce=10 + i) for i in range(3)])
+    cluster.run(3_000)
+    source = cluster.nodes[0].store
+    first, second = source.block(1), source.block(2)
+    txs = tuple(SignedTx.from_cbor(t) for t in cbor.decode(first.txs))
+    behind = cluster.nodes[3]
+    forged = SyncBlocks((SyncedBlock(first.header, txs, second.certificate),))
+    with pytest.raises(PeerError, match="certificate"):
+        behind.receive("test-net/node0", encode_message(forged), cluster.now_ms)
+    assert behind.chain.height == 0
+    genuine = SyncBlocks((SyncedBlock(first.header, txs, first.certificate),))
+    behind.receive("test-net/node0", encode_message(genuine), cluster.now_ms)
+    assert behind.chain.height == 1

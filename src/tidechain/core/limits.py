@@ -62,6 +62,11 @@ MAX_PEER_MESSAGE_BYTES = MAX_BLOCK_TXS * MAX_TX_BYTES + 64 * 1024
 """A proposal carries its block: at most MAX_BLOCK_TXS transactions of MAX_TX_BYTES,
 plus the header and signatures."""
 
+MAX_SYNC_BLOCKS = 16
+"""Blocks in one sync answer, which also stays under MAX_PEER_MESSAGE_BYTES (the
+responder stops adding blocks before it would not); the requester asks again from
+where the answer ended. Small answers keep one lagging node from starving the others."""
+
 MAX_VALIDATORS = 64
 """Quorum certificates and trust files stay small; a consortium is tens of members."""
 

@@ -31,6 +31,7 @@ from tidechain.consensus import (
     Replica,
     SafetyState,
     SendTo,
+    Start,
     TransactionsAvailable,
     ValidateProposal,
     ValidatorInfo,
@@ -38,15 +39,36 @@ from tidechain.consensus import (
 )
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor, merkle
-from tidechain.core.errors import NotFound, PeerError, Rejected, TxRejected, invariant
-from tidechain.core.limits import MAX_BLOCK_TXS, MAX_DROPPED_REMEMBERED, MAX_QUERY_RESULTS
+from tidechain.core.errors import (
+    NotFound,
+    PeerError,
+    ProofError,
+    Rejected,
+    TxRejected,
+    invariant,
+)
+from tidechain.core.limits import (
+    MAX_BLOCK_TXS,
+    MAX_DROPPED_REMEMBERED,
+    MAX_PEER_MESSAGE_BYTES,
+    MAX_QUERY_RESULTS,
+    MAX_SYNC_BLOCKS,
+)
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
-from tidechain.node.wire import TxGossip, WireBlock, decode_message
+from tidechain.node.wire import (
+    PeerMessage,
+    SyncBlocks,
+    SyncedBlock,
+    SyncRequest,
+    TxGossip,
+    WireBlock,
+    decode_message,
+)
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -85,19 +107,22 @@ class Node:
         self._verifiers = {v.name: Verifier.of(v.name, v.public_key) for v in genesis.validators}
         saved = store.load_safety()
         safety = SafetyState.decode(saved) if saved is not None else None
+        # No empty blocks: an idle network writes nothing (the replica only starts a
+        # round once transactions are pending or a peer has started one).
+        self.params = params or ConsensusParams(create_empty_blocks=False)
         self.replica = Replica.restore(
             validators=self.validators,
             key=signer.key,
             name=signer.name,
-            # No empty blocks: an idle network writes nothing (the replica only starts
-            # a round once transactions are pending or a peer has started one).
-            params=params or ConsensusParams(create_empty_blocks=False),
+            params=self.params,
             safety=safety,
             committed_height=self.chain.height,
         )
         self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
         self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
+        self.replies: list[tuple[str, PeerMessage]] = []  # sync traffic, to one peer each
+        self._sync_asked_for = 0  # the height we last asked a peer to send blocks from
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         # Why recently dropped transactions were dropped, for late `wait` calls.
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
@@ -178,8 +203,65 @@ class Node:
             # Duplicates, replays and a full mempool are normal here: drop quietly.
             self.admit(message.txs, now_ms, from_peer=True)
             self.wake()
+        elif isinstance(message, SyncRequest):
+            self._answer_sync(sender, message.from_height)
+        elif isinstance(message, SyncBlocks):
+            self._apply_synced(sender, message.blocks, now_ms)
         else:
+            if message.height > self.chain.height + 1:
+                self._ask_sync(sender)  # it is ahead of us: fetch what we missed
             self.step(MessageReceived(sender, message))
+
+    # --- block sync ---------------------------------------------------------------------
+    def _ask_sync(self, peer: str) -> None:
+        wanted = self.chain.height + 1
+        if self._sync_asked_for != wanted:  # one request per height; answers drive more
+            self._sync_asked_for = wanted
+            self.replies.append((peer, SyncRequest(wanted)))
+
+    def _answer_sync(self, peer: str, from_height: int) -> None:
+        blocks: list[SyncedBlock] = []
+        size = 0
+        for height in range(from_height, min(self.chain.height, from_height +
+                                             MAX_SYNC_BLOCKS - 1) + 1):
+            stored = self.store.block(height)
+            txs = tuple(SignedTx.from_cbor(t) for t in cbor.decode(stored.txs))
+            size += len(stored.txs) + len(stored.certificate) + 1024
+            if blocks and size > MAX_PEER_MESSAGE_BYTES:
+                break
+            blocks.append(SyncedBlock(stored.header, txs, stored.certificate))
+        if blocks:
+            self.replies.append((peer, SyncBlocks(tuple(blocks))))
+
+    def _apply_synced(self, peer: str, blocks: tuple[SyncedBlock, ...], now_ms: int) -> None:
+        """Commit blocks a peer sent, trusting it for nothing: each needs a commit
+        certificate from a quorum of the validator set and must re-execute to exactly
+        its header. Then consensus resumes at the new height."""
+        applied = False
+        for block in blocks:
+            if block.header.height != self.chain.height + 1:
+                continue  # already have it (or a gap: ask again below)
+            try:
+                certificate = CommitCertificate.decode(block.certificate)
+                if certificate.block_hash != block.header.block_hash:
+                    raise ProofError("its certificate is for another block")
+                prepared = self.chain.validate(block.header, block.txs, self.store.committed)
+                certificate.verify(self.validators, prepared.checkpoint_body)
+            except Rejected as exc:
+                raise PeerError(peer, f"synced block {block.header.height}: {exc.reason}") from exc
+            self._prepared[prepared.block_hash] = prepared
+            self._commit(_BlockRef(prepared), certificate)
+            applied = True
+        if applied:
+            self.replica = Replica.restore(
+                validators=self.validators, key=self.signer.key, name=self.signer.name,
+                params=self.params, safety=self.replica.safety_state,
+                committed_height=self.chain.height)
+            self.step(Start(now_ms))
+            self.wake()
+            self._sync_asked_for = 0
+            if len(blocks) == MAX_SYNC_BLOCKS:
+                self._ask_sync(peer)  # there may be more
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
         prepared = self._prepared.get(block.block_hash)

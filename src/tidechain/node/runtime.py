@@ -186,6 +186,7 @@ class NodeRuntime:
         # (multi-validator, next issue); until it exists they are dropped, not kept.
         self.node.outbox.clear()
         self.node.gossip.clear()
+        self.node.replies.clear()
 
 
 def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:

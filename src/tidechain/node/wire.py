@@ -4,6 +4,8 @@ into a `PeerError` naming the sender).
 
     vote      {"t": "vote", "vote": <Vote map>}
     txs       {"t": "txs", "txs": [<transaction envelope map>...]}   (mempool gossip)
+    sync      {"t": "sync", "from": height}                          (block sync request)
+    blocks    {"t": "blocks", "blocks": [{"header", "txs", "cert"}...]}  (its answer)
     proposal  {"t": "proposal", "height", "round", "pol", "proposer", "sig",
                "header": <BlockHeader map>, "txs": [<transaction envelope map>...]}
 
@@ -20,7 +22,7 @@ from typing import Any
 from tidechain.consensus import Message, Proposal, Vote
 from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, TooLarge
-from tidechain.core.limits import MAX_BLOCK_TXS, MAX_PEER_MESSAGE_BYTES
+from tidechain.core.limits import MAX_BLOCK_TXS, MAX_PEER_MESSAGE_BYTES, MAX_SYNC_BLOCKS
 from tidechain.ledger.types import BlockHeader, SignedTx, checkpoint_body
 
 _PROPOSAL_FIELDS = {"t", "height", "round", "pol", "proposer", "sig", "header", "txs"}
@@ -55,12 +57,37 @@ class TxGossip:
     txs: tuple[SignedTx, ...]
 
 
-PeerMessage = Message | TxGossip
+@dataclass(frozen=True)
+class SyncRequest:
+    """"Send me committed blocks from this height on" (a node that fell behind)."""
+
+    from_height: int
+
+
+@dataclass(frozen=True)
+class SyncedBlock:
+    header: BlockHeader
+    txs: tuple[SignedTx, ...]
+    certificate: bytes  # CommitCertificate encoding: verified by the receiver
+
+
+@dataclass(frozen=True)
+class SyncBlocks:
+    blocks: tuple[SyncedBlock, ...]
+
+
+PeerMessage = Message | TxGossip | SyncRequest | SyncBlocks
 
 
 def encode_message(message: PeerMessage) -> bytes:
     if isinstance(message, TxGossip):
         return cbor.encode({"t": "txs", "txs": [cbor.Encoded(tx.encoded) for tx in message.txs]})
+    if isinstance(message, SyncRequest):
+        return cbor.encode({"t": "sync", "from": message.from_height})
+    if isinstance(message, SyncBlocks):
+        return cbor.encode({"t": "blocks", "blocks": [
+            {"header": b.header.to_cbor(), "txs": [cbor.Encoded(t.encoded) for t in b.txs],
+             "cert": b.certificate} for b in message.blocks]})
     if isinstance(message, Vote):
         return cbor.encode({"t": "vote", "vote": message.to_cbor()})
     block = message.block
@@ -87,6 +114,13 @@ def decode_message(data: bytes, origin: str) -> PeerMessage:
         return _decode_proposal(value, origin)
     if kind == "txs" and set(value) == {"t", "txs"}:
         return TxGossip(_decode_txs(value["txs"], "txs"))
+    if kind == "sync" and set(value) == {"t", "from"}:
+        height = value["from"]
+        if not isinstance(height, int) or isinstance(height, bool) or height < 1:
+            raise DecodeError("sync: 'from' must be a height")
+        return SyncRequest(height)
+    if kind == "blocks" and set(value) == {"t", "blocks"}:
+        return SyncBlocks(_decode_blocks(value["blocks"]))
     raise DecodeError(f"unknown peer message {str(kind)[:32]!r}")
 
 
@@ -110,3 +144,20 @@ def _decode_txs(raw: Any, what: str) -> tuple[SignedTx, ...]:
     if not isinstance(raw, list) or len(raw) > MAX_BLOCK_TXS:
         raise DecodeError(f"{what}: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
     return tuple(SignedTx.from_cbor(t) for t in raw)
+
+
+def _decode_blocks(raw: Any) -> tuple[SyncedBlock, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_SYNC_BLOCKS:
+        raise DecodeError(f"blocks: at most {MAX_SYNC_BLOCKS} per message")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"header", "txs", "cert"}:
+            raise DecodeError("blocks: each block is a map of header, txs, cert")
+        if not isinstance(item["cert"], bytes):
+            raise DecodeError("blocks: 'cert' must be bytes")
+        header = BlockHeader.from_cbor(item["header"])
+        txs = _decode_txs(item["txs"], "blocks")
+        if header.tx_count != len(txs):
+            raise DecodeError("blocks: header's tx count differs from the transactions sent")
+        out.append(SyncedBlock(header, txs, item["cert"]))
+    return tuple(out)
