@@ -5,9 +5,11 @@
       genesis.cbor        the genesis (canonical CBOR; chain id = SHA-256 of it)
       trust.txt           validators' C2SP verifier keys + quorum: what verifiers need
       client.key          a depositor key for the CLI (C2SP PRIVATE+KEY form)
+      ca.pem, ca.key      the network CA that issues node TLS certificates (key 0600)
       node0/
-        node.toml         this node's name, API address, data directory
+        node.toml         this node's name, API and peer addresses, its peers
         validator.key     the validator's signing key (mode 0600)
+        tls/              ca.pem, node.pem, node.key (0600): peer TLS (ADR 0005)
         data/chain.sqlite the node's store (created on first start)
 """
 
@@ -25,13 +27,30 @@ from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
 from tidechain.core.trust import Trust, format_trust
 from tidechain.ledger.types import Genesis, GenesisValidator
+from tidechain.node.tls import (
+    TlsError,
+    TlsFiles,
+    check_node_name,
+    issue_node_certificate,
+    make_network_ca,
+    write_node_tls,
+    write_private_pem,
+)
 
 DEFAULT_API_PORT = 8680
+PEER_PORT_OFFSET = 100  # node i listens for peers on base_port + PEER_PORT_OFFSET + i
 NET_ENV = "TIDE_NET"
 
 
 class ConfigError(Rejected):
     code = "config"
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    name: str  # the peer's node name = the CN of its TLS certificate
+    host: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,17 @@ class NodeConfig:
     api_host: str
     api_port: int
     mempool_max_txs: int = MEMPOOL_MAX_TXS
+    peer_host: str = "127.0.0.1"
+    peer_port: int = 0  # 0: no peer listener (a network of one)
+    peers: tuple[PeerAddress, ...] = ()
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles.in_directory(self.directory / "tls")
+
+    def peer_addresses(self) -> dict[str, tuple[str, int]]:
+        """The `peers` argument of `PeerNetwork`."""
+        return {p.name: (p.host, p.port) for p in self.peers}
 
     @property
     def data_path(self) -> Path:
@@ -88,20 +118,33 @@ def init_network(
     """Create a new network: keys, genesis, trust file, node configs."""
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
-    if not 1 <= base_port <= 65535 - validators + 1:
-        raise ConfigError(f"ports {base_port}..{base_port + validators - 1} are not all "
-                          "in 1..65535")
+    if not 1 <= base_port <= 65535 - PEER_PORT_OFFSET - validators + 1:
+        raise ConfigError(f"ports {base_port}..{base_port + PEER_PORT_OFFSET + validators - 1}"
+                          " are not all in 1..65535")
     if not 1 <= validators <= MAX_VALIDATORS:
         raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}")
     if not name or any(c in name for c in " +/\t\n") or not name.isascii():
         raise ConfigError("network name must be ASCII without spaces, '+' or '/'")
     directory.mkdir(parents=True, exist_ok=True)
+    now_ms = int(time.time() * 1000)
+    try:
+        ca = make_network_ca(name, now_ms)
+    except TlsError as exc:
+        raise ConfigError(exc.reason) from exc
+    (directory / "ca.pem").write_bytes(ca[0])
+    write_private_pem(directory / "ca.key", ca[1])
+    addresses = [PeerAddress(f"node{i}", host, base_port + PEER_PORT_OFFSET + i)
+                 for i in range(validators)]
     nodes: list[NodeConfig] = []
     gen_validators = []
-    for i in range(validators):
-        node_dir = directory / f"node{i}"
+    for i, me in enumerate(addresses):
+        node_dir = directory / me.name
         node_dir.mkdir()
-        node = NodeConfig(node_dir, f"node{i}", f"{name}/node{i}", host, base_port + i)
+        node = NodeConfig(node_dir, me.name, f"{name}/{me.name}", host, base_port + i,
+                          peer_host=host, peer_port=me.port,
+                          peers=tuple(a for a in addresses if a != me))
+        write_node_tls(node.tls_files.cert.parent, ca[0],
+                       issue_node_certificate(ca, me.name, now_ms, ip_addresses=(host,)))
         signer = write_key(node.key_path, node.key_name, os.urandom(32))
         gen_validators.append(GenesisValidator(node.key_name, signer.key.public_key))
         _write_node_toml(node)
@@ -112,7 +155,8 @@ def init_network(
     (directory / "trust.txt").write_text(trust_file_text(genesis))
     (directory / "network.toml").write_text(
         f'name = "{name}"\nchain_id = "{genesis.chain_id.hex()}"\norigin = "{genesis.origin}"\n'
-        + "".join(f'\n[[nodes]]\nname = "{n.name}"\napi = "{n.api_url}"\n' for n in nodes)
+        + "".join(f'\n[[nodes]]\nname = "{n.name}"\napi = "{n.api_url}"\n'
+                  f'peer = "{n.peer_host}:{n.peer_port}"\n' for n in nodes)
     )
     return nodes
 
@@ -127,6 +171,9 @@ def _write_node_toml(node: NodeConfig) -> None:
     (node.directory / "node.toml").write_text(
         f'name = "{node.name}"\nkey_name = "{node.key_name}"\n'
         f'api_host = "{node.api_host}"\napi_port = {node.api_port}\n'
+        f'peer_host = "{node.peer_host}"\npeer_port = {node.peer_port}\n'
+        + "".join(f'\n[[peers]]\nname = "{p.name}"\nhost = "{p.host}"\nport = {p.port}\n'
+                  for p in node.peers)
     )
 
 
@@ -140,11 +187,28 @@ def load_node(directory: Path) -> NodeConfig:
             _bounded(data.get("api_port", DEFAULT_API_PORT), "api_port", 1, 65535),
             _bounded(data.get("mempool_max_txs", MEMPOOL_MAX_TXS), "mempool_max_txs",
                      1, MEMPOOL_MAX_TXS),
+            peer_host=str(data.get("peer_host", "127.0.0.1")),
+            peer_port=_bounded(data.get("peer_port", 0), "peer_port", 0, 65535),
+            peers=_peer_addresses(data.get("peers", [])),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc
-    except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except TlsError as exc:
+        raise ConfigError(f"{path}: {exc.reason}") from exc
+
+
+def _peer_addresses(entries: list[dict[str, object]]) -> tuple[PeerAddress, ...]:
+    if len(entries) >= MAX_VALIDATORS:
+        raise ConfigError(f"at most {MAX_VALIDATORS - 1} peers")
+    return tuple(_peer_address(entry) for entry in entries)
+
+
+def _peer_address(entry: dict[str, object]) -> PeerAddress:
+    name = str(entry["name"])
+    check_node_name(name)  # it must match a certificate CN
+    return PeerAddress(name, str(entry["host"]), _bounded(entry["port"], "peer port", 1, 65535))
 
 
 def _bounded(value: object, name: str, low: int, high: int) -> int:
