@@ -11,8 +11,9 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
-from tidechain.consensus import Start, Tick
+from tidechain.consensus import Broadcast, SendTo, Start, Tick
 from tidechain.core.errors import Busy, NotFound, Rejected
 from tidechain.core.limits import (
     COMMIT_WAIT_MAX_MS,
@@ -23,6 +24,7 @@ from tidechain.core.limits import (
 )
 from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed, Node
+from tidechain.node.wire import TxGossip, encode_message
 
 log = logging.getLogger("tidechain.node")
 
@@ -34,9 +36,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Network(Protocol):
+    """What the runtime needs of the peer transport (`node.peers.PeerNetwork`)."""
+
+    def send(self, peer: str, payload: bytes) -> bool: ...
+    def broadcast(self, payload: bytes) -> set[str]: ...
+
+
 class NodeRuntime:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.network: Network | None = None  # set by `serve` when the node has peers
+        # Transport names are node names ("node1"); consensus names are key names
+        # ("acme-net/node1").
+        self._prefix = node.genesis.name + "/"
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._waiter_count = 0
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
@@ -175,18 +188,44 @@ class NodeRuntime:
         finally:
             self._unregister(tx_id, future)
 
+    def on_peer_message(self, sender: str, payload: bytes) -> None:
+        """From the transport. A PeerError propagates: the transport disconnects the
+        sender and logs it by name."""
+        self.node.receive(self._prefix + sender, payload, now_ms())
+        self._deliver()
+
+    def _send_out(self) -> None:
+        """Hand what the node queued for peers to the transport (or drop it: a network
+        of one has no peers)."""
+        node = self.node
+        outbox, node.outbox = node.outbox, []
+        gossip, node.gossip = node.gossip, []
+        replies, node.replies = node.replies, []
+        network = self.network
+        if network is None:
+            return
+        if gossip:
+            network.broadcast(encode_message(TxGossip(tuple(gossip))))
+        for action in outbox:
+            if isinstance(action, Broadcast):
+                network.broadcast(encode_message(action.message))
+            elif isinstance(action, SendTo):
+                network.send(self._node_name(action.peer), encode_message(action.message))
+        for peer, message in replies:
+            network.send(self._node_name(peer), encode_message(message))
+
+    def _node_name(self, key_name: str) -> str:
+        return key_name.removeprefix(self._prefix)
+
     def _deliver(self) -> None:
-        """Wake submitters whose transactions committed or were dropped."""
+        """Wake submitters whose transactions committed or were dropped; send what the
+        node queued for its peers."""
         commits, self.node.commits = self.node.commits, []
         for committed in commits:
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
-        # Network delivery of node.outbox and node.gossip belongs to the peer layer
-        # (multi-validator, next issue); until it exists they are dropped, not kept.
-        self.node.outbox.clear()
-        self.node.gossip.clear()
-        self.node.replies.clear()
+        self._send_out()
 
 
 def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:

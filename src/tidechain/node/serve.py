@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
 import signal
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from tidechain.api.server import Api
 from tidechain.node.config import ConfigError, load_genesis, load_node
 from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
+from tidechain.node.peers import PeerNetwork
 from tidechain.node.runtime import NodeRuntime
+from tidechain.node.tls import client_context, server_context
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -26,10 +30,19 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
         raise ConfigError(f"port {port} is not in 1..65535")
     store = Store(config.data_path)
     runner: web.AppRunner | None = None
+    network: PeerNetwork | None = None
     try:
         node = Node(genesis, store, config.signer(),
                     mempool=Mempool(config.mempool_max_txs))
         runtime = NodeRuntime(node)
+        if config.peers:
+            tls = config.tls_files
+            network = PeerNetwork(
+                config.name, config.peer_host, config.peer_port, config.peer_addresses(),
+                server_context(tls), client_context(tls), runtime.on_peer_message,
+                rng=random.Random(os.urandom(16)))
+            runtime.network = network
+            await network.start()
         runner = web.AppRunner(Api(runtime).app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, config.api_host, port or config.api_port)
@@ -42,6 +55,8 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
             loop.add_signal_handler(sig, runtime.stop)
         await runtime.run()
     finally:
+        if network is not None:
+            await network.stop()
         if runner is not None:
             await runner.cleanup()
         store.close()
