@@ -42,6 +42,11 @@ MAX_BLOCK_TXS = 4000
 """Per block. At 5,000 tx/s and sub-second blocks this is never the bottleneck;
 it bounds one SQLite transaction and one proposal message (< 64 MiB)."""
 
+MAX_BLOCK_TXS_SHARED = 1000
+"""Per block when other validators must re-execute it before voting: a block's build
+and validation must stay well inside the consensus timeouts on a 2-core machine
+(measured: 4,000-transaction blocks made rounds time out with 4 validators)."""
+
 MEMPOOL_MAX_TXS = 50_000
 """Back-pressure point: ~10 s of target load. Past it, submit answers Busy."""
 
@@ -51,8 +56,8 @@ MAX_DROPPED_REMEMBERED = 10_000
 """Transactions dropped from the mempool (expired, replayed) whose reason a node keeps,
 so a submitter asking later learns why; older reasons are forgotten first."""
 
-MAX_SUBMIT_BATCH = 5000
-"""Transactions in one POST /v1/tx/batch request."""
+MAX_SUBMIT_BATCH = 4000
+"""Transactions in one POST /v1/tx/batch request (a CBOR array: at most MAX_CBOR_ITEMS)."""
 
 MAX_HTTP_BODY_BYTES = MAX_SUBMIT_BATCH * MAX_TX_BYTES // 4
 """~20 MiB: a full batch of typical (<= 4 KiB) transactions."""

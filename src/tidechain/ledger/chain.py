@@ -183,10 +183,13 @@ class Chain:
         )
 
     def validate(
-        self, header: BlockHeader, txs: Sequence[SignedTx], committed: CommittedFilter
+        self, header: BlockHeader, txs: Sequence[SignedTx], committed: CommittedFilter,
+        already_verified: Callable[[SignedTx], bool] = lambda tx: False,
     ) -> PreparedBlock:
         """Re-execute a block proposed by another validator (or fetched by sync) and
-        check that its header is exactly what execution gives. Raises Rejected."""
+        check that its header is exactly what execution gives. Raises Rejected.
+        `already_verified` names transactions whose signature this node has checked
+        before (its own mempool's), so each signature is verified once per node."""
         if header.chain_id != self.chain_id:
             raise Rejected("block is for another chain", code="wrong_chain")
         if header.height != self.height + 1 or header.prev_hash != self.head_hash:
@@ -196,7 +199,8 @@ class Chain:
         if len(txs) > MAX_BLOCK_TXS:
             raise Rejected("block has too many transactions", code="too_large")
         for tx in txs:
-            check_tx_static(tx, self.chain_id)
+            if tx.body.chain_id != self.chain_id or not already_verified(tx):
+                check_tx_static(tx, self.chain_id)
         accepted, dropped = self.select(txs, header.time_ms, committed)
         if dropped or len(accepted) != len(txs):
             raise Rejected("block contains an invalid, expired or replayed transaction",

@@ -42,6 +42,9 @@ class Mempool:
         self._txs[tx.tx_id] = tx
         self._bytes += size
 
+    def get(self, tx_id: bytes) -> SignedTx | None:
+        return self._txs.get(tx_id)
+
     def peek(self, max_txs: int) -> list[SignedTx]:
         """The oldest `max_txs` pending transactions (FIFO: first come, first served)."""
         out: list[SignedTx] = []

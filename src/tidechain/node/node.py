@@ -49,6 +49,7 @@ from tidechain.core.errors import (
 )
 from tidechain.core.limits import (
     MAX_BLOCK_TXS,
+    MAX_BLOCK_TXS_SHARED,
     MAX_DROPPED_REMEMBERED,
     MAX_PEER_MESSAGE_BYTES,
     MAX_QUERY_RESULTS,
@@ -160,7 +161,8 @@ class Node:
 
     def _build_proposal(self, action: BuildProposal) -> Event:
         time_ms = max(action.time_ms, self.chain.head_time_ms + 1)
-        candidates = self.mempool.peek(MAX_BLOCK_TXS)
+        shared = len(self.validators.validators) > 1
+        candidates = self.mempool.peek(MAX_BLOCK_TXS_SHARED if shared else MAX_BLOCK_TXS)
         accepted, dropped = self.chain.select(candidates, time_ms, self.store.committed)
         if dropped:
             self.mempool.remove([tx.tx_id for tx, _ in dropped])
@@ -180,7 +182,8 @@ class Node:
         if not isinstance(block, WireBlock) or block.header.proposer != proposer:
             return False
         try:
-            prepared = self.chain.validate(block.header, block.txs, self.store.committed)
+            prepared = self.chain.validate(block.header, block.txs, self.store.committed,
+                                           self._in_mempool)
         except Rejected as exc:
             log.warning("invalid block %s at height %d proposed by %s: %s",
                         block.block_hash.hex()[:16], block.height, block.header.proposer,
@@ -188,6 +191,11 @@ class Node:
             return False
         self._prepared[prepared.block_hash] = prepared
         return True
+
+    def _in_mempool(self, tx: SignedTx) -> bool:
+        """Admitted here, so its signature was checked here: the very same bytes."""
+        pending = self.mempool.get(tx.tx_id)
+        return pending is not None and pending.encoded == tx.encoded
 
     def receive(self, sender: str, data: bytes, now_ms: int) -> None:
         """A message from a peer. Bad bytes raise PeerError naming the peer; a
