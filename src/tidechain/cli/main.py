@@ -246,6 +246,24 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_cluster_up(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.node.cluster import cluster_up
+
+    net = resolve_network_dir(args.net)
+    started = cluster_up(net)
+    out.result({"nodes": [{"name": n, "pid": p, "api": u} for n, p, u in started]},
+               [f"{n}  pid {p}  {u}" for n, p, u in started])
+    return EXIT_OK
+
+
+def cmd_cluster_down(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.node.cluster import cluster_down
+
+    stopped = cluster_down(resolve_network_dir(args.net))
+    out.result({"stopped": stopped}, [f"stopped {stopped} node process(es)"])
+    return EXIT_OK
+
+
 def cmd_deposit(args: argparse.Namespace, out: Output) -> int:
     path = Path(args.file)
     meta = _parse_meta(args.meta or [])
@@ -440,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node_dir", metavar="NODE_DIR")
     p.add_argument("--port", type=int, default=None, metavar="P",
                    help="API port (default: node.toml's)")
+
+    cluster = _group(commands, "cluster", "run every node of --net as local processes")
+    _add(cluster, "up", cmd_cluster_up, "start all nodes of the network (logs in NET/nodeN/)")
+    _add(cluster, "down", cmd_cluster_down, "stop the nodes started by `tide cluster up`")
 
     p = _add(commands, "deposit", cmd_deposit,
              "deposit a file's SHA-256 digest and write FILE.tlog-proof")
