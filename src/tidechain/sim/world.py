@@ -1,0 +1,520 @@
+"""One simulated network: replicas, their disks, the fake network and the virtual clock.
+
+The world is the shell of every replica (see `consensus/events.py`): it executes
+actions in order, persists `PersistSafety` and `Commit` to the node's fake disk before
+anything later, answers `BuildProposal` and `ValidateProposal` after a short delay, and
+delivers messages through `FakeNetwork`. A crash can cut a step's actions between any
+two of them; the node restarts with `Replica.restore` from its disk as it was.
+
+A run has two phases. During the fault phase messages are lost, duplicated, delayed,
+reordered and partitioned, and honest nodes crash and restart. Then the network heals
+(synchronous links, everybody up) and every honest node must commit `HEAL_HEIGHTS`
+more heights within `HEAL_BUDGET_MS`. Byzantine validators misbehave throughout.
+
+Block sync is modelled too, because consensus alone cannot bring back a node that is
+two heights behind (ADR 0004): nodes ask a random peer for committed blocks with
+their certificates, verify them, and rebuild their replica at the new height.
+
+All randomness comes from one `random.Random(seed)`; nothing iterates a set or reads
+a clock, so a seed replays exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tidechain.consensus import (
+    Action,
+    Broadcast,
+    BuildProposal,
+    Commit,
+    CommitCertificate,
+    Event,
+    Message,
+    MessageReceived,
+    PersistSafety,
+    Proposal,
+    ProposalBuilt,
+    ProposalValidated,
+    Replica,
+    SafetyState,
+    SendTo,
+    Start,
+    Tick,
+    ValidateProposal,
+    ValidatorInfo,
+    ValidatorSet,
+)
+from tidechain.consensus.messages import BlockLike
+from tidechain.core.crypto import SigningKey, sha256
+from tidechain.core.errors import PeerError
+from tidechain.sim.blocks import make_block
+from tidechain.sim.byzantine import Equivocator
+from tidechain.sim.checkers import Checkers, SimFailure, signer_of
+from tidechain.sim.network import FakeNetwork
+from tidechain.sim.scenario import (
+    HEAL_BUDGET_MS,
+    HEAL_HEIGHTS,
+    SIM_PARAMS,
+    TICK_MS,
+    Mode,
+    Scenario,
+    draw_scenario,
+)
+from tidechain.sim.trace import Trace, describe_action, describe_event, describe_message, short
+
+DEFAULT_FAULT_MS = 6_000
+"""Length of the fault phase (virtual ms): long enough for dozens of rounds."""
+
+SYNC_INTERVAL_MS = 500  # how often each node asks a random peer for blocks
+SYNC_BATCH = 8  # blocks per sync answer
+SYNC_STALL_MS = 3_000
+"""Adopt blocks only one height ahead after this long without progress, so block sync
+does not hide consensus's own catch-up (one height behind is the replica's job)."""
+CRASH_WINDOW_MS = 200  # an armed crash waits this long for a step with actions to cut
+_ANSWER_DELAY_MS = (1, 20)  # the shell's build / validate latency
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    requester: str  # node id to answer
+    from_height: int
+
+
+@dataclass(frozen=True)
+class SyncResponse:
+    committed_height: int  # the responder's
+    entries: tuple[tuple[BlockLike, CommitCertificate], ...]
+
+
+Payload = Event | SyncRequest | SyncResponse
+_NETWORK = -1  # "incarnation" of queue items that come over the network
+
+
+@dataclass
+class Disk:
+    """What survives a crash: the safety record's bytes, committed blocks with their
+    certificates, and the block the safety record is locked on (if the node had it)."""
+
+    safety: bytes | None = None
+    blocks: list[tuple[BlockLike, CommitCertificate]] = field(default_factory=list)
+    locked_block: BlockLike | None = None
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks)
+
+    def safety_state(self) -> SafetyState | None:
+        return None if self.safety is None else SafetyState.decode(self.safety)
+
+
+@dataclass
+class SimNode:
+    node_id: str  # unique (twins share a name and key, not an id)
+    name: str  # validator name
+    key: SigningKey
+    honest: bool
+    peers: list[str]  # node ids it exchanges messages with, sorted
+    equivocator: Equivocator | None = None
+    disk: Disk = field(default_factory=Disk)
+    replica: Replica | None = None  # None while crashed
+    incarnation: int = 0
+    seen: dict[bytes, BlockLike] = field(default_factory=dict)  # memory: lost on crash
+    persisted: SafetyState | None = None  # decoded disk.safety, for the checker
+    up_at_ms: int = 0
+    crash_armed_ms: int | None = None
+    progress_ms: int = 0  # last time its committed height moved
+
+
+@dataclass(frozen=True)
+class SimResult:
+    seed: int
+    validators: int
+    byzantine: int
+    kind: str | None  # None: passed; else safety, liveness or crash
+    reason: str | None
+    digest: str  # of the trace
+    end_ms: int
+    min_height: int  # lowest committed height among honest nodes at the end
+    evidence: int  # equivocations honest replicas recorded
+    stats: dict[str, int]  # how much of each fault the run exercised
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None
+
+
+def sim_keys(validators: int) -> list[SigningKey]:
+    return [SigningKey(sha256(b"tidechain/sim/key/%d" % i)) for i in range(validators)]
+
+
+class World:
+    """One seeded run. `run()` returns a `SimResult`; it never raises for a failure."""
+
+    def __init__(self, seed: int, validators: int, byzantine: int, *,
+                 fault_ms: int = DEFAULT_FAULT_MS, heal_budget_ms: int = HEAL_BUDGET_MS,
+                 sink: Callable[[str], None] | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.scenario: Scenario = draw_scenario(self.rng, seed, validators, byzantine,
+                                                fault_ms)
+        self.keys = sim_keys(validators)
+        self.validator_set = ValidatorSet(tuple(
+            ValidatorInfo(f"v{i}", k.public_key) for i, k in enumerate(self.keys)))
+        self.invalid: set[bytes] = set()
+        self.checkers = Checkers(self.validator_set, self.invalid)
+        self.network = FakeNetwork(self.rng, self.scenario.faults)
+        self.trace = Trace(sink)
+        self.stats: Counter[str] = Counter()
+        self.now_ms = 0
+        self.healed_at_ms: int | None = None
+        self.heal_budget_ms = heal_budget_ms
+        self.heal_target = 0
+        self._queue: list[tuple[int, int, str, int, Payload]] = []
+        self._schedule: list[tuple[int, int, str, tuple[str, ...], int]] = []
+        self._seq = 0
+        self._partition: int | None = None  # the partition episode in force
+        self._cut_short = False  # the crash being executed cut a step's actions
+        self.nodes: dict[str, SimNode] = {}
+        self._build_nodes()
+        self._draw_schedule()
+
+    # --- setup ------------------------------------------------------------------------
+    def _build_nodes(self) -> None:
+        scenario, faults = self.scenario, self.scenario.faults
+        modes = dict(zip(scenario.byzantine, scenario.modes, strict=True))
+        for i, key in enumerate(self.keys):
+            name, mode = f"v{i}", modes.get(i)
+            ids = [f"{name}a", f"{name}b"] if mode is Mode.TWINS else [name]
+            for node_id in ids:
+                node = SimNode(node_id, name, key, honest=mode is None, peers=[])
+                if mode is Mode.EQUIVOCATE:
+                    node.equivocator = Equivocator(
+                        name=name, key=key, validators=self.validator_set, rng=self.rng,
+                        chance=faults.equivocation, invalid_chance=faults.invalid_blocks,
+                        mark_invalid=self.invalid.add)
+                self.nodes[node_id] = node
+        self._draw_links()
+
+    def _draw_links(self) -> None:
+        """Everyone talks to everyone, except that each node sees twin a, twin b or
+        both of every twinned validator (twins never talk to each other)."""
+        ids = list(self.nodes)
+        twinned = [n for n in dict.fromkeys(self.nodes[i].name for i in ids)
+                   if f"{n}a" in self.nodes]
+        view = {(x, t): self.rng.choice(("a", "b", "ab")) for x in ids for t in twinned}
+
+        def sees(x: str, y: str) -> bool:
+            name = self.nodes[y].name
+            return name not in twinned or y[-1] in view[(x, name)]
+
+        for x in ids:
+            self.nodes[x].peers = [y for y in ids if self.nodes[y].name != self.nodes[x].name
+                                   and sees(x, y) and sees(y, x)]
+
+    def _draw_schedule(self) -> None:
+        faults, rng = self.scenario.faults, self.rng
+        honest = [i for i, n in self.nodes.items() if n.honest]
+        for _ in range(faults.crashes):
+            at = rng.randint(0, faults.fault_ms - 1)
+            self._plan(at, "crash", (rng.choice(honest),), rng.randint(50, 3_000))
+        ids = list(self.nodes)
+        for episode in range(faults.partitions):
+            at = rng.randint(0, faults.fault_ms - 1)
+            groups = rng.choice((2, 3))
+            side = [str(rng.randrange(groups)) for _ in ids]
+            self._plan(at, "partition", tuple(f"{i}={g}" for i, g in zip(ids, side,
+                                                                          strict=True)),
+                       episode)
+            self._plan(at + rng.randint(200, 4_000), "reconnect", (), episode)
+
+    def _plan(self, at_ms: int, what: str, args: tuple[str, ...], number: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._schedule, (at_ms, self._seq, what, args, number))
+
+    # --- the run ------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        kind = reason = None
+        try:
+            self._run()
+        except SimFailure as failure:
+            kind, reason = failure.kind, failure.reason
+        except Exception as exc:  # any other exception is a bug: report it with the seed
+            kind, reason = "crash", f"{type(exc).__name__}: {exc}"
+        if reason is not None:
+            self.trace.add(self.now_ms, "-", f"FAILED ({kind}): {reason}")
+        honest = [n for n in self.nodes.values() if n.honest]
+        return SimResult(
+            seed=self.scenario.seed, validators=self.scenario.validators,
+            byzantine=len(self.scenario.byzantine), kind=kind, reason=reason,
+            digest=self.trace.digest, end_ms=self.now_ms,
+            min_height=min(n.disk.height for n in honest),
+            evidence=sum(len(n.replica.evidence) for n in honest if n.replica is not None),
+            stats=dict(sorted(self.stats.items())))
+
+    def _run(self) -> None:
+        self.trace.add(0, "-", f"scenario {self.scenario}")
+        for node_id in self._shuffled_ids():
+            self._boot(self.nodes[node_id])
+        fault_ms = self.scenario.faults.fault_ms
+        while True:
+            self.now_ms += TICK_MS
+            self._apply_schedule()
+            if self.healed_at_ms is None and self.now_ms >= fault_ms:
+                self._heal()
+            self._deliver_due()
+            self._restart_due()
+            for node_id in self._shuffled_ids():
+                node = self.nodes[node_id]
+                if node.replica is not None:
+                    self._step(node, Tick(self.now_ms))
+            if self.now_ms % SYNC_INTERVAL_MS == 0:
+                self._ask_for_blocks()
+            if self.healed_at_ms is not None and self._recovered():
+                return
+
+    def _shuffled_ids(self) -> list[str]:
+        ids = list(self.nodes)
+        self.rng.shuffle(ids)
+        return ids
+
+    def _recovered(self) -> bool:
+        assert self.healed_at_ms is not None
+        lagging = [n for n in self.nodes.values()
+                   if n.honest and n.disk.height < self.heal_target]
+        if not lagging:
+            return True
+        if self.now_ms - self.healed_at_ms > self.heal_budget_ms:
+            raise SimFailure("liveness", f"target height {self.heal_target} not reached "
+                                         f"{self.heal_budget_ms} ms after the heal; "
+                                         f"{self._positions()}")
+        return False
+
+    def _positions(self) -> str:
+        """Where every node is: committed height and replica (height, round)."""
+        parts = []
+        for node_id in sorted(self.nodes):
+            node = self.nodes[node_id]
+            where = "down" if node.replica is None else (
+                f"h{node.replica.height}r{node.replica.round}")
+            honesty = "" if node.honest else "*"
+            parts.append(f"{node_id}{honesty}@{node.disk.height}:{where}")
+        return " ".join(parts)
+
+    def _heal(self) -> None:
+        self.healed_at_ms = self.now_ms
+        self.network.heal()
+        honest = [n for n in self.nodes.values() if n.honest]
+        self.heal_target = max(n.disk.height for n in honest) + HEAL_HEIGHTS
+        self.trace.add(self.now_ms, "-", f"HEAL target height {self.heal_target}")
+        for node in self.nodes.values():
+            node.crash_armed_ms = None
+            if node.replica is None:
+                self._boot(node)
+
+    # --- fault schedule -----------------------------------------------------------------
+    def _apply_schedule(self) -> None:
+        while self._schedule and self._schedule[0][0] <= self.now_ms:
+            _, _, what, args, number = heapq.heappop(self._schedule)
+            if self.healed_at_ms is not None:
+                continue  # the heal ended all faults
+            if what == "crash":
+                node = self.nodes[args[0]]
+                if node.replica is not None and node.crash_armed_ms is None:
+                    node.crash_armed_ms = self.now_ms
+                    node.up_at_ms = self.now_ms + number  # number: downtime
+            elif what == "partition":
+                groups: dict[str, list[str]] = {}
+                for item in args:
+                    node_id, group = item.split("=")
+                    groups.setdefault(group, []).append(node_id)
+                self.network.partition(groups.values())
+                self.stats["partitions"] += 1
+                self._partition = number
+                self.trace.add(self.now_ms, "-", f"PARTITION {sorted(groups.values())}")
+            elif what == "reconnect" and self._partition == number:
+                self.network.reconnect()
+                self.trace.add(self.now_ms, "-", "RECONNECT")
+
+    def _crash(self, node: SimNode) -> None:
+        node.replica = None
+        node.crash_armed_ms = None
+        node.seen = {}
+        node.incarnation += 1
+        self.stats["crashes"] += 1
+        self.stats["crashes mid-step"] += bool(self._cut_short)
+        self.trace.add(self.now_ms, node.node_id, f"CRASH (disk height {node.disk.height})")
+
+    def _restart_due(self) -> None:
+        for node in self.nodes.values():
+            if node.replica is None and node.up_at_ms <= self.now_ms:
+                self._boot(node)
+
+    def _boot(self, node: SimNode) -> None:
+        """(Re)start a node's replica from its disk as it is."""
+        node.incarnation += 1
+        node.persisted = node.disk.safety_state()
+        node.replica = Replica.restore(
+            validators=self.validator_set, key=node.key, name=node.name, params=SIM_PARAMS,
+            safety=node.persisted, committed_height=node.disk.height,
+            locked_block=node.disk.locked_block)
+        self.trace.add(self.now_ms, node.node_id,
+                       f"BOOT at height {node.replica.height} round {node.replica.round}")
+        self._step(node, Start(self.now_ms))
+
+    # --- stepping a replica -------------------------------------------------------------
+    def _step(self, node: SimNode, event: Event) -> None:
+        replica = node.replica
+        assert replica is not None
+        try:
+            actions = replica.step(event)
+        except PeerError as exc:
+            self._rejected(node, event, exc)
+            return
+        if actions or not isinstance(event, Tick):
+            self.trace.add(self.now_ms, node.node_id, describe_event(event))
+        cut = len(actions)
+        armed = node.crash_armed_ms
+        crash = armed is not None and (bool(actions) or self.now_ms >= armed + CRASH_WINDOW_MS)
+        if crash:
+            cut = self.rng.randint(0, len(actions))
+            self._cut_short = cut < len(actions)
+        for action in actions[:cut]:
+            self.trace.add(self.now_ms, node.node_id, describe_action(action))
+            self._execute(node, action)
+        if crash:
+            self._crash(node)
+
+    def _rejected(self, node: SimNode, event: Event, exc: PeerError) -> None:
+        """A real shell would drop the peer. Only a Byzantine signer may cause this."""
+        if isinstance(event, MessageReceived) and self._is_honest(signer_of(event.message)):
+            raise SimFailure("crash", f"{node.node_id} rejected an honest message: {exc}")
+        self.trace.add(self.now_ms, node.node_id, f"rejected: {exc}")
+
+    def _is_honest(self, name: str) -> bool:
+        node = self.nodes.get(name)
+        return node is not None and node.honest
+
+    def _execute(self, node: SimNode, action: Action) -> None:
+        if isinstance(action, PersistSafety):
+            node.disk.safety = action.state.encode()
+            node.persisted = action.state
+            locked = action.state.locked_hash
+            if locked is not None and locked in node.seen:
+                node.disk.locked_block = node.seen[locked]
+        elif isinstance(action, Broadcast):
+            self._send(node, node.peers, action.message)
+        elif isinstance(action, SendTo):
+            self._send(node, [p for p in node.peers if self.nodes[p].name == action.peer],
+                       action.message)
+        elif isinstance(action, BuildProposal):
+            self._build(node, action)
+        elif isinstance(action, ValidateProposal):
+            block = action.proposal.block
+            node.seen[block.block_hash] = block
+            self._answer(node, ProposalValidated(action.proposal,
+                                                 block.block_hash not in self.invalid))
+        elif isinstance(action, Commit):
+            self._commit(node, action.block, action.certificate)
+
+    def _build(self, node: SimNode, action: BuildProposal) -> None:
+        if node.equivocator is not None:
+            block: BlockLike = node.equivocator.fresh_block(action.height, b"build")
+        else:
+            tag = f"{node.node_id}/{action.round}/".encode() + self.rng.randbytes(8)
+            block = make_block(action.height, tag)
+        node.seen[block.block_hash] = block
+        self._answer(node, ProposalBuilt(action.height, action.round, block))
+
+    def _answer(self, node: SimNode, event: Event) -> None:
+        """The shell's answer arrives a little later, unless the node crashes first."""
+        self._push(self.now_ms + self.rng.randint(*_ANSWER_DELAY_MS), node.node_id,
+                   node.incarnation, event)
+
+    def _commit(self, node: SimNode, block: BlockLike, certificate: CommitCertificate) -> None:
+        self.checkers.on_commit(node.node_id, node.honest, node.disk.height, block,
+                                certificate)
+        node.disk.blocks.append((block, certificate))
+        node.progress_ms = self.now_ms
+
+    # --- the network ----------------------------------------------------------------------
+    def _send(self, node: SimNode, dests: list[str], message: Message) -> None:
+        if node.honest and signer_of(message) == node.name:
+            self.checkers.on_honest_send(node.node_id, message, node.persisted,
+                                         node.disk.height)
+        plan = [(dests, message)]
+        if node.equivocator is not None:
+            plan = node.equivocator.split(message, dests)
+        for targets, outgoing in plan:
+            if outgoing is not message:
+                self.stats["equivocations"] += 1
+                self.trace.add(self.now_ms, node.node_id,
+                               f"EQUIVOCATE to {targets}: {describe_message(outgoing)}")
+            for dest in targets:
+                self._transmit(node.node_id, dest, MessageReceived(node.name, outgoing))
+
+    def _transmit(self, src: str, dest: str, payload: Payload) -> None:
+        delays = self.network.delays_ms(src, dest)
+        self.stats["messages"] += 1
+        self.stats["lost"] += not delays
+        self.stats["duplicated"] += len(delays) > 1
+        for delay in delays:
+            self._push(self.now_ms + delay, dest, _NETWORK, payload)
+
+    def _push(self, at_ms: int, node_id: str, incarnation: int, payload: Payload) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at_ms, self._seq, node_id, incarnation, payload))
+
+    def _deliver_due(self) -> None:
+        while self._queue and self._queue[0][0] <= self.now_ms:
+            _, _, node_id, incarnation, payload = heapq.heappop(self._queue)
+            node = self.nodes[node_id]
+            if node.replica is None:
+                continue  # lost: the node is down
+            if incarnation not in (_NETWORK, node.incarnation):
+                continue  # an answer meant for the replica before a crash or sync
+            if isinstance(payload, SyncRequest):
+                self._serve_blocks(node, payload)
+            elif isinstance(payload, SyncResponse):
+                self._adopt_blocks(node, payload)
+            else:
+                if (node.equivocator is not None and isinstance(payload, MessageReceived)
+                        and isinstance(payload.message, Proposal)):
+                    node.equivocator.learn(payload.message.block)
+                self._step(node, payload)
+
+    # --- block sync -----------------------------------------------------------------------
+    def _ask_for_blocks(self) -> None:
+        for node_id in sorted(self.nodes):
+            node = self.nodes[node_id]
+            if node.replica is not None and node.peers:
+                peer = self.rng.choice(node.peers)
+                self._transmit(node_id, peer, SyncRequest(node_id, node.disk.height + 1))
+
+    def _serve_blocks(self, node: SimNode, request: SyncRequest) -> None:
+        start = request.from_height - 1
+        if node.disk.height <= start:
+            return
+        entries = tuple(node.disk.blocks[start:start + SYNC_BATCH])
+        self._transmit(node.node_id, request.requester,
+                       SyncResponse(node.disk.height, entries))
+
+    def _adopt_blocks(self, node: SimNode, response: SyncResponse) -> None:
+        ahead = response.committed_height - node.disk.height
+        stalled = self.now_ms - node.progress_ms >= SYNC_STALL_MS
+        if ahead < 2 and not (ahead >= 1 and stalled):
+            return
+        adopted = 0
+        for block, certificate in response.entries:
+            if block.height == node.disk.height + 1:
+                self._commit(node, block, certificate)
+                adopted += 1
+        if adopted:
+            self.stats["blocks synced"] += adopted
+            self.trace.add(self.now_ms, node.node_id,
+                           f"SYNCED {adopted} blocks to height {node.disk.height} "
+                           f"(last {short(node.disk.blocks[-1][0].block_hash)})")
+            self._boot(node)
