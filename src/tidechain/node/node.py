@@ -200,13 +200,23 @@ class Node:
     def receive(self, sender: str, data: bytes, now_ms: int) -> None:
         """A message from a peer. Bad bytes raise PeerError naming the peer; a
         well-formed message goes to consensus, which checks signatures and turns."""
+        message = self.decode_peer(sender, data)
         try:
-            message = decode_message(data, self.genesis.origin)
             if isinstance(message, TxGossip):
                 for tx in message.txs:  # a peer's word is not a signature check
                     tx.verify_signature()
         except Rejected as exc:
             raise PeerError(sender, exc.reason) from exc
+        self.handle_peer(sender, message, now_ms)
+
+    def decode_peer(self, sender: str, data: bytes) -> PeerMessage:
+        try:
+            return decode_message(data, self.genesis.origin)
+        except Rejected as exc:
+            raise PeerError(sender, exc.reason) from exc
+
+    def handle_peer(self, sender: str, message: PeerMessage, now_ms: int) -> None:
+        """A decoded peer message; gossiped transactions must be signature-checked."""
         if isinstance(message, TxGossip):
             # Duplicates, replays and a full mempool are normal here: drop quietly.
             self.admit(message.txs, now_ms, from_peer=True)

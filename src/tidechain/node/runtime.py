@@ -190,8 +190,30 @@ class NodeRuntime:
 
     def on_peer_message(self, sender: str, payload: bytes) -> None:
         """From the transport. A PeerError propagates: the transport disconnects the
-        sender and logs it by name."""
-        self.node.receive(self._prefix + sender, payload, now_ms())
+        sender and logs it by name. Gossiped transactions are signature-checked on the
+        verify threads, off the event loop that drives consensus."""
+        peer = self._prefix + sender
+        message = self.node.decode_peer(peer, payload)
+        if isinstance(message, TxGossip):
+            if self._stopping.is_set():
+                return  # shutting down: the verify threads are going away
+            job = asyncio.get_running_loop().run_in_executor(
+                self._verify_pool, _verify_all, list(message.txs))
+            job.add_done_callback(lambda done: self._admit_gossip(peer, message, done))
+            return
+        self.node.handle_peer(peer, message, now_ms())
+        self._deliver()
+
+    def _admit_gossip(self, peer: str, gossip: TxGossip,
+                      job: asyncio.Future[dict[bytes, Rejected]]) -> None:
+        if job.cancelled() or self._stopping.is_set():
+            return
+        bad = job.result()
+        if bad:
+            log.warning("peer %s gossiped %d transaction(s) with bad signatures; dropped",
+                        peer, len(bad))
+        good = tuple(tx for tx in gossip.txs if tx.tx_id not in bad)
+        self.node.handle_peer(peer, TxGossip(good), now_ms())
         self._deliver()
 
     def _send_out(self) -> None:
