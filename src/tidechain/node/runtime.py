@@ -98,15 +98,12 @@ class NodeRuntime:
         outcome. Raises a Rejected subclass for bad input, Busy for back-pressure."""
         self._check_running()
         tx = SignedTx.decode(raw)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._verify_pool, tx.verify_signature)
-        future = self._register(tx.tx_id) if wait else None
-        (rejection,) = self.node.admit([tx], now_ms())
+        future = self._register(tx.tx_id) if wait else None  # before it can commit
+        (rejection,) = await self._check_and_admit([tx])
         if rejection is not None:
             if future is not None:
                 self._unregister(tx.tx_id, future)
             raise rejection
-        self._wake.set()  # the block is built by `run`, after this answer
         if future is None:
             return tx.tx_id
         return await self._await(tx.tx_id, future, timeout_ms)
@@ -123,25 +120,32 @@ class NodeRuntime:
             except Rejected as exc:
                 decoded.append(exc)
         txs = [d for d in decoded if isinstance(d, SignedTx)]
+        outcomes = iter(await self._check_and_admit(txs))  # one per `txs`, in order
+        out: list[bytes | Rejected] = []
+        for item in decoded:
+            if isinstance(item, Rejected):
+                out.append(item)
+            else:
+                failure = next(outcomes)
+                out.append(item.tx_id if failure is None else failure)
+        return out
+
+    async def _check_and_admit(self, txs: list[SignedTx]) -> list[Rejected | None]:
+        """Verify signatures on the verify threads, admit the good ones to the mempool,
+        and wake consensus (`run` builds the block after this answer)."""
         loop = asyncio.get_running_loop()
-        halves = [txs[i::VERIFY_THREADS] for i in range(VERIFY_THREADS)]
+        parts = [txs[i::VERIFY_THREADS] for i in range(VERIFY_THREADS)]
         checks = await asyncio.gather(
-            *(loop.run_in_executor(self._verify_pool, _verify_all, h) for h in halves)
+            *(loop.run_in_executor(self._verify_pool, _verify_all, part) for part in parts if part)
         )
         bad: dict[bytes, Rejected] = {}
         for result in checks:
             bad.update(result)
         good = [tx for tx in txs if tx.tx_id not in bad]
         admitted = iter(self.node.admit(good, now_ms()))  # one answer per `good`, in order
-        out: list[bytes | Rejected] = []
-        for item in decoded:
-            if isinstance(item, Rejected):
-                out.append(item)
-                continue
-            failure = bad.get(item.tx_id) or next(admitted)
-            out.append(item.tx_id if failure is None else failure)
+        outcomes = [bad[tx.tx_id] if tx.tx_id in bad else next(admitted) for tx in txs]
         self._wake.set()
-        return out
+        return outcomes
 
     async def wait_for(self, tx_id: bytes, timeout_ms: int) -> Committed:
         """Wait until a submitted transaction commits (or is dropped)."""
