@@ -24,7 +24,7 @@ from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, ProofError
 from tidechain.core.trust import Trust
 from tidechain.ledger.state_tree import StateProof, verify_state_proof
-from tidechain.ledger.types import BlockHeader, checkpoint_body
+from tidechain.ledger.types import BlockHeader
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def verify_state_bundle(bundle: dict[str, Any], trust: Trust) -> VerifiedState:
     # writes the trust file in that order.
     validators = ValidatorSet(tuple(ValidatorInfo(v.name, v.public_key)
                                     for v in trust.validators))
-    body = checkpoint_body(trust.origin, header.log_size, header.log_root).encode()
+    body = header.checkpoint_body(trust.origin)
     certificate.verify(validators, body)
     signers = tuple(sorted({v.voter for v in certificate.precommits}))
     if len(signers) < trust.quorum:  # the trust file's own quorum rule, if stricter

@@ -22,7 +22,6 @@ from tidechain.ledger.types import (
     LogEntry,
     SignedTx,
     TxResult,
-    checkpoint_body,
 )
 
 ZERO_HASH = bytes(32)
@@ -56,7 +55,7 @@ class PreparedBlock:
 
     @property
     def checkpoint_body(self) -> bytes:
-        return checkpoint_body(self.origin, self.header.log_size, self.header.log_root).encode()
+        return self.header.checkpoint_body(self.origin)
 
     @property
     def first_log_index(self) -> int:

@@ -352,6 +352,10 @@ class BlockHeader:
     def block_hash(self) -> bytes:
         return sha256(self.encode())
 
+    def checkpoint_body(self, origin: str) -> bytes:
+        """The C2SP checkpoint this block produces, which validators sign."""
+        return checkpoint_body(origin, self.log_size, self.log_root).encode()
+
     @classmethod
     def from_cbor(cls, value: Any) -> BlockHeader:
         what = "block header"

@@ -23,7 +23,7 @@ from tidechain.consensus import Message, Proposal, Vote
 from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, TooLarge
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_PEER_MESSAGE_BYTES, MAX_SYNC_BLOCKS
-from tidechain.ledger.types import BlockHeader, SignedTx, checkpoint_body
+from tidechain.ledger.types import BlockHeader, SignedTx
 
 _PROPOSAL_FIELDS = {"t", "height", "round", "pol", "proposer", "sig", "header", "txs"}
 
@@ -46,7 +46,7 @@ class WireBlock:
 
     @property
     def checkpoint_body(self) -> bytes:
-        return checkpoint_body(self.origin, self.header.log_size, self.header.log_root).encode()
+        return self.header.checkpoint_body(self.origin)
 
 
 @dataclass(frozen=True)
