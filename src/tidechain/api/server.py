@@ -18,6 +18,7 @@ from aiohttp import web
 from tidechain.api.openapi import OPENAPI
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, Rejected
+from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
 from tidechain.node.node import Committed, to_json
 from tidechain.node.runtime import NodeRuntime
@@ -66,14 +67,7 @@ def _int_param(request: web.Request, name: str, default: int | None = None) -> i
 
 
 def _hex_param(request: web.Request, name: str, size: int) -> bytes:
-    raw = request.match_info.get(name, "")
-    try:
-        value = bytes.fromhex(raw)
-    except ValueError:
-        value = b""
-    if len(value) != size:
-        raise DecodeError(f"{name} must be {size * 2} hex digits")
-    return value
+    return parse_hex(request.match_info.get(name, ""), size, name)
 
 
 def _committed_json(c: Committed) -> tuple[dict[str, Any], int]:

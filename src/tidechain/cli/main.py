@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tidechain.client.txbuilder import Progress, hash_file
 from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_receipt
-from tidechain.core.errors import DecodeError, ProofError, Rejected
+from tidechain.core.errors import ProofError, Rejected
+from tidechain.core.hexcodec import parse_hex
 from tidechain.node.config import (
     ConfigError,
     client_signer,
@@ -162,13 +163,7 @@ def _parse_meta(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _hex_digest(text: str) -> bytes:
-    try:
-        digest = bytes.fromhex(text.removeprefix("sha256:"))
-    except ValueError:
-        digest = b""
-    if len(digest) != 32:
-        raise DecodeError("--digest must be a SHA-256 digest: 64 hex digits")
-    return digest
+    return parse_hex(text.removeprefix("sha256:"), 32, "--digest (a SHA-256 digest)")
 
 
 def _fields(data: dict[str, Any], indent: str = "  ") -> list[str]:

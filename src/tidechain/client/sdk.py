@@ -41,6 +41,7 @@ from tidechain.core.errors import (
     Rejected,
     TooLarge,
 )
+from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES, MAX_SUBMIT_BATCH
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
@@ -148,13 +149,7 @@ def _hex32(value: bytes | str, what: str) -> str:
         if len(value) != HASH_BYTES:
             raise DecodeError(f"{what} must be {HASH_BYTES} bytes")
         return value.hex()
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raw = b""
-    if len(raw) != HASH_BYTES:
-        raise DecodeError(f"{what} must be {HASH_BYTES * 2} hex digits")
-    return raw.hex()
+    return parse_hex(value, HASH_BYTES, what).hex()
 
 
 def _b64_hash(text: Any, what: str) -> bytes:
