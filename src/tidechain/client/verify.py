@@ -78,7 +78,11 @@ class VerifiedDeposit:
 
 
 def iso_utc(time_ms: int) -> str:
-    moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    """A block time as ISO-8601 UTC; a time no calendar can show is bad input."""
+    try:
+        moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise DecodeError(f"time {time_ms} ms is out of range") from exc
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
