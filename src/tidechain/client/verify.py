@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tidechain.contracts import evidence
-from tidechain.core.errors import ProofError, Rejected
+from tidechain.core.errors import DecodeError, ProofError, Rejected
 from tidechain.core.receipt import VerifiedReceipt, verify_receipt
 from tidechain.core.trust import Trust, parse_trust
 from tidechain.ledger.types import LogEntry
