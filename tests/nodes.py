@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -23,6 +24,33 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+# Below Linux's default ephemeral range (32768-60999): a port there can be taken at
+# any moment by some process's outgoing connection, including our own nodes' peers.
+_BLOCK_LOW, _BLOCK_HIGH = 20000, 32000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_block(count: int, peer_offset: int = 100, seed: int | None = None) -> int:
+    """A base port P with P..P+count-1 and P+peer_offset.. free, outside the
+    ephemeral range, as `tide init --validators count --port P` needs."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        base = rng.randrange(_BLOCK_LOW, _BLOCK_HIGH - peer_offset - count)
+        ports = [base + i for i in range(count)] + [
+            base + peer_offset + i for i in range(count)]
+        if all(_bindable(p) for p in ports):
+            return base
+    raise RuntimeError("no free block of ports found")
 
 
 def tide(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

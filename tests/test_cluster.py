@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.nodes import free_port, tide
+from tests.nodes import free_port_block, tide
 from tidechain.client import Client, deposit_tx
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
@@ -47,8 +47,7 @@ class Net:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.net = root / "net"
-        # API ports P..P+3 and peer ports P+100..P+103 must all be free: retry a few.
-        self.port = free_port() % 20000 + 30000
+        self.port = free_port_block(4)
         made = tide("init", str(self.net), "--name", "c4", "--validators", "4",
                     "--port", str(self.port))
         assert made.returncode == 0, made.stderr

@@ -20,7 +20,7 @@ import httpx
 from tidechain.node.config import ConfigError, load_node
 
 PID_FILE = "cluster.pids"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
@@ -54,6 +54,7 @@ def cluster_up(net: Path) -> list[tuple[str, int, str]]:
     if _running(net):
         raise ConfigError(f"a cluster of {net} is already running; `tide cluster down` first")
     started: list[tuple[str, int, str]] = []
+    processes: list[subprocess.Popen[bytes]] = []
     for directory in node_dirs(net):
         config = load_node(directory)
         with (directory / "node.log").open("ab") as log:
@@ -61,19 +62,33 @@ def cluster_up(net: Path) -> list[tuple[str, int, str]]:
                 [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(directory)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
+        processes.append(process)
         started.append((config.name, process.pid, config.api_url))
     (net / PID_FILE).write_text("".join(f"{pid}\n" for _, pid, _ in started))
     deadline = time.monotonic() + READY_TIMEOUT_S
-    for name, pid, url in started:
+    for (name, _, url), process in zip(started, processes, strict=True):
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{url}/v1/status", timeout=1).status_code == 200:
                     break
-            if not _alive(pid) or time.monotonic() > deadline:
+            # poll(), not kill(pid, 0): a child that exited is a zombie until reaped.
+            exited = process.poll() is not None
+            if exited or time.monotonic() > deadline:
                 cluster_down(net)
-                raise ConfigError(f"{name} did not start: see {net / name / 'node.log'}")
+                why = "exited" if exited else f"not ready after {READY_TIMEOUT_S:.0f} s"
+                log_path = net / name / "node.log"
+                raise ConfigError(f"{name} did not start ({why}); end of {log_path}:\n"
+                                  + _tail(log_path))
             time.sleep(0.1)
     return started
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"(cannot read: {e})"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def cluster_down(net: Path) -> int:
