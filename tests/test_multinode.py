@@ -69,6 +69,7 @@ class Cluster:
             self.now_ms += TICK_MS
             for _, node in self.live():
                 node.step(Tick(self.now_ms))
+                node.poll_sync(self.now_ms)
             self.route()
 
     def submit(self, txs: list, at: int = 0) -> None:  # type: ignore[type-arg]
@@ -151,6 +152,37 @@ def test_a_validator_that_was_down_catches_up_by_block_sync(g: Genesis, tmp_path
     heads = {(n.chain.height, n.chain.frontier.root()) for n in cluster.nodes}
     assert len(heads) == 1, heads
     assert behind.chain.frontier.size == 21
+
+
+def test_a_validator_restarted_in_an_idle_network_still_catches_up(
+        g: Genesis, tmp_path: Path) -> None:
+    cluster = Cluster(g, tmp_path, down=frozenset({3}))
+    for i in range(3):
+        cluster.submit([tx(g, key(7), nonce=i * 10 + j) for j in range(4)], at=i % 3)
+        cluster.run(8_000)
+    leader_height = cluster.nodes[0].chain.height
+    # node3 comes back with an empty store (a new or wiped validator) and nobody sends
+    # it anything: no transactions, no consensus messages.
+    behind = Node(g, Store(tmp_path / "node3-new.sqlite"), cluster.nodes[3].signer)
+    cluster.nodes[3] = behind
+    cluster.down = frozenset()
+    behind.step(Start(cluster.now_ms))
+    assert behind.sync_status()["behind_blocks"] == 0  # it knows nothing yet
+    cluster.run(5_000)
+    assert (behind.chain.height, behind.chain.frontier.root()) == (
+        leader_height, cluster.nodes[0].chain.frontier.root())
+    assert behind.sync_status() == {"peer_height": leader_height, "behind_blocks": 0,
+                                    "catching_up": False}
+
+
+def test_a_peer_that_claims_a_higher_head_is_shown_not_trusted(
+        g: Genesis, tmp_path: Path) -> None:
+    node = Cluster(g, tmp_path).nodes[0]
+    node.receive("test-net/node1", encode_message(SyncBlocks((), head=500)), GENESIS_TIME_MS)
+    assert node.chain.height == 0
+    assert node.sync_status() == {"peer_height": 500, "behind_blocks": 500,
+                                  "catching_up": True}
+    assert node.replies and node.replies[-1][0] == "test-net/node1"  # it asks for blocks
 
 
 def test_synced_blocks_need_a_valid_certificate(g: Genesis, tmp_path: Path) -> None:

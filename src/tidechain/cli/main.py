@@ -301,11 +301,23 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         f"log        size {status.get('log_size')}  root {status.get('log_root')}",
         f"state root {status.get('state_root')}",
         f"mempool    {_mempool_line(status.get('mempool'))}",
+        f"sync       {_sync_line(status.get('height'), status.get('sync'))}",
         f"validators {', '.join(status.get('validators', []))}  "
         f"(quorum {status.get('quorum')})",
     ]
     out.result(status, lines)
     return EXIT_OK
+
+
+def _sync_line(height: Any, sync: Any) -> str:
+    if not isinstance(sync, dict) or not isinstance(height, int):
+        return "?"
+    peer_height, behind = sync.get("peer_height"), sync.get("behind_blocks")
+    if not behind:
+        return f"in step with its peers (height {peer_height})"
+    done = 100 * height / peer_height if isinstance(peer_height, int) and peer_height else 0
+    return (f"catching up: height {height} of {peer_height} ({done:.0f}%), "
+            f"{behind} blocks behind (as its peers report)")
 
 
 def _mempool_line(mempool: Any) -> str:

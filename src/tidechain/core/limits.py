@@ -72,6 +72,10 @@ MAX_SYNC_BLOCKS = 16
 responder stops adding blocks before it would not); the requester asks again from
 where the answer ended. Small answers keep one lagging node from starving the others."""
 
+SYNC_PROBE_MS = 2000
+"""While no block commits, a node asks a peer (each in turn) this often for blocks
+after its head; also how long an unanswered sync request waits before another."""
+
 MAX_VALIDATORS = 64
 """Quorum certificates and trust files stay small; a consortium is tens of members."""
 

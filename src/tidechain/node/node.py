@@ -54,6 +54,7 @@ from tidechain.core.limits import (
     MAX_PEER_MESSAGE_BYTES,
     MAX_QUERY_RESULTS,
     MAX_SYNC_BLOCKS,
+    SYNC_PROBE_MS,
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
@@ -124,6 +125,12 @@ class Node:
         self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
         self.replies: list[tuple[str, PeerMessage]] = []  # sync traffic, to one peer each
         self._sync_asked_for = 0  # the height we last asked a peer to send blocks from
+        self._sync_asked_at = 0  # when (node clock, ms)
+        self._sync_seen_height = self.chain.height  # head at the last poll_sync
+        self._sync_turn = 0  # which peer poll_sync asks next
+        self._peer_names = [v.name for v in genesis.validators if v.name != signer.name]
+        self._peer_heads = dict.fromkeys(self._peer_names, 0)  # heights peers claim
+        self.origin = genesis.origin
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         # Why recently dropped transactions were dropped, for late `wait` calls.
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
@@ -224,18 +231,49 @@ class Node:
         elif isinstance(message, SyncRequest):
             self._answer_sync(sender, message.from_height)
         elif isinstance(message, SyncBlocks):
-            self._apply_synced(sender, message.blocks, now_ms)
+            self._apply_synced(sender, message, now_ms)
         else:
+            self._note_peer_head(sender, message.height - 1)
             if message.height > self.chain.height + 1:
-                self._ask_sync(sender)  # it is ahead of us: fetch what we missed
+                self._ask_sync(sender, now_ms)  # it is ahead of us: fetch what we missed
             self.step(MessageReceived(sender, message))
 
     # --- block sync ---------------------------------------------------------------------
-    def _ask_sync(self, peer: str) -> None:
-        wanted = self.chain.height + 1
-        if self._sync_asked_for != wanted:  # one request per height; answers drive more
-            self._sync_asked_for = wanted
-            self.replies.append((peer, SyncRequest(wanted)))
+    # A node that fell behind asks one peer at a time for the committed blocks after its
+    # head and trusts none of them: every block needs a commit certificate from a quorum
+    # (checked against its header before any work) and must re-execute to that header.
+    # The next batch is asked for before the current one is applied (`prefetch_sync`),
+    # and while no block commits, peers are asked in turn (`poll_sync`): so a node
+    # restarted in an idle network still learns it is behind, and a peer that does not
+    # answer costs one SYNC_PROBE_MS.
+    def poll_sync(self, now_ms: int) -> None:
+        """Called on every tick by the runtime."""
+        if self.chain.height != self._sync_seen_height:  # progress: nothing to ask yet
+            self._sync_seen_height = self.chain.height
+            self._sync_asked_at = now_ms
+            return
+        if now_ms - self._sync_asked_at < SYNC_PROBE_MS or not self._peer_names:
+            return
+        peer = self._peer_names[self._sync_turn % len(self._peer_names)]
+        self._sync_turn += 1
+        self._ask_sync(peer, now_ms, force=True)
+
+    def _ask_sync(self, peer: str, now_ms: int, from_height: int | None = None, *,
+                  force: bool = False) -> None:
+        wanted = self.chain.height + 1 if from_height is None else from_height
+        if not force and wanted <= self._sync_asked_for and (
+                now_ms - self._sync_asked_at < SYNC_PROBE_MS):
+            return  # asked already and the answer may be on its way
+        self._sync_asked_for = wanted
+        self._sync_asked_at = now_ms
+        self.replies.append((peer, SyncRequest(wanted)))
+
+    def prefetch_sync(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
+        """Before applying a full batch, ask the same peer for the blocks after it."""
+        blocks = message.blocks
+        if (len(blocks) == MAX_SYNC_BLOCKS and blocks[0].header.height == self.chain.height + 1
+                and message.head > blocks[-1].header.height):
+            self._ask_sync(peer, now_ms, blocks[-1].header.height + 1)
 
     def _answer_sync(self, peer: str, from_height: int) -> None:
         blocks: list[SyncedBlock] = []
@@ -248,27 +286,27 @@ class Node:
             if blocks and size > MAX_PEER_MESSAGE_BYTES:
                 break
             blocks.append(SyncedBlock(stored.header, txs, stored.certificate))
-        if blocks:
-            self.replies.append((peer, SyncBlocks(tuple(blocks))))
+        self.replies.append((peer, SyncBlocks(tuple(blocks), self.chain.height)))
 
-    def _apply_synced(self, peer: str, blocks: tuple[SyncedBlock, ...], now_ms: int) -> None:
-        """Commit blocks a peer sent, trusting it for nothing: each needs a commit
-        certificate from a quorum of the validator set and must re-execute to exactly
-        its header. Then consensus resumes at the new height."""
+    def _apply_synced(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
+        """Commit the blocks a peer sent, then resume consensus at the new height."""
+        self._note_peer_head(peer, message.head)
         applied = False
-        for block in blocks:
+        for block in message.blocks:
             if block.header.height != self.chain.height + 1:
-                continue  # already have it (or a gap: ask again below)
+                continue  # already have it (or a gap: asked again below)
             try:
                 certificate = CommitCertificate.decode(block.certificate)
                 if certificate.block_hash != block.header.block_hash:
                     raise ProofError("its certificate is for another block")
-                prepared = self.chain.validate(block.header, block.txs, self.store.committed)
-                certificate.verify(self.validators, prepared.checkpoint_body)
+                certificate.verify(self.validators, block.header.checkpoint_body(self.origin))
+                # A quorum signed this header, so at least one honest validator checked
+                # every signature in it before voting: they are not checked again here.
+                prepared = self.chain.validate(block.header, block.txs, self.store.committed,
+                                               already_verified=_certified)
             except Rejected as exc:
                 raise PeerError(peer, f"synced block {block.header.height}: {exc.reason}") from exc
-            self._prepared[prepared.block_hash] = prepared
-            self._commit(_BlockRef(prepared), certificate)
+            self.commit_certified(prepared, certificate)
             applied = True
         if applied:
             self.replica = Replica.restore(
@@ -277,9 +315,26 @@ class Node:
                 committed_height=self.chain.height)
             self.step(Start(now_ms))
             self.wake()
-            self._sync_asked_for = 0
-            if len(blocks) == MAX_SYNC_BLOCKS:
-                self._ask_sync(peer)  # there may be more
+        if message.head > self.chain.height:
+            self._ask_sync(peer, now_ms)  # there is more
+
+    def _note_peer_head(self, peer: str, height: int) -> None:
+        if peer in self._peer_heads:  # validators only: the map stays bounded
+            self._peer_heads[peer] = max(self._peer_heads[peer], height)
+
+    def sync_status(self) -> dict[str, Any]:
+        """How far behind this node is, by what its peers claim (a claim, not a proof:
+        blocks are trusted only with their certificates)."""
+        best = max(self._peer_heads.values(), default=0)
+        behind = max(0, best - self.chain.height)
+        return {"peer_height": max(best, self.chain.height), "behind_blocks": behind,
+                "catching_up": behind > 1}
+
+    def commit_certified(self, prepared: PreparedBlock, certificate: CommitCertificate) -> None:
+        """Commit an executed block whose certificate the caller has verified (block
+        sync; tools that build a certified chain)."""
+        self._prepared[prepared.block_hash] = prepared
+        self._commit(_BlockRef(prepared), certificate)
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
         prepared = self._prepared.get(block.block_hash)
@@ -355,6 +410,7 @@ class Node:
                         "capacity": self.mempool.max_txs},
             "validators": [v.name for v in self.genesis.validators],
             "quorum": self.validators.quorum,
+            "sync": self.sync_status(),
             "consensus": {"height": self.replica.height, "round": self.replica.round},
         }
 
@@ -462,6 +518,10 @@ class _BlockRef:
         self.checkpoint_body = prepared.checkpoint_body
         self.header = prepared.header
         self.txs = prepared.txs
+
+
+def _certified(tx: SignedTx) -> bool:
+    return True
 
 
 def _load_chain(genesis: Genesis, store: Store) -> Chain:

@@ -24,7 +24,7 @@ from tidechain.core.limits import (
 )
 from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed, Node
-from tidechain.node.wire import TxGossip, encode_message
+from tidechain.node.wire import SyncBlocks, TxGossip, encode_message
 
 log = logging.getLogger("tidechain.node")
 
@@ -70,7 +70,9 @@ class NodeRuntime:
                 if self._wake.is_set():
                     self._wake.clear()
                     self.node.wake()
-                self.node.step(Tick(now_ms()))
+                now = now_ms()
+                self.node.step(Tick(now))
+                self.node.poll_sync(now)
                 self._deliver()
         finally:
             self._fail_waiters()
@@ -205,6 +207,10 @@ class NodeRuntime:
                 self._verify_pool, _verify_all, list(message.txs))
             job.add_done_callback(lambda done: self._admit_gossip(peer, message, done))
             return
+        if isinstance(message, SyncBlocks):
+            # Ask for the next batch first, so it travels while this one is applied.
+            self.node.prefetch_sync(peer, message, now_ms())
+            self._send_out()
         self.node.handle_peer(peer, message, now_ms())
         self._deliver()
 

@@ -3,11 +3,12 @@ CBOR, decoded strictly (every failure is a `DecodeError`, which the peer layer t
 into a `PeerError` naming the sender).
 
     vote      {"t": "vote", "vote": <Vote map>}
-    txs       {"t": "txs", "txs": [<transaction envelope map>...]}   (mempool gossip)
+    txs       {"t": "txs", "txs": [<transaction envelope bytes>...]}   (mempool gossip)
     sync      {"t": "sync", "from": height}                          (block sync request)
-    blocks    {"t": "blocks", "blocks": [{"header", "txs", "cert"}...]}  (its answer)
+    blocks    {"t": "blocks", "head": height,
+               "blocks": [{"header", "txs", "cert"}...]}             (its answer)
     proposal  {"t": "proposal", "height", "round", "pol", "proposer", "sig",
-               "header": <BlockHeader map>, "txs": [<transaction envelope map>...]}
+               "header": <BlockHeader map>, "txs": [<transaction envelope bytes>...]}
 
 A proposal carries the whole block (header and transactions): consensus only sees its
 hash and checkpoint, and the receiving node re-executes the transactions and checks
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidechain.consensus import Message, Proposal, Vote
+from tidechain.consensus.params import MAX_HEIGHT
 from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, TooLarge
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_PEER_MESSAGE_BYTES, MAX_SYNC_BLOCKS
@@ -73,7 +75,11 @@ class SyncedBlock:
 
 @dataclass(frozen=True)
 class SyncBlocks:
+    """An answer to SyncRequest: the blocks asked for (possibly none) and the height
+    the sender claims to have committed (a claim, shown in `status`, never trusted)."""
+
     blocks: tuple[SyncedBlock, ...]
+    head: int = 0
 
 
 PeerMessage = Message | TxGossip | SyncRequest | SyncBlocks
@@ -81,12 +87,12 @@ PeerMessage = Message | TxGossip | SyncRequest | SyncBlocks
 
 def encode_message(message: PeerMessage) -> bytes:
     if isinstance(message, TxGossip):
-        return cbor.encode({"t": "txs", "txs": [cbor.Encoded(tx.encoded) for tx in message.txs]})
+        return cbor.encode({"t": "txs", "txs": [tx.encoded for tx in message.txs]})
     if isinstance(message, SyncRequest):
         return cbor.encode({"t": "sync", "from": message.from_height})
     if isinstance(message, SyncBlocks):
-        return cbor.encode({"t": "blocks", "blocks": [
-            {"header": b.header.to_cbor(), "txs": [cbor.Encoded(t.encoded) for t in b.txs],
+        return cbor.encode({"t": "blocks", "head": message.head, "blocks": [
+            {"header": b.header.to_cbor(), "txs": [t.encoded for t in b.txs],
              "cert": b.certificate} for b in message.blocks]})
     if isinstance(message, Vote):
         return cbor.encode({"t": "vote", "vote": message.to_cbor()})
@@ -96,7 +102,7 @@ def encode_message(message: PeerMessage) -> bytes:
     return cbor.encode({
         "t": "proposal", "height": message.height, "round": message.round,
         "pol": message.pol_round, "proposer": message.proposer, "sig": message.signature,
-        "header": header.to_cbor(), "txs": [cbor.Encoded(tx.encoded) for tx in txs],
+        "header": header.to_cbor(), "txs": [tx.encoded for tx in txs],
     })
 
 
@@ -119,8 +125,11 @@ def decode_message(data: bytes, origin: str) -> PeerMessage:
         if not isinstance(height, int) or isinstance(height, bool) or height < 1:
             raise DecodeError("sync: 'from' must be a height")
         return SyncRequest(height)
-    if kind == "blocks" and set(value) == {"t", "blocks"}:
-        return SyncBlocks(_decode_blocks(value["blocks"]))
+    if kind == "blocks" and set(value) == {"t", "head", "blocks"}:
+        head = value["head"]
+        if not isinstance(head, int) or isinstance(head, bool) or not 0 <= head <= MAX_HEIGHT:
+            raise DecodeError("blocks: 'head' must be a height")
+        return SyncBlocks(_decode_blocks(value["blocks"]), head)
     raise DecodeError(f"unknown peer message {str(kind)[:32]!r}")
 
 
@@ -141,9 +150,13 @@ def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
 
 
 def _decode_txs(raw: Any, what: str) -> tuple[SignedTx, ...]:
+    # Each transaction travels as a byte string holding its encoding, not as a nested
+    # map: the strict decoder then keeps those bytes instead of encoding them again.
     if not isinstance(raw, list) or len(raw) > MAX_BLOCK_TXS:
         raise DecodeError(f"{what}: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
-    return tuple(SignedTx.from_cbor(t) for t in raw)
+    if not all(isinstance(t, bytes) for t in raw):
+        raise DecodeError(f"{what}: each transaction must be a byte string")
+    return tuple(SignedTx.decode(t) for t in raw)
 
 
 def _decode_blocks(raw: Any) -> tuple[SyncedBlock, ...]:
