@@ -11,17 +11,19 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
-from tidechain.consensus import Broadcast, SendTo, Start, Tick
+from tidechain.consensus import PREVOTE, Broadcast, SendTo, Start, Tick, Vote
+from tidechain.consensus.messages import sign_proposal
 from tidechain.core import cbor
 from tidechain.core.checkpoint import verify_checkpoint
 from tidechain.core.errors import PeerError
+from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
-from tidechain.node.wire import SyncBlocks, SyncedBlock, TxGossip, encode_message
+from tidechain.node.wire import SyncBlocks, SyncedBlock, TxGossip, WireBlock, encode_message
 from tidechain.storage.store import Store
 
 TICK_MS = 10
@@ -202,3 +204,28 @@ def test_synced_blocks_need_a_valid_certificate(g: Genesis, tmp_path: Path) -> N
     genuine = SyncBlocks((SyncedBlock(first.header, txs, first.certificate),))
     behind.receive("test-net/node0", encode_message(genuine), cluster.now_ms)
     assert behind.chain.height == 1
+
+
+@pytest.mark.parametrize(("offset_ms", "timely"), [
+    (0, True),
+    (CLOCK_PRECISION_MS, True),
+    (CLOCK_PRECISION_MS + 1, False),  # dated ahead of this validator's clock
+    (-(CLOCK_PRECISION_MS + BLOCK_TIME_DELAY_MS), True),
+    (-(CLOCK_PRECISION_MS + BLOCK_TIME_DELAY_MS) - 1, False),  # too old for round 0
+])
+def test_a_validator_prevotes_only_a_block_dated_near_its_own_clock(
+        g: Genesis, tmp_path: Path, offset_ms: int, timely: bool) -> None:
+    cluster = Cluster(g, tmp_path)
+    cluster.now_ms += 10_000  # well after genesis, so a block may be dated in the past
+    names = [n.signer.name for n in cluster.nodes]
+    proposer = cluster.nodes[names.index(cluster.nodes[0].validators.proposer(1, 0).name)]
+    voter = cluster.nodes[(names.index(proposer.signer.name) + 1) % 4]
+    prepared = proposer.chain.prepare([tx(g, key(7), nonce=1)], cluster.now_ms + offset_ms,
+                                      proposer.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, g.origin)
+    proposal = sign_proposal(proposer.signer.key, proposer.signer.name,
+                             voter.validators.digest, 1, 0, block, -1)
+    voter.receive(proposer.signer.name, encode_message(proposal), cluster.now_ms)
+    prevotes = [a.message for a in voter.outbox if isinstance(a, Broadcast)
+                and isinstance(a.message, Vote) and a.message.kind is PREVOTE]
+    assert [v.block_hash for v in prevotes] == [block.block_hash if timely else None]

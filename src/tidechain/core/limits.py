@@ -79,6 +79,15 @@ after its head; also how long an unanswered sync request waits before another.""
 MAX_VALIDATORS = 64
 """Quorum certificates and trust files stay small; a consortium is tens of members."""
 
+CLOCK_PRECISION_MS = 500
+"""How far apart two honest validators' clocks may be (NTP keeps them far closer). A
+proposed block time more than this ahead of a validator's clock is refused."""
+
+BLOCK_TIME_DELAY_MS = 3000
+"""How old a new proposal's block time may be when it arrives (building and sending
+the block), beyond CLOCK_PRECISION_MS; grows by a tenth per round, so a slow network
+still agrees after a few rounds (proposer-based timestamps, docs/adr/0006)."""
+
 BLOCK_INTERVAL_MS = 50
 """How long a proposer waits for more transactions before proposing a non-empty block."""
 

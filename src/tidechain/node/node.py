@@ -26,12 +26,14 @@ from tidechain.consensus import (
     Event,
     MessageReceived,
     PersistSafety,
+    Proposal,
     ProposalBuilt,
     ProposalValidated,
     Replica,
     SafetyState,
     SendTo,
     Start,
+    Tick,
     TransactionsAvailable,
     ValidateProposal,
     ValidatorInfo,
@@ -48,6 +50,8 @@ from tidechain.core.errors import (
     invariant,
 )
 from tidechain.core.limits import (
+    BLOCK_TIME_DELAY_MS,
+    CLOCK_PRECISION_MS,
     MAX_BLOCK_TXS,
     MAX_BLOCK_TXS_SHARED,
     MAX_DROPPED_REMEMBERED,
@@ -131,6 +135,7 @@ class Node:
         self._peer_names = [v.name for v in genesis.validators if v.name != signer.name]
         self._peer_heads = dict.fromkeys(self._peer_names, 0)  # heights peers claim
         self.origin = genesis.origin
+        self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         # Why recently dropped transactions were dropped, for late `wait` calls.
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
@@ -140,6 +145,8 @@ class Node:
     # --- consensus drive ---------------------------------------------------------------
     def step(self, event: Event) -> None:
         """Feed one event to the replica and carry out its actions, in order."""
+        if isinstance(event, Tick | Start):
+            self._clock_ms = event.now_ms
         pending: list[Event] = [event]
         while pending:
             for action in self.replica.step(pending.pop(0)):
@@ -156,7 +163,7 @@ class Node:
             return self._build_proposal(action)
         elif isinstance(action, ValidateProposal):
             proposal = action.proposal
-            valid = self._validate(proposal.block, proposal.proposer)
+            valid = self._validate(proposal.block, proposal.proposer) and self._timely(proposal)
             return ProposalValidated(proposal, valid)
         elif isinstance(action, Commit):
             self._commit(action.block, action.certificate)
@@ -199,6 +206,25 @@ class Node:
         self._prepared[prepared.block_hash] = prepared
         return True
 
+    def _timely(self, proposal: Proposal) -> bool:
+        """Proposer-based timestamps (docs/adr/0006): a validator prevotes a new block
+        only if its time is close to its own clock, so every committed block time was
+        found plausible by a quorum, and no proposer can date a block far ahead or
+        behind. A re-proposal with a proof-of-lock (pol_round >= 0) was found timely by
+        a quorum already and is not judged again, or the lock could never be released."""
+        if proposal.pol_round >= 0 or proposal.proposer == self.signer.name:
+            return True
+        if not isinstance(proposal.block, WireBlock):
+            return True  # not a block from the wire (never happens for a peer's proposal)
+        time_ms = proposal.block.header.time_ms
+        late = CLOCK_PRECISION_MS + BLOCK_TIME_DELAY_MS + BLOCK_TIME_DELAY_MS * proposal.round // 10
+        if self._clock_ms - late <= time_ms <= self._clock_ms + CLOCK_PRECISION_MS:
+            return True
+        log.warning("block %s at height %d proposed by %s: time %d is %+d ms from this "
+                    "node's clock; prevoting nil", proposal.block.block_hash.hex()[:16],
+                    proposal.height, proposal.proposer, time_ms, time_ms - self._clock_ms)
+        return False
+
     def _in_mempool(self, tx: SignedTx) -> bool:
         """Admitted here, so its signature was checked here: the very same bytes."""
         pending = self.mempool.get(tx.tx_id)
@@ -224,6 +250,7 @@ class Node:
 
     def handle_peer(self, sender: str, message: PeerMessage, now_ms: int) -> None:
         """A decoded peer message; gossiped transactions must be signature-checked."""
+        self._clock_ms = now_ms
         if isinstance(message, TxGossip):
             # Duplicates, replays and a full mempool are normal here: drop quietly.
             self.admit(message.txs, now_ms, from_peer=True)
