@@ -391,3 +391,15 @@ def test_mutated_encodings_decode_or_reject_and_stay_injective(
     except (DecodeError, TooLarge):
         return
     assert cbor.encode(decoded) == bytes(encoded)
+
+
+@given(st.lists(values, max_size=8))
+@settings(max_examples=200)
+def test_array_items_are_the_encodings_of_the_items(items: list[Any]) -> None:
+    assert cbor.array_items(cbor.encode(items)) == [cbor.encode(v) for v in items]
+
+
+@pytest.mark.parametrize("hex_", ["", "a0", "01", "8201", "820102ff", "9f01ff", "8118"])
+def test_array_items_refuses_what_decode_refuses(hex_: str) -> None:
+    with pytest.raises(DecodeError):
+        cbor.array_items(bytes.fromhex(hex_))

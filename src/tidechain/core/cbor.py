@@ -208,6 +208,24 @@ def decode(data: bytes) -> CborValue:
     return value
 
 
+def array_items(data: bytes) -> list[bytes]:
+    """The encodings of the items of one CBOR array occupying all of `data`, each
+    checked as strictly as `decode` checks it (to pass stored items on unchanged)."""
+    buf = bytes(data)
+    if not buf or buf[0] >> 5 != 4:
+        raise DecodeError("expected a CBOR array")
+    count, pos = _read_argument(buf, 1, buf[0] & 0x1F)
+    _check_item_count(count, "array")
+    items = []
+    for _ in range(count):
+        _, end = _decode_at(buf, pos, 1)
+        items.append(buf[pos:end])
+        pos = end
+    if pos != len(buf):
+        raise DecodeError(f"{len(buf) - pos} trailing bytes after the CBOR array")
+    return items
+
+
 def _read_argument(buf: bytes, pos: int, info: int) -> tuple[int, int]:
     """Returns (argument, next position); rejects non-shortest forms."""
     if info < 24:

@@ -64,12 +64,13 @@ from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
 from tidechain.ledger.state_tree import StateTree
-from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxResult
+from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
 from tidechain.node.wire import (
+    OutgoingMessage,
     PeerMessage,
+    SyncAnswer,
     SyncBlocks,
-    SyncedBlock,
     SyncRequest,
     TxGossip,
     WireBlock,
@@ -127,7 +128,7 @@ class Node:
         self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
         self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
-        self.replies: list[tuple[str, PeerMessage]] = []  # sync traffic, to one peer each
+        self.replies: list[tuple[str, OutgoingMessage]] = []  # sync traffic, to one peer each
         self._sync_asked_for = 0  # the height we last asked a peer to send blocks from
         self._sync_asked_at = 0  # when (node clock, ms)
         self._sync_seen_height = self.chain.height  # head at the last poll_sync
@@ -303,17 +304,17 @@ class Node:
             self._ask_sync(peer, now_ms, blocks[-1].header.height + 1)
 
     def _answer_sync(self, peer: str, from_height: int) -> None:
-        blocks: list[SyncedBlock] = []
+        blocks: list[tuple[BlockHeader, tuple[bytes, ...], bytes]] = []
         size = 0
         for height in range(from_height, min(self.chain.height, from_height +
                                              MAX_SYNC_BLOCKS - 1) + 1):
             stored = self.store.block(height)
-            txs = tuple(SignedTx.from_cbor(t) for t in cbor.decode(stored.txs))
             size += len(stored.txs) + len(stored.certificate) + 1024
             if blocks and size > MAX_PEER_MESSAGE_BYTES:
                 break
-            blocks.append(SyncedBlock(stored.header, txs, stored.certificate))
-        self.replies.append((peer, SyncBlocks(tuple(blocks), self.chain.height)))
+            txs = tuple(cbor.array_items(stored.txs))
+            blocks.append((stored.header, txs, stored.certificate))
+        self.replies.append((peer, SyncAnswer(tuple(blocks), self.chain.height)))
 
     def _apply_synced(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
         """Commit the blocks a peer sent, then resume consensus at the new height."""

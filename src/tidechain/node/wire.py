@@ -82,14 +82,29 @@ class SyncBlocks:
     head: int = 0
 
 
+@dataclass(frozen=True)
+class SyncAnswer:
+    """SyncBlocks as the answering node sends them from its store: each block's
+    transaction encodings passed on as stored, not decoded into transactions first.
+    Decodes on the other side as SyncBlocks."""
+
+    blocks: tuple[tuple[BlockHeader, tuple[bytes, ...], bytes], ...]  # header, txs, cert
+    head: int
+
+
 PeerMessage = Message | TxGossip | SyncRequest | SyncBlocks
+OutgoingMessage = PeerMessage | SyncAnswer
 
 
-def encode_message(message: PeerMessage) -> bytes:
+def encode_message(message: OutgoingMessage) -> bytes:
     if isinstance(message, TxGossip):
         return cbor.encode({"t": "txs", "txs": [tx.encoded for tx in message.txs]})
     if isinstance(message, SyncRequest):
         return cbor.encode({"t": "sync", "from": message.from_height})
+    if isinstance(message, SyncAnswer):
+        return cbor.encode({"t": "blocks", "head": message.head, "blocks": [
+            {"header": header.to_cbor(), "txs": list(txs), "cert": certificate}
+            for header, txs, certificate in message.blocks]})
     if isinstance(message, SyncBlocks):
         return cbor.encode({"t": "blocks", "head": message.head, "blocks": [
             {"header": b.header.to_cbor(), "txs": [t.encoded for t in b.txs],
