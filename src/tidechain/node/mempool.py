@@ -20,6 +20,9 @@ class Mempool:
         self.max_txs = max_txs
         self.max_bytes = max_bytes
         self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
+        # The same transactions by their envelope bytes: a proposal's transactions are
+        # mostly already here, and finding them by bytes skips decoding them again.
+        self._by_encoding: dict[bytes, SignedTx] = {}
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -40,10 +43,15 @@ class Mempool:
             raise Busy(f"mempool full ({len(self._txs)} transactions); try later",
                        retry_after_s=1)
         self._txs[tx.tx_id] = tx
+        self._by_encoding[tx.encoded] = tx
         self._bytes += size
 
     def get(self, tx_id: bytes) -> SignedTx | None:
         return self._txs.get(tx_id)
+
+    def by_encoding(self, encoded: bytes) -> SignedTx | None:
+        """The pending transaction whose envelope is exactly these bytes, if any."""
+        return self._by_encoding.get(encoded)
 
     def peek(self, max_txs: int) -> list[SignedTx]:
         """The oldest `max_txs` pending transactions (FIFO: first come, first served)."""
@@ -58,4 +66,5 @@ class Mempool:
         for tx_id in tx_ids:
             tx = self._txs.pop(tx_id, None)
             if tx is not None:
+                del self._by_encoding[tx.encoded]
                 self._bytes -= len(tx.body_bytes) + len(tx.signature)

@@ -245,7 +245,7 @@ class Node:
 
     def decode_peer(self, sender: str, data: bytes) -> PeerMessage:
         try:
-            return decode_message(data, self.genesis.origin)
+            return decode_message(data, self.genesis.origin, self.mempool.by_encoding)
         except Rejected as exc:
             raise PeerError(sender, exc.reason) from exc
 

@@ -17,6 +17,7 @@ that the header is exactly what execution gives before it may vote for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +122,18 @@ def encode_message(message: OutgoingMessage) -> bytes:
     })
 
 
-def decode_message(data: bytes, origin: str) -> PeerMessage:
-    """Decode a peer's message; raises DecodeError/TooLarge (never anything else)."""
+KnownTx = Callable[[bytes], SignedTx | None]
+"""Finds an already decoded transaction by its exact envelope bytes (the mempool)."""
+
+
+def _unknown(encoded: bytes) -> SignedTx | None:
+    return None
+
+
+def decode_message(data: bytes, origin: str, known: KnownTx = _unknown) -> PeerMessage:
+    """Decode a peer's message; raises DecodeError/TooLarge (never anything else).
+    Transactions for which `known` returns a transaction are not decoded again: the
+    same bytes give the same transaction."""
     if len(data) > MAX_PEER_MESSAGE_BYTES:
         raise TooLarge(f"message of {len(data)} bytes exceeds {MAX_PEER_MESSAGE_BYTES}")
     value = cbor.decode(data)
@@ -132,9 +143,9 @@ def decode_message(data: bytes, origin: str) -> PeerMessage:
     if kind == "vote" and set(value) == {"t", "vote"}:
         return Vote.from_cbor(value["vote"])
     if kind == "proposal" and set(value) == _PROPOSAL_FIELDS:
-        return _decode_proposal(value, origin)
+        return _decode_proposal(value, origin, known)
     if kind == "txs" and set(value) == {"t", "txs"}:
-        return TxGossip(_decode_txs(value["txs"], "txs"))
+        return TxGossip(_decode_txs(value["txs"], "txs", known))
     if kind == "sync" and set(value) == {"t", "from"}:
         height = value["from"]
         if not isinstance(height, int) or isinstance(height, bool) or height < 1:
@@ -148,9 +159,9 @@ def decode_message(data: bytes, origin: str) -> PeerMessage:
     raise DecodeError(f"unknown peer message {str(kind)[:32]!r}")
 
 
-def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
+def _decode_proposal(value: dict[str, Any], origin: str, known: KnownTx) -> Proposal:
     header = BlockHeader.from_cbor(value["header"])
-    txs = _decode_txs(value["txs"], "proposal")
+    txs = _decode_txs(value["txs"], "proposal", known)
     if header.tx_count != len(txs):
         raise DecodeError("proposal: header's tx count differs from the transactions sent")
     for name in ("height", "round", "pol"):
@@ -164,14 +175,14 @@ def _decode_proposal(value: dict[str, Any], origin: str) -> Proposal:
                     value["pol"], value["proposer"], value["sig"])
 
 
-def _decode_txs(raw: Any, what: str) -> tuple[SignedTx, ...]:
+def _decode_txs(raw: Any, what: str, known: KnownTx = _unknown) -> tuple[SignedTx, ...]:
     # Each transaction travels as a byte string holding its encoding, not as a nested
     # map: the strict decoder then keeps those bytes instead of encoding them again.
     if not isinstance(raw, list) or len(raw) > MAX_BLOCK_TXS:
         raise DecodeError(f"{what}: 'txs' must be a list of at most {MAX_BLOCK_TXS}")
     if not all(isinstance(t, bytes) for t in raw):
         raise DecodeError(f"{what}: each transaction must be a byte string")
-    return tuple(SignedTx.decode(t) for t in raw)
+    return tuple(known(t) or SignedTx.decode(t) for t in raw)
 
 
 def _decode_blocks(raw: Any) -> tuple[SyncedBlock, ...]:
