@@ -2,25 +2,65 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from tidechain.core.crypto import SigningKey
-from tidechain.ledger.types import Genesis, GenesisValidator, SignedTx, TxBody
+from tidechain.identity import Role, issue_member_cert, make_org_ca
+from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
 
 GENESIS_TIME_MS = 1_760_000_000_000
+DAY_MS = 86_400_000
+TEST_ORG = "test-org"
+TEST_USCC = "91350100M000100Y43"
+DEPOSITOR_KEYS = range(10)
+"""key(0)..key(9) are depositors of the test organisation: the keys tests sign with."""
+ADMIN_KEY = 10
+"""key(10) is the test organisation's admin."""
 
 
 def key(n: int) -> SigningKey:
     return SigningKey(hashlib.sha256(b"test key %d" % n).digest())
 
 
+def ca_seed(org: str, generation: int = 0) -> bytes:
+    return hashlib.sha256(b"test ca %s %d" % (org.encode(), generation)).digest()
+
+
+@functools.cache
+def org_ca(org: str = TEST_ORG, generation: int = 0, uscc: str = TEST_USCC) -> bytes:
+    """A test organisation's CA certificate (cached: tests stay fast)."""
+    return make_org_ca(org, f"{org} Co., Ltd.", uscc, ca_seed(org, generation),
+                       GENESIS_TIME_MS - DAY_MS, GENESIS_TIME_MS + 3650 * DAY_MS,
+                       1000 + generation)
+
+
+@functools.cache
+def member_cert(n: int, roles: tuple[Role, ...], org: str = TEST_ORG, generation: int = 0,
+                not_after_ms: int = GENESIS_TIME_MS + 365 * DAY_MS, serial: int = 0) -> bytes:
+    """key(n)'s certificate with `roles` from `org`'s CA (cached)."""
+    return issue_member_cert(org_ca(org, generation), ca_seed(org, generation), f"member {n}",
+                             key(n).public_key, roles, GENESIS_TIME_MS - DAY_MS, not_after_ms,
+                             serial or 1_000_000 + n)
+
+
+def founding_org(extra: Iterable[tuple[int, tuple[Role, ...]]] = ()) -> GenesisOrg:
+    """The test organisation: key(0..9) depositors, key(10) admin, plus `extra`."""
+    members: list[tuple[int, tuple[Role, ...]]] = [(n, (Role.DEPOSITOR,)) for n in DEPOSITOR_KEYS]
+    members += [(ADMIN_KEY, (Role.ADMIN,)), *extra]
+    return GenesisOrg(org_ca(), tuple(member_cert(n, roles) for n, roles in members))
+
+
+@functools.cache
 def genesis(validators: int = 1, name: str = "test-net") -> Genesis:
     return Genesis(
         name,
         GENESIS_TIME_MS,
         tuple(GenesisValidator(f"{name}/node{i}", key(1000 + i).public_key)
               for i in range(validators)),
+        (founding_org(),),
     )
 
 

@@ -48,7 +48,7 @@ from tidechain.core.merkle import verify_consistency
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust, parse_trust
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxBody
-from tidechain.node.config import init_network
+from tidechain.node.config import client_signer, init_network
 
 pytestmark = pytest.mark.slow
 
@@ -219,10 +219,12 @@ def network(tmp_path: Path) -> Iterator[Network]:
 class Depositor:
     """Builds distinct signed deposits (unique digest and nonce) from any thread."""
 
-    def __init__(self, genesis: Genesis, name: str) -> None:
-        self.chain_id = genesis.chain_id
+    def __init__(self, network: Network, name: str) -> None:
+        self.chain_id = network.genesis.chain_id
         self.name = name
-        self.key = SigningKey(hashlib.sha256(b"crash test depositor " + name.encode()).digest())
+        # The network's enrolled depositor key: only members may deposit. Digests
+        # differ per name, so transactions of different submitters never collide.
+        self.key: SigningKey = client_signer(network.directory).key
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
@@ -342,11 +344,11 @@ def run_checkpoint_poller(url: str, seen: Observations, stop: threading.Event) -
 class Load:
     """Submitter threads plus the checkpoint poller, started and stopped together."""
 
-    def __init__(self, url: str, genesis: Genesis, seen: Observations) -> None:
+    def __init__(self, url: str, network: Network, seen: Observations) -> None:
         self.stop_event = threading.Event()
         self.threads = [
             threading.Thread(target=run_submitter, name=f"submitter{i}",
-                             args=(url, Depositor(genesis, f"submitter{i}"), seen,
+                             args=(url, Depositor(network, f"submitter{i}"), seen,
                                    self.stop_event))
             for i in range(SUBMITTERS)
         ]
@@ -493,7 +495,7 @@ def test_acknowledged_deposits_survive_repeated_sigkill(network: Network) -> Non
     with reported(schedule, node):
         node.wait_ready()
         started = time.monotonic()
-        with Load(node.url, network.genesis, seen):
+        with Load(node.url, network, seen):
             for _ in range(schedule.kills):
                 time.sleep(rng.uniform(*UP_TIME_S))
                 crash_and_restart(node, seen, rng)
@@ -523,7 +525,7 @@ def verify_after_crashes(network: Network, seen: Observations) -> None:
     assert seen.acked, "no deposit was ever acknowledged"
     with httpx.Client(base_url=node.url, timeout=HTTP_TIMEOUT) as client:
         # The node keeps accepting work after the last restart.
-        new_id, new_index = deposit_once(client, Depositor(network.genesis, "after"))
+        new_id, new_index = deposit_once(client, Depositor(network, "after"))
         acked = dict(seen.acked) | {new_id: new_index}
         note, final = final_checkpoint(client, trust)
         check_acknowledged(client, trust, final, acked)
@@ -658,7 +660,7 @@ def test_store_reopens_consistently_after_sigkill_during_big_batch(network: Netw
     print(f"crash schedule {schedule.tag()}")
     rng = schedule.rng()
     node, trust = network.node, network.trust
-    depositor = Depositor(network.genesis, "batch")
+    depositor = Depositor(network, "batch")
     with reported(schedule, node):
         node.wait_ready()
         with httpx.Client(base_url=node.url, timeout=HTTP_TIMEOUT) as client:

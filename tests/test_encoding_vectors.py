@@ -27,6 +27,7 @@ from tidechain.ledger.types import (
     TX_SIGNING_DOMAIN,
     BlockHeader,
     Genesis,
+    GenesisOrg,
     GenesisValidator,
     LogEntry,
     SignedTx,
@@ -83,7 +84,9 @@ def genesis() -> Genesis:
     g = vectors()["genesis"]
     validators = tuple(GenesisValidator(v["name"], bytes.fromhex(v["public_key"]))
                        for v in g["validators"])
-    return Genesis(g["name"], g["time_ms"], validators)
+    orgs = tuple(GenesisOrg(bytes.fromhex(o["ca"]), tuple(bytes.fromhex(m) for m in o["members"]))
+                 for o in g["orgs"])
+    return Genesis(g["name"], g["time_ms"], validators, orgs)
 
 
 def body() -> TxBody:

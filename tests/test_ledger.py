@@ -11,7 +11,7 @@ from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import merkle
 from tidechain.core.errors import BadSignature, InvariantViolation, Rejected
-from tidechain.ledger.chain import Chain, check_tx_static
+from tidechain.ledger.chain import Chain, check_tx_static, genesis_state
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import LogEntry
 from tidechain.storage.store import Store
@@ -19,7 +19,7 @@ from tidechain.storage.store import Store
 
 def new_chain(g=None) -> Chain:  # type: ignore[no-untyped-def]
     g = g or genesis()
-    return Chain(g, default_registry(), None, StateTree(), merkle.CompactRange())
+    return Chain.at_genesis(g, default_registry())
 
 
 def commit(chain: Chain, store: Store, txs, time_ms: int):  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def commit(chain: Chain, store: Store, txs, time_ms: int):  # type: ignore[no-un
 def test_deposit_then_lookup_earliest_first(tmp_path: Path) -> None:
     g = genesis()
     store = Store(tmp_path / "chain.sqlite")
-    store.init_genesis(g)
+    store.init_genesis(g, genesis_state(g, default_registry()))
     chain = new_chain(g)
     digest = hashlib.sha256(b"contract").digest()
     t1 = tx(g, key(1), args={"digest": digest, "meta": {"who": "first"}}, nonce=1)
@@ -135,7 +135,7 @@ def test_restart_rebuilds_the_same_roots(tmp_path: Path) -> None:
     g = genesis()
     path = tmp_path / "chain.sqlite"
     store = Store(path)
-    store.init_genesis(g)
+    store.init_genesis(g, genesis_state(g, default_registry()))
     chain = new_chain(g)
     for h in range(1, 6):
         commit(chain, store, [tx(g, key(1), nonce=h * 10 + i) for i in range(h)],
@@ -157,9 +157,9 @@ def test_restart_rebuilds_the_same_roots(tmp_path: Path) -> None:
 
 def test_a_store_of_another_network_is_refused(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.sqlite")
-    store.init_genesis(genesis())
+    store.init_genesis(genesis(), genesis_state(genesis(), default_registry()))
     with pytest.raises(InvariantViolation):
-        store.init_genesis(genesis(name="other-net"))
+        store.init_genesis(genesis(name="other-net"), {})
 
 
 def test_state_roots_that_do_not_match_the_header_crash(tmp_path: Path) -> None:

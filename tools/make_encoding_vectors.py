@@ -19,12 +19,14 @@ from typing import Any
 
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256
+from tidechain.identity import Role, issue_member_cert, make_org_ca
 from tidechain.ledger.types import (
     FORMAT_VERSION,
     TX_SIGNING_DOMAIN,
     BlockHeader,
     Event,
     Genesis,
+    GenesisOrg,
     GenesisValidator,
     LogEntry,
     SignedTx,
@@ -45,6 +47,12 @@ NONCE = bytes(range(16))
 DIGEST = sha256(b"tally report TR-2026-0001")  # the document's SHA-256: only its hash goes on chain
 STATE_ROOT = sha256(b"tidechain vectors: an arbitrary state root")
 ZERO_HASH = bytes(32)  # prev_hash of the first block
+ORG_ID = "shport"
+ORG_LEGAL_NAME = "上海示例港口物流有限公司"
+ORG_USCC = "91350100M000100Y43"
+ORG_CA_SEED = sha256(b"tidechain vectors: org CA key")
+ADMIN_SEED = sha256(b"tidechain vectors: org admin key")
+YEAR_MS = 365 * 86_400_000
 
 NOTATION = (
     "CBOR values ('value', 'args', 'result') are written as JSON: numbers are integers, "
@@ -96,6 +104,8 @@ def diagnostic(value: Any) -> str:
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: cbor.encode(kv[0]))
         return "{" + ", ".join(f"{diagnostic(k)}: {diagnostic(v)}" for k, v in items) + "}"
+    if isinstance(value, cbor.Encoded):  # a pre-encoded item spliced in (LogEntry's tx)
+        return diagnostic(cbor.decode(value.data))
     raise TypeError(f"not a CBOR value: {value!r}")
 
 
@@ -159,14 +169,28 @@ NON_CANONICAL = [
 ]
 
 
+def founding_org(client: SigningKey) -> GenesisOrg:
+    """One founding organisation: its CA, the client as a depositor, an admin."""
+    ca = make_org_ca(ORG_ID, ORG_LEGAL_NAME, ORG_USCC, ORG_CA_SEED, GENESIS_TIME_MS,
+                     GENESIS_TIME_MS + 10 * YEAR_MS, 1)
+    members = [
+        issue_member_cert(ca, ORG_CA_SEED, "client", client.public_key, [Role.DEPOSITOR],
+                          GENESIS_TIME_MS, GENESIS_TIME_MS + YEAR_MS, 2),
+        issue_member_cert(ca, ORG_CA_SEED, "admin", SigningKey(ADMIN_SEED).public_key,
+                          [Role.ADMIN], GENESIS_TIME_MS, GENESIS_TIME_MS + YEAR_MS, 3),
+    ]
+    return GenesisOrg(ca, tuple(members))
+
+
 def build() -> dict[str, Any]:
     client = SigningKey(CLIENT_SEED)
     validator_keys = [SigningKey(seed) for seed in VALIDATOR_SEEDS]
     validator_names = [f"{NETWORK}/node{i}" for i in range(len(validator_keys))]
+    org = founding_org(client)
     genesis = Genesis(NETWORK, GENESIS_TIME_MS, tuple(
         GenesisValidator(name, key.public_key)
         for name, key in zip(validator_names, validator_keys, strict=True)
-    ))
+    ), (org,))
 
     body = TxBody(
         chain_id=genesis.chain_id, sender=client.public_key, nonce=NONCE, expires_ms=EXPIRES_MS,
@@ -209,6 +233,8 @@ def build() -> dict[str, Any]:
             "time_ms": genesis.time_ms,
             "validators": [{"name": v.name, "public_key": v.public_key.hex()}
                            for v in genesis.validators],
+            "orgs": [{"ca": o.ca.hex(), "members": [m.hex() for m in o.members]}
+                     for o in genesis.orgs],
             "diagnostic": diagnostic(genesis.to_cbor()),
             "bytes": genesis.encode().hex(),
             "chain_id": genesis.chain_id.hex(),

@@ -216,9 +216,61 @@ _SCHEMAS: dict[str, Schema] = {
     },
 }
 
+_SCHEMAS["Contract"] = {
+    "type": "object",
+    "required": ["name", "description", "methods"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "methods": {"type": "array", "items": {
+            "type": "object", "required": ["name", "roles", "summary"],
+            "properties": {"name": {"type": "string"},
+                           "roles": {"type": "array", "items": {"type": "string"},
+                                     "description": "A caller needs one of these roles."},
+                           "summary": {"type": "string"}}}},
+    },
+    "example": {"name": "evidence", "description": "Evidence deposit",
+                "methods": [{"name": "deposit", "roles": ["depositor"],
+                             "summary": "anchor a document digest {digest, meta}"}]},
+}
+_SCHEMAS["Member"] = {
+    "type": "object",
+    "required": ["key", "org", "name", "roles", "ca", "serial", "not_before", "not_after",
+                 "status"],
+    "properties": {
+        "key": _HEX32,
+        "org": {"type": "string"},
+        "name": {"type": "string"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "ca": {**_HEX32, "description": "SHA-256 fingerprint of the issuing CA's DER."},
+        "serial": {"type": "integer", "minimum": 1},
+        "not_before": _UINT,
+        "not_after": {**_UINT, "description": "Certificate end, ms since the epoch."},
+        "enrolled": {"type": ["integer", "null"],
+                     "description": "Log index of the enrol transaction; null: genesis."},
+        "status": {"enum": ["active", "expired", "revoked", "ca_removed"],
+                   "description": "At the head's block time."},
+    },
+}
+_SCHEMAS["Organisation"] = {
+    "type": "object",
+    "required": ["org", "legal_name", "uscc", "cas", "members", "truncated"],
+    "properties": {
+        "org": {"type": "string"},
+        "legal_name": {"type": "string"},
+        "uscc": {"type": "string", "description": "Unified social credit code."},
+        "cas": {"type": "array", "items": _HEX32},
+        "members": {"type": "array", "items": _ref("Member")},
+        "truncated": {"type": "boolean"},
+    },
+}
+
 _RESPONSES: dict[str, Schema] = {
     "BadRequest": _json_body(_ref("Error"), "Malformed or refused input (typed code)."),
     "NotFound": _json_body(_ref("Error"), "No such object."),
+    "Forbidden": _json_body(_ref("Error"), (
+        "The sender is not an enrolled member in good standing, or has none of the roles "
+        "the method allows (code forbidden; docs/permissions.md).")),
     "TooLarge": _json_body(_ref("Error"), "Request body or transaction over its limit."),
     "Busy": {
         **_json_body(_ref("Error"), "Back-pressure: the mempool or waiter table is full."),
@@ -240,7 +292,8 @@ _CHECKPOINT_EXAMPLE = (
 def _get(summary: str, ok: Schema, *, params: list[Schema] | None = None,
          errors: tuple[str, ...] = ("BadRequest",)) -> Schema:
     responses: dict[str, Schema] = {"200": ok}
-    status_of = {"BadRequest": "400", "NotFound": "404", "TooLarge": "413", "Busy": "503"}
+    status_of = {"BadRequest": "400", "Forbidden": "403", "NotFound": "404", "TooLarge": "413",
+                 "Busy": "503"}
     for name in errors:
         responses[status_of[name]] = _error(name)
     op: Schema = {"summary": summary, "responses": responses}
@@ -253,8 +306,10 @@ _SUBMIT: Schema = {
     "post": {
         "summary": "Submit one signed transaction",
         "description": (
-            "Decodes, checks the signature, chain id, expiry and replay, and admits the "
-            "transaction to the mempool. With wait=true, answers once it is committed."),
+            "Decodes, checks the signature, chain id, expiry and replay, checks that the "
+            "sender is an enrolled member with a role the method allows (403 forbidden "
+            "otherwise), and admits the transaction to the mempool. With wait=true, "
+            "answers once it is committed."),
         "parameters": [
             _query_param("wait", {"type": "boolean", "default": False},
                          "Block until the transaction commits (or timeout_ms passes)."),
@@ -270,6 +325,7 @@ _SUBMIT: Schema = {
             "200": _json_body(_ref("Committed"), "Committed (wait=true)."),
             "202": _json_body(_ref("Pending"), "Admitted to the mempool (wait=false)."),
             "400": _error("BadRequest"),
+            "403": _error("Forbidden"),
             "413": _error("TooLarge"),
             "422": _json_body(_ref("CommittedRefused"),
                               "Committed, but the contract refused the call."),
@@ -354,6 +410,21 @@ _PATHS: dict[str, Schema] = {
     "/v1/evidence/deposit/{index}": _get(
         "One deposit by its log index, with the deposits that amend it",
         _json_body(_ref("Deposit"), "Deposit"), params=[_INDEX],
+        errors=("BadRequest", "NotFound")),
+    "/v1/contracts": _get(
+        "Every contract method and the roles that may call it",
+        _json_body({"type": "object", "required": ["contracts"], "properties": {
+            "contracts": {"type": "array", "items": _ref("Contract")}}}, "Contracts"),
+        errors=()),
+    "/v1/members": _get(
+        "An organisation, its active CA fingerprints and its members, at the head",
+        _json_body(_ref("Organisation"), "Organisation"),
+        params=[_query_param("org", {"type": "string"}, "The org id, e.g. acme.", True)],
+        errors=("BadRequest", "NotFound")),
+    "/v1/members/{key}": _get(
+        "A member by its Ed25519 public key, with its status at the head",
+        _json_body(_ref("Member"), "Member"),
+        params=[_path_param("key", _HEX32, "The member's Ed25519 public key, hex.")],
         errors=("BadRequest", "NotFound")),
 }
 

@@ -120,6 +120,9 @@ class Api:
         r.add_get("/v1/state/proof/{key}", self.state_proof)
         r.add_get("/v1/evidence/digest/{digest}", self.deposits)
         r.add_get("/v1/evidence/deposit/{index}", self.deposit)
+        r.add_get("/v1/contracts", self.contracts)
+        r.add_get("/v1/members", self.members)
+        r.add_get("/v1/members/{key}", self.member)
         return app
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -199,3 +202,15 @@ class Api:
 
     async def deposit(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.deposit(_int_param(request, "index")))
+
+    async def contracts(self, request: web.Request) -> web.Response:
+        return web.json_response({"contracts": self.node.contracts()})
+
+    async def members(self, request: web.Request) -> web.Response:
+        org = request.query.get("org", "")
+        if not org:
+            raise DecodeError("give the organisation: /v1/members?org=ID")
+        return web.json_response(self.node.members(org))
+
+    async def member(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.member(_hex_param(request, "key", 32)))

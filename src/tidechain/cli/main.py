@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,13 +26,22 @@ from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_rec
 from tidechain.core.errors import ProofError, Rejected
 from tidechain.core.hexcodec import parse_hex
 from tidechain.node.config import (
+    DEFAULT_LEGAL_NAME,
+    DEFAULT_ORG,
+    DEFAULT_USCC,
     ConfigError,
+    OrgDir,
     client_signer,
     init_network,
+    init_org,
+    issue_member,
     load_genesis,
     load_node,
     node_urls,
+    org_dirs,
+    read_key,
     resolve_network_dir,
+    write_key,
 )
 
 if TYPE_CHECKING:
@@ -207,7 +218,8 @@ def _proven_lines(proven: VerifiedDeposit) -> list[str]:
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
     directory = Path(args.dir)
-    nodes = init_network(directory, args.name, validators=args.validators, base_port=args.port)
+    nodes = init_network(directory, args.name, validators=args.validators, base_port=args.port,
+                         org=args.org, legal_name=args.legal_name, uscc=args.uscc)
     genesis = load_genesis(directory)
     data = {
         "network": genesis.name,
@@ -216,6 +228,8 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         "directory": str(directory),
         "trust": str(directory / TRUST_FILE),
         "client_key": str(directory / "client.key"),
+        "admin_key": str(directory / "admin.key"),
+        "org": args.org,
         "nodes": [{"name": n.name, "directory": str(n.directory), "api": n.api_url}
                   for n in nodes],
     }
@@ -224,7 +238,8 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         f"  chain id    {genesis.chain_id.hex()}",
         f"  origin      {genesis.origin}",
         f"  trust file  {directory / TRUST_FILE}  (give this to verifiers)",
-        f"  client key  {directory / 'client.key'}",
+        f"  client key  {directory / 'client.key'}  (depositor of {args.org})",
+        f"  admin key   {directory / 'admin.key'}  (admin of {args.org}: tide member enrol)",
         *(f"  {n.name}       {n.directory}  API {n.api_url}" for n in nodes),
         f"next: tide node start {nodes[0].directory}",
     ]
@@ -407,6 +422,169 @@ def cmd_evidence_lookup(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_contracts_describe(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        contracts = client.contracts()
+    lines = []
+    for contract in contracts:
+        lines.append(f"{contract['name']}: {contract['description']}")
+        for method in contract["methods"]:
+            roles = ", ".join(method["roles"])
+            lines.append(f"  {contract['name']}.{method['name']:<12} roles: {roles:<14} "
+                         f"{method['summary']}")
+    out.result({"contracts": contracts}, lines)
+    return EXIT_OK
+
+
+# --- organisations and members -------------------------------------------------------------
+
+
+def cmd_org_init(args: argparse.Namespace, out: Output) -> int:
+    directory = Path(args.dir)
+    org = init_org(directory, args.org, args.legal_name, args.uscc, _now_ms())
+    from tidechain.identity import parse_org_ca
+
+    ca = parse_org_ca(org.cert(), _now_ms())
+    data = {"org": ca.org_id, "legal_name": ca.legal_name, "uscc": ca.uscc,
+            "fingerprint": ca.fingerprint.hex(), "cert": str(org.cert_path),
+            "key": str(org.key_path), "not_after_ms": ca.not_after_ms}
+    out.result(data, [
+        f"created the CA of organisation {ca.org_id} in {directory}",
+        f"  legal name   {ca.legal_name}",
+        f"  USCC         {ca.uscc}",
+        f"  fingerprint  {ca.fingerprint.hex()}",
+        f"  certificate  {org.cert_path}",
+        f"  key          {org.key_path}  (mode 0600: keep it offline)",
+        "registering a new organisation on chain is governance (not yet available); an",
+        "organisation already on chain registers this CA with members.add_ca",
+    ])
+    return EXIT_OK
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _org_dir(args: argparse.Namespace) -> OrgDir:
+    """--org-dir DIR, else the only organisation under NET/orgs/."""
+    if args.org_dir:
+        return OrgDir(Path(args.org_dir))
+    found = org_dirs(_network_dir(args))
+    if len(found) != 1:
+        raise ConfigError(f"{len(found)} organisations under {_network_dir(args)}/orgs: "
+                          "pass --org-dir DIR")
+    return found[0]
+
+
+def _admin_key(args: argparse.Namespace) -> Any:
+    return read_key(Path(args.admin_key) if args.admin_key
+                    else _network_dir(args) / "admin.key").key
+
+
+def _member_key(args: argparse.Namespace) -> tuple[bytes, Path]:
+    """The public key to enrol and the file holding its private key."""
+    if args.new_key:
+        path = Path(args.new_key)
+        if path.exists():
+            raise ConfigError(f"{path} exists; refusing to overwrite a key")
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", args.name).strip("-") or "member"
+        signer = write_key(path, f"{load_genesis(_network_dir(args)).name}/{slug}",
+                           os.urandom(32))
+        return signer.key.public_key, path
+    if args.key:
+        return read_key(Path(args.key)).key.public_key, Path(args.key)
+    raise ConfigError("give the member's key: --key FILE (existing) or --new-key FILE")
+
+
+def _submit(args: argparse.Namespace, tx: Any) -> dict[str, Any]:
+    with _client(args) as client:
+        committed: dict[str, Any] = client.submit(tx, wait=True)
+    return committed
+
+
+def cmd_member_enrol(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.client.txbuilder import enrol_tx
+    from tidechain.identity import parse_roles, to_pem, verify_member_cert
+
+    roles = tuple(sorted(parse_roles(args.role)))
+    org = _org_dir(args)
+    admin = _admin_key(args)
+    public_key, key_path = _member_key(args)
+    now_ms = _now_ms()
+    cert = issue_member(org, args.name, public_key, roles, now_ms)
+    member = verify_member_cert(cert, org.cert(), now_ms)
+    cert_path = key_path.with_name(key_path.name + ".pem")
+    cert_path.write_bytes(to_pem(cert))
+    with _client(args) as client:
+        tx = enrol_tx(admin, client.chain_id(), cert, now_ms=now_ms, nonce=os.urandom(16))
+        committed = client.submit(tx, wait=True)
+    data = {"org": member.org_id, "name": member.name, "key": public_key.hex(),
+            "roles": [r.value for r in roles], "serial": member.serial,
+            "ca": member.ca_fingerprint.hex(), "not_after_ms": member.not_after_ms,
+            "key_file": str(key_path), "cert": str(cert_path),
+            "tx_id": committed["tx_id"], "log_index": committed["log_index"]}
+    out.result(data, [
+        f"enrolled {member.name} in {member.org_id} (log index {committed['log_index']})",
+        f"  key          {public_key.hex()}  ({key_path})",
+        f"  roles        {', '.join(r.value for r in roles)}",
+        f"  serial       {member.serial}",
+        f"  certificate  {cert_path}  (valid until {iso_utc(member.not_after_ms)})",
+    ])
+    return EXIT_OK
+
+
+def cmd_member_list(args: argparse.Namespace, out: Output) -> int:
+    org_id = args.org
+    if not org_id:
+        genesis = load_genesis(_network_dir(args))
+        if not genesis.orgs:
+            raise ConfigError("the genesis has no organisation: pass --org ID")
+        from tidechain.identity import parse_org_ca
+
+        org_id = parse_org_ca(genesis.orgs[0].ca, genesis.time_ms).org_id
+    with _client(args) as client:
+        found = client.members(org_id)
+    lines = [f"organisation {found['org']}: {found['legal_name']} (USCC {found['uscc']})",
+             *(f"  CA {fp}" for fp in found["cas"])]
+    for m in found["members"]:
+        lines.append(f"  {m['key']}  {m['status']:<10} {','.join(m['roles']):<20} "
+                     f"serial {m['serial']}  {m['name']}")
+    if found.get("truncated"):
+        lines.append("  (list truncated)")
+    out.result(found, lines)
+    return EXIT_OK
+
+
+def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.client.txbuilder import revoke_tx
+    from tidechain.identity import parse_org_ca
+
+    admin = _admin_key(args)
+    with _client(args) as client:
+        if args.serial is not None:
+            ca = (parse_hex(args.ca, 32, "--ca") if args.ca
+                  else parse_org_ca(_org_dir(args).cert(), _now_ms()).fingerprint)
+            serial = int(args.serial)
+        else:
+            if args.key:
+                target = read_key(Path(args.key)).key.public_key.hex()
+            elif args.member:
+                target = args.member
+            else:
+                raise ConfigError("say which certificate: --member HEX, --key FILE, "
+                                  "or --serial N [--ca FINGERPRINT]")
+            record = client.member(target)
+            ca, serial = bytes.fromhex(record["ca"]), int(record["serial"])
+        tx = revoke_tx(admin, client.chain_id(), ca, serial, now_ms=_now_ms(),
+                       nonce=os.urandom(16))
+        committed = client.submit(tx, wait=True)
+    data = {"ca": ca.hex(), "serial": serial, "tx_id": committed["tx_id"],
+            "log_index": committed["log_index"]}
+    out.result(data, [f"revoked certificate serial {serial} of CA {ca.hex()} "
+                      f"(log index {committed['log_index']})"])
+    return EXIT_OK
+
+
 # --- argument parsing ----------------------------------------------------------------------
 
 
@@ -445,6 +623,27 @@ def _trust_option(parser: argparse.ArgumentParser, required: bool = False) -> No
     parser.add_argument("--trust", metavar="TRUST", required=required, help=help_text)
 
 
+def _org_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--org", required=required, metavar="ID",
+                        default=None if required else DEFAULT_ORG,
+                        help="org id: lower-case letters, digits, inner hyphens"
+                             + ("" if required else f" (default: {DEFAULT_ORG})"))
+    parser.add_argument("--legal-name", required=required, metavar="NAME",
+                        default=None if required else DEFAULT_LEGAL_NAME,
+                        help="the organisation's registered legal name")
+    parser.add_argument("--uscc", required=required, metavar="CODE",
+                        default=None if required else DEFAULT_USCC,
+                        help="unified social credit code (GB 32100-2015)")
+
+
+def _member_admin_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org-dir", metavar="DIR",
+                        help="the organisation's CA directory (default: the only one "
+                             "under NET/orgs/)")
+    parser.add_argument("--admin-key", metavar="FILE",
+                        help="an admin key of the organisation (default: NET/admin.key)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tide", description="tidechain: consortium chain node, client and verifier.",
@@ -459,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validators", type=int, default=1, metavar="N")
     p.add_argument("--port", type=int, default=8680, metavar="P",
                    help="API port of node0 (node i gets P + i)")
+    _org_options(p, required=False)
 
     node = _group(commands, "node", "run a node")
     p = _add(node, "start", cmd_node_start, "start a node and serve its REST API")
@@ -507,6 +707,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", type=int, metavar="OLD")
     p.add_argument("new", type=int, nargs="?", metavar="NEW", help="default: current size")
     _trust_option(p)
+
+    contracts = _group(commands, "contracts", "the built-in contracts")
+    _add(contracts, "describe", cmd_contracts_describe,
+         "list every contract method and the roles allowed to call it")
+
+    org = _group(commands, "org", "organisations")
+    p = _add(org, "init", cmd_org_init,
+             "create an organisation CA (key + certificate) in DIR, for an organisation "
+             "joining later; registering it on chain is governance, not yet available")
+    p.add_argument("dir", metavar="DIR")
+    _org_options(p, required=True)
+
+    member = _group(commands, "member", "members of an organisation")
+    p = _add(member, "enrol", cmd_member_enrol,
+             "issue a member certificate with the org's CA and enrol it on chain "
+             "(members.enrol, signed by an admin key)")
+    p.add_argument("--role", action="append", required=True, metavar="ROLE",
+                   help="a role (repeatable): admin, depositor, invoice_issuer, "
+                        "tax_authority, enterprise, funder, carrier, regulator")
+    p.add_argument("--name", required=True, help="the member's name (certificate CN)")
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--key", metavar="FILE", help="enrol this existing key file")
+    keys.add_argument("--new-key", metavar="FILE", help="create a new key in FILE and enrol it")
+    _member_admin_options(p)
+
+    p = _add(member, "list", cmd_member_list, "list an organisation's members")
+    p.add_argument("--org", metavar="ID", help="org id (default: the genesis's first)")
+
+    p = _add(member, "revoke", cmd_member_revoke,
+             "revoke a member certificate (members.revoke, signed by an admin key)")
+    p.add_argument("--member", metavar="HEX", help="the member's public key")
+    p.add_argument("--key", metavar="FILE", help="the member's key file")
+    p.add_argument("--serial", type=int, metavar="N", help="the certificate's serial")
+    p.add_argument("--ca", metavar="FINGERPRINT",
+                   help="with --serial: the issuing CA (default: the org dir's CA)")
+    _member_admin_options(p)
 
     evidence_group = _group(commands, "evidence", "evidence deposits")
     p = _add(evidence_group, "lookup", cmd_evidence_lookup, "list the deposits of a document")

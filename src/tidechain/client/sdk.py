@@ -45,6 +45,7 @@ from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES, MAX_SUBMIT_BATCH
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
+from tidechain.ledger.runtime import Forbidden
 from tidechain.ledger.types import HASH_BYTES, SignedTx
 
 CBOR = "application/cbor"
@@ -60,6 +61,7 @@ _CODE_TYPES: dict[str, type[Rejected]] = {
     "bad_signature": BadSignature,
     "proof_invalid": ProofError,
     "too_large": TooLarge,
+    "forbidden": Forbidden,
 }
 """Error codes that name one exception type, whatever the HTTP status."""
 
@@ -309,6 +311,22 @@ class Client:
 
     def deposit(self, index: int) -> dict[str, Any]:
         found: dict[str, Any] = self._get_json(f"/v1/evidence/deposit/{_uint(index, 'index')}")
+        return found
+
+    def contracts(self) -> list[dict[str, Any]]:
+        """Every contract method with the roles allowed to call it."""
+        found = self._get_json("/v1/contracts")
+        described: list[dict[str, Any]] = found["contracts"]
+        return described
+
+    def member(self, public_key: bytes | str) -> dict[str, Any]:
+        """The member record of an Ed25519 public key, with its status at the head."""
+        found: dict[str, Any] = self._get_json(f"/v1/members/{_hex32(public_key, 'key')}")
+        return found
+
+    def members(self, org: str) -> dict[str, Any]:
+        """An organisation, its active CAs and its members."""
+        found: dict[str, Any] = self._get_json("/v1/members", params={"org": org})
         return found
 
     # --- submit ------------------------------------------------------------------------

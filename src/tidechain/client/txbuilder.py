@@ -1,4 +1,5 @@
-"""Build signed evidence transactions, and hash documents without loading them whole.
+"""Build signed evidence and membership transactions, and hash documents without
+loading them whole.
 
 Transaction building is pure: the current time and the nonce are
 arguments, so a caller (the SDK, a test, another language's test vectors) decides
@@ -27,6 +28,9 @@ stops being replayable soon."""
 HASH_CHUNK_BYTES = 1 << 20
 """Read documents 1 MiB at a time: constant memory for any file size."""
 
+MEMBERS = "members"
+"""The membership contract's name (contracts/members.py)."""
+
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total), called after each chunk."""
 
@@ -42,21 +46,53 @@ def _check_envelope(chain_id: bytes, nonce: bytes, now_ms: int, ttl_ms: int) -> 
         raise DecodeError(f"ttl_ms must be between 1 and {MAX_TX_VALIDITY_MS}")
 
 
-def _evidence_tx(
-    key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
-    now_ms: int, nonce: bytes, ttl_ms: int,
+def call_tx(
+    key: SigningKey, chain_id: bytes, contract: str, method: str, args: dict[str, Any],
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
+    """A signed call of `contract.method` with `args`, expiring `ttl_ms` after `now_ms`."""
     _check_envelope(chain_id, nonce, now_ms, ttl_ms)
     body = TxBody(
         chain_id=chain_id,
         sender=key.public_key,
         nonce=nonce,
         expires_ms=now_ms + ttl_ms,
-        contract=evidence.NAME,
+        contract=contract,
         method=method,
         args=args,
     )
     return SignedTx.create(body, key)
+
+
+def _evidence_tx(
+    key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
+    now_ms: int, nonce: bytes, ttl_ms: int,
+) -> SignedTx:
+    return call_tx(key, chain_id, evidence.NAME, method, args, now_ms=now_ms, nonce=nonce,
+                   ttl_ms=ttl_ms)
+
+
+def enrol_tx(
+    admin_key: SigningKey, chain_id: bytes, cert_der: bytes,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `members.enrol` of a member certificate (DER), by an admin of its org."""
+    return call_tx(admin_key, chain_id, MEMBERS, "enrol", {"cert": cert_der},
+                   now_ms=now_ms, nonce=nonce, ttl_ms=ttl_ms)
+
+
+def revoke_tx(
+    admin_key: SigningKey, chain_id: bytes, ca_fingerprint: bytes, serial: int,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `members.revoke` of the certificate (CA fingerprint, serial)."""
+    from tidechain.contracts import members  # x509 underneath: see contracts/__init__.py
+
+    serial = members.check_serial(serial)
+    args: dict[str, Any] = {"ca": members.check_fingerprint(ca_fingerprint),
+                            "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
+    return call_tx(admin_key, chain_id, MEMBERS, "revoke", args, now_ms=now_ms,
+                   nonce=nonce, ttl_ms=ttl_ms)
 
 
 def deposit_tx(

@@ -3,9 +3,13 @@ and nowhere else (not in the API, CLI or SDK)."""
 
 from __future__ import annotations
 
-from tidechain.contracts import evidence
 from tidechain.ledger.runtime import Registry
 
 
 def default_registry() -> Registry:
-    return Registry([evidence.CONTRACT])
+    """The built-in contracts, with the members contract as the permission check."""
+    # Imported here: `members` needs cryptography's x509, which loads `socket`; clients
+    # that build evidence transactions (and the offline verifier) import this package.
+    from tidechain.contracts import evidence, members
+
+    return Registry([members.CONTRACT, evidence.CONTRACT], authorize=members.authorize)

@@ -22,10 +22,12 @@ from typing import Any, Protocol
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
 from tidechain.core.limits import MAX_META_ENTRIES, MAX_META_KEY_BYTES, MAX_META_VALUE_BYTES
+from tidechain.identity.roles import Role
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
     IndexReader,
+    MethodSpec,
     StateReader,
     namespaced,
 )
@@ -114,7 +116,7 @@ def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | 
 
 
 def deposit(ctx: CallContext, args: dict[str, Any]) -> None:
-    """Deposit a digest. The same digest may be deposited again (by anyone); each
+    """Deposit a digest. The same digest may be deposited again (by any depositor); each
     deposit is its own record, and lookups list them earliest first."""
     _check_args(args, {"digest", "meta"})
     _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), None)
@@ -136,7 +138,14 @@ def amend(ctx: CallContext, args: dict[str, Any]) -> None:
 
 CONTRACT = Contract(
     name=NAME,
-    methods={"deposit": deposit, "amend": amend},
+    # Depositors only: an admin manages membership and does not deposit in its own
+    # name (an org that wants both enrols the key with both roles); the regulator reads.
+    methods={
+        "deposit": MethodSpec(deposit, frozenset({Role.DEPOSITOR}),
+                              "anchor a document digest {digest, meta}"),
+        "amend": MethodSpec(amend, frozenset({Role.DEPOSITOR}),
+                            "deposit a new version of one's own deposit {of, digest, meta}"),
+    },
     description="Evidence deposit: anchor SHA-256 digests of documents; amend by linking.",
 )
 

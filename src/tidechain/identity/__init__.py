@@ -6,34 +6,8 @@ these functions inside contract code, so every validator must reach the same ans
 
 from __future__ import annotations
 
-from tidechain.identity.certs import (
-    MS_PER_DAY,
-    BadKeyFile,
-    CertBadKey,
-    CertBadRoles,
-    CertError,
-    CertExpired,
-    CertMalformed,
-    CertNotCa,
-    CertNotYetValid,
-    CertProfileError,
-    CertRequestError,
-    CertTooLarge,
-    CertUntrusted,
-    Member,
-    OrgCa,
-    days_until_expiry,
-    expiry_warning,
-    from_pem,
-    issue_member_cert,
-    make_org_ca,
-    parse_org_ca,
-    private_key_from_pem,
-    private_key_to_pem,
-    to_pem,
-    verify_member_cert,
-    verify_member_cert_with_ca,
-)
+from typing import TYPE_CHECKING, Any
+
 from tidechain.identity.roles import ROLE_NAMES, Role, UnknownRole, parse_role, parse_roles
 from tidechain.identity.uscc import (
     BadUscc,
@@ -41,6 +15,76 @@ from tidechain.identity.uscc import (
     uscc_check_char,
     validate_uscc,
 )
+
+if TYPE_CHECKING:
+    from tidechain.identity.certs import (
+        MS_PER_DAY,
+        BadKeyFile,
+        CertBadKey,
+        CertBadRoles,
+        CertError,
+        CertExpired,
+        CertMalformed,
+        CertNotCa,
+        CertNotYetValid,
+        CertProfileError,
+        CertRequestError,
+        CertTooLarge,
+        CertUntrusted,
+        Member,
+        OrgCa,
+        days_until_expiry,
+        expiry_warning,
+        from_pem,
+        issue_member_cert,
+        make_org_ca,
+        parse_org_ca,
+        private_key_from_pem,
+        private_key_to_pem,
+        to_pem,
+        verify_member_cert,
+        verify_member_cert_with_ca,
+    )
+
+_CERTS_NAMES = frozenset({
+    "MS_PER_DAY",
+    "BadKeyFile",
+    "CertBadKey",
+    "CertBadRoles",
+    "CertError",
+    "CertExpired",
+    "CertMalformed",
+    "CertNotCa",
+    "CertNotYetValid",
+    "CertProfileError",
+    "CertRequestError",
+    "CertTooLarge",
+    "CertUntrusted",
+    "Member",
+    "OrgCa",
+    "days_until_expiry",
+    "expiry_warning",
+    "from_pem",
+    "issue_member_cert",
+    "make_org_ca",
+    "parse_org_ca",
+    "private_key_from_pem",
+    "private_key_to_pem",
+    "to_pem",
+    "verify_member_cert",
+    "verify_member_cert_with_ca",
+})
+"""Loaded on first use: `cryptography.x509` pulls in `email` and `socket`, which the
+offline verifier (which reads genesis files and roles) must not load
+(tests/test_client_verify.py)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CERTS_NAMES:
+        from tidechain.identity import certs
+
+        return getattr(certs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MS_PER_DAY",

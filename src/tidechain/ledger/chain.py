@@ -79,6 +79,12 @@ def check_tx_time(tx: SignedTx, time_ms: int) -> None:
         )
 
 
+def genesis_state(genesis: Genesis, registry: Registry) -> dict[bytes, bytes]:
+    """The world state before block 1 (the founding organisations and members): what
+    the store holds, and the state tree starts from, before any block."""
+    return registry.genesis_state(genesis)
+
+
 def tx_root(txs: Iterable[SignedTx]) -> bytes:
     return merkle.root_from_leaf_hashes([merkle.leaf_hash(tx.encode()) for tx in txs])
 
@@ -105,6 +111,16 @@ class Chain:
             invariant(head.log_size == frontier.size, "log frontier does not match head")
             invariant(head.log_root == frontier.root(), "log root does not match head")
             invariant(head.state_root == state.root(), "state root does not match head")
+        else:
+            invariant(frontier.size == 0, "a log without blocks")
+            genesis_root = StateTree.from_items(genesis_state(genesis, registry).items()).root()
+            invariant(state.root() == genesis_root, "state root does not match the genesis")
+
+    @classmethod
+    def at_genesis(cls, genesis: Genesis, registry: Registry) -> Chain:
+        """A chain with no block yet, its state the genesis state."""
+        state = StateTree.from_items(genesis_state(genesis, registry).items())
+        return cls(genesis, registry, None, state, merkle.CompactRange())
 
     @property
     def height(self) -> int:
@@ -117,6 +133,17 @@ class Chain:
     @property
     def head_hash(self) -> bytes:
         return ZERO_HASH if self.head is None else self.head.block_hash
+
+    def check_permission(self, tx: SignedTx, time_ms: int) -> None:
+        """Admission's permission check, against the committed head at `time_ms`:
+        raises Forbidden (a 403) if the sender may not call the method. An unknown
+        contract or method is left to execution, which commits it as failed."""
+        try:
+            spec = self.registry.method(tx.body.contract, tx.body.method)
+        except ContractError:
+            return
+        self.registry.authorize(self.state, tx.body.sender,
+                                f"{tx.body.contract}.{tx.body.method}", spec.roles, time_ms)
 
     def select(
         self, candidates: Sequence[SignedTx], time_ms: int, committed: CommittedFilter
@@ -231,8 +258,11 @@ class Chain:
             _state=tx_state,
         )
         try:
-            method = self.registry.method(tx.body.contract, tx.body.method)
-            method(ctx, tx.body.args)
+            # The permission check reads the block's state so far: an enrolment or a
+            # revocation earlier in this block counts for the transactions after it.
+            spec = self.registry.check_caller(block_state, tx.body.sender, tx.body.contract,
+                                              tx.body.method, time_ms)
+            spec.fn(ctx, tx.body.args)
         except ContractError as exc:
             return TxResult(ok=False, error=exc.code, reason=exc.reason)
         block_state.merge(tx_state.writes)

@@ -6,6 +6,11 @@ transaction will get and the transaction id: no wall clock, no randomness, no fl
 (the CBOR data model has none). A method either returns normally (its writes, events
 and index entries are kept) or raises `ContractError` (nothing it wrote is kept; the
 transaction is still committed, failed).
+
+Every method declares the roles that may call it (`MethodSpec.roles`). Before a method
+runs, the registry's authoriser (the `members` contract's `authorize`, wired in
+`contracts.default_registry`) checks the caller against the world state and raises
+`Forbidden` if the caller is not an enrolled member holding one of those roles.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from tidechain.core.limits import (
     MAX_INDEX_KEY_BYTES,
     MAX_WRITES_PER_TX,
 )
-from tidechain.ledger.types import Event
+from tidechain.identity.roles import Role
+from tidechain.ledger.types import Event, Genesis
 
 NAMESPACE_SEPARATOR = b"/"
 
@@ -108,23 +114,62 @@ class CallContext:
 Method = Callable[[CallContext, dict[str, Any]], None]
 
 
+class Forbidden(ContractError):
+    """The caller may not call this method: not an enrolled member, revoked, expired,
+    or without one of the roles the method declares. At admission it is a synchronous
+    403; during execution the transaction is committed as failed with this code."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A contract method and who may call it. `roles` is never empty for a callable
+    method; no method lists `Role.REGULATOR` (the regulator reads, never writes)."""
+
+    fn: Method
+    roles: frozenset[Role]
+    summary: str
+
+    def __post_init__(self) -> None:
+        if not self.roles:
+            raise InvariantViolation("a method must declare at least one role")
+
+
+GenesisState = Callable[[Genesis], Mapping[bytes, bytes]]
+"""A contract's initial state from the genesis: keys inside its own namespace."""
+
+Authorizer = Callable[[StateReader, bytes, str, frozenset[Role], int], None]
+"""authorize(state, caller, "contract.method", allowed roles, block time ms): returns
+if the caller may call, raises Forbidden otherwise."""
+
+
 @dataclass(frozen=True)
 class Contract:
     """A built-in contract: a name and its methods. Queries are plain functions in the
     contract's module, reading committed state."""
 
     name: str
-    methods: Mapping[str, Method]
+    methods: Mapping[str, MethodSpec]
     description: str = ""
+    genesis: GenesisState | None = None
+
+
+def deny_all(state: StateReader, caller: bytes, method: str, roles: frozenset[Role],
+             time_ms: int) -> None:
+    """The authoriser of a registry that was given none: nobody may call anything."""
+    raise Forbidden(f"no authoriser configured; {method} is closed")
 
 
 class Registry:
-    def __init__(self, contracts: list[Contract]) -> None:
+    def __init__(self, contracts: list[Contract], authorize: Authorizer = deny_all) -> None:
         self._contracts = {c.name: c for c in contracts}
         if len(self._contracts) != len(contracts):
             raise InvariantViolation("two contracts share a name")
+        self.authorize = authorize
 
-    def method(self, contract: str, method: str) -> Method:
+    def method(self, contract: str, method: str) -> MethodSpec:
         c = self._contracts.get(contract)
         if c is None:
             raise ContractError(f"no contract named {contract!r}", code="unknown_contract")
@@ -133,6 +178,46 @@ class Registry:
             raise ContractError(f"contract {contract!r} has no method {method!r}",
                                 code="unknown_method")
         return m
+
+    def check_caller(self, state: StateReader, caller: bytes, contract: str, method: str,
+                     time_ms: int) -> MethodSpec:
+        """The method's spec if `caller` may call it at `time_ms`: ContractError for an
+        unknown contract or method, Forbidden for a caller without a permitted role."""
+        spec = self.method(contract, method)
+        self.authorize(state, caller, f"{contract}.{method}", spec.roles, time_ms)
+        return spec
+
+    def genesis_state(self, genesis: Genesis) -> dict[bytes, bytes]:
+        """The world state before block 1: every contract's genesis records, each
+        under its own namespace."""
+        state: dict[bytes, bytes] = {}
+        for c in self._contracts.values():
+            if c.genesis is not None:
+                state.update({namespaced(c.name, k): v for k, v in c.genesis(genesis).items()})
+        return state
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every contract and method with the roles that may call it (for `tide
+        contracts describe`, GET /v1/contracts and docs/permissions.md)."""
+        return [
+            {"name": c.name, "description": c.description,
+             "methods": [{"name": name, "roles": sorted(r.value for r in spec.roles),
+                          "summary": spec.summary}
+                         for name, spec in sorted(c.methods.items())]}
+            for c in sorted(self._contracts.values(), key=lambda c: c.name)
+        ]
+
+    def roles_table(self) -> str:
+        """A Markdown table: one row per method, one column per role (docs/permissions.md
+        embeds it; a test keeps the two equal)."""
+        roles = list(Role)
+        lines = ["| method | " + " | ".join(r.value for r in roles) + " |",
+                 "|---|" + "---|" * len(roles)]
+        for c in self.describe():
+            for m in c["methods"]:
+                marks = ["yes" if r.value in m["roles"] else "" for r in roles]
+                lines.append(f"| `{c['name']}.{m['name']}` | " + " | ".join(marks) + " |")
+        return "\n".join(lines) + "\n"
 
     def __iter__(self) -> Iterator[Contract]:
         return iter(self._contracts.values())

@@ -9,13 +9,17 @@ is a hard fork.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey, sha256, verify
 from tidechain.core.errors import DecodeError, TooLarge, invariant
 from tidechain.core.limits import MAX_NAME_BYTES, MAX_TX_BYTES, MAX_VALIDATORS
+from tidechain.identity.roles import Role
+
+if TYPE_CHECKING:
+    from tidechain.identity.certs import Member, OrgCa
 
 FORMAT_VERSION = 1
 HASH_BYTES = 32
@@ -398,11 +402,95 @@ class GenesisValidator:
         return cls(_note_name(_field(m, "name", str, what), what, allow_slash=True), key)
 
 
+MAX_GENESIS_ORGS = 64
+"""Founding organisations in a genesis: a consortium, not an open network. (Proposed
+for core.limits.)"""
+MAX_GENESIS_MEMBERS_PER_ORG = 64
+"""Initial member certificates per founding organisation; the rest enrol on chain."""
+MAX_GENESIS_CERT_BYTES = 8 * 1024
+"""The identity module's bound on one certificate's DER, checked before parsing."""
+
+
+@dataclass(frozen=True)
+class GenesisOrg:
+    """A founding organisation: its CA certificate and its initial members'
+    certificates (DER). The org id, legal name and USCC are read from the CA."""
+
+    ca: bytes
+    members: tuple[bytes, ...]
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {"ca": self.ca, "members": list(self.members)}
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> GenesisOrg:
+        what = "genesis organisation"
+        m = _require_map(value, what)
+        _exact_keys(m, {"ca", "members"}, what)
+        ca: bytes = _field(m, "ca", bytes, what)
+        members: list[Any] = _field(m, "members", list, what)
+        if len(members) > MAX_GENESIS_MEMBERS_PER_ORG:
+            raise TooLarge(f"{what}: {len(members)} members, limit {MAX_GENESIS_MEMBERS_PER_ORG}")
+        for der in [ca, *members]:
+            if not isinstance(der, bytes):
+                raise DecodeError(f"{what}: certificates must be byte strings")
+            if len(der) > MAX_GENESIS_CERT_BYTES:
+                raise TooLarge(f"{what}: a certificate over {MAX_GENESIS_CERT_BYTES} bytes")
+        return cls(ca, tuple(members))
+
+
+@dataclass(frozen=True)
+class VerifiedOrg:
+    """A founding organisation with its certificates verified at genesis time."""
+
+    ca: OrgCa
+    ca_der: bytes
+    members: tuple[Member, ...]
+
+
+def verify_genesis_orgs(orgs: tuple[GenesisOrg, ...], time_ms: int) -> list[VerifiedOrg]:
+    """Verify every founding organisation's CA and members at the genesis time: CAs
+    valid and distinct, org ids distinct, members certified by their org's CA, each key
+    enrolled once, at least one admin per organisation. Raises a Rejected subclass."""
+    if not orgs:
+        return []
+    # Imported here: cryptography's x509 loads `socket` (via `email`), which the offline
+    # verifier, a reader of geneses without organisations, must not import.
+    from tidechain.identity.certs import parse_org_ca, verify_member_cert_with_ca
+
+    if len(orgs) > MAX_GENESIS_ORGS:
+        raise TooLarge(f"genesis: {len(orgs)} organisations, limit {MAX_GENESIS_ORGS}")
+    verified: list[VerifiedOrg] = []
+    org_ids: set[str] = set()
+    keys: set[bytes] = set()
+    for org in orgs:
+        ca = parse_org_ca(org.ca, time_ms)
+        if ca.org_id in org_ids:
+            raise DecodeError(f"genesis: organisation {ca.org_id!r} appears twice")
+        org_ids.add(ca.org_id)
+        members = tuple(verify_member_cert_with_ca(der, ca, time_ms) for der in org.members)
+        for member in members:
+            if member.public_key in keys:
+                raise DecodeError(f"genesis: key {member.public_key.hex()} enrolled twice")
+            keys.add(member.public_key)
+        if not any(Role.ADMIN in member.roles for member in members):
+            raise DecodeError(f"genesis: organisation {ca.org_id!r} has no admin member")
+        verified.append(VerifiedOrg(ca, org.ca, members))
+    return verified
+
+
 @dataclass(frozen=True)
 class Genesis:
     name: str
     time_ms: int
     validators: tuple[GenesisValidator, ...]
+    orgs: tuple[GenesisOrg, ...] = ()
+    """Founding organisations; their CAs and members are the chain's first members."""
+
+    def __post_init__(self) -> None:
+        # Certificates are checked when a genesis is built or decoded, so a node never
+        # starts (and `tide init` never writes) a network whose members cannot act.
+        verify_genesis_orgs(self.orgs, self.time_ms)
 
     def to_cbor(self) -> dict[str, Any]:
         return {
@@ -410,6 +498,7 @@ class Genesis:
             "name": self.name,
             "time": self.time_ms,
             "validators": [{"name": v.name, "key": v.public_key} for v in self.validators],
+            "orgs": [org.to_cbor() for org in self.orgs],
         }
 
     def encode(self) -> bytes:
@@ -432,7 +521,7 @@ class Genesis:
     def decode(cls, data: bytes) -> Genesis:
         what = "genesis"
         m = _require_map(cbor.decode(data), what)
-        _exact_keys(m, {"v", "name", "time", "validators"}, what)
+        _exact_keys(m, {"v", "name", "time", "validators", "orgs"}, what)
         _format_version(m, what)
         # No '/' in the network name: it sits between two '/' in the checkpoint origin.
         name = _note_name(_field(m, "name", str, what), what, allow_slash=False)
@@ -440,7 +529,11 @@ class Genesis:
         if len(entries) > MAX_VALIDATORS:
             raise TooLarge(f"{what}: {len(entries)} validators, limit {MAX_VALIDATORS}")
         validators = tuple(GenesisValidator.from_cbor(v) for v in entries)
-        return cls(name, _uint(m, "time", what), validators)
+        org_entries: list[Any] = _field(m, "orgs", list, what)
+        if len(org_entries) > MAX_GENESIS_ORGS:
+            raise TooLarge(f"{what}: {len(org_entries)} organisations, limit {MAX_GENESIS_ORGS}")
+        orgs = tuple(GenesisOrg.from_cbor(o) for o in org_entries)
+        return cls(name, _uint(m, "time", what), validators, orgs)
 
 
 def checkpoint_body(origin: str, size: int, root: bytes) -> str:

@@ -5,6 +5,9 @@
       genesis.cbor        the genesis (canonical CBOR; chain id = SHA-256 of it)
       trust.txt           validators' C2SP verifier keys + quorum: what verifiers need
       client.key          a depositor key for the CLI (C2SP PRIVATE+KEY form)
+      admin.key           an admin key of the founding organisation (enrols members)
+      orgs/<org id>/      the founding organisation: ca.pem, ca.key (0600), and the
+                          certificates of client.key and admin.key (client.pem, admin.pem)
       ca.pem, ca.key      the network CA that issues node TLS certificates (key 0600)
       node0/
         node.toml         this node's name, API and peer addresses, its peers
@@ -22,11 +25,22 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
 from tidechain.core.trust import Trust, format_trust
-from tidechain.ledger.types import Genesis, GenesisValidator
+from tidechain.identity import (
+    Role,
+    from_pem,
+    issue_member_cert,
+    make_org_ca,
+    parse_org_ca,
+    private_key_from_pem,
+    private_key_to_pem,
+    to_pem,
+)
+from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator
 from tidechain.node.tls import (
     TlsError,
     TlsFiles,
@@ -40,6 +54,17 @@ from tidechain.node.tls import (
 DEFAULT_API_PORT = 8680
 PEER_PORT_OFFSET = 100  # node i listens for peers on base_port + PEER_PORT_OFFSET + i
 NET_ENV = "TIDE_NET"
+
+DEFAULT_ORG = "acme"
+DEFAULT_LEGAL_NAME = "Acme Supply Chain Management Co., Ltd."
+DEFAULT_USCC = "91350100M000100Y43"
+"""GB 32100-2015's worked example: a valid code for a demo organisation."""
+ORG_CA_VALIDITY_MS = 10 * 365 * 86_400_000
+MEMBER_VALIDITY_MS = 2 * 365 * 86_400_000
+CLOCK_SLACK_MS = 60_000
+"""Certificates start a minute early, so a node whose clock is a little behind the
+machine that issued them still finds them valid."""
+ORGS_DIR = "orgs"
 
 
 class ConfigError(Rejected):
@@ -113,9 +138,11 @@ def read_key(path: Path) -> Signer:
 
 def init_network(
     directory: Path, name: str, *, validators: int = 1, base_port: int = DEFAULT_API_PORT,
-    host: str = "127.0.0.1",
+    host: str = "127.0.0.1", org: str = DEFAULT_ORG, legal_name: str = DEFAULT_LEGAL_NAME,
+    uscc: str = DEFAULT_USCC,
 ) -> list[NodeConfig]:
-    """Create a new network: keys, genesis, trust file, node configs."""
+    """Create a new network: keys, genesis, trust file, node configs, and one founding
+    organisation whose CA enrols client.key as a depositor and admin.key as an admin."""
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
     if not 1 <= base_port <= 65535 - PEER_PORT_OFFSET - validators + 1:
@@ -125,6 +152,10 @@ def init_network(
         raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}")
     if not name or any(c in name for c in " +/\t\n") or not name.isascii():
         raise ConfigError("network name must be ASCII without spaces, '+' or '/'")
+    try:  # bad org arguments fail before anything is written
+        make_org_ca(org, legal_name, uscc, bytes(32), 0, 1000, 1)
+    except Rejected as exc:
+        raise ConfigError(f"organisation: {exc.reason}") from exc
     directory.mkdir(parents=True, exist_ok=True)
     now_ms = int(time.time() * 1000)
     try:
@@ -149,9 +180,14 @@ def init_network(
         gen_validators.append(GenesisValidator(node.key_name, signer.key.public_key))
         _write_node_toml(node)
         nodes.append(node)
-    genesis = Genesis(name, int(time.time() * 1000), tuple(gen_validators))
+    genesis_ms = int(time.time() * 1000)
+    client = write_key(directory / "client.key", f"{name}/client", os.urandom(32))
+    admin = write_key(directory / "admin.key", f"{name}/admin", os.urandom(32))
+    founder = _founding_org(directory / ORGS_DIR / org, org, legal_name, uscc, genesis_ms,
+                            [("client", client.key, (Role.DEPOSITOR,)),
+                             ("admin", admin.key, (Role.ADMIN,))])
+    genesis = Genesis(name, genesis_ms, tuple(gen_validators), (founder,))
     (directory / "genesis.cbor").write_bytes(genesis.encode())
-    write_key(directory / "client.key", f"{name}/client", os.urandom(32))
     (directory / "trust.txt").write_text(trust_file_text(genesis))
     (directory / "network.toml").write_text(
         f'name = "{name}"\nchain_id = "{genesis.chain_id.hex()}"\norigin = "{genesis.origin}"\n'
@@ -159,6 +195,91 @@ def init_network(
                   f'peer = "{n.peer_host}:{n.peer_port}"\n' for n in nodes)
     )
     return nodes
+
+
+@dataclass(frozen=True)
+class OrgDir:
+    """An organisation's CA on disk: `ca.pem` (the certificate) and `ca.key` (its
+    Ed25519 key, unencrypted PKCS#8 PEM, mode 0600)."""
+
+    directory: Path
+
+    @property
+    def cert_path(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / "ca.key"
+
+    def cert(self) -> bytes:
+        try:
+            return from_pem(self.cert_path.read_bytes())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{self.cert_path} not found: is {self.directory} an "
+                              "organisation directory (`tide org init`)?") from exc
+
+    def key_seed(self) -> bytes:
+        try:
+            return private_key_from_pem(self.key_path.read_bytes())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{self.key_path} not found: the CA key is needed to issue "
+                              "certificates") from exc
+
+
+def random_serial() -> int:
+    """A certificate serial: 63 random bits (non-zero), unique with overwhelming odds."""
+    return (int.from_bytes(os.urandom(8), "big") >> 1) or 1
+
+
+def init_org(directory: Path, org_id: str, legal_name: str, uscc: str, now_ms: int,
+             validity_ms: int = ORG_CA_VALIDITY_MS) -> OrgDir:
+    """Create an organisation CA (key and self-signed certificate) in `directory`."""
+    if directory.exists() and any(directory.iterdir()):
+        raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a CA")
+    seed = os.urandom(32)
+    start = now_ms - CLOCK_SLACK_MS
+    try:
+        cert = make_org_ca(org_id, legal_name, uscc, seed, start, start + validity_ms,
+                           random_serial())
+    except Rejected as exc:
+        raise ConfigError(f"organisation: {exc.reason}") from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    org = OrgDir(directory)
+    write_private_pem(org.key_path, private_key_to_pem(seed))
+    org.cert_path.write_bytes(to_pem(cert))
+    return org
+
+
+def issue_member(org: OrgDir, name: str, public_key: bytes, roles: tuple[Role, ...],
+                 now_ms: int, validity_ms: int = MEMBER_VALIDITY_MS) -> bytes:
+    """A member certificate (DER) from the organisation's CA, valid from a minute ago
+    for `validity_ms`, or until the CA ends if that comes first."""
+    ca_der = org.cert()
+    ca = parse_org_ca(ca_der, now_ms)
+    start = now_ms - CLOCK_SLACK_MS
+    end = min(start + validity_ms, ca.not_after_ms)
+    return issue_member_cert(ca_der, org.key_seed(), name, public_key, roles, start, end,
+                             random_serial())
+
+
+def _founding_org(directory: Path, org_id: str, legal_name: str, uscc: str, now_ms: int,
+                  initial: list[tuple[str, SigningKey, tuple[Role, ...]]]) -> GenesisOrg:
+    org = init_org(directory, org_id, legal_name, uscc, now_ms)
+    certs = []
+    for name, key, roles in initial:
+        cert = issue_member(org, name, key.public_key, roles, now_ms)
+        (directory / f"{name}.pem").write_bytes(to_pem(cert))
+        certs.append(cert)
+    return GenesisOrg(org.cert(), tuple(certs))
+
+
+def org_dirs(network_dir: Path) -> list[OrgDir]:
+    """The organisation directories under NET/orgs/, by name."""
+    root = network_dir / ORGS_DIR
+    if not root.is_dir():
+        return []
+    return [OrgDir(d) for d in sorted(root.iterdir()) if (d / "ca.pem").is_file()]
 
 
 def trust_file_text(genesis: Genesis) -> str:

@@ -39,7 +39,7 @@ from tidechain.consensus import (
     ValidatorInfo,
     ValidatorSet,
 )
-from tidechain.contracts import default_registry, evidence
+from tidechain.contracts import default_registry, evidence, members
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
     NotFound,
@@ -62,7 +62,8 @@ from tidechain.core.limits import (
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
-from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time
+from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time, genesis_state
+from tidechain.ledger.runtime import Registry, namespaced
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
@@ -79,6 +80,9 @@ from tidechain.node.wire import (
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
+
+MAX_MEMBERS_SCANNED = 10_000
+"""Member records a `members` query reads at most (a consortium has hundreds)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,9 @@ class Node:
         self.store = store
         self.signer = signer
         self.mempool = mempool if mempool is not None else Mempool()
-        store.init_genesis(genesis)
-        self.chain = _load_chain(genesis, store)
+        registry = default_registry()
+        store.init_genesis(genesis, genesis_state(genesis, registry))
+        self.chain = _load_chain(genesis, store, registry)
         self.validators = ValidatorSet(
             tuple(ValidatorInfo(v.name, v.public_key) for v in genesis.validators)
         )
@@ -407,6 +412,9 @@ class Node:
                 if tx.tx_id in already:
                     raise TxRejected("transaction already committed", code="replay")
                 check_tx_time(tx, time_ms)
+                # Same rule as execution, against the committed head: a client learns
+                # at once (403) that its key may not call this method.
+                self.chain.check_permission(tx, time_ms)
                 self.mempool.add(tx)
                 outcome.append(None)
                 if not from_peer and len(self.validators.validators) > 1:
@@ -527,6 +535,41 @@ class Node:
         return [to_json(r) for r in
                 evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
 
+    def contracts(self) -> list[dict[str, Any]]:
+        """Every contract method with the roles that may call it."""
+        return self.chain.registry.describe()
+
+    def member(self, public_key: bytes) -> dict[str, Any]:
+        """A member's record at the head, with its status at the head's block time."""
+        record = members.member_of(self.chain.state, public_key)
+        if record is None:
+            raise NotFound(f"no member with key {public_key.hex()}")
+        return _member_json(public_key, record,
+                            members.member_status(self.chain.state, record,
+                                                  self.chain.head_time_ms))
+
+    def members(self, org_id: str) -> dict[str, Any]:
+        """An organisation (its CAs) and its enrolled members, at the head."""
+        org = members.org(self.chain.state, org_id)
+        if org is None:
+            raise NotFound(f"no organisation {org_id!r}")
+        prefix = namespaced(members.NAME, members.member_key(b""))
+        # Members are keyed by public key (what the permission check reads), so listing
+        # one organisation's scans a bounded number of member records.
+        scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+        found = []
+        for key, raw in scanned:
+            record = members.decode_member(raw)
+            if record["org"] == org_id:
+                status = members.member_status(self.chain.state, record,
+                                               self.chain.head_time_ms)
+                found.append(_member_json(key[len(prefix):], record, status))
+        return {"org": org_id, "legal_name": org["legal_name"], "uscc": org["uscc"],
+                "cas": [members.parse_fingerprint(der).hex() for der in org["cas"]],
+                "members": found[:MAX_QUERY_RESULTS],
+                "truncated": len(scanned) == MAX_MEMBERS_SCANNED or
+                len(found) > MAX_QUERY_RESULTS}
+
     def deposit(self, index: int) -> dict[str, Any]:
         record = evidence.get_deposit(self.store, index)
         if record is None:
@@ -552,14 +595,21 @@ def _certified(tx: SignedTx) -> bool:
     return True
 
 
-def _load_chain(genesis: Genesis, store: Store) -> Chain:
+def _load_chain(genesis: Genesis, store: Store, registry: Registry) -> Chain:
     """Rebuild the in-memory head from the store, checking what was read."""
     head = store.head()
     state = StateTree.from_items(store.iter_state())
     frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
                 if head else merkle.CompactRange())
-    # Chain's constructor checks the rebuilt roots against the stored header.
-    return Chain(genesis, default_registry(), head.header if head else None, state, frontier)
+    # Chain's constructor checks the rebuilt roots against the stored header (or, before
+    # block 1, the state against the genesis state).
+    return Chain(genesis, registry, head.header if head else None, state, frontier)
+
+
+def _member_json(public_key: bytes, record: dict[str, Any], status: str) -> dict[str, Any]:
+    out: dict[str, Any] = to_json(record)
+    out["serial"] = int.from_bytes(record["serial"], "big")
+    return {"key": public_key.hex(), **out, "status": status}
 
 
 def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:

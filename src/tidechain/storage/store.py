@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -110,13 +110,24 @@ class Store:
         raw = self._meta("genesis")
         return None if raw is None else Genesis.decode(raw)
 
-    def init_genesis(self, genesis: Genesis) -> None:
+    def init_genesis(self, genesis: Genesis, state: Mapping[bytes, bytes]) -> None:
+        """Record the genesis and the world state it gives (`ledger.chain.genesis_state`)
+        in one transaction; on a store that has them already, check it is this network."""
         existing = self.genesis()
         if existing is not None:
             if existing != genesis:
                 raise InvariantViolation(f"{self.path} belongs to another network")
             return
-        self._db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
+            db.executemany("INSERT INTO state VALUES (?, ?)", sorted(state.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     # --- blocks -------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -216,6 +227,16 @@ class Store:
             "SELECT log_index FROM indexes WHERE name = ? AND key = ? ORDER BY log_index LIMIT ?",
             (name, key, limit)).fetchall()
         return [int(r[0]) for r in rows]
+
+    def state_range(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` state entries whose key starts with `prefix` (which must not end
+        in 0xff), in key order."""
+        invariant(bool(prefix) and prefix[-1] != 0xFF, "state_range prefix")
+        end = prefix[:-1] + bytes([prefix[-1] + 1])  # a range scan on the primary key
+        rows = self._db.execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (prefix, end, limit)).fetchall()
+        return [(bytes(k), bytes(v)) for k, v in rows]
 
     def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
         for k, v in self._db.execute("SELECT key, value FROM state"):
