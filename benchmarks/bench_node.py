@@ -60,15 +60,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256, verify
 from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx, TxBody
-from tidechain.node.config import init_network
+from tidechain.node.config import client_signer, init_network
 
 TARGET_TPS = 5_000
 STRETCH_TPS = 10_000
 TARGET_P99_S = 1.0
 
-SENDERS = 16
-"""Distinct depositor keys, round-robin: nothing in the node is per-sender yet, but a
-single key would hide any future per-sender cost."""
+# Deposits are signed with the network's client.key: the one depositor `tide init`
+# enrols (every sender must be an enrolled member with the depositor role).
 
 SIGN_CHUNK = 2_500
 STATUS_POLL_S = 0.05
@@ -99,22 +98,18 @@ class BenchError(Exception):
 @dataclass(frozen=True)
 class SignJob:
     chain_id: bytes
+    sender_seed: bytes  # the network's enrolled depositor key (client.key)
     tag: bytes  # 8 bytes: keeps nonces (and so tx ids) of the two phases apart
     first: int
     count: int
     expires_ms: int
 
 
-def sender_keys() -> list[SigningKey]:
-    return [SigningKey(sha256(b"tidechain bench sender %d" % i)) for i in range(SENDERS)]
-
-
 def sign_range(job: SignJob) -> list[tuple[bytes, bytes]]:
     """(envelope bytes, tx id) of deposits first..first+count-1. Runs in a worker."""
-    keys = sender_keys()
+    key = SigningKey(job.sender_seed)
     out: list[tuple[bytes, bytes]] = []
     for n in range(job.first, job.first + job.count):
-        key = keys[n % SENDERS]
         number = n.to_bytes(8, "big")
         body = TxBody(
             chain_id=job.chain_id,
@@ -131,8 +126,10 @@ def sign_range(job: SignJob) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def presign(chain_id: bytes, tag: bytes, count: int, expires_ms: int) -> list[tuple[bytes, bytes]]:
-    jobs = [SignJob(chain_id, tag, first, min(SIGN_CHUNK, count - first), expires_ms)
+def presign(chain_id: bytes, sender_seed: bytes, tag: bytes, count: int, expires_ms: int
+            ) -> list[tuple[bytes, bytes]]:
+    jobs = [SignJob(chain_id, sender_seed, tag, first, min(SIGN_CHUNK, count - first),
+                    expires_ms)
             for first in range(0, count, SIGN_CHUNK)]
     started = time.perf_counter()
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
@@ -677,7 +674,8 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str,
     genesis = Genesis.decode((net / "genesis.cbor").read_bytes())
     expires_ms = int(time.time() * 1000) + 6 * 3600 * 1000
     pid = node.pid if node else None
-    phase1_txs = presign(genesis.chain_id, b"phase1\0\0", args.txs, expires_ms)
+    sender_seed = client_signer(net).key.seed  # enrolled as a depositor by `tide init`
+    phase1_txs = presign(genesis.chain_id, sender_seed, b"phase1\0\0", args.txs, expires_ms)
     timeout = aiohttp.ClientTimeout(total=args.timeout_s)
     connector = aiohttp.TCPConnector(limit=1024)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -696,7 +694,7 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str,
             f"(sustained {throughput.sustained_per_s:,.0f}/s)")
         rate = args.latency_rate or throughput.committed_per_s / 2
         count = max(1, int(rate * args.latency_seconds))
-        phase2_txs = presign(genesis.chain_id, b"phase2\0\0", count, expires_ms)
+        phase2_txs = presign(genesis.chain_id, sender_seed, b"phase2\0\0", count, expires_ms)
         log(f"phase 2: {rate:,.0f} deposits/s for {args.latency_seconds} s, "
             f"1 in {args.sample_every} followed to commit")
         latency = await latency_phase(api, pid, phase2_txs, rate, args)
