@@ -12,6 +12,7 @@ import hashlib
 import heapq
 import itertools
 import random
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +41,7 @@ from tidechain.consensus import (
     SendTo,
     SignStep,
     Start,
+    Step,
     Tick,
     TransactionsAvailable,
     ValidateProposal,
@@ -49,6 +51,8 @@ from tidechain.consensus import (
 )
 from tidechain.consensus import safety as rules
 from tidechain.consensus.messages import sign_proposal, sign_vote
+from tidechain.consensus.safety import EarlierVotes, OwnVote
+from tidechain.consensus.votebook import VoteBook
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, PeerError, ProofError, Rejected
 
@@ -299,19 +303,36 @@ def _locked_replica() -> tuple[Replica, SafetyState, ValidatorSet, list[SigningK
     return r, state, validators, keys, x
 
 
-def test_restore_never_signs_against_its_lock_or_in_a_signed_round() -> None:
-    _, state, validators, keys, _x = _locked_replica()
+def test_restore_resumes_in_the_signed_round_and_resends_its_votes() -> None:
+    """A restarted validator takes up the round of its last signature and sends its
+    votes of that round again, the very bytes, with no new signature (L2)."""
+    _, state, validators, keys, x = _locked_replica()
     restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
                                safety=state, committed_height=0)
-    assert (restored.height, restored.round) == (1, 1)
-    restored.step(Start(10_000))
-    # A round-0 proposal for another block: stored, never voted on (round 0 is over).
+    assert (restored.height, restored.round) == (1, 0)
+    actions = restored.step(Start(10_000))
+    assert not of_type(actions, PersistSafety) and not of_type(actions, BuildProposal)
+    assert [a.message for a in actions if isinstance(a, Broadcast)] == [
+        sign_vote(keys[0], "v0", validators.digest, kind, 1, 0, x) for kind in (PREVOTE,
+                                                                               PRECOMMIT)]
+    assert restored.current_step is Step.PRECOMMIT
+    # A round-0 proposal for another block: stored, never voted on (we voted in round 0).
     y = make_block(1, "Y")
     old = sign_proposal(keys[1], "v1", validators.digest, 1, 0, y, -1)
     actions = restored.step(MessageReceived("v1", old))
     actions += restored.step(ProposalValidated(old, True))
     assert not [a for a in actions if isinstance(a, Broadcast | PersistSafety)]
-    # Round 1's proposer offers Z without proof-of-lock: locked on X, v0 prevotes nil.
+    # Two nil precommits complete a quorum of round-0 precommits with our own: the
+    # precommit timer moves us to round 1, whose proposer offers Z without a
+    # proof-of-lock; locked on X, v0 prevotes nil.
+    for i in (1, 2):
+        restored.step(MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest,
+                                                         PRECOMMIT, 1, 0, None)))
+    now = 10_000
+    while restored.round == 0 and now < 10_500:
+        now += 10
+        restored.step(Tick(now))
+    assert restored.round == 1
     z = make_block(1, "Z")
     fresh = sign_proposal(keys[2], "v2", validators.digest, 1, 1, z, -1)
     restored.step(MessageReceived("v2", fresh))
@@ -321,18 +342,66 @@ def test_restore_never_signs_against_its_lock_or_in_a_signed_round() -> None:
     assert votes[0].kind is PREVOTE and votes[0].block_hash is None and votes[0].round == 1
 
 
+def test_restore_sends_the_votes_of_the_previous_round_once() -> None:
+    """v0 voted in round 0, then prevoted nil in round 1 and crashed: peers still in
+    round 0 may need its round-0 votes, which the record keeps too."""
+    _, state, validators, keys, x = _locked_replica()
+    nil = sign_vote(keys[0], "v0", validators.digest, PREVOTE, 1, 1, None)
+    moved = rules.with_own_vote(rules.after_signing(
+        state, 1, 1, SignStep.PREVOTE, hashlib.sha256(nil.sign_bytes(validators.digest))
+        .digest()), OwnVote(None, nil.signature))
+    assert moved.earlier is not None and moved.earlier.round == 0
+    restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
+                               safety=SafetyState.decode(moved.encode()), committed_height=0)
+    actions = restored.step(Start(0))
+    old = [sign_vote(keys[0], "v0", validators.digest, k, 1, 0, x) for k in (PREVOTE,
+                                                                           PRECOMMIT)]
+    assert [a.message for a in actions if isinstance(a, Broadcast)] == [nil, *old]
+    later = [a.message for now in range(10, 400, 10) for a in restored.step(Tick(now))
+             if isinstance(a, Broadcast)]
+    assert nil in later and not set(old) & set(later)  # only this round's are re-sent
+
+
+def test_restore_after_proposing_does_not_build_again() -> None:
+    """v1 proposed at (1, 0) and crashed: it resumes in round 0 without asking for a
+    second block (signing another proposal there would be refused anyway)."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=1)
+    r.step(Start(0))
+    actions = r.step(ProposalBuilt(1, 0, make_block(1, "mine")))
+    states = [a.state for a in actions if isinstance(a, PersistSafety)]
+    proposed = replace(states[-1], step=SignStep.PROPOSAL, prevote=None)
+    restored = Replica.restore(validators=validators, key=keys[1], name="v1", params=FAST,
+                               safety=proposed, committed_height=0)
+    assert restored.step(Start(0)) == [] and (restored.round, restored.current_step) == (
+        0, Step.PROPOSE)
+    later = [a for now in range(10, 400, 10) for a in restored.step(Tick(now))]
+    sent = [a.message for a in later if isinstance(a, Broadcast)]
+    assert not of_type(later, BuildProposal)
+    assert any(isinstance(m, Vote) and m.block_hash is None and m.round == 0 for m in sent)
+
+
 def test_restored_validator_reproposes_its_locked_block() -> None:
     _, state, validators, keys, x = _locked_replica()
-    # Say v0 last signed in round 2 (still locked from round 0): it resumes in round 3,
-    # its own turn to propose, and offers the locked block it got back from its shell.
+    # Say v0 last signed a nil precommit in round 2 (still locked from round 0). Once
+    # round 2 ends it is round 3, its own turn to propose, and it offers the locked
+    # block it got back from its shell.
     restored = Replica.restore(validators=validators, key=keys[0], name="v0", params=FAST,
-                               safety=replace(state, round=2, locked_round=0),
+                               safety=replace(state, round=2, locked_round=0, prevote=None,
+                                              precommit=None),
                                committed_height=0, locked_block=x)
-    assert restored.round == 3 and validators.proposer(1, 3).name == "v0"
+    assert restored.round == 2 and validators.proposer(1, 3).name == "v0"
     actions = restored.step(Start(0))
+    for i in (1, 2, 3):
+        actions += restored.step(MessageReceived(f"v{i}", sign_vote(
+            keys[i], f"v{i}", validators.digest, PRECOMMIT, 1, 2, None)))
+    for now in range(10, 400, 10):
+        actions += restored.step(Tick(now))
     proposals = [a.message for a in actions if isinstance(a, Broadcast)
                  and isinstance(a.message, Proposal)]
-    assert len(proposals) == 1 and proposals[0].block == x and proposals[0].pol_round == -1
+    assert restored.round == 3 and proposals  # sent, then re-sent: the same proposal
+    assert all(p == proposals[0] for p in proposals)
+    assert proposals[0].block == x and proposals[0].pol_round == -1
 
 
 def test_restore_from_an_older_height_starts_fresh() -> None:
@@ -359,7 +428,7 @@ def test_restore_ahead_of_the_store_stays_silent() -> None:
     assert not of_type(actions, Broadcast) and not of_type(actions, Commit)
 
 
-def test_equivocating_votes_are_recorded_and_counted_once() -> None:
+def test_equivocating_votes_are_recorded_and_counted_once_per_block() -> None:
     validators, keys = make_validators(4)
     r = replica(4, index=0)
     r.step(Start(0))
@@ -374,10 +443,99 @@ def test_equivocating_votes_are_recorded_and_counted_once() -> None:
     evidence.verify(validators)
     with pytest.raises(ProofError):
         replace(evidence, second=evidence.first).verify(validators)
-    # Two more prevotes for b would make a quorum only if v1's second vote counted.
+    # v1 counts once for a and once for b: two each, no quorum for either.
     r.step(MessageReceived("v2", sign_vote(keys[2], "v2", validators.digest, PREVOTE, 1, 0, b)))
     r.step(MessageReceived("v3", sign_vote(keys[3], "v3", validators.digest, PREVOTE, 1, 0, a)))
     assert r.safety_state.step is SignStep.NONE  # no polka, no precommit, nothing signed
+
+
+def test_vote_book_counts_every_block_a_validator_signed_within_bounds() -> None:
+    validators, keys = make_validators(4)
+    book = VoteBook(validators.digest)
+    blocks = [make_block(1, t) for t in "abcd"]
+    votes = [sign_vote(keys[3], "v3", validators.digest, PREVOTE, 1, 0, b) for b in blocks]
+    assert book.add(votes[0], named=False).stored
+    second = book.add(votes[1], named=False)
+    assert second.stored and second.conflict == votes[0]
+    third = book.add(votes[2], named=False)  # a third unnamed block: evidence only
+    assert not third.stored and third.conflict == votes[0]
+    assert book.add(votes[3], named=True).stored  # a proposal names it: it may matter
+    assert not book.add(votes[1], named=True).stored  # one vote per voter and block
+    tally = book.tally(PREVOTE, 0)
+    assert tally.total == 1  # one validator, however many votes
+    assert [tally.count(b.block_hash) for b in blocks] == [1, 1, 0, 1]
+    assert tally.get("v3") == votes[0]
+
+
+def test_proof_of_lock_counts_an_equivocators_other_vote() -> None:
+    """L1 (docs/simulator.md): v0 kept v3's prevote for another block first; the
+    proof-of-lock that includes v3's prevote for X must still count it."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x, junk = make_block(1, "X"), [make_block(1, t) for t in ("j1", "j2")]
+
+    def prevote(i: int, round: int, block: FakeBlock | None) -> Vote:
+        return sign_vote(keys[i], f"v{i}", validators.digest, PREVOTE, 1, round, block)
+
+    first = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
+    r.step(MessageReceived("v1", first))
+    r.step(ProposalValidated(first, True))  # v0 prevotes X
+    for vote in (prevote(3, 0, junk[0]), prevote(3, 0, junk[1]), prevote(2, 0, x),
+                 prevote(1, 0, None)):
+        r.step(MessageReceived(vote.voter, vote))
+    assert r.safety_state.step is SignStep.PREVOTE  # X has v0 and v2 only: no polka
+    # Round 1 (v1 and v2 are there): v2 re-proposes X with proof-of-lock round 0 and
+    # relays the polka, v3's prevote for X included, after the proposal.
+    for i in (1, 2):
+        r.step(MessageReceived(f"v{i}", prevote(i, 1, None)))
+    assert r.round == 1
+    again = sign_proposal(keys[2], "v2", validators.digest, 1, 1, x, 0)
+    actions = r.step(MessageReceived("v2", again))
+    actions += r.step(MessageReceived("v2", prevote(3, 0, x)))
+    sent = [a.message for a in actions if isinstance(a, Broadcast)]
+    assert sent == [prevote(0, 1, x)]
+
+
+def test_validator_behind_in_rounds_is_sent_the_votes_of_its_round() -> None:
+    """v0 moved to round 1 on a quorum of round-0 precommits; v1, still in round 0,
+    may never see v3's precommit again (v3 left the round). v0 relays what it holds."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    precommits = [sign_vote(keys[i], f"v{i}", validators.digest, PRECOMMIT, 1, 0, None)
+                  for i in (1, 2, 3)]
+    for vote in precommits:
+        r.step(MessageReceived(vote.voter, vote))
+    now = 0
+    while r.round == 0:
+        now += 10
+        r.step(Tick(now))
+    stale = sign_vote(keys[1], "v1", validators.digest, PREVOTE, 1, 0, None)
+    replies = r.step(MessageReceived("v1", stale))
+    sent = [a.message for a in replies if isinstance(a, SendTo) and a.peer == "v1"]
+    assert set(precommits[1:]) <= set(sent) and precommits[0] not in sent
+    assert r.step(MessageReceived("v1", stale)) == []  # rate-limited
+    relayed = [a for a in r.step(MessageReceived("v2", precommits[0])) if isinstance(a, SendTo)]
+    assert not relayed  # only a validator's own message shows where it is
+
+
+def test_decides_with_the_block_from_a_later_proposal() -> None:
+    """A quorum precommitted X in round 0, whose proposal v0 never got; round 1
+    re-proposes X. The same hash is the same block: v0 commits it (round 0)."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x = make_block(1, "X")
+    for i in (1, 2, 3):
+        r.step(MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest,
+                                                  PRECOMMIT, 1, 0, x)))
+    later = sign_proposal(keys[2], "v2", validators.digest, 1, 1, x, -1)
+    assert r.step(MessageReceived("v2", later)) == [ValidateProposal(later)]
+    actions = r.step(ProposalValidated(later, True))
+    commit = of_type(actions, Commit)[0]
+    assert isinstance(commit, Commit) and commit.block == x and commit.certificate.round == 0
+    commit.certificate.verify(validators, x.checkpoint_body)
 
 
 def test_lagging_validator_is_sent_the_last_decision() -> None:
@@ -445,24 +603,91 @@ def test_safety_rules_never_allow_two_statements_per_slot(attempts: list[tuple[
             assert all(slot <= (height, round, step) for slot in signed)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**63 - 1), st.integers(0, 2**31 - 1), st.sampled_from(list(SignStep)),
-       st.binary(min_size=32, max_size=32), st.booleans(), st.binary(min_size=32, max_size=32))
-def test_safety_state_round_trips(height: int, round: int, step: SignStep, digest: bytes,
-                                  locked: bool, lock_hash: bytes) -> None:
-    state = SafetyState(height, round, step, digest, round if locked else -1,
-                        lock_hash if locked else None)
-    assert SafetyState.decode(state.encode()) == state
+_hashes = st.binary(min_size=32, max_size=32)
+_sigs = st.binary(min_size=64, max_size=64)
+
+
+@st.composite
+def safety_states(draw: st.DrawFn) -> SafetyState:
+    """Any state the rules can produce: a lock, and own votes that fit the step."""
+    height, round = draw(st.integers(0, 2**63 - 1)), draw(st.integers(0, 2**31 - 1))
+    step = draw(st.sampled_from(list(SignStep)))
+    locked_round = draw(st.sampled_from([-1, round]))
+    locked_hash = None if locked_round == -1 else draw(_hashes)
+    prevote = precommit = None
+    if step >= SignStep.PREVOTE and draw(st.booleans()):
+        prevote = OwnVote(draw(st.none() | _hashes), draw(_sigs))
+    if step is SignStep.PRECOMMIT and draw(st.booleans()):
+        if locked_hash is not None and draw(st.booleans()):
+            precommit = OwnVote(locked_hash, draw(_sigs), draw(_sigs))
+        else:
+            precommit = OwnVote(None, draw(_sigs))
+    earlier = None
+    if round > 0 and draw(st.booleans()):
+        earlier_round = draw(st.integers(0, round - 1))
+        earlier_precommit = OwnVote(None, draw(_sigs))
+        if locked_round >= earlier_round and draw(st.booleans()):
+            earlier_precommit = OwnVote(draw(_hashes), draw(_sigs), draw(_sigs))
+        earlier = EarlierVotes(earlier_round, draw(st.none() | st.builds(
+            OwnVote, st.none() | _hashes, _sigs)), earlier_precommit)
+    return SafetyState(height, round, step, draw(_hashes), locked_round, locked_hash,
+                       prevote, precommit, earlier)
+
+
+@settings(max_examples=300, deadline=None)
+@given(safety_states())
+def test_safety_state_round_trips(state: SafetyState) -> None:
+    encoded = state.encode()
+    assert len(encoded) == rules.ENCODED_BYTES and SafetyState.decode(encoded) == state
+
+
+def test_safety_state_v1_records_still_decode() -> None:
+    """Records written before own votes were kept (v1) decode, without them."""
+    lock = b"L" * 32
+    v1 = b"tidechain/safety/v1\n" + struct.pack(">QIB32sIB32s", 7, 3, SignStep.PRECOMMIT,
+                                                 b"d" * 32, 3 + 1, 1, lock)
+    state = SafetyState.decode(v1)
+    assert state == SafetyState(7, 3, SignStep.PRECOMMIT, b"d" * 32, 3, lock)
+    assert SafetyState.decode(state.encode()) == state  # rewritten as v2
+    with pytest.raises(DecodeError):
+        SafetyState.decode(v1[:-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(safety_states(), st.integers(0, rules.ENCODED_BYTES - 1), st.integers(1, 255))
+def test_safety_state_decode_rejects_what_encode_cannot_produce(
+        state: SafetyState, at: int, flip: int) -> None:
+    data = bytearray(state.encode())
+    data[at] ^= flip
+    try:
+        decoded = SafetyState.decode(bytes(data))
+    except DecodeError:
+        return
+    assert decoded.encode() == bytes(data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
+@given(st.binary(max_size=400))
 def test_safety_state_decode_rejects_garbage(data: bytes) -> None:
     try:
         state = SafetyState.decode(data)
     except DecodeError:
         return
     assert state.encode() == data
+
+
+def test_safety_state_keeps_own_votes_of_the_last_two_rounds_voted_in() -> None:
+    nil = OwnVote(None, b"s" * 64)
+    s = rules.with_own_vote(rules.after_signing(SafetyState(), 1, 0, SignStep.PREVOTE,
+                                                b"a" * 32), nil)
+    s = rules.after_signing(s, 1, 0, SignStep.PRECOMMIT, b"b" * 32)
+    assert s.prevote == nil and s.precommit is None  # same round: the prevote stays
+    s = rules.after_signing(s, 1, 1, SignStep.PROPOSAL, b"c" * 32)
+    assert s.prevote is None and s.earlier == EarlierVotes(0, nil, None)
+    s = rules.after_signing(s, 1, 2, SignStep.PROPOSAL, b"d" * 32)
+    assert s.earlier == EarlierVotes(0, nil, None)  # no vote in round 1: round 0 stays
+    s = rules.after_signing(s, 2, 0, SignStep.PREVOTE, b"e" * 32)
+    assert s.earlier is None  # another height
 
 
 # --- certificates ---------------------------------------------------------------------------

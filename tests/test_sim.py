@@ -76,10 +76,6 @@ def test_campaign_exercises_every_fault() -> None:
     assert all(r.min_height > 0 for r in campaign(4, N4_SEEDS) if r.ok)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "replica liveness bugs found by the simulator (docs/simulator.md, 'Findings'): "
-    "a proof-of-lock that counts an equivocator's vote cannot be checked by nodes that "
-    "kept its other vote; a restarted validator skips the round it signed in"))
 def test_all_honest_nodes_commit_after_the_heal() -> None:
     stuck = failures(campaign(4, N4_SEEDS) + campaign(7, N7_SEEDS), "liveness")
     assert not stuck, "\n".join(stuck)
@@ -88,7 +84,7 @@ def test_all_honest_nodes_commit_after_the_heal() -> None:
 # --- replay --------------------------------------------------------------------------------
 
 def test_a_seed_replays_exactly() -> None:
-    for seed in (5, 14):  # a passing and (at the time of writing) a stuck seed
+    for seed in (5, 14):  # 14 was stuck by bug L2 before the fix (docs/simulator.md)
         first, second = run_seed(seed, 4, 1, CI_FAULT_MS), run_seed(seed, 4, 1, CI_FAULT_MS)
         assert first == second
     assert run_seed(5, 4, 1, CI_FAULT_MS).digest != run_seed(6, 4, 1, CI_FAULT_MS).digest

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from tidechain.consensus.events import Action, Broadcast, Commit, PersistSafety
+from tidechain.consensus.events import Action, Broadcast, Commit, PersistSafety, SendTo
 from tidechain.consensus.messages import Message
 from tidechain.consensus.safety import SafetyState
 from tidechain.core.errors import invariant
@@ -17,11 +17,15 @@ class Outbox:
     released behind one PersistSafety of the latest state: every state in a step
     dominates the earlier ones (signatures only move forward), so persisting the last
     one covers every held message. A Commit releases the held messages of its height
-    without a PersistSafety (see `commit`)."""
+    without a PersistSafety (see `commit`). Relayed messages (already stored, ours
+    or a peer's) go last, after the held messages: a proposal with a proof-of-lock
+    arrives before the votes that prove it, so peers know the votes are needed
+    (`VoteBook.add`), and no relay can overtake the safety record of a vote."""
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
         self._held: list[Message] = []
+        self._relayed: list[Action] = []
         self._state: SafetyState | None = None
 
     def add(self, action: Action) -> None:
@@ -35,6 +39,10 @@ class Outbox:
         """Send an own message again. One still held goes out with the held ones."""
         if not any(m is message for m in self._held):
             self._actions.append(Broadcast(message))
+
+    def relay(self, message: Message, peer: str | None = None) -> None:
+        """Send a stored message (ours or a peer's) to all, or to `peer`, after the rest."""
+        self._relayed.append(Broadcast(message) if peer is None else SendTo(peer, message))
 
     def commit(self, action: Commit) -> None:
         # Held messages are all of the committed height. Once the block is durable the
@@ -50,7 +58,7 @@ class Outbox:
         self._held, self._state = [], None
 
     def is_empty(self) -> bool:
-        return not self._actions and not self._held
+        return not self._actions and not self._held and not self._relayed
 
     def flush(self) -> list[Action]:
         if self._held:
@@ -58,8 +66,8 @@ class Outbox:
             assert self._state is not None
             self._actions.append(PersistSafety(self._state))
             self._actions.extend(Broadcast(m) for m in self._held)
-        actions = self._actions
-        self._actions, self._held, self._state = [], [], None
+        actions = self._actions + self._relayed
+        self._actions, self._held, self._relayed, self._state = [], [], [], None
         return actions
 
 

@@ -46,8 +46,9 @@ from tidechain.consensus.outbox import FutureBuffer, Outbox
 from tidechain.consensus.pacemaker import Pacemaker, Timeout, TimeoutKind
 from tidechain.consensus.params import MAX_RULE_FIRINGS_PER_STEP, ConsensusParams
 from tidechain.consensus.quorum import ValidatorSet
-from tidechain.consensus.safety import SafetyState, SignStep
+from tidechain.consensus.safety import OwnVote, SafetyState, SignStep
 from tidechain.consensus.votebook import (
+    Added,
     Equivocation,
     EvidenceLog,
     ProposalBook,
@@ -109,7 +110,7 @@ class Replica:
     _proposals: ProposalBook
     _validity: dict[bytes, bool]  # block hash -> the shell's verdict
     _pending_validation: set[bytes]
-    _checkpoint_ok: dict[tuple[int, str], bool]  # (round, voter) -> checkpoint sig valid
+    _checkpoint_ok: dict[tuple[int, str, bytes], bool]  # (round, voter, block) -> cp sig ok
     _peer_rounds: dict[str, int]
     _catchup_sent_ms: dict[str, int]
     _valid_round: int
@@ -147,6 +148,7 @@ class Replica:
         self._height_started_ms: int | None = None  # None: first height since start
         self._last_build_time_ms = -1
         self._first_round = 0
+        self._resuming = False  # restored in the round of our last signature
         self._last_decision: _Decision | None = None
         self._reset_height(committed_height + 1)
 
@@ -164,8 +166,10 @@ class Replica:
     ) -> Replica:
         """Resume after a crash from the last persisted safety state (None: never
         signed). If that state is at the height being resumed, the replica starts in
-        the round after its last signature, so it never needs to sign anything in a
-        round it may already have signed in. `locked_block`, if the shell kept the
+        the round of its last signature, at the step after it, and sends its own votes
+        of that round again (kept in the state): a vote signed just before the crash
+        may be the one an honest quorum waits for. The safety rules let it sign only
+        later steps, or the identical bytes. `locked_block`, if the shell kept the
         block the state is locked on, lets this validator re-propose it."""
         replica = cls(validators=validators, key=key, name=name, params=params,
                       committed_height=committed_height)
@@ -179,8 +183,9 @@ class Replica:
             # Older: its lock died with its height. Newer (the Commit was lost): the
             # rules refuse every signature below it until block sync brings us there.
             return
-        self._first_round = state.round + 1
+        self._first_round = state.round
         self._round = self._first_round
+        self._resuming = True
         if locked_block is not None and locked_block.block_hash == state.locked_hash:
             # We precommitted it, so it was valid against this same head.
             self._validity[locked_block.block_hash] = True
@@ -248,7 +253,10 @@ class Replica:
         invariant(not self._started, "Start delivered twice")
         self._started = True
         self._now_ms = now_ms
-        self._start_round(self._first_round)
+        if self._resuming:
+            self._resume_signed_round()
+        else:
+            self._start_round(self._first_round)
         if self._votes.rounds() or self._proposals.rounds():
             self._wake_up()  # messages arrived before Start: the round is under way
         self._advance()
@@ -326,6 +334,7 @@ class Replica:
         else:
             self._ingest_vote(vote)
             self._advance()
+            self._help_round_catch_up(sender, vote.voter)
 
     def _on_proposal(self, sender: str, proposal: Proposal) -> None:
         problem = proposal_problem(proposal)
@@ -347,6 +356,7 @@ class Replica:
         else:
             self._ingest_proposal(proposal)
             self._advance()
+            self._help_round_catch_up(sender, proposal.proposer)
 
     def _buffer_next(self, signer: str, message: Message) -> None:
         self._future.add(signer, message)
@@ -378,14 +388,20 @@ class Replica:
         self._note_round(vote.voter, vote.round)
         if vote.round > self._round + MAX_ROUNDS_AHEAD:
             return
-        earlier = self._votes.add(vote)
-        if earlier is not None:
-            self._evidence.record(vote_equivocation(earlier, vote, self._digest))
+        added = self._votes.add(vote, named=self._is_named(vote))
+        if added.conflict is not None:
+            self._evidence.record(vote_equivocation(added.conflict, vote, self._digest))
+        if not added.stored:
             return
         if self._votes.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds()):
             kept = set(self._votes.rounds())
             self._checkpoint_ok = {k: ok for k, ok in self._checkpoint_ok.items() if k[0] in kept}
         self._wake_up()
+
+    def _is_named(self, vote: Vote) -> bool:
+        """A stored proposal needs this vote counted (see `VoteBook.add`)."""
+        return vote.block_hash is not None and self._proposals.names(
+            vote.kind, vote.round, vote.block_hash)
 
     def _ingest_proposal(self, proposal: Proposal) -> None:
         """Store a verified proposal of the current height; ask the shell to validate
@@ -438,6 +454,36 @@ class Replica:
         for vote in decision.certificate.precommits:
             self._out.add(SendTo(sender, vote))
         self._out.add(SendTo(sender, decision.proposal))
+
+    def _help_round_catch_up(self, sender: str, signer: str) -> None:
+        """Not in the paper, whose gossip does this: a validator still in an earlier
+        round of our height may wait for votes that will never come again (a signer
+        re-sends only its current round's messages; one lost in a crash is gone).
+        Send it what lets it move on: the votes of its round we hold, and each
+        validator's highest-round vote above it (f+1 of them let it skip ahead).
+        Relaying signed votes is always safe. Rate-limited per validator."""
+        behind = self._peer_rounds.get(signer, self._round)
+        if sender != signer or signer == self._name or behind >= self._round:
+            return
+        last_ms = self._catchup_sent_ms.get(sender)
+        if last_ms is not None and self._now_ms - last_ms < self._params.catchup_interval_ms:
+            return
+        self._catchup_sent_ms[sender] = self._now_ms
+        for vote in self._round_evidence(behind):
+            if vote.voter != signer:
+                self._out.relay(vote, peer=signer)
+
+    def _round_evidence(self, round: int) -> list[Vote]:
+        """Every vote we hold of `round`, then each validator's latest vote above it."""
+        votes = [v for kind in VoteKind for v in self._votes.tally(kind, round).votes()]
+        latest: dict[str, Vote] = {}
+        for later in reversed(self._votes.rounds()):
+            if later <= round:
+                break
+            for kind in (VoteKind.PRECOMMIT, VoteKind.PREVOTE):
+                for vote in self._votes.tally(kind, later).votes():
+                    latest.setdefault(vote.voter, vote)
+        return votes + list(latest.values())
 
     # --- rounds and heights -----------------------------------------------------------
     def _reset_height(self, height: int) -> None:
@@ -495,8 +541,10 @@ class Replica:
     def _resend_own_messages(self) -> None:
         """Still in this round after a resend interval: send again what we signed in
         it. Same bytes, already persisted (or committed), so no new signature."""
-        for message in [*self._progress.signed, *self._progress.relayed]:
+        for message in self._progress.signed:
             self._out.resend(message)
+        for vote in self._progress.relayed:
+            self._out.relay(vote)
         self._pacemaker.schedule(TimeoutKind.RESEND, self._height, self._round, self._now_ms)
 
     def _is_proposer(self) -> bool:
@@ -568,7 +616,7 @@ class Replica:
         polka = self._votes.tally(VoteKind.PREVOTE, pol_round).for_block(block_hash)
         self._progress.relayed = polka
         for vote in polka:
-            self._out.resend(vote)
+            self._out.relay(vote)
 
     def _prevote(self, block: BlockLike | None) -> None:
         self._step = Step.PREVOTE
@@ -605,11 +653,59 @@ class Replica:
         return self._votes.tally(kind, self._round).get(self._name) is not None
 
     def _record_own_vote(self, vote: Vote) -> None:
+        # Kept in the safety state, persisted before the vote leaves: a restarted
+        # replica sends it again (`_resume_signed_round`).
+        self._safety = safety.with_own_vote(self._safety, OwnVote(
+            vote.block_hash, vote.signature, vote.checkpoint_signature))
         self._out.add_signed(self._safety, vote)
         self._progress.signed.append(vote)
         self._note_round(self._name, vote.round)
-        invariant(self._votes.add(vote) is None,
+        invariant(self._votes.add(vote, named=False) == Added(True, None),
                   "a conflicting vote signed with our key: another process uses it")
+
+    def _resume_signed_round(self) -> None:
+        """Restarted in the round of our last signature: take up the step after it, and
+        send our votes of this round again, the same bytes, already persisted. Without
+        this, a vote lost in the crash could leave an honest quorum one vote short, with
+        no timeout to fire (the paper assumes every message is eventually delivered)."""
+        state = self._safety
+        invariant((state.height, state.round) == (self._height, self._round),
+                  "resuming outside the round of the last signature")
+        # What `_start_round` does, but at the step after our last signature, set
+        # before the round activates (it must not ask for a block to propose again).
+        self._step = {SignStep.PROPOSAL: Step.PROPOSE, SignStep.PREVOTE: Step.PREVOTE,
+                      SignStep.PRECOMMIT: Step.PRECOMMIT}[state.step]
+        self._progress = _RoundProgress(proposed=state.step is SignStep.PROPOSAL)
+        self._round_active = False
+        self._pacemaker.clear()
+        for vote in self._restore_own_votes(self._round, state.prevote, state.precommit):
+            self._progress.signed.append(vote)  # re-sent while the round lasts
+            self._out.resend(vote)
+        earlier = state.earlier
+        if earlier is not None:
+            # Peers may still be in that round, waiting for these: send them once, and
+            # keep them for `_help_round_catch_up`.
+            for vote in self._restore_own_votes(earlier.round, earlier.prevote,
+                                                earlier.precommit):
+                self._out.resend(vote)
+        self._wake_up()  # we signed in this round: it has begun
+
+    def _restore_own_votes(self, round: int, prevote: OwnVote | None,
+                           precommit: OwnVote | None) -> list[Vote]:
+        """Our votes of `round` kept in the safety record, rebuilt and stored as if
+        just received; only those whose signature verifies (a record written under
+        another validator set holds no vote of this one)."""
+        restored: list[Vote] = []
+        for kind, own in ((VoteKind.PREVOTE, prevote), (VoteKind.PRECOMMIT, precommit)):
+            if own is None or self._key is None:
+                continue
+            vote = Vote(kind, self._height, round, own.block_hash, self._name,
+                        own.signature, own.checkpoint_signature)
+            if is_valid_signature(self._key.public_key, vote.sign_bytes(self._digest),
+                                  vote.signature):
+                self._ingest_vote(vote)
+                restored.append(vote)
+        return restored
 
     # --- the upon-rules ---------------------------------------------------------------
     def _advance(self) -> None:
@@ -629,15 +725,20 @@ class Replica:
                 or self._rule_precommit_quorum_any())
 
     def _rule_decide(self) -> bool:
-        """Line 49: a proposal and a quorum of precommits for its block, in any round."""
+        """Line 49: a quorum of precommits for a block at some round, and the block.
+        The paper takes the block from that round's proposal; we take it from any
+        proposal of it at this height (the same hash is the same block). A validator
+        that crashed, or missed that proposal, may otherwise never see it again: its
+        proposer moves on, while later rounds re-propose the very block."""
         quorum = self._validators.quorum
-        for round in self._proposals.rounds():
+        for round in self._votes.rounds():
             tally = self._votes.tally(VoteKind.PRECOMMIT, round)
             if tally.total < quorum:
                 continue
-            for proposal in self._proposals.at(round):
-                block_hash = proposal.block_hash
-                if tally.count(block_hash) < quorum or self._validity.get(block_hash) is not True:
+            for block_hash in tally.blocks_with(quorum):
+                proposal = (self._proposals.find(round, block_hash)
+                            or self._proposals.with_block(block_hash))
+                if proposal is None or self._validity.get(block_hash) is not True:
                     continue
                 precommits = self._certified_precommits(round, proposal.block)
                 if len(precommits) >= quorum:
@@ -666,7 +767,7 @@ class Replica:
         return False
 
     def _rule_missing_decided_block(self) -> bool:
-        """Not in the paper: the network decided a block whose proposal we never got.
+        """Not in the paper: the network decided a block we never got in a proposal.
         Waiting out timeoutPropose is pointless, so prevote nil now (what line 57 does
         later; a nil prevote is always safe). The vote reaches peers while they are
         one height ahead, and they answer with the decision (`_help_catch_up`)."""
@@ -677,9 +778,8 @@ class Replica:
             tally = self._votes.tally(VoteKind.PRECOMMIT, round)
             if tally.total < quorum:
                 continue
-            for block_hash in {v.block_hash for v in tally.votes()}:
-                if (block_hash is not None and tally.count(block_hash) >= quorum
-                        and self._proposals.find(round, block_hash) is None):
+            for block_hash in tally.blocks_with(quorum):
+                if self._proposals.with_block(block_hash) is None:
                     self._prevote(None)
                     return True
         return False
@@ -769,7 +869,7 @@ class Replica:
         vote signature was checked on arrival), in validator-set order."""
         good: list[Vote] = []
         for vote in self._votes.tally(VoteKind.PRECOMMIT, round).for_block(block.block_hash):
-            key = (round, vote.voter)
+            key = (round, vote.voter, block.block_hash)
             ok = self._checkpoint_ok.get(key)
             if ok is None:
                 info = self._validators.get(vote.voter)

@@ -1,6 +1,8 @@
 """What a replica has heard at its current height: votes, proposals, and evidence of
-equivocation. Every store is bounded: one vote per validator per (round, kind), at most
-MAX_PROPOSALS_PER_ROUND proposals per round, at most MAX_ROUNDS_KEPT rounds."""
+equivocation. Every store is bounded: per validator per (round, kind), two distinct
+votes plus those for blocks a stored proposal names; at most MAX_PROPOSALS_PER_ROUND
+proposals per round (a few more if f+1 validators voted for them); at most
+MAX_ROUNDS_KEPT rounds."""
 
 from __future__ import annotations
 
@@ -87,36 +89,68 @@ class EvidenceLog:
         return tuple(self._items)
 
 
+_MAX_VOTES_PER_VOTER = 2
+"""Distinct votes kept per validator per (round, kind), unless a proposal names the
+block (see `VoteBook.add`). Two suffice for evidence (the first and one conflicting
+vote) and for the usual equivocation, where each peer gets one of two versions."""
+
+
 class RoundVotes:
-    """Votes of one kind in one round: at most one per validator, tallied per block."""
+    """Votes of one kind in one round, tallied per block. A validator counts once
+    toward every block it validly signed a vote for (an equivocator's vote for B is
+    still a vote for B: the paper counts 2f+1 prevotes *for id(v)*, whatever else
+    their signers signed), and once in `total`. At most one vote per (voter, block)."""
 
     def __init__(self) -> None:
-        self._by_voter: dict[str, Vote] = {}
+        self._by_voter: dict[str, dict[bytes | None, Vote]] = {}  # in arrival order
         self._counts: dict[bytes | None, int] = {}
 
     def get(self, voter: str) -> Vote | None:
-        return self._by_voter.get(voter)
+        """The first vote stored for `voter`."""
+        votes = self._by_voter.get(voter)
+        return None if votes is None else next(iter(votes.values()))
+
+    def of_voter(self, voter: str) -> list[Vote]:
+        return list(self._by_voter.get(voter, {}).values())
 
     def add(self, vote: Vote) -> None:
-        invariant(vote.voter not in self._by_voter, "second vote stored for one voter")
-        self._by_voter[vote.voter] = vote
+        votes = self._by_voter.setdefault(vote.voter, {})
+        invariant(vote.block_hash not in votes, "second vote stored for one voter and block")
+        votes[vote.block_hash] = vote
         self._counts[vote.block_hash] = self._counts.get(vote.block_hash, 0) + 1
 
     @property
     def total(self) -> int:
+        """Distinct validators with a vote here: each counts once, however many it signed."""
         return len(self._by_voter)
 
     def count(self, block_hash: bytes | None) -> int:
+        """Distinct validators with a vote for `block_hash` (None: nil)."""
         return self._counts.get(block_hash, 0)
 
+    def blocks_with(self, voters: int) -> list[bytes]:
+        """Blocks (not nil) with votes from at least `voters` validators, first seen
+        first. For a quorum there is at most one with at most f faulty validators."""
+        return [h for h, n in self._counts.items() if h is not None and n >= voters]
+
     def votes(self) -> list[Vote]:
-        return list(self._by_voter.values())
+        return [v for votes in self._by_voter.values() for v in votes.values()]
 
     def for_block(self, block_hash: bytes | None) -> list[Vote]:
-        return [v for v in self._by_voter.values() if v.block_hash == block_hash]
+        """One vote per validator that voted for `block_hash`."""
+        return [votes[block_hash] for votes in self._by_voter.values() if block_hash in votes]
 
 
 _EMPTY = RoundVotes()
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `VoteBook.add` did: whether the vote now counts, and an earlier vote of the
+    same voter and slot that differs from it (equivocation evidence), if any."""
+
+    stored: bool
+    conflict: Vote | None
 
 
 class VoteBook:
@@ -126,19 +160,31 @@ class VoteBook:
         self._set_digest = set_digest
         self._rounds: dict[int, dict[VoteKind, RoundVotes]] = {}
 
-    def add(self, vote: Vote) -> Vote | None:
-        """Store `vote` (signature already checked). Returns the conflicting earlier
-        vote if the voter equivocates (the new vote is then NOT stored, so it never
-        counts); a repeat of the same statement is ignored."""
+    def add(self, vote: Vote, *, named: bool) -> Added:
+        """Store `vote` (signature already checked) so it counts toward its block.
+
+        A validator's first vote in a slot is always stored. Another vote of it for
+        another block is evidence (returned as the conflict with its first vote) and
+        is stored too while it has fewer than _MAX_VOTES_PER_VOTER, or whenever a
+        proposal names that block (`named`): such a vote may complete the quorum the
+        network decides or a proof-of-lock needs, and proposals are bounded, so this
+        stays bounded whatever an equivocator signs. One vote per (voter, block): a
+        repeat is ignored, a variant (another checkpoint signature) is evidence only."""
         kinds = self._rounds.setdefault(vote.round, {})
         votes = kinds.setdefault(vote.kind, RoundVotes())
-        earlier = votes.get(vote.voter)
-        if earlier is None:
+        earlier = votes.of_voter(vote.voter)
+        if not earlier:
             votes.add(vote)
-            return None
-        if earlier.sign_bytes(self._set_digest) == vote.sign_bytes(self._set_digest):
-            return None
-        return earlier
+            return Added(True, None)
+        same_block = [v for v in earlier if v.block_hash == vote.block_hash]
+        if same_block:
+            if same_block[0].sign_bytes(self._set_digest) == vote.sign_bytes(self._set_digest):
+                return Added(False, None)
+            return Added(False, same_block[0])
+        stored = len(earlier) < _MAX_VOTES_PER_VOTER or named
+        if stored:
+            votes.add(vote)
+        return Added(stored, earlier[0])
 
     def tally(self, kind: VoteKind, round: int) -> RoundVotes:
         return self._rounds.get(round, {}).get(kind, _EMPTY)
@@ -183,6 +229,24 @@ class ProposalBook:
             if p.block_hash == block_hash:
                 return p
         return None
+
+    def with_block(self, block_hash: bytes) -> Proposal | None:
+        """A stored proposal of `block_hash` in any round (the earliest)."""
+        for round in sorted(self._rounds):
+            found = self.find(round, block_hash)
+            if found is not None:
+                return found
+        return None
+
+    def names(self, kind: VoteKind, round: int, block_hash: bytes) -> bool:
+        """Whether a vote of `kind` at `round` for `block_hash` is one a stored proposal
+        needs counted: a prevote if that block is proposed at `round` (line 36) or with
+        proof-of-lock round `round` (line 28); a precommit if the block is proposed at
+        all (line 49 takes the block from any proposal of it)."""
+        if kind is VoteKind.PRECOMMIT:
+            return self.with_block(block_hash) is not None
+        return any(p.block_hash == block_hash and round in (p.round, p.pol_round)
+                   for ps in self._rounds.values() for p in ps)
 
     def block_hashes(self) -> set[bytes]:
         return {p.block_hash for ps in self._rounds.values() for p in ps}
