@@ -123,6 +123,7 @@ def test_the_declared_roles_are_tight() -> None:
         "evidence.amend": {Role.DEPOSITOR}, "evidence.deposit": {Role.DEPOSITOR},
         "members.add_ca": {Role.ADMIN}, "members.enrol": {Role.ADMIN},
         "members.remove_ca": {Role.ADMIN}, "members.revoke": {Role.ADMIN},
+        "gov.propose": {Role.ADMIN}, "gov.vote": {Role.ADMIN},
     }
     assert all(Role.REGULATOR not in roles for roles in declared.values())
 

@@ -265,6 +265,46 @@ _SCHEMAS["Organisation"] = {
     },
 }
 
+_SCHEMAS["Proposal"] = {
+    "type": "object",
+    "required": ["id", "action", "args", "status", "votes", "tally", "deadline",
+                 "effective_height"],
+    "properties": {
+        "id": {**_UINT, "description": "The log index of the gov.propose transaction."},
+        "action": {"type": "string", "enum": ["add_org", "remove_org", "revoke_cert",
+                                              "set_param"]},
+        "args": {"type": "object", "description": "The action's checked arguments "
+                 "(byte strings as hex)."},
+        "effective_height": {**_UINT, "description": "0: the block after it passes."},
+        "proposer": _HEX32, "org": {"type": "string"}, "height": _UINT, "time": _UINT,
+        "deadline": {**_UINT, "description": "Last block time (ms) a vote is accepted."},
+        "votes": {"type": "array", "items": {"type": "object", "properties": {
+            "org": {"type": "string"}, "key": _HEX32, "approve": {"type": "boolean"},
+            "height": _UINT}}},
+        "status": {"type": "string", "enum": ["open", "passed", "rejected", "expired",
+                                              "applied", "failed"]},
+        "decided_height": {"type": ["integer", "null"]},
+        "apply_height": {"type": ["integer", "null"]},
+        "reason": {"type": "string", "description": "Why it failed to apply."},
+        "effect": {"type": ["object", "null"], "description": "What applying changed."},
+        "tally": {"type": "object", "properties": {
+            "approvals": _UINT, "rejections": _UINT, "orgs": _UINT}},
+    },
+}
+_SCHEMAS["DryRun"] = {
+    "type": "object",
+    "required": ["ok", "action"],
+    "properties": {
+        "ok": {"type": "boolean"}, "action": {"type": "string"},
+        "effect": {"type": "object", "description": "What would change (when ok)."},
+        "error": {"type": "string", "description": "Why it would be refused (when not ok): "
+                  "e.g. last_org, no_admin_left, duplicate, cert_untrusted, not_supported."},
+        "reason": {"type": "string"},
+        "quorum": {"type": "object", "description": "remove_validator only: the remaining "
+                   "set, its quorum, tolerated faults, live count, can_reach_quorum."},
+    },
+}
+
 _RESPONSES: dict[str, Schema] = {
     "BadRequest": _json_body(_ref("Error"), "Malformed or refused input (typed code)."),
     "NotFound": _json_body(_ref("Error"), "No such object."),
@@ -426,6 +466,41 @@ _PATHS: dict[str, Schema] = {
         _json_body(_ref("Member"), "Member"),
         params=[_path_param("key", _HEX32, "The member's Ed25519 public key, hex.")],
         errors=("BadRequest", "NotFound")),
+    "/v1/gov/proposals": _get(
+        "Every governance proposal with its votes, status and tally, oldest first; the "
+        "threshold, voting period and registered organisations",
+        _json_body({"type": "object", "required": ["proposals", "threshold", "orgs"],
+                    "properties": {
+                        "proposals": {"type": "array", "items": _ref("Proposal")},
+                        "truncated": {"type": "boolean"},
+                        "threshold": {"type": "array", "items": _UINT,
+                                      "description": "[numerator, denominator]: passes "
+                                      "with approvals > this share of organisations"},
+                        "voting_period_ms": _UINT, "height": _UINT,
+                        "orgs": {"type": "array", "items": {"type": "string"}}}},
+                   "Proposals"),
+        errors=()),
+    "/v1/gov/proposals/{id}": _get(
+        "One governance proposal", _json_body(_ref("Proposal"), "Proposal"),
+        params=[_path_param("id", _UINT, "The proposal id (its log index).")],
+        errors=("BadRequest", "NotFound")),
+    "/v1/gov/dry-run": {
+        "post": {
+            "summary": "Evaluate a signed gov.propose without submitting it",
+            "description": (
+                "The body is a signed gov.propose transaction, as for POST /v1/tx. The "
+                "node checks the signature and the proposer's permission, then evaluates "
+                "the action against the committed head as if it passed and applied now. "
+                "A refusal is a 200 with ok false and its code (docs/governance.md)."),
+            "requestBody": {"required": True, "content": {
+                CBOR: {"schema": {"type": "string", "contentEncoding": "binary"}},
+                JSON: {"schema": {"type": "object", "required": ["tx"], "properties": {
+                    "tx": {"type": "string", "contentEncoding": "base64"}}}}}},
+            "responses": {"200": _json_body(_ref("DryRun"), "What would happen."),
+                          "400": _error("BadRequest"), "403": _error("Forbidden"),
+                          "413": _error("TooLarge")},
+        }
+    },
 }
 
 OPENAPI: dict[str, Any] = {

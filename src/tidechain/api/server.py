@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, Rejected
 from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
+from tidechain.ledger.types import SignedTx
 from tidechain.node.node import Committed, to_json
 from tidechain.node.runtime import NodeRuntime
 
@@ -123,6 +125,9 @@ class Api:
         r.add_get("/v1/contracts", self.contracts)
         r.add_get("/v1/members", self.members)
         r.add_get("/v1/members/{key}", self.member)
+        r.add_get("/v1/gov/proposals", self.gov_list)
+        r.add_get("/v1/gov/proposals/{id}", self.gov_get)
+        r.add_post("/v1/gov/dry-run", self.gov_dry_run)
         return app
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -214,3 +219,14 @@ class Api:
 
     async def member(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.member(_hex_param(request, "key", 32)))
+
+    async def gov_list(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.gov_list())
+
+    async def gov_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.gov_get(_int_param(request, "id")))
+
+    async def gov_dry_run(self, request: web.Request) -> web.Response:
+        tx = SignedTx.decode(await _read_tx_body(request))
+        # The node's clock judges the dry run, as admission judges a submission.
+        return web.json_response(self.node.gov_dry_run(tx, int(time.time() * 1000)))

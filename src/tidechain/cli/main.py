@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tidechain.client.txbuilder import Progress, hash_file
 from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_receipt
-from tidechain.core.errors import ProofError, Rejected
+from tidechain.core.errors import ContractError, ProofError, Rejected
 from tidechain.core.hexcodec import parse_hex
 from tidechain.node.config import (
     DEFAULT_LEGAL_NAME,
@@ -455,8 +455,9 @@ def cmd_org_init(args: argparse.Namespace, out: Output) -> int:
         f"  fingerprint  {ca.fingerprint.hex()}",
         f"  certificate  {org.cert_path}",
         f"  key          {org.key_path}  (mode 0600: keep it offline)",
-        "registering a new organisation on chain is governance (not yet available); an",
-        "organisation already on chain registers this CA with members.add_ca",
+        "issue its first admin's certificate with `tide org issue`, then an organisation",
+        "on chain proposes it: `tide gov propose add_org --ca-cert ... --member-cert ...`;",
+        "an organisation already on chain registers this CA with members.add_ca",
     ])
     return EXIT_OK
 
@@ -582,6 +583,156 @@ def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
             "log_index": committed["log_index"]}
     out.result(data, [f"revoked certificate serial {serial} of CA {ca.hex()} "
                       f"(log index {committed['log_index']})"])
+    return EXIT_OK
+
+
+def cmd_org_issue(args: argparse.Namespace, out: Output) -> int:
+    """A member certificate from an organisation's CA, written next to the key as
+    KEY.pem, without enrolling it (for an organisation that governance will add)."""
+    from tidechain.identity import parse_roles, to_pem, verify_member_cert
+
+    org = OrgDir(Path(args.dir))
+    roles = tuple(sorted(parse_roles(args.role)))
+    public_key, key_path = _member_key(args)
+    now_ms = _now_ms()
+    cert = issue_member(org, args.name, public_key, roles, now_ms)
+    member = verify_member_cert(cert, org.cert(), now_ms)
+    cert_path = key_path.with_name(key_path.name + ".pem")
+    cert_path.write_bytes(to_pem(cert))
+    data = {"org": member.org_id, "name": member.name, "key": public_key.hex(),
+            "roles": [r.value for r in roles], "serial": member.serial,
+            "cert": str(cert_path), "key_file": str(key_path)}
+    out.result(data, [f"issued a certificate for {member.name} of {member.org_id} "
+                      f"({', '.join(r.value for r in roles)}): {cert_path}"])
+    return EXIT_OK
+
+
+# --- governance ----------------------------------------------------------------------------
+
+
+def _read_cert(path: str) -> bytes:
+    """A certificate file, PEM or DER."""
+    from tidechain.identity import from_pem
+
+    data = Path(path).read_bytes()
+    return from_pem(data) if data.lstrip().startswith(b"-----BEGIN") else data
+
+
+def _param_value(name: str, text: str) -> Any:
+    """gov.threshold as N/D (e.g. 2/3); the other parameters are integers."""
+    if name == "gov.threshold":
+        num, slash, den = text.partition("/")
+        if not slash or not num.isdigit() or not den.isdigit():
+            raise ConfigError("gov.threshold is a fraction N/D, for example 2/3")
+        return [int(num), int(den)]
+    if not text.isdigit():
+        raise ConfigError(f"{name} is a non-negative integer")
+    return int(text)
+
+
+def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+    """The proposal's action arguments from the command line."""
+    action = args.action
+    if action == "add_org":
+        if not args.ca_cert or not args.member_cert:
+            raise ConfigError("add_org needs --ca-cert FILE and --member-cert FILE "
+                              "(repeatable; at least one admin)")
+        return {"ca": _read_cert(args.ca_cert),
+                "members": [_read_cert(p) for p in args.member_cert]}
+    if action == "remove_org":
+        if not args.org:
+            raise ConfigError("remove_org needs --org ID")
+        return {"org": args.org}
+    if action == "revoke_cert":
+        if args.member:
+            record = client.member(args.member)
+            return {"ca": bytes.fromhex(record["ca"]), "serial": int(record["serial"])}
+        if not args.ca or args.serial is None:
+            raise ConfigError("revoke_cert needs --ca FINGERPRINT --serial N, or --member HEX")
+        return {"ca": parse_hex(args.ca, 32, "--ca"), "serial": int(args.serial)}
+    if action == "set_param":
+        if not args.param or args.value is None:
+            raise ConfigError("set_param needs --param NAME --value VALUE")
+        return {"name": args.param, "value": _param_value(args.param, args.value)}
+    if not args.validator:
+        raise ConfigError(f"{action} needs --validator NAME")
+    return {"validator": args.validator}
+
+
+def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.client.txbuilder import propose_tx
+    from tidechain.contracts import governance
+
+    if args.action in governance.VALIDATOR_ACTIONS and not args.dry_run:
+        # The chain would commit it as failed: say so without spending a transaction.
+        raise ContractError(governance.NOT_SUPPORTED_REASON, code="not_supported")
+    admin = _admin_key(args)
+    with _client(args) as client:
+        tx = propose_tx(admin, client.chain_id(), args.action, _action_args(args, client),
+                        args.effective_height, now_ms=_now_ms(), nonce=os.urandom(16))
+        if args.dry_run:
+            answer = client.gov_dry_run(tx)
+            out.result(answer, _dry_run_lines(answer))
+            return EXIT_OK if answer["ok"] else EXIT_REJECTED
+        committed = client.submit(tx, wait=True)
+    proposal_id = committed["log_index"]
+    data = {"id": proposal_id, "action": args.action, "tx_id": committed["tx_id"],
+            "height": committed["height"], "effective_height": args.effective_height}
+    when = (f"at height {args.effective_height}" if args.effective_height
+            else "in the block after it passes")
+    out.result(data, [f"proposal #{proposal_id}: {args.action} (takes effect {when}); "
+                      f"vote with: tide gov vote {proposal_id} --approve"])
+    return EXIT_OK
+
+
+def _dry_run_lines(answer: dict[str, Any]) -> list[str]:
+    if answer["ok"]:
+        return [f"dry run: {answer['action']} would apply now:",
+                *_fields(answer["effect"])]
+    lines = [f"dry run: {answer['action']} would be refused: {answer['error']}: "
+             f"{answer['reason']}"]
+    if "quorum" in answer:
+        lines += _fields(answer["quorum"])
+    return lines
+
+
+def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.client.txbuilder import vote_tx
+
+    admin = _admin_key(args)
+    with _client(args) as client:
+        tx = vote_tx(admin, client.chain_id(), args.id, args.approve, now_ms=_now_ms(),
+                     nonce=os.urandom(16))
+        committed = client.submit(tx, wait=True)
+        proposal = client.gov_get(args.id)
+    data = {"id": args.id, "approve": args.approve, "status": proposal["status"],
+            "tally": proposal["tally"], "apply_height": proposal["apply_height"],
+            "tx_id": committed["tx_id"], "log_index": committed["log_index"]}
+    tally = proposal["tally"]
+    line = (f"voted {'for' if args.approve else 'against'} proposal #{args.id}: "
+            f"{proposal['status']} ({tally['approvals']} for, {tally['rejections']} against, "
+            f"{tally['orgs']} organisation{'' if tally['orgs'] == 1 else 's'})")
+    if proposal["status"] == "passed":
+        line += f"; takes effect at height {proposal['apply_height']}"
+    out.result(data, [line])
+    return EXIT_OK
+
+
+def cmd_gov_list(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        found = client.gov_list()
+    num, den = found["threshold"]
+    count = len(found["orgs"])
+    lines = [f"{count} organisation{'' if count == 1 else 's'} ({', '.join(found['orgs'])}); "
+             f"a proposal passes with more than {num}/{den} of them; height {found['height']}"]
+    for p in found["proposals"]:
+        tally = p["tally"]
+        where = (f"applies at {p['apply_height']}" if p["status"] == "passed" else
+                 f"applied at {p['apply_height']}" if p["status"] == "applied" else
+                 p["reason"] if p["status"] == "failed" else "")
+        lines.append(f"  #{p['id']:<6} {p['status']:<8} {p['action']:<12} by {p['org']:<10} "
+                     f"{tally['approvals']} for, {tally['rejections']} against  {where}".rstrip())
+    out.result(found, lines)
     return EXIT_OK
 
 
@@ -718,6 +869,53 @@ def build_parser() -> argparse.ArgumentParser:
              "joining later; registering it on chain is governance, not yet available")
     p.add_argument("dir", metavar="DIR")
     _org_options(p, required=True)
+
+    p = _add(org, "issue", cmd_org_issue,
+             "issue a member certificate from the CA in DIR without enrolling it (for "
+             "an organisation that `tide gov propose add_org` will register)")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--role", action="append", required=True, metavar="ROLE",
+                   help="a role (repeatable)")
+    p.add_argument("--name", required=True, help="the member's name (certificate CN)")
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--key", metavar="FILE", help="certify this existing key file")
+    keys.add_argument("--new-key", metavar="FILE", help="create a new key in FILE")
+
+    gov = _group(commands, "gov", "governance: proposals and votes of the organisations")
+    p = _add(gov, "propose", cmd_gov_propose,
+             "propose a consortium decision (gov.propose, signed by an admin key)")
+    p.add_argument("action", metavar="ACTION", choices=[
+        "add_org", "remove_org", "revoke_cert", "set_param", "add_validator",
+        "remove_validator", "replace_validator"],
+        help="add_org, remove_org, revoke_cert, set_param (validator-set changes: dry "
+             "run of remove_validator only)")
+    p.add_argument("--ca-cert", metavar="FILE", help="add_org: the new org's CA (PEM/DER)")
+    p.add_argument("--member-cert", action="append", metavar="FILE",
+                   help="add_org: an initial member certificate (repeatable)")
+    p.add_argument("--org", metavar="ID", help="remove_org: the org id")
+    p.add_argument("--ca", metavar="FINGERPRINT", help="revoke_cert: the issuing CA")
+    p.add_argument("--serial", type=int, metavar="N", help="revoke_cert: the serial")
+    p.add_argument("--member", metavar="HEX", help="revoke_cert: the member's key instead")
+    p.add_argument("--param", metavar="NAME",
+                   help="set_param: gov.threshold or gov.voting_period_ms")
+    p.add_argument("--value", metavar="VALUE", help="set_param: e.g. 2/3, or 604800000")
+    p.add_argument("--validator", metavar="NAME", help="validator actions: its key name")
+    p.add_argument("--effective-height", type=int, default=0, metavar="H",
+                   help="the height it takes effect at (default: the block after it passes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what it would change, or why it would be refused; submit nothing")
+    p.add_argument("--admin-key", metavar="FILE",
+                   help="an admin key of a member organisation (default: NET/admin.key)")
+
+    p = _add(gov, "vote", cmd_gov_vote, "vote on a proposal for the admin key's organisation")
+    p.add_argument("id", type=int, metavar="ID", help="the proposal id")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", dest="approve", action="store_true")
+    choice.add_argument("--reject", dest="approve", action="store_false")
+    p.add_argument("--admin-key", metavar="FILE",
+                   help="an admin key of a member organisation (default: NET/admin.key)")
+
+    _add(gov, "list", cmd_gov_list, "list the proposals with their votes and status")
 
     member = _group(commands, "member", "members of an organisation")
     p = _add(member, "enrol", cmd_member_enrol,

@@ -329,6 +329,23 @@ class Client:
         found: dict[str, Any] = self._get_json("/v1/members", params={"org": org})
         return found
 
+    def gov_list(self) -> dict[str, Any]:
+        """Every governance proposal, the threshold and the registered orgs."""
+        found: dict[str, Any] = self._get_json("/v1/gov/proposals")
+        return found
+
+    def gov_get(self, proposal: int) -> dict[str, Any]:
+        """One governance proposal with its votes and tally."""
+        found: dict[str, Any] = self._get_json(f"/v1/gov/proposals/{_uint(proposal, 'id')}")
+        return found
+
+    def gov_dry_run(self, tx: SignedTx) -> dict[str, Any]:
+        """What a signed gov.propose would do, evaluated by the node without submitting
+        it: {ok, action, effect} or {ok: false, error, reason}."""
+        answer: dict[str, Any] = _json_of(self._request("POST", "/v1/gov/dry-run",
+                                                        content=tx.encode()))
+        return answer
+
     # --- submit ------------------------------------------------------------------------
     def submit(
         self, tx: SignedTx, wait: bool = True, timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,

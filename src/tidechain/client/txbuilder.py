@@ -30,6 +30,8 @@ HASH_CHUNK_BYTES = 1 << 20
 
 MEMBERS = "members"
 """The membership contract's name (contracts/members.py)."""
+GOV = "gov"
+"""The governance contract's name (contracts/governance.py)."""
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total), called after each chunk."""
@@ -93,6 +95,31 @@ def revoke_tx(
                             "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
     return call_tx(admin_key, chain_id, MEMBERS, "revoke", args, now_ms=now_ms,
                    nonce=nonce, ttl_ms=ttl_ms)
+
+
+def propose_tx(
+    admin_key: SigningKey, chain_id: bytes, action: str, action_args: dict[str, Any],
+    effective_height: int = 0, *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `gov.propose` of `action` with `action_args`, to take effect at
+    `effective_height` (0: the block after it passes). The chain checks the action."""
+    if effective_height < 0:
+        raise DecodeError("effective_height must not be negative")
+    args = {"action": action, "args": action_args, "effective_height": effective_height}
+    return call_tx(admin_key, chain_id, GOV, "propose", args, now_ms=now_ms, nonce=nonce,
+                   ttl_ms=ttl_ms)
+
+
+def vote_tx(
+    admin_key: SigningKey, chain_id: bytes, proposal: int, approve: bool,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `gov.vote` on proposal `proposal` (its log index) for the signer's org."""
+    if proposal < 0:
+        raise DecodeError("proposal must be a log index")
+    return call_tx(admin_key, chain_id, GOV, "vote", {"proposal": proposal,
+                                                      "approve": bool(approve)},
+                   now_ms=now_ms, nonce=nonce, ttl_ms=ttl_ms)
 
 
 def deposit_tx(

@@ -3,8 +3,11 @@ and the permission check every transaction passes before its method runs.
 
 An organisation enrols its own members: one of its admins submits `enrol` with a
 member certificate issued by one of the organisation's active CAs (docs/identity.md).
-Registering a new organisation is governance (a later slice): today the founding
-organisations come from the genesis.
+The founding organisations come from the genesis; later ones are registered, and
+organisations removed or certificates revoked by consortium decision, through the
+governance contract (contracts/governance.py), which applies its decisions through the
+functions of this module (`verify_new_org`, `register_org`, `remove_org`,
+`revoke_certificate`) so that each rule lives in one place.
 
 State in the `members` namespace (CBOR values):
 
@@ -41,7 +44,7 @@ from tidechain.ledger.runtime import (
     StateReader,
     namespaced,
 )
-from tidechain.ledger.types import Genesis, verify_genesis_orgs
+from tidechain.ledger.types import Genesis, GenesisOrg, VerifiedOrg, verify_genesis_orgs
 
 NAME = "members"
 FINGERPRINT_BYTES = 32
@@ -50,6 +53,12 @@ SERIAL_BYTES = 20
 MAX_ACTIVE_CAS = 4
 """Active CAs per organisation: several only while a CA is being rotated."""
 _SERIAL_LIMIT = 1 << 159
+MAX_ORGS = 64
+"""Registered organisations: a consortium, not an open network (the genesis bound)."""
+MAX_NEW_ORG_MEMBERS = 16
+"""Initial member certificates of an organisation registered by governance: they
+must fit one transaction (16 KiB) and one application's writes (64); the rest enrol
+on chain."""
 
 ORGS_KEY = b"orgs"
 
@@ -330,12 +339,111 @@ def revoke(ctx: CallContext, args: dict[str, Any]) -> None:
             parse_fingerprint(der) != fingerprint for der in org["cas"]):
         raise ContractError(f"organisation {org['id']!r} has no active CA "
                             f"{fingerprint.hex()}", code="not_found")
+    revoke_certificate(ctx, fingerprint, serial, org["id"])
+
+
+def revoke_certificate(ctx: CallContext, fingerprint: bytes, serial: int, org_id: str) -> None:
+    """Record the revocation of (CA `fingerprint`, `serial`) of organisation `org_id`:
+    the one rule shared by `revoke` (an org's own admin) and governance."""
     key = revoked_key(fingerprint, serial)
     if ctx.get(key) is not None:
         raise ContractError(f"serial {serial} is already revoked", code="duplicate")
     ctx.put(key, cbor.encode({"height": ctx.height, "time": ctx.time_ms}))
-    ctx.emit("revoked", {"org": org["id"], "ca": fingerprint,
+    ctx.emit("revoked", {"org": org_id, "ca": fingerprint,
                          "serial": serial.to_bytes(SERIAL_BYTES, "big")})
+
+
+def active_ca_org(ctx: CallContext, fingerprint: bytes) -> str:
+    """The organisation whose active CA `fingerprint` is; ContractError otherwise."""
+    raw = ctx.get(ca_key(fingerprint))
+    if raw is None:
+        raise ContractError(f"no active CA {fingerprint.hex()}", code="not_found")
+    return str(cbor.decode(raw))
+
+
+# --- organisations registered and removed by governance -----------------------------------
+
+
+def verify_new_org(ctx: CallContext, ca_der: bytes, member_ders: list[bytes]) -> VerifiedOrg:
+    """Verify an organisation to register at block time, exactly as a founding one
+    (CA valid, members certified by it, at least one admin) and against the chain: a new
+    org id, a new CA, keys not enrolled anywhere, room under MAX_ORGS."""
+    if not 0 < len(member_ders) <= MAX_NEW_ORG_MEMBERS:
+        raise ContractError(f"an organisation is registered with 1..{MAX_NEW_ORG_MEMBERS} "
+                            "member certificates", code="bad_argument")
+    try:
+        (org,) = verify_genesis_orgs((GenesisOrg(ca_der, tuple(member_ders)),), ctx.time_ms)
+    except Rejected as exc:
+        raise _as_contract_error(exc) from None
+    registered = _org_ids(ctx)
+    if org.ca.org_id in registered:
+        raise ContractError(f"organisation {org.ca.org_id!r} is already registered",
+                            code="duplicate")
+    if len(registered) >= MAX_ORGS:
+        raise ContractError(f"already {MAX_ORGS} organisations", code="too_many_orgs")
+    if ctx.get(ca_key(org.ca.fingerprint)) is not None:
+        raise ContractError("this CA is already registered", code="duplicate")
+    for member in org.members:
+        if ctx.get(member_key(member.public_key)) is not None:
+            raise ContractError(f"key {member.public_key.hex()} is already enrolled",
+                                code="duplicate")
+        if ctx.get(revoked_key(member.ca_fingerprint, member.serial)) is not None:
+            raise ContractError(f"certificate serial {member.serial} is revoked",
+                                code="cert_revoked")
+    return org
+
+
+def register_org(ctx: CallContext, org: VerifiedOrg, enrolled: int) -> None:
+    """Register a verified organisation with its CA and initial members; `enrolled`
+    is the log index of the decision (the governance proposal)."""
+    ctx.put(ORGS_KEY, cbor.encode([*_org_ids(ctx), org.ca.org_id]))
+    ctx.put(org_key(org.ca.org_id), _org_record(org.ca, [org.ca_der]))
+    ctx.put(ca_key(org.ca.fingerprint), cbor.encode(org.ca.org_id))
+    for member in org.members:
+        ctx.put(member_key(member.public_key), _member_record(member, enrolled))
+    ctx.emit("org_added", {"org": org.ca.org_id, "fingerprint": org.ca.fingerprint,
+                           "members": len(org.members)})
+
+
+def check_org_removal(ctx: CallContext, org_id: str) -> dict[str, Any]:
+    """The organisation record, if `org_id` may be removed: registered, and not the
+    last organisation."""
+    registered = _org_ids(ctx)
+    raw = ctx.get(org_key(org_id)) if org_id.isascii() else None
+    if raw is None or org_id not in registered:
+        raise ContractError(f"no organisation {org_id!r}", code="not_found")
+    if len(registered) == 1:
+        raise ContractError("cannot remove the last organisation", code="last_org")
+    return _decode(raw, "org")
+
+
+def remove_org(ctx: CallContext, org_id: str) -> None:
+    """Remove an organisation: its CAs stop being active, so every member they
+    certified stops counting (member records stay, as history)."""
+    record = check_org_removal(ctx, org_id)
+    ctx.put(ORGS_KEY, cbor.encode([o for o in _org_ids(ctx) if o != org_id]))
+    ctx.delete(org_key(org_id))
+    for der in record["cas"]:
+        ctx.delete(ca_key(parse_fingerprint(der)))
+    ctx.emit("org_removed", {"org": org_id})
+
+
+def _org_ids(ctx: CallContext) -> list[str]:
+    raw = ctx.get(ORGS_KEY)
+    if raw is None:
+        return []
+    value = cbor.decode(raw)
+    invariant(isinstance(value, list), "corrupt org list in state")
+    return [str(v) for v in value]
+
+
+def is_admin(state: StateReader, public_key: bytes, time_ms: int) -> bool:
+    """Whether `public_key` is an admin in good standing at `time_ms`."""
+    try:
+        authorize(state, public_key, "admin check", _ADMIN, time_ms)
+    except Forbidden:
+        return False
+    return True
 
 
 def parse_fingerprint(ca_der: bytes) -> bytes:

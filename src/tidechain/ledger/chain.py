@@ -181,6 +181,9 @@ class Chain:
         entries: list[bytes] = []
         nodes: list[tuple[int, int, bytes]] = []
         index_entries: list[tuple[str, bytes, int]] = []
+        # Begin-block hooks (governance decisions due at this height) run before the
+        # transactions, on the same block state: part of this block's state root.
+        self.registry.begin_block(block_state, height, time_ms, frontier.size)
         for tx in txs:
             result = self._execute(tx, block_state, height, time_ms, frontier.size,
                                    index_entries)

@@ -11,6 +11,11 @@ Every method declares the roles that may call it (`MethodSpec.roles`). Before a 
 runs, the registry's authoriser (the `members` contract's `authorize`, wired in
 `contracts.default_registry`) checks the caller against the world state and raises
 `Forbidden` if the caller is not an enrolled member holding one of those roles.
+
+A contract may also have a begin-block hook (`Contract.begin_block`): it runs at the
+start of every block, before the block's transactions, on the block's state, so its
+writes are part of that block's state transition and state root. Governance uses it
+to apply decisions at the height they were voted for (ADR 0008).
 """
 
 from __future__ import annotations
@@ -140,6 +145,11 @@ class MethodSpec:
 GenesisState = Callable[[Genesis], Mapping[bytes, bytes]]
 """A contract's initial state from the genesis: keys inside its own namespace."""
 
+BeginBlock = Callable[[Overlay, int, int, int], None]
+"""begin_block(block state, height, block time ms, log size before the block): runs
+before the block's transactions. Deterministic; it must not raise for any state (a
+decision that can no longer apply is recorded as failed, not raised)."""
+
 Authorizer = Callable[[StateReader, bytes, str, frozenset[Role], int], None]
 """authorize(state, caller, "contract.method", allowed roles, block time ms): returns
 if the caller may call, raises Forbidden otherwise."""
@@ -154,6 +164,7 @@ class Contract:
     methods: Mapping[str, MethodSpec]
     description: str = ""
     genesis: GenesisState | None = None
+    begin_block: BeginBlock | None = None
 
 
 def deny_all(state: StateReader, caller: bytes, method: str, roles: frozenset[Role],
@@ -186,6 +197,13 @@ class Registry:
         spec = self.method(contract, method)
         self.authorize(state, caller, f"{contract}.{method}", spec.roles, time_ms)
         return spec
+
+    def begin_block(self, state: Overlay, height: int, time_ms: int, log_size: int) -> None:
+        """Run every contract's begin-block hook, in contract-name order, on `state`."""
+        for name in sorted(self._contracts):
+            hook = self._contracts[name].begin_block
+            if hook is not None:
+                hook(state, height, time_ms, log_size)
 
     def genesis_state(self, genesis: Genesis) -> dict[bytes, bytes]:
         """The world state before block 1: every contract's genesis records, each

@@ -39,7 +39,7 @@ from tidechain.consensus import (
     ValidatorInfo,
     ValidatorSet,
 )
-from tidechain.contracts import default_registry, evidence, members
+from tidechain.contracts import default_registry, evidence, governance, members
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
     NotFound,
@@ -83,6 +83,8 @@ log = logging.getLogger("tidechain.node")
 
 MAX_MEMBERS_SCANNED = 10_000
 """Member records a `members` query reads at most (a consortium has hundreds)."""
+MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
+"""Proposals `gov_list` returns at most (each one is a small record)."""
 
 
 @dataclass(frozen=True)
@@ -569,6 +571,61 @@ class Node:
                 "members": found[:MAX_QUERY_RESULTS],
                 "truncated": len(scanned) == MAX_MEMBERS_SCANNED or
                 len(found) > MAX_QUERY_RESULTS}
+
+    # --- governance ---------------------------------------------------------------------
+    def gov_list(self) -> dict[str, Any]:
+        """Every proposal (open, passed, applied, failed, rejected, expired) with its
+        votes and the tally now, oldest first."""
+        prefix = namespaced(governance.NAME, b"p/")
+        found = self.store.state_range(prefix, MAX_PROPOSALS_LISTED + 1)
+        proposals = [self._proposal_json(governance.decode_proposal(raw))
+                     for _, raw in found[:MAX_PROPOSALS_LISTED]]
+        num, den = governance.threshold(self.chain.state)
+        return {"proposals": proposals, "truncated": len(found) > MAX_PROPOSALS_LISTED,
+                "threshold": [num, den], "orgs": members.orgs(self.chain.state),
+                "voting_period_ms": governance.voting_period_ms(self.chain.state),
+                "height": self.chain.height}
+
+    def gov_get(self, proposal_id: int) -> dict[str, Any]:
+        record = governance.get_proposal(self.chain.state, proposal_id)
+        if record is None:
+            raise NotFound(f"no proposal {proposal_id}")
+        return self._proposal_json(record)
+
+    def _proposal_json(self, record: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = to_json(record)
+        out["status"] = governance.status_at(record, self.chain.head_time_ms)
+        approvals, rejections, orgs = governance.tally(self.chain.state, record["votes"])
+        out["tally"] = {"approvals": approvals, "rejections": rejections, "orgs": orgs}
+        return out
+
+    def gov_dry_run(self, tx: SignedTx, now_ms: int) -> dict[str, Any]:
+        """Evaluate a signed `gov.propose` against the committed head, without
+        submitting it: what would change if it passed and applied now, or why it
+        would be refused. The proposer must be allowed to propose (403 otherwise)."""
+        if (tx.body.contract, tx.body.method) != (governance.NAME, "propose"):
+            raise TxRejected("a dry run takes a signed gov.propose", code="bad_argument")
+        if tx.body.chain_id != self.chain.chain_id:
+            raise TxRejected("transaction is for another chain", code="wrong_chain")
+        tx.verify_signature()
+        time_ms = max(now_ms, self.chain.head_time_ms + 1)
+        self.chain.check_permission(tx, time_ms)
+        return governance.dry_run(
+            self.chain.state, tx.body.sender, tx.body.args, self.chain.height + 1, time_ms,
+            admins=self._admin_keys(), validators=[v.name for v in self.genesis.validators],
+            live=self._live_validators())
+
+    def _admin_keys(self) -> list[bytes]:
+        """Keys of members holding the admin role (a bounded scan of member records)."""
+        prefix = namespaced(members.NAME, members.member_key(b""))
+        return [key[len(prefix):]
+                for key, raw in self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+                if "admin" in members.decode_member(raw)["roles"]]
+
+    def _live_validators(self) -> list[str]:
+        """This node, and the peers whose claimed head is within a block of ours."""
+        return [self.signer.name, *(name for name, height in self._peer_heads.items()
+                                    if height >= self.chain.height - 1)]
 
     def deposit(self, index: int) -> dict[str, Any]:
         record = evidence.get_deposit(self.store, index)

@@ -1,0 +1,545 @@
+"""Governance (治理): on-chain proposals and votes of the member organisations.
+
+An admin of a registered organisation proposes an action; admins vote, one vote per
+organisation. A proposal passes when its approvals are *more than* the threshold share
+(default 2/3) of the organisations registered at the moment of the deciding vote, and
+its action is applied at the start of its effective height by this contract's
+begin-block hook (`begin_block`), as part of that block's state transition. Nothing is
+restarted and no file is edited. See docs/governance.md and ADR 0008.
+
+Actions in this slice: `add_org`, `remove_org`, `revoke_cert`, `set_param`. The
+effects on membership go through `contracts.members` (one place for each rule).
+Validator-set changes are refused (`not_supported`); their dry run reports whether the
+remaining validators could still reach a quorum (`validator_removal`).
+
+State in the `gov` namespace (CBOR values, integers in keys 8-byte big-endian):
+
+* `p/` + id           -> the proposal record (see `_new_record`); the id is the log
+                         index of the `propose` transaction
+* `open`              -> ids of the proposals still open (at most MAX_OPEN_PROPOSALS)
+* `due/` + height     -> ids of passed proposals to apply at the start of that block
+* `param/` + name     -> a parameter set by governance (absent: its default)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tidechain.contracts import members
+from tidechain.core import cbor
+from tidechain.core.errors import ContractError, invariant
+from tidechain.identity.roles import Role
+from tidechain.ledger.runtime import (
+    CallContext,
+    Contract,
+    MethodSpec,
+    Overlay,
+    StateReader,
+    namespaced,
+)
+
+NAME = "gov"
+
+ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM = "add_org", "remove_org", "revoke_cert", "set_param"
+ACTIONS = (ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM)
+VALIDATOR_ACTIONS = ("add_validator", "remove_validator", "replace_validator")
+"""Named by the issue, not supported yet: `propose` refuses them (`not_supported`)."""
+
+THRESHOLD = "gov.threshold"
+VOTING_PERIOD_MS = "gov.voting_period_ms"
+DEFAULT_THRESHOLD = (2, 3)
+"""More than two thirds of the registered organisations."""
+MAX_THRESHOLD_DENOMINATOR = 100
+DEFAULT_VOTING_PERIOD_MS = 7 * 86_400_000
+MIN_VOTING_PERIOD_MS = 60_000
+MAX_VOTING_PERIOD_MS = 90 * 86_400_000
+"""Votes are accepted while block time <= proposal time + voting period."""
+MAX_OPEN_PROPOSALS = 32
+"""Open proposals at once: bounds the `open` list and the work of each `propose`."""
+MAX_DUE_PER_BLOCK = 32
+"""Decisions applied at the start of one block; more move to the next block(s), so a
+block's begin-block work stays bounded."""
+MAX_EFFECTIVE_DELAY_BLOCKS = 1_000_000
+"""How far ahead of the proposal an effective height may lie."""
+
+OPEN, PASSED, REJECTED, EXPIRED, APPLIED, FAILED = (
+    "open", "passed", "rejected", "expired", "applied", "failed")
+
+NOT_SUPPORTED_REASON = "validator-set changes are not supported yet"
+
+OPEN_KEY = b"open"
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def proposal_key(proposal_id: int) -> bytes:
+    return b"p/" + _u64(proposal_id)
+
+
+def due_key(height: int) -> bytes:
+    return b"due/" + _u64(height)
+
+
+def param_key(name: str) -> bytes:
+    return b"param/" + name.encode("ascii")
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _check_args(args: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = set(args) - allowed
+    if unknown:
+        raise ContractError(f"{what}: unknown argument(s) {sorted(map(str, unknown))}",
+                            code="bad_argument")
+
+
+def _uint_arg(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ContractError(f"'{name}' must be a non-negative integer", code="bad_argument")
+    return value
+
+
+def _decode(raw: bytes, kind: type, what: str) -> Any:
+    """A value this contract wrote: anything else is our bug, not bad input."""
+    value = cbor.decode(raw)
+    invariant(isinstance(value, kind), f"corrupt {what} in state")
+    return value
+
+
+def _id_list(ctx: CallContext, key: bytes) -> list[int]:
+    raw = ctx.get(key)
+    return [] if raw is None else list(_decode(raw, list, "id list"))
+
+
+def _put_id_list(ctx: CallContext, key: bytes, ids: list[int]) -> None:
+    if ids:
+        ctx.put(key, cbor.encode(ids))
+    elif ctx.get(key) is not None:
+        ctx.delete(key)
+
+
+def members_context(gov: CallContext) -> CallContext:
+    """A context on the `members` namespace over the same pending state: governance is
+    the one contract that changes membership, and only through `members` functions."""
+    return CallContext(contract=members.NAME, caller=gov.caller, height=gov.height,
+                       time_ms=gov.time_ms, log_index=gov.log_index, tx_id=gov.tx_id,
+                       _state=gov._state, events=gov.events)
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+def check_threshold(value: Any) -> tuple[int, int]:
+    """A threshold [numerator, denominator]: a fraction in [1/2, 1), denominator at most
+    MAX_THRESHOLD_DENOMINATOR. A proposal passes with approvals > fraction * orgs."""
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise ContractError(f"{THRESHOLD} is [numerator, denominator]", code="bad_argument")
+    num, den = value
+    if not 0 < den <= MAX_THRESHOLD_DENOMINATOR or not (2 * num >= den and num < den):
+        raise ContractError(f"{THRESHOLD} must be a fraction in [1/2, 1) with a denominator "
+                            f"of at most {MAX_THRESHOLD_DENOMINATOR}", code="bad_argument")
+    return num, den
+
+
+def check_voting_period(value: Any) -> int:
+    period = _uint_arg(value, VOTING_PERIOD_MS)
+    if not MIN_VOTING_PERIOD_MS <= period <= MAX_VOTING_PERIOD_MS:
+        raise ContractError(f"{VOTING_PERIOD_MS} must be in {MIN_VOTING_PERIOD_MS}.."
+                            f"{MAX_VOTING_PERIOD_MS}", code="bad_argument")
+    return period
+
+
+PARAMS = {THRESHOLD: check_threshold, VOTING_PERIOD_MS: check_voting_period}
+"""The parameters governance may set, each with its check. Consensus parameters (block
+size, timeouts) are not here yet: the node does not read them from state."""
+
+
+def _param(state: StateReader, name: str) -> Any:
+    raw = state.get(namespaced(NAME, param_key(name)))
+    return None if raw is None else cbor.decode(raw)
+
+
+def threshold(state: StateReader) -> tuple[int, int]:
+    """The passing threshold as (numerator, denominator)."""
+    value = _param(state, THRESHOLD)
+    return DEFAULT_THRESHOLD if value is None else (int(value[0]), int(value[1]))
+
+
+def voting_period_ms(state: StateReader) -> int:
+    value = _param(state, VOTING_PERIOD_MS)
+    return DEFAULT_VOTING_PERIOD_MS if value is None else int(value)
+
+
+def passes(approvals: int, orgs: int, share: tuple[int, int]) -> bool:
+    """More than `share` of `orgs` approve (strictly: 2 of 3 is not more than 2/3)."""
+    num, den = share
+    return orgs > 0 and approvals * den > num * orgs
+
+
+# --- validator-set dry run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuorumCheck:
+    """What removing validators would leave: the remaining set, its quorum (n - f) and
+    the faults it tolerates, how many of the remaining are known to be live, and
+    whether that is enough to decide."""
+
+    remaining: tuple[str, ...]
+    quorum: int
+    tolerated_faults: int
+    live: int
+    can_reach_quorum: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remaining": list(self.remaining), "quorum": self.quorum,
+                "tolerated_faults": self.tolerated_faults, "live": self.live,
+                "can_reach_quorum": self.can_reach_quorum, "reason": self.reason}
+
+
+def bft_quorum(n: int) -> int:
+    """n - f with f = floor((n - 1) / 3): the votes a set of n validators needs."""
+    return n - (n - 1) // 3 if n > 0 else 0
+
+
+def validator_removal(validators: Sequence[str], remove: Collection[str],
+                      live: Collection[str] | None = None) -> QuorumCheck:
+    """Whether the validator set minus `remove` can still reach a quorum: it must not be
+    empty, and the validators known to be live (`live`; None: assume all are) among
+    the remaining must number at least the remaining set's quorum."""
+    unknown = sorted(set(remove) - set(validators))
+    remaining = tuple(v for v in validators if v not in set(remove))
+    n = len(remaining)
+    quorum = bft_quorum(n)
+    alive = n if live is None else len(set(remaining) & set(live))
+    if unknown:
+        return QuorumCheck(remaining, quorum, 0, alive, False,
+                           f"not a validator: {', '.join(unknown)}")
+    if n == 0:
+        return QuorumCheck(remaining, 0, 0, 0, False, "no validator would remain")
+    ok = alive >= quorum
+    reason = (f"{alive} of the remaining {n} validators are live; a quorum is {quorum}"
+              + ("" if ok else ": the network could not commit blocks"))
+    return QuorumCheck(remaining, quorum, (n - 1) // 3, alive, ok, reason)
+
+
+# --- actions: check, apply ----------------------------------------------------------------
+
+
+def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
+    """The action's arguments, checked against the state and normalised (what is
+    stored in the proposal). Raises ContractError for anything the chain would refuse."""
+    if action in VALIDATOR_ACTIONS:
+        raise ContractError(NOT_SUPPORTED_REASON, code="not_supported")
+    if action not in ACTIONS:
+        raise ContractError(f"unknown action {str(action)[:40]!r}; one of "
+                            f"{', '.join(ACTIONS)}", code="bad_argument")
+    if not isinstance(args, dict):
+        raise ContractError("'args' must be a map", code="bad_argument")
+    m = members_context(gov)
+    if action == ADD_ORG:
+        _check_args(args, {"ca", "members"}, action)
+        ders = args.get("members")
+        if (not isinstance(args.get("ca"), bytes) or not isinstance(ders, list)
+                or not all(isinstance(d, bytes) for d in ders)):
+            raise ContractError("add_org needs 'ca' (DER) and 'members' (a list of DER)",
+                                code="bad_argument")
+        members.verify_new_org(m, args["ca"], ders)
+        return {"ca": args["ca"], "members": ders}
+    if action == REMOVE_ORG:
+        _check_args(args, {"org"}, action)
+        org_id = args.get("org")
+        if not isinstance(org_id, str):
+            raise ContractError("remove_org needs 'org' (an org id)", code="bad_argument")
+        members.check_org_removal(m, org_id)
+        return {"org": org_id}
+    if action == REVOKE_CERT:
+        _check_args(args, {"ca", "serial"}, action)
+        fingerprint = members.check_fingerprint(args.get("ca"))
+        serial = members.check_serial(args.get("serial"))
+        members.active_ca_org(m, fingerprint)
+        if m.get(members.revoked_key(fingerprint, serial)) is not None:
+            raise ContractError(f"serial {serial} is already revoked", code="duplicate")
+        return {"ca": fingerprint, "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
+    _check_args(args, {"name", "value"}, action)
+    name = args.get("name")
+    if name not in PARAMS:
+        raise ContractError(f"parameter {str(name)[:40]!r} cannot be set; settable: "
+                            f"{', '.join(sorted(PARAMS))}", code="bad_argument")
+    value = PARAMS[name](args.get("value"))
+    return {"name": name, "value": list(value) if isinstance(value, tuple) else value}
+
+
+def apply_action(gov: CallContext, action: str, args: dict[str, Any], record_id: int,
+                 approvers: Sequence[bytes] = ()) -> dict[str, Any]:
+    """Apply a checked action to the state of `gov`; return what changed. The checks
+    run again first: the state may have changed since the proposal."""
+    args = check_action(gov, action, args)
+    m = members_context(gov)
+    if action == ADD_ORG:
+        org = members.verify_new_org(m, args["ca"], args["members"])
+        members.register_org(m, org, record_id)
+        return {"org_added": org.ca.org_id, "ca": org.ca.fingerprint.hex(),
+                "members": [{"key": x.public_key.hex(), "name": x.name,
+                             "roles": sorted(r.value for r in x.roles)} for x in org.members]}
+    if action == REMOVE_ORG:
+        _require_admin_outside(gov, args["org"], approvers)
+        members.remove_org(m, args["org"])
+        return {"org_removed": args["org"]}
+    if action == REVOKE_CERT:
+        serial = int.from_bytes(args["serial"], "big")
+        org_id = members.active_ca_org(m, args["ca"])
+        members.revoke_certificate(m, args["ca"], serial, org_id)
+        return {"revoked": {"org": org_id, "ca": args["ca"].hex(), "serial": serial}}
+    gov.put(param_key(args["name"]), cbor.encode(args["value"]))
+    return {"param": args["name"], "value": args["value"]}
+
+
+def _require_admin_outside(gov: CallContext, org_id: str, approvers: Sequence[bytes]) -> None:
+    """Removing an organisation must leave an admin somewhere: one of the approving
+    admins (or, in a dry run, the proposer) from another organisation still counts."""
+    state = gov._state
+    for key in approvers:
+        record = members.member_of(state, key)
+        if record is not None and record["org"] != org_id and members.is_admin(
+                state, key, gov.time_ms):
+            return
+    raise ContractError(f"removing {org_id!r} would leave no known admin in another "
+                        "organisation", code="no_admin_left")
+
+
+# --- methods --------------------------------------------------------------------------------
+
+
+def _caller_org(ctx: CallContext) -> str:
+    record = members.member_of(ctx._state, ctx.caller)
+    invariant(record is not None, "caller passed authorize without a member record")
+    assert record is not None
+    return str(record["org"])
+
+
+def _effective_height(ctx: CallContext, value: Any) -> int:
+    """0: as soon as it passes; else a height after this block, within reach."""
+    height = _uint_arg(0 if value is None else value, "effective_height")
+    if height and not ctx.height < height <= ctx.height + MAX_EFFECTIVE_DELAY_BLOCKS:
+        raise ContractError(f"'effective_height' must be after this block ({ctx.height}) "
+                            f"and at most {MAX_EFFECTIVE_DELAY_BLOCKS} blocks ahead",
+                            code="bad_argument")
+    return height
+
+
+def _new_record(ctx: CallContext, action: str, args: dict[str, Any],
+                effective_height: int) -> dict[str, Any]:
+    return {
+        "id": ctx.log_index, "action": action, "args": args,
+        "effective_height": effective_height,  # 0: the block after it passes
+        "proposer": ctx.caller, "org": _caller_org(ctx), "height": ctx.height,
+        "time": ctx.time_ms, "deadline": ctx.time_ms + voting_period_ms(ctx._state),
+        "votes": [],  # {org, key, approve, height}, one per organisation
+        "status": OPEN, "decided_height": None, "apply_height": None, "reason": "",
+        "effect": None,
+    }
+
+
+def _load(ctx: CallContext, proposal_id: int) -> dict[str, Any]:
+    raw = ctx.get(proposal_key(proposal_id))
+    if raw is None:
+        raise ContractError(f"no proposal {proposal_id}", code="not_found")
+    record: dict[str, Any] = _decode(raw, dict, "proposal")
+    return record
+
+
+def _prune_open(ctx: CallContext) -> list[int]:
+    """The open list without proposals whose voting period has ended."""
+    return [i for i in _id_list(ctx, OPEN_KEY) if _load(ctx, i)["deadline"] >= ctx.time_ms]
+
+
+def propose(ctx: CallContext, args: dict[str, Any]) -> None:
+    """Propose an action {action, args, effective_height}; its id is this transaction's
+    log index. Votes are separate: proposing is not voting."""
+    _check_args(args, {"action", "args", "effective_height"}, "propose")
+    action = args.get("action")
+    checked = check_action(ctx, action, args.get("args", {}))
+    effective = _effective_height(ctx, args.get("effective_height"))
+    still_open = _prune_open(ctx)
+    if len(still_open) >= MAX_OPEN_PROPOSALS:
+        raise ContractError(f"{MAX_OPEN_PROPOSALS} proposals are open already",
+                            code="too_many_proposals")
+    record = _new_record(ctx, str(action), checked, effective)
+    ctx.put(proposal_key(ctx.log_index), cbor.encode(record))
+    _put_id_list(ctx, OPEN_KEY, [*still_open, ctx.log_index])
+    ctx.emit("proposed", {"id": ctx.log_index, "action": action, "org": record["org"]})
+
+
+def tally(state: StateReader, votes: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(approvals, rejections, registered orgs), counting only the votes of
+    organisations registered now."""
+    registered = set(members.orgs(state))
+    approvals = sum(1 for v in votes if v["approve"] and v["org"] in registered)
+    rejections = sum(1 for v in votes if not v["approve"] and v["org"] in registered)
+    return approvals, rejections, len(registered)
+
+
+def vote(ctx: CallContext, args: dict[str, Any]) -> None:
+    """Vote {proposal, approve} for the caller's organisation: one vote per
+    organisation, a second is refused (`duplicate`). The vote that makes approvals
+    exceed the threshold passes the proposal; one that makes that impossible rejects
+    it."""
+    _check_args(args, {"proposal", "approve"}, "vote")
+    proposal_id = _uint_arg(args.get("proposal"), "proposal")
+    approve = args.get("approve")
+    if not isinstance(approve, bool):
+        raise ContractError("'approve' must be true or false", code="bad_argument")
+    record = _load(ctx, proposal_id)
+    if record["status"] != OPEN:
+        raise ContractError(f"proposal {proposal_id} is {record['status']}", code="closed")
+    if ctx.time_ms > record["deadline"]:
+        raise ContractError(f"proposal {proposal_id} expired at block time "
+                            f"{record['deadline']}", code="expired")
+    org = _caller_org(ctx)
+    if any(v["org"] == org for v in record["votes"]):
+        raise ContractError(f"organisation {org!r} has voted on proposal {proposal_id}",
+                            code="duplicate")
+    record["votes"].append({"org": org, "key": ctx.caller, "approve": approve,
+                            "height": ctx.height})
+    _decide(ctx, record)
+    ctx.put(proposal_key(proposal_id), cbor.encode(record))
+    ctx.emit("voted", {"id": proposal_id, "org": org, "approve": approve,
+                       "status": record["status"]})
+
+
+def _decide(ctx: CallContext, record: dict[str, Any]) -> None:
+    approvals, rejections, orgs = tally(ctx._state, record["votes"])
+    share = threshold(ctx._state)
+    if passes(approvals, orgs, share):
+        record["status"] = PASSED
+        apply_height = max(record["effective_height"], ctx.height + 1)
+        while len(_id_list(ctx, due_key(apply_height))) >= MAX_DUE_PER_BLOCK:
+            apply_height += 1
+        record["apply_height"] = apply_height
+        _put_id_list(ctx, due_key(apply_height), [*_id_list(ctx, due_key(apply_height)),
+                                                  record["id"]])
+    elif not passes(orgs - rejections, orgs, share):
+        record["status"] = REJECTED
+    else:
+        return
+    record["decided_height"] = ctx.height
+    _put_id_list(ctx, OPEN_KEY, [i for i in _id_list(ctx, OPEN_KEY) if i != record["id"]])
+
+
+# --- the begin-block hook ---------------------------------------------------------------------
+
+
+def begin_block(state: Overlay, height: int, time_ms: int, log_size: int) -> None:
+    """Apply the proposals due at `height`, in the order they passed. Each applies in
+    its own overlay: one that can no longer apply (its org was removed meanwhile, its
+    certificate expired) is recorded as failed with the reason, and changes nothing.
+    Never raises: a stale decision cannot make a block invalid."""
+    raw = state.get(namespaced(NAME, due_key(height)))
+    if raw is None:
+        return
+    # The hook's own bookkeeping is written directly: the per-transaction write limit
+    # is for transactions (each application below runs under it in its own overlay).
+    state.writes[namespaced(NAME, due_key(height))] = None
+    for proposal_id in _decode(raw, list, "due list"):
+        record_key = namespaced(NAME, proposal_key(proposal_id))
+        stored = state.get(record_key)
+        invariant(stored is not None, f"due proposal {proposal_id} missing")
+        assert stored is not None
+        record: dict[str, Any] = _decode(stored, dict, "proposal")
+        trial = Overlay(state)
+        ctx = _hook_context(trial, height, time_ms, log_size)
+        approvers = [v["key"] for v in record["votes"] if v["approve"]]
+        try:
+            record["effect"] = apply_action(ctx, record["action"], record["args"],
+                                            proposal_id, approvers)
+            record["status"] = APPLIED
+            state.merge(trial.writes)
+        except ContractError as exc:
+            record["status"], record["reason"] = FAILED, f"{exc.code}: {exc.reason}"
+        state.writes[record_key] = cbor.encode(record)
+
+
+def _hook_context(state: Overlay, height: int, time_ms: int, log_size: int) -> CallContext:
+    # No caller and no transaction: the hook acts for the consortium's decision.
+    return CallContext(contract=NAME, caller=b"", height=height, time_ms=time_ms,
+                       log_index=log_size, tx_id=b"", _state=state)
+
+
+# --- dry run and queries ------------------------------------------------------------------------
+
+
+def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: int,
+            time_ms: int, *, admins: Sequence[bytes] = (), validators: Sequence[str] = (),
+            live: Collection[str] | None = None) -> dict[str, Any]:
+    """What a `propose {args}` would do if it passed and applied now, against `state`
+    (the committed head) at block `height` and `time_ms`: `{ok: true, effect}` or
+    `{ok: false, error, reason}`. Nothing is written. `admins` are admin keys that
+    would approve (a removal must leave one outside the removed organisation; the
+    proposer counts too). For `remove_validator` it reports whether the remaining
+    validators could still reach a quorum (`validators`, `live`)."""
+    action = args.get("action")
+    if action == "remove_validator":
+        return _validator_dry_run(args.get("args"), validators, live)
+    ctx = CallContext(contract=NAME, caller=proposer, height=height, time_ms=time_ms,
+                      log_index=0, tx_id=b"", _state=Overlay(state))
+    try:
+        _check_args(args, {"action", "args", "effective_height"}, "propose")
+        _effective_height(ctx, args.get("effective_height"))
+        checked = check_action(ctx, action, args.get("args", {}))
+        effect = apply_action(ctx, str(action), checked, 0, [proposer, *admins])
+    except ContractError as exc:
+        return {"ok": False, "action": str(action), "error": exc.code, "reason": exc.reason}
+    return {"ok": True, "action": action, "effect": effect}
+
+
+def _validator_dry_run(args: Any, validators: Sequence[str],
+                       live: Collection[str] | None) -> dict[str, Any]:
+    name = args.get("validator") if isinstance(args, dict) else None
+    if not isinstance(name, str):
+        return {"ok": False, "action": "remove_validator", "error": "bad_argument",
+                "reason": "remove_validator needs 'validator' (a validator's key name)"}
+    check = validator_removal(validators, [name], live)
+    return {"ok": False, "action": "remove_validator", "error": "not_supported",
+            "reason": NOT_SUPPORTED_REASON if check.can_reach_quorum
+            else f"{NOT_SUPPORTED_REASON}; and it would be refused: {check.reason}",
+            "quorum": check.to_json()}
+
+
+def decode_proposal(raw: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = _decode(raw, dict, "proposal")
+    return record
+
+
+def status_at(record: dict[str, Any], time_ms: int) -> str:
+    """The proposal's status at block time `time_ms`: an open proposal past its
+    deadline is expired (it can no longer pass)."""
+    if record["status"] == OPEN and time_ms > record["deadline"]:
+        return EXPIRED
+    return str(record["status"])
+
+
+def get_proposal(state: StateReader, proposal_id: int) -> dict[str, Any] | None:
+    raw = state.get(namespaced(NAME, proposal_key(proposal_id)))
+    return None if raw is None else decode_proposal(raw)
+
+
+_ADMIN = frozenset({Role.ADMIN})
+
+CONTRACT = Contract(
+    name=NAME,
+    methods={
+        "propose": MethodSpec(propose, _ADMIN, "propose a consortium decision {action, "
+                              "args, effective_height}"),
+        "vote": MethodSpec(vote, _ADMIN, "vote for the caller's org {proposal, approve}"),
+    },
+    description="Governance: proposals and votes of the member organisations.",
+    begin_block=begin_block,
+)
