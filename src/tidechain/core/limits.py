@@ -52,6 +52,10 @@ MEMPOOL_MAX_TXS = 50_000
 
 MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
 
+MAX_SEEN_TXS = 16_384
+"""Recently decoded transactions a node remembers by their bytes (node/seen.py): a
+few blocks' worth, so gossip and proposals of the same transaction meet."""
+
 MAX_DROPPED_REMEMBERED = 10_000
 """Transactions dropped from the mempool (expired, replayed) whose reason a node keeps,
 so a submitter asking later learns why; older reasons are forgotten first."""

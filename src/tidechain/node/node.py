@@ -67,6 +67,7 @@ from tidechain.ledger.runtime import Registry, namespaced
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
+from tidechain.node.seen import SeenTxs
 from tidechain.node.wire import (
     OutgoingMessage,
     PeerMessage,
@@ -143,6 +144,7 @@ class Node:
         self._peer_names = [v.name for v in genesis.validators if v.name != signer.name]
         self._peer_heads = dict.fromkeys(self._peer_names, 0)  # heights peers claim
         self.origin = genesis.origin
+        self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
         self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         # Why recently dropped transactions were dropped, for late `wait` calls.
@@ -205,12 +207,13 @@ class Node:
             return False
         try:
             prepared = self.chain.validate(block.header, block.txs, self.store.committed,
-                                           self._in_mempool)
+                                           self._verified_here)
         except Rejected as exc:
             log.warning("invalid block %s at height %d proposed by %s: %s",
                         block.block_hash.hex()[:16], block.height, block.header.proposer,
                         exc.reason)
             return False
+        self.seen.remember(block.txs, verified=True)  # every signature in it was checked
         self._prepared[prepared.block_hash] = prepared
         return True
 
@@ -233,10 +236,12 @@ class Node:
                     proposal.height, proposal.proposer, time_ms, time_ms - self._clock_ms)
         return False
 
-    def _in_mempool(self, tx: SignedTx) -> bool:
-        """Admitted here, so its signature was checked here: the very same bytes."""
+    def _verified_here(self, tx: SignedTx) -> bool:
+        """Its signature was checked on this node, on the very same bytes: admitted to
+        the mempool, or part of a proposal validated before."""
         pending = self.mempool.get(tx.tx_id)
-        return pending is not None and pending.encoded == tx.encoded
+        return (pending is not None and pending.encoded == tx.encoded) or (
+            self.seen.is_verified(tx))
 
     def receive(self, sender: str, data: bytes, now_ms: int) -> None:
         """A message from a peer. Bad bytes raise PeerError naming the peer; a
@@ -252,9 +257,17 @@ class Node:
 
     def decode_peer(self, sender: str, data: bytes) -> PeerMessage:
         try:
-            return decode_message(data, self.genesis.origin, self.mempool.by_encoding)
+            message = decode_message(data, self.genesis.origin, self._known_tx)
         except Rejected as exc:
             raise PeerError(sender, exc.reason) from exc
+        if isinstance(message, TxGossip):
+            self.seen.remember(message.txs, verified=False)
+        elif isinstance(message, Proposal) and isinstance(message.block, WireBlock):
+            self.seen.remember(message.block.txs, verified=False)
+        return message
+
+    def _known_tx(self, encoded: bytes) -> SignedTx | None:
+        return self.mempool.by_encoding(encoded) or self.seen.get(encoded)
 
     def handle_peer(self, sender: str, message: PeerMessage, now_ms: int) -> None:
         """A decoded peer message; gossiped transactions must be signature-checked."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -138,7 +139,8 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         parts = [txs[i::VERIFY_THREADS] for i in range(VERIFY_THREADS)]
         checks = await asyncio.gather(
-            *(loop.run_in_executor(self._verify_pool, _verify_all, part) for part in parts if part)
+            *(loop.run_in_executor(self._verify_pool, _verify_all, part, _never)
+              for part in parts if part)
         )
         bad: dict[bytes, Rejected] = {}
         for result in checks:
@@ -204,7 +206,7 @@ class NodeRuntime:
             if self._stopping.is_set():
                 return  # shutting down: the verify threads are going away
             job = asyncio.get_running_loop().run_in_executor(
-                self._verify_pool, _verify_all, list(message.txs))
+                self._verify_pool, _verify_all, list(message.txs), self.node.seen.is_verified)
             job.add_done_callback(lambda done: self._admit_gossip(peer, message, done))
             return
         if isinstance(message, SyncBlocks):
@@ -223,6 +225,7 @@ class NodeRuntime:
             log.warning("peer %s gossiped %d transaction(s) with bad signatures; dropped",
                         peer, len(bad))
         good = tuple(tx for tx in gossip.txs if tx.tx_id not in bad)
+        self.node.seen.remember(good, verified=True)
         self.node.handle_peer(peer, TxGossip(good), now_ms())
         self._deliver()
 
@@ -260,9 +263,16 @@ class NodeRuntime:
         self._send_out()
 
 
-def _verify_all(txs: list[SignedTx]) -> dict[bytes, Rejected]:
+def _never(tx: SignedTx) -> bool:
+    return False
+
+
+def _verify_all(txs: list[SignedTx], verified_before: Callable[[SignedTx], bool]
+                ) -> dict[bytes, Rejected]:
     bad: dict[bytes, Rejected] = {}
     for tx in txs:
+        if verified_before(tx):  # e.g. in a proposal that overtook this gossip
+            continue
         try:
             tx.verify_signature()
         except Rejected as exc:
