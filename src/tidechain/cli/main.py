@@ -259,7 +259,7 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
 def cmd_cluster_up(args: argparse.Namespace, out: Output) -> int:
     from tidechain.node.cluster import cluster_up
 
-    net = resolve_network_dir(args.net)
+    net = resolve_network_dir(args.network or args.net)
     started = cluster_up(net)
     out.result({"nodes": [{"name": n, "pid": p, "api": u} for n, p, u in started]},
                [f"{n}  pid {p}  {u}" for n, p, u in started])
@@ -269,7 +269,7 @@ def cmd_cluster_up(args: argparse.Namespace, out: Output) -> int:
 def cmd_cluster_down(args: argparse.Namespace, out: Output) -> int:
     from tidechain.node.cluster import cluster_down
 
-    stopped = cluster_down(resolve_network_dir(args.net))
+    stopped = cluster_down(resolve_network_dir(args.network or args.net))
     out.result({"stopped": stopped}, [f"stopped {stopped} node process(es)"])
     return EXIT_OK
 
@@ -818,8 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="API port (default: node.toml's)")
 
     cluster = _group(commands, "cluster", "run every node of --net as local processes")
-    _add(cluster, "up", cmd_cluster_up, "start all nodes of the network (logs in NET/nodeN/)")
-    _add(cluster, "down", cmd_cluster_down, "stop the nodes started by `tide cluster up`")
+    for name, command, text in (
+            ("up", cmd_cluster_up, "start all nodes of the network (logs in NET/nodeN/)"),
+            ("down", cmd_cluster_down, "stop the nodes started by `tide cluster up`")):
+        sub = _add(cluster, name, command, text)
+        sub.add_argument("network", nargs="?", metavar="NET",
+                         help="network directory (same as --net)")
 
     p = _add(commands, "deposit", cmd_deposit,
              "deposit a file's SHA-256 digest and write FILE.tlog-proof")
