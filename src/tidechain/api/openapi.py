@@ -88,6 +88,33 @@ _SCHEMAS: dict[str, Schema] = {
             "validators": {"type": "array", "items": {"type": "string"}},
             "quorum": _UINT,
             "consensus": {"type": "object", "properties": {"height": _UINT, "round": _UINT}},
+            "certificates": {
+                "type": "object",
+                "description": "Certificates that count on chain (active org CAs; members "
+                               "of an active CA, not revoked) ending within `warn_days` "
+                               "days of `at_ms` (the later of the node's clock and the "
+                               "head's block time), or ended already: counts, and the "
+                               "soonest few by name (docs/permissions.md, Expiry warnings).",
+                "properties": {
+                    "warn_days": _UINT, "at_ms": _UINT,
+                    "checked": _UINT, "expired": _UINT, "expiring": _UINT,
+                    "truncated": {"type": "boolean"},
+                    "soonest": {"type": "array", "maxItems": 5, "items": {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"enum": ["org_ca", "member"]},
+                            "org": {"type": "string"}, "name": {"type": "string"},
+                            "serial": _UINT,
+                            "id": {"type": "string", "description":
+                                   "member key or CA fingerprint, hex"},
+                            "not_after": {"type": "string", "format": "date-time"},
+                            "not_after_ms": _UINT,
+                            "days_left": {"type": "integer",
+                                          "description": "negative once expired"},
+                        },
+                    }},
+                },
+            },
         },
     },
     "SubmitJson": {

@@ -319,9 +319,38 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         f"sync       {_sync_line(status.get('height'), status.get('sync'))}",
         f"validators {', '.join(status.get('validators', []))}  "
         f"(quorum {status.get('quorum')})",
+        f"certificates  {_certificates_line(status.get('certificates'))}",
     ]
     out.result(status, lines)
     return EXIT_OK
+
+
+def _certificates_line(report: Any) -> str:
+    """e.g. `2 expire within 30 days: acme/alice (12 days), acme/acme CA (29 days)`."""
+    if not isinstance(report, dict):
+        return "?"
+    expired, expiring = int(report.get("expired", 0)), int(report.get("expiring", 0))
+    warn_days = report.get("warn_days")
+    if not expired and not expiring:
+        return f"none expire within {warn_days} days ({report.get('checked')} checked)"
+    counts = []
+    if expired:
+        counts.append(f"{expired} expired")
+    if expiring:
+        counts.append(f"{expiring} expire{'s' * (expiring == 1)} within {warn_days} days")
+    shown = report.get("soonest") or []
+    named = [f"{c.get('org')}/{c.get('name')} ({_days_text(c.get('days_left'))})"
+             for c in shown]
+    more = ", ..." if len(shown) < expired + expiring else ""
+    return f"{', '.join(counts)}: {', '.join(named)}{more}"
+
+
+def _days_text(days_left: Any) -> str:
+    if not isinstance(days_left, int):
+        return "?"
+    if days_left < 0:
+        return "expired"
+    return "less than a day" if days_left == 0 else f"{days_left} day{'s' * (days_left != 1)}"
 
 
 def _sync_line(height: Any, sync: Any) -> str:
@@ -457,7 +486,7 @@ def cmd_org_init(args: argparse.Namespace, out: Output) -> int:
         f"  key          {org.key_path}  (mode 0600: keep it offline)",
         "issue its first admin's certificate with `tide org issue`, then an organisation",
         "on chain proposes it: `tide gov propose add_org --ca-cert ... --member-cert ...`;",
-        "an organisation already on chain registers this CA with members.add_ca",
+        "an organisation already on chain registers this CA with `tide org add-ca DIR`",
     ])
     return EXIT_OK
 
@@ -583,6 +612,55 @@ def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
             "log_index": committed["log_index"]}
     out.result(data, [f"revoked certificate serial {serial} of CA {ca.hex()} "
                       f"(log index {committed['log_index']})"])
+    return EXIT_OK
+
+
+def cmd_org_add_ca(args: argparse.Namespace, out: Output) -> int:
+    """Register the CA in DIR (made with `tide org init` with the same org id and USCC)
+    as another CA of an organisation already on chain: members.add_ca."""
+    from tidechain.client.txbuilder import add_ca_tx
+    from tidechain.identity import parse_org_ca
+
+    org = OrgDir(Path(args.dir))
+    ca_der = org.cert()
+    ca = parse_org_ca(ca_der, _now_ms())
+    admin = _admin_key(args)
+    with _client(args) as client:
+        tx = add_ca_tx(admin, client.chain_id(), ca_der, now_ms=_now_ms(),
+                       nonce=os.urandom(16))
+        committed = client.submit(tx, wait=True)
+    data = {"org": ca.org_id, "fingerprint": ca.fingerprint.hex(),
+            "not_after_ms": ca.not_after_ms, "tx_id": committed["tx_id"],
+            "log_index": committed["log_index"]}
+    out.result(data, [
+        f"added CA {ca.fingerprint.hex()} to organisation {ca.org_id} "
+        f"(log index {committed['log_index']})",
+        f"  valid until  {iso_utc(ca.not_after_ms)}",
+        f"next: enrol members under it (tide member enrol --org-dir {args.dir} ...), "
+        "the admin first, then retire the old CA with `tide org remove-ca`",
+    ])
+    return EXIT_OK
+
+
+def cmd_org_remove_ca(args: argparse.Namespace, out: Output) -> int:
+    """Retire one of the organisation's CAs: members.remove_ca. Its members stop
+    counting at once; the chain refuses to remove the last CA or the admin's own."""
+    from tidechain.client.txbuilder import remove_ca_tx
+    from tidechain.contracts.members import parse_fingerprint
+
+    if (args.fingerprint is None) == (args.dir is None):
+        raise ConfigError("say which CA: --fingerprint HEX or --dir DIR (its ca.pem)")
+    fingerprint = (parse_hex(args.fingerprint, 32, "--fingerprint") if args.fingerprint
+                   else parse_fingerprint(OrgDir(Path(args.dir)).cert()))
+    admin = _admin_key(args)
+    with _client(args) as client:
+        tx = remove_ca_tx(admin, client.chain_id(), fingerprint, now_ms=_now_ms(),
+                          nonce=os.urandom(16))
+        committed = client.submit(tx, wait=True)
+    data = {"fingerprint": fingerprint.hex(), "tx_id": committed["tx_id"],
+            "log_index": committed["log_index"]}
+    out.result(data, [f"removed CA {fingerprint.hex()} (log index {committed['log_index']}); "
+                      "the members it certified no longer count"])
     return EXIT_OK
 
 
@@ -869,8 +947,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     org = _group(commands, "org", "organisations")
     p = _add(org, "init", cmd_org_init,
-             "create an organisation CA (key + certificate) in DIR, for an organisation "
-             "joining later; registering it on chain is governance, not yet available")
+             "create an organisation CA (key + certificate) in DIR: for an organisation "
+             "joining later (tide gov propose add_org), or a new CA of one already on "
+             "chain (tide org add-ca)")
     p.add_argument("dir", metavar="DIR")
     _org_options(p, required=True)
 
@@ -884,6 +963,23 @@ def build_parser() -> argparse.ArgumentParser:
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--key", metavar="FILE", help="certify this existing key file")
     keys.add_argument("--new-key", metavar="FILE", help="create a new key in FILE")
+
+    p = _add(org, "add-ca", cmd_org_add_ca,
+             "register the CA in DIR as another CA of the admin's organisation "
+             "(members.add_ca: a CA rotation's first step)")
+    p.add_argument("dir", metavar="DIR", help="a CA directory made by `tide org init` "
+                   "with the organisation's own org id and USCC")
+    p.add_argument("--admin-key", metavar="FILE",
+                   help="an admin key of the organisation (default: NET/admin.key)")
+
+    p = _add(org, "remove-ca", cmd_org_remove_ca,
+             "retire one of the admin's organisation's CAs (members.remove_ca); its "
+             "members stop counting")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fingerprint", metavar="HEX", help="the CA's SHA-256 fingerprint")
+    which.add_argument("--dir", metavar="DIR", help="the CA directory (its ca.pem)")
+    p.add_argument("--admin-key", metavar="FILE",
+                   help="an admin key of the organisation (default: NET/admin.key)")
 
     gov = _group(commands, "gov", "governance: proposals and votes of the organisations")
     p = _add(gov, "propose", cmd_gov_propose,

@@ -97,6 +97,29 @@ def revoke_tx(
                    nonce=nonce, ttl_ms=ttl_ms)
 
 
+def add_ca_tx(
+    admin_key: SigningKey, chain_id: bytes, ca_der: bytes,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `members.add_ca`: register another CA certificate (DER) of the admin's
+    organisation, the first step of a CA rotation."""
+    return call_tx(admin_key, chain_id, MEMBERS, "add_ca", {"ca": ca_der}, now_ms=now_ms,
+                   nonce=nonce, ttl_ms=ttl_ms)
+
+
+def remove_ca_tx(
+    admin_key: SigningKey, chain_id: bytes, ca_fingerprint: bytes,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A signed `members.remove_ca` of the CA with this fingerprint (SHA-256 of its
+    DER): the last step of a CA rotation; its members stop counting."""
+    from tidechain.contracts import members  # x509 underneath: see contracts/__init__.py
+
+    args = {"fingerprint": members.check_fingerprint(ca_fingerprint)}
+    return call_tx(admin_key, chain_id, MEMBERS, "remove_ca", args, now_ms=now_ms,
+                   nonce=nonce, ttl_ms=ttl_ms)
+
+
 def propose_tx(
     admin_key: SigningKey, chain_id: bytes, action: str, action_args: dict[str, Any],
     effective_height: int = 0, *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,

@@ -65,6 +65,9 @@ CLOCK_SLACK_MS = 60_000
 """Certificates start a minute early, so a node whose clock is a little behind the
 machine that issued them still finds them valid."""
 ORGS_DIR = "orgs"
+DEFAULT_CERT_WARN_DAYS = 30
+MAX_CERT_WARN_DAYS = 3650
+"""`cert_warn_days` bound: ten years, the lifetime of a CA made by `tide org init`."""
 
 
 class ConfigError(Rejected):
@@ -89,6 +92,8 @@ class NodeConfig:
     peer_host: str = "127.0.0.1"
     peer_port: int = 0  # 0: no peer listener (a network of one)
     peers: tuple[PeerAddress, ...] = ()
+    cert_warn_days: int = DEFAULT_CERT_WARN_DAYS
+    """Warn (status, log) about certificates that end within this many days."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -311,6 +316,8 @@ def load_node(directory: Path) -> NodeConfig:
             peer_host=str(data.get("peer_host", "127.0.0.1")),
             peer_port=_bounded(data.get("peer_port", 0), "peer_port", 0, 65535),
             peers=_peer_addresses(data.get("peers", [])),
+            cert_warn_days=_bounded(data.get("cert_warn_days", DEFAULT_CERT_WARN_DAYS),
+                                    "cert_warn_days", 0, MAX_CERT_WARN_DAYS),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidechain.client.verify import iso_utc
 from tidechain.consensus import (
     Action,
     BlockLike,
@@ -39,7 +40,7 @@ from tidechain.consensus import (
     ValidatorInfo,
     ValidatorSet,
 )
-from tidechain.contracts import default_registry, evidence, governance, members
+from tidechain.contracts import cert_expiry, default_registry, evidence, governance, members
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
     NotFound,
@@ -108,6 +109,7 @@ class Node:
         *,
         params: ConsensusParams | None = None,
         mempool: Mempool | None = None,
+        cert_warn_days: int = cert_expiry.DEFAULT_WARN_DAYS,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -151,6 +153,9 @@ class Node:
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
         head = store.head()
         self._checkpoint: str | None = head.checkpoint if head else None
+        self.cert_warn_days = cert_warn_days
+        # The certificates that count, read once per head (block hash) they belong to.
+        self._certificates: tuple[bytes, tuple[cert_expiry.Certificate, ...], bool] | None = None
 
     # --- consensus drive ---------------------------------------------------------------
     def step(self, event: Event) -> None:
@@ -463,7 +468,41 @@ class Node:
             "quorum": self.validators.quorum,
             "sync": self.sync_status(),
             "consensus": {"height": self.replica.height, "round": self.replica.round},
+            "certificates": self.certificates_status(),
         }
+
+    def certificate_report(self, now_ms: int | None = None) -> cert_expiry.ExpiryReport:
+        """The certificates that end within `cert_warn_days` days, or have ended, judged
+        at the later of `now_ms` (default: the node's clock at its last tick) and the
+        head's block time: the time admission judges transactions by."""
+        at_ms = max(self._clock_ms if now_ms is None else now_ms, self.chain.head_time_ms)
+        _, certificates, _ = self._certificate_inventory()
+        return cert_expiry.expiring(certificates, at_ms, self.cert_warn_days)
+
+    def certificates_status(self, now_ms: int | None = None) -> dict[str, Any]:
+        """`certificates` of the status: counts and the soonest few, by name."""
+        report = self.certificate_report(now_ms)
+        return {
+            "warn_days": report.warn_days,
+            "at_ms": report.at_ms,
+            "checked": report.checked,
+            "expired": report.expired,
+            "expiring": report.expiring,
+            "soonest": [certificate_json(c, report.at_ms) for c in report.soonest()],
+            "truncated": self._certificate_inventory()[2],
+        }
+
+    def _certificate_inventory(self) -> tuple[bytes, tuple[cert_expiry.Certificate, ...], bool]:
+        """(head hash, certificates, whether the member scan hit its bound), cached
+        per head: the members state changes only when a block commits."""
+        head = self.chain.head_hash
+        if self._certificates is None or self._certificates[0] != head:
+            prefix = namespaced(members.NAME, members.member_key(b""))
+            scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+            certificates = cert_expiry.inventory(
+                self.chain.state, ((key[len(prefix):], raw) for key, raw in scanned))
+            self._certificates = (head, certificates, len(scanned) == MAX_MEMBERS_SCANNED)
+        return self._certificates
 
     def checkpoint(self) -> str:
         """The latest quorum-signed checkpoint."""
@@ -680,6 +719,20 @@ def _member_json(public_key: bytes, record: dict[str, Any], status: str) -> dict
     out: dict[str, Any] = to_json(record)
     out["serial"] = int.from_bytes(record["serial"], "big")
     return {"key": public_key.hex(), **out, "status": status}
+
+
+def certificate_json(certificate: cert_expiry.Certificate, at_ms: int) -> dict[str, Any]:
+    """A certificate of an expiry report, as the status shows it."""
+    return {
+        "kind": certificate.kind,
+        "org": certificate.org,
+        "name": certificate.name,
+        "serial": certificate.serial,
+        "id": certificate.ident.hex(),
+        "not_after": iso_utc(certificate.not_after_ms),
+        "not_after_ms": certificate.not_after_ms,
+        "days_left": certificate.days_left(at_ms),
+    }
 
 
 def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:

@@ -8,11 +8,15 @@ import logging
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 from aiohttp import web
 
 from tidechain.api.server import Api
+from tidechain.client.verify import iso_utc
+from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
+from tidechain.identity.certs import MS_PER_DAY
 from tidechain.node.config import ConfigError, load_genesis, load_node
 from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
@@ -34,7 +38,8 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
     network: PeerNetwork | None = None
     try:
         node = Node(genesis, store, config.signer(),
-                    mempool=Mempool(config.mempool_max_txs))
+                    mempool=Mempool(config.mempool_max_txs),
+                    cert_warn_days=config.cert_warn_days)
         _tune_gc()
         runtime = NodeRuntime(node)
         if config.peers:
@@ -55,7 +60,13 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop)
-        await runtime.run()
+        schedule = WarningSchedule()
+        log_certificate_warnings(node, schedule)  # at start, before anything else runs
+        warner = asyncio.create_task(_warn_periodically(node, schedule))
+        try:
+            await runtime.run()
+        finally:
+            warner.cancel()
     finally:
         if network is not None:
             await network.stop()
@@ -63,6 +74,52 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
             await runner.cleanup()
         store.close()
     log.info("node %s stopped cleanly", config.name)
+
+
+CERT_CHECK_INTERVAL_S = 3600.0
+"""How often the node looks for certificates coming due: a certificate that enters the
+warning window is logged within the hour, and each one at most once a day."""
+MAX_CERT_WARNINGS_LOGGED = 20
+"""Lines per check at most; a summary line counts the rest."""
+
+
+def log_certificate_warnings(node: Node, schedule: WarningSchedule,
+                             now_ms: int | None = None) -> int:
+    """Log a WARNING for each certificate due (expiring within `cert_warn_days`, or
+    expired) that was not logged in the last day; return how many were due now."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    report = node.certificate_report(now)
+    due = schedule.take(report, now)
+    for certificate in due[:MAX_CERT_WARNINGS_LOGGED]:
+        log.warning("%s", certificate_warning(certificate, report.at_ms))
+    if len(due) > MAX_CERT_WARNINGS_LOGGED:
+        log.warning("and %d more certificates expire within %d days (GET /v1/status)",
+                    len(due) - MAX_CERT_WARNINGS_LOGGED, report.warn_days)
+    return len(due)
+
+
+def certificate_warning(certificate: Certificate, at_ms: int) -> str:
+    """e.g. `certificate of member acme/alice (serial 7, key 5c2e0a...) expires in 12
+    days, at 2026-12-04T10:00:00.000Z: renew it`."""
+    kind, ident = (("organisation CA", "fingerprint") if certificate.kind == KIND_ORG_CA
+                   else ("member", "key"))
+    if certificate.not_after_ms < at_ms:
+        ago = (at_ms - certificate.not_after_ms) // MS_PER_DAY
+        when = "expired less than a day ago" if ago == 0 else (
+            f"expired {ago} day{'s' * (ago != 1)} ago")
+    else:
+        days = certificate.days_left(at_ms)
+        when = "expires in less than a day" if days == 0 else (
+            f"expires in {days} day{'s' * (days != 1)}")
+    return (f"certificate of {kind} {certificate.label} (serial {certificate.serial}, "
+            f"{ident} {certificate.ident.hex()[:16]}...) {when}, at "
+            f"{iso_utc(certificate.not_after_ms)}: renew it")
+
+
+async def _warn_periodically(node: Node, schedule: WarningSchedule) -> None:
+    while True:
+        await asyncio.sleep(CERT_CHECK_INTERVAL_S)
+        log_certificate_warnings(node, schedule)
 
 
 GC_YOUNG_THRESHOLD = 20_000
