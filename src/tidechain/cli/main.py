@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -532,19 +533,39 @@ def _submit(args: argparse.Namespace, tx: Any) -> dict[str, Any]:
     return committed
 
 
-def cmd_member_enrol(args: argparse.Namespace, out: Output) -> int:
-    from tidechain.client.txbuilder import enrol_tx
+@dataclass(frozen=True)
+class _Issued:
+    cert: bytes
+    member: Any  # identity.Member (imported lazily: cryptography.x509 is slow to load)
+    roles: tuple[Any, ...]
+    public_key: bytes
+    key_path: Path
+    cert_path: Path
+
+
+def _issue_certificate(org: OrgDir, args: argparse.Namespace, now_ms: int) -> _Issued:
+    """Issue --name/--role's certificate for the member key with the org's CA, check it
+    as the chain will, and write it next to the key as KEY.pem."""
     from tidechain.identity import parse_roles, to_pem, verify_member_cert
 
     roles = tuple(sorted(parse_roles(args.role)))
-    org = _org_dir(args)
-    admin = _admin_key(args)
     public_key, key_path = _member_key(args)
-    now_ms = _now_ms()
     cert = issue_member(org, args.name, public_key, roles, now_ms)
     member = verify_member_cert(cert, org.cert(), now_ms)
     cert_path = key_path.with_name(key_path.name + ".pem")
     cert_path.write_bytes(to_pem(cert))
+    return _Issued(cert, member, roles, public_key, key_path, cert_path)
+
+
+def cmd_member_enrol(args: argparse.Namespace, out: Output) -> int:
+    from tidechain.client.txbuilder import enrol_tx
+
+    org = _org_dir(args)
+    admin = _admin_key(args)
+    now_ms = _now_ms()
+    issued = _issue_certificate(org, args, now_ms)
+    cert, member, roles = issued.cert, issued.member, issued.roles
+    public_key, key_path, cert_path = issued.public_key, issued.key_path, issued.cert_path
     with _client(args) as client:
         tx = enrol_tx(admin, client.chain_id(), cert, now_ms=now_ms, nonce=os.urandom(16))
         committed = client.submit(tx, wait=True)
@@ -667,16 +688,9 @@ def cmd_org_remove_ca(args: argparse.Namespace, out: Output) -> int:
 def cmd_org_issue(args: argparse.Namespace, out: Output) -> int:
     """A member certificate from an organisation's CA, written next to the key as
     KEY.pem, without enrolling it (for an organisation that governance will add)."""
-    from tidechain.identity import parse_roles, to_pem, verify_member_cert
-
-    org = OrgDir(Path(args.dir))
-    roles = tuple(sorted(parse_roles(args.role)))
-    public_key, key_path = _member_key(args)
-    now_ms = _now_ms()
-    cert = issue_member(org, args.name, public_key, roles, now_ms)
-    member = verify_member_cert(cert, org.cert(), now_ms)
-    cert_path = key_path.with_name(key_path.name + ".pem")
-    cert_path.write_bytes(to_pem(cert))
+    issued = _issue_certificate(OrgDir(Path(args.dir)), args, _now_ms())
+    member, roles, public_key = issued.member, issued.roles, issued.public_key
+    cert_path, key_path = issued.cert_path, issued.key_path
     data = {"org": member.org_id, "name": member.name, "key": public_key.hex(),
             "roles": [r.value for r in roles], "serial": member.serial,
             "cert": str(cert_path), "key_file": str(key_path)}
