@@ -482,3 +482,18 @@ def test_docs_example_receipt_verifies() -> None:
     verified = verify_receipt(docs_example("receipt.tlog-proof"), trust)
     assert verified.entry == b"example entry 3"
     assert verified.signers == ("devnet/node0", "devnet/node1", "devnet/node3")
+
+
+def test_a_checkpoint_verifies_with_the_keys_valid_for_its_size() -> None:
+    rotated = Signer("devnet/node-0", SigningKey(sha256(b"node-0 rotated")))
+    size = CHECKPOINT.size
+    text = (SIGNERS[0].verifier().key_text() + f" sizes=0-{size}\n"
+            + rotated.verifier().key_text() + f" sizes={size + 1}-\n"
+            + "".join(s.verifier().key_text() + "\n" for s in SIGNERS[1:]))
+    trust = parse_trust(text)
+    # Signed before the rotation by the old key: still verifies with the new file.
+    _, signers = verify_checkpoint(sign_checkpoint(CHECKPOINT, SIGNERS[:3]), trust)
+    assert signers == ["devnet/node-0", "devnet/node-1", "devnet/node-2"]
+    # The new key does not count for a checkpoint before its range starts.
+    with pytest.raises(ProofError, match="quorum is 3"):
+        verify_checkpoint(sign_checkpoint(CHECKPOINT, [rotated, SIGNERS[1], SIGNERS[2]]), trust)

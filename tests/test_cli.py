@@ -275,3 +275,13 @@ def test_a_second_node_on_the_same_store_is_refused(setup: Setup) -> None:
     assert "store_in_use" in result.stderr and "Traceback" not in result.stderr
     # ...and the running node is unharmed.
     assert setup.run("status").returncode == 0
+
+
+def test_trust_export_writes_the_networks_trust_file(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    assert tide("init", str(net), "--name", "tx", "--validators", "4").returncode == 0
+    out = tmp_path / "exported.txt"
+    result = tide("trust", "export", "--net", str(net), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "4 validator keys, quorum 3" in result.stdout
+    assert out.read_text() == (net / "trust.txt").read_text()

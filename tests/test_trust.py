@@ -153,3 +153,47 @@ def test_round_trip_property(count: int, data: st.DataObject, origin: str | None
     quorum = data.draw(st.integers(min_value=1, max_value=count))
     trust = Trust.of([validator(i) for i in range(count)], quorum=quorum, origin=origin)
     assert parse_trust(format_trust(trust, comment="generated")) == trust
+
+
+# --- key ranges (ADR 0011): a rotated key keeps verifying what it signed -------------------
+
+
+ROTATED = Signer("devnet/node-0", SigningKey(sha256(b"node-0 after rotation"))).verifier()
+
+
+def rotated_file(quorum_line: str = "") -> str:
+    return (quorum_line + KEYS[0].key_text() + " sizes=0-100\n"
+            + ROTATED.key_text() + " sizes=101-\n" + key_lines(4).split("\n", 1)[1])
+
+
+def test_a_rotated_key_and_its_successor_cover_disjoint_sizes() -> None:
+    trust = parse_trust(rotated_file())
+    old, new = trust.at_size(100), trust.at_size(101)
+    assert KEYS[0] in old.validators and ROTATED not in old.validators
+    assert ROTATED in new.validators and KEYS[0] not in new.validators
+    assert len(old.validators) == len(new.validators) == 4 and old.quorum == new.quorum == 3
+    assert parse_trust(format_trust(trust)) == trust  # ranges survive a round trip
+
+
+def test_a_quorum_line_applies_to_every_set() -> None:
+    trust = parse_trust(rotated_file("quorum 4\n"))
+    assert trust.at_size(5).quorum == trust.at_size(500).quorum == 4
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    (KEYS[0].key_text() + " sizes=10-5\n", "ends before it starts"),
+    (KEYS[0].key_text() + " sizes=1-2 sizes=3-4\n", "repeated"),
+    (KEYS[0].key_text() + " sizes=01-2\n", "unknown key attribute"),
+    (KEYS[0].key_text() + " sizes=0-100\n" + ROTATED.key_text() + " sizes=100-\n",
+     "name twice for overlapping sizes"),
+])
+def test_bad_ranges_are_refused(line: str, why: str) -> None:
+    with pytest.raises(DecodeError, match=why):
+        parse_trust(line)
+
+
+def test_no_key_for_a_size_is_a_proof_error() -> None:
+    from tidechain.core.errors import ProofError
+
+    with pytest.raises(ProofError, match="no key for a checkpoint of size 7"):
+        parse_trust(KEYS[0].key_text() + " sizes=10-\n").at_size(7)

@@ -42,6 +42,7 @@ from tidechain.node.config import (
     org_dirs,
     read_key,
     resolve_network_dir,
+    trust_file_text,
     write_key,
 )
 
@@ -370,6 +371,27 @@ def _mempool_line(mempool: Any) -> str:
         return "?"
     return (f"{mempool.get('transactions')} transactions, {mempool.get('bytes')} bytes "
             f"(capacity {mempool.get('capacity')})")
+
+
+def cmd_trust_export(args: argparse.Namespace, out: Output) -> int:
+    """The trust file for the network's validator keys. While the validator set is
+    the genesis one (ADR 0011: rotations are not supported yet), every key is valid
+    for every checkpoint size, so no key carries a `sizes=` range."""
+    from tidechain.core.trust import parse_trust
+
+    genesis = load_genesis(_network_dir(args))
+    text = trust_file_text(genesis)
+    trust = parse_trust(text)  # what we write must read back
+    if args.output:
+        from tidechain.client.sdk import write_atomically
+
+        write_atomically(Path(args.output), text)
+    data = {"trust": text, "validators": list(trust.names()), "quorum": trust.quorum,
+            "origin": trust.origin, "written_to": args.output}
+    lines = ([f"wrote {args.output}: {len(trust.validators)} validator keys, quorum "
+              f"{trust.quorum}"] if args.output else [text.rstrip("\n")])
+    out.result(data, lines)
+    return EXIT_OK
 
 
 def cmd_checkpoint(args: argparse.Namespace, out: Output) -> int:
@@ -932,6 +954,10 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_option(p, required=True)
 
     _add(commands, "status", cmd_status, "show the node's status")
+    trust = _group(commands, "trust", "the trust file receipts are verified against")
+    p = _add(trust, "export", cmd_trust_export,
+             "write the trust file of the network's validator keys (stdout or -o FILE)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (atomically)")
     p = _add(commands, "checkpoint", cmd_checkpoint, "show the latest signed checkpoint")
     _trust_option(p)
 

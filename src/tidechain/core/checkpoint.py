@@ -117,6 +117,7 @@ def verify_checkpoint_note(note: Note, trust: Trust) -> tuple[Checkpoint, list[s
     # checkpoint of another log; nothing is trusted until the quorum check passes.
     checkpoint = parse_checkpoint_body(note.text)
     _check_origin(checkpoint, trust)
+    trust = trust.at_size(checkpoint.size)  # the keys that may sign a log of this size
     verified = verify_note(note, trust.validators)
     signers = sorted({v.name for v in verified.signers})
     if len(signers) < trust.quorum:

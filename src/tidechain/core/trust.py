@@ -10,21 +10,28 @@ Grammar (UTF-8, one item per line, surrounding spaces ignored, CRLF accepted):
 Without a `quorum` line the quorum is the BFT default n - floor((n - 1) / 3), which is
 2f + 1 when n = 3f + 1.
 
-Extending key lines: a key line is the verifier key followed by optional
-space-separated `attribute=value` tokens. None are defined yet, so any token after
-the key is rejected today. A later version can add, say, `from=H until=H` (validity
-heights) without touching old files (they have no tokens); an old reader given a new
-file refuses it rather than silently ignoring a restriction it does not understand.
+Key lines may carry space-separated `attribute=value` tokens after the key. One is
+defined (ADR 0011):
+
+    sizes=<first>-[<last>]       the log sizes whose checkpoints this key may sign
+
+A validator key that was rotated stays in the file with the range of checkpoints it
+signed, and its successor (same name, another key) starts after it; receipts made
+before the rotation keep verifying. A checkpoint of size s is verified against the
+keys whose range contains s, with the quorum of that set (the `quorum` line, if any,
+applies to every set). Keys without a range are valid for every size. Any other token
+is refused: an old reader given a newer file refuses it rather than silently ignoring
+a restriction it does not understand.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tidechain.core import limits
-from tidechain.core.errors import DecodeError, TooLarge
+from tidechain.core.errors import DecodeError, ProofError, TooLarge
 from tidechain.core.note import Verifier, parse_verifier_key, text_from_input, utf8_size
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
@@ -36,15 +43,43 @@ def default_quorum(validator_count: int) -> int:
 
 
 @dataclass(frozen=True)
+class SizeRange:
+    """The log sizes (inclusive) whose checkpoints a key may sign; `last` None: open."""
+
+    first: int = 0
+    last: int | None = None
+
+    def __contains__(self, size: object) -> bool:
+        return isinstance(size, int) and self.first <= size and (
+            self.last is None or size <= self.last)
+
+    def overlaps(self, other: SizeRange) -> bool:
+        return (self.last is None or other.first <= self.last) and (
+            other.last is None or self.first <= other.last)
+
+    def text(self) -> str:
+        return f"sizes={self.first}-{'' if self.last is None else self.last}"
+
+
+_ALWAYS = SizeRange()
+
+
+@dataclass(frozen=True)
 class Trust:
-    """Trusted validator keys, the number of them that must sign, and the expected origin."""
+    """Trusted validator keys, the number of them that must sign, and the expected
+    origin; optionally, per key, the range of checkpoint sizes it may sign."""
 
     validators: tuple[Verifier, ...]
     quorum: int
     origin: str | None = None
+    ranges: tuple[SizeRange, ...] = ()  # empty, or one per validator
+    # Only matters with ranges: whether the quorum came from a `quorum` line.
+    quorum_explicit: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        _check_validators(self.validators)
+        if self.ranges and len(self.ranges) != len(self.validators):
+            raise DecodeError("trust file: one size range per key")
+        _check_validators(self.validators, self.ranges or (_ALWAYS,) * len(self.validators))
         if not 1 <= self.quorum <= len(self.validators):
             raise DecodeError(
                 f"quorum {self.quorum} is not between 1 and {len(self.validators)} validators"
@@ -54,29 +89,55 @@ class Trust:
 
     @classmethod
     def of(
-        cls, validators: Iterable[Verifier], *, quorum: int | None = None, origin: str | None = None
+        cls, validators: Iterable[Verifier], *, quorum: int | None = None,
+        origin: str | None = None, ranges: Iterable[SizeRange] = (),
     ) -> Trust:
         """Build a Trust, taking the default quorum when none is given."""
         keys = tuple(validators)
+        spans = tuple(ranges)
+        if spans and all(r == _ALWAYS for r in spans):
+            spans = ()
+        names = len({v.name for v in keys})
         return cls(
             validators=keys,
-            quorum=default_quorum(len(keys)) if quorum is None else quorum,
+            quorum=default_quorum(names) if quorum is None else quorum,
             origin=origin,
+            ranges=spans,
+            quorum_explicit=quorum is not None,
         )
 
     def names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.validators)
 
+    def at_size(self, size: int) -> Trust:
+        """The keys that may sign a checkpoint of `size`, with that set's quorum.
+        Raises ProofError if none may."""
+        if not self.ranges:
+            return self
+        keys = tuple(v for v, r in zip(self.validators, self.ranges, strict=True) if size in r)
+        if not keys:
+            raise ProofError(f"the trust file lists no key for a checkpoint of size {size}")
+        quorum = self.quorum if self.quorum_explicit else default_quorum(len(keys))
+        if quorum > len(keys):
+            raise ProofError(f"the trust file's quorum {quorum} exceeds the {len(keys)} keys "
+                             f"valid for a checkpoint of size {size}")
+        return Trust(keys, quorum, self.origin)
 
-def _check_validators(validators: tuple[Verifier, ...]) -> None:
+
+def _check_validators(validators: tuple[Verifier, ...], ranges: tuple[SizeRange, ...]) -> None:
     if not validators:
         raise DecodeError("trust file lists no validator key")
     if len(validators) > limits.MAX_VALIDATORS:
         raise TooLarge(f"trust file lists more than {limits.MAX_VALIDATORS} validators")
-    names = [v.name for v in validators]
+    # A name appears again only for a rotated key, over sizes the other key did not sign.
+    by_name: dict[str, list[SizeRange]] = {}
+    for verifier, span in zip(validators, ranges, strict=True):
+        earlier = by_name.setdefault(verifier.name, [])
+        if any(span.overlaps(other) for other in earlier):
+            raise DecodeError(f"trust file lists a key name twice for overlapping sizes "
+                              f"({verifier.name})")
+        earlier.append(span)
     ids = [v.key_id for v in validators]
-    if len(set(names)) != len(names):
-        raise DecodeError("trust file lists a key name twice")
     if len(set(ids)) != len(ids):
         raise DecodeError("trust file lists a key id twice")
     # One key under two names would let one organisation count twice towards the quorum.
@@ -96,6 +157,7 @@ class _Draft:
     """What has been read so far; becomes a Trust at the end."""
 
     validators: list[Verifier]
+    ranges: list[SizeRange]
     quorum: int | None = None
     origin: str | None = None
 
@@ -115,13 +177,26 @@ def _read_origin(value: str, draft: _Draft) -> None:
     draft.origin = value
 
 
+_SIZES = re.compile(r"sizes=(0|[1-9][0-9]{0,18})-(0|[1-9][0-9]{0,18})?")
+
+
 def _read_key(line: str, draft: _Draft) -> None:
     key_text, *attributes = line.split()
-    if attributes:
-        raise DecodeError(f"unknown key attribute {attributes[0]!r}")
+    span = _ALWAYS
+    for attribute in attributes:
+        match = _SIZES.fullmatch(attribute)
+        if match is None:
+            raise DecodeError(f"unknown key attribute {attribute[:40]!r}")
+        if span is not _ALWAYS:
+            raise DecodeError("repeated key attribute 'sizes'")
+        first, last = int(match[1]), None if match[2] is None else int(match[2])
+        if last is not None and last < first:
+            raise DecodeError(f"size range {attribute!r} ends before it starts")
+        span = SizeRange(first, last)
     if len(draft.validators) >= limits.MAX_VALIDATORS:
         raise TooLarge(f"trust file lists more than {limits.MAX_VALIDATORS} validators")
     draft.validators.append(parse_verifier_key(key_text))
+    draft.ranges.append(span)
 
 
 def _read_line(line: str, draft: _Draft) -> None:
@@ -141,7 +216,7 @@ def parse_trust(text: str | bytes) -> Trust:
     text = text_from_input(text, "trust file")
     if utf8_size(text) > limits.MAX_TRUST_FILE_BYTES:
         raise TooLarge(f"trust file is larger than {limits.MAX_TRUST_FILE_BYTES} bytes")
-    draft = _Draft(validators=[])
+    draft = _Draft(validators=[], ranges=[])
     for number, raw_line in enumerate(text.split("\n"), start=1):
         line = raw_line.removesuffix("\r").strip()
         if not line or line.startswith("#"):
@@ -150,7 +225,8 @@ def parse_trust(text: str | bytes) -> Trust:
             _read_line(line, draft)
         except DecodeError as exc:
             raise DecodeError(f"trust file line {number}: {exc.reason}") from exc
-    return Trust.of(draft.validators, quorum=draft.quorum, origin=draft.origin)
+    return Trust.of(draft.validators, quorum=draft.quorum, origin=draft.origin,
+                    ranges=draft.ranges)
 
 
 def format_trust(trust: Trust, comment: str | None = None) -> str:
@@ -160,6 +236,9 @@ def format_trust(trust: Trust, comment: str | None = None) -> str:
         lines.extend(f"# {part}".rstrip() for part in comment.split("\n"))
     if trust.origin is not None:
         lines.append(f"origin {trust.origin}")
-    lines.append(f"quorum {trust.quorum}")
-    lines.extend(v.key_text() for v in trust.validators)
+    if trust.quorum_explicit or not trust.ranges:
+        lines.append(f"quorum {trust.quorum}")
+    spans = trust.ranges or (_ALWAYS,) * len(trust.validators)
+    lines.extend(v.key_text() + ("" if r == _ALWAYS else " " + r.text())
+                 for v, r in zip(trust.validators, spans, strict=True))
     return "\n".join(lines) + "\n"
