@@ -124,6 +124,13 @@ def test_the_declared_roles_are_tight() -> None:
         "members.add_ca": {Role.ADMIN}, "members.enrol": {Role.ADMIN},
         "members.remove_ca": {Role.ADMIN}, "members.revoke": {Role.ADMIN},
         "gov.propose": {Role.ADMIN}, "gov.vote": {Role.ADMIN},
+        **{f"invoice.{m}": {Role.TAX_AUTHORITY}
+           for m in ("authorise_issuer", "suspend_issuer", "set_quota")},
+        **{f"invoice.{m}": {Role.INVOICE_ISSUER}
+           for m in ("issue", "issue_batch", "red_letter", "request_reversal")},
+        **{f"invoice.{m}": {Role.DEPOSITOR, Role.ENTERPRISE}
+           for m in ("claim", "submit", "confirm_reversal")},
+        **{f"invoice.{m}": {Role.ENTERPRISE} for m in ("lock", "unlock", "reimburse")},
     }
     assert all(Role.REGULATOR not in roles for roles in declared.values())
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tidechain.contracts import evidence
+from tidechain.contracts.invoice import content as invoice_content
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError
 from tidechain.core.limits import MAX_TX_VALIDITY_MS
@@ -182,3 +183,134 @@ def hash_file(path: str | Path, progress: Progress | None = None) -> bytes:
             if progress is not None:
                 progress(done, max(total, done))
     return hasher.digest()
+
+
+# --- e-invoices (contracts/invoice) -----------------------------------------------------
+# Each builder checks its arguments with the contract's own checks
+# (`contracts.invoice.content`), so it raises the ContractError the chain would give.
+
+INVOICE = "invoice"
+"""The e-invoice contract's name (contracts/invoice)."""
+
+
+def invoice_line(name: str, quantity: int, unit_price: int, tax_rate_bp: int) -> dict[str, Any]:
+    """A line item with its amount (quantity x unit price) and its tax (rate in basis
+    points, rounded half up), computed exactly as the chain checks them."""
+    amount = quantity * unit_price
+    line = {"name": name, "quantity": quantity, "unit_price": unit_price, "amount": amount,
+            "tax_rate_bp": tax_rate_bp, "tax": invoice_content.line_tax(amount, tax_rate_bp)}
+    return invoice_content.check_line(line, 0)
+
+
+def _with_totals(fields: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+    amount = sum(line["amount"] for line in lines)
+    tax = sum(line["tax"] for line in lines)
+    return {**fields, "lines": lines, "amount": amount, "tax": tax, "total": amount + tax}
+
+
+def invoice_args(number: str, buyer: dict[str, Any], lines: list[dict[str, Any]],
+                 *, remark: str = "", claim_digest: bytes | None = None) -> dict[str, Any]:
+    """The arguments of `invoice.issue` (one element of `issue_batch`), totals computed.
+    `buyer` is {"key": member key} or {"name", "uscc"} (then `claim_digest` is needed)."""
+    fields: dict[str, Any] = {"number": number, "buyer": buyer, "remark": remark}
+    if claim_digest is not None:
+        fields["claim_digest"] = claim_digest
+    args = _with_totals(fields, lines)
+    invoice_content.check_blue(args)
+    return args
+
+
+def red_letter_args(number: str, original: str, reason: str, lines: list[dict[str, Any]],
+                    *, remark: str = "") -> dict[str, Any]:
+    """The arguments of `invoice.red_letter` / `request_reversal`: the reversed part as
+    positive line items, totals computed."""
+    args = _with_totals({"number": number, "original": original, "reason": reason,
+                         "remark": remark}, lines)
+    invoice_content.check_red(args)
+    return args
+
+
+def _invoice_tx(key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
+                now_ms: int, nonce: bytes, ttl_ms: int) -> SignedTx:
+    return call_tx(key, chain_id, INVOICE, method, args, now_ms=now_ms, nonce=nonce,
+                   ttl_ms=ttl_ms)
+
+
+def authorise_issuer_tx(
+    tax_key: SigningKey, chain_id: bytes, issuer: bytes, name: str, tax_id: str, quota: int,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.authorise_issuer`: let `issuer` issue up to `quota` fen in total."""
+    args = {"issuer": invoice_content.check_key(issuer, "issuer"), "name": name,
+            "tax_id": invoice_content.check_tax_id(tax_id), "quota": quota}
+    return _invoice_tx(tax_key, chain_id, "authorise_issuer", args, now_ms, nonce, ttl_ms)
+
+
+def suspend_issuer_tx(
+    tax_key: SigningKey, chain_id: bytes, issuer: bytes,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.suspend_issuer`."""
+    args = {"issuer": invoice_content.check_key(issuer, "issuer")}
+    return _invoice_tx(tax_key, chain_id, "suspend_issuer", args, now_ms, nonce, ttl_ms)
+
+
+def set_quota_tx(
+    tax_key: SigningKey, chain_id: bytes, issuer: bytes, quota: int,
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.set_quota`."""
+    args = {"issuer": invoice_content.check_key(issuer, "issuer"), "quota": quota}
+    return _invoice_tx(tax_key, chain_id, "set_quota", args, now_ms, nonce, ttl_ms)
+
+
+def issue_invoice_tx(
+    issuer_key: SigningKey, chain_id: bytes, invoice: dict[str, Any],
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.issue` of `invoice` (build it with `invoice_args`)."""
+    invoice_content.check_blue(invoice)
+    return _invoice_tx(issuer_key, chain_id, "issue", invoice, now_ms, nonce, ttl_ms)
+
+
+def issue_batch_tx(
+    issuer_key: SigningKey, chain_id: bytes, invoices: list[dict[str, Any]],
+    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.issue_batch`: all of `invoices` or none."""
+    for invoice in invoices:
+        invoice_content.check_blue(invoice)
+    return _invoice_tx(issuer_key, chain_id, "issue_batch", {"invoices": invoices}, now_ms,
+                       nonce, ttl_ms)
+
+
+def red_letter_tx(
+    issuer_key: SigningKey, chain_id: bytes, red: dict[str, Any], *, confirm: bool = False,
+    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """`invoice.red_letter` of `red` (build it with `red_letter_args`), or with
+    `confirm=True` `invoice.request_reversal` (a claimed or locked original)."""
+    invoice_content.check_red(red)
+    method = "request_reversal" if confirm else "red_letter"
+    return _invoice_tx(issuer_key, chain_id, method, red, now_ms, nonce, ttl_ms)
+
+
+def invoice_action_tx(
+    key: SigningKey, chain_id: bytes, method: str, number: str, *, code: bytes | None = None,
+    employer: bytes | None = None, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+) -> SignedTx:
+    """A buyer's or employer's call on one invoice: `claim` (with `code` for a buyer
+    named by USCC), `submit` (to `employer`), `lock`, `unlock`, `reimburse`, or
+    `confirm_reversal` (`number` is then the original's)."""
+    args: dict[str, Any]
+    if method == "confirm_reversal":
+        args = {"original": invoice_content.check_number(number, "original")}
+    elif method in ("claim", "submit", "lock", "unlock", "reimburse"):
+        args = {"number": invoice_content.check_number(number)}
+    else:
+        raise DecodeError(f"{method!r} is not an invoice action")
+    if method == "claim" and code is not None:
+        args["code"] = code
+    if method == "submit":
+        args["employer"] = invoice_content.check_key(employer, "employer")
+    return _invoice_tx(key, chain_id, method, args, now_ms, nonce, ttl_ms)

@@ -10,7 +10,7 @@ def default_registry() -> Registry:
     """The built-in contracts, with the members contract as the permission check."""
     # Imported here: `members` needs cryptography's x509, which loads `socket`; clients
     # that build evidence transactions (and the offline verifier) import this package.
-    from tidechain.contracts import evidence, governance, members
+    from tidechain.contracts import evidence, governance, invoice, members
 
-    return Registry([members.CONTRACT, evidence.CONTRACT, governance.CONTRACT],
-                    authorize=members.authorize)
+    return Registry([members.CONTRACT, evidence.CONTRACT, governance.CONTRACT,
+                     invoice.CONTRACT], authorize=members.authorize)

@@ -1,0 +1,65 @@
+"""Blockchain e-invoices: the tax authority authorises issuers with a quota; an issuer
+issues invoices to buyers at the moment of sale and corrects them only by red-letter
+invoices; the buyer claims and submits; an employer locks, unlocks or reimburses,
+exactly once. docs/invoices.md describes the rules; ADR 0010 the design.
+
+`content.py` checks arguments (shared with clients), `contract.py` holds the methods,
+`state.py` the state layout and the queries.
+"""
+
+from __future__ import annotations
+
+from tidechain.identity.roles import Role
+from tidechain.ledger.runtime import Contract, MethodSpec
+
+from . import contract as _m
+from .state import (
+    NAME,
+    get_invoice,
+    get_issuer,
+    invoices_of_issuer,
+    pending_reversal,
+    period_of,
+    statistics,
+)
+
+__all__ = ["CONTRACT", "NAME", "get_invoice", "get_issuer", "invoices_of_issuer",
+           "pending_reversal", "period_of", "statistics"]
+
+_TAX = frozenset({Role.TAX_AUTHORITY})
+_ISSUER = frozenset({Role.INVOICE_ISSUER})
+# A buyer is a person or a company: persons are enrolled as depositors (their own
+# documents), companies as enterprises. Which buyer, is the contract's check.
+_BUYER = frozenset({Role.DEPOSITOR, Role.ENTERPRISE})
+# The reimbursing employer is an enterprise; which one, is the contract's check.
+_EMPLOYER = frozenset({Role.ENTERPRISE})
+
+CONTRACT = Contract(
+    name=NAME,
+    methods={
+        "authorise_issuer": MethodSpec(_m.authorise_issuer, _TAX,
+                                       "authorise an issuer {issuer, name, tax_id, quota}"),
+        "suspend_issuer": MethodSpec(_m.suspend_issuer, _TAX, "suspend an issuer {issuer}"),
+        "set_quota": MethodSpec(_m.set_quota, _TAX, "set an issuer's quota {issuer, quota}"),
+        "issue": MethodSpec(_m.issue, _ISSUER,
+                            "issue an invoice {number, buyer, lines, amount, tax, total}"),
+        "issue_batch": MethodSpec(_m.issue_batch, _ISSUER,
+                                  "issue invoices, all or nothing {invoices}"),
+        "red_letter": MethodSpec(_m.red_letter, _ISSUER,
+                                 "reverse one's own invoice {number, original, reason, "
+                                 "lines, amount, tax, total}"),
+        "request_reversal": MethodSpec(_m.request_reversal, _ISSUER,
+                                       "ask the buyer side to confirm a red-letter invoice "
+                                       "(same arguments as red_letter)"),
+        "confirm_reversal": MethodSpec(_m.confirm_reversal, _BUYER,
+                                       "confirm a pending reversal within 72 h {original}"),
+        "claim": MethodSpec(_m.claim, _BUYER, "claim an invoice as its buyer {number, code}"),
+        "submit": MethodSpec(_m.submit, _BUYER,
+                             "submit a claimed invoice for reimbursement {number, employer}"),
+        "lock": MethodSpec(_m.lock, _EMPLOYER, "lock a submitted invoice {number}"),
+        "unlock": MethodSpec(_m.unlock, _EMPLOYER, "release a locked invoice {number}"),
+        "reimburse": MethodSpec(_m.reimburse, _EMPLOYER,
+                                "close a locked invoice as paid {number}"),
+    },
+    description="E-invoices: issue, claim, reimburse once; correct by red-letter invoices.",
+)
