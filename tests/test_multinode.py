@@ -229,3 +229,21 @@ def test_a_validator_prevotes_only_a_block_dated_near_its_own_clock(
     prevotes = [a.message for a in voter.outbox if isinstance(a, Broadcast)
                 and isinstance(a.message, Vote) and a.message.kind is PREVOTE]
     assert [v.block_hash for v in prevotes] == [block.block_hash if timely else None]
+
+
+def test_a_block_re_proposed_with_a_proof_of_lock_by_another_validator_is_valid(
+        g: Genesis, tmp_path: Path) -> None:
+    # Found by the kill loop: a validator that restarted (so never saw the block) must
+    # accept a locked block that a later round's proposer carries, or it prevotes nil
+    # forever and, with one validator down, the height never commits.
+    cluster = Cluster(g, tmp_path)
+    builder, carrier, voter = cluster.nodes[1], cluster.nodes[2], cluster.nodes[3]
+    prepared = builder.chain.prepare([tx(g, key(7), nonce=1)], cluster.now_ms,
+                                     builder.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, g.origin)
+    digest = voter.validators.digest
+    carried = sign_proposal(carrier.signer.key, carrier.signer.name, digest, 1, 1, block, 0)
+    assert voter._validate(carried)  # re-proposal: built by node1, carried by node2
+    fresh = sign_proposal(carrier.signer.key, carrier.signer.name, digest, 1, 1, block, -1)
+    other = Cluster(g, tmp_path / "other").nodes[3]
+    assert not other._validate(fresh)  # a new block must name its own proposer

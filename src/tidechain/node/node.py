@@ -178,7 +178,7 @@ class Node:
             return self._build_proposal(action)
         elif isinstance(action, ValidateProposal):
             proposal = action.proposal
-            valid = self._validate(proposal.block, proposal.proposer) and self._timely(proposal)
+            valid = self._validate(proposal) and self._timely(proposal)
             return ProposalValidated(proposal, valid)
         elif isinstance(action, Commit):
             self._commit(action.block, action.certificate)
@@ -204,11 +204,20 @@ class Node:
         self._prepared[prepared.block_hash] = prepared
         return ProposalBuilt(action.height, action.round, _BlockRef(prepared))
 
-    def _validate(self, block: BlockLike, proposer: str) -> bool:
+    def _validate(self, proposal: Proposal) -> bool:
         """Re-execute a proposed block; keep it for the commit if it is valid."""
+        block = proposal.block
         if block.block_hash in self._prepared:  # our own proposal, or seen before
             return True
-        if not isinstance(block, WireBlock) or block.header.proposer != proposer:
+        if not isinstance(block, WireBlock):
+            return False
+        # A new block names its proposer. A block re-proposed with a proof-of-lock
+        # (pol_round >= 0) was built by an earlier round's proposer: any validator may
+        # carry it, or a validator that restarted without it could never unlock.
+        if proposal.pol_round < 0 and block.header.proposer != proposal.proposer:
+            log.warning("block %s at height %d: proposed by %s but built by %s; prevoting nil",
+                        block.block_hash.hex()[:16], block.height, proposal.proposer,
+                        block.header.proposer)
             return False
         try:
             prepared = self.chain.validate(block.header, block.txs, self.store.committed,
