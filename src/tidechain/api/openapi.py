@@ -530,6 +530,62 @@ _PATHS: dict[str, Schema] = {
     },
 }
 
+# --- e-invoices (contracts/invoice, docs/invoices.md) -----------------------------------
+
+_SCHEMAS["Invoice"] = {
+    "type": "object",
+    "description": (
+        "An e-invoice record at the head (byte strings as hex). For now `content` (buyer, "
+        "lines, amounts) is readable by any API caller: a later privacy slice replaces it "
+        "by a commitment and ciphertext."),
+    "required": ["number", "kind", "issuer", "total", "state", "claimed", "reversed",
+                 "reimbursed", "period"],
+    "properties": {
+        "number": {"type": "string", "pattern": "^[0-9]{20}$"},
+        "kind": {"type": "string", "enum": ["blue", "red"]},
+        "issuer": _HEX32,
+        "original": {"type": ["string", "null"],
+                     "description": "For a red-letter invoice: the number it reverses."},
+        "content": {"type": "object"},
+        "total": _UINT,
+        "state": {"type": "string", "enum": ["issued", "locked", "reimbursed"]},
+        "holder": {"type": ["string", "null"]},
+        "claimed": {"type": "boolean"},
+        "submitted_to": {"type": ["string", "null"]},
+        "locked_by": {"type": ["string", "null"]},
+        "reversed": _UINT,
+        "reimbursed": _UINT,
+        "period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        "time": _UINT, "height": _UINT,
+        "pending_reversal": {"type": ["object", "null"],
+                             "description": "A reversal request awaiting confirmation."},
+    },
+}
+_SCHEMAS["InvoiceStats"] = {
+    "type": "object",
+    "description": "Counters (fen) the invoice contract keeps per issuer and UTC month.",
+    "required": ["month", "issuers", "issued", "issued_count", "reversed", "reimbursed"],
+    "properties": {
+        "month": {"type": "string"}, "tax_id": {"type": ["string", "null"]},
+        "issuers": {"type": "array", "items": _HEX32},
+        "issued": _UINT, "issued_count": _UINT, "reversed": _UINT, "reimbursed": _UINT,
+        "height": _UINT,
+    },
+}
+_PATHS["/v1/invoices/stats"] = _get(
+    "An issuer's invoice statistics for one month", _json_body(_ref("InvoiceStats"), "Stats"),
+    params=[_query_param("issuer", {"type": "string"},
+                         "The issuer's tax id (USCC; summed over its keys) or member key "
+                         "(64 hex).", required=True),
+            _query_param("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                         "The UTC month, YYYY-MM.", required=True)],
+    errors=("BadRequest", "NotFound"))
+_PATHS["/v1/invoices/{number}"] = _get(
+    "An e-invoice and its state", _json_body(_ref("Invoice"), "Invoice"),
+    params=[_path_param("number", {"type": "string", "pattern": "^[0-9]{20}$"},
+                        "The invoice number (20 digits).")],
+    errors=("BadRequest", "NotFound"))
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {

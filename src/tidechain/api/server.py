@@ -21,6 +21,7 @@ from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, Rejected
 from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
+from tidechain.identity.uscc import validate_uscc
 from tidechain.ledger.types import SignedTx
 from tidechain.node.node import Committed, to_json
 from tidechain.node.runtime import NodeRuntime
@@ -32,6 +33,8 @@ MAX_INT_PARAM = 2**63 - 1
 """Heights, indexes and sizes are SQLite integers."""
 MAX_STATE_KEY_BYTES = 1024
 _DECIMAL = re.compile(r"[0-9]{1,19}")
+_INVOICE_NUMBER = re.compile(r"[0-9]{20}")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -128,6 +131,9 @@ class Api:
         r.add_get("/v1/gov/proposals", self.gov_list)
         r.add_get("/v1/gov/proposals/{id}", self.gov_get)
         r.add_post("/v1/gov/dry-run", self.gov_dry_run)
+        # `stats` first: `{number}` would match it otherwise.
+        r.add_get("/v1/invoices/stats", self.invoice_stats)
+        r.add_get("/v1/invoices/{number}", self.invoice)
         return app
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -230,3 +236,24 @@ class Api:
         tx = SignedTx.decode(await _read_tx_body(request))
         # The node's clock judges the dry run, as admission judges a submission.
         return web.json_response(self.node.gov_dry_run(tx, int(time.time() * 1000)))
+
+    async def invoice(self, request: web.Request) -> web.Response:
+        number = request.match_info.get("number", "")
+        if not _INVOICE_NUMBER.fullmatch(number):
+            raise DecodeError("an invoice number is 20 digits")
+        return web.json_response(self.node.invoice(number))
+
+    async def invoice_stats(self, request: web.Request) -> web.Response:
+        month = request.query.get("month", "")
+        if not _MONTH.fullmatch(month):
+            raise DecodeError("give the month as month=YYYY-MM")
+        issuer = request.query.get("issuer", "")
+        if len(issuer) == 64:  # a member key rather than a tax id
+            key = parse_hex(issuer, 32, "issuer")
+            return web.json_response(self.node.invoice_stats(None, key, month))
+        try:
+            tax_id = validate_uscc(issuer)
+        except Rejected as exc:
+            raise DecodeError(f"issuer must be a tax id (USCC) or a 64-hex key: "
+                              f"{exc.reason}") from None
+        return web.json_response(self.node.invoice_stats(tax_id, None, month))

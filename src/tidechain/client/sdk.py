@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -345,6 +346,19 @@ class Client:
         answer: dict[str, Any] = _json_of(self._request("POST", "/v1/gov/dry-run",
                                                         content=tx.encode()))
         return answer
+
+    def invoice(self, number: str) -> dict[str, Any]:
+        """An e-invoice record (20-digit number) and its state at the head."""
+        found: dict[str, Any] = self._get_json(f"/v1/invoices/{quote(number, safe='')}")
+        return found
+
+    def invoice_stats(self, issuer: str | bytes, month: str) -> dict[str, Any]:
+        """The tax authority's counters for an issuer (tax id, or member key) in the
+        UTC month `YYYY-MM`: issued, issued_count, reversed, reimbursed (fen)."""
+        who = issuer.hex() if isinstance(issuer, bytes) else issuer
+        found: dict[str, Any] = self._get_json("/v1/invoices/stats",
+                                               params={"issuer": who, "month": month})
+        return found
 
     # --- submit ------------------------------------------------------------------------
     def submit(

@@ -41,6 +41,7 @@ from tidechain.consensus import (
     ValidatorSet,
 )
 from tidechain.contracts import cert_expiry, default_registry, evidence, governance, members
+from tidechain.contracts.invoice import state as invoice_contract
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
     NotFound,
@@ -695,6 +696,40 @@ class Node:
         out: dict[str, Any] = to_json(record)
         out["amended_by"] = evidence.amendments_of(self.store, index, MAX_QUERY_RESULTS)
         return out
+
+    def invoice(self, number: str) -> dict[str, Any]:
+        """An e-invoice record at the head, with a pending reversal request if any.
+        Content is readable by any API caller until the privacy slice."""
+        record = invoice_contract.get_invoice(self.chain.state, number)
+        if record is None:
+            raise NotFound(f"no invoice {number}")
+        out: dict[str, Any] = to_json(record)
+        out["pending_reversal"] = to_json(
+            invoice_contract.pending_reversal(self.chain.state, number))
+        return out
+
+    def invoice_stats(self, tax_id: str | None, issuer: bytes | None,
+                      month: str) -> dict[str, Any]:
+        """The contract's counters for month `YYYY-MM`: of one issuer key, or summed
+        over every issuer key authorised under `tax_id` (a bounded scan)."""
+        keys = [issuer] if issuer is not None else self._issuers_of(tax_id or "")
+        if not keys:
+            raise NotFound(f"no issuer authorised under tax id {tax_id}")
+        totals = dict.fromkeys(invoice_contract.EMPTY_STATS, 0)
+        for key in keys:
+            for name, value in invoice_contract.statistics(self.chain.state, key,
+                                                           month).items():
+                totals[name] += value
+        return {"month": month, "tax_id": tax_id, "issuers": [k.hex() for k in keys],
+                **totals, "height": self.chain.height}
+
+    def _issuers_of(self, tax_id: str) -> list[bytes]:
+        prefix = namespaced(invoice_contract.NAME, b"iss/")
+        found = []
+        for key, raw in self.store.state_range(prefix, MAX_MEMBERS_SCANNED):
+            if invoice_contract.decode_map(raw).get("tax_id") == tax_id:
+                found.append(key[len(prefix):])
+        return found
 
 
 class _BlockRef:

@@ -1,0 +1,177 @@
+"""The e-invoice demo (docs/invoice-demo.md): a one-validator network; the actors
+enrolled through the real `tide member enrol`; then, with the SDK, a merchant
+authorised, an invoice issued, claimed, submitted, locked and reimbursed exactly once,
+partly reversed by a red-letter invoice the employer confirms, and the tax authority's
+statistics for the month.
+
+CLI steps are printed as the command a user would type; SDK steps as what they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tidechain.client import txbuilder as tb
+from tidechain.client.sdk import Client
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import ContractError
+from tidechain.demo import TIDE, _free_port, _run, _wait_ready
+from tidechain.ledger.types import SignedTx
+from tidechain.node.config import read_key
+
+MERCHANT_TAX_ID = "91350100M000100Y43"
+"""A valid unified social credit code (check characters correct) for the merchant."""
+QUOTA_FEN = 10_000_000
+INVOICE_NO = "04400000000000000001"
+RED_NO = "04400000000000000002"
+
+ACTORS = {  # key file stem: (certificate name, role)
+    "tax": ("State Taxation Bureau", "tax_authority"),
+    "merchant": ("Huangpu Coffee Co.", "invoice_issuer"),
+    "buyer": ("Li Wei", "depositor"),
+    "employer": ("Acme Shipping Ltd.", "enterprise"),
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _yuan(fen: int) -> str:
+    return f"CNY {fen // 100:,}.{fen % 100:02d}"
+
+
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+class _Session:
+    """The SDK and the actors' keys: sign, submit, wait, print the outcome."""
+
+    def __init__(self, client: Client, keys: dict[str, SigningKey]) -> None:
+        self.client = client
+        self.keys = keys
+        self.chain_id = client.chain_id()
+
+    def send(self, actor: str, build: Callable[..., SignedTx], *args: Any,
+             **kwargs: Any) -> dict[str, Any]:
+        tx = build(self.keys[actor], self.chain_id, *args, now_ms=_now_ms(),
+                   nonce=os.urandom(16), **kwargs)
+        committed = self.client.submit(tx, wait=True)
+        events = ", ".join(e["type"] for e in committed.get("events", []))
+        print(f"   {actor}: committed at log index {committed['log_index']} ({events})")
+        return committed
+
+    def refused(self, actor: str, build: Callable[..., SignedTx], *args: Any,
+                **kwargs: Any) -> ContractError:
+        """Send a call the contract must refuse; the typed refusal it gave."""
+        try:
+            self.send(actor, build, *args, **kwargs)
+        except ContractError as exc:
+            print(f"   {actor}: refused: {exc.code}: {exc.reason}")
+            return exc
+        raise SystemExit("the contract accepted a call it must refuse: this is a bug")
+
+    def show(self, number: str) -> dict[str, Any]:
+        record = self.client.invoice(number)
+        print(f"   invoice {number}: {record['kind']}, {record['state']}, "
+              f"total {_yuan(record['total'])}, reversed {_yuan(record['reversed'])}, "
+              f"reimbursed {_yuan(record['reimbursed'])}")
+        return record
+
+
+def _enrol(root: Path, env: dict[str, str]) -> dict[str, SigningKey]:
+    keys_dir = root / "keys"
+    keys_dir.mkdir(exist_ok=True)
+    keys = {}
+    for stem, (name, role) in ACTORS.items():
+        path = keys_dir / f"{stem}.key"
+        _run(["member", "enrol", "--role", role, "--name", name, "--new-key", str(path)], env)
+        keys[stem] = read_key(path).key
+    return keys
+
+
+def _invoice_flow(s: _Session) -> None:
+    merchant, buyer = s.keys["merchant"].public_key, s.keys["buyer"].public_key
+    employer = s.keys["employer"].public_key
+    _step(f"The tax authority authorises the merchant, quota {_yuan(QUOTA_FEN)}")
+    s.send("tax", tb.authorise_issuer_tx, merchant, ACTORS["merchant"][0], MERCHANT_TAX_ID,
+           QUOTA_FEN)
+    _step("The merchant issues an invoice to the buyer at the sale")
+    lines = [tb.invoice_line("coffee beans, 1 kg", 2, 12_800, 1300),
+             tb.invoice_line("espresso cups", 4, 3_500, 1300)]
+    s.send("merchant", tb.issue_invoice_tx,
+           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7"))
+    s.show(INVOICE_NO)
+    _step("The buyer claims it and submits it to the employer")
+    s.send("buyer", tb.invoice_action_tx, "claim", INVOICE_NO)
+    s.send("buyer", tb.invoice_action_tx, "submit", INVOICE_NO, employer=employer)
+    _step("The employer locks and reimburses it")
+    s.send("employer", tb.invoice_action_tx, "lock", INVOICE_NO)
+    s.send("employer", tb.invoice_action_tx, "reimburse", INVOICE_NO)
+    s.show(INVOICE_NO)
+    _step("A second reimbursement is refused")
+    s.refused("employer", tb.invoice_action_tx, "lock", INVOICE_NO)
+    s.refused("employer", tb.invoice_action_tx, "reimburse", INVOICE_NO)
+    _step("The merchant reverses the cups (returned) by a red-letter invoice")
+    red = tb.red_letter_args(RED_NO, INVOICE_NO, "sales_return",
+                             [tb.invoice_line("espresso cups", 4, 3_500, 1300)])
+    print("   directly: the invoice is reimbursed, so the employer must confirm")
+    s.refused("merchant", tb.red_letter_tx, red)
+    print("   so the merchant requests the reversal, and the employer confirms it")
+    s.send("merchant", tb.red_letter_tx, red, confirm=True)
+    s.send("employer", tb.invoice_action_tx, "confirm_reversal", INVOICE_NO)
+    s.show(RED_NO)
+    period = str(s.show(INVOICE_NO)["period"])
+    _step(f"The tax authority's statistics for {MERCHANT_TAX_ID} in {period}")
+    stats = s.client.invoice_stats(MERCHANT_TAX_ID, period)
+    print(f"   issued      {_yuan(stats['issued'])} in {stats['issued_count']} invoice(s)")
+    print(f"   reversed    {_yuan(stats['reversed'])}")
+    print(f"   reimbursed  {_yuan(stats['reimbursed'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo in `--dir` (default: a new temp dir); 0 when every step went as
+    the rules say."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", help="where to create the demo (default: a new temp dir)")
+    args = parser.parse_args(argv)
+    root = Path(args.dir or tempfile.mkdtemp(prefix="tidechain-invoice-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    net, port = root / "net", _free_port()
+    env = dict(os.environ, TIDE_NET=str(net))
+    env.pop("TIDE_NODE", None)
+    print(f"tidechain e-invoice demo in {root}")
+    _run(["init", str(net), "--name", "invoice-demo", "--port", str(port)], env)
+    print(f"\n$ tide node start {net / 'node0'} &", flush=True)
+    log_path = root / "node0.log"
+    with log_path.open("wb") as log_file:
+        node = subprocess.Popen([*TIDE, "node", "start", str(net / "node0")],
+                                stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, node)
+        keys = _enrol(root, env)
+        with Client(url) as client:
+            _invoice_flow(_Session(client, keys))
+    finally:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+    print(f"\nDemo complete. The network and keys are in {root} (node log: {log_path}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
