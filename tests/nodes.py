@@ -8,8 +8,9 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,33 @@ def free_port_block(count: int, peer_offset: int = 100, seed: int | None = None)
         if all(_bindable(p) for p in ports):
             return base
     raise RuntimeError("no free block of ports found")
+
+
+class StoppableThreads:
+    """Threads that each take one shared stop event as their last argument: started
+    together on enter, told to stop and joined on exit. A thread still alive after
+    `join_timeout_s` fails the test."""
+
+    def __init__(self, join_timeout_s: float) -> None:
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._join_timeout_s = join_timeout_s
+
+    def add(self, name: str, target: Callable[..., object], *args: object) -> None:
+        self.threads.append(threading.Thread(target=target, name=name,
+                                             args=(*args, self.stop_event)))
+
+    def __enter__(self) -> StoppableThreads:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=self._join_timeout_s)
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        assert not stuck, f"load threads did not stop: {stuck}"
 
 
 def tide(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

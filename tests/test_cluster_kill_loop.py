@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.nodes import StoppableThreads
 from tests.test_cluster import VALIDATORS, ClusterNet, running_cluster, status_of, wait_for
 from tidechain.client import Client, deposit_tx, verify_deposit_receipt
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
@@ -283,31 +284,15 @@ def run_checkpoint_poller(net: ClusterNet, seen: Observations, stop: threading.E
                              f"{response.text[:200]}")
 
 
-class Load:
+def load(net: ClusterNet, key: SigningKey, chain_id: bytes,
+         seen: Observations) -> StoppableThreads:
     """The submitter threads and the checkpoint poller, started and stopped together."""
-
-    def __init__(self, net: ClusterNet, key: SigningKey, chain_id: bytes,
-                 seen: Observations) -> None:
-        self.stop_event = threading.Event()
-        self.threads = [
-            threading.Thread(target=run_submitter, name=f"submitter{n}", args=(
-                n, net, Depositor(key, chain_id, f"submitter{n}"), seen, self.stop_event))
-            for n in range(SUBMITTERS)
-        ]
-        self.threads.append(threading.Thread(
-            target=run_checkpoint_poller, name="poller", args=(net, seen, self.stop_event)))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=COMMIT_WAIT_MS / 1000 + 20)
-        stuck = [t.name for t in self.threads if t.is_alive()]
-        assert not stuck, f"load threads did not stop: {stuck}"
+    threads = StoppableThreads(join_timeout_s=COMMIT_WAIT_MS / 1000 + 20)
+    for n in range(SUBMITTERS):
+        threads.add(f"submitter{n}", run_submitter,
+                    n, net, Depositor(key, chain_id, f"submitter{n}"), seen)
+    threads.add("poller", run_checkpoint_poller, net, seen)
+    return threads
 
 
 # --- the phases --------------------------------------------------------------------------
@@ -511,7 +496,7 @@ def test_cluster_keeps_every_acknowledged_deposit_under_a_kill_loop(
     started = time.monotonic()
     with reported(schedule, net, seen):
         chain_id = clients[0].chain_id()
-        with Load(net, key, chain_id, seen):
+        with load(net, key, chain_id, seen):
             kill_loop(net, schedule)
             no_quorum_then_resume(net, schedule, key, chain_id, seen)
             time.sleep(UP_TIME_S[0])  # some load on the healed cluster too

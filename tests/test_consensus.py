@@ -55,6 +55,7 @@ from tidechain.consensus.safety import EarlierVotes, OwnVote
 from tidechain.consensus.votebook import VoteBook
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, PeerError, ProofError, Rejected
+from tidechain.sim.checkers import signed_slot, signer_of
 
 # --- fixtures as plain functions ---------------------------------------------------------
 
@@ -101,17 +102,6 @@ def of_type(actions: list[Action], kind: type) -> list[Action]:
     return [a for a in actions if isinstance(a, kind)]
 
 
-def signed_slot(message: Message) -> tuple[int, int, SignStep]:
-    if isinstance(message, Proposal):
-        return message.height, message.round, SignStep.PROPOSAL
-    step = SignStep.PREVOTE if message.kind is PREVOTE else SignStep.PRECOMMIT
-    return message.height, message.round, step
-
-
-def signer(message: Message) -> str:
-    return message.proposer if isinstance(message, Proposal) else message.voter
-
-
 @dataclass
 class Disk:
     """What a shell made durable, and the check that nothing we signed left first."""
@@ -128,7 +118,7 @@ class Disk:
                     old = (self.safety.height, self.safety.round, self.safety.step)
                     assert (action.state.height, action.state.round, action.state.step) >= old
                 self.safety = action.state
-            elif isinstance(action, Broadcast | SendTo) and signer(action.message) == self.name:
+            elif isinstance(action, Broadcast | SendTo) and signer_of(action.message) == self.name:
                 self.assert_covered(action.message)
             elif isinstance(action, Commit):
                 cert = action.certificate

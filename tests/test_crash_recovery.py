@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nodes import free_port
+from tests.nodes import StoppableThreads, free_port
 from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
 from tidechain.core.crypto import SigningKey
@@ -341,31 +341,14 @@ def run_checkpoint_poller(url: str, seen: Observations, stop: threading.Event) -
                     seen.anomaly(f"GET /v1/checkpoint: HTTP {response.status_code}")
 
 
-class Load:
+def load(url: str, network: Network, seen: Observations) -> StoppableThreads:
     """Submitter threads plus the checkpoint poller, started and stopped together."""
-
-    def __init__(self, url: str, network: Network, seen: Observations) -> None:
-        self.stop_event = threading.Event()
-        self.threads = [
-            threading.Thread(target=run_submitter, name=f"submitter{i}",
-                             args=(url, Depositor(network, f"submitter{i}"), seen,
-                                   self.stop_event))
-            for i in range(SUBMITTERS)
-        ]
-        self.threads.append(threading.Thread(
-            target=run_checkpoint_poller, name="poller", args=(url, seen, self.stop_event)))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=HTTP_TIMEOUT.read or 15.0)
-        stuck = [t.name for t in self.threads if t.is_alive()]
-        assert not stuck, f"load threads did not stop: {stuck}"
+    threads = StoppableThreads(join_timeout_s=HTTP_TIMEOUT.read or 15.0)
+    for i in range(SUBMITTERS):
+        threads.add(f"submitter{i}", run_submitter,
+                    url, Depositor(network, f"submitter{i}"), seen)
+    threads.add("poller", run_checkpoint_poller, url, seen)
+    return threads
 
 
 # --- checks against the final state ----------------------------------------------------
@@ -495,7 +478,7 @@ def test_acknowledged_deposits_survive_repeated_sigkill(network: Network) -> Non
     with reported(schedule, node):
         node.wait_ready()
         started = time.monotonic()
-        with Load(node.url, network, seen):
+        with load(node.url, network, seen):
             for _ in range(schedule.kills):
                 time.sleep(rng.uniform(*UP_TIME_S))
                 crash_and_restart(node, seen, rng)

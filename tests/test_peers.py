@@ -126,6 +126,11 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def two_node_ports() -> dict[str, int]:
+    """Free loopback ports for node0 and node1, the pair most tests run."""
+    return dict(zip(NAMES[:2], free_ports(2), strict=True))
+
+
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, bytes]] = []
@@ -247,7 +252,7 @@ def test_send_checks_its_arguments(pki: dict[str, TlsFiles]) -> None:
 def test_a_peer_without_a_certificate_from_the_network_ca_is_refused(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture, who: str,
 ) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     node1 = network(pki, "node1", ports, Inbox())
 
     async def scenario() -> None:
@@ -265,38 +270,27 @@ def test_a_peer_without_a_certificate_from_the_network_ca_is_refused(
     run(scenario)
 
 
-def test_a_valid_certificate_with_an_unknown_name_is_refused(
+@pytest.mark.parametrize(("listener", "client", "log_peer", "log_reason"), [
+    # a valid certificate, but its name is not in the peer set
+    ("node1", "intruder", "intruder@127.0.0.1:", "peer set"),
+    # a peer that should be dialled may not dial
+    ("node0", "node1", "node1@", "the smaller name dials"),
+], ids=["unknown_name", "should_be_dialled"])
+def test_a_certified_peer_the_listener_does_not_accept_is_refused(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
+    listener: str, client: str, log_peer: str, log_reason: str,
 ) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
-    node1 = network(pki, "node1", ports, Inbox())
+    ports = two_node_ports()
+    node = network(pki, listener, ports, Inbox())
 
     async def scenario() -> None:
-        async with running(node1):
+        async with running(node):
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", ports["node1"], server_hostname="node1",
-                ssl=raw_client_context(pki["node0"], pki["intruder"]))
+                "127.0.0.1", ports[listener], server_hostname=listener,
+                ssl=raw_client_context(pki[listener], pki[client]))
             assert await refused(reader)
-            await eventually(lambda: logged(peer_log, "intruder@127.0.0.1:", "peer set"))
-            assert node1.connected_peers() == set()
-            writer.transport.abort()
-
-    run(scenario)
-
-
-def test_a_peer_that_should_be_dialled_may_not_dial(
-    pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
-) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
-    node0 = network(pki, "node0", ports, Inbox())
-
-    async def scenario() -> None:
-        async with running(node0):
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", ports["node0"], server_hostname="node0",
-                ssl=raw_client_context(pki["node1"], pki["node1"]))
-            assert await refused(reader)
-            await eventually(lambda: logged(peer_log, "node1@", "the smaller name dials"))
+            await eventually(lambda: logged(peer_log, log_peer, log_reason))
+            assert node.connected_peers() == set()
             writer.transport.abort()
 
     run(scenario)
@@ -305,7 +299,7 @@ def test_a_peer_that_should_be_dialled_may_not_dial(
 def test_the_dialler_refuses_a_server_with_another_nodes_certificate(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
 ) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     node0 = network(pki, "node0", ports, Inbox())
 
     async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -351,7 +345,7 @@ def test_a_bad_frame_disconnects_the_sender_and_names_it(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture, case: str,
 ) -> None:
     data, reason = BAD_FRAMES[case]
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     inbox = Inbox()
     node1 = network(pki, "node1", ports, inbox)
 
@@ -373,7 +367,7 @@ def test_a_bad_frame_disconnects_the_sender_and_names_it(
 def test_garbage_before_the_handshake_is_logged_with_the_address(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
 ) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     node1 = network(pki, "node1", ports, Inbox())
 
     async def scenario() -> None:
@@ -391,7 +385,7 @@ def test_garbage_before_the_handshake_is_logged_with_the_address(
 def test_a_silent_peer_is_disconnected(
     pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
 ) -> None:
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     node1 = network(pki, "node1", ports, Inbox())
 
     async def scenario() -> None:
@@ -442,7 +436,7 @@ def test_a_killed_peer_is_reconnected_when_it_comes_back(
 def test_a_slow_consumer_cannot_grow_the_senders_memory(pki: dict[str, TlsFiles]) -> None:
     """node1 is a TLS server that never reads. node0 sends 48 MiB to it; its backlog and
     its heap stay within the outbox bound plus the transport's buffers."""
-    ports = dict(zip(NAMES[:2], free_ports(2), strict=True))
+    ports = two_node_ports()
     frame_bytes, queue_frames = 64 * 1024, 16
     patient = PeerTiming(heartbeat_interval_s=0.5, idle_timeout_s=60, send_timeout_s=60,
                          close_timeout_s=0.3)

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,13 +32,16 @@ DOCUMENTS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _run(args: list[str], env: dict[str, str], check: bool = True) -> int:
+def run_tide(args: list[str], env: dict[str, str], check: bool = True) -> int:
+    """Print `tide ARGS` as a user would type it, run it, and return its exit code;
+    exit the demo when it fails and `check` is set."""
     shown = " ".join(shlex.quote(a) for a in ["tide", *args])
     print(f"\n$ {shown}", flush=True)
     code = subprocess.run([*TIDE, *args], env=env).returncode
@@ -44,7 +50,8 @@ def _run(args: list[str], env: dict[str, str], check: bool = True) -> int:
     return code
 
 
-def _wait_ready(url: str, node: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+def wait_ready(url: str, node: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """Wait until the node at `url` answers its status, or exit the demo."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if node.poll() is not None:
@@ -57,50 +64,71 @@ def _wait_ready(url: str, node: subprocess.Popen[bytes], timeout_s: float = 30) 
     raise SystemExit(f"the node did not answer on {url} within {timeout_s} s")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dir", help="where to create the demo (default: a new temp dir)")
-    args = parser.parse_args(argv)
-    root = Path(args.dir or tempfile.mkdtemp(prefix="tidechain-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
-    net = root / "net"
-    port = _free_port()
+@dataclass(frozen=True)
+class DemoNetwork:
+    """A running one-validator demo network: its directory, the environment the
+    `tide` commands run in, the node's API address and its log."""
+
+    net: Path
+    env: dict[str, str]
+    url: str
+    log_path: Path
+
+
+@contextmanager
+def demo_network(root: Path, name: str) -> Iterator[DemoNetwork]:
+    """`tide init` a one-validator network in `root/net`, start its node (log in
+    `root/node0.log`), and stop the node when the block ends."""
+    net, port = root / "net", free_port()
     env = dict(os.environ, TIDE_NET=str(net))
-    print(f"tidechain demo in {root}")
-    _run(["init", str(net), "--name", "demo-net", "--port", str(port)], env)
+    env.pop("TIDE_NODE", None)  # every step must talk to this demo's node
+    run_tide(["init", str(net), "--name", name, "--port", str(port)], env)
     print(f"\n$ tide node start {net / 'node0'} &", flush=True)
     log_path = root / "node0.log"
     with log_path.open("wb") as log_file:
         node = subprocess.Popen([*TIDE, "node", "start", str(net / "node0")],
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", node)
-        docs = root / "documents"
-        docs.mkdir(exist_ok=True)
-        for name, text in DOCUMENTS.items():
-            (docs / name).write_text(text)
-            _run(["deposit", str(docs / name), "--meta", f"title={name}",
-                  "--meta", "owner=Huangpu Logistics"], env)
-        first = docs / next(iter(DOCUMENTS))
-        _run(["status"], env)
-        print("\nThe node is not needed to check a receipt: verify offline with the trust file.")
-        _run(["verify", str(first), f"{first}.tlog-proof", "--trust", str(net / "trust.txt")],
-             env)
-        forged = docs / "tally-report-0042-forged.txt"
-        forged.write_text(first.read_text().replace("118", "119"))
-        print("\nA document changed by one character does not match the receipt:")
-        code = _run(["verify", str(forged), f"{first}.tlog-proof", "--trust",
-                     str(net / "trust.txt")], env, check=False)
-        if code == 0:
-            raise SystemExit("a forged document verified: this is a bug")
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, node)
+        yield DemoNetwork(net, env, url, log_path)
     finally:
         node.send_signal(signal.SIGTERM)
         try:
             node.wait(timeout=10)
         except subprocess.TimeoutExpired:
             node.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", help="where to create the demo (default: a new temp dir)")
+    args = parser.parse_args(argv)
+    root = Path(args.dir or tempfile.mkdtemp(prefix="tidechain-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"tidechain demo in {root}")
+    with demo_network(root, "demo-net") as demo:
+        net, env = demo.net, demo.env
+        docs = root / "documents"
+        docs.mkdir(exist_ok=True)
+        for name, text in DOCUMENTS.items():
+            (docs / name).write_text(text)
+            run_tide(["deposit", str(docs / name), "--meta", f"title={name}",
+                      "--meta", "owner=Huangpu Logistics"], env)
+        first = docs / next(iter(DOCUMENTS))
+        run_tide(["status"], env)
+        print("\nThe node is not needed to check a receipt: verify offline with the trust file.")
+        run_tide(["verify", str(first), f"{first}.tlog-proof", "--trust",
+                  str(net / "trust.txt")], env)
+        forged = docs / "tally-report-0042-forged.txt"
+        forged.write_text(first.read_text().replace("118", "119"))
+        print("\nA document changed by one character does not match the receipt:")
+        code = run_tide(["verify", str(forged), f"{first}.tlog-proof", "--trust",
+                         str(net / "trust.txt")], env, check=False)
+        if code == 0:
+            raise SystemExit("a forged document verified: this is a bug")
     print(f"\nDemo complete. The network, documents and receipts are in {root}"
-          f"\n(node log: {log_path}). Restart the node with: "
+          f"\n(node log: {demo.log_path}). Restart the node with: "
           f"tide node start {net / 'node0'}")
     return 0
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ from tidechain.client import txbuilder as tb
 from tidechain.client.sdk import Client
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import ContractError
-from tidechain.demo import TIDE, _free_port, _run, _wait_ready
+from tidechain.demo import demo_network, run_tide
 from tidechain.ledger.types import SignedTx
 from tidechain.node.config import read_key
 
@@ -95,7 +93,7 @@ def _enrol(root: Path, env: dict[str, str]) -> dict[str, SigningKey]:
     keys = {}
     for stem, (name, role) in ACTORS.items():
         path = keys_dir / f"{stem}.key"
-        _run(["member", "enrol", "--role", role, "--name", name, "--new-key", str(path)], env)
+        run_tide(["member", "enrol", "--role", role, "--name", name, "--new-key", str(path)], env)
         keys[stem] = read_key(path).key
     return keys
 
@@ -147,29 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.dir or tempfile.mkdtemp(prefix="tidechain-invoice-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    net, port = root / "net", _free_port()
-    env = dict(os.environ, TIDE_NET=str(net))
-    env.pop("TIDE_NODE", None)
     print(f"tidechain e-invoice demo in {root}")
-    _run(["init", str(net), "--name", "invoice-demo", "--port", str(port)], env)
-    print(f"\n$ tide node start {net / 'node0'} &", flush=True)
-    log_path = root / "node0.log"
-    with log_path.open("wb") as log_file:
-        node = subprocess.Popen([*TIDE, "node", "start", str(net / "node0")],
-                                stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, node)
-        keys = _enrol(root, env)
-        with Client(url) as client:
+    with demo_network(root, "invoice-demo") as demo:
+        keys = _enrol(root, demo.env)
+        with Client(demo.url) as client:
             _invoice_flow(_Session(client, keys))
-    finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            node.kill()
-    print(f"\nDemo complete. The network and keys are in {root} (node log: {log_path}).")
+    print(f"\nDemo complete. The network and keys are in {root} (node log: {demo.log_path}).")
     return 0
 
 

@@ -10,7 +10,6 @@ import base64
 import json
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
 from tidechain.identity.uscc import validate_uscc
 from tidechain.ledger.types import SignedTx
 from tidechain.node.node import Committed, to_json
-from tidechain.node.runtime import NodeRuntime
+from tidechain.node.runtime import NodeRuntime, now_ms
 
 log = logging.getLogger("tidechain.api")
 
@@ -235,7 +234,7 @@ class Api:
     async def gov_dry_run(self, request: web.Request) -> web.Response:
         tx = SignedTx.decode(await _read_tx_body(request))
         # The node's clock judges the dry run, as admission judges a submission.
-        return web.json_response(self.node.gov_dry_run(tx, int(time.time() * 1000)))
+        return web.json_response(self.node.gov_dry_run(tx, now_ms()))
 
     async def invoice(self, request: web.Request) -> web.Response:
         number = request.match_info.get("number", "")

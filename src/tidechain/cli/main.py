@@ -646,8 +646,7 @@ def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
             else:
                 raise ConfigError("say which certificate: --member HEX, --key FILE, "
                                   "or --serial N [--ca FINGERPRINT]")
-            record = client.member(target)
-            ca, serial = bytes.fromhex(record["ca"]), int(record["serial"])
+            ca, serial = _certificate_of(client, target)
         tx = revoke_tx(admin, client.chain_id(), ca, serial, now_ms=_now_ms(),
                        nonce=os.urandom(16))
         committed = client.submit(tx, wait=True)
@@ -656,6 +655,12 @@ def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
     out.result(data, [f"revoked certificate serial {serial} of CA {ca.hex()} "
                       f"(log index {committed['log_index']})"])
     return EXIT_OK
+
+
+def _certificate_of(client: Client, member: str) -> tuple[bytes, int]:
+    """(CA fingerprint, serial) of the certificate of the member with key `member` (hex)."""
+    record = client.member(member)
+    return bytes.fromhex(record["ca"]), int(record["serial"])
 
 
 def cmd_org_add_ca(args: argparse.Namespace, out: Output) -> int:
@@ -759,8 +764,8 @@ def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         return {"org": args.org}
     if action == "revoke_cert":
         if args.member:
-            record = client.member(args.member)
-            return {"ca": bytes.fromhex(record["ca"]), "serial": int(record["serial"])}
+            ca, serial = _certificate_of(client, args.member)
+            return {"ca": ca, "serial": serial}
         if not args.ca or args.serial is None:
             raise ConfigError("revoke_cert needs --ca FINGERPRINT --serial N, or --member HEX")
         return {"ca": parse_hex(args.ca, 32, "--ca"), "serial": int(args.serial)}

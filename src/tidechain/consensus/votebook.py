@@ -178,9 +178,12 @@ class VoteBook:
             return Added(True, None)
         same_block = [v for v in earlier if v.block_hash == vote.block_hash]
         if same_block:
-            if same_block[0].sign_bytes(self._set_digest) == vote.sign_bytes(self._set_digest):
+            first = same_block[0]
+            # A resent vote arrives as the very same message: skip serialising it twice.
+            if first == vote or first.sign_bytes(self._set_digest) == vote.sign_bytes(
+                    self._set_digest):
                 return Added(False, None)
-            return Added(False, same_block[0])
+            return Added(False, first)
         stored = len(earlier) < _MAX_VOTES_PER_VOTER or named
         if stored:
             votes.add(vote)

@@ -16,10 +16,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from tidechain.contracts import members
-from tidechain.identity.certs import MS_PER_DAY, days_until_expiry
+from tidechain.identity.certs import MS_PER_DAY, days_until_expiry, read_org_ca
 from tidechain.ledger.runtime import StateReader
 
 KIND_ORG_CA = "org_ca"
@@ -78,13 +76,11 @@ def inventory(state: StateReader,
 
 @functools.lru_cache(maxsize=256)
 def _ca_certificate(org_id: str, der: bytes) -> Certificate:
-    """A registered CA's validity and serial. The chain verified the CA when it was
-    registered; identity's parser checks validity at a given time as well, which an
-    expired CA fails, so the two fields are read directly."""
-    cert = x509.load_der_x509_certificate(der)
-    not_after_ms = int(cert.not_valid_after_utc.timestamp()) * 1000
-    return Certificate(KIND_ORG_CA, org_id, f"{org_id} CA", cert.serial_number,
-                       not_after_ms, members.parse_fingerprint(der))
+    """A registered CA's validity and serial, read without a time: the CA may have
+    expired since the chain verified it at registration."""
+    ca = read_org_ca(der)
+    return Certificate(KIND_ORG_CA, org_id, f"{org_id} CA", ca.serial, ca.not_after_ms,
+                       ca.fingerprint)
 
 
 @dataclass(frozen=True)

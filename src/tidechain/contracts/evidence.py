@@ -29,6 +29,7 @@ from tidechain.ledger.runtime import (
     IndexReader,
     MethodSpec,
     StateReader,
+    check_args,
     namespaced,
 )
 
@@ -85,13 +86,6 @@ def validate_meta(meta: Any) -> dict[str, str]:
     return meta
 
 
-def _check_args(args: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(args) - allowed
-    if unknown:
-        raise ContractError(f"unknown argument(s) {sorted(map(str, unknown))}",
-                            code="bad_argument")
-
-
 def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> bytes:
     return cbor.encode({
         "index": ctx.log_index,
@@ -118,19 +112,19 @@ def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | 
 def deposit(ctx: CallContext, args: dict[str, Any]) -> None:
     """Deposit a digest. The same digest may be deposited again (by any depositor); each
     deposit is its own record, and lookups list them earliest first."""
-    _check_args(args, {"digest", "meta"})
+    check_args(args, {"digest", "meta"})
     _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), None)
 
 
 def amend(ctx: CallContext, args: dict[str, Any]) -> None:
     """Deposit a new version of an earlier deposit made by the same depositor. The
     earlier record is not changed; the link is recorded beside it."""
-    _check_args(args, {"of", "digest", "meta"})
+    check_args(args, {"of", "digest", "meta"})
     of = check_of(args.get("of"))
     raw = ctx.get(record_key(of))
     if raw is None:
         raise ContractError(f"no deposit at log index {of}", code="not_found")
-    original = cbor.decode(raw)
+    original = decode_record(raw)
     if original["depositor"] != ctx.caller:
         raise ContractError(f"deposit {of} was made by another depositor", code="forbidden")
     _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), of)

@@ -30,13 +30,13 @@ from typing import Any
 from tidechain.contracts import members
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
-from tidechain.identity.roles import Role
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
     MethodSpec,
     Overlay,
     StateReader,
+    check_args,
     namespaced,
 )
 
@@ -89,13 +89,6 @@ def param_key(name: str) -> bytes:
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-
-def _check_args(args: dict[str, Any], allowed: set[str], what: str) -> None:
-    unknown = set(args) - allowed
-    if unknown:
-        raise ContractError(f"{what}: unknown argument(s) {sorted(map(str, unknown))}",
-                            code="bad_argument")
 
 
 def _uint_arg(value: Any, name: str) -> int:
@@ -245,7 +238,7 @@ def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
         raise ContractError("'args' must be a map", code="bad_argument")
     m = members_context(gov)
     if action == ADD_ORG:
-        _check_args(args, {"ca", "members"}, action)
+        check_args(args, {"ca", "members"}, action)
         ders = args.get("members")
         if (not isinstance(args.get("ca"), bytes) or not isinstance(ders, list)
                 or not all(isinstance(d, bytes) for d in ders)):
@@ -254,21 +247,21 @@ def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
         members.verify_new_org(m, args["ca"], ders)
         return {"ca": args["ca"], "members": ders}
     if action == REMOVE_ORG:
-        _check_args(args, {"org"}, action)
+        check_args(args, {"org"}, action)
         org_id = args.get("org")
         if not isinstance(org_id, str):
             raise ContractError("remove_org needs 'org' (an org id)", code="bad_argument")
         members.check_org_removal(m, org_id)
         return {"org": org_id}
     if action == REVOKE_CERT:
-        _check_args(args, {"ca", "serial"}, action)
+        check_args(args, {"ca", "serial"}, action)
         fingerprint = members.check_fingerprint(args.get("ca"))
         serial = members.check_serial(args.get("serial"))
         members.active_ca_org(m, fingerprint)
         if m.get(members.revoked_key(fingerprint, serial)) is not None:
             raise ContractError(f"serial {serial} is already revoked", code="duplicate")
         return {"ca": fingerprint, "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
-    _check_args(args, {"name", "value"}, action)
+    check_args(args, {"name", "value"}, action)
     name = args.get("name")
     if name not in PARAMS:
         raise ContractError(f"parameter {str(name)[:40]!r} cannot be set; settable: "
@@ -364,7 +357,7 @@ def _prune_open(ctx: CallContext) -> list[int]:
 def propose(ctx: CallContext, args: dict[str, Any]) -> None:
     """Propose an action {action, args, effective_height}; its id is this transaction's
     log index. Votes are separate: proposing is not voting."""
-    _check_args(args, {"action", "args", "effective_height"}, "propose")
+    check_args(args, {"action", "args", "effective_height"}, "propose")
     action = args.get("action")
     checked = check_action(ctx, action, args.get("args", {}))
     effective = _effective_height(ctx, args.get("effective_height"))
@@ -392,7 +385,7 @@ def vote(ctx: CallContext, args: dict[str, Any]) -> None:
     organisation, a second is refused (`duplicate`). The vote that makes approvals
     exceed the threshold passes the proposal; one that makes that impossible rejects
     it."""
-    _check_args(args, {"proposal", "approve"}, "vote")
+    check_args(args, {"proposal", "approve"}, "vote")
     proposal_id = _uint_arg(args.get("proposal"), "proposal")
     approve = args.get("approve")
     if not isinstance(approve, bool):
@@ -491,7 +484,7 @@ def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: i
     ctx = CallContext(contract=NAME, caller=proposer, height=height, time_ms=time_ms,
                       log_index=0, tx_id=b"", _state=Overlay(state))
     try:
-        _check_args(args, {"action", "args", "effective_height"}, "propose")
+        check_args(args, {"action", "args", "effective_height"}, "propose")
         _effective_height(ctx, args.get("effective_height"))
         checked = check_action(ctx, action, args.get("args", {}))
         effect = apply_action(ctx, str(action), checked, 0, [proposer, *admins])
@@ -531,14 +524,13 @@ def get_proposal(state: StateReader, proposal_id: int) -> dict[str, Any] | None:
     return None if raw is None else decode_proposal(raw)
 
 
-_ADMIN = frozenset({Role.ADMIN})
-
 CONTRACT = Contract(
     name=NAME,
     methods={
-        "propose": MethodSpec(propose, _ADMIN, "propose a consortium decision {action, "
-                              "args, effective_height}"),
-        "vote": MethodSpec(vote, _ADMIN, "vote for the caller's org {proposal, approve}"),
+        "propose": MethodSpec(propose, members.ADMIN_ONLY, "propose a consortium decision "
+                              "{action, args, effective_height}"),
+        "vote": MethodSpec(vote, members.ADMIN_ONLY,
+                           "vote for the caller's org {proposal, approve}"),
     },
     description="Governance: proposals and votes of the member organisations.",
     begin_block=begin_block,

@@ -42,6 +42,7 @@ from tidechain.ledger.runtime import (
     Forbidden,
     MethodSpec,
     StateReader,
+    check_args,
     namespaced,
 )
 from tidechain.ledger.types import Genesis, GenesisOrg, VerifiedOrg, verify_genesis_orgs
@@ -116,7 +117,7 @@ def _genesis_state(genesis: Genesis) -> Mapping[bytes, bytes]:
     """The founding organisations and their members, verified at genesis time."""
     state: dict[bytes, bytes] = {}
     org_ids: list[str] = []
-    for org in verify_genesis_orgs(genesis.orgs, genesis.time_ms):
+    for org in genesis.verified_orgs:
         org_ids.append(org.ca.org_id)
         state[org_key(org.ca.org_id)] = _org_record(org.ca, [org.ca_der])
         state[ca_key(org.ca.fingerprint)] = cbor.encode(org.ca.org_id)
@@ -187,13 +188,6 @@ def _standing(raw: bytes) -> _Standing:
 
 
 # --- methods ------------------------------------------------------------------------------
-
-
-def _check_args(args: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(args) - allowed
-    if unknown:
-        raise ContractError(f"unknown argument(s) {sorted(map(str, unknown))}",
-                            code="bad_argument")
 
 
 def _bytes_arg(args: dict[str, Any], name: str) -> bytes:
@@ -267,7 +261,7 @@ def _verify_member(ctx: CallContext, org: dict[str, Any], cert: bytes) -> Member
 def enrol(ctx: CallContext, args: dict[str, Any]) -> None:
     """Enrol (or renew) a member of the caller's organisation from its certificate.
     Re-enrolling a key replaces its record, e.g. with a renewed certificate."""
-    _check_args(args, {"cert"})
+    check_args(args, {"cert"})
     org = _caller_org(ctx)
     member = _verify_member(ctx, org, _bytes_arg(args, "cert"))
     if ctx.get(revoked_key(member.ca_fingerprint, member.serial)) is not None:
@@ -285,7 +279,7 @@ def enrol(ctx: CallContext, args: dict[str, Any]) -> None:
 def add_ca(ctx: CallContext, args: dict[str, Any]) -> None:
     """Register another CA certificate for the caller's organisation (CA rotation):
     same org id and USCC, at most MAX_ACTIVE_CAS at once."""
-    _check_args(args, {"ca"})
+    check_args(args, {"ca"})
     org = _caller_org(ctx)
     der = _bytes_arg(args, "ca")
     try:
@@ -309,7 +303,7 @@ def remove_ca(ctx: CallContext, args: dict[str, Any]) -> None:
     """Retire one of the caller's organisation's CAs: its members stop counting from
     the next transaction on. Never the last CA, nor the caller's own (an admin would
     lock itself out: enrol again under the new CA first)."""
-    _check_args(args, {"fingerprint"})
+    check_args(args, {"fingerprint"})
     fingerprint = check_fingerprint(args.get("fingerprint"))
     org = _caller_org(ctx)
     remaining = [der for der in org["cas"] if parse_fingerprint(der) != fingerprint]
@@ -331,7 +325,7 @@ def revoke(ctx: CallContext, args: dict[str, Any]) -> None:
     """Revoke the certificate (CA fingerprint, serial) of one of the caller's
     organisation's active CAs: the member it certifies stops counting from the next
     transaction on, and that certificate can never be enrolled again."""
-    _check_args(args, {"ca", "serial"})
+    check_args(args, {"ca", "serial"})
     fingerprint = check_fingerprint(args.get("ca"))
     serial = check_serial(args.get("serial"))
     org = _caller_org(ctx)
@@ -440,7 +434,7 @@ def _org_ids(ctx: CallContext) -> list[str]:
 def is_admin(state: StateReader, public_key: bytes, time_ms: int) -> bool:
     """Whether `public_key` is an admin in good standing at `time_ms`."""
     try:
-        authorize(state, public_key, "admin check", _ADMIN, time_ms)
+        authorize(state, public_key, "admin check", ADMIN_ONLY, time_ms)
     except Forbidden:
         return False
     return True
@@ -451,17 +445,18 @@ def parse_fingerprint(ca_der: bytes) -> bytes:
     return sha256(ca_der)
 
 
-_ADMIN = frozenset({Role.ADMIN})
+ADMIN_ONLY = frozenset({Role.ADMIN})
+"""The roles of methods only an org's admin may call (governance's too)."""
 
 CONTRACT = Contract(
     name=NAME,
     methods={
-        "enrol": MethodSpec(enrol, _ADMIN, "enrol or renew a member of the caller's org "
+        "enrol": MethodSpec(enrol, ADMIN_ONLY, "enrol or renew a member of the caller's org "
                             "from a certificate {cert}"),
-        "add_ca": MethodSpec(add_ca, _ADMIN, "register another CA of the caller's org {ca}"),
-        "remove_ca": MethodSpec(remove_ca, _ADMIN, "retire one of the caller's org's CAs "
+        "add_ca": MethodSpec(add_ca, ADMIN_ONLY, "register another CA of the caller's org {ca}"),
+        "remove_ca": MethodSpec(remove_ca, ADMIN_ONLY, "retire one of the caller's org's CAs "
                                 "{fingerprint} (never the last)"),
-        "revoke": MethodSpec(revoke, _ADMIN, "revoke a member certificate {ca, serial} of "
+        "revoke": MethodSpec(revoke, ADMIN_ONLY, "revoke a member certificate {ca, serial} of "
                              "the caller's org"),
     },
     description="Membership: organisations, their CAs and members; revocations.",

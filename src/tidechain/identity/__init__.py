@@ -41,42 +41,11 @@ if TYPE_CHECKING:
         parse_org_ca,
         private_key_from_pem,
         private_key_to_pem,
+        read_org_ca,
         to_pem,
         verify_member_cert,
         verify_member_cert_with_ca,
     )
-
-_CERTS_NAMES = frozenset({
-    "MS_PER_DAY",
-    "BadKeyFile",
-    "CertBadKey",
-    "CertBadRoles",
-    "CertError",
-    "CertExpired",
-    "CertMalformed",
-    "CertNotCa",
-    "CertNotYetValid",
-    "CertProfileError",
-    "CertRequestError",
-    "CertTooLarge",
-    "CertUntrusted",
-    "Member",
-    "OrgCa",
-    "days_until_expiry",
-    "expiry_warning",
-    "from_pem",
-    "issue_member_cert",
-    "make_org_ca",
-    "parse_org_ca",
-    "private_key_from_pem",
-    "private_key_to_pem",
-    "to_pem",
-    "verify_member_cert",
-    "verify_member_cert_with_ca",
-})
-"""Loaded on first use: `cryptography.x509` pulls in `email` and `socket`, which the
-offline verifier (which reads genesis files and roles) must not load
-(tests/test_client_verify.py)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -85,6 +54,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(certs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MS_PER_DAY",
@@ -117,9 +87,15 @@ __all__ = [
     "parse_roles",
     "private_key_from_pem",
     "private_key_to_pem",
+    "read_org_ca",
     "to_pem",
     "uscc_check_char",
     "validate_uscc",
     "verify_member_cert",
     "verify_member_cert_with_ca",
 ]
+
+_CERTS_NAMES = frozenset(__all__).difference(globals())
+"""The names of `certs` (those in __all__ not imported above), loaded on first use:
+`cryptography.x509` pulls in `email` and `socket`, which the offline verifier (which
+reads genesis files and roles) must not load (tests/test_client_verify.py)."""

@@ -222,7 +222,8 @@ def issue_member_cert(ca_cert_der: bytes, ca_key_seed: bytes, member_name: str,
     not_before, not_after = _validity_for_request(not_before_ms, not_after_ms)
     _require_serial(serial)
     ca_cert = _load(ca_cert_der, "CA certificate")
-    ca = _org_ca_from(ca_cert, ca_cert_der, _to_ms(not_before))
+    ca = _org_ca_from(ca_cert, ca_cert_der)
+    _require_valid_at("CA certificate", ca.not_before_ms, ca.not_after_ms, _to_ms(not_before))
     if _to_ms(not_after) > ca.not_after_ms:
         raise CertRequestError(f"member certificate would end at {_iso(_to_ms(not_after))}, "
                                f"after its CA ({_iso(ca.not_after_ms)})")
@@ -300,7 +301,16 @@ def _require_serial(serial: int) -> None:
 # --- verifying certificates ----------------------------------------------------------
 def parse_org_ca(ca_cert_der: bytes, at_ms: int) -> OrgCa:
     """Verify an organisation CA certificate as of `at_ms` and return what it states."""
-    return _org_ca_from(_load(ca_cert_der, "CA certificate"), ca_cert_der, at_ms)
+    ca = read_org_ca(ca_cert_der)
+    _require_valid_at("CA certificate", ca.not_before_ms, ca.not_after_ms, at_ms)
+    return ca
+
+
+def read_org_ca(ca_cert_der: bytes) -> OrgCa:
+    """As parse_org_ca, but time-free: every check except the validity period. For
+    reports about CAs the chain verified when it registered them, which may have
+    expired since (contracts.cert_expiry)."""
+    return _org_ca_from(_load(ca_cert_der, "CA certificate"), ca_cert_der)
 
 
 def verify_member_cert(cert_der: bytes, ca_cert_der: bytes, at_ms: int) -> Member:
@@ -327,7 +337,7 @@ def verify_member_cert_with_ca(cert_der: bytes, ca: OrgCa, at_ms: int) -> Member
                   not_after_ms=not_after_ms, ca_fingerprint=ca.fingerprint)
 
 
-def _org_ca_from(cert: x509.Certificate, der: bytes, at_ms: int) -> OrgCa:
+def _org_ca_from(cert: x509.Certificate, der: bytes) -> OrgCa:
     public_key = _ed25519_key(cert, "CA certificate")
     _require_ca_extensions(cert)
     if cert.issuer.public_bytes() != cert.subject.public_bytes():
@@ -335,7 +345,6 @@ def _org_ca_from(cert: x509.Certificate, der: bytes, at_ms: int) -> OrgCa:
     _require_signed_by(cert, public_key, "CA certificate", "its own key")
     org_id, legal_name, uscc = _ca_subject(cert)
     not_before_ms, not_after_ms = _validity_of(cert)
-    _require_valid_at("CA certificate", not_before_ms, not_after_ms, at_ms)
     return OrgCa(org_id=org_id, legal_name=legal_name, uscc=uscc, public_key=public_key,
                  serial=cert.serial_number, not_before_ms=not_before_ms,
                  not_after_ms=not_after_ms, fingerprint=crypto.sha256(der),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from tidechain.core import merkle
 from tidechain.core.errors import ContractError, Rejected, TxRejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_TX_VALIDITY_MS
-from tidechain.ledger.runtime import CallContext, Overlay, Registry
+from tidechain.ledger.runtime import CallContext, Forbidden, Overlay, Registry
 from tidechain.ledger.state_tree import StagedBatch, StateTree
 from tidechain.ledger.types import (
     BlockHeader,
@@ -139,11 +139,12 @@ class Chain:
         raises Forbidden (a 403) if the sender may not call the method. An unknown
         contract or method is left to execution, which commits it as failed."""
         try:
-            spec = self.registry.method(tx.body.contract, tx.body.method)
+            self.registry.check_caller(self.state, tx.body.sender, tx.body.contract,
+                                       tx.body.method, time_ms)
+        except Forbidden:
+            raise
         except ContractError:
             return
-        self.registry.authorize(self.state, tx.body.sender,
-                                f"{tx.body.contract}.{tx.body.method}", spec.roles, time_ms)
 
     def select(
         self, candidates: Sequence[SignedTx], time_ms: int, committed: CommittedFilter

@@ -119,6 +119,16 @@ class CallContext:
 Method = Callable[[CallContext, dict[str, Any]], None]
 
 
+def check_args(args: dict[str, Any], allowed: set[str], what: str | None = None) -> None:
+    """Refuse (bad_argument) any argument a method does not take; `what` prefixes the
+    reason when the arguments are not the method's own (a proposal's action, say)."""
+    unknown = set(args) - allowed
+    if unknown:
+        prefix = "" if what is None else f"{what}: "
+        raise ContractError(f"{prefix}unknown argument(s) {sorted(map(str, unknown))}",
+                            code="bad_argument")
+
+
 class Forbidden(ContractError):
     """The caller may not call this method: not an enrolled member, revoked, expired,
     or without one of the roles the method declares. At admission it is a synchronous

@@ -486,11 +486,15 @@ class Genesis:
     validators: tuple[GenesisValidator, ...]
     orgs: tuple[GenesisOrg, ...] = ()
     """Founding organisations; their CAs and members are the chain's first members."""
+    verified_orgs: tuple[VerifiedOrg, ...] = field(init=False, repr=False, compare=False)
+    """`orgs` as verified at construction (the members contract's genesis state)."""
 
     def __post_init__(self) -> None:
         # Certificates are checked when a genesis is built or decoded, so a node never
         # starts (and `tide init` never writes) a network whose members cannot act.
-        verify_genesis_orgs(self.orgs, self.time_ms)
+        # Kept, so that nothing verifies them again.
+        object.__setattr__(self, "verified_orgs",
+                           tuple(verify_genesis_orgs(self.orgs, self.time_ms)))
 
     def to_cbor(self) -> dict[str, Any]:
         return {

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import time
 import tomllib
 from dataclasses import dataclass
@@ -129,8 +128,7 @@ def resolve_network_dir(explicit: str | None) -> Path:
 
 
 def write_key(path: Path, name: str, seed: bytes) -> Signer:
-    path.write_text(signer_key(name, seed) + "\n")
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    write_private_pem(path, (signer_key(name, seed) + "\n").encode())  # 0600 from the start
     return parse_signer_key(signer_key(name, seed))
 
 

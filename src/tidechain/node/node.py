@@ -146,7 +146,6 @@ class Node:
         self._sync_turn = 0  # which peer poll_sync asks next
         self._peer_names = [v.name for v in genesis.validators if v.name != signer.name]
         self._peer_heads = dict.fromkeys(self._peer_names, 0)  # heights peers claim
-        self.origin = genesis.origin
         self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
         self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
@@ -362,7 +361,8 @@ class Node:
                 certificate = CommitCertificate.decode(block.certificate)
                 if certificate.block_hash != block.header.block_hash:
                     raise ProofError("its certificate is for another block")
-                certificate.verify(self.validators, block.header.checkpoint_body(self.origin))
+                certificate.verify(self.validators,
+                                   block.header.checkpoint_body(self.genesis.origin))
                 # A quorum signed this header, so at least one honest validator checked
                 # every signature in it before voting: they are not checked again here.
                 prepared = self.chain.validate(block.header, block.txs, self.store.committed,
@@ -507,12 +507,23 @@ class Node:
         per head: the members state changes only when a block commits."""
         head = self.chain.head_hash
         if self._certificates is None or self._certificates[0] != head:
-            prefix = namespaced(members.NAME, members.member_key(b""))
-            scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
-            certificates = cert_expiry.inventory(
-                self.chain.state, ((key[len(prefix):], raw) for key, raw in scanned))
-            self._certificates = (head, certificates, len(scanned) == MAX_MEMBERS_SCANNED)
+            scanned, truncated = self._scan_members()
+            certificates = cert_expiry.inventory(self.chain.state, scanned)
+            self._certificates = (head, certificates, truncated)
         return self._certificates
+
+    def _scan_members(self) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """(public key, encoded record) of up to MAX_MEMBERS_SCANNED members, and whether
+        the scan hit that bound. Members are keyed by public key (what the permission
+        check reads), so selecting them by anything else scans."""
+        return self._scan_state(namespaced(members.NAME, members.member_key(b"")))
+
+    def _scan_state(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """(key after `prefix`, value) of up to MAX_MEMBERS_SCANNED committed state
+        entries under `prefix`, and whether the scan hit that bound."""
+        scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+        return ([(key[len(prefix):], raw) for key, raw in scanned],
+                len(scanned) == MAX_MEMBERS_SCANNED)
 
     def checkpoint(self) -> str:
         """The latest quorum-signed checkpoint."""
@@ -617,22 +628,18 @@ class Node:
         org = members.org(self.chain.state, org_id)
         if org is None:
             raise NotFound(f"no organisation {org_id!r}")
-        prefix = namespaced(members.NAME, members.member_key(b""))
-        # Members are keyed by public key (what the permission check reads), so listing
-        # one organisation's scans a bounded number of member records.
-        scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+        scanned, truncated = self._scan_members()
         found = []
-        for key, raw in scanned:
+        for public_key, raw in scanned:
             record = members.decode_member(raw)
             if record["org"] == org_id:
                 status = members.member_status(self.chain.state, record,
                                                self.chain.head_time_ms)
-                found.append(_member_json(key[len(prefix):], record, status))
+                found.append(_member_json(public_key, record, status))
         return {"org": org_id, "legal_name": org["legal_name"], "uscc": org["uscc"],
                 "cas": [members.parse_fingerprint(der).hex() for der in org["cas"]],
                 "members": found[:MAX_QUERY_RESULTS],
-                "truncated": len(scanned) == MAX_MEMBERS_SCANNED or
-                len(found) > MAX_QUERY_RESULTS}
+                "truncated": truncated or len(found) > MAX_QUERY_RESULTS}
 
     # --- governance ---------------------------------------------------------------------
     def gov_list(self) -> dict[str, Any]:
@@ -679,9 +686,8 @@ class Node:
 
     def _admin_keys(self) -> list[bytes]:
         """Keys of members holding the admin role (a bounded scan of member records)."""
-        prefix = namespaced(members.NAME, members.member_key(b""))
-        return [key[len(prefix):]
-                for key, raw in self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
+        scanned, _ = self._scan_members()
+        return [public_key for public_key, raw in scanned
                 if "admin" in members.decode_member(raw)["roles"]]
 
     def _live_validators(self) -> list[str]:
@@ -724,12 +730,9 @@ class Node:
                 **totals, "height": self.chain.height}
 
     def _issuers_of(self, tax_id: str) -> list[bytes]:
-        prefix = namespaced(invoice_contract.NAME, b"iss/")
-        found = []
-        for key, raw in self.store.state_range(prefix, MAX_MEMBERS_SCANNED):
-            if invoice_contract.decode_map(raw).get("tax_id") == tax_id:
-                found.append(key[len(prefix):])
-        return found
+        scanned, _ = self._scan_state(namespaced(invoice_contract.NAME, b"iss/"))
+        return [issuer for issuer, raw in scanned
+                if invoice_contract.decode_map(raw).get("tax_id") == tax_id]
 
 
 class _BlockRef:
