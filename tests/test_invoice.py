@@ -23,12 +23,13 @@ from hypothesis.stateful import (
 )
 
 from tests.helpers import GENESIS_TIME_MS, founding_org, key
+from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
 from tidechain.contracts import default_registry, invoice
 from tidechain.contracts.invoice.content import check_line, line_tax
 from tidechain.contracts.invoice.contract import CONFIRM_WINDOW_MS, MAX_BATCH
 from tidechain.core.crypto import sha256
-from tidechain.core.errors import ContractError, DecodeError
+from tidechain.core.errors import ContractError, DecodeError, Rejected
 from tidechain.identity import Role
 from tidechain.identity.uscc import org_code_check_char, uscc_check_char
 from tidechain.ledger.chain import Chain
@@ -68,6 +69,11 @@ def pub(n: int) -> bytes:
 _nonce = itertools.count(1)
 
 
+AUDITORS = [pub(TAX)]
+CODE = b"claim code from the sale"
+CODE_DIGEST = sha256(CODE)
+
+
 def call(signer: int, method: str, args: dict[str, Any], at_ms: int) -> SignedTx:
     return tb.call_tx(key(signer), genesis().chain_id, "invoice", method, args,
                       now_ms=at_ms, nonce=next(_nonce).to_bytes(16, "big"))
@@ -87,10 +93,46 @@ class Net:
         return list(prepared.results)
 
     def do(self, signer: int, method: str, args: dict[str, Any], advance_ms: int = 1) -> str:
-        """Run one call; its error code, or "" if it succeeded."""
+        """Run one call; its error code, or "" if it succeeded. Plain invoice content is
+        sealed first as a client would; a refusal while sealing is `client:<code>`."""
+        try:
+            args = self.sealed(signer, method, args)
+        except ContractError as exc:
+            return f"client:{exc.code}"
         [result] = self.run(call(signer, method, args, self.now + advance_ms),
                             advance_ms=advance_ms)
         return result.error
+
+    def sealed(self, signer: int, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """What the client sends: content sealed to the parties and auditors, and on
+        `submit` / `claim` by code the content key shared with the new reader."""
+        def seal_blue(plain: dict[str, Any]) -> dict[str, Any]:
+            if "lines" not in plain:
+                return plain
+            code = CODE if plain.get("claim_digest") == CODE_DIGEST else None
+            return sealing.sealed_invoice_args(plain, pub(signer), AUDITORS, code=code)
+
+        if method == "issue":
+            return seal_blue(args)
+        if method == "issue_batch" and isinstance(args.get("invoices"), list):
+            return {**args, "invoices": [seal_blue(a) for a in args["invoices"]]}
+        if method in ("red_letter", "request_reversal") and "lines" in args:
+            original = invoice.get_invoice(self.chain.state, str(args["original"]))
+            readers = ({pub(signer), *AUDITORS} if original is None
+                       else sealing.red_letter_readers(original, AUDITORS))
+            return sealing.sealed_red_args(args, readers)
+        record = invoice.get_invoice(self.chain.state, str(args.get("number")))
+        to = args.get("employer") if method == "submit" else pub(signer)
+        if method in ("submit", "claim") and record is not None and isinstance(to, bytes):
+            try:
+                wrapped = sealing.share_key(record, key(signer), to, code=args.get("code"))
+            except Rejected:
+                return args  # not a reader: the chain refuses it for what it is
+            return {**args, "wrapped": wrapped}
+        return args
+
+    def content(self, number_: str, reader: int) -> dict[str, Any]:
+        return sealing.open_content(self.invoice(number_), key=key(reader))
 
     def invoice(self, number: str) -> dict[str, Any]:
         record = invoice.get_invoice(self.chain.state, number)
@@ -119,6 +161,7 @@ def red(n: int, original: int, lines: list[dict[str, Any]] | None = None,
 
 def authorised(quota: int = QUOTA) -> Net:
     net = Net()
+    assert net.do(TAX, "set_auditors", {"keys": AUDITORS}) == ""
     assert net.do(TAX, "authorise_issuer", {"issuer": pub(ISSUER_A), "name": "Shop A",
                                             "tax_id": TAX_ID_A, "quota": quota}) == ""
     assert net.do(TAX, "authorise_issuer", {"issuer": pub(ISSUER_B), "name": "Shop B",
@@ -158,7 +201,7 @@ def test_line_tax_is_the_exact_half_up_rounding(quantity: int, price: int, rate:
     assert -5000 < tax * 10_000 - amount * rate <= 5000
 
 
-def test_figures_that_do_not_add_up_are_refused() -> None:
+def test_figures_that_do_not_add_up_are_refused_by_the_sealing_client() -> None:
     net = authorised()
     wrong_amount = blue(1)
     wrong_amount["lines"] = [{**LINE, "amount": 3001}]
@@ -167,15 +210,38 @@ def test_figures_that_do_not_add_up_are_refused() -> None:
     wrong_total = {**blue(3), "total": 3181}
     wrong_sum = {**blue(4), "tax": 179, "total": 3179}
     for args in (wrong_amount, wrong_tax, wrong_total, wrong_sum):
-        assert net.do(ISSUER_A, "issue", args) == "bad_amount"
+        assert net.do(ISSUER_A, "issue", args) == "client:bad_amount"
     free = tb.invoice_line("gift", 1, 0, 0)
     zero = {**blue(5), "lines": [free], "amount": 0, "tax": 0, "total": 0}
-    assert net.do(ISSUER_A, "issue", zero) == "bad_amount"  # a zero total
+    assert net.do(ISSUER_A, "issue", zero) == "client:bad_amount"  # a zero total
     for bad_args in ({**blue(6), "lines": []}, {**blue(7), "lines": [{**LINE, "quantity": 0}]},
                      {**blue(8), "extra": 1}, {**blue(9), "number": "123"},
                      {**blue(10), "number": "0000000000000000000x"}):
-        assert net.do(ISSUER_A, "issue", bad_args) == "bad_argument"
+        assert net.do(ISSUER_A, "issue", bad_args) == "client:bad_argument"
     assert invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 0, 100) == []
+
+
+def test_the_chain_checks_the_public_fields_and_readers_catch_a_forged_seal() -> None:
+    net = authorised()
+    good = net.sealed(ISSUER_A, "issue", blue(1))
+    for args, code in (({**good, "total": 0}, "bad_amount"), ({**good, "number": "12"},
+                       "bad_argument"), ({**good, "extra": 1}, "bad_argument"),
+                       ({**good, "holder": None}, "bad_argument")):
+        assert net.do(ISSUER_A, "issue", args) == code
+    # The chain cannot see inside: a dishonest issuer could seal figures that do not
+    # add up, or a total other than the public one. Every reader finds out on opening.
+    content = tb.invoice_args(number(2), {"key": pub(BUYER)}, [LINE])
+    forged = {**content, "lines": [{**LINE, "amount": 1}], "buyer": {"key": pub(BUYER)}}
+    del forged["number"]
+    readers = {pub(ISSUER_A), pub(BUYER), *AUDITORS}
+    for number_, sealed_content, total in ((2, forged, 3180), (3, content, 9999)):
+        sealed_content = {k: v for k, v in sealed_content.items() if k != "number"}
+        args = {"number": number(number_), "total": total, "holder": pub(BUYER),
+                "sealed": sealing.seal_content(number(number_), sealed_content, readers)}
+        assert net.do(ISSUER_A, "issue", args) == ""
+        for reader in (ISSUER_A, BUYER, TAX):
+            with pytest.raises(sealing.BrokenSeal):
+                net.content(number(number_), reader)
 
 
 def test_the_client_refuses_what_the_chain_refuses() -> None:
@@ -230,13 +296,19 @@ def test_quota_and_suspension_hold() -> None:
 def test_issue_stores_the_invoice_lists_it_and_counts_it() -> None:
     net = authorised()
     tx = tb.issue_invoice_tx(key(ISSUER_A), genesis().chain_id, blue(7, remark="table 4"),
-                             now_ms=net.now + 1, nonce=b"issue-7-nonce-16")
+                             auditors=AUDITORS, now_ms=net.now + 1, nonce=b"issue-7-nonce-16")
     [result] = net.run(tx)
     assert result.ok and [e.kind for e in result.events] == ["issued"]
     record = net.invoice(number(7))
     assert (record["kind"], record["state"], record["total"], record["holder"]) == (
         "blue", "issued", 3180, pub(BUYER))
-    assert record["content"]["remark"] == "table 4" and record["content"]["tax"] == 180
+    for reader in (ISSUER_A, BUYER, TAX):  # the parties and the tax authority read it
+        content = net.content(number(7), reader)
+        assert content["remark"] == "table 4" and content["tax"] == 180
+    for outsider in (BUYER2, EMP, REG, ISSUER_B):  # nobody else can
+        with pytest.raises(sealing.NotAReader):
+            net.content(number(7), outsider)
+    assert b"table 4" not in tx.encode() and b"coffee" not in tx.encode()
     assert invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 0, 10) == [number(7)]
     period = invoice.period_of(net.now)
     assert invoice.statistics(net.chain.state, pub(ISSUER_A), period) == {
@@ -251,14 +323,14 @@ def test_a_batch_is_all_or_nothing() -> None:
         "duplicate_number"
     assert net.do(ISSUER_A, "issue_batch", {"invoices": [blue(n) for n in range(1, 6)]}) == \
         "quota_exceeded"
-    assert net.do(ISSUER_A, "issue_batch", {"invoices": [blue(1), {**blue(2), "total": 1}]}) \
-        == "bad_amount"
+    zero_total = {**net.sealed(ISSUER_A, "issue", blue(2)), "total": 0}
+    assert net.do(ISSUER_A, "issue_batch", {"invoices": [blue(1), zero_total]}) == "bad_amount"
     assert net.do(ISSUER_A, "issue_batch", {"invoices": []}) == "bad_argument"
     too_many = [blue(n) for n in range(MAX_BATCH + 1)]
     assert net.do(ISSUER_A, "issue_batch", {"invoices": too_many}) == "bad_argument"
     assert net.chain.state.root() == root  # nothing half-written
     tx = tb.issue_batch_tx(key(ISSUER_A), genesis().chain_id, [blue(n) for n in (1, 2, 3)],
-                           now_ms=net.now + 1, nonce=b"batch-nonce-0016")
+                           auditors=AUDITORS, now_ms=net.now + 1, nonce=b"batch-nonce-0016")
     [result] = net.run(tx)
     assert result.ok and result.events[0].data["numbers"] == [number(n) for n in (1, 2, 3)]
     assert invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 1, 5) == [
@@ -271,8 +343,8 @@ def test_a_full_batch_fits_in_one_transaction() -> None:
     net = authorised()
     two_lines = [LINE, tb.invoice_line("a longer line item name " * 4, 3, 999, 1300)]
     full = [blue(100 + n, lines=two_lines, remark="r" * 100) for n in range(MAX_BATCH)]
-    tx = tb.issue_batch_tx(key(ISSUER_A), genesis().chain_id, full, now_ms=net.now + 1,
-                           nonce=b"full-batch-nonce")
+    tx = tb.issue_batch_tx(key(ISSUER_A), genesis().chain_id, full, auditors=AUDITORS,
+                           now_ms=net.now + 1, nonce=b"full-batch-nonce")
     [result] = net.run(tx)
     assert result.ok, result.reason
     assert len(invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 0, 100)) == MAX_BATCH
@@ -296,18 +368,26 @@ def test_only_the_titled_buyer_claims_and_submits() -> None:
 
 def test_a_company_buyer_named_by_uscc_claims_with_the_code_from_the_sale() -> None:
     net = authorised()
-    no_digest = blue(1, buyer=None, claim_digest=sha256(b"code"))
+    no_digest = blue(1, buyer=None, claim_digest=CODE_DIGEST)
     del no_digest["claim_digest"]
-    assert net.do(ISSUER_A, "issue", no_digest) == "bad_argument"
-    bad_uscc = blue(1, buyer=None, claim_digest=sha256(b"code"))
+    assert net.do(ISSUER_A, "issue", no_digest) == "client:bad_argument"
+    sealed = net.sealed(ISSUER_A, "issue", blue(1, buyer=None, claim_digest=CODE_DIGEST))
+    assert net.do(ISSUER_A, "issue", {**sealed, "claim_digest": None}) == "bad_argument"
+    bad_uscc = blue(1, buyer=None, claim_digest=CODE_DIGEST)
     bad_uscc["buyer"] = {"name": "X", "uscc": BUYER_USCC[:-1] + "0"}
-    assert net.do(ISSUER_A, "issue", bad_uscc) == "bad_uscc"
-    assert net.do(ISSUER_A, "issue", blue(1, buyer=None, claim_digest=sha256(b"code"))) == ""
+    assert net.do(ISSUER_A, "issue", bad_uscc) == "client:bad_uscc"
+    assert net.do(ISSUER_A, "issue", blue(1, buyer=None, claim_digest=CODE_DIGEST)) == ""
+    # Before it claims, the buyer reads the invoice with the code alone.
+    by_code = sealing.open_content(net.invoice(number(1)), code=CODE)
+    assert by_code["buyer"]["uscc"] == BUYER_USCC
+    with pytest.raises(sealing.NotAReader):
+        sealing.open_content(net.invoice(number(1)), code=b"wrong")
     assert net.do(EMP, "claim", {"number": number(1)}) == "bad_claim_code"
     assert net.do(EMP, "claim", {"number": number(1), "code": b"wrong"}) == "bad_claim_code"
-    assert net.do(EMP, "claim", {"number": number(1), "code": b"code"}) == ""
+    assert net.do(EMP, "claim", {"number": number(1), "code": CODE}) == ""
     record = net.invoice(number(1))
-    assert record["holder"] == pub(EMP) and record["content"]["buyer"]["uscc"] == BUYER_USCC
+    assert record["holder"] == pub(EMP) and net.content(number(1), EMP)["buyer"]["uscc"] == \
+        BUYER_USCC
 
 
 # --- employer -----------------------------------------------------------------------------
@@ -352,7 +432,12 @@ def test_red_letter_partial_then_full_and_never_beyond() -> None:
     assert net.do(ISSUER_A, "issue", blue(1, lines=two_lines)) == ""
     assert net.do(ISSUER_B, "red_letter", red(90, 1)) == "not_issuer"
     assert net.do(BUYER, "red_letter", red(90, 1)) == "forbidden"
-    assert net.do(ISSUER_A, "red_letter", {**red(90, 1), "reason": "oops"}) == "bad_argument"
+    assert net.do(ISSUER_A, "red_letter", {**red(90, 1), "reason": "oops"}) == \
+        "client:bad_argument"
+    sealed_red = net.sealed(ISSUER_A, "red_letter", red(90, 1))
+    assert net.do(ISSUER_A, "red_letter", {**sealed_red, "reason": "oops"}) == "bad_argument"
+    outsider_sealed = sealing.sealed_red_args(red(90, 1), {pub(ISSUER_A), pub(EMP), *AUDITORS})
+    assert net.do(ISSUER_A, "red_letter", outsider_sealed) == "wrong_readers"
     assert net.do(ISSUER_A, "red_letter", red(90, 2)) == "not_found"
     assert net.do(ISSUER_A, "red_letter", red(1, 1)) == "duplicate_number"
     assert net.do(ISSUER_A, "red_letter", red(90, 1)) == ""  # 3180 of 5300
@@ -365,7 +450,8 @@ def test_red_letter_partial_then_full_and_never_beyond() -> None:
         "over_reversal"
     original = net.invoice(number(1))
     assert original["reversed"] == original["total"] == 5300
-    assert original["content"]["lines"] == two_lines  # content never changes
+    assert net.content(number(1), TAX)["lines"] == two_lines  # content never changes
+    assert net.content(number(90), BUYER)["reason"] == "sales_return"
     assert net.invoice(number(90))["original"] == number(1)
     assert invoice.statistics(net.chain.state, pub(ISSUER_A),
                               invoice.period_of(net.now))["reversed"] == 5300
@@ -433,8 +519,9 @@ def test_txbuilder_refuses_unknown_actions() -> None:
         tb.invoice_action_tx(key(BUYER), genesis().chain_id, "steal", number(1),
                              now_ms=GENESIS_TIME_MS, nonce=b"x" * 16)
     tx = tb.invoice_action_tx(key(BUYER), genesis().chain_id, "submit", number(1),
-                              employer=pub(EMP), now_ms=GENESIS_TIME_MS, nonce=b"y" * 16)
-    assert tx.body.args == {"number": number(1), "employer": pub(EMP)}
+                              employer=pub(EMP), wrapped=b"w" * 80, now_ms=GENESIS_TIME_MS,
+                              nonce=b"y" * 16)
+    assert tx.body.args == {"number": number(1), "employer": pub(EMP), "wrapped": b"w" * 80}
 
 
 # --- periods ----------------------------------------------------------------------------------
@@ -521,7 +608,7 @@ class InvoiceMachine(RuleBasedStateMachine):
                                   "reversed": 0, "state": "issued", "holder": holder,
                                   "claimed": False, "submitted_to": None, "locked_by": None,
                                   "reimbursed": 0,
-                                  "content": self.net.invoice(number_)["content"]}
+                                  "sealed": self.net.invoice(number_)["sealed"]}
 
     def _can_issue(self, actor: int, totals: list[int], numbers: list[str]) -> bool:
         issuer = self.issuers.get(actor)
@@ -747,7 +834,8 @@ class InvoiceMachine(RuleBasedStateMachine):
     def invoices_match_the_model(self) -> None:
         for number_, model in self.invoices.items():
             record = self.net.invoice(number_)
-            assert record["content"] == model["content"]  # immutable once issued
+            for field in ("ciphertext", "nonce", "commitment"):  # immutable once issued
+                assert record["sealed"][field] == model["sealed"][field]
             assert record["reversed"] == model["reversed"] <= record["total"]
             assert (record["state"], record["kind"]) == (model["state"], model["kind"])
             assert record["reimbursed"] == model["reimbursed"]  # at most once, by the model
@@ -773,3 +861,49 @@ InvoiceMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=100, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_any_operations_by_any_actors_keep_the_rules = InvoiceMachine.TestCase
+
+
+# --- privacy: who can read (acceptance 3 of issue 5; tests/test_invoice_privacy.py
+# does the same through a real node's API, SDK, CLI and raw blocks) -------------------
+
+
+def test_invoices_are_sealed_to_exactly_the_entitled_readers() -> None:
+    net = Net()
+    assert net.do(TAX, "authorise_issuer", {"issuer": pub(ISSUER_A), "name": "Shop A",
+                                            "tax_id": TAX_ID_A, "quota": QUOTA}) == ""
+    assert net.do(ISSUER_A, "issue", blue(1)) == "no_auditors"
+    assert net.do(ISSUER_A, "set_auditors", {"keys": AUDITORS}) == "forbidden"
+    assert net.do(TAX, "set_auditors", {"keys": [pub(TAX), pub(TAX)]}) == "bad_argument"
+    assert net.do(TAX, "set_auditors", {"keys": AUDITORS}) == ""
+    plain = blue(1)
+    for readers in ({pub(ISSUER_A), pub(BUYER)},  # the tax authority left out
+                    {pub(ISSUER_A), pub(BUYER), pub(TAX), pub(REG)}):  # an outsider added
+        checked = tb.invoice_content.check_blue(plain)
+        args = {"number": number(1), "total": 3180, "holder": pub(BUYER),
+                "sealed": sealing.seal_content(number(1), checked["content"], readers)}
+        assert net.do(ISSUER_A, "issue", args) == "wrong_readers"
+    assert net.do(ISSUER_A, "issue", plain) == ""
+    readers = lambda: {r for r in (ISSUER_A, BUYER, BUYER2, EMP, EMP2, TAX, REG)  # noqa: E731
+                       if _can_read(net, number(1), r)}
+    assert readers() == {ISSUER_A, BUYER, TAX}
+    assert net.do(BUYER, "claim", {"number": number(1)}) == ""
+    assert net.do(BUYER, "submit", {"number": number(1), "employer": pub(EMP)}) == ""
+    assert readers() == {ISSUER_A, BUYER, TAX, EMP}  # the employer it was submitted to
+    assert net.do(EMP, "lock", {"number": number(1)}) == ""
+    assert readers() == {ISSUER_A, BUYER, TAX, EMP}
+    # Submitting without sharing the key is refused: the employer could not check it.
+    assert net.do(ISSUER_A, "issue", blue(2)) == ""
+    assert net.do(BUYER, "claim", {"number": number(2)}) == ""
+    raw = tb.call_tx(key(BUYER), genesis().chain_id, "invoice", "submit",
+                     {"number": number(2), "employer": pub(EMP2)}, now_ms=net.now + 1,
+                     nonce=b"no-wrap-nonce-16")
+    [result] = net.run(raw)
+    assert result.error == "bad_envelope"
+
+
+def _can_read(net: Net, number_: str, reader: int) -> bool:
+    try:
+        net.content(number_, reader)
+    except sealing.NotAReader:
+        return False
+    return True

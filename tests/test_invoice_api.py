@@ -1,5 +1,8 @@
-"""The read-only invoice routes (GET /v1/invoices/{number}, /v1/invoices/stats) and
-their SDK methods, against a real node with members enrolled through the CLI."""
+"""The read-only invoice routes (GET /v1/invoices/{number}, /stats, /auditors), their
+SDK methods and `tide invoice`, against a real node with members enrolled through the
+CLI; and acceptance 3 of issue 5: a member that is neither a party nor the tax
+authority cannot read an invoice's content through the API, the SDK, the CLI or the
+raw blocks (nor the node's files)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 
 from tests.nodes import RunningNode, running_node, tide
 from tidechain.api.openapi import OPENAPI
-from tidechain.client import Client
+from tidechain.client import Client, sealing
 from tidechain.client import txbuilder as tb
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import NotFound, Rejected
@@ -27,11 +30,21 @@ NUMBER = "04400000000000000001"
 LINE = tb.invoice_line("coffee", 2, 1500, 600)  # 3000 + 180 tax
 
 
+REMARK = "marker-7f3a9c: table 7, the corner seat"
+"""Content that must appear nowhere outside the sealed envelope."""
+LINE_NAME = "single-origin beans marker-52e1"
+
+
 @dataclass
 class Issued:
     node: RunningNode
+    root: Path
+    tax: SigningKey
     merchant: SigningKey
     buyer: SigningKey
+    employer: SigningKey
+    outsider: SigningKey
+    regulator: SigningKey
 
 
 def _enrol(node: RunningNode, role: str, path: Path) -> SigningKey:
@@ -41,34 +54,41 @@ def _enrol(node: RunningNode, role: str, path: Path) -> SigningKey:
     return read_key(path).key
 
 
-def _send(client: Client, key: SigningKey, build: Callable[..., SignedTx], *args: Any) -> None:
+def _send(client: Client, key: SigningKey, build: Callable[..., SignedTx], *args: Any,
+          **kwargs: Any) -> None:
     client.submit(build(key, client.chain_id(), *args, now_ms=int(time.time() * 1000),
-                        nonce=os.urandom(16)))
+                        nonce=os.urandom(16), **kwargs))
 
 
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issued]:
     root = tmp_path_factory.mktemp("invoice-api")
     with running_node(root, "invoice-api") as node:
-        tax = _enrol(node, "tax_authority", root / "tax.key")
-        merchant = _enrol(node, "invoice_issuer", root / "merchant.key")
-        buyer = _enrol(node, "depositor", root / "buyer.key")
+        keys = {name: _enrol(node, role, root / f"{name}.key") for name, role in (
+            ("tax", "tax_authority"), ("merchant", "invoice_issuer"), ("buyer", "depositor"),
+            ("employer", "enterprise"), ("outsider", "enterprise"),
+            ("regulator", "regulator"))}
+        done = tide("invoice", "set-auditors", "--key", str(root / "tax.key"),
+                    "--net", str(node.net), "--node", node.url)
+        assert done.returncode == 0, done.stderr
         with Client(node.url) as client:
-            _send(client, tax, tb.authorise_issuer_tx, merchant.public_key, "Coffee Co.",
-                  TAX_ID, 1_000_000)
-            _send(client, merchant, tb.issue_invoice_tx,
-                  tb.invoice_args(NUMBER, {"key": buyer.public_key}, [LINE]))
-        yield Issued(node, merchant, buyer)
+            _send(client, keys["tax"], tb.authorise_issuer_tx, keys["merchant"].public_key,
+                  "Coffee Co.", TAX_ID, 1_000_000)
+            lines = [LINE, tb.invoice_line(LINE_NAME, 1, 9900, 1300)]
+            _send(client, keys["merchant"], tb.issue_invoice_tx,
+                  tb.invoice_args(NUMBER, {"key": keys["buyer"].public_key}, lines,
+                                  remark=REMARK), auditors=client.invoice_auditors())
+        yield Issued(node, root, **keys)
 
 
 def test_an_invoice_is_readable_with_its_state(issued: Issued) -> None:
     with Client(issued.node.url) as client:
         record = client.invoice(NUMBER)
     assert record["number"] == NUMBER and record["kind"] == "blue"
-    assert record["state"] == "issued" and record["total"] == 3180
+    assert record["state"] == "issued" and record["total"] == 3180 + 11187
     assert record["issuer"] == issued.merchant.public_key.hex()
     assert record["holder"] == issued.buyer.public_key.hex()
-    assert record["content"]["lines"][0]["name"] == "coffee"
+    assert "content" not in record and len(record["sealed"]["readers"]) == 3
     assert record["pending_reversal"] is None
 
 
@@ -80,7 +100,7 @@ def test_statistics_by_tax_id_and_by_key_agree(issued: Issued) -> None:
         other_month = client.invoice_stats(TAX_ID, "2001-01")
     assert by_tax_id["issuers"] == [issued.merchant.public_key.hex()]
     counters = {k: by_tax_id[k] for k in ("issued", "issued_count", "reversed", "reimbursed")}
-    assert counters == {"issued": 3180, "issued_count": 1, "reversed": 0, "reimbursed": 0}
+    assert counters == {"issued": 14367, "issued_count": 1, "reversed": 0, "reimbursed": 0}
     assert all(by_key[k] == v for k, v in counters.items())
     assert other_month["issued"] == 0 and other_month["issued_count"] == 0
 
@@ -107,10 +127,78 @@ def test_malformed_queries_are_bad_requests(issued: Issued, path: str) -> None:
 
 
 def test_the_routes_are_in_the_openapi_document() -> None:
-    assert {"/v1/invoices/{number}", "/v1/invoices/stats"} <= set(OPENAPI["paths"])
+    assert {"/v1/invoices/{number}", "/v1/invoices/stats", "/v1/invoices/auditors"} <= set(
+        OPENAPI["paths"])
 
 
 def test_sdk_refusals_are_typed(issued: Issued) -> None:
     with Client(issued.node.url) as client, pytest.raises(Rejected) as refused:
         client.invoice_stats(TAX_ID, "26-01")
     assert refused.value.http_status == 400
+
+
+# --- acceptance 3: nobody but the parties and the tax authority reads the content -------
+
+
+def _readers(issued: Issued) -> dict[str, SigningKey]:
+    return {"tax": issued.tax, "merchant": issued.merchant, "buyer": issued.buyer,
+            "employer": issued.employer, "outsider": issued.outsider,
+            "regulator": issued.regulator}
+
+
+def test_sdk_opens_the_content_for_its_readers_only(issued: Issued) -> None:
+    with Client(issued.node.url) as client:
+        for name in ("tax", "merchant", "buyer"):
+            content = client.invoice_content(NUMBER, key=_readers(issued)[name])
+            assert content["remark"] == REMARK and content["lines"][1]["name"] == LINE_NAME
+        for name in ("employer", "outsider", "regulator"):  # not submitted to yet
+            with pytest.raises(sealing.NotAReader):
+                client.invoice_content(NUMBER, key=_readers(issued)[name])
+
+
+def test_cli_shows_content_to_a_reader_and_refuses_an_outsider(issued: Issued) -> None:
+    where = ["--net", str(issued.node.net), "--node", issued.node.url]
+    shown = tide("invoice", "show", NUMBER, "--key", str(issued.root / "buyer.key"), *where)
+    assert shown.returncode == 0, shown.stderr
+    assert REMARK in shown.stdout and LINE_NAME in shown.stdout
+    public = tide("invoice", "show", NUMBER, *where)
+    assert public.returncode == 0 and "sealed" in public.stdout and REMARK not in public.stdout
+    for name in ("outsider", "regulator"):
+        refused = tide("invoice", "show", NUMBER, "--key", str(issued.root / f"{name}.key"),
+                       *where)
+        assert refused.returncode == 2 and "not_reader" in refused.stderr
+        assert REMARK not in refused.stdout + refused.stderr
+
+
+def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> None:
+    markers = (REMARK.encode(), LINE_NAME.encode(), b"marker-")
+    with Client(issued.node.url) as client:
+        height = int(client.status()["height"])
+        answers = [httpx.get(f"{issued.node.url}/v1/invoices/{NUMBER}", timeout=5).text]
+        for h in range(1, height + 1):
+            block = client.block(h)
+            answers.append(str(block))
+            for tx_id in block.get("txs", []):
+                answers.append(str(client.tx(tx_id)))
+    for text in answers:
+        assert all(m.decode() not in text for m in markers)
+    # The raw store (SQLite files, WAL included) and every other file of the node.
+    files = [p for p in issued.node.net.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite" or "sqlite" in p.name or p.suffix == ".db"
+               for p in files), [p.name for p in files]
+    for path in files:
+        data = path.read_bytes()
+        assert all(m not in data for m in markers), path
+
+
+def test_the_employer_reads_once_the_buyer_submits_to_it(issued: Issued) -> None:
+    where = ["--net", str(issued.node.net), "--node", issued.node.url]
+    for args in (("claim", NUMBER, "--key", str(issued.root / "buyer.key")),
+                 ("submit", NUMBER, "--key", str(issued.root / "buyer.key"), "--employer",
+                  issued.employer.public_key.hex())):
+        done = tide("invoice", *args, *where)
+        assert done.returncode == 0, done.stderr
+    with Client(issued.node.url) as client:
+        assert client.invoice_content(NUMBER, key=issued.employer)["remark"] == REMARK
+        with pytest.raises(sealing.NotAReader):
+            client.invoice_content(NUMBER, key=issued.outsider)

@@ -125,7 +125,7 @@ def test_the_declared_roles_are_tight() -> None:
         "members.remove_ca": {Role.ADMIN}, "members.revoke": {Role.ADMIN},
         "gov.propose": {Role.ADMIN}, "gov.vote": {Role.ADMIN},
         **{f"invoice.{m}": {Role.TAX_AUTHORITY}
-           for m in ("authorise_issuer", "suspend_issuer", "set_quota")},
+           for m in ("authorise_issuer", "suspend_issuer", "set_quota", "set_auditors")},
         **{f"invoice.{m}": {Role.INVOICE_ISSUER}
            for m in ("issue", "issue_batch", "red_letter", "request_reversal")},
         **{f"invoice.{m}": {Role.DEPOSITOR, Role.ENTERPRISE}

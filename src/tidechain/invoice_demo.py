@@ -1,8 +1,9 @@
 """The e-invoice demo (docs/invoice-demo.md): a one-validator network; the actors
 enrolled through the real `tide member enrol`; then, with the SDK, a merchant
-authorised, an invoice issued, claimed, submitted, locked and reimbursed exactly once,
-partly reversed by a red-letter invoice the employer confirms, and the tax authority's
-statistics for the month.
+authorised, an invoice issued (its content sealed to the parties and the tax
+authority: another member cannot open it), claimed, submitted, locked and reimbursed
+exactly once, partly reversed by a red-letter invoice the employer confirms, and the
+tax authority's statistics for the month.
 
 CLI steps are printed as the command a user would type; SDK steps as what they do.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
 from tidechain.client.sdk import Client
 from tidechain.core.crypto import SigningKey
@@ -37,6 +39,7 @@ ACTORS = {  # key file stem: (certificate name, role)
     "merchant": ("Huangpu Coffee Co.", "invoice_issuer"),
     "buyer": ("Li Wei", "depositor"),
     "employer": ("Acme Shipping Ltd.", "enterprise"),
+    "other": ("Other Trading Co.", "enterprise"),
 }
 
 
@@ -79,6 +82,16 @@ class _Session:
             return exc
         raise SystemExit("the contract accepted a call it must refuse: this is a bug")
 
+    def read(self, actor: str, number: str) -> None:
+        """Open the sealed content as `actor` would, client-side."""
+        try:
+            content = self.client.invoice_content(number, key=self.keys[actor])
+        except sealing.NotAReader as exc:
+            print(f"   {actor}: cannot read it ({exc.code})")
+            return
+        items = "; ".join(f"{line['name']} x{line['quantity']}" for line in content["lines"])
+        print(f"   {actor}: reads {items}; total {_yuan(content['total'])}")
+
     def show(self, number: str) -> dict[str, Any]:
         record = self.client.invoice(number)
         print(f"   invoice {number}: {record['kind']}, {record['state']}, "
@@ -101,18 +114,28 @@ def _enrol(root: Path, env: dict[str, str]) -> dict[str, SigningKey]:
 def _invoice_flow(s: _Session) -> None:
     merchant, buyer = s.keys["merchant"].public_key, s.keys["buyer"].public_key
     employer = s.keys["employer"].public_key
-    _step(f"The tax authority authorises the merchant, quota {_yuan(QUOTA_FEN)}")
+    _step(f"The tax authority authorises the merchant, quota {_yuan(QUOTA_FEN)}, and "
+          "registers its audit key")
     s.send("tax", tb.authorise_issuer_tx, merchant, ACTORS["merchant"][0], MERCHANT_TAX_ID,
            QUOTA_FEN)
-    _step("The merchant issues an invoice to the buyer at the sale")
+    s.send("tax", tb.call_tx, tb.INVOICE, "set_auditors", {"keys": [s.keys["tax"].public_key]})
+    auditors = s.client.invoice_auditors()
+    _step("The merchant issues an invoice to the buyer at the sale, sealed to the "
+          "parties and the tax authority")
     lines = [tb.invoice_line("coffee beans, 1 kg", 2, 12_800, 1300),
              tb.invoice_line("espresso cups", 4, 3_500, 1300)]
     s.send("merchant", tb.issue_invoice_tx,
-           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7"))
+           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7"),
+           auditors=auditors)
     s.show(INVOICE_NO)
-    _step("The buyer claims it and submits it to the employer")
+    for actor in ("buyer", "tax", "employer", "other"):
+        s.read(actor, INVOICE_NO)
+    _step("The buyer claims it and submits it to the employer, sharing the content key")
     s.send("buyer", tb.invoice_action_tx, "claim", INVOICE_NO)
-    s.send("buyer", tb.invoice_action_tx, "submit", INVOICE_NO, employer=employer)
+    shared = sealing.share_key(s.client.invoice(INVOICE_NO), s.keys["buyer"], employer)
+    s.send("buyer", tb.invoice_action_tx, "submit", INVOICE_NO, employer=employer,
+           wrapped=shared)
+    s.read("employer", INVOICE_NO)
     _step("The employer locks and reimburses it")
     s.send("employer", tb.invoice_action_tx, "lock", INVOICE_NO)
     s.send("employer", tb.invoice_action_tx, "reimburse", INVOICE_NO)
@@ -123,10 +146,11 @@ def _invoice_flow(s: _Session) -> None:
     _step("The merchant reverses the cups (returned) by a red-letter invoice")
     red = tb.red_letter_args(RED_NO, INVOICE_NO, "sales_return",
                              [tb.invoice_line("espresso cups", 4, 3_500, 1300)])
+    readers = sealing.red_letter_readers(s.client.invoice(INVOICE_NO), auditors)
     print("   directly: the invoice is reimbursed, so the employer must confirm")
-    s.refused("merchant", tb.red_letter_tx, red)
+    s.refused("merchant", tb.red_letter_tx, red, readers=readers)
     print("   so the merchant requests the reversal, and the employer confirms it")
-    s.send("merchant", tb.red_letter_tx, red, confirm=True)
+    s.send("merchant", tb.red_letter_tx, red, readers=readers, confirm=True)
     s.send("employer", tb.invoice_action_tx, "confirm_reversal", INVOICE_NO)
     s.show(RED_NO)
     period = str(s.show(INVOICE_NO)["period"])

@@ -535,18 +535,29 @@ _PATHS: dict[str, Schema] = {
 _SCHEMAS["Invoice"] = {
     "type": "object",
     "description": (
-        "An e-invoice record at the head (byte strings as hex). For now `content` (buyer, "
-        "lines, amounts) is readable by any API caller: a later privacy slice replaces it "
-        "by a commitment and ciphertext."),
-    "required": ["number", "kind", "issuer", "total", "state", "claimed", "reversed",
-                 "reimbursed", "period"],
+        "An e-invoice record at the head (byte strings as hex). The content (buyer, lines, "
+        "figures, remark) is in `sealed`: ciphertext, commitment and the content key "
+        "wrapped to each reader (ADR 0012); readers open it client-side "
+        "(`Client.invoice_content`, `tide invoice show --key`)."),
+    "required": ["number", "kind", "issuer", "sealed", "total", "state", "claimed",
+                 "reversed", "reimbursed", "period"],
     "properties": {
         "number": {"type": "string", "pattern": "^[0-9]{20}$"},
         "kind": {"type": "string", "enum": ["blue", "red"]},
         "issuer": _HEX32,
         "original": {"type": ["string", "null"],
                      "description": "For a red-letter invoice: the number it reverses."},
-        "content": {"type": "object"},
+        "reason": {"type": ["string", "null"],
+                   "description": "For a red-letter invoice: why it reverses."},
+        "sealed": {"type": "object", "required": ["ciphertext", "nonce", "commitment",
+                                                  "readers"],
+                   "properties": {
+                       "ciphertext": {"type": "string"}, "nonce": {"type": "string"},
+                       "commitment": _HEX32, "code_wrap": {"type": "string"},
+                       "readers": {"type": "array", "items": {
+                           "type": "array", "minItems": 2, "maxItems": 2,
+                           "items": {"type": "string"}},
+                           "description": "[member key, wrapped content key] pairs."}}},
         "total": _UINT,
         "state": {"type": "string", "enum": ["issued", "locked", "reimbursed"]},
         "holder": {"type": ["string", "null"]},
@@ -580,6 +591,12 @@ _PATHS["/v1/invoices/stats"] = _get(
             _query_param("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
                          "The UTC month, YYYY-MM.", required=True)],
     errors=("BadRequest", "NotFound"))
+_PATHS["/v1/invoices/auditors"] = _get(
+    "The tax authority's audit keys every new invoice must be sealed to",
+    _json_body({"type": "object", "required": ["auditors", "height"],
+                "properties": {"auditors": {"type": "array", "items": {
+                    "type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                    "height": {"type": "integer"}}}, "Auditors"))
 _PATHS["/v1/invoices/{number}"] = _get(
     "An e-invoice and its state", _json_body(_ref("Invoice"), "Invoice"),
     params=[_path_param("number", {"type": "string", "pattern": "^[0-9]{20}$"},

@@ -18,11 +18,11 @@ from aiohttp import web
 from tidechain.api.openapi import OPENAPI
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, Rejected
-from tidechain.core.hexcodec import parse_hex
+from tidechain.core.hexcodec import parse_hex, to_json
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
 from tidechain.identity.uscc import validate_uscc
 from tidechain.ledger.types import SignedTx
-from tidechain.node.node import Committed, to_json
+from tidechain.node.node import Committed
 from tidechain.node.runtime import NodeRuntime, now_ms
 
 log = logging.getLogger("tidechain.api")
@@ -132,6 +132,7 @@ class Api:
         r.add_post("/v1/gov/dry-run", self.gov_dry_run)
         # `stats` first: `{number}` would match it otherwise.
         r.add_get("/v1/invoices/stats", self.invoice_stats)
+        r.add_get("/v1/invoices/auditors", self.invoice_auditors)
         r.add_get("/v1/invoices/{number}", self.invoice)
         return app
 
@@ -241,6 +242,9 @@ class Api:
         if not _INVOICE_NUMBER.fullmatch(number):
             raise DecodeError("an invoice number is 20 digits")
         return web.json_response(self.node.invoice(number))
+
+    async def invoice_auditors(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.invoice_auditors())
 
     async def invoice_stats(self, request: web.Request) -> web.Response:
         month = request.query.get("month", "")

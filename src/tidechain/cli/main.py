@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tidechain.cli import invoice as invoice_commands
 from tidechain.client.txbuilder import Progress, hash_file
 from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_receipt
 from tidechain.core.errors import ContractError, ProofError, Rejected
@@ -959,6 +960,7 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_option(p, required=True)
 
     _add(commands, "status", cmd_status, "show the node's status")
+    invoice_commands.add_commands(commands, _add, _group)
     trust = _group(commands, "trust", "the trust file receipts are verified against")
     p = _add(trust, "export", cmd_trust_export,
              "write the trust file of the network's validator keys (stdout or -o FILE)")

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tidechain.client import sealing
 from tidechain.client.txbuilder import DEFAULT_TTL_MS, Progress, amend_tx, deposit_tx, hash_file
 from tidechain.client.verify import VerifiedDeposit, load_trust, verify_deposit_receipt
 from tidechain.core import cbor, merkle
@@ -351,6 +352,18 @@ class Client:
         """An e-invoice record (20-digit number) and its state at the head."""
         found: dict[str, Any] = self._get_json(f"/v1/invoices/{quote(number, safe='')}")
         return found
+
+    def invoice_auditors(self) -> list[bytes]:
+        """The tax authority's audit keys: every invoice is sealed to each of them."""
+        found = self._get_json("/v1/invoices/auditors")
+        return [bytes.fromhex(key) for key in found["auditors"]]
+
+    def invoice_content(self, number: str, *, key: SigningKey | None = None,
+                        code: bytes | None = None) -> dict[str, Any]:
+        """An invoice's content, opened here with a reader's member `key` (or the
+        buyer's claim `code`) and checked against its commitment and public total.
+        NotAReader for anyone the invoice is not sealed to; nothing leaves this process."""
+        return sealing.open_content(self.invoice(number), key=key, code=code)
 
     def invoice_stats(self, issuer: str | bytes, month: str) -> dict[str, Any]:
         """The tax authority's counters for an issuer (tax id, or member key) in the

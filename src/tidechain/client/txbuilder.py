@@ -5,16 +5,19 @@ Transaction building is pure: the current time and the nonce are
 arguments, so a caller (the SDK, a test, another language's test vectors) decides
 them. The argument checks are the contract's own (`evidence.validate_meta`), so the
 client refuses exactly what the chain would refuse, before anything is signed.
+Invoice content is the exception to purity: sealing it draws a fresh content key and
+nonces from os.urandom (client/sealing.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tidechain.client import sealing
 from tidechain.contracts import evidence
 from tidechain.contracts.invoice import content as invoice_content
 from tidechain.core.crypto import SigningKey
@@ -265,43 +268,53 @@ def set_quota_tx(
 
 
 def issue_invoice_tx(
-    issuer_key: SigningKey, chain_id: bytes, invoice: dict[str, Any],
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+    issuer_key: SigningKey, chain_id: bytes, invoice: dict[str, Any], *,
+    auditors: Sequence[bytes], code: bytes | None = None,
+    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
-    """`invoice.issue` of `invoice` (build it with `invoice_args`)."""
-    invoice_content.check_blue(invoice)
-    return _invoice_tx(issuer_key, chain_id, "issue", invoice, now_ms, nonce, ttl_ms)
+    """`invoice.issue` of `invoice` (plain, from `invoice_args`), its content sealed to
+    the issuer, the buyer and the tax authority's `auditors` (`Client.invoice_auditors`);
+    a buyer named by USCC also through the claim `code`."""
+    args = sealing.sealed_invoice_args(invoice, issuer_key.public_key, auditors, code=code)
+    return _invoice_tx(issuer_key, chain_id, "issue", args, now_ms, nonce, ttl_ms)
 
 
 def issue_batch_tx(
-    issuer_key: SigningKey, chain_id: bytes, invoices: list[dict[str, Any]],
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+    issuer_key: SigningKey, chain_id: bytes, invoices: list[dict[str, Any]], *,
+    auditors: Sequence[bytes], codes: Sequence[bytes | None] | None = None,
+    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
-    """`invoice.issue_batch`: all of `invoices` or none."""
-    for invoice in invoices:
-        invoice_content.check_blue(invoice)
-    return _invoice_tx(issuer_key, chain_id, "issue_batch", {"invoices": invoices}, now_ms,
+    """`invoice.issue_batch`: all of `invoices` (plain) or none, each sealed as by
+    `issue_invoice_tx`; `codes[i]` is the claim code of invoice i, if it needs one."""
+    codes = list(codes) if codes is not None else [None] * len(invoices)
+    sealed = [sealing.sealed_invoice_args(invoice, issuer_key.public_key, auditors, code=code)
+              for invoice, code in zip(invoices, codes, strict=True)]
+    return _invoice_tx(issuer_key, chain_id, "issue_batch", {"invoices": sealed}, now_ms,
                        nonce, ttl_ms)
 
 
 def red_letter_tx(
-    issuer_key: SigningKey, chain_id: bytes, red: dict[str, Any], *, confirm: bool = False,
-    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+    issuer_key: SigningKey, chain_id: bytes, red: dict[str, Any], *, readers: Iterable[bytes],
+    confirm: bool = False, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
-    """`invoice.red_letter` of `red` (build it with `red_letter_args`), or with
-    `confirm=True` `invoice.request_reversal` (a claimed or locked original)."""
-    invoice_content.check_red(red)
+    """`invoice.red_letter` of `red` (plain, from `red_letter_args`), sealed to `readers`
+    (`sealing.red_letter_readers` of the original's record), or with `confirm=True`
+    `invoice.request_reversal` (a claimed or locked original)."""
+    args = sealing.sealed_red_args(red, readers)
     method = "request_reversal" if confirm else "red_letter"
-    return _invoice_tx(issuer_key, chain_id, method, red, now_ms, nonce, ttl_ms)
+    return _invoice_tx(issuer_key, chain_id, method, args, now_ms, nonce, ttl_ms)
 
 
 def invoice_action_tx(
     key: SigningKey, chain_id: bytes, method: str, number: str, *, code: bytes | None = None,
-    employer: bytes | None = None, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
+    employer: bytes | None = None, wrapped: bytes | None = None,
+    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
     """A buyer's or employer's call on one invoice: `claim` (with `code` for a buyer
     named by USCC), `submit` (to `employer`), `lock`, `unlock`, `reimburse`, or
-    `confirm_reversal` (`number` is then the original's)."""
+    `confirm_reversal` (`number` is then the original's). `wrapped` is the content key
+    sealed to the new reader (`sealing.share_key`): the employer on `submit`, the
+    claimer itself on a `claim` by code."""
     args: dict[str, Any]
     if method == "confirm_reversal":
         args = {"original": invoice_content.check_number(number, "original")}
@@ -311,6 +324,8 @@ def invoice_action_tx(
         raise DecodeError(f"{method!r} is not an invoice action")
     if method == "claim" and code is not None:
         args["code"] = code
+    if method in ("claim", "submit") and wrapped is not None:
+        args["wrapped"] = wrapped
     if method == "submit":
         args["employer"] = invoice_content.check_key(employer, "employer")
     return _invoice_tx(key, chain_id, method, args, now_ms, nonce, ttl_ms)

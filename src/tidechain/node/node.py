@@ -51,6 +51,7 @@ from tidechain.core.errors import (
     TxRejected,
     invariant,
 )
+from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import (
     BLOCK_TIME_DELAY_MS,
     CLOCK_PRECISION_MS,
@@ -705,7 +706,7 @@ class Node:
 
     def invoice(self, number: str) -> dict[str, Any]:
         """An e-invoice record at the head, with a pending reversal request if any.
-        Content is readable by any API caller until the privacy slice."""
+        The content is sealed (ADR 0012): only its readers can open it, client-side."""
         record = invoice_contract.get_invoice(self.chain.state, number)
         if record is None:
             raise NotFound(f"no invoice {number}")
@@ -713,6 +714,12 @@ class Node:
         out["pending_reversal"] = to_json(
             invoice_contract.pending_reversal(self.chain.state, number))
         return out
+
+    def invoice_auditors(self) -> dict[str, Any]:
+        """The tax authority's audit keys every new invoice must be sealed to."""
+        return {"auditors": [key.hex() for key in
+                             invoice_contract.get_auditors(self.chain.state)],
+                "height": self.chain.height}
 
     def invoice_stats(self, tax_id: str | None, issuer: bytes | None,
                       month: str) -> dict[str, Any]:
@@ -798,13 +805,3 @@ def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:
         "entry": base64.b64encode(entry_bytes).decode(),
     }
 
-
-def to_json(value: Any) -> Any:
-    """CBOR values as JSON: byte strings as lowercase hex."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    return value

@@ -15,6 +15,7 @@ from tidechain.ledger.runtime import Contract, MethodSpec
 from . import contract as _m
 from .state import (
     NAME,
+    get_auditors,
     get_invoice,
     get_issuer,
     invoices_of_issuer,
@@ -23,7 +24,7 @@ from .state import (
     statistics,
 )
 
-__all__ = ["CONTRACT", "NAME", "get_invoice", "get_issuer", "invoices_of_issuer",
+__all__ = ["CONTRACT", "NAME", "get_auditors", "get_invoice", "get_issuer", "invoices_of_issuer",
            "pending_reversal", "period_of", "statistics"]
 
 _TAX = frozenset({Role.TAX_AUTHORITY})
@@ -41,21 +42,26 @@ CONTRACT = Contract(
                                        "authorise an issuer {issuer, name, tax_id, quota}"),
         "suspend_issuer": MethodSpec(_m.suspend_issuer, _TAX, "suspend an issuer {issuer}"),
         "set_quota": MethodSpec(_m.set_quota, _TAX, "set an issuer's quota {issuer, quota}"),
+        "set_auditors": MethodSpec(_m.set_auditors, _TAX,
+                                   "register the audit keys every invoice is sealed to {keys}"),
         "issue": MethodSpec(_m.issue, _ISSUER,
-                            "issue an invoice {number, buyer, lines, amount, tax, total}"),
+                            "issue a sealed invoice {number, total, holder | claim_digest, "
+                            "sealed}"),
         "issue_batch": MethodSpec(_m.issue_batch, _ISSUER,
                                   "issue invoices, all or nothing {invoices}"),
         "red_letter": MethodSpec(_m.red_letter, _ISSUER,
                                  "reverse one's own invoice {number, original, reason, "
-                                 "lines, amount, tax, total}"),
+                                 "total, sealed}"),
         "request_reversal": MethodSpec(_m.request_reversal, _ISSUER,
                                        "ask the buyer side to confirm a red-letter invoice "
                                        "(same arguments as red_letter)"),
         "confirm_reversal": MethodSpec(_m.confirm_reversal, _BUYER,
                                        "confirm a pending reversal within 72 h {original}"),
-        "claim": MethodSpec(_m.claim, _BUYER, "claim an invoice as its buyer {number, code}"),
+        "claim": MethodSpec(_m.claim, _BUYER,
+                            "claim an invoice as its buyer {number, code, wrapped}"),
         "submit": MethodSpec(_m.submit, _BUYER,
-                             "submit a claimed invoice for reimbursement {number, employer}"),
+                             "submit a claimed invoice for reimbursement, sharing its "
+                             "content key {number, employer, wrapped}"),
         "lock": MethodSpec(_m.lock, _EMPLOYER, "lock a submitted invoice {number}"),
         "unlock": MethodSpec(_m.unlock, _EMPLOYER, "release a locked invoice {number}"),
         "reimburse": MethodSpec(_m.reimburse, _EMPLOYER,

@@ -1,6 +1,7 @@
-"""Invoice content: numbers, buyers, line items and amounts, checked exactly as the
-chain checks them. Shared by the contract and by clients (`client/txbuilder.py`), so
-both refuse the same input for the same reason.
+"""Invoice content: numbers, buyers, line items and amounts. The content is sealed
+(ADR 0012), so these checks run where it is readable: in the client that seals it
+(`client/txbuilder.py`, `client/sealing.py`) and in every reader that opens it. The
+contract uses the small checks (numbers, keys, tax ids) on its public arguments.
 
 Amounts are integers in the smallest currency unit (fen). Per line:
 
@@ -155,8 +156,33 @@ def check_totals(lines: list[dict[str, Any]], amount: Any, tax: Any,
 
 
 BLUE_FIELDS = {"number", "buyer", "lines", "amount", "tax", "total", "remark",
-               "claim_digest"}
-RED_FIELDS = {"number", "original", "reason", "lines", "amount", "tax", "total", "remark"}
+               "claim_digest", "source"}
+RED_FIELDS = {"number", "original", "reason", "lines", "amount", "tax", "total", "remark",
+              "source"}
+SOURCE_FORMATS = ("ubl-2.1-invoice", "ubl-2.1-creditnote")
+MAX_SOURCE_ID_BYTES = 128
+
+
+def check_source(value: Any) -> dict[str, Any] | None:
+    """The document an invoice was imported from (client/ubl.py): its format, its own
+    ID and the SHA-256 of its bytes, anchored under the content's commitment."""
+    if value is None:
+        return None
+    source = check_keys(value, {"format", "sha256", "id"}, "'source'")
+    if source.get("format") not in SOURCE_FORMATS:
+        raise bad(f"'source.format' must be one of {', '.join(SOURCE_FORMATS)}")
+    digest = source.get("sha256")
+    if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
+        raise bad(f"'source.sha256' must be {DIGEST_BYTES} bytes")
+    return {"format": source["format"], "sha256": digest,
+            "id": check_text(source.get("id"), "source.id", MAX_SOURCE_ID_BYTES)}
+
+
+def _with_source(content: dict[str, Any], source: Any) -> dict[str, Any]:
+    checked = check_source(source)
+    if checked is not None:
+        content["source"] = checked
+    return content
 
 
 def check_blue(args: Any) -> dict[str, Any]:
@@ -179,7 +205,8 @@ def check_blue(args: Any) -> dict[str, Any]:
     content = {"buyer": buyer, "lines": lines, "amount": amount, "tax": tax, "total": total,
                "remark": check_text(invoice.get("remark"), "remark", MAX_REMARK_BYTES,
                                     required=False)}
-    return {"number": number, "content": content, "claim_digest": digest}
+    return {"number": number, "content": _with_source(content, invoice.get("source")),
+            "claim_digest": digest}
 
 
 def check_red(args: Any) -> dict[str, Any]:
@@ -200,4 +227,5 @@ def check_red(args: Any) -> dict[str, Any]:
                "tax": tax, "total": total,
                "remark": check_text(red.get("remark"), "remark", MAX_REMARK_BYTES,
                                     required=False)}
-    return {"number": number, "original": original, "content": content}
+    return {"number": number, "original": original,
+            "content": _with_source(content, red.get("source"))}

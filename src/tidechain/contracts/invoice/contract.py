@@ -10,6 +10,11 @@ States of a (blue) invoice::
 Beside the state: `claimed` (the buyer booked it), `reversed` (the total of the
 red-letter invoices against it, never above its own total). A red-letter invoice is
 a record of its own (kind `red`) that is never claimed, locked or reversed.
+
+The content is sealed (envelope.py, ADR 0012): the chain sees the number, the parties'
+keys, the total, the state and a commitment, and checks that exactly the entitled
+members can unwrap the content key; the line arithmetic is checked by the client
+that seals and by every reader that opens (client/sealing.py).
 """
 
 from __future__ import annotations
@@ -25,16 +30,24 @@ from tidechain.ledger.runtime import CallContext
 from .content import (
     MAX_AMOUNT,
     bad,
-    check_blue,
     check_int,
     check_key,
     check_keys,
     check_number,
-    check_red,
     check_tax_id,
     check_text,
 )
+from .envelope import (
+    MAX_AUDITORS,
+    MAX_READERS,
+    WRAPPED_KEY_BYTES,
+    check_sealed_blue,
+    check_sealed_red,
+    reader_keys,
+    require_readers,
+)
 from .state import (
+    AUDITORS_KEY,
     EMPTY_STATS,
     by_issuer_key,
     decode_map,
@@ -45,8 +58,10 @@ from .state import (
     stat_key,
 )
 
-MAX_BATCH = 20
-"""Invoices in one `issue_batch`: 2 writes each plus 2 stays under MAX_WRITES_PER_TX."""
+MAX_BATCH = 12
+"""Invoices in one `issue_batch`: twelve sealed two-line invoices (about 1 KB each with
+three readers) fit in MAX_TX_BYTES, and 2 writes each plus 2 stay under
+MAX_WRITES_PER_TX."""
 MAX_QUOTA = 10**18
 """An issuer's quota (fen): sums of MAX_AMOUNT totals stay far inside 64 bits."""
 CONFIRM_WINDOW_MS = 72 * 3600 * 1000
@@ -106,18 +121,56 @@ def _list_for_issuer(ctx: CallContext, issuer: bytes, record: dict[str, Any],
     record["count"] += 1
 
 
-def _new_record(ctx: CallContext, kind: str, number: str, content: dict[str, Any],
-                original: str | None) -> dict[str, Any]:
-    buyer_key = content.get("buyer", {}).get("key")
-    return {"number": number, "kind": kind, "issuer": ctx.caller, "original": original,
-            "content": content, "total": content["total"], "state": ISSUED,
-            "holder": buyer_key, "claimed": False, "claim_digest": None,
+def _new_record(ctx: CallContext, kind: str, invoice: dict[str, Any],
+                holder: bytes | None) -> dict[str, Any]:
+    return {"number": invoice["number"], "kind": kind, "issuer": ctx.caller,
+            "original": invoice.get("original"), "reason": invoice.get("reason"),
+            "sealed": invoice["sealed"], "total": invoice["total"], "state": ISSUED,
+            "holder": holder, "claimed": False, "claim_digest": None,
             "submitted_to": None, "locked_by": None, "reversed": 0, "reimbursed": 0,
             "period": period_of(ctx.time_ms), "time": ctx.time_ms, "height": ctx.height,
             "tx": ctx.tx_id}
 
 
+def _auditors(ctx: CallContext) -> set[bytes]:
+    record = _load(ctx, AUDITORS_KEY)
+    if record is None or not record["keys"]:
+        raise bad("the tax authority has not registered its audit keys "
+                  "(invoice.set_auditors): no invoice can be sealed to it yet",
+                  "no_auditors")
+    return {bytes(key) for key in record["keys"]}
+
+
+def _grant(record: dict[str, Any], member: bytes, wrapped: Any) -> None:
+    """Let `member` read the invoice: the caller wrapped the content key to it (the
+    chain cannot check a sealed box; a wrong one only hurts its own reader)."""
+    if member in reader_keys(record["sealed"]):
+        return
+    if not isinstance(wrapped, bytes) or len(wrapped) != WRAPPED_KEY_BYTES:
+        raise bad(f"'wrapped' must be the {WRAPPED_KEY_BYTES}-byte content key sealed to "
+                  "the new reader", "bad_envelope")
+    if len(record["sealed"]["readers"]) >= MAX_READERS:
+        raise bad(f"invoice {record['number']} already has {MAX_READERS} readers",
+                  "too_many_readers")
+    record["sealed"]["readers"].append([member, wrapped])
+
+
 # --- tax authority ----------------------------------------------------------------------
+
+
+def set_auditors(ctx: CallContext, args: dict[str, Any]) -> None:
+    """Register the tax authority's audit keys: every invoice issued from the next
+    transaction on must be sealed to each of them."""
+    check_keys(args, {"keys"}, "arguments")
+    keys = args.get("keys")
+    if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_AUDITORS:
+        raise bad(f"'keys' must list 1..{MAX_AUDITORS} member keys")
+    checked = [check_key(key, "keys[]") for key in keys]
+    if len(set(checked)) != len(checked):
+        raise bad("'keys' names a key twice")
+    _store(ctx, AUDITORS_KEY, {"keys": checked})
+    ctx.emit("auditors_set", {"keys": checked})
+
 
 
 def authorise_issuer(ctx: CallContext, args: dict[str, Any]) -> None:
@@ -167,9 +220,10 @@ def set_quota(ctx: CallContext, args: dict[str, Any]) -> None:
 # --- issuer -------------------------------------------------------------------------------
 
 
-def _issue_checked(ctx: CallContext, issuer: dict[str, Any], invoice: dict[str, Any]) -> int:
+def _issue_checked(ctx: CallContext, issuer: dict[str, Any], invoice: dict[str, Any],
+                   auditors: set[bytes]) -> int:
     """Write one checked blue invoice; the issuer record is updated in memory."""
-    number, total = invoice["number"], invoice["content"]["total"]
+    number, total = invoice["number"], invoice["total"]
     if issuer["suspended"]:
         raise bad("the issuer is suspended by the tax authority", "suspended")
     if issuer["issued"] + total > issuer["quota"]:
@@ -177,7 +231,11 @@ def _issue_checked(ctx: CallContext, issuer: dict[str, Any], invoice: dict[str, 
                   f"{issuer['quota']}", "quota_exceeded")
     if ctx.get(invoice_key(number)) is not None:
         raise bad(f"invoice number {number} is taken", "duplicate_number")
-    record = _new_record(ctx, BLUE, number, invoice["content"], None)
+    required = {ctx.caller} | auditors
+    if invoice["holder"] is not None:
+        required.add(invoice["holder"])
+    require_readers(invoice["sealed"], required, f"invoice {number}")
+    record = _new_record(ctx, BLUE, invoice, invoice["holder"])
     record["claim_digest"] = invoice["claim_digest"]
     _store(ctx, invoice_key(number), record)
     issuer["issued"] += total
@@ -187,9 +245,9 @@ def _issue_checked(ctx: CallContext, issuer: dict[str, Any], invoice: dict[str, 
 
 def issue(ctx: CallContext, args: dict[str, Any]) -> None:
     """Issue one invoice to a buyer at the moment of a sale."""
-    invoice = check_blue(args)
+    invoice = check_sealed_blue(args)
     issuer = _issuer(ctx, ctx.caller)
-    total = _issue_checked(ctx, issuer, invoice)
+    total = _issue_checked(ctx, issuer, invoice, _auditors(ctx))
     _store(ctx, issuer_key(ctx.caller), issuer)
     _add_stats(ctx, ctx.caller, issued=total, issued_count=1)
     ctx.emit("issued", {"number": invoice["number"], "total": total})
@@ -202,9 +260,10 @@ def issue_batch(ctx: CallContext, args: dict[str, Any]) -> None:
     batch = args.get("invoices")
     if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_BATCH:
         raise bad(f"'invoices' must be a list of 1..{MAX_BATCH} invoices")
-    invoices = [check_blue(item) for item in batch]
+    invoices = [check_sealed_blue(item) for item in batch]
     issuer = _issuer(ctx, ctx.caller)
-    total = sum(_issue_checked(ctx, issuer, invoice) for invoice in invoices)
+    auditors = _auditors(ctx)
+    total = sum(_issue_checked(ctx, issuer, invoice, auditors) for invoice in invoices)
     _store(ctx, issuer_key(ctx.caller), issuer)
     _add_stats(ctx, ctx.caller, issued=total, issued_count=len(invoices))
     ctx.emit("issued_batch", {"numbers": [i["number"] for i in invoices], "total": total})
@@ -223,13 +282,22 @@ def _reversible(ctx: CallContext, red: dict[str, Any], issuer: bytes) -> dict[st
                   "not_reversible")
     if original["issuer"] != issuer:
         raise bad(f"invoice {red['original']} was issued by another issuer", "not_issuer")
-    if original["reversed"] + red["content"]["total"] > original["total"]:
-        raise bad(f"reversing {red['content']['total']} more would exceed the original's "
+    if original["reversed"] + red["total"] > original["total"]:
+        raise bad(f"reversing {red['total']} more would exceed the original's "
                   f"total {original['total']} (already reversed {original['reversed']})",
                   "over_reversal")
     if ctx.get(invoice_key(red["number"])) is not None:
         raise bad(f"invoice number {red['number']} is taken", "duplicate_number")
+    require_readers(red["sealed"], red_readers(original, _auditors(ctx)),
+                    f"red-letter invoice {red['number']}")
     return original
+
+
+def red_readers(original: dict[str, Any], auditors: set[bytes]) -> set[bytes]:
+    """Who reads a red-letter invoice: its original's issuer, buyer and locking
+    employer (the parties a reversal concerns) and the tax authority."""
+    parties = {original["issuer"], original["holder"], original["locked_by"]}
+    return {key for key in parties if key is not None} | auditors
 
 
 def _apply_red(ctx: CallContext, red: dict[str, Any], issuer: bytes) -> None:
@@ -237,23 +305,23 @@ def _apply_red(ctx: CallContext, red: dict[str, Any], issuer: bytes) -> None:
     issuer_record = _load(ctx, issuer_key(issuer))
     if issuer_record is None:
         raise bad("the issuer's authorisation is missing", "not_authorised")
-    record = _new_record(ctx, RED, red["number"], red["content"], red["original"])
+    record = _new_record(ctx, RED, red, None)
     record["issuer"] = issuer
     _store(ctx, invoice_key(red["number"]), record)
-    total = red["content"]["total"]
+    total = red["total"]
     original["reversed"] += total
     _store(ctx, invoice_key(red["original"]), original)
     _list_for_issuer(ctx, issuer, issuer_record, red["number"])
     _store(ctx, issuer_key(issuer), issuer_record)
     _add_stats(ctx, issuer, reversed=total)
     ctx.emit("reversed", {"number": red["number"], "original": red["original"],
-                          "total": total, "reason": red["content"]["reason"]})
+                          "total": total, "reason": red["reason"]})
 
 
 def red_letter(ctx: CallContext, args: dict[str, Any]) -> None:
     """Reverse (part of) one's own invoice by a red-letter invoice, directly when the
     buyer has neither booked nor an employer locked it; otherwise `request_reversal`."""
-    red = check_red(args)
+    red = check_sealed_red(args)
     original = _reversible(ctx, red, ctx.caller)
     if _needs_confirmation(original):
         raise bad(f"invoice {red['original']} is claimed or locked: request the reversal "
@@ -274,7 +342,7 @@ def _confirmer(original: dict[str, Any]) -> bytes | None:
 def request_reversal(ctx: CallContext, args: dict[str, Any]) -> None:
     """Ask the buyer side to confirm a red-letter invoice on a claimed or locked
     invoice; the request lapses CONFIRM_WINDOW_MS of block time later."""
-    red = check_red(args)
+    red = check_sealed_red(args)
     original = _reversible(ctx, red, ctx.caller)
     if not _needs_confirmation(original):
         raise bad(f"invoice {red['original']} needs no confirmation: use red_letter",
@@ -286,7 +354,7 @@ def request_reversal(ctx: CallContext, args: dict[str, Any]) -> None:
     _store(ctx, reversal_key(red["original"]),
            {"red": red, "issuer": ctx.caller, "requested_at": ctx.time_ms})
     ctx.emit("reversal_requested", {"original": red["original"], "number": red["number"],
-                                    "total": red["content"]["total"]})
+                                    "total": red["total"]})
 
 
 # --- buyer side -----------------------------------------------------------------------------
@@ -311,8 +379,9 @@ def confirm_reversal(ctx: CallContext, args: dict[str, Any]) -> None:
 
 def claim(ctx: CallContext, args: dict[str, Any]) -> None:
     """The buyer books the invoice: the titled member key, or (for a buyer named by
-    name and USCC) whoever presents the claim code handed over at the sale."""
-    check_keys(args, {"number", "code"}, "arguments")
+    name and USCC) whoever presents the claim code handed over at the sale, with the
+    content key `wrapped` to itself (it opened `code_wrap` with the code)."""
+    check_keys(args, {"number", "code", "wrapped"}, "arguments")
     number = check_number(args.get("number"))
     code = args.get("code")
     if code is not None and (not isinstance(code, bytes)
@@ -326,6 +395,8 @@ def claim(ctx: CallContext, args: dict[str, Any]) -> None:
             raise bad(f"invoice {number} is titled to another buyer", "not_buyer")
     elif code is None or sha256(code) != record["claim_digest"]:
         raise bad(f"wrong claim code for invoice {number}", "bad_claim_code")
+    else:
+        _grant(record, ctx.caller, args.get("wrapped"))
     record["holder"], record["claimed"] = ctx.caller, True
     _store(ctx, invoice_key(number), record)
     ctx.emit("claimed", {"number": number, "holder": ctx.caller})
@@ -343,8 +414,9 @@ def _require_state(record: dict[str, Any], state: str) -> None:
 
 
 def submit(ctx: CallContext, args: dict[str, Any]) -> None:
-    """The titled buyer submits a claimed invoice to an employer for reimbursement."""
-    check_keys(args, {"number", "employer"}, "arguments")
+    """The titled buyer submits a claimed invoice to an employer for reimbursement,
+    with the content key `wrapped` to that employer, which may read it from now on."""
+    check_keys(args, {"number", "employer", "wrapped"}, "arguments")
     number = check_number(args.get("number"))
     employer = check_key(args.get("employer"), "employer")
     record = _blue(ctx, number, "submitted")
@@ -352,6 +424,7 @@ def submit(ctx: CallContext, args: dict[str, Any]) -> None:
         raise bad(f"only the buyer that claimed invoice {number} may submit it", "not_buyer")
     _require_state(record, ISSUED)
     _not_fully_reversed(record)
+    _grant(record, employer, args.get("wrapped"))
     record["submitted_to"] = employer
     _store(ctx, invoice_key(number), record)
     ctx.emit("submitted", {"number": number, "employer": employer})

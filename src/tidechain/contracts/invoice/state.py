@@ -6,6 +6,7 @@
 * `by/<issuer key><seq, 8 bytes>` the issuer's n-th invoice number (blue and red)
 * `stat/<issuer key><YYYY-MM>`    {issued, issued_count, reversed, reimbursed}
 * `rev/<number>`                  a pending reversal request on invoice `number`
+* `aud`                           the tax authority's audit keys {keys: [...]}
 
 All of it is world state, so part of the state root and provable. The statistics are
 counters updated by the same transaction that changes the invoice: simpler to prove
@@ -22,6 +23,7 @@ from tidechain.ledger.runtime import StateReader, namespaced
 
 NAME = "invoice"
 DAY_MS = 86_400_000
+AUDITORS_KEY = b"aud"
 
 
 def invoice_key(number: str) -> bytes:
@@ -76,9 +78,16 @@ def _get(state: StateReader, key: bytes) -> dict[str, Any] | None:
 
 
 def get_invoice(state: StateReader, number: str) -> dict[str, Any] | None:
-    """The invoice record: public fields plus `content` (the one CBOR map a later
-    privacy slice replaces by a commitment and ciphertext)."""
+    """The invoice record: public fields plus `sealed` (commitment, ciphertext and
+    the content key wrapped to each reader; envelope.py)."""
     return _get(state, invoice_key(number))
+
+
+def get_auditors(state: StateReader) -> list[bytes]:
+    """The keys every new invoice must be sealed to (empty until the tax authority
+    registers them)."""
+    record = _get(state, AUDITORS_KEY)
+    return [] if record is None else [bytes(key) for key in record["keys"]]
 
 
 def get_issuer(state: StateReader, issuer: bytes) -> dict[str, Any] | None:

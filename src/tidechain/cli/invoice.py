@@ -1,0 +1,191 @@
+"""`tide invoice ...`: e-invoices from the command line (docs/invoices.md).
+
+Content is sealed (ADR 0012): `show` prints the public record for anyone, and the
+content only when `--key` is one of the invoice's readers (or `--code` is the buyer's
+claim code); it is opened here, never by the node. Writes sign with `--key`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tidechain.client import sealing
+from tidechain.client import txbuilder as tb
+from tidechain.core.crypto import SigningKey
+from tidechain.core.errors import Rejected
+from tidechain.core.hexcodec import parse_hex, to_json
+from tidechain.node.config import read_key
+
+if TYPE_CHECKING:
+    from tidechain.cli.main import Output
+    from tidechain.client.sdk import Client
+
+Adder = Callable[[Any, str, Callable[[argparse.Namespace, "Output"], int], str],
+                 argparse.ArgumentParser]
+
+
+def _main() -> Any:
+    # The command table lives in cli/main.py, which imports this module to register
+    # these commands: its helpers are taken at call time.
+    from tidechain.cli import main
+
+    return main
+
+
+def _client(args: argparse.Namespace) -> Client:
+    client: Client = _main()._client(args)
+    return client
+
+
+def _key(args: argparse.Namespace) -> SigningKey:
+    if not args.key:
+        raise Rejected("give the signing member's key: --key FILE", code="bad_argument")
+    return read_key(Path(args.key)).key
+
+
+def _send(args: argparse.Namespace, out: Output, client: Client, tx: Any, what: str) -> int:
+    committed = client.submit(tx, wait=True)
+    events = ", ".join(e["type"] for e in committed.get("events", []))
+    out.result(committed, [f"{what}: committed at log index {committed['log_index']} "
+                           f"({events})"])
+    return 0
+
+
+def _fen(value: int) -> str:
+    return f"{value // 100:,}.{value % 100:02d}"
+
+
+def cmd_show(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        record = client.invoice(args.number)
+    lines = [f"invoice {record['number']}: {record['kind']}, {record['state']}, total "
+             f"{_fen(record['total'])}, reversed {_fen(record['reversed'])}, reimbursed "
+             f"{_fen(record['reimbursed'])}",
+             f"  issuer {record['issuer']}  holder {record.get('holder') or '-'}",
+             f"  sealed to {len(record['sealed']['readers'])} reader(s); commitment "
+             f"{record['sealed']['commitment']}"]
+    data: dict[str, Any] = {"record": record}
+    if args.key or args.code:
+        key = read_key(Path(args.key)).key if args.key else None
+        code = args.code.encode() if args.code else None
+        content = sealing.open_content(record, key=key, code=code)
+        data["content"] = to_json(content)
+        lines.append("  content (opened with your key, checked against its commitment):")
+        for line in content["lines"]:
+            lines.append(f"    {line['name']}: {line['quantity']} x "
+                         f"{_fen(line['unit_price'])} = {_fen(line['amount'])} + tax "
+                         f"{_fen(line['tax'])} ({line['tax_rate_bp'] / 100:g} %)")
+        lines.append(f"    amount {_fen(content['amount'])}, tax {_fen(content['tax'])}, "
+                     f"total {_fen(content['total'])}")
+        if content.get("remark"):
+            lines.append(f"    remark: {content['remark']}")
+    else:
+        lines.append("  content: sealed (give --key FILE of a reader to open it)")
+    out.result(data, lines)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as client:
+        stats = client.invoice_stats(args.issuer, args.month)
+    out.result(stats, [f"{args.issuer} in {args.month}:",
+                       f"  issued      {_fen(stats['issued'])} in {stats['issued_count']} "
+                       "invoice(s)",
+                       f"  reversed    {_fen(stats['reversed'])}",
+                       f"  reimbursed  {_fen(stats['reimbursed'])}"])
+    return 0
+
+
+def cmd_set_auditors(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    auditors = [parse_hex(a, 32, "auditor key") for a in args.auditor] or [key.public_key]
+    with _client(args) as client:
+        tx = tb.call_tx(key, client.chain_id(), tb.INVOICE, "set_auditors",
+                        {"keys": auditors}, now_ms=int(time.time() * 1000),
+                        nonce=os.urandom(16))
+        return _send(args, out, client, tx, "audit keys set")
+
+
+def _line(text: str) -> dict[str, Any]:
+    """NAME,QUANTITY,UNIT_PRICE_FEN,TAX_RATE_BP"""
+    name, quantity, price, rate = text.rsplit(",", 3)
+    try:
+        return tb.invoice_line(name, int(quantity), int(price), int(rate))
+    except ValueError:
+        raise Rejected(f"--line {text!r}: NAME,QUANTITY,UNIT_PRICE_FEN,TAX_RATE_BP",
+                       code="bad_argument") from None
+
+
+def cmd_issue(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    if not args.line:
+        raise Rejected("give at least one --line", code="bad_argument")
+    buyer = {"key": parse_hex(args.buyer_key, 32, "buyer key")}
+    plain = tb.invoice_args(args.number, buyer, [_line(t) for t in args.line],
+                            remark=args.remark or "")
+    with _client(args) as client:
+        tx = tb.issue_invoice_tx(key, client.chain_id(), plain,
+                                 auditors=client.invoice_auditors(),
+                                 now_ms=int(time.time() * 1000), nonce=os.urandom(16))
+        return _send(args, out, client, tx, f"invoice {args.number} issued")
+
+
+def cmd_action(args: argparse.Namespace, out: Output) -> int:
+    key = _key(args)
+    with _client(args) as client:
+        wrapped = None
+        employer_hex = getattr(args, "employer", None)
+        employer = parse_hex(employer_hex, 32, "employer key") if employer_hex else None
+        if args.action == "submit":
+            if employer is None:
+                raise Rejected("submit needs --employer KEY", code="bad_argument")
+            wrapped = sealing.share_key(client.invoice(args.number), key, employer)
+        tx = tb.invoice_action_tx(key, client.chain_id(), args.action, args.number,
+                                  employer=employer, wrapped=wrapped,
+                                  now_ms=int(time.time() * 1000), nonce=os.urandom(16))
+        return _send(args, out, client, tx, f"{args.action} {args.number}")
+
+
+def add_commands(commands: Any, add: Adder, group: Callable[[Any, str, str], Any]) -> None:
+    """Register `tide invoice ...` under the top-level command table."""
+    invoice = group(commands, "invoice", "e-invoices: issue, read (sealed), act, statistics")
+    p = add(invoice, "show", cmd_show, "an invoice's public record, and its content if "
+            "--key is one of its readers")
+    p.add_argument("number", metavar="NUMBER")
+    p.add_argument("--key", metavar="FILE", help="a reader's member key file")
+    p.add_argument("--code", metavar="TEXT", help="the buyer's claim code from the sale")
+
+    p = add(invoice, "stats", cmd_stats, "the tax authority's counters for one month")
+    p.add_argument("issuer", metavar="ISSUER", help="tax id (USCC) or issuer key (hex)")
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+
+    p = add(invoice, "set-auditors", cmd_set_auditors,
+            "tax authority: register the audit keys every invoice is sealed to")
+    p.add_argument("--key", metavar="FILE", help="a tax authority member's key")
+    p.add_argument("--auditor", action="append", default=[], metavar="HEX",
+                   help="an audit key (repeatable; default: --key's own)")
+
+    p = add(invoice, "issue", cmd_issue, "issuer: issue a sealed invoice to a member buyer")
+    p.add_argument("number", metavar="NUMBER", help="20-digit invoice number")
+    p.add_argument("--key", metavar="FILE", help="the issuer's member key")
+    p.add_argument("--buyer-key", required=True, metavar="HEX")
+    p.add_argument("--line", action="append", metavar="NAME,QTY,PRICE_FEN,RATE_BP",
+                   help="a line item (repeatable)")
+    p.add_argument("--remark", metavar="TEXT")
+
+    for action, text in (("claim", "buyer: claim an invoice titled to you"),
+                         ("submit", "buyer: submit it to --employer, sharing its content"),
+                         ("lock", "employer: lock a submitted invoice"),
+                         ("unlock", "employer: release a locked invoice"),
+                         ("reimburse", "employer: close a locked invoice as paid")):
+        p = add(invoice, action, cmd_action, text)
+        p.add_argument("number", metavar="NUMBER")
+        p.add_argument("--key", metavar="FILE", help="your member key")
+        if action == "submit":
+            p.add_argument("--employer", metavar="HEX", help="the employer's member key")
+        p.set_defaults(action=action)
