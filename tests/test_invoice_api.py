@@ -6,6 +6,7 @@ raw blocks (nor the node's files)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -202,3 +203,31 @@ def test_the_employer_reads_once_the_buyer_submits_to_it(issued: Issued) -> None
         assert client.invoice_content(NUMBER, key=issued.employer)["remark"] == REMARK
         with pytest.raises(sealing.NotAReader):
             client.invoice_content(NUMBER, key=issued.outsider)
+
+
+UBL = Path(__file__).resolve().parents[1] / ".." / "shared" / "vectors" / "ubl"
+
+
+def test_cli_imports_a_ubl_invoice_and_a_credit_note_against_it(issued: Issued) -> None:
+    where = ["--net", str(issued.node.net), "--node", issued.node.url]
+    merchant = ["--key", str(issued.root / "merchant.key")]
+    invoice_no, red_no = "04400000000000000501", "04400000000000000502"
+    xml = UBL / "ubl-tc434-example9.xml"
+    done = tide("invoice", "import", str(xml), invoice_no, *merchant, "--buyer-key",
+                issued.buyer.public_key.hex(), "--validate", *where)
+    assert done.returncode == 0, done.stderr
+    credit = UBL / "ubl-tc434-creditnote1.xml"
+    done = tide("invoice", "import", str(credit), red_no, *merchant, "--original",
+                invoice_no, "--reason", "sales_return", "--validate", *where)
+    assert done.returncode == 0, done.stderr
+    with Client(issued.node.url) as client:
+        content = client.invoice_content(invoice_no, key=issued.tax)
+        red = client.invoice_content(red_no, key=issued.buyer)
+        assert client.invoice(invoice_no)["reversed"] == red["total"] == 10011
+    assert content["source"]["sha256"] == hashlib.sha256(xml.read_bytes()).digest()
+    assert (content["source"]["currency"], content["total"]) == ("EUR", 17787)
+    assert red["source"]["format"] == "ubl-2.1-creditnote"
+    refused = tide("invoice", "import", str(UBL / "ubl-tc434-example2.xml"),
+                   "04400000000000000503", *merchant, "--buyer-key",
+                   issued.buyer.public_key.hex(), *where)
+    assert refused.returncode == 2 and "ubl_unmappable" in refused.stderr

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
+from tidechain.contracts.invoice.content import REASONS
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
@@ -135,6 +136,33 @@ def cmd_issue(args: argparse.Namespace, out: Output) -> int:
         return _send(args, out, client, tx, f"invoice {args.number} issued")
 
 
+def cmd_import(args: argparse.Namespace, out: Output) -> int:
+    """Issue from an EN 16931 UBL 2.1 document: an Invoice as an invoice, a CreditNote
+    (with --original) as a red-letter invoice; the XML's SHA-256 is sealed with it."""
+    from tidechain.client import ubl
+
+    key = _key(args)
+    data = Path(args.file).read_bytes()
+    with _client(args) as client:
+        auditors = client.invoice_auditors()
+        now, nonce = int(time.time() * 1000), os.urandom(16)
+        if args.original:
+            red = ubl.red_letter_args(data, args.number, args.original, reason=args.reason,
+                                      validate=args.validate)
+            readers = sealing.red_letter_readers(client.invoice(args.original), auditors)
+            tx = tb.red_letter_tx(key, client.chain_id(), red, readers=readers,
+                                  confirm=args.confirm, now_ms=now, nonce=nonce)
+            what = f"credit note {red['source']['id']} as red-letter invoice {args.number}"
+        else:
+            buyer = parse_hex(args.buyer_key, 32, "buyer key") if args.buyer_key else None
+            plain = ubl.invoice_args(data, args.number, buyer_key=buyer,
+                                     validate=args.validate)
+            tx = tb.issue_invoice_tx(key, client.chain_id(), plain, auditors=auditors,
+                                     now_ms=now, nonce=nonce)
+            what = f"invoice {plain['source']['id']} as {args.number}"
+        return _send(args, out, client, tx, what)
+
+
 def cmd_action(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     with _client(args) as client:
@@ -177,6 +205,23 @@ def add_commands(commands: Any, add: Adder, group: Callable[[Any, str, str], Any
     p.add_argument("--line", action="append", metavar="NAME,QTY,PRICE_FEN,RATE_BP",
                    help="a line item (repeatable)")
     p.add_argument("--remark", metavar="TEXT")
+
+    p = add(invoice, "import", cmd_import,
+            "issuer: issue from an EN 16931 UBL 2.1 Invoice, or a CreditNote as a "
+            "red-letter invoice (docs/ubl-import.md)")
+    p.add_argument("file", metavar="FILE", help="the UBL 2.1 XML document")
+    p.add_argument("number", metavar="NUMBER", help="our 20-digit number for it")
+    p.add_argument("--key", metavar="FILE", help="the issuer's member key")
+    p.add_argument("--buyer-key", metavar="HEX", help="the buyer's member key")
+    p.add_argument("--original", metavar="NUMBER",
+                   help="for a CreditNote: the number of the invoice it reverses")
+    p.add_argument("--reason", choices=sorted(REASONS),
+                   help="for a CreditNote: why (default: a note of the document naming one)")
+    p.add_argument("--confirm", action="store_true",
+                   help="for a CreditNote on a claimed or locked invoice: request the "
+                        "reversal for the buyer side to confirm")
+    p.add_argument("--validate", action="store_true",
+                   help="check the UBL 2.1 XSD first (needs the `ubl` extra)")
 
     for action, text in (("claim", "buyer: claim an invoice titled to you"),
                          ("submit", "buyer: submit it to --employer, sharing its content"),

@@ -212,23 +212,31 @@ def _with_totals(fields: dict[str, Any], lines: list[dict[str, Any]]) -> dict[st
 
 
 def invoice_args(number: str, buyer: dict[str, Any], lines: list[dict[str, Any]],
-                 *, remark: str = "", claim_digest: bytes | None = None) -> dict[str, Any]:
-    """The arguments of `invoice.issue` (one element of `issue_batch`), totals computed.
-    `buyer` is {"key": member key} or {"name", "uscc"} (then `claim_digest` is needed)."""
+                 *, remark: str = "", claim_digest: bytes | None = None,
+                 source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plain arguments of `invoice.issue` (one element of `issue_batch`), totals
+    computed. `buyer` is {"key": member key} or {"name", "uscc"} (then `claim_digest`
+    is needed); `source` anchors an imported document (client/ubl.py)."""
     fields: dict[str, Any] = {"number": number, "buyer": buyer, "remark": remark}
     if claim_digest is not None:
         fields["claim_digest"] = claim_digest
+    if source is not None:
+        fields["source"] = source
     args = _with_totals(fields, lines)
     invoice_content.check_blue(args)
     return args
 
 
 def red_letter_args(number: str, original: str, reason: str, lines: list[dict[str, Any]],
-                    *, remark: str = "") -> dict[str, Any]:
-    """The arguments of `invoice.red_letter` / `request_reversal`: the reversed part as
-    positive line items, totals computed."""
-    args = _with_totals({"number": number, "original": original, "reason": reason,
-                         "remark": remark}, lines)
+                    *, remark: str = "", source: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The plain arguments of `invoice.red_letter` / `request_reversal`: the reversed
+    part as positive line items, totals computed."""
+    fields: dict[str, Any] = {"number": number, "original": original, "reason": reason,
+                              "remark": remark}
+    if source is not None:
+        fields["source"] = source
+    args = _with_totals(fields, lines)
     invoice_content.check_red(args)
     return args
 

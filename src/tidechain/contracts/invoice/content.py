@@ -165,17 +165,28 @@ MAX_SOURCE_ID_BYTES = 128
 
 def check_source(value: Any) -> dict[str, Any] | None:
     """The document an invoice was imported from (client/ubl.py): its format, its own
-    ID and the SHA-256 of its bytes, anchored under the content's commitment."""
+    ID, its currency, the ID of the invoice a credit note corrects, and the SHA-256 of
+    its bytes, anchored under the content's commitment."""
     if value is None:
         return None
-    source = check_keys(value, {"format", "sha256", "id"}, "'source'")
+    source = check_keys(value, {"format", "sha256", "id", "currency", "original_id"},
+                        "'source'")
     if source.get("format") not in SOURCE_FORMATS:
         raise bad(f"'source.format' must be one of {', '.join(SOURCE_FORMATS)}")
     digest = source.get("sha256")
     if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
         raise bad(f"'source.sha256' must be {DIGEST_BYTES} bytes")
-    return {"format": source["format"], "sha256": digest,
-            "id": check_text(source.get("id"), "source.id", MAX_SOURCE_ID_BYTES)}
+    currency = source.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not (
+            currency.isascii() and currency.isupper() and currency.isalpha()):
+        raise bad("'source.currency' must be an ISO 4217 code (three capital letters): "
+                  "the invoice's amounts are in its minor unit")
+    checked = {"format": source["format"], "sha256": digest, "currency": currency,
+               "id": check_text(source.get("id"), "source.id", MAX_SOURCE_ID_BYTES)}
+    if source.get("original_id") is not None:
+        checked["original_id"] = check_text(source["original_id"], "source.original_id",
+                                            MAX_SOURCE_ID_BYTES)
+    return checked
 
 
 def _with_source(content: dict[str, Any], source: Any) -> dict[str, Any]:
