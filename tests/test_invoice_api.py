@@ -23,6 +23,8 @@ from tidechain.client import Client, sealing
 from tidechain.client import txbuilder as tb
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import NotFound, Rejected
+from tidechain.core.receipt import verify_receipt
+from tidechain.core.trust import parse_trust
 from tidechain.ledger.types import SignedTx
 from tidechain.node.config import read_key
 
@@ -183,6 +185,17 @@ def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> N
                 answers.append(str(client.tx(tx_id)))
     for text in answers:
         assert all(m.decode() not in text for m in markers)
+    # The receipt proves the sealed invoice is in the log, offline, and
+    # discloses nothing: its entry holds the commitment, not the content.
+    trust = parse_trust((issued.node.net / "trust.txt").read_text())
+    with Client(issued.node.url) as client:
+        tx_id = client.invoice(NUMBER)["tx"]
+        index = int(client.tx(tx_id)["log_index"])
+        receipt = client.receipt(index)
+    verified = verify_receipt(receipt, trust)
+    assert verified.index == index
+    assert bytes.fromhex(client_record_commitment(issued)) in verified.entry
+    assert all(m.decode() not in receipt for m in markers)
     # The raw store (SQLite files, WAL included) and every other file of the node.
     files = [p for p in issued.node.net.rglob("*") if p.is_file()]
     assert any(p.suffix == ".sqlite" or "sqlite" in p.name or p.suffix == ".db"
@@ -190,6 +203,12 @@ def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> N
     for path in files:
         data = path.read_bytes()
         assert all(m not in data for m in markers), path
+
+
+def client_record_commitment(issued: Issued) -> str:
+    with Client(issued.node.url) as client:
+        commitment: str = client.invoice(NUMBER)["sealed"]["commitment"]
+    return commitment
 
 
 def test_the_employer_reads_once_the_buyer_submits_to_it(issued: Issued) -> None:
