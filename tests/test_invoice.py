@@ -10,7 +10,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -505,6 +505,32 @@ def test_a_reimbursed_invoice_is_reversed_only_with_the_employers_confirmation()
         "reimbursed", 1590, 3180)
 
 
+def test_the_buyer_side_asks_and_the_issuer_confirms_by_the_red_letter_invoice() -> None:
+    net = authorised()
+    assert net.do(ISSUER_A, "issue", blue(1)) == ""
+    ask = {"original": number(1), "reason": "sales_return", "total": 1000}
+    assert net.do(BUYER, "ask_reversal", ask) == "not_party"  # not claimed: no need to ask
+    net = locked()
+    assert net.do(BUYER, "ask_reversal", ask) == "not_party"  # the employer holds it
+    assert net.do(EMP, "ask_reversal", {**ask, "total": 3181}) == "over_reversal"
+    assert net.do(EMP, "ask_reversal", {**ask, "reason": "oops"}) == "bad_argument"
+    assert net.do(EMP, "ask_reversal", ask) == ""
+    assert invoice.asked_reversal(net.chain.state, number(1)) is not None
+    assert net.do(EMP, "ask_reversal", ask) == "pending"
+    part = [tb.invoice_line("refund", 1000, 1, 0)]
+    assert net.do(ISSUER_A, "red_letter", red(90, 1, [tb.invoice_line("refund", 999, 1, 0)])
+                  ) == "not_as_asked"
+    assert net.do(ISSUER_A, "red_letter", red(90, 1, part, "sales_discount")) == "not_as_asked"
+    assert net.do(ISSUER_A, "red_letter", red(90, 1, part)) == ""  # the confirmation
+    assert invoice.asked_reversal(net.chain.state, number(1)) is None
+    assert net.do(ISSUER_A, "red_letter", red(91, 1, part)) == "confirmation_required"
+    # An ask lapses 72 hours of block time later.
+    assert net.do(EMP, "ask_reversal", ask) == ""
+    net.run(advance_ms=CONFIRM_WINDOW_MS + 1)
+    assert net.do(ISSUER_A, "red_letter", red(91, 1, part)) == "confirmation_required"
+    assert net.invoice(number(1))["reversed"] == 1000
+
+
 def test_a_failed_call_changes_nothing_and_the_regulator_writes_nothing() -> None:
     net = locked()
     root = net.chain.state.root()
@@ -587,6 +613,7 @@ class InvoiceMachine(RuleBasedStateMachine):
         self.issuers: dict[int, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, dict[str, Any]] = {}
+        self.asks: dict[str, dict[str, Any]] = {}
         self.reimbursed_total = 0
         self.periods: set[str] = set()
 
@@ -633,6 +660,7 @@ class InvoiceMachine(RuleBasedStateMachine):
 
     @initialize()
     def authorise_both(self) -> None:
+        assert self._call(TAX, "set_auditors", {"keys": AUDITORS})
         for who, tax_id in ((ISSUER_A, TAX_ID_A), (ISSUER_B, TAX_ID_B)):
             assert self._call(TAX, "authorise_issuer", {"issuer": pub(who), "name": "shop",
                                                         "tax_id": tax_id, "quota": 40_000})
@@ -713,18 +741,23 @@ class InvoiceMachine(RuleBasedStateMachine):
     @rule(actor=ISSUING, n=NUMBER, original=EXISTING, how=REVERSAL,
           direct=st.booleans(), right=st.booleans())
     def reverse(self, actor: int, n: int, original: int, how: str, direct: bool,
-                right: bool) -> None:
+                right: bool, as_asked: dict[str, Any] | None = None) -> None:
         actor = self._party(original, "issuer", actor, right)
         # Unit price 1 fen, no tax: the total is exactly the quantity.
-        args = red(n, original, [tb.invoice_line("refund", self._red_total(original, how), 1,
-                                                 0)])
+        total = as_asked["total"] if as_asked else self._red_total(original, how)
+        args = red(n, original, [tb.invoice_line("refund", total, 1, 0)],
+                   as_asked["reason"] if as_asked else "sales_return")
         method = "red_letter" if direct else "request_reversal"
         if not self._call(actor, method, args):
             return
         assert self._reversible(actor, original, number(n), args["total"])
         record = self.invoices[number(original)]
         if direct:
-            assert not self._needs_confirmation(record)
+            if self._needs_confirmation(record):  # only as the buyer side asked
+                asked = self.asks.pop(number(original))
+                assert self.net.now <= asked["at"] + CONFIRM_WINDOW_MS
+                assert (asked["reason"], asked["total"]) == (args["reason"], args["total"])
+                event("a red-letter invoice answered the buyer side's ask")
             self._apply_red(actor, number(original), number(n), args["total"])
         else:
             assert self._needs_confirmation(record)
@@ -742,6 +775,7 @@ class InvoiceMachine(RuleBasedStateMachine):
             return
         request = self.pending.pop(number(original))
         assert self.net.now <= request["at"] + CONFIRM_WINDOW_MS
+        event("the buyer side confirmed a requested reversal")
         record = self.invoices[number(original)]
         confirmer = record["holder"] if record["state"] == "issued" else record["locked_by"]
         assert actor == confirmer
@@ -749,6 +783,22 @@ class InvoiceMachine(RuleBasedStateMachine):
                                 request["total"])
         self._apply_red(request["issuer"], number(original), request["number"],
                         request["total"])
+
+    @rule(actor=BUYING, original=EXISTING, how=REVERSAL,
+          reason=st.sampled_from(["sales_return", "sales_discount"]), right=st.booleans())
+    def ask(self, actor: int, original: int, how: str, reason: str, right: bool) -> None:
+        actor = self._party(original, "confirmer", actor, right)
+        total = self._red_total(original, how)
+        if not self._call(actor, "ask_reversal", {"original": number(original),
+                                                  "reason": reason, "total": total}):
+            return
+        record = self._blue(original)
+        assert record is not None and self._needs_confirmation(record)
+        confirmer = record["holder"] if record["state"] == "issued" else record["locked_by"]
+        assert actor == confirmer and record["reversed"] + total <= record["total"]
+        live = self.asks.get(number(original))
+        assert live is None or self.net.now > live["at"] + CONFIRM_WINDOW_MS
+        self.asks[number(original)] = {"reason": reason, "total": total, "at": self.net.now}
 
     @rule(actor=BUYING, n=EXISTING, right=st.booleans())
     def claim(self, actor: int, n: int, right: bool) -> None:
@@ -799,6 +849,7 @@ class InvoiceMachine(RuleBasedStateMachine):
             record["state"] = "reimbursed"
             record["reimbursed"] = record["total"] - record["reversed"]
             self.reimbursed_total += record["reimbursed"]
+            event("an invoice was reimbursed")
 
     @rule(n=issued, choice=st.integers(0, 5), how=REVERSAL,
           red_n=NUMBER, employer=st.sampled_from([EMP, EMP2]))
@@ -810,6 +861,9 @@ class InvoiceMachine(RuleBasedStateMachine):
             return
         if number(n) in self.pending and choice < 3:
             self.confirm(ACTORS[0], n, right=True)
+        elif number(n) in self.asks and choice < 3:
+            self.reverse(record["issuer"], red_n, n, how, direct=True, right=False,
+                         as_asked=self.asks[number(n)])
         elif choice == 5:
             self.reverse(record["issuer"], red_n, n, how, direct=False, right=False)
         elif record["state"] == "locked":
@@ -844,7 +898,7 @@ class InvoiceMachine(RuleBasedStateMachine):
     def nothing_is_reimbursed_twice(self) -> None:
         state = self.net.chain.state
         reimbursed = sum(invoice.statistics(state, pub(issuer), period)["reimbursed"]
-                         for issuer in (ISSUER_A, ISSUER_B) for period in self.periods)
+                         for issuer in self.issuers for period in self.periods)
         assert reimbursed == self.reimbursed_total
 
     @invariant()

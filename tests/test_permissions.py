@@ -129,7 +129,7 @@ def test_the_declared_roles_are_tight() -> None:
         **{f"invoice.{m}": {Role.INVOICE_ISSUER}
            for m in ("issue", "issue_batch", "red_letter", "request_reversal")},
         **{f"invoice.{m}": {Role.DEPOSITOR, Role.ENTERPRISE}
-           for m in ("claim", "submit", "confirm_reversal")},
+           for m in ("claim", "submit", "confirm_reversal", "ask_reversal")},
         **{f"invoice.{m}": {Role.ENTERPRISE} for m in ("lock", "unlock", "reimburse")},
     }
     assert all(Role.REGULATOR not in roles for roles in declared.values())

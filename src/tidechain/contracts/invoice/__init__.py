@@ -15,6 +15,7 @@ from tidechain.ledger.runtime import Contract, MethodSpec
 from . import contract as _m
 from .state import (
     NAME,
+    asked_reversal,
     get_auditors,
     get_invoice,
     get_issuer,
@@ -24,8 +25,8 @@ from .state import (
     statistics,
 )
 
-__all__ = ["CONTRACT", "NAME", "get_auditors", "get_invoice", "get_issuer", "invoices_of_issuer",
-           "pending_reversal", "period_of", "statistics"]
+__all__ = ["CONTRACT", "NAME", "asked_reversal", "get_auditors", "get_invoice",
+           "get_issuer", "invoices_of_issuer", "pending_reversal", "period_of", "statistics"]
 
 _TAX = frozenset({Role.TAX_AUTHORITY})
 _ISSUER = frozenset({Role.INVOICE_ISSUER})
@@ -55,6 +56,9 @@ CONTRACT = Contract(
         "request_reversal": MethodSpec(_m.request_reversal, _ISSUER,
                                        "ask the buyer side to confirm a red-letter invoice "
                                        "(same arguments as red_letter)"),
+        "ask_reversal": MethodSpec(_m.ask_reversal, _BUYER,
+                                   "buyer side: ask the issuer to reverse {original, "
+                                   "reason, total}; it confirms by that red-letter invoice"),
         "confirm_reversal": MethodSpec(_m.confirm_reversal, _BUYER,
                                        "confirm a pending reversal within 72 h {original}"),
         "claim": MethodSpec(_m.claim, _BUYER,

@@ -29,6 +29,7 @@ from tidechain.ledger.runtime import CallContext
 
 from .content import (
     MAX_AMOUNT,
+    REASONS,
     bad,
     check_int,
     check_key,
@@ -49,6 +50,7 @@ from .envelope import (
 from .state import (
     AUDITORS_KEY,
     EMPTY_STATS,
+    ask_key,
     by_issuer_key,
     decode_map,
     invoice_key,
@@ -323,10 +325,23 @@ def red_letter(ctx: CallContext, args: dict[str, Any]) -> None:
     buyer has neither booked nor an employer locked it; otherwise `request_reversal`."""
     red = check_sealed_red(args)
     original = _reversible(ctx, red, ctx.caller)
-    if _needs_confirmation(original):
+    if _needs_confirmation(original) and not _answers_ask(ctx, red):
         raise bad(f"invoice {red['original']} is claimed or locked: request the reversal "
                   "and have the buyer side confirm it", "confirmation_required")
     _apply_red(ctx, red, ctx.caller)
+
+
+def _answers_ask(ctx: CallContext, red: dict[str, Any]) -> bool:
+    """Whether `red` is what the buyer side asked for (reason and total) within the
+    window: the issuer's red-letter invoice is then the confirmation. Consumes the ask."""
+    ask = _load(ctx, ask_key(red["original"]))
+    if ask is None or ctx.time_ms > ask["requested_at"] + CONFIRM_WINDOW_MS:
+        return False
+    if (ask["reason"], ask["total"]) != (red["reason"], red["total"]):
+        raise bad(f"the buyer side asked to reverse {ask['total']} for {ask['reason']}, "
+                  f"not {red['total']} for {red['reason']}", "not_as_asked")
+    ctx.delete(ask_key(red["original"]))
+    return True
 
 
 def _confirmer(original: dict[str, Any]) -> bytes | None:
@@ -358,6 +373,33 @@ def request_reversal(ctx: CallContext, args: dict[str, Any]) -> None:
 
 
 # --- buyer side -----------------------------------------------------------------------------
+
+
+def ask_reversal(ctx: CallContext, args: dict[str, Any]) -> None:
+    """The buyer side (the locking employer, else the buyer that claimed it) asks the
+    issuer to reverse `total` of an invoice for `reason`; the issuer confirms by issuing
+    exactly that red-letter invoice within 72 hours of block time, else it lapses."""
+    check_keys(args, {"original", "reason", "total"}, "arguments")
+    number = check_number(args.get("original"), "original")
+    reason = args.get("reason")
+    if reason not in REASONS:
+        raise bad(f"'reason' must be one of {', '.join(REASONS)}")
+    total = check_int(args.get("total"), "total", 1, MAX_AMOUNT)
+    original = _blue(ctx, number, "reversed")
+    if not _needs_confirmation(original) or _confirmer(original) != ctx.caller:
+        raise bad(f"only the buyer side of {number} (the buyer that claimed it, or the "
+                  "employer holding it) may ask for its reversal", "not_party")
+    if original["reversed"] + total > original["total"]:
+        raise bad(f"reversing {total} more would exceed the original's total "
+                  f"{original['total']} (already reversed {original['reversed']})",
+                  "over_reversal")
+    pending = _load(ctx, ask_key(number))
+    if pending is not None and ctx.time_ms <= pending["requested_at"] + CONFIRM_WINDOW_MS:
+        raise bad(f"a reversal of {number} was already asked for", "pending")
+    _store(ctx, ask_key(number), {"by": ctx.caller, "reason": reason, "total": total,
+                                  "requested_at": ctx.time_ms})
+    ctx.emit("reversal_asked", {"original": number, "reason": reason, "total": total})
+
 
 
 def confirm_reversal(ctx: CallContext, args: dict[str, Any]) -> None:

@@ -6,6 +6,9 @@
 * `by/<issuer key><seq, 8 bytes>` the issuer's n-th invoice number (blue and red)
 * `stat/<issuer key><YYYY-MM>`    {issued, issued_count, reversed, reimbursed}
 * `rev/<number>`                  a pending reversal request on invoice `number`
+                                  (the issuer's, awaiting the buyer side)
+* `ask/<number>`                  a reversal the buyer side asked for, awaiting the
+                                  issuer's red-letter invoice
 * `aud`                           the tax authority's audit keys {keys: [...]}
 
 All of it is world state, so part of the state root and provable. The statistics are
@@ -44,6 +47,10 @@ def stat_key(issuer: bytes, period: str) -> bytes:
 
 def reversal_key(number: str) -> bytes:
     return b"rev/" + number.encode("ascii")
+
+
+def ask_key(number: str) -> bytes:
+    return b"ask/" + number.encode("ascii")
 
 
 def decode_map(raw: bytes) -> dict[str, Any]:
@@ -96,6 +103,10 @@ def get_issuer(state: StateReader, issuer: bytes) -> dict[str, Any] | None:
 
 def pending_reversal(state: StateReader, number: str) -> dict[str, Any] | None:
     return _get(state, reversal_key(number))
+
+
+def asked_reversal(state: StateReader, number: str) -> dict[str, Any] | None:
+    return _get(state, ask_key(number))
 
 
 def invoices_of_issuer(state: StateReader, issuer: bytes, start: int, limit: int) -> list[str]:
