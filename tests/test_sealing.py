@@ -119,3 +119,14 @@ def test_malformed_envelopes_are_refused_with_a_typed_error(value: Any) -> None:
         envelope.check_envelope(value)
     except Rejected as exc:
         assert exc.code in ("bad_envelope", "bad_argument")
+
+
+def test_the_fully_digitised_invoice_fields_travel_sealed() -> None:
+    line = tb.invoice_line("coffee beans", 2, 12_800, 1300, spec="arabica, 1 kg", unit="bag")
+    plain = tb.invoice_args(NUMBER, {"key": BUYER.public_key}, [line], drawer="Wang Fang")
+    args = sealing.sealed_invoice_args(plain, ISSUER.public_key, [TAX.public_key])
+    content = sealing.open_content(_record(args), key=BUYER)
+    assert content["lines"][0]["spec"] == "arabica, 1 kg" and content["lines"][0]["unit"] == "bag"
+    assert content["drawer"] == "Wang Fang"
+    with pytest.raises(Rejected):
+        tb.invoice_line("x", 1, 1, 0, unit="u" * 33)

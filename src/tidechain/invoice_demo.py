@@ -122,11 +122,12 @@ def _invoice_flow(s: _Session) -> None:
     auditors = s.client.invoice_auditors()
     _step("The merchant issues an invoice to the buyer at the sale, sealed to the "
           "parties and the tax authority")
-    lines = [tb.invoice_line("coffee beans, 1 kg", 2, 12_800, 1300),
-             tb.invoice_line("espresso cups", 4, 3_500, 1300)]
+    lines = [tb.invoice_line("coffee beans, 1 kg", 2, 12_800, 1300, spec="arabica",
+                             unit="bag"),
+             tb.invoice_line("espresso cups", 4, 3_500, 1300, unit="piece")]
     s.send("merchant", tb.issue_invoice_tx,
-           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7"),
-           auditors=auditors)
+           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7",
+                           drawer="Wang Fang"), auditors=auditors)
     s.show(INVOICE_NO)
     for actor in ("buyer", "tax", "employer", "other"):
         s.read(actor, INVOICE_NO)

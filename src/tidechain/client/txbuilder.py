@@ -196,12 +196,19 @@ INVOICE = "invoice"
 """The e-invoice contract's name (contracts/invoice)."""
 
 
-def invoice_line(name: str, quantity: int, unit_price: int, tax_rate_bp: int) -> dict[str, Any]:
+def invoice_line(name: str, quantity: int, unit_price: int, tax_rate_bp: int, *,
+                 spec: str | None = None, unit: str | None = None) -> dict[str, Any]:
     """A line item with its amount (quantity x unit price) and its tax (rate in basis
-    points, rounded half up), computed exactly as the chain checks them."""
+    points, rounded half up), computed exactly as the chain checks them; `spec`
+    (specification or model) and `unit` (of measure) are optional."""
     amount = quantity * unit_price
-    line = {"name": name, "quantity": quantity, "unit_price": unit_price, "amount": amount,
-            "tax_rate_bp": tax_rate_bp, "tax": invoice_content.line_tax(amount, tax_rate_bp)}
+    line: dict[str, Any] = {"name": name, "quantity": quantity, "unit_price": unit_price,
+                            "amount": amount, "tax_rate_bp": tax_rate_bp,
+                            "tax": invoice_content.line_tax(amount, tax_rate_bp)}
+    if spec is not None:
+        line["spec"] = spec
+    if unit is not None:
+        line["unit"] = unit
     return invoice_content.check_line(line, 0)
 
 
@@ -213,7 +220,8 @@ def _with_totals(fields: dict[str, Any], lines: list[dict[str, Any]]) -> dict[st
 
 def invoice_args(number: str, buyer: dict[str, Any], lines: list[dict[str, Any]],
                  *, remark: str = "", claim_digest: bytes | None = None,
-                 source: dict[str, Any] | None = None) -> dict[str, Any]:
+                 source: dict[str, Any] | None = None, drawer: str | None = None
+                 ) -> dict[str, Any]:
     """The plain arguments of `invoice.issue` (one element of `issue_batch`), totals
     computed. `buyer` is {"key": member key} or {"name", "uscc"} (then `claim_digest`
     is needed); `source` anchors an imported document (client/ubl.py)."""
@@ -222,6 +230,8 @@ def invoice_args(number: str, buyer: dict[str, Any], lines: list[dict[str, Any]]
         fields["claim_digest"] = claim_digest
     if source is not None:
         fields["source"] = source
+    if drawer is not None:
+        fields["drawer"] = drawer
     args = _with_totals(fields, lines)
     invoice_content.check_blue(args)
     return args

@@ -34,6 +34,7 @@ below CBOR's 64-bit integers even when summed over an issuer's lifetime quota.""
 MAX_TAX_RATE_BP = 10_000
 BASIS_POINTS = 10_000
 MAX_REMARK_BYTES = 256
+MAX_UNIT_BYTES = 32
 KEY_BYTES = 32
 DIGEST_BYTES = 32
 
@@ -118,8 +119,8 @@ def line_tax(amount: int, tax_rate_bp: int) -> int:
 
 def check_line(value: Any, position: int) -> dict[str, Any]:
     where = f"line {position}"
-    line = check_keys(value, {"name", "quantity", "unit_price", "amount", "tax_rate_bp",
-                              "tax"}, where)
+    line = check_keys(value, {"name", "spec", "unit", "quantity", "unit_price", "amount",
+                              "tax_rate_bp", "tax"}, where)
     quantity = check_int(line.get("quantity"), f"{where}.quantity", 1, MAX_QUANTITY)
     price = check_int(line.get("unit_price"), f"{where}.unit_price", 0, MAX_UNIT_PRICE)
     amount = check_int(line.get("amount"), f"{where}.amount", 0, MAX_AMOUNT)
@@ -131,9 +132,15 @@ def check_line(value: Any, position: int) -> dict[str, Any]:
     if tax != line_tax(amount, rate):
         raise bad(f"{where}: tax {tax} should be {line_tax(amount, rate)} "
                   f"({amount} at {rate} bp, rounded half up)", "bad_amount")
-    return {"name": check_text(line.get("name"), f"{where}.name", MAX_NAME_BYTES),
-            "quantity": quantity, "unit_price": price, "amount": amount,
-            "tax_rate_bp": rate, "tax": tax}
+    checked = {"name": check_text(line.get("name"), f"{where}.name", MAX_NAME_BYTES),
+               "quantity": quantity, "unit_price": price, "amount": amount,
+               "tax_rate_bp": rate, "tax": tax}
+    # The fully digitised e-invoice's optional item fields: specification/model
+    # (规格型号) and unit of measure (单位).
+    for field, limit in (("spec", MAX_NAME_BYTES), ("unit", MAX_UNIT_BYTES)):
+        if line.get(field) is not None:
+            checked[field] = check_text(line[field], f"{where}.{field}", limit)
+    return checked
 
 
 def check_lines(value: Any) -> list[dict[str, Any]]:
@@ -156,7 +163,7 @@ def check_totals(lines: list[dict[str, Any]], amount: Any, tax: Any,
 
 
 BLUE_FIELDS = {"number", "buyer", "lines", "amount", "tax", "total", "remark",
-               "claim_digest", "source"}
+               "claim_digest", "source", "drawer"}
 RED_FIELDS = {"number", "original", "reason", "lines", "amount", "tax", "total", "remark",
               "source"}
 SOURCE_FORMATS = ("ubl-2.1-invoice", "ubl-2.1-creditnote")
@@ -216,6 +223,8 @@ def check_blue(args: Any) -> dict[str, Any]:
     content = {"buyer": buyer, "lines": lines, "amount": amount, "tax": tax, "total": total,
                "remark": check_text(invoice.get("remark"), "remark", MAX_REMARK_BYTES,
                                     required=False)}
+    if invoice.get("drawer") is not None:  # the person who issued it (开票人)
+        content["drawer"] = check_text(invoice["drawer"], "drawer", MAX_NAME_BYTES)
     return {"number": number, "content": _with_source(content, invoice.get("source")),
             "claim_digest": digest}
 
