@@ -36,7 +36,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from bench_node import (
     load_average,
     log,
     machine,
+    on_node_process,
     set_autogroup_nice,
     throughput_phase,
 )
@@ -348,20 +348,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tidechain-bench-invoice-"))
     port = free_port()
     init_network(workdir / "net", "bench-invoice", validators=1, base_port=port)
-    node = NodeProcess(workdir / "net" / "node0", workdir / "node.log", args.nice)
-    log(f"node directory {workdir}; starting {' '.join(node.command)} on port {port}")
-    node.start()
-    try:
-        return await run_phases(args, workdir / "net", f"http://127.0.0.1:{port}", node)
-    except BaseException:
-        log(f"node log tail:\n{node.log_tail()}")
-        raise
-    finally:
-        code = node.stop()
-        if args.keep_dir:
-            log(f"kept {workdir} (node exited with {code})")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return await on_node_process(args, workdir, port, run_phases)
 
 
 # --- report --------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -735,11 +735,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mempool_max_txs:
         with (workdir / "net" / "node0" / "node.toml").open("a") as toml:
             toml.write(f"mempool_max_txs = {args.mempool_max_txs}\n")
+    return await on_node_process(args, workdir, port, run_phases)
+
+
+async def on_node_process(
+    args: argparse.Namespace, workdir: Path, port: int,
+    phases: Callable[[argparse.Namespace, Path, str, NodeProcess],
+                     Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Start `tide node start` for WORKDIR/net/node0, run `phases` against it, print the
+    node's log tail if they fail, stop it and remove WORKDIR (unless --keep-dir)."""
     node = NodeProcess(workdir / "net" / "node0", workdir / "node.log", args.nice)
     log(f"node directory {workdir}; starting {' '.join(node.command)} on port {port}")
     node.start()
     try:
-        return await run_phases(args, workdir / "net", f"http://127.0.0.1:{port}", node)
+        return await phases(args, workdir / "net", f"http://127.0.0.1:{port}", node)
     except BaseException:
         log(f"node log tail:\n{node.log_tail()}")
         raise
