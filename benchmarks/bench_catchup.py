@@ -4,12 +4,16 @@
    --block-txs, each with a commit certificate signed by all four validators) is built
    once into node1's store and copied to node2 and node3 (building it is not timed).
 2. node1..node3 start as real `tide node start` processes; then node0 (empty store)
-   starts and fetches every block over mutual TLS, verifying each block's certificate
-   and re-executing it to its header, as any lagging validator does.
+   starts and catches up over mutual TLS, as any lagging validator does: by default
+   by state sync (ADR 0009: certified headers, log entries checked against their log
+   roots, the state at the last height checked against its state root, indexes
+   rebuilt locally); with --replay by block sync, verifying each block's certificate
+   and re-executing it to its header.
 3. Timed: from node0's start until its /v1/status shows the peers' log size and root.
    Progress (node0's `sync` status) goes to stderr; the report to stdout.
 
     .venv/bin/python benchmarks/bench_catchup.py                 # 100,000 deposits
+    .venv/bin/python benchmarks/bench_catchup.py --replay        # block replay instead
     .venv/bin/python benchmarks/bench_catchup.py --txs 20000 --json
     .venv/bin/python benchmarks/bench_catchup.py --py-spy /tmp/catchup.raw   # profile node0
 
@@ -41,7 +45,7 @@ from tidechain.client.txbuilder import deposit_tx
 from tidechain.consensus import PRECOMMIT, CommitCertificate
 from tidechain.consensus.messages import sign_vote
 from tidechain.node.config import client_signer, load_genesis, load_node
-from tidechain.node.node import Node
+from tidechain.node.node import STATE_SYNC_ENV, Node
 from tidechain.storage.store import Store
 
 VALIDATORS = 4
@@ -103,11 +107,14 @@ def build_chain(net: Path, txs: int, block_txs: int) -> tuple[int, float]:
     return height, time.perf_counter() - started
 
 
-def _start(node_dir: Path) -> subprocess.Popen[bytes]:
+def _start(node_dir: Path, *, replay: bool = False) -> subprocess.Popen[bytes]:
     log = (node_dir / "node.log").open("ab")
+    env = dict(os.environ)
+    if replay:
+        env[STATE_SYNC_ENV] = "off"
     return subprocess.Popen([sys.executable, "-m", "tidechain.cli.main", "node", "start",
                              str(node_dir)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=env)
 
 
 def _status(url: str) -> dict[str, Any] | None:
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"peers at height {target['height']}, log size {target['log_size']:,}; "
               "starting node0", file=sys.stderr)
         started = time.perf_counter()
-        lagging = _start(net / "node0")
+        lagging = _start(net / "node0", replay=args.replay)
         processes.append(lagging)
         if args.py_spy:
             spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -191,6 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     return {
+        "mode": "block replay" if args.replay else "state sync",
         "txs": args.txs, "blocks": height, "block_txs": args.block_txs,
         "catch_up_seconds": round(seconds, 2), "tx_per_s": round(args.txs / seconds),
         "blocks_per_s": round(height / seconds, 1), "build_seconds": round(build_s, 1),
@@ -210,6 +218,8 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=900)
     parser.add_argument("--poll-s", type=float, default=1.0)
     parser.add_argument("--keep", help="build in this directory and keep it")
+    parser.add_argument("--replay", action="store_true",
+                        help="catch up by block replay (re-execution), not state sync")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--py-spy", metavar="FILE",
                         help="profile the catching-up node (raw collapsed stacks)")
@@ -218,7 +228,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"caught up {result['txs']:,} deposits in {result['blocks']:,} blocks in "
+    print(f"{result['mode']}: caught up {result['txs']:,} deposits in "
+          f"{result['blocks']:,} blocks in "
           f"{result['catch_up_seconds']} s: {result['tx_per_s']:,} tx/s, "
           f"{result['blocks_per_s']} blocks/s")
     print(f"catching-up node: {result['node_cpu_seconds']} s CPU, "

@@ -316,8 +316,8 @@ def test_bad_parameters_and_validator_actions_are_refused() -> None:
         propose(ADMIN["alpha"], "set_param", {"name": "gov.threshold", "value": [2, 3]}, 1),
     )
     assert errors(refused) == ["bad_argument", "bad_argument", "bad_argument",
-                               "not_supported", "bad_argument"]
-    assert refused.results[3].reason == "validator-set changes are not supported yet"
+                               "last_validator", "bad_argument"]
+    assert refused.results[3].reason == "cannot remove the last validator"
 
 
 def test_a_passed_action_that_no_longer_applies_fails_without_effect() -> None:
@@ -430,10 +430,9 @@ def test_validator_removal_needs_n_minus_f_live(n: int, removed: int,
 def test_the_dry_run_of_remove_validator_reports_the_quorum() -> None:
     head = new_chain()
     answer = governance.dry_run(head.state, key(ADMIN["alpha"]).public_key, {
-        "action": "remove_validator", "args": {"validator": "n1"}}, 1, T0,
-        validators=["n0", "n1"], live=["n0", "n1"])
-    assert answer["ok"] is False and answer["error"] == "not_supported"
-    assert answer["quorum"]["quorum"] == 1 and answer["quorum"]["can_reach_quorum"]
+        "action": "remove_validator", "args": {"validator": "gov-net/node0"}}, 1, T0,
+        validators=["gov-net/node0"], live=["gov-net/node0"])
+    assert answer["ok"] is False and answer["error"] == "last_validator"
 
 
 # --- through a real node ----------------------------------------------------------------------
@@ -484,11 +483,10 @@ def test_the_cli_proposes_votes_and_lists(node: RunningNode) -> None:
     assert last["ok"] is False and last["error"] == "last_org"
     quorum = _cli(node, "gov", "propose", "remove_validator", "--validator",
                   "gov-cli/node0", "--dry-run", code=2)
-    assert quorum["error"] == "not_supported" and quorum["quorum"]["remaining"] == []
-    refused = tide("gov", "propose", "add_validator", "--validator", "gov-cli/node1",
+    assert quorum["error"] == "last_validator"
+    refused = tide("gov", "propose", "add_validator", "--name", "gov-cli/node1",
                    "--net", str(node.net), "--node", node.url)
-    assert refused.returncode == 2
-    assert "error: not_supported: validator-set changes are not supported yet" in refused.stderr
+    assert refused.returncode == 2 and "add_validator needs --name" in refused.stderr
     human = tide("gov", "list", "--net", str(node.net), "--node", node.url)
     assert human.returncode == 0 and f"#{pid}" in human.stdout and "applied" in human.stdout
 

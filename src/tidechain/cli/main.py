@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tidechain.cli import invoice as invoice_commands
 from tidechain.client.txbuilder import Progress, hash_file
 from tidechain.client.verify import VerifiedDeposit, iso_utc, verify_deposit_receipt
-from tidechain.core.errors import ContractError, ProofError, Rejected
+from tidechain.core.errors import ProofError, Rejected
 from tidechain.core.hexcodec import parse_hex
 from tidechain.node.config import (
     DEFAULT_LEGAL_NAME,
@@ -43,6 +43,7 @@ from tidechain.node.config import (
     org_dirs,
     read_key,
     resolve_network_dir,
+    trust_file_from_chain,
     trust_file_text,
     write_key,
 )
@@ -222,7 +223,8 @@ def _proven_lines(proven: VerifiedDeposit) -> list[str]:
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
     directory = Path(args.dir)
     nodes = init_network(directory, args.name, validators=args.validators, base_port=args.port,
-                         org=args.org, legal_name=args.legal_name, uscc=args.uscc)
+                         org=args.org, legal_name=args.legal_name, uscc=args.uscc,
+                         standby=args.standby)
     genesis = load_genesis(directory)
     data = {
         "network": genesis.name,
@@ -374,23 +376,80 @@ def _mempool_line(mempool: Any) -> str:
             f"(capacity {mempool.get('capacity')})")
 
 
+def cmd_node_keygen(args: argparse.Namespace, out: Output) -> int:
+    """A new Ed25519 consensus key under a validator's key name (ADR 0011)."""
+    from tidechain.ledger.types import check_key_name
+
+    check_key_name(args.name, "validator")
+    path = Path(args.output)
+    if path.exists():
+        raise ConfigError(f"{path} exists: refusing to overwrite a key")
+    signer = write_key(path, args.name, os.urandom(32))
+    public = signer.key.public_key.hex()
+    out.result({"name": args.name, "key": public, "file": str(path)},
+               [f"wrote {path}: validator key {args.name}", f"  public key  {public}"])
+    return EXIT_OK
+
+
+def cmd_node_join(args: argparse.Namespace, out: Output) -> int:
+    """A node directory for an organisation joining a running network (ADR 0011), and
+    the `tide gov propose add_validator` line its admins are to vote on."""
+    import shlex
+
+    from tidechain.node.config import join_node, parse_bootstrap
+
+    try:
+        genesis = Path(args.genesis).read_bytes()
+        network_ca = Path(args.network_ca).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    joined = join_node(Path(args.dir), genesis, network_ca, OrgDir(Path(args.org_dir)),
+                       args.name, parse_bootstrap(args.bootstrap), host=args.host,
+                       api_port=args.api_port, peer_port=args.peer_port)
+    propose = shlex.join(["tide", "gov", "propose", *joined.proposal_args()])
+    config = joined.config
+    out.result({"node_dir": str(config.directory), "name": config.name,
+                "key_name": config.key_name, "key": joined.public_key.hex(),
+                "org": joined.org_id, "address": joined.address,
+                "tls_fingerprint": joined.tls_fingerprint.hex(), "propose": propose}, [
+        f"wrote {config.directory}: node {config.name} of organisation {joined.org_id}",
+        f"  validator key    {joined.public_key.hex()}",
+        f"  peer address     {joined.address}",
+        f"  TLS fingerprint  {joined.tls_fingerprint.hex()}",
+        f"start it: tide node start {config.directory}",
+        "then the admins, once the organisation is registered (add_org), propose:",
+        f"  {propose}"])
+    return EXIT_OK
+
+
 def cmd_trust_export(args: argparse.Namespace, out: Output) -> int:
-    """The trust file for the network's validator keys. While the validator set is
-    the genesis one (ADR 0011: rotations are not supported yet), every key is valid
-    for every checkpoint size, so no key carries a `sizes=` range."""
+    """The trust file for the network's validator keys, as the chain knows them: every
+    key that has signed, each with the checkpoint sizes it signed for (ADR 0011), so
+    receipts made before a key rotation keep verifying. Asks a node (--node, or the
+    network's first); with --genesis, or when no node answers, the genesis keys."""
+    from tidechain.client.sdk import Client, NodeUnreachable
     from tidechain.core.trust import parse_trust
 
     genesis = load_genesis(_network_dir(args))
-    text = trust_file_text(genesis)
+    source, text = "genesis", trust_file_text(genesis)
+    if not args.genesis:
+        try:
+            with Client(_node_url(args)) as client:
+                status = client.status()
+            if status.get("chain_id") == genesis.chain_id.hex() and "validator_set" in status:
+                source = "chain"
+                text = trust_file_from_chain(genesis, status["validator_set"]["keys"])
+        except (NodeUnreachable, ConfigError):
+            pass  # a network not started yet: its keys are the genesis ones
     trust = parse_trust(text)  # what we write must read back
     if args.output:
         from tidechain.client.sdk import write_atomically
 
         write_atomically(Path(args.output), text)
     data = {"trust": text, "validators": list(trust.names()), "quorum": trust.quorum,
-            "origin": trust.origin, "written_to": args.output}
+            "origin": trust.origin, "written_to": args.output, "source": source}
     lines = ([f"wrote {args.output}: {len(trust.validators)} validator keys, quorum "
-              f"{trust.quorum}"] if args.output else [text.rstrip("\n")])
+              f"{trust.quorum} (from the {source})"] if args.output else [text.rstrip("\n")])
     out.result(data, lines)
     return EXIT_OK
 
@@ -774,18 +833,33 @@ def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         if not args.param or args.value is None:
             raise ConfigError("set_param needs --param NAME --value VALUE")
         return {"name": args.param, "value": _param_value(args.param, args.value)}
+    return _validator_action_args(args)
+
+
+def _validator_action_args(args: argparse.Namespace) -> dict[str, Any]:
+    """add_validator: --name --key --org [--address] [--tls-fingerprint];
+    remove_validator: --validator; replace_validator_key: --validator --key."""
+    action = args.action
+    if action == "add_validator":
+        if not args.name or not args.key or not args.org:
+            raise ConfigError("add_validator needs --name NAME --key HEX --org ID "
+                              "[--address HOST:PORT] [--tls-fingerprint HEX]")
+        tls = (b"" if not args.tls_fingerprint
+               else parse_hex(args.tls_fingerprint, 32, "--tls-fingerprint"))
+        return {"name": args.name, "key": parse_hex(args.key, 32, "--key"),
+                "org": args.org, "address": args.address or "", "tls": tls}
     if not args.validator:
         raise ConfigError(f"{action} needs --validator NAME")
+    if action == "replace_validator_key":
+        if not args.key:
+            raise ConfigError("replace_validator_key needs --validator NAME --key HEX")
+        return {"validator": args.validator, "key": parse_hex(args.key, 32, "--key")}
     return {"validator": args.validator}
 
 
 def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
     from tidechain.client.txbuilder import propose_tx
-    from tidechain.contracts import governance
 
-    if args.action in governance.VALIDATOR_ACTIONS and not args.dry_run:
-        # The chain would commit it as failed: say so without spending a transaction.
-        raise ContractError(governance.NOT_SUPPORTED_REASON, code="not_supported")
     admin = _admin_key(args)
     with _client(args) as client:
         tx = propose_tx(admin, client.chain_id(), args.action, _action_args(args, client),
@@ -927,6 +1001,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--name", required=True, help="network name (ASCII, no spaces, '+' or '/')")
     p.add_argument("--validators", type=int, default=1, metavar="N")
+    p.add_argument("--standby", type=int, default=0, metavar="N",
+                   help="N more nodes that follow the chain until governance adds them as "
+                        "validators (add_validator)")
     p.add_argument("--port", type=int, default=8680, metavar="P",
                    help="API port of node0 (node i gets P + i)")
     _org_options(p, required=False)
@@ -936,6 +1013,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node_dir", metavar="NODE_DIR")
     p.add_argument("--port", type=int, default=None, metavar="P",
                    help="API port (default: node.toml's)")
+    p = _add(node, "keygen", cmd_node_keygen,
+             "make a validator's consensus key file (0600) and print its public key, for "
+             "`tide gov propose add_validator` or `replace_validator_key`")
+    p.add_argument("output", metavar="FILE", help="the key file to create (refused if it exists)")
+    p.add_argument("--name", required=True, metavar="NAME",
+                   help="the validator's key name, <network>/<node>")
+    p = _add(node, "join", cmd_node_join,
+             "make the node directory of an organisation joining a running network: "
+             "consensus key, TLS certificate from the organisation's CA, node.toml with "
+             "bootstrap peers; prints the add_validator proposal")
+    p.add_argument("dir", metavar="DIR",
+                   help="the node directory to create; the genesis is copied to its parent")
+    p.add_argument("--genesis", required=True, metavar="FILE",
+                   help="the network's genesis.cbor (public: copied from any member)")
+    p.add_argument("--network-ca", required=True, metavar="FILE",
+                   help="the network CA's certificate, ca.pem (public), which the genesis "
+                        "validators' certificates chain to")
+    p.add_argument("--org-dir", required=True, metavar="ORGDIR",
+                   help="the organisation's CA directory (`tide org init`): issues the "
+                        "node's TLS certificate")
+    p.add_argument("--name", required=True, metavar="NODE",
+                   help="the node's name (a DNS label; key name <network>/NODE)")
+    p.add_argument("--bootstrap", required=True, metavar="NAME@HOST:PORT[,...]",
+                   help="peers to sync from first: node name and peer address of each")
+    p.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                   help="address to listen on and to register on chain")
+    p.add_argument("--api-port", type=int, default=8680, metavar="P")
+    p.add_argument("--peer-port", type=int, default=8780, metavar="P")
 
     cluster = _group(commands, "cluster", "run every node of --net as local processes")
     for name, command, text in (
@@ -965,6 +1070,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(trust, "export", cmd_trust_export,
              "write the trust file of the network's validator keys (stdout or -o FILE)")
     p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (atomically)")
+    p.add_argument("--genesis", action="store_true",
+                   help="the genesis keys only, without asking a node")
     p = _add(commands, "checkpoint", cmd_checkpoint, "show the latest signed checkpoint")
     _trust_option(p)
 
@@ -1033,20 +1140,27 @@ def build_parser() -> argparse.ArgumentParser:
              "propose a consortium decision (gov.propose, signed by an admin key)")
     p.add_argument("action", metavar="ACTION", choices=[
         "add_org", "remove_org", "revoke_cert", "set_param", "add_validator",
-        "remove_validator", "replace_validator"],
-        help="add_org, remove_org, revoke_cert, set_param (validator-set changes: dry "
-             "run of remove_validator only)")
+        "remove_validator", "replace_validator_key"],
+        help="add_org, remove_org, revoke_cert, set_param, add_validator, "
+             "remove_validator, replace_validator_key")
     p.add_argument("--ca-cert", metavar="FILE", help="add_org: the new org's CA (PEM/DER)")
     p.add_argument("--member-cert", action="append", metavar="FILE",
                    help="add_org: an initial member certificate (repeatable)")
-    p.add_argument("--org", metavar="ID", help="remove_org: the org id")
+    p.add_argument("--org", metavar="ID", help="remove_org, add_validator: the org id")
     p.add_argument("--ca", metavar="FINGERPRINT", help="revoke_cert: the issuing CA")
     p.add_argument("--serial", type=int, metavar="N", help="revoke_cert: the serial")
     p.add_argument("--member", metavar="HEX", help="revoke_cert: the member's key instead")
     p.add_argument("--param", metavar="NAME",
                    help="set_param: gov.threshold or gov.voting_period_ms")
     p.add_argument("--value", metavar="VALUE", help="set_param: e.g. 2/3, or 604800000")
-    p.add_argument("--validator", metavar="NAME", help="validator actions: its key name")
+    p.add_argument("--validator", metavar="NAME",
+                   help="remove_validator, replace_validator_key: the validator's key name")
+    p.add_argument("--name", metavar="NAME", help="add_validator: the new key name")
+    p.add_argument("--key", metavar="HEX", help="add_validator, replace_validator_key: "
+                   "the Ed25519 consensus public key (64 hex)")
+    p.add_argument("--address", metavar="HOST:PORT", help="add_validator: its peer address")
+    p.add_argument("--tls-fingerprint", metavar="HEX",
+                   help="add_validator: SHA-256 of its TLS certificate")
     p.add_argument("--effective-height", type=int, default=0, metavar="H",
                    help="the height it takes effect at (default: the block after it passes)")
     p.add_argument("--dry-run", action="store_true",

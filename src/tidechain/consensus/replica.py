@@ -126,12 +126,17 @@ class Replica:
         name: str,
         params: ConsensusParams | None = None,
         committed_height: int = 0,
+        retired_key_observes: bool = False,
     ) -> None:
         """A replica starting at `committed_height + 1` with nothing signed yet. A node
-        whose name is not in `validators` follows consensus as an observer (never signs)."""
+        whose name is not in `validators` follows consensus as an observer (never signs).
+        A node whose name is in it with another key is misconfigured, unless that key
+        was replaced by governance (`retired_key_observes`): it then observes too."""
         info = validators.get(name)
         if info is not None and info.public_key != key.public_key:
-            raise Rejected(f"key does not match validator {name!r}", code="config")
+            if not retired_key_observes:
+                raise Rejected(f"key does not match validator {name!r}", code="config")
+            info = None
         invariant(committed_height >= 0, "committed height is negative")
         self._validators = validators
         self._digest = validators.digest
@@ -163,6 +168,7 @@ class Replica:
         safety: SafetyState | None,
         committed_height: int,
         locked_block: BlockLike | None = None,
+        retired_key_observes: bool = False,
     ) -> Replica:
         """Resume after a crash from the last persisted safety state (None: never
         signed). If that state is at the height being resumed, the replica starts in
@@ -172,7 +178,8 @@ class Replica:
         later steps, or the identical bytes. `locked_block`, if the shell kept the
         block the state is locked on, lets this validator re-propose it."""
         replica = cls(validators=validators, key=key, name=name, params=params,
-                      committed_height=committed_height)
+                      committed_height=committed_height,
+                      retired_key_observes=retired_key_observes)
         if safety is not None:
             replica._resume(safety, locked_block)
         return replica
@@ -319,14 +326,21 @@ class Replica:
         problem = vote_problem(vote)
         if problem is not None:
             raise PeerError(sender, f"malformed vote: {problem}")
-        info = self._validators.get(vote.voter)
-        if info is None:
-            raise PeerError(sender, f"vote from unknown validator {vote.voter!r}")
         placement = self._placement(vote.height)
         if placement in (_Placement.STALE, _Placement.TOO_FAR):
             return
-        self._check_signature(sender, info.public_key, vote.sign_bytes(self._digest),
-                              vote.signature, "vote")
+        info = self._validators.get(vote.voter)
+        if placement is not _Placement.CURRENT:
+            # The next or previous height may have another validator set (ADR 0011): a
+            # vote that does not verify with ours is dropped there, not a peer error.
+            if info is None or not is_valid_signature(
+                    info.public_key, vote.sign_bytes(self._digest), vote.signature):
+                return
+        elif info is None:
+            raise PeerError(sender, f"vote from unknown validator {vote.voter!r}")
+        else:
+            self._check_signature(sender, info.public_key, vote.sign_bytes(self._digest),
+                                  vote.signature, "vote")
         if placement is _Placement.PREVIOUS:
             self._help_catch_up(sender, vote.voter)
         elif placement is _Placement.NEXT:
@@ -341,14 +355,22 @@ class Replica:
         if problem is not None:
             raise PeerError(sender, f"malformed proposal: {problem}")
         expected = self._validators.proposer(proposal.height, proposal.round)
-        if proposal.proposer != expected.name:
-            raise PeerError(sender, f"{proposal.proposer!r} is not the proposer of height "
-                                    f"{proposal.height} round {proposal.round}")
         placement = self._placement(proposal.height)
         if placement in (_Placement.STALE, _Placement.TOO_FAR):
             return
-        self._check_signature(sender, expected.public_key, proposal.sign_bytes(self._digest),
-                              proposal.signature, "proposal")
+        if placement is not _Placement.CURRENT:
+            # As for votes: another height's set may differ (ADR 0011).
+            if proposal.proposer != expected.name or not is_valid_signature(
+                    expected.public_key, proposal.sign_bytes(self._digest),
+                    proposal.signature):
+                return
+        elif proposal.proposer != expected.name:
+            raise PeerError(sender, f"{proposal.proposer!r} is not the proposer of height "
+                                    f"{proposal.height} round {proposal.round}")
+        else:
+            self._check_signature(sender, expected.public_key,
+                                  proposal.sign_bytes(self._digest), proposal.signature,
+                                  "proposal")
         if placement is _Placement.PREVIOUS:
             self._help_catch_up(sender, proposal.proposer)
         elif placement is _Placement.NEXT:

@@ -7,10 +7,14 @@ its action is applied at the start of its effective height by this contract's
 begin-block hook (`begin_block`), as part of that block's state transition. Nothing is
 restarted and no file is edited. See docs/governance.md and ADR 0008.
 
-Actions in this slice: `add_org`, `remove_org`, `revoke_cert`, `set_param`. The
-effects on membership go through `contracts.members` (one place for each rule).
-Validator-set changes are refused (`not_supported`); their dry run reports whether the
-remaining validators could still reach a quorum (`validator_removal`).
+Actions: `add_org`, `remove_org`, `revoke_cert`, `set_param`, and the validator-set
+changes `add_validator`, `remove_validator`, `replace_validator_key` (ADR 0011). The
+effects on membership and on the validator set go through `contracts.members` (one
+place for each rule). A validator change applied at the start of block H changes the
+signers from H + 1 on; at most max(1, f) validators change per height (more wait for
+the next height). The dry run also reports whether the validators known to be live
+could still reach a quorum of the new set, and refuses the change if not
+(`validator_removal`, `validator_addition`).
 
 State in the `gov` namespace (CBOR values, integers in keys 8-byte big-endian):
 
@@ -43,9 +47,11 @@ from tidechain.ledger.runtime import (
 NAME = "gov"
 
 ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM = "add_org", "remove_org", "revoke_cert", "set_param"
-ACTIONS = (ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM)
-VALIDATOR_ACTIONS = ("add_validator", "remove_validator", "replace_validator")
-"""Named by the issue, not supported yet: `propose` refuses them (`not_supported`)."""
+ADD_VALIDATOR, REMOVE_VALIDATOR, REPLACE_VALIDATOR_KEY = (
+    "add_validator", "remove_validator", "replace_validator_key")
+VALIDATOR_ACTIONS = (ADD_VALIDATOR, REMOVE_VALIDATOR, REPLACE_VALIDATOR_KEY)
+"""Changes of the validator set: each counts against the height's change budget."""
+ACTIONS = (ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM, *VALIDATOR_ACTIONS)
 
 THRESHOLD = "gov.threshold"
 VOTING_PERIOD_MS = "gov.voting_period_ms"
@@ -66,8 +72,6 @@ MAX_EFFECTIVE_DELAY_BLOCKS = 1_000_000
 
 OPEN, PASSED, REJECTED, EXPIRED, APPLIED, FAILED = (
     "open", "passed", "rejected", "expired", "applied", "failed")
-
-NOT_SUPPORTED_REASON = "validator-set changes are not supported yet"
 
 OPEN_KEY = b"open"
 
@@ -197,6 +201,21 @@ class QuorumCheck:
                 "can_reach_quorum": self.can_reach_quorum, "reason": self.reason}
 
 
+def validator_addition(validators: Sequence[str], add: str,
+                       live: Collection[str] | None = None) -> QuorumCheck:
+    """Whether the set plus `add` can reach a quorum: the added validator is counted
+    as live (its operator starts its node before the change takes effect), the others
+    as `live` says (None: all)."""
+    grown = (*validators, add)
+    n = len(grown)
+    quorum = bft_quorum(n)
+    alive = n if live is None else len(set(validators) & set(live)) + 1
+    ok = alive >= quorum
+    reason = (f"{alive} of the {n} validators would be live; a quorum is {quorum}"
+              + ("" if ok else ": the network could not commit blocks"))
+    return QuorumCheck(grown, quorum, (n - 1) // 3, alive, ok, reason)
+
+
 def bft_quorum(n: int) -> int:
     """n - f with f = floor((n - 1) / 3): the votes a set of n validators needs."""
     return n - (n - 1) // 3 if n > 0 else 0
@@ -229,14 +248,14 @@ def validator_removal(validators: Sequence[str], remove: Collection[str],
 def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
     """The action's arguments, checked against the state and normalised (what is
     stored in the proposal). Raises ContractError for anything the chain would refuse."""
-    if action in VALIDATOR_ACTIONS:
-        raise ContractError(NOT_SUPPORTED_REASON, code="not_supported")
     if action not in ACTIONS:
         raise ContractError(f"unknown action {str(action)[:40]!r}; one of "
                             f"{', '.join(ACTIONS)}", code="bad_argument")
     if not isinstance(args, dict):
         raise ContractError("'args' must be a map", code="bad_argument")
     m = members_context(gov)
+    if action in VALIDATOR_ACTIONS:
+        return _check_validator_action(m, action, args)
     if action == ADD_ORG:
         check_args(args, {"ca", "members"}, action)
         ders = args.get("members")
@@ -270,12 +289,50 @@ def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
     return {"name": name, "value": list(value) if isinstance(value, tuple) else value}
 
 
+def _check_validator_action(m: CallContext, action: str, args: dict[str, Any]
+                            ) -> dict[str, Any]:
+    if action == ADD_VALIDATOR:
+        check_args(args, {"name", "key", "org", "address", "tls"}, action)
+        record = members.check_new_validator(m, args)
+        return {"name": record.name, "key": record.public_key, "org": record.org,
+                "address": record.address, "tls": record.tls_fingerprint}
+    if action == REMOVE_VALIDATOR:
+        check_args(args, {"validator"}, action)
+        removed = members.check_validator_removal(m, args.get("validator"))
+        names = [r.name for r in members.validator_records(m)]
+        # On chain nobody knows who is live: every validator is assumed to be. The dry
+        # run (`dry_run`) judges with the live validators a node sees.
+        check = validator_removal(names, [removed.name])
+        if not check.can_reach_quorum:
+            raise ContractError(check.reason, code="no_quorum")
+        return {"validator": removed.name}
+    check_args(args, {"validator", "key"}, action)
+    replaced = members.check_key_replacement(m, args.get("validator"), args.get("key"))
+    return {"validator": replaced.name, "key": replaced.public_key}
+
+
+def _apply_validator_action(m: CallContext, action: str, args: dict[str, Any]
+                            ) -> dict[str, Any]:
+    if action == ADD_VALIDATOR:
+        record = members.check_new_validator(m, args)
+        new = members.apply_validator_change(m, None, record)
+    elif action == REMOVE_VALIDATOR:
+        new = members.apply_validator_change(m, args["validator"], None)
+    else:
+        record = members.check_key_replacement(m, args["validator"], args["key"])
+        new = members.apply_validator_change(m, args["validator"], record)
+    return {"validators": [r.name for r in new], "from_height": m.height + 1,
+            "quorum": bft_quorum(len(new))}
+
+
 def apply_action(gov: CallContext, action: str, args: dict[str, Any], record_id: int,
                  approvers: Sequence[bytes] = ()) -> dict[str, Any]:
     """Apply a checked action to the state of `gov`; return what changed. The checks
     run again first: the state may have changed since the proposal."""
     args = check_action(gov, action, args)
     m = members_context(gov)
+    if action in VALIDATOR_ACTIONS:
+        return _apply_validator_action(m, action, args)
     if action == ADD_ORG:
         org = members.verify_new_org(m, args["ca"], args["members"])
         members.register_org(m, org, record_id)
@@ -441,6 +498,7 @@ def begin_block(state: Overlay, height: int, time_ms: int, log_size: int) -> Non
     # The hook's own bookkeeping is written directly: the per-transaction write limit
     # is for transactions (each application below runs under it in its own overlay).
     state.writes[namespaced(NAME, due_key(height))] = None
+    deferred: list[int] = []
     for proposal_id in _decode(raw, list, "due list"):
         record_key = namespaced(NAME, proposal_key(proposal_id))
         stored = state.get(record_key)
@@ -449,6 +507,13 @@ def begin_block(state: Overlay, height: int, time_ms: int, log_size: int) -> Non
         record: dict[str, Any] = _decode(stored, dict, "proposal")
         trial = Overlay(state)
         ctx = _hook_context(trial, height, time_ms, log_size)
+        if record["action"] in VALIDATOR_ACTIONS and members.change_budget(
+                members_context(ctx)) <= 0:
+            # This height's validator changes are spent: the next height applies it.
+            record["apply_height"] = height + 1
+            deferred.append(proposal_id)
+            state.writes[record_key] = cbor.encode(record)
+            continue
         approvers = [v["key"] for v in record["votes"] if v["approve"]]
         try:
             record["effect"] = apply_action(ctx, record["action"], record["args"],
@@ -458,6 +523,11 @@ def begin_block(state: Overlay, height: int, time_ms: int, log_size: int) -> Non
         except ContractError as exc:
             record["status"], record["reason"] = FAILED, f"{exc.code}: {exc.reason}"
         state.writes[record_key] = cbor.encode(record)
+    if deferred:
+        next_key = namespaced(NAME, due_key(height + 1))
+        later = state.get(next_key)
+        already = [] if later is None else list(_decode(later, list, "due list"))
+        state.writes[next_key] = cbor.encode([*deferred, *already])
 
 
 def _hook_context(state: Overlay, height: int, time_ms: int, log_size: int) -> CallContext:
@@ -479,8 +549,6 @@ def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: i
     proposer counts too). For `remove_validator` it reports whether the remaining
     validators could still reach a quorum (`validators`, `live`)."""
     action = args.get("action")
-    if action == "remove_validator":
-        return _validator_dry_run(args.get("args"), validators, live)
     ctx = CallContext(contract=NAME, caller=proposer, height=height, time_ms=time_ms,
                       log_index=0, tx_id=b"", _state=Overlay(state))
     try:
@@ -490,20 +558,33 @@ def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: i
         effect = apply_action(ctx, str(action), checked, 0, [proposer, *admins])
     except ContractError as exc:
         return {"ok": False, "action": str(action), "error": exc.code, "reason": exc.reason}
+    if action in VALIDATOR_ACTIONS:
+        return _with_quorum_check(str(action), checked, effect, validators, live)
     return {"ok": True, "action": action, "effect": effect}
 
 
-def _validator_dry_run(args: Any, validators: Sequence[str],
-                       live: Collection[str] | None) -> dict[str, Any]:
-    name = args.get("validator") if isinstance(args, dict) else None
-    if not isinstance(name, str):
-        return {"ok": False, "action": "remove_validator", "error": "bad_argument",
-                "reason": "remove_validator needs 'validator' (a validator's key name)"}
-    check = validator_removal(validators, [name], live)
-    return {"ok": False, "action": "remove_validator", "error": "not_supported",
-            "reason": NOT_SUPPORTED_REASON if check.can_reach_quorum
-            else f"{NOT_SUPPORTED_REASON}; and it would be refused: {check.reason}",
-            "quorum": check.to_json()}
+def _with_quorum_check(action: str, args: dict[str, Any], effect: dict[str, Any],
+                       validators: Sequence[str], live: Collection[str] | None
+                       ) -> dict[str, Any]:
+    """A validator change's dry run, judged with the validators seen live: refused if
+    the new set could not reach a quorum with them. A replaced key counts as not live
+    (its node signs with the old key until its operator switches)."""
+    if action == ADD_VALIDATOR:
+        check = validator_addition(validators, args["name"], live)
+    elif action == REMOVE_VALIDATOR:
+        check = validator_removal(validators, [args["validator"]], live)
+    else:
+        others = validator_removal(validators, [args["validator"]], live)
+        n = len(validators)
+        ok = others.live >= bft_quorum(n)
+        check = QuorumCheck(tuple(validators), bft_quorum(n), (n - 1) // 3, others.live, ok,
+                            f"{others.live} of the {n} validators are live besides the one "
+                            f"whose key changes; a quorum is {bft_quorum(n)}"
+                            + ("" if ok else ": the network could not commit blocks"))
+    if not check.can_reach_quorum:
+        return {"ok": False, "action": action, "error": "no_quorum",
+                "reason": check.reason, "quorum": check.to_json()}
+    return {"ok": True, "action": action, "effect": effect, "quorum": check.to_json()}
 
 
 def decode_proposal(raw: bytes) -> dict[str, Any]:

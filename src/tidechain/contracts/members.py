@@ -17,6 +17,11 @@ State in the `members` namespace (CBOR values):
 * `member/` + Ed25519 key (32)    -> {org, name, roles, ca, serial, not_before,
                                       not_after, enrolled}
 * `revoked/` + fingerprint + serial (20 bytes, big-endian) -> {height, time}
+* `validators`, `vsets`, `vset/` + height -> the validator set and its history
+                                    (layout in `ledger.validators`, ADR 0011)
+* `vkey/` + Ed25519 key (32)      -> the validator name that key was registered for
+                                    (a consensus key serves one validator, once)
+* `vchanged`                      -> [height, validator changes applied at it]
 
 A member counts (may call methods) while its record exists, its CA is active, its
 (CA, serial) is not revoked and its certificate's notAfter is not before the block
@@ -34,8 +39,10 @@ from typing import Any
 from tidechain.core import cbor
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, sha256
 from tidechain.core.errors import ContractError, Rejected, invariant
+from tidechain.core.limits import MAX_VALIDATORS
 from tidechain.identity.certs import Member, OrgCa, parse_org_ca, verify_member_cert_with_ca
 from tidechain.identity.roles import Role
+from tidechain.ledger import validators as vset
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
@@ -45,7 +52,14 @@ from tidechain.ledger.runtime import (
     check_args,
     namespaced,
 )
-from tidechain.ledger.types import Genesis, GenesisOrg, VerifiedOrg, verify_genesis_orgs
+from tidechain.ledger.types import (
+    Genesis,
+    GenesisOrg,
+    VerifiedOrg,
+    check_key_name,
+    verify_genesis_orgs,
+)
+from tidechain.ledger.validators import ValidatorRecord
 
 NAME = "members"
 FINGERPRINT_BYTES = 32
@@ -78,6 +92,15 @@ def member_key(public_key: bytes) -> bytes:
 
 def revoked_key(fingerprint: bytes, serial: int) -> bytes:
     return b"revoked/" + fingerprint + serial.to_bytes(SERIAL_BYTES, "big")
+
+
+def validator_key_key(public_key: bytes) -> bytes:
+    return b"vkey/" + public_key
+
+
+VALIDATOR_CHANGES_KEY = b"vchanged"
+MAX_NAME_TEXT = 128
+"""How much of a refused name an error message quotes."""
 
 
 def _roles_text(roles: Iterable[Role | str]) -> str:
@@ -125,6 +148,11 @@ def _genesis_state(genesis: Genesis) -> Mapping[bytes, bytes]:
             state[member_key(member.public_key)] = _member_record(member, None)
     if org_ids:
         state[ORGS_KEY] = cbor.encode(org_ids)
+    records = vset.genesis_records(genesis)
+    if records:
+        state[vset.SET_KEY] = vset.encode_set(records)
+        for record in records:
+            state[validator_key_key(record.public_key)] = cbor.encode(record.name)
     return state
 
 
@@ -420,6 +448,141 @@ def remove_org(ctx: CallContext, org_id: str) -> None:
     for der in record["cas"]:
         ctx.delete(ca_key(parse_fingerprint(der)))
     ctx.emit("org_removed", {"org": org_id})
+
+
+# --- validators changed by governance (ADR 0011) ------------------------------------------
+
+
+def validator_records(ctx: CallContext) -> list[ValidatorRecord]:
+    """The current validator set (the one signing the next block), in set order."""
+    raw = ctx.get(vset.SET_KEY)
+    invariant(raw is not None, "validator set missing from state")
+    assert raw is not None
+    return list(vset.decode_set(raw))
+
+
+def change_budget(ctx: CallContext) -> int:
+    """Validator changes (an add, a removal or a key replacement each count one) still
+    allowed at this height: at most max(1, f) of the set that signs this block, so that
+    consecutive sets share all but a minority of signers (ADR 0011, point 5)."""
+    raw = ctx.get(VALIDATOR_CHANGES_KEY)
+    if raw is None or int(cbor.decode(raw)[0]) != ctx.height:
+        size, done = len(validator_records(ctx)), 0
+    else:
+        _, size, done = (int(v) for v in cbor.decode(raw))
+    return max(1, (size - 1) // 3) - done
+
+
+def _count_change(ctx: CallContext) -> None:
+    raw = ctx.get(VALIDATOR_CHANGES_KEY)
+    if raw is None or int(cbor.decode(raw)[0]) != ctx.height:
+        size, done = len(validator_records(ctx)), 0
+    else:
+        _, size, done = (int(v) for v in cbor.decode(raw))
+    ctx.put(VALIDATOR_CHANGES_KEY, cbor.encode([ctx.height, size, done + 1]))
+
+
+def _validator_named(ctx: CallContext, name: Any) -> ValidatorRecord:
+    if not isinstance(name, str):
+        raise ContractError("'validator' must be a validator's key name", code="bad_argument")
+    for record in validator_records(ctx):
+        if record.name == name:
+            return record
+    raise ContractError(f"no validator {name[:MAX_NAME_TEXT]!r}", code="not_found")
+
+
+def _check_new_key(ctx: CallContext, key: Any) -> bytes:
+    if not isinstance(key, bytes) or len(key) != PUBLIC_KEY_BYTES:
+        raise ContractError(f"'key' must be a {PUBLIC_KEY_BYTES}-byte Ed25519 public key",
+                            code="bad_argument")
+    used_by = ctx.get(validator_key_key(key))
+    if used_by is not None:
+        # A key serves one validator name, once: the trust file could not tell the
+        # heights of two uses apart, and one key under two names would count twice.
+        raise ContractError(f"key {key.hex()} was registered for validator "
+                            f"{cbor.decode(used_by)!r} already", code="duplicate")
+    return key
+
+
+def check_new_validator(ctx: CallContext, args: dict[str, Any]) -> ValidatorRecord:
+    """A validator to add {name, key, org, address, tls}: a new name and a key never
+    used, of a registered organisation, with room under MAX_VALIDATORS."""
+    name, org_id = args.get("name"), args.get("org")
+    address, tls = args.get("address", ""), args.get("tls", b"")
+    if not isinstance(name, str):
+        raise ContractError("'name' must be a key name", code="bad_argument")
+    try:
+        check_key_name(name, "validator")
+    except Rejected as exc:
+        raise ContractError(exc.reason, code="bad_argument") from None
+    key = _check_new_key(ctx, args.get("key"))
+    if not isinstance(org_id, str) or org_id not in _org_ids(ctx):
+        raise ContractError(f"'org' must be a registered organisation, not "
+                            f"{str(org_id)[:MAX_NAME_TEXT]!r}", code="not_found")
+    if (not isinstance(address, str) or len(address.encode()) > vset.MAX_ADDRESS_BYTES
+            or not address.isascii() or " " in address):
+        raise ContractError("'address' must be host:port", code="bad_argument")
+    if not isinstance(tls, bytes) or len(tls) not in (0, vset.TLS_FINGERPRINT_BYTES):
+        raise ContractError(f"'tls' must be a {vset.TLS_FINGERPRINT_BYTES}-byte certificate "
+                            "fingerprint (or empty)", code="bad_argument")
+    current = validator_records(ctx)
+    if any(r.name == name for r in current):
+        raise ContractError(f"{name!r} is a validator already", code="duplicate")
+    if len(current) >= MAX_VALIDATORS:
+        raise ContractError(f"already {MAX_VALIDATORS} validators", code="too_many_validators")
+    return ValidatorRecord(name, key, org_id, address, tls)
+
+
+def check_validator_removal(ctx: CallContext, name: Any) -> ValidatorRecord:
+    """The validator to remove: in the set, and not the last one."""
+    record = _validator_named(ctx, name)
+    if len(validator_records(ctx)) == 1:
+        raise ContractError("cannot remove the last validator", code="last_validator")
+    return record
+
+
+def check_key_replacement(ctx: CallContext, name: Any, key: Any) -> ValidatorRecord:
+    """The validator `name` with its consensus key replaced by `key` (never used)."""
+    record = _validator_named(ctx, name)
+    new_key = _check_new_key(ctx, key)
+    return ValidatorRecord(record.name, new_key, record.org, record.address,
+                           record.tls_fingerprint)
+
+
+def apply_validator_change(ctx: CallContext, remove: str | None,
+                           add: ValidatorRecord | None) -> list[ValidatorRecord]:
+    """Change the set from the next height on: drop `remove`, then put `add` in its
+    place (a key replacement keeps the position) or at the end. Records the new set
+    as the one signing from height + 1 (its history), counts the change against this
+    height's budget, and returns the new set."""
+    invariant(change_budget(ctx) > 0, "validator change over the height's budget")
+    current = validator_records(ctx)
+    position = next((i for i, r in enumerate(current) if r.name == remove), len(current))
+    new = [r for r in current if r.name != remove]
+    if add is not None:
+        new.insert(min(position, len(new)), add)
+        ctx.put(validator_key_key(add.public_key), cbor.encode(add.name))
+    invariant(0 < len(new) <= MAX_VALIDATORS, "validator set size out of bounds")
+    _count_change(ctx)
+    encoded = vset.encode_set(new)
+    ctx.put(vset.SET_KEY, encoded)
+    start = ctx.height + 1
+    ctx.put(vset.snapshot_key(start), encoded)
+    heights = _change_heights(ctx)
+    if not heights or heights[-1] != start:
+        if len(heights) >= vset.MAX_SET_CHANGES:
+            raise ContractError("the validator set has changed too often",
+                                code="too_many_changes")
+        ctx.put(vset.HISTORY_KEY, cbor.encode([*heights, start]))
+    ctx.emit("validators_changed", {"height": start, "removed": remove,
+                                    "added": None if add is None else add.to_cbor(),
+                                    "validators": [r.name for r in new]})
+    return new
+
+
+def _change_heights(ctx: CallContext) -> list[int]:
+    raw = ctx.get(vset.HISTORY_KEY)
+    return [] if raw is None else [int(h) for h in cbor.decode(raw)]
 
 
 def _org_ids(ctx: CallContext) -> list[str]:

@@ -23,6 +23,7 @@ from tidechain.ledger.types import (
     SignedTx,
     TxResult,
 )
+from tidechain.ledger.validators import next_validators_hash
 
 ZERO_HASH = bytes(32)
 
@@ -205,7 +206,9 @@ class Chain:
             log_size=frontier.size,
             log_root=frontier.root(),
             state_root=state_root,
-            validators_hash=self.genesis.validators_hash,
+            # The set that signs the next block (ADR 0011): a governance decision
+            # applied by this block's begin-block hook shows here first.
+            validators_hash=next_validators_hash(block_state, self.genesis),
         )
         return PreparedBlock(
             header, tuple(txs), tuple(entries), tuple(results), dict(block_state.writes),

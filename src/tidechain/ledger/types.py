@@ -96,6 +96,11 @@ def _note_name(value: str, what: str, *, allow_slash: bool) -> str:
     return value
 
 
+def check_key_name(value: str, what: str) -> str:
+    """A validator's C2SP key name (may contain '/'); DecodeError otherwise."""
+    return _note_name(value, what, allow_slash=True)
+
+
 def _format_version(m: dict[str, Any], what: str) -> None:
     version = _uint(m, "v", what)
     if version != FORMAT_VERSION:
@@ -332,6 +337,9 @@ class BlockHeader:
     log_root: bytes
     state_root: bytes
     validators_hash: bytes
+    """The validator set that signs the *next* block: the set in this block's resulting
+    state (ADR 0011). Block h is signed by the set block h - 1 names (block 1: the
+    genesis set), so the chain of sets follows from the genesis and the headers."""
 
     def to_cbor(self) -> dict[str, Any]:
         return {

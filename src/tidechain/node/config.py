@@ -14,21 +14,28 @@
         validator.key     the validator's signing key (mode 0600)
         tls/              ca.pem, node.pem, node.key (0600): peer TLS (ADR 0005)
         data/chain.sqlite the node's store (created on first start)
+
+An organisation that joins later (`tide node join`, ADR 0011) has a directory of its
+own with the network's public files only: genesis.cbor, trust.txt, and its node's
+directory, whose tls/ca.pem is the network CA's certificate (to recognise the genesis
+validators) and whose node.pem comes from the organisation's own CA.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
 from tidechain.core.note import Signer, Verifier, parse_signer_key, signer_key
-from tidechain.core.trust import Trust, format_trust
+from tidechain.core.trust import SizeRange, Trust, format_trust
 from tidechain.identity import (
     Role,
     from_pem,
@@ -37,12 +44,14 @@ from tidechain.identity import (
     parse_org_ca,
     private_key_from_pem,
     private_key_to_pem,
+    read_org_ca,
     to_pem,
 )
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator
 from tidechain.node.tls import (
     TlsError,
     TlsFiles,
+    certificate_fingerprint,
     check_node_name,
     issue_node_certificate,
     make_network_ca,
@@ -142,17 +151,22 @@ def read_key(path: Path) -> Signer:
 def init_network(
     directory: Path, name: str, *, validators: int = 1, base_port: int = DEFAULT_API_PORT,
     host: str = "127.0.0.1", org: str = DEFAULT_ORG, legal_name: str = DEFAULT_LEGAL_NAME,
-    uscc: str = DEFAULT_USCC,
+    uscc: str = DEFAULT_USCC, standby: int = 0,
 ) -> list[NodeConfig]:
     """Create a new network: keys, genesis, trust file, node configs, and one founding
-    organisation whose CA enrols client.key as a depositor and admin.key as an admin."""
+    organisation whose CA enrols client.key as a depositor and admin.key as an admin.
+    `standby` more nodes get a directory, a key, TLS and a place in every node's peer
+    list, but not in the genesis: each follows the chain until governance adds it as a
+    validator (`tide gov propose add_validator`, ADR 0011), with no file edited then."""
+    total = validators + standby
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
-    if not 1 <= base_port <= 65535 - PEER_PORT_OFFSET - validators + 1:
-        raise ConfigError(f"ports {base_port}..{base_port + PEER_PORT_OFFSET + validators - 1}"
+    if not 1 <= base_port <= 65535 - PEER_PORT_OFFSET - total + 1:
+        raise ConfigError(f"ports {base_port}..{base_port + PEER_PORT_OFFSET + total - 1}"
                           " are not all in 1..65535")
-    if not 1 <= validators <= MAX_VALIDATORS:
-        raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}")
+    if not 1 <= validators <= MAX_VALIDATORS or not 0 <= standby <= MAX_VALIDATORS - validators:
+        raise ConfigError(f"validators must be between 1 and {MAX_VALIDATORS}, with standby "
+                          "nodes at most as many in all")
     if not name or any(c in name for c in " +/\t\n") or not name.isascii():
         raise ConfigError("network name must be ASCII without spaces, '+' or '/'")
     try:  # bad org arguments fail before anything is written
@@ -168,7 +182,7 @@ def init_network(
     (directory / "ca.pem").write_bytes(ca[0])
     write_private_pem(directory / "ca.key", ca[1])
     addresses = [PeerAddress(f"node{i}", host, base_port + PEER_PORT_OFFSET + i)
-                 for i in range(validators)]
+                 for i in range(total)]
     nodes: list[NodeConfig] = []
     gen_validators = []
     for i, me in enumerate(addresses):
@@ -180,7 +194,8 @@ def init_network(
         write_node_tls(node.tls_files.cert.parent, ca[0],
                        issue_node_certificate(ca, me.name, now_ms, ip_addresses=(host,)))
         signer = write_key(node.key_path, node.key_name, os.urandom(32))
-        gen_validators.append(GenesisValidator(node.key_name, signer.key.public_key))
+        if i < validators:
+            gen_validators.append(GenesisValidator(node.key_name, signer.key.public_key))
         _write_node_toml(node)
         nodes.append(node)
     genesis_ms = int(time.time() * 1000)
@@ -289,6 +304,130 @@ def trust_file_text(genesis: Genesis) -> str:
     verifiers = [Verifier.of(v.name, v.public_key) for v in genesis.validators]
     trust = Trust.of(verifiers, origin=genesis.origin)
     return format_trust(trust, f"tidechain network {genesis.name}: validators' verifier keys")
+
+
+def trust_file_from_chain(genesis: Genesis, keys: list[dict[str, Any]]) -> str:
+    """The trust file of every validator key that has signed, each with the checkpoint
+    sizes it may sign (`sizes=A-B`, ADR 0011), from a node's `validator_set.keys`.
+    A chain whose set never changed gives one open range per key, which the file
+    writes as no range at all: the same file as `trust_file_text`."""
+    verifiers, ranges, heights = [], [], []
+    for entry in keys:
+        verifiers.append(Verifier.of(str(entry["name"]), bytes.fromhex(entry["key"])))
+        first, last = entry["sizes"]
+        ranges.append(SizeRange(int(first), None if last is None else int(last)))
+        low, high = entry["heights"]
+        heights.append(f"{entry['name']}: heights {low}-{'' if high is None else high}")
+    trust = Trust.of(verifiers, origin=genesis.origin, ranges=ranges)
+    comment = f"tidechain network {genesis.name}: validators' verifier keys"
+    if trust.ranges:
+        comment += "\n" + "\n".join(heights)
+    return format_trust(trust, comment)
+
+
+@dataclass(frozen=True)
+class JoinedNode:
+    """What `join_node` made, and what the organisation hands to the admins."""
+
+    config: NodeConfig
+    org_id: str
+    public_key: bytes
+    tls_fingerprint: bytes
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.peer_host}:{self.config.peer_port}"
+
+    def proposal_args(self) -> list[str]:
+        """`tide gov propose` arguments that add this node as a validator."""
+        return ["add_validator", "--name", self.config.key_name, "--key",
+                self.public_key.hex(), "--org", self.org_id, "--address", self.address,
+                "--tls-fingerprint", self.tls_fingerprint.hex()]
+
+
+def parse_bootstrap(text: str) -> tuple[PeerAddress, ...]:
+    """`NAME@HOST:PORT[,NAME@HOST:PORT...]`: the peers a joining node dials first. The
+    name is the peer's node name (its certificate CN), which TLS checks."""
+    peers = []
+    for item in (part.strip() for part in text.split(",")):
+        name, at, address = item.partition("@")
+        host, colon, port = address.rpartition(":")
+        if not at or not colon or not host or not port.isdigit():
+            raise ConfigError(f"bootstrap peer {item!r} is not NAME@HOST:PORT")
+        try:
+            check_node_name(name)
+        except TlsError as exc:
+            raise ConfigError(f"bootstrap peer {item!r}: {exc.reason}") from exc
+        peers.append(PeerAddress(name, host, _bounded(int(port), "bootstrap port", 1, 65535)))
+    if not 0 < len(peers) < MAX_VALIDATORS or len({p.name for p in peers}) != len(peers):
+        raise ConfigError(f"1..{MAX_VALIDATORS - 1} bootstrap peers, each named once")
+    return tuple(peers)
+
+
+def join_node(directory: Path, genesis_bytes: bytes, network_ca_pem: bytes, org: OrgDir,
+              name: str, bootstrap: tuple[PeerAddress, ...], *, host: str = "127.0.0.1",
+              api_port: int = DEFAULT_API_PORT,
+              peer_port: int = DEFAULT_API_PORT + PEER_PORT_OFFSET) -> JoinedNode:
+    """A node directory for an organisation joining a running network (ADR 0011), made
+    without the network CA's key or any other node's files: a consensus key, a TLS
+    certificate from the organisation's own CA, node.toml with its own addresses and
+    the bootstrap peers; the network's public genesis (and its trust file) beside it,
+    in `directory.parent`. Nothing is written if an argument is bad."""
+    if directory.exists() and any(directory.iterdir()):
+        raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a node")
+    try:
+        genesis = Genesis.decode(genesis_bytes)
+        check_node_name(name)
+    except TlsError as exc:
+        raise ConfigError(exc.reason) from exc
+    except Rejected as exc:
+        raise ConfigError(f"genesis: {exc.reason}") from exc
+    if name in {p.name for p in bootstrap}:
+        raise ConfigError(f"{name} cannot be its own bootstrap peer")
+    for port, what in ((api_port, "api port"), (peer_port, "peer port")):
+        _bounded(port, what, 1, 65535)
+    _check_ca_pem(network_ca_pem)
+    network_dir = directory.parent
+    existing = network_dir / "genesis.cbor"
+    if existing.exists() and existing.read_bytes() != genesis_bytes:
+        raise ConfigError(f"{existing} holds another network's genesis")
+    org_id = read_org_ca(org.cert()).org_id
+    now_ms = int(time.time() * 1000)
+    ips = (host,) if _is_ip(host) else ()
+    try:
+        tls = issue_node_certificate((org.cert_path.read_bytes(), org.key_path.read_bytes()),
+                                     name, now_ms, ip_addresses=ips)
+    except TlsError as exc:
+        raise ConfigError(f"organisation CA {org.directory}: {exc.reason}") from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    existing.write_bytes(genesis_bytes)
+    if not (network_dir / "trust.txt").exists():
+        (network_dir / "trust.txt").write_text(trust_file_text(genesis))
+    node = NodeConfig(directory, name, f"{genesis.name}/{name}", host, api_port,
+                      peer_host=host, peer_port=peer_port, peers=bootstrap)
+    write_node_tls(node.tls_files.cert.parent, network_ca_pem, tls)
+    signer = write_key(node.key_path, node.key_name, os.urandom(32))
+    _write_node_toml(node)
+    return JoinedNode(node, org_id, signer.key.public_key, certificate_fingerprint(tls[0]))
+
+
+def _check_ca_pem(pem: bytes) -> None:
+    from cryptography import x509
+
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise ConfigError(f"network CA: not PEM certificates: {exc}") from exc
+    if not certs:
+        raise ConfigError("network CA: no certificate")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _write_node_toml(node: NodeConfig) -> None:

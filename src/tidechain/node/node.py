@@ -9,7 +9,9 @@ REST API serves (and therefore the SDK and CLI, which speak to the API).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,15 +67,36 @@ from tidechain.core.limits import (
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
+from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time, genesis_state
 from tidechain.ledger.runtime import Registry, namespaced
 from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.statesync import (
+    MAX_ENTRIES_ANSWER_BYTES,
+    MAX_SYNC_HEADERS,
+    STATE_SYNC_MIN_BLOCKS,
+    LogFeed,
+    Snapshot,
+    Tip,
+    make_snapshot,
+)
 from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
 from tidechain.node.seen import SeenTxs
+from tidechain.node.statesync import StateSync
 from tidechain.node.wire import (
+    Entries,
+    EntriesRequest,
+    Headers,
+    HeadersRequest,
+    HeadRequest,
     OutgoingMessage,
     PeerMessage,
+    SnapshotOffer,
+    SnapshotRequest,
+    StateChunk,
+    StateRequest,
+    StateSyncMessage,
     SyncAnswer,
     SyncBlocks,
     SyncRequest,
@@ -88,6 +111,10 @@ log = logging.getLogger("tidechain.node")
 MAX_MEMBERS_SCANNED = 10_000
 """Member records a `members` query reads at most (a consortium has hundreds)."""
 MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
+STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
+"""After a state sync gave up, block sync alone for this long before another try."""
+STATE_SYNC_ENV = "TIDECHAIN_STATE_SYNC"
+"""Set to "off" to catch up by block replay only (to measure one against the other)."""
 """Proposals `gov_list` returns at most (each one is a small record)."""
 
 
@@ -120,10 +147,10 @@ class Node:
         registry = default_registry()
         store.init_genesis(genesis, genesis_state(genesis, registry))
         self.chain = _load_chain(genesis, store, registry)
-        self.validators = ValidatorSet(
-            tuple(ValidatorInfo(v.name, v.public_key) for v in genesis.validators)
-        )
-        self._verifiers = {v.name: Verifier.of(v.name, v.public_key) for v in genesis.validators}
+        # The set that signs the next block, from the state (ADR 0011); rebuilt when a
+        # commit changes it (`_restart_replica`).
+        self.validators = self.validators_for_height(self.chain.height + 1)
+        self._validators_changed = False
         saved = store.load_safety()
         safety = SafetyState.decode(saved) if saved is not None else None
         # No empty blocks: an idle network writes nothing (the replica only starts a
@@ -136,6 +163,7 @@ class Node:
             params=self.params,
             safety=safety,
             committed_height=self.chain.height,
+            retired_key_observes=True,
         )
         self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
@@ -145,8 +173,15 @@ class Node:
         self._sync_asked_at = 0  # when (node clock, ms)
         self._sync_seen_height = self.chain.height  # head at the last poll_sync
         self._sync_turn = 0  # which peer poll_sync asks next
-        self._peer_names = [v.name for v in genesis.validators if v.name != signer.name]
-        self._peer_heads = dict.fromkeys(self._peer_names, 0)  # heights peers claim
+        self._state_sync: StateSync | None = None  # a state sync in progress (ADR 0009)
+        self._state_sync_after_ms = 0  # no new state sync before (one gave up)
+        # Benchmarks compare with block replay (`bench_catchup.py --replay`).
+        self._state_sync_enabled = os.environ.get(STATE_SYNC_ENV, "on") != "off"
+        self._snapshot: Snapshot | None = None  # the state this node serves to state syncs
+        self._peer_names: list[str] = []
+        self._peer_heads: dict[str, int] = {}  # heights peers claim
+        self._follow_peers()
+        self._warn_if_key_retired()
         self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
         self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
@@ -157,18 +192,106 @@ class Node:
         self.cert_warn_days = cert_warn_days
         # The certificates that count, read once per head (block hash) they belong to.
         self._certificates: tuple[bytes, tuple[cert_expiry.Certificate, ...], bool] | None = None
+        # The validator keys' history (status, trust export), computed once per head.
+        self._validator_keys: tuple[bytes, list[dict[str, Any]]] | None = None
 
     # --- consensus drive ---------------------------------------------------------------
     def step(self, event: Event) -> None:
-        """Feed one event to the replica and carry out its actions, in order."""
+        """Feed one event to the replica and carry out its actions, in order. A commit
+        that changes the validator set ends the old replica's batch there: what it
+        did for the next height was for the old set (`_restart_replica`)."""
         if isinstance(event, Tick | Start):
             self._clock_ms = event.now_ms
         pending: list[Event] = [event]
+        if self._validators_changed:  # block sync committed a set change
+            starting = self._restart_replica()
+            pending = [event] if isinstance(event, Start) else [*starting, event]
         while pending:
-            for action in self.replica.step(pending.pop(0)):
+            actions = self.replica.step(pending.pop(0))
+            for i, action in enumerate(actions):
                 follow_up = self._execute(action)
                 if follow_up is not None:
                     pending.append(follow_up)
+                if self._validators_changed:
+                    self._release_committed_height(actions[i + 1:])
+                    pending = self._restart_replica()
+                    break
+
+    # --- validator set ----------------------------------------------------------------
+    def validators_for_height(self, height: int) -> ValidatorSet:
+        """The validator set whose quorum certifies block `height`, for any height up
+        to the head + 1: the set in the state after block `height - 1` (ADR 0011).
+        Block sync and state sync check certificates with it."""
+        if not 1 <= height <= self.chain.height + 1:
+            raise NotFound(f"the validator set of height {height} is not known here "
+                           f"(head {self.chain.height})")
+        records = validator_sets.set_at_height(self.chain.state, self.genesis, height)
+        return ValidatorSet(tuple(ValidatorInfo(r.name, r.public_key) for r in records))
+
+    def chain_peers(self) -> dict[str, tuple[str, int]]:
+        """The current validators' transport names and addresses as registered on
+        chain (`add_validator`), without this node: what the peer network should dial
+        once the set changes (ADR 0011). The transport name is the key name without
+        the network's prefix, as the runtime maps them."""
+        prefix = self.genesis.name + "/"
+        peers: dict[str, tuple[str, int]] = {}
+        for record in validator_sets.current_set(self.chain.state, self.genesis):
+            host, _, port = record.address.rpartition(":")
+            if record.name == self.signer.name or not host or not port.isdigit():
+                continue
+            peers[record.name.removeprefix(prefix)] = (host, int(port))
+        return peers
+
+    def _warn_if_key_retired(self) -> None:
+        info = self.validators.get(self.signer.name)
+        if info is not None and info.public_key != self.signer.key.public_key:
+            log.warning("validator %s has another key on chain (replaced by governance, or "
+                        "a wrong key file): this node follows without voting until it is "
+                        "started with that key", self.signer.name)
+
+    def _follow_peers(self) -> None:
+        """Sync and liveness follow the current set: new validators become peers to
+        ask, removed ones are forgotten (the map stays bounded by the set)."""
+        self._peer_names = [v.name for v in self.validators.validators
+                            if v.name != self.signer.name]
+        self._peer_heads = {name: self._peer_heads.get(name, 0) for name in self._peer_names}
+
+    def _note_validator_change(self) -> None:
+        """After a commit: if the set for the next height differs, switch to it."""
+        upcoming = self.validators_for_height(self.chain.height + 1)
+        if upcoming.digest == self.validators.digest:
+            return
+        log.info("validator set changes at height %d: %s (quorum %d)", self.chain.height + 1,
+                 ", ".join(v.name for v in upcoming.validators), upcoming.quorum)
+        self.validators = upcoming
+        self._validators_changed = True
+        self._follow_peers()
+
+    def _release_committed_height(self, rest: Sequence[Action]) -> None:
+        """Of the old replica's actions after a set-changing commit, send only its
+        messages of the committed height (its precommits, which peers may still
+        need); the rest were signed for the next height under the old set and were
+        never made durable, so dropping them unsigns nothing."""
+        for action in rest:
+            if isinstance(action, Broadcast | SendTo) and (
+                    action.message.height <= self.chain.height):
+                self.outbox.append(action)
+
+    def _restart_replica(self) -> list[Event]:
+        """A replica for the new set at the next height, from the last safety record
+        made durable (signatures only in memory never left this node); and the events
+        that start it."""
+        saved = self.store.load_safety()
+        self.replica = Replica.restore(
+            validators=self.validators, key=self.signer.key, name=self.signer.name,
+            params=self.params, safety=SafetyState.decode(saved) if saved else None,
+            committed_height=self.chain.height, retired_key_observes=True)
+        self._validators_changed = False
+        self._warn_if_key_retired()
+        events: list[Event] = [Start(self._clock_ms)]
+        if len(self.mempool):
+            events.append(TransactionsAvailable())
+        return events
 
     def _execute(self, action: Action) -> Event | None:
         if isinstance(action, PersistSafety):
@@ -293,11 +416,19 @@ class Node:
             self.wake()
         elif isinstance(message, SyncRequest):
             self._answer_sync(sender, message.from_height)
+        elif isinstance(message, HeadRequest):
+            self._answer_sync(sender, self.chain.height + 1)  # no blocks, just the head
         elif isinstance(message, SyncBlocks):
             self._apply_synced(sender, message, now_ms)
+        elif isinstance(message, StateSyncMessage):
+            self._state_sync_message(sender, message, now_ms)
         else:
             self._note_peer_head(sender, message.height - 1)
-            if message.height > self.chain.height + 1:
+            if self._state_sync is not None:
+                pass  # catching up already; its blocks would collide with the import
+            elif self._wants_state_sync(message.height - 1, now_ms):
+                self._start_state_sync(sender, now_ms)  # far ahead: state sync
+            elif message.height > self.chain.height + 1:
                 self._ask_sync(sender, now_ms)  # it is ahead of us: fetch what we missed
             self.step(MessageReceived(sender, message))
 
@@ -306,11 +437,15 @@ class Node:
     # head and trusts none of them: every block needs a commit certificate from a quorum
     # (checked against its header before any work) and must re-execute to that header.
     # The next batch is asked for before the current one is applied (`prefetch_sync`),
-    # and while no block commits, peers are asked in turn (`poll_sync`): so a node
-    # restarted in an idle network still learns it is behind, and a peer that does not
-    # answer costs one SYNC_PROBE_MS.
+    # and while no block commits, peers are asked in turn (`poll_sync`; for their head
+    # only while none is known to be ahead): so a node restarted in an idle network
+    # still learns it is behind, and a peer that does not answer costs one
+    # SYNC_PROBE_MS. A node far behind state-syncs instead (below, ADR 0009).
     def poll_sync(self, now_ms: int) -> None:
         """Called on every tick by the runtime."""
+        if self._state_sync is not None:
+            self._drive_state_sync(now_ms)
+            return
         if self.chain.height != self._sync_seen_height:  # progress: nothing to ask yet
             self._sync_seen_height = self.chain.height
             self._sync_asked_at = now_ms
@@ -319,6 +454,12 @@ class Node:
             return
         peer = self._peer_names[self._sync_turn % len(self._peer_names)]
         self._sync_turn += 1
+        if max(self._peer_heads.values(), default=0) <= self.chain.height:
+            # Nobody is known to be ahead: ask for the head only. A node far behind
+            # would otherwise decode a batch of blocks that state sync then skips.
+            self._sync_asked_at = now_ms
+            self.replies.append((peer, HeadRequest()))
+            return
         self._ask_sync(peer, now_ms, force=True)
 
     def _ask_sync(self, peer: str, now_ms: int, from_height: int | None = None, *,
@@ -334,6 +475,8 @@ class Node:
     def prefetch_sync(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
         """Before applying a full batch, ask the same peer for the blocks after it."""
         blocks = message.blocks
+        if self._state_sync is not None or self._wants_state_sync(message.head, now_ms):
+            return  # state sync takes over
         if (len(blocks) == MAX_SYNC_BLOCKS and blocks[0].header.height == self.chain.height + 1
                 and message.head > blocks[-1].header.height):
             self._ask_sync(peer, now_ms, blocks[-1].header.height + 1)
@@ -354,6 +497,11 @@ class Node:
     def _apply_synced(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
         """Commit the blocks a peer sent, then resume consensus at the new height."""
         self._note_peer_head(peer, message.head)
+        if self._state_sync is not None:
+            return  # its blocks would collide with what state sync imports
+        if self._wants_state_sync(message.head, now_ms):
+            self._start_state_sync(peer, now_ms)
+            return
         applied = False
         for block in message.blocks:
             if block.header.height != self.chain.height + 1:
@@ -376,7 +524,7 @@ class Node:
             self.replica = Replica.restore(
                 validators=self.validators, key=self.signer.key, name=self.signer.name,
                 params=self.params, safety=self.replica.safety_state,
-                committed_height=self.chain.height)
+                committed_height=self.chain.height, retired_key_observes=True)
             self.step(Start(now_ms))
             self.wake()
         if message.head > self.chain.height:
@@ -386,13 +534,151 @@ class Node:
         if peer in self._peer_heads:  # validators only: the map stays bounded
             self._peer_heads[peer] = max(self._peer_heads[peer], height)
 
+    # --- state sync (ADR 0009) ---------------------------------------------------------
+    # A node STATE_SYNC_MIN_BLOCKS or more behind fetches a peer's snapshot offer (height
+    # H), the certified headers up to H, the log entries up to H and the state at H,
+    # verifying everything (`ledger.statesync`), imports it beside its chain and then
+    # switches to it in one transaction; block sync and consensus go on from H.
+    def _wants_state_sync(self, peer_head: int, now_ms: int) -> bool:
+        return (self._state_sync is None and self._state_sync_enabled
+                and now_ms >= self._state_sync_after_ms
+                and peer_head - self.chain.height >= STATE_SYNC_MIN_BLOCKS)
+
+    def _start_state_sync(self, peer: str, now_ms: int) -> None:
+        # Certificates are checked against the set signing the block after our head,
+        # from our own state (ADR 0011), and only while the headers name that same set.
+        validators_hash = validator_sets.next_validators_hash(self.chain.state, self.genesis)
+        tip = Tip(self.chain.height, self.chain.head_hash, self.chain.head_time_ms,
+                  self.chain.frontier.size, validators_hash)
+        self._state_sync = StateSync(
+            self.chain.chain_id, self.genesis.origin, list(self._peer_names), tip,
+            LogFeed(self.chain.frontier.copy()), self.validators_for_height(tip.height + 1),
+            validators_hash)
+        log.info("%s claims height %d, %d blocks ahead: state sync", peer,
+                 self._peer_heads.get(peer, 0), self._peer_heads.get(peer, 0) - tip.height)
+        self.replies.extend(self._state_sync.start(peer, self._peer_heads.get(peer, 0),
+                                                   now_ms))
+
+    def _drive_state_sync(self, now_ms: int) -> None:
+        session = self._state_sync
+        if session is None:
+            return
+        if session.done:
+            self._finish_state_sync(session, now_ms)
+        elif session.stuck:
+            self._abandon_state_sync(now_ms)
+        else:
+            self.replies.extend(session.pump(now_ms))
+
+    def _state_sync_message(self, peer: str, message: StateSyncMessage, now_ms: int) -> None:
+        if isinstance(message, SnapshotRequest | HeadersRequest | EntriesRequest | StateRequest):
+            self._serve_state_sync(peer, message)
+            return
+        session = self._state_sync
+        if session is None:
+            return  # a late answer to a state sync that ended
+        try:
+            if isinstance(message, SnapshotOffer):
+                session.on_offer(peer, message, self.chain.height + 1)
+            elif isinstance(message, Headers):
+                session.on_headers(peer, message)
+            elif isinstance(message, Entries):
+                session.on_entries(peer, message, self.store)
+            else:
+                session.on_state(peer, message, self.store)
+        finally:  # a bad answer's request goes to the next peer at once
+            self._drive_state_sync(now_ms)
+
+    def _finish_state_sync(self, session: StateSync, now_ms: int) -> None:
+        target = session.target
+        assert target is not None
+        assert session.assembly is not None
+        state = session.assembly.tree  # built from the verified chunks as they came
+        invariant(state.root() == target.state_root, "verified state chunks miss the root")
+        self.store.finish_state_sync()
+        self.chain = Chain(self.genesis, self.chain.registry, target, state, session.frontier)
+        head = self.store.head()
+        invariant(head is not None and head.header == target, "state sync head not stored")
+        assert head is not None
+        self._checkpoint = head.checkpoint
+        self._state_sync = None
+        self._prepared.clear()
+        log.info("state sync done: height %d, %d log entries, %d state records",
+                 target.height, target.log_size, len(state))
+        self._note_validator_change()
+        for event in self._restart_replica():
+            self.step(event)
+        self._ask_sync(session.offer_peer, now_ms, force=True)  # blocks after H, if any
+
+    def _abandon_state_sync(self, now_ms: int) -> None:
+        """Drop an unfinished state sync (no peer left to ask, or a validator-set change
+        in its range); block sync goes on, and state sync may be tried again later."""
+        log.warning("state sync abandoned at %s; block sync continues",
+                    self._state_sync.status() if self._state_sync else None)
+        self.store.abandon_state_sync()
+        self._state_sync = None
+        self._state_sync_after_ms = now_ms + STATE_SYNC_RETRY_MS
+
+    def _serve_state_sync(self, peer: str, message: SnapshotRequest | HeadersRequest
+                          | EntriesRequest | StateRequest) -> None:
+        answer: OutgoingMessage
+        if isinstance(message, SnapshotRequest):
+            snapshot = self._snapshot_to_offer()
+            answer = SnapshotOffer(snapshot.offer() if snapshot else None)
+        elif isinstance(message, HeadersRequest):
+            high = min(message.to_height, self.chain.height,
+                       message.from_height + MAX_SYNC_HEADERS - 1)
+            answer = Headers(tuple(self.store.headers(message.from_height, high)))
+        elif isinstance(message, EntriesRequest):
+            answer = self._entries_answer(message)
+        else:
+            snapshot = self._snapshot
+            if (snapshot is None or snapshot.height != message.height) and (
+                    message.height == self.chain.height):
+                snapshot = self._take_snapshot()
+            records = (tuple(snapshot.chunk(message.chunk)) if snapshot is not None
+                       and snapshot.height == message.height else None)
+            answer = StateChunk(message.height, message.chunk, records)
+        self.replies.append((peer, answer))
+
+    def _snapshot_to_offer(self) -> Snapshot | None:
+        """A snapshot of the head (one at a time: it holds the whole state in memory).
+        Always of the head: a syncing node fetches entries up to the head a peer
+        claimed before the offer arrives, so an offer must not be older."""
+        if self.chain.height == 0:
+            return None
+        kept = self._snapshot
+        if kept is not None and kept.height == self.chain.height:
+            return kept
+        return self._take_snapshot()
+
+    def _take_snapshot(self) -> Snapshot | None:
+        self._snapshot = make_snapshot(self.chain.height, self.store.iter_state())
+        return self._snapshot
+
+    def _entries_answer(self, message: EntriesRequest) -> Entries:
+        high = min(message.to_height, self.chain.height, message.from_height + MAX_SYNC_HEADERS - 1)
+        blocks: list[tuple[bytes, ...]] = []
+        size = 0
+        for header, _ in self.store.headers(message.from_height, high):
+            entries = self.store.entries_between(header.log_size - header.tx_count,
+                                                 header.log_size)
+            size += sum(len(entry) for entry in entries)
+            if blocks and size > MAX_ENTRIES_ANSWER_BYTES:
+                break
+            blocks.append(tuple(entries))
+        return Entries(message.from_height, tuple(blocks))
+
     def sync_status(self) -> dict[str, Any]:
         """How far behind this node is, by what its peers claim (a claim, not a proof:
         blocks are trusted only with their certificates)."""
         best = max(self._peer_heads.values(), default=0)
         behind = max(0, best - self.chain.height)
-        return {"peer_height": max(best, self.chain.height), "behind_blocks": behind,
-                "catching_up": behind > 1}
+        status: dict[str, Any] = {"peer_height": max(best, self.chain.height),
+                                  "behind_blocks": behind, "catching_up": behind > 1}
+        if self._state_sync is not None and self._state_sync.offer is not None:
+            status["state_sync"] = self._state_sync.status()  # fetched of the totals
+        return status
 
     def commit_certified(self, prepared: PreparedBlock, certificate: CommitCertificate) -> None:
         """Commit an executed block whose certificate the caller has verified (block
@@ -407,6 +693,7 @@ class Node:
         note = self._quorum_checkpoint(prepared, certificate)
         self.store.commit_block(prepared, certificate.encode(), note)
         self.chain.advance(prepared)
+        self._note_validator_change()
         self._checkpoint = note
         self._prepared.clear()
         self.mempool.remove([tx.tx_id for tx in prepared.txs])
@@ -419,8 +706,12 @@ class Node:
     def _quorum_checkpoint(self, prepared: PreparedBlock, certificate: CommitCertificate) -> str:
         body = prepared.checkpoint_body.decode()
         signatures = []
+        signers = self.validators  # the set of this height: the commit changes it after
         for vote in certificate.precommits:
-            verifier = self._verifiers[vote.voter]
+            info = signers.get(vote.voter)
+            invariant(info is not None, f"precommit of {vote.voter!r}, not a validator")
+            assert info is not None
+            verifier = _verifier(info.name, info.public_key)
             invariant(vote.checkpoint_signature is not None, "precommit without checkpoint sig")
             assert vote.checkpoint_signature is not None
             signatures.append(NoteSignature(vote.voter, verifier.key_id, vote.checkpoint_signature))
@@ -475,8 +766,9 @@ class Node:
             "state_root": self.chain.state.root().hex(),
             "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.size_bytes,
                         "capacity": self.mempool.max_txs},
-            "validators": [v.name for v in self.genesis.validators],
+            "validators": [v.name for v in self.validators.validators],
             "quorum": self.validators.quorum,
+            "validator_set": self.validator_set_status(),
             "sync": self.sync_status(),
             "consensus": {"height": self.replica.height, "round": self.replica.round},
             "certificates": self.certificates_status(),
@@ -682,7 +974,7 @@ class Node:
         self.chain.check_permission(tx, time_ms)
         return governance.dry_run(
             self.chain.state, tx.body.sender, tx.body.args, self.chain.height + 1, time_ms,
-            admins=self._admin_keys(), validators=[v.name for v in self.genesis.validators],
+            admins=self._admin_keys(), validators=[v.name for v in self.validators.validators],
             live=self._live_validators())
 
     def _admin_keys(self) -> list[bytes]:
@@ -690,6 +982,38 @@ class Node:
         scanned, _ = self._scan_members()
         return [public_key for public_key, raw in scanned
                 if "admin" in members.decode_member(raw)["roles"]]
+
+    def validator_set_status(self) -> dict[str, Any]:
+        """The set signing the next block (with each validator's org and address), and
+        every key that has signed, with the heights and checkpoint sizes it signed
+        for: what `tide trust export` writes as `sizes=` ranges (ADR 0011)."""
+        head = self.chain.head_hash
+        if self._validator_keys is None or self._validator_keys[0] != head:
+            self._validator_keys = (head, self._key_history())
+        records = validator_sets.current_set(self.chain.state, self.genesis)
+        changes = validator_sets.change_heights(self.chain.state)
+        return {"since_height": changes[-1] if changes else 1,
+                "validators": [{"name": r.name, "key": r.public_key.hex(), "org": r.org,
+                                "address": r.address, "tls": r.tls_fingerprint.hex()}
+                               for r in records],
+                "keys": self._validator_keys[1]}
+
+    def _key_history(self) -> list[dict[str, Any]]:
+        """Each key's heights, and the checkpoint sizes they map to: a key first
+        signing block a covers sizes after block a - 1's (a non-empty block's log
+        grows), up to block b's size when b was its last block."""
+        out = []
+        for span in validator_sets.key_spans(self.chain.state, self.genesis):
+            first_size = 0 if span.first == 1 else self._log_size_at(span.first - 1) + 1
+            last_size = None if span.last is None else self._log_size_at(span.last)
+            out.append({"name": span.name, "key": span.public_key.hex(),
+                        "heights": [span.first, span.last], "sizes": [first_size, last_size]})
+        return out
+
+    def _log_size_at(self, height: int) -> int:
+        if height >= self.chain.height:
+            return self.chain.frontier.size
+        return self.store.block(height).header.log_size
 
     def _live_validators(self) -> list[str]:
         """This node, and the peers whose claimed head is within a block of ours."""
@@ -756,6 +1080,12 @@ class _BlockRef:
 
 def _certified(tx: SignedTx) -> bool:
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _verifier(name: str, public_key: bytes) -> Verifier:
+    """The note verifier of a validator key (its key id is a hash: computed once)."""
+    return Verifier.of(name, public_key)
 
 
 def _load_chain(genesis: Genesis, store: Store, registry: Registry) -> Chain:

@@ -1,15 +1,22 @@
 """The peer network: authenticated, framed, bounded connections between nodes (ADR 0005).
 
-* Transport: TCP + TLS 1.3, both sides present a certificate from the network CA
-  (`tidechain.node.tls`). A peer's name is the CN of its verified certificate; a name
-  outside the configured peer set is refused.
+* Transport: TCP + TLS 1.3, both sides present a certificate from the network CA or
+  from an organisation CA the chain registered (`tidechain.node.tls`, ADR 0005 as
+  amended). A peer's name is the CN of its verified certificate; a name outside the
+  peer set is refused, and so is a certificate the `admit` hook refuses for that name
+  (the runtime checks it against the chain: pinned fingerprint, owning organisation).
+* Peer set: the configured `[[peers]]` plus the validators on chain (`set_peers`). A
+  peer whose address is unknown (None: a genesis validator seen from a node that
+  joined later) is never dialled; its inbound connection is accepted whatever the
+  names' order.
 * Framing: a 4-byte big-endian length, then that many payload bytes. A zero-length
   frame is a heartbeat and is never delivered. A length above `max_frame_bytes`, or a
   connection closed inside a frame, closes the connection and logs a `PeerError`
   naming the peer (its certificate name, or its address before the handshake).
 * Ownership: one connection per pair of nodes, dialled by the node with the smaller
-  name. An inbound connection from a peer that already has one replaces it (the dialler
-  only redials once it believes the old one dead).
+  name (unless it does not know the other's address: then the other dials). An
+  inbound connection from a peer that already has one replaces it (the dialler only
+  redials once it believes the old one dead).
 * Back-pressure: `send` never blocks. Each peer has a bounded outbox; when it is full
   the *oldest* frames are dropped (consensus messages are superseded by newer ones, and
   a peer that fell that far behind catches up by block sync, not by replay).
@@ -29,13 +36,13 @@ import socket
 import ssl
 import struct
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tidechain.core.errors import PeerError, Rejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_TX_BYTES, MAX_VALIDATORS
-from tidechain.node.tls import TlsError, check_node_name, peer_name
+from tidechain.node.tls import TlsError, add_trust_anchors, check_node_name, peer_name
 
 log = logging.getLogger("tidechain.node.peers")
 
@@ -177,7 +184,8 @@ class _Connection:
 
 
 class PeerNetwork:
-    """Mutually authenticated, framed, bounded connections to a fixed set of peers.
+    """Mutually authenticated, framed, bounded connections to a set of peers, which
+    `set_peers` changes on the fly (the runtime follows the chain's validators).
 
     `on_message(peer, payload)` runs on the event loop for every frame received. If it
     raises `Rejected`, the peer sent something invalid: its connection is closed and
@@ -190,7 +198,7 @@ class PeerNetwork:
         my_name: str,
         listen_host: str,
         listen_port: int,
-        peers: dict[str, tuple[str, int]],
+        peers: Mapping[str, tuple[str, int] | None],
         server_ctx: ssl.SSLContext,
         client_ctx: ssl.SSLContext,
         on_message: Callable[[str, bytes], None],
@@ -211,14 +219,22 @@ class PeerNetwork:
         self._me = my_name
         self._listen = (listen_host, listen_port)
         self._peers = dict(peers)
+        self.configured_peers: dict[str, tuple[str, int] | None] = dict(peers)
+        """The peers the node was started with (node.toml), which `set_peers` callers
+        keep beside the chain's."""
+        self.admit: Callable[[str, bytes], str | None] | None = None
+        """Set by the runtime: (name, certificate DER) -> why that verified certificate
+        may not speak for that name, or None. Asked after every handshake."""
         self._server_ctx = server_ctx
         self._client_ctx = client_ctx
         self._on_message = on_message
         self._max_frame = max_frame_bytes
         self._timing = timing
         self._rng = rng
+        self._queue_limits = (queue_limit, queue_max_bytes)
         self._outboxes = {p: _Outbox(queue_limit, queue_max_bytes) for p in peers}
         self._connections: dict[str, _Connection] = {}
+        self._dialling: set[str] = set()  # peers with a dial loop
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._pending_handshakes = 0
@@ -234,8 +250,7 @@ class PeerNetwork:
         self._listener = listener
         self._spawn(self._accept_loop(listener), "accept")
         for peer in sorted(self._peers):
-            if self._dials(peer):
-                self._spawn(self._dial_loop(peer), f"dial {peer}")
+            self._start_dialling(peer)
 
     async def stop(self) -> None:
         """Close every connection and the listener. Raises the first bug (an exception
@@ -254,15 +269,50 @@ class PeerNetwork:
         if self._failure is not None:
             raise self._failure
 
+    def set_peers(self, peers: Mapping[str, tuple[str, int] | None]) -> None:
+        """Follow a new peer set (the validator set changed, ADR 0011): a new peer gets
+        an outbox and, if this node dials it, a dial loop; a removed peer is
+        disconnected and its queued frames dropped; a moved one is dialled at its new
+        address from the next attempt on."""
+        for name in peers:
+            check_node_name(name)
+        invariant(self._me not in peers, "a node is not its own peer")
+        invariant(len(peers) < MAX_VALIDATORS, "more peers than MAX_VALIDATORS")
+        removed = [p for p in self._peers if p not in peers]
+        added = sorted(p for p in peers if p not in self._peers)
+        # A peer whose address became known is dialled from now on, if we dial it.
+        located = sorted(p for p in peers if p in self._peers and self._peers[p] is None
+                         and peers[p] is not None)
+        self._peers = dict(peers)
+        for peer in removed:
+            del self._outboxes[peer]
+            conn = self._connections.pop(peer, None)
+            if conn is not None:
+                conn.writer.transport.abort()
+            log.info("peer %s: no longer a peer", peer)
+        for peer in added:
+            self._outboxes[peer] = _Outbox(*self._queue_limits)
+        for peer in [*added, *located]:
+            if self._listener is not None and not self._stopping:
+                self._start_dialling(peer)
+            address = peers[peer]
+            log.info("peer %s: new peer at %s", peer,
+                     "an unknown address" if address is None else f"{address[0]}:{address[1]}")
+
+    def add_trust_anchors(self, ca_ders: list[bytes]) -> None:
+        """Trust more CAs (DER, from the chain) in handshakes from now on."""
+        add_trust_anchors(self._server_ctx, ca_ders)
+        add_trust_anchors(self._client_ctx, ca_ders)
+
     # --- sending -----------------------------------------------------------------------
     def send(self, peer: str, payload: bytes) -> bool:
         """Queue `payload` for `peer` without blocking. Returns False when the peer's
         outbox was full and its oldest frames were dropped to make room (the peer is
-        lagging), or when the network is stopped."""
-        invariant(peer in self._outboxes, f"send to {peer!r}, which is not a configured peer")
+        lagging), when the network is stopped, or when `peer` is not (or no longer) a
+        peer: a validator without a known address is unreachable, not a bug."""
         invariant(0 < len(payload) <= self._max_frame,
                   f"payload of {len(payload)} bytes outside 1..{self._max_frame}")
-        if self._stopping:
+        if self._stopping or peer not in self._outboxes:
             return False
         return self._outboxes[peer].put(payload)
 
@@ -285,12 +335,26 @@ class PeerNetwork:
 
     # --- connection ownership ----------------------------------------------------------
     def _dials(self, peer: str) -> bool:
-        """The node with the smaller name dials: one connection per pair, no races."""
-        return self._me < peer
+        """The node with the smaller name dials: one connection per pair, no races. A
+        peer whose address is unknown dials us instead (it knows ours from the chain)."""
+        return self._me < peer and self._peers.get(peer) is not None
+
+    def _start_dialling(self, peer: str) -> None:
+        """One dial loop per peer at most, even if set_peers removes and re-adds it
+        while the old loop sleeps."""
+        if self._dials(peer) and peer not in self._dialling:
+            self._dialling.add(peer)
+            self._spawn(self._dial_loop(peer), f"dial {peer}")
 
     async def _dial_loop(self, peer: str) -> None:
+        try:
+            await self._redial(peer)
+        finally:
+            self._dialling.discard(peer)
+
+    async def _redial(self, peer: str) -> None:
         attempt = 0
-        while not self._stopping:
+        while not self._stopping and self._dials(peer):  # set_peers may remove it
             conn = await self._dial(peer)
             if conn is not None:
                 await self._run_connection(conn)
@@ -303,7 +367,10 @@ class PeerNetwork:
             await asyncio.sleep(delay_s)
 
     async def _dial(self, peer: str) -> _Connection | None:
-        host, port = self._peers[peer]
+        address_known = self._peers[peer]
+        invariant(address_known is not None, "dialling a peer without an address")
+        assert address_known is not None
+        host, port = address_known
         address = f"{host}:{port}"
         timing = self._timing
         try:
@@ -321,8 +388,10 @@ class PeerNetwork:
             name = peer_name(writer.get_extra_info("ssl_object"))
         except TlsError as exc:
             name = f"<{exc.reason}>"
-        if name != peer:  # check_hostname checked the SAN; the CN must agree
-            log.warning("%s", PeerError(f"{peer}@{address}", f"certificate names {name!r}"))
+        refusal = (f"certificate names {name!r}" if name != peer  # SAN checked; CN too
+                   else self._certificate_refusal(name, writer))
+        if refusal:
+            log.warning("%s", PeerError(f"{peer}@{address}", refusal))
             writer.transport.abort()
             return None
         log.info("peer %s: connected to %s", peer, address)
@@ -360,7 +429,7 @@ class PeerNetwork:
             log.warning("%s", PeerError(address, exc.reason))
             writer.transport.abort()
             return
-        refusal = self._refusal(name)
+        refusal = self._refusal(name) or self._certificate_refusal(name, writer)
         if refusal:
             log.warning("%s", PeerError(f"{name}@{address}", refusal))
             writer.transport.abort()
@@ -394,6 +463,16 @@ class PeerNetwork:
         if self._dials(name):
             return f"dialled us, but {self._me} dials {name} (the smaller name dials)"
         return None
+
+    def _certificate_refusal(self, name: str, writer: asyncio.StreamWriter) -> str | None:
+        """What the `admit` hook says of the peer's verified certificate."""
+        if self.admit is None:
+            return None
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return "no verified certificate"
+        return self.admit(name, der)
 
     # --- one connection ----------------------------------------------------------------
     async def _run_connection(self, conn: _Connection) -> None:
@@ -481,7 +560,9 @@ class PeerNetwork:
 
     async def _write_loop(self, conn: _Connection) -> None:
         """Frames out: drain the peer's outbox; a heartbeat when idle."""
-        outbox = self._outboxes[conn.peer]
+        outbox = self._outboxes.get(conn.peer)
+        if outbox is None:
+            return  # removed by set_peers while connecting
         # First frame at once: it tells the dialler that we accepted it.
         await self._write_frame(conn, b"")
         while self._connections.get(conn.peer) is conn:

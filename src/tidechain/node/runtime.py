@@ -15,16 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from tidechain.consensus import Broadcast, SendTo, Start, Tick
+from tidechain.contracts import members
+from tidechain.core.crypto import sha256
 from tidechain.core.errors import Busy, NotFound, Rejected
 from tidechain.core.limits import (
     COMMIT_WAIT_MAX_MS,
     MAX_SUBMIT_BATCH,
+    MAX_VALIDATORS,
     MAX_WAITERS,
     TICK_MS,
     VERIFY_THREADS,
 )
+from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed, Node
+from tidechain.node.peers import PeerNetwork
+from tidechain.node.tls import TlsError, admission_refusal, check_node_name
 from tidechain.node.wire import SyncBlocks, TxGossip, encode_message
 
 log = logging.getLogger("tidechain.node")
@@ -47,7 +53,8 @@ class Network(Protocol):
 class NodeRuntime:
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.network: Network | None = None  # set by `serve` when the node has peers
+        self._network: Network | None = None  # set by `serve` when the node has peers
+        self._chain_peers: ChainPeers | None = None
         # Transport names are node names ("node1"); consensus names are key names
         # ("acme-net/node1").
         self._prefix = node.genesis.name + "/"
@@ -56,6 +63,18 @@ class NodeRuntime:
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # set when transactions were admitted
+
+    @property
+    def network(self) -> Network | None:
+        return self._network
+
+    @network.setter
+    def network(self, network: Network | None) -> None:
+        """Set by `serve` before the transport starts: a `PeerNetwork` then follows the
+        chain's peers and admits TLS peers by the chain from its first handshake."""
+        self._network = network
+        self._chain_peers = (ChainPeers(self.node, network)
+                             if isinstance(network, PeerNetwork) else None)
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -260,6 +279,8 @@ class NodeRuntime:
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
+        if self._chain_peers is not None:
+            self._chain_peers.refresh()  # before sending: a new validator gets its votes
         self._send_out()
 
 
@@ -278,3 +299,85 @@ def _verify_all(txs: list[SignedTx], verified_before: Callable[[SignedTx], bool]
         except Rejected as exc:
             bad[tx.tx_id] = exc
     return bad
+
+
+class ChainPeers:
+    """Keeps a `PeerNetwork` in step with the chain (ADR 0011 point 4, ADR 0005 as
+    amended), re-read whenever the head moves:
+
+    * peers: node.toml's `[[peers]]` plus every validator of the current set, at its
+      on-chain address (`Node.chain_peers()`), or None (accept only) if it has none;
+    * trust anchors: every organisation CA registered on chain, added to the live TLS
+      contexts the first time it is seen (OpenSSL cannot drop one: admission can);
+    * admission: a peer's certificate must be the one pinned for its name, or come
+      from its own organisation's CA, or (no organisation: a genesis or configured
+      peer) from no chain CA at all, i.e. from the network CA."""
+
+    def __init__(self, node: Node, network: PeerNetwork) -> None:
+        self._node = node
+        self._network = network
+        self._prefix = node.genesis.name + "/"
+        self._head: bytes | None = None
+        self._records: dict[str, validator_sets.ValidatorRecord] = {}  # by transport name
+        self._org_cas: dict[str, list[bytes]] = {}  # org id -> its active CAs (DER)
+        self._trusted: dict[bytes, bytes] = {}  # every chain CA ever trusted, by SHA-256
+        self._peers: dict[str, tuple[str, int] | None] | None = None
+        network.admit = self.refusal
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Follow the chain if the head moved since the last call (cheap otherwise)."""
+        head = self._node.chain.head_hash
+        if head == self._head:
+            return
+        self._head = head
+        state = self._node.chain.state
+        records = validator_sets.current_set(state, self._node.genesis)
+        self._records = {r.name.removeprefix(self._prefix): r for r in records}
+        self._org_cas = {}
+        for org_id in members.orgs(state):
+            record = members.org(state, org_id)
+            if record is not None:
+                self._org_cas[org_id] = [bytes(der) for der in record["cas"]]
+        new = {sha256(der): der for cas in self._org_cas.values() for der in cas
+               if sha256(der) not in self._trusted}
+        if new:
+            self._network.add_trust_anchors(list(new.values()))
+            self._trusted.update(new)
+            log.info("peer TLS: trusting %d more organisation CA(s) from the chain", len(new))
+        peers = self._peer_set(records)
+        if peers != self._peers:
+            self._network.set_peers(peers)
+            self._peers = peers
+
+    def _peer_set(self, records: tuple[validator_sets.ValidatorRecord, ...]
+                  ) -> dict[str, tuple[str, int] | None]:
+        me = self._node.signer.name
+        validators = {r.name.removeprefix(self._prefix): None for r in records if r.name != me}
+        merged: dict[str, tuple[str, int] | None] = {
+            **validators, **self._network.configured_peers, **self._node.chain_peers()}
+        peers = {name: address for name, address in merged.items() if _transport_name(name)}
+        if len(peers) >= MAX_VALIDATORS:  # configured followers give way to validators
+            keep = sorted(peers, key=lambda name: (name not in validators, name))
+            peers = {name: peers[name] for name in keep[:MAX_VALIDATORS - 1]}
+        return peers
+
+    def refusal(self, name: str, certificate_der: bytes) -> str | None:
+        """The `PeerNetwork.admit` hook: why this verified certificate may not speak
+        for `name`, or None."""
+        record = self._records.get(name)
+        return admission_refusal(
+            certificate_der, pin=record.tls_fingerprint if record else b"",
+            org_cas=self._org_cas.get(record.org, []) if record and record.org else [],
+            chain_cas=list(self._trusted.values()))
+
+
+def _transport_name(name: str) -> bool:
+    """Whether a validator's name (its key name without the network) can name a peer:
+    a certificate CN and DNS label. One that cannot is never a peer, and must not stop
+    the node."""
+    try:
+        check_node_name(name)
+    except TlsError:
+        return False
+    return True

@@ -10,6 +10,12 @@ every TLS 1.3 implementation, whereas Ed25519 certificates are optional (OpenSSL
 accepts both; Windows SChannel, many HSMs and corporate CAs do not take Ed25519). The
 organisations' own CAs (issue 4) will then work whatever issued them.
 
+Organisations that join later (ADR 0005 as amended, ADR 0011) have no certificate from
+the network CA: their nodes' certificates come from the organisation's own CA, which
+the chain registers. The runtime adds those CAs to the live contexts as extra trust
+anchors (`add_trust_anchors`) and, after each handshake, `admission_refusal` decides
+whether the verified certificate may speak for the name it carries.
+
 Time comes in as an argument (`now_ms`); only `ssl` reads the wall clock, to check
 the validity period during a handshake.
 """
@@ -17,6 +23,7 @@ the validity period during a handshake.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import ssl
 import stat
@@ -24,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tidechain.core.errors import Rejected
@@ -103,9 +111,15 @@ def issue_node_certificate(
     IP SANs = `ip_addresses`; usable as TLS server and client. Returns (cert, key) PEM."""
     check_node_name(node_name)
     ca_cert = _load_cert(ca[0])
-    ca_key = serialization.load_pem_private_key(ca[1], password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise TlsError("the CA key is not an ECDSA key")
+    try:
+        ca_key = serialization.load_pem_private_key(ca[1], password=None)
+    except (ValueError, TypeError) as exc:
+        raise TlsError(f"not an unencrypted PEM private key: {exc}") from exc
+    # The network CA's key is ECDSA; an organisation's CA (identity.certs) is Ed25519,
+    # which OpenSSL verifies in a chain even where a peer could not sign with it.
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise TlsError("the CA key is neither an ECDSA nor an Ed25519 key")
+    algorithm = None if isinstance(ca_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     key = ec.generate_private_key(ec.SECP256R1())
     not_before, not_after = _validity(now_ms, validity_days)
     sans: list[x509.GeneralName] = [x509.DNSName(node_name)]
@@ -129,7 +143,7 @@ def issue_node_certificate(
                        critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca_key, algorithm)
     )
     return _cert_pem(cert), _key_pem(key)
 
@@ -248,3 +262,62 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+def certificate_fingerprint(cert: bytes) -> bytes:
+    """SHA-256 of a certificate's DER (given as DER or PEM): what `add_validator
+    --tls-fingerprint` pins on chain."""
+    der = cert if not cert.lstrip().startswith(b"-----") else _load_cert(cert).public_bytes(
+        serialization.Encoding.DER)
+    return hashlib.sha256(der).digest()
+
+
+def add_trust_anchors(ctx: ssl.SSLContext, ca_ders: list[bytes]) -> None:
+    """Trust more CAs (DER) on a live context: handshakes started afterwards use them.
+    OpenSSL cannot forget an anchor, so `admission_refusal` is what keeps a CA that
+    left the chain from vouching for anyone."""
+    if not ca_ders:
+        return
+    try:
+        ctx.load_verify_locations(cadata=b"".join(ca_ders))
+    except ssl.SSLError as exc:
+        raise TlsError(f"cannot trust these CA certificates: {exc}") from exc
+
+
+def admission_refusal(leaf_der: bytes, *, pin: bytes, org_cas: list[bytes],
+                      chain_cas: list[bytes]) -> str | None:
+    """Why a peer's verified certificate (`leaf_der`) may not speak for its name, or
+    None if it may (ADR 0005 as amended).
+
+    `pin` is the fingerprint the chain records for the name (empty: none), `org_cas`
+    the CAs (DER) of the organisation the chain records for it (none for a genesis or
+    a configured peer), `chain_cas` every CA the runtime ever trusted from the chain.
+    - A pinned name is admitted with exactly the pinned certificate.
+    - Otherwise a certificate of the name's own organisation's CA is admitted.
+    - Otherwise only one that no chain CA issued, i.e. one of the network CA: an
+      organisation cannot issue certificates in the name of another's node."""
+    if pin:
+        if certificate_fingerprint(leaf_der) == pin:
+            return None
+        return "certificate is not the one pinned on chain for this name"
+    leaf = _load_der(leaf_der)
+    if any(_issued_by(leaf, ca) for ca in org_cas):
+        return None
+    if any(_issued_by(leaf, ca) for ca in chain_cas):
+        return "certificate is from an organisation's CA that does not own this name"
+    return None
+
+
+def _issued_by(leaf: x509.Certificate, ca_der: bytes) -> bool:
+    try:
+        leaf.verify_directly_issued_by(_load_der(ca_der))
+    except (ValueError, TypeError, InvalidSignature, TlsError):
+        return False
+    return True
+
+
+def _load_der(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise TlsError(f"not a DER certificate: {exc}") from exc

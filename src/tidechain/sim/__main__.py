@@ -40,13 +40,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="virtual time allowed for recovery after the heal")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     parser.add_argument("--safety-only", action="store_true")
+    parser.add_argument("--reconfigure", action="store_true",
+                        help="change the validator set during each run (ADR 0011)")
     return parser.parse_args(argv)
 
 
 def _replay(args: argparse.Namespace, byzantine: int) -> int:
     sink = print if args.verbose else None
     result = World(args.seed, args.validators, byzantine, fault_ms=args.fault_ms,
-                   heal_budget_ms=args.heal_budget_ms, sink=sink).run()
+                   heal_budget_ms=args.heal_budget_ms, sink=sink,
+                   reconfigure=args.reconfigure).run()
     print(f"seed={result.seed} {'ok' if result.ok else result.kind}: "
           f"{result.reason or 'all checks passed'}; min height {result.min_height}, "
           f"virtual {result.end_ms} ms, trace {result.digest}")
@@ -56,7 +59,8 @@ def _replay(args: argparse.Namespace, byzantine: int) -> int:
 def _results(args: argparse.Namespace, byzantine: int) -> Iterator[SimResult]:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     one = functools.partial(run_seed, validators=args.validators, byzantine=byzantine,
-                            fault_ms=args.fault_ms, heal_budget_ms=args.heal_budget_ms)
+                            fault_ms=args.fault_ms, heal_budget_ms=args.heal_budget_ms,
+                            reconfigure=args.reconfigure)
     if args.jobs <= 1:
         yield from map(one, seeds)
         return

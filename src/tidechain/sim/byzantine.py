@@ -34,6 +34,10 @@ class Equivocator:
         self._mark_invalid = mark_invalid
         self._known: dict[bytes, BlockLike] = {}  # insertion-ordered: deterministic
 
+    def use_set(self, validators: ValidatorSet) -> None:
+        """Sign for another validator set from now on (a reconfiguration, ADR 0011)."""
+        self._digest = validators.digest
+
     def learn(self, block: BlockLike) -> None:
         """Remember a block seen in a proposal, to vote for it out of turn."""
         if block.block_hash not in self._known:

@@ -11,10 +11,10 @@ from tidechain.sim.world import DEFAULT_FAULT_MS, SimResult, World
 
 
 def run_seed(seed: int, validators: int, byzantine: int, fault_ms: int = DEFAULT_FAULT_MS,
-             heal_budget_ms: int = HEAL_BUDGET_MS) -> SimResult:
+             heal_budget_ms: int = HEAL_BUDGET_MS, reconfigure: bool = False) -> SimResult:
     """One seeded run; the same arguments always give the same result and digest."""
     return World(seed, validators, byzantine, fault_ms=fault_ms,
-                 heal_budget_ms=heal_budget_ms).run()
+                 heal_budget_ms=heal_budget_ms, reconfigure=reconfigure).run()
 
 
 def replay_command(result: SimResult, fault_ms: int = DEFAULT_FAULT_MS,
@@ -22,6 +22,8 @@ def replay_command(result: SimResult, fault_ms: int = DEFAULT_FAULT_MS,
     extra = "" if fault_ms == DEFAULT_FAULT_MS else f" --fault-ms {fault_ms}"
     if heal_budget_ms != HEAL_BUDGET_MS:
         extra += f" --heal-budget-ms {heal_budget_ms}"
+    if result.reconfigure:
+        extra += " --reconfigure"
     return (f"python -m tidechain.sim --validators {result.validators} "
             f"--byzantine {result.byzantine}{extra} --seed {result.seed} --verbose")
 

@@ -5,7 +5,8 @@ the world adds the seed.
   height, by any node: a second valid certificate at a height is already a violation
   with at most f Byzantine validators;
 * certificates: every committed block carries a certificate that verifies with
-  `CommitCertificate.verify(validators, checkpoint_body)`, for that very block;
+  `CommitCertificate.verify(validators, checkpoint_body)`, for that very block, with
+  the validator set of its height (which reconfiguration runs change);
 * validity: no honest node commits a block that honest validation rejects;
 * honest signing: an honest validator never signs two different messages for one
   (height, round, step), across crashes, and nothing it signs leaves before a
@@ -16,6 +17,7 @@ the world adds the seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tidechain.consensus import (
@@ -62,9 +64,14 @@ class Checkers:
 
     validators: ValidatorSet
     invalid: set[bytes]  # blocks honest validation rejects (shared with the world)
+    set_at: Callable[[int], ValidatorSet] | None = None
+    """The set of each height when it changes (reconfiguration runs); else `validators`."""
     decided: dict[int, tuple[bytes, str]] = field(default_factory=dict)
     signed: dict[Slot, bytes] = field(default_factory=dict)
     _verified: set[bytes] = field(default_factory=set)
+
+    def _set(self, height: int) -> ValidatorSet:
+        return self.validators if self.set_at is None else self.set_at(height)
 
     def on_commit(self, node_id: str, honest: bool, committed_height: int,
                   block: BlockLike, certificate: CommitCertificate) -> None:
@@ -93,7 +100,7 @@ class Checkers:
         if key in self._verified:
             return  # the same bytes verify the same way
         try:
-            certificate.verify(self.validators, block.checkpoint_body)
+            certificate.verify(self._set(block.height), block.checkpoint_body)
         except ProofError as exc:
             raise SimFailure("safety", f"{node_id}: bad certificate at height "
                                        f"{block.height}: {exc}") from exc
@@ -103,7 +110,7 @@ class Checkers:
                        committed_height: int) -> None:
         """An honest node is about to send a message it signed itself."""
         height, round, step = signed_slot(message)
-        digest = sha256(message.sign_bytes(self.validators.digest))
+        digest = sha256(message.sign_bytes(self._set(height).digest))
         first = self.signed.setdefault((signer_of(message), height, round, step), digest)
         if first != digest:
             raise SimFailure("safety", f"honest {node_id} signed two different "

@@ -15,6 +15,16 @@ Block sync is modelled too, because consensus alone cannot bring back a node tha
 two heights behind (ADR 0004): nodes ask a random peer for committed blocks with
 their certificates, verify them, and rebuild their replica at the new height.
 
+Reconfiguration runs (`reconfigure=True`, ADR 0011) change the validator set three
+times, at heights drawn from the seed: a spare honest node (`v<n>`, an observer until
+then) is added, and then an honest validator's key is rotated and another honest
+validator removed, in either order, one change per height. The set of height h is
+the set after the change decided at height h - 1, as the chain's state gives it; every
+node rebuilds its replica at the boundary as `Node` does (only its messages of the
+committed height leave after the Commit) and the rotated validator's node switches to
+its new key there. Certificates and honest signatures are checked against the set of
+their height.
+
 All randomness comes from one `random.Random(seed)`; nothing iterates a set or reads
 a clock, so a seed replays exactly.
 """
@@ -142,6 +152,7 @@ class SimResult:
     min_height: int  # lowest committed height among honest nodes at the end
     evidence: int  # equivocations honest replicas recorded
     stats: dict[str, int]  # how much of each fault the run exercised
+    reconfigure: bool = False  # the run changed its validator set
 
     @property
     def ok(self) -> bool:
@@ -152,20 +163,38 @@ def sim_keys(validators: int) -> list[SigningKey]:
     return [SigningKey(sha256(b"tidechain/sim/key/%d" % i)) for i in range(validators)]
 
 
+def _rotated_key(name: str) -> SigningKey:
+    return SigningKey(sha256(b"tidechain/sim/rotated/" + name.encode()))
+
+
+@dataclass(frozen=True)
+class SetChange:
+    """A validator-set change decided at `height`: the set differs from height + 1."""
+
+    height: int
+    kind: str  # add, rotate or remove
+    name: str
+
+
 class World:
     """One seeded run. `run()` returns a `SimResult`; it never raises for a failure."""
 
     def __init__(self, seed: int, validators: int, byzantine: int, *,
                  fault_ms: int = DEFAULT_FAULT_MS, heal_budget_ms: int = HEAL_BUDGET_MS,
-                 sink: Callable[[str], None] | None = None) -> None:
+                 sink: Callable[[str], None] | None = None, reconfigure: bool = False) -> None:
         self.rng = random.Random(seed)
         self.scenario: Scenario = draw_scenario(self.rng, seed, validators, byzantine,
                                                 fault_ms)
         self.keys = sim_keys(validators)
         self.validator_set = ValidatorSet(tuple(
             ValidatorInfo(f"v{i}", k.public_key) for i, k in enumerate(self.keys)))
+        self.reconfigure = reconfigure
+        self.changes: list[SetChange] = []
+        self._sets: list[tuple[int, ValidatorSet]] = [(1, self.validator_set)]
+        self._signing_keys = {k.public_key: k for k in self.keys}
         self.invalid: set[bytes] = set()
-        self.checkers = Checkers(self.validator_set, self.invalid)
+        self.checkers = Checkers(self.validator_set, self.invalid,
+                                 self.set_at if reconfigure else None)
         self.network = FakeNetwork(self.rng, self.scenario.faults)
         self.trace = Trace(sink)
         self.stats: Counter[str] = Counter()
@@ -180,6 +209,8 @@ class World:
         self._cut_short = False  # the crash being executed cut a step's actions
         self.nodes: dict[str, SimNode] = {}
         self._build_nodes()
+        if reconfigure:
+            self._draw_changes()
         self._draw_schedule()
 
     # --- setup ------------------------------------------------------------------------
@@ -197,7 +228,57 @@ class World:
                         chance=faults.equivocation, invalid_chance=faults.invalid_blocks,
                         mark_invalid=self.invalid.add)
                 self.nodes[node_id] = node
+        if self.reconfigure:  # the spare: follows the chain until it is added
+            spare = sim_keys(len(self.keys) + 1)[-1]
+            self._signing_keys[spare.public_key] = spare
+            name = f"v{len(self.keys)}"
+            self.nodes[name] = SimNode(name, name, spare, honest=True, peers=[])
         self._draw_links()
+
+    def _draw_changes(self) -> None:
+        """Add the spare, then rotate one honest validator's key and remove another
+        (in either order), at increasing heights: one change per height, and Byzantine
+        validators stay within f of every set (n + 1, then n validators)."""
+        rng = self.rng
+        honest = [f"v{i}" for i in range(len(self.keys)) if i not in self.scenario.byzantine]
+        rotate = rng.choice(honest)
+        others = [name for name in honest if name != rotate]
+        later = [("rotate", rotate)] + ([("remove", rng.choice(others))] if others else [])
+        rng.shuffle(later)
+        height = rng.randint(1, 4)
+        plan = [SetChange(height, "add", f"v{len(self.keys)}")]
+        for kind, name in later:
+            height += rng.randint(1, 3)
+            plan.append(SetChange(height, kind, name))
+        members = list(self.validator_set.validators)
+        for change in plan:
+            if change.kind == "add":
+                members.append(ValidatorInfo(change.name,
+                                             self.nodes[change.name].key.public_key))
+            elif change.kind == "rotate":
+                key = _rotated_key(change.name)
+                self._signing_keys[key.public_key] = key
+                members = [ValidatorInfo(m.name, key.public_key) if m.name == change.name
+                           else m for m in members]
+            else:
+                members = [m for m in members if m.name != change.name]
+            self._sets.append((change.height + 1, ValidatorSet(tuple(members))))
+        self.changes = plan
+        self.stats["set changes planned"] = len(plan)
+
+    def set_at(self, height: int) -> ValidatorSet:
+        """The validator set that signs block `height`."""
+        chosen = self._sets[0][1]
+        for start, validators in self._sets:
+            if start <= height:
+                chosen = validators
+        return chosen
+
+    def _key_for(self, node: SimNode, validators: ValidatorSet) -> SigningKey:
+        """The key a node's operator runs it with for `validators`: its registered one
+        (a rotated validator's node switches at the boundary), else its own."""
+        info = validators.get(node.name)
+        return node.key if info is None else self._signing_keys[info.public_key]
 
     def _draw_links(self) -> None:
         """Everyone talks to everyone, except that each node sees twin a, twin b or
@@ -253,7 +334,7 @@ class World:
             digest=self.trace.digest, end_ms=self.now_ms,
             min_height=min(n.disk.height for n in honest),
             evidence=sum(len(n.replica.evidence) for n in honest if n.replica is not None),
-            stats=dict(sorted(self.stats.items())))
+            stats=dict(sorted(self.stats.items())), reconfigure=self.reconfigure)
 
     def _run(self) -> None:
         self.trace.add(0, "-", f"scenario {self.scenario}")
@@ -357,10 +438,13 @@ class World:
         """(Re)start a node's replica from its disk as it is."""
         node.incarnation += 1
         node.persisted = node.disk.safety_state()
+        validators = self.set_at(node.disk.height + 1)
+        if node.equivocator is not None:
+            node.equivocator.use_set(validators)
         node.replica = Replica.restore(
-            validators=self.validator_set, key=node.key, name=node.name, params=SIM_PARAMS,
-            safety=node.persisted, committed_height=node.disk.height,
-            locked_block=node.disk.locked_block)
+            validators=validators, key=self._key_for(node, validators), name=node.name,
+            params=SIM_PARAMS, safety=node.persisted, committed_height=node.disk.height,
+            locked_block=node.disk.locked_block, retired_key_observes=True)
         self.trace.add(self.now_ms, node.node_id,
                        f"BOOT at height {node.replica.height} round {node.replica.round}")
         self._step(node, Start(self.now_ms))
@@ -382,11 +466,37 @@ class World:
         if crash:
             cut = self.rng.randint(0, len(actions))
             self._cut_short = cut < len(actions)
-        for action in actions[:cut]:
+        executed = actions[:cut]
+        for i, action in enumerate(executed):
             self.trace.add(self.now_ms, node.node_id, describe_action(action))
             self._execute(node, action)
+            if isinstance(action, Commit) and self._set_changes_after(node.disk.height):
+                self._cross_boundary(node, executed[i + 1:], crash)
+                return
         if crash:
             self._crash(node)
+
+    def _set_changes_after(self, height: int) -> bool:
+        return self.set_at(height + 1).digest != self.set_at(height).digest
+
+    def _cross_boundary(self, node: SimNode, rest: list[Action], crash: bool) -> None:
+        """As `Node._restart_replica`: after a Commit that changes the set, only the
+        old replica's messages of the committed height leave; what it did for the next
+        height (unpersisted, unsent) is dropped, and a replica for the new set starts
+        from the disk."""
+        for action in rest:
+            if isinstance(action, Broadcast | SendTo) and (
+                    action.message.height <= node.disk.height):
+                self.trace.add(self.now_ms, node.node_id, describe_action(action))
+                self._execute(node, action)
+        self.stats["set boundaries crossed"] += 1
+        validators = self.set_at(node.disk.height + 1)
+        self.trace.add(self.now_ms, node.node_id, "NEW SET from height "
+                       f"{node.disk.height + 1}: {[v.name for v in validators.validators]}")
+        if crash:
+            self._crash(node)
+        else:
+            self._boot(node)
 
     def _rejected(self, node: SimNode, event: Event, exc: PeerError) -> None:
         """A real shell would drop the peer. Only a Byzantine signer may cause this."""
