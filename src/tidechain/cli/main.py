@@ -364,6 +364,13 @@ def _sync_line(height: Any, sync: Any) -> str:
     peer_height, behind = sync.get("peer_height"), sync.get("behind_blocks")
     if not behind:
         return f"in step with its peers (height {peer_height})"
+    state_sync = sync.get("state_sync")
+    if isinstance(state_sync, dict):  # ADR 0009: fetching a verified snapshot
+        parts = [f"{what} {state_sync.get(what)}/{state_sync.get(f'{what}_total')}"
+                 for what in ("entries", "records") if f"{what}_total" in state_sync]
+        return (f"state sync to height {state_sync.get('height')} "
+                f"({state_sync.get('phase')}): {', '.join(parts) or 'starting'}; "
+                f"{behind} blocks behind (as its peers report)")
     done = 100 * height / peer_height if isinstance(peer_height, int) and peer_height else 0
     return (f"catching up: height {height} of {peer_height} ({done:.0f}%), "
             f"{behind} blocks behind (as its peers report)")
