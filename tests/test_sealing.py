@@ -130,3 +130,14 @@ def test_the_fully_digitised_invoice_fields_travel_sealed() -> None:
     assert content["drawer"] == "Wang Fang"
     with pytest.raises(Rejected):
         tb.invoice_line("x", 1, 1, 0, unit="u" * 33)
+
+
+def test_a_red_letter_invoice_opens_only_with_its_public_reason() -> None:
+    plain = tb.red_letter_args("04400000000000000002", NUMBER, "sales_return",
+                               [tb.invoice_line("tea", 1, 100, 0)])
+    args = sealing.sealed_red_args(plain, {ISSUER.public_key, BUYER.public_key})
+    record = {"number": args["number"], "kind": "red", "original": NUMBER,
+              "reason": args["reason"], "total": args["total"], "sealed": args["sealed"]}
+    assert sealing.open_content(record, key=BUYER)["reason"] == "sales_return"
+    with pytest.raises(sealing.BrokenSeal):
+        sealing.open_content({**record, "reason": "issue_error"}, key=BUYER)

@@ -228,6 +228,9 @@ def _check_opened(record: dict[str, Any], content: dict[str, Any]) -> None:
     if content.get("total") != record["total"]:
         raise BrokenSeal(f"invoice {record['number']}: sealed total {content.get('total')} "
                          f"is not the public total {record['total']}")
+    if record["kind"] == "red" and content.get("reason") != record.get("reason"):
+        raise BrokenSeal(f"invoice {record['number']}: sealed reason {content.get('reason')} "
+                         f"is not the public reason {record.get('reason')}")
 
 
 def share_key(record: dict[str, Any], key: SigningKey, to: bytes, *,
