@@ -491,6 +491,25 @@ def test_the_cli_proposes_votes_and_lists(node: RunningNode) -> None:
     assert human.returncode == 0 and f"#{pid}" in human.stdout and "applied" in human.stdout
 
 
+def test_the_cli_dry_runs_consensus_parameters_and_contract_versions(node: RunningNode) -> None:
+    size = _cli(node, "gov", "propose", "set_param", "--param", "consensus.max_block_txs",
+                "--value", "500", "--dry-run")
+    assert size["ok"] and size["effect"]["value"] == 500
+    assert size["effect"]["from_height"] > 1  # the block after the one applying it
+    timeout = _cli(node, "gov", "propose", "set_param", "--param",
+                   "consensus.timeout_propose_ms", "--value", "5", "--dry-run", code=2)
+    assert timeout["error"] == "bad_argument" and "100..60000" in timeout["reason"]
+    missing = _cli(node, "gov", "propose", "activate_contract", "--contract", "evidence",
+                   "--version", "2", "--height", "1000", "--dry-run", code=2)
+    assert missing["error"] == "unknown_version" and "version 2" in missing["reason"]
+    same = _cli(node, "gov", "propose", "activate_contract", "--contract", "evidence",
+                "--version", "1", "--dry-run")
+    assert same["ok"] and same["effect"]["version"] == 1
+    usage = tide("gov", "propose", "activate_contract", "--contract", "evidence",
+                 "--net", str(node.net), "--node", node.url)
+    assert usage.returncode == 2 and "--version N" in usage.stderr
+
+
 def test_the_cli_registers_a_new_organisation(node: RunningNode, tmp_path: Path) -> None:
     # Last in this module: afterwards the node's network has two organisations.
     beta = tmp_path / "beta"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidechain.contracts import governance
 from tidechain.core import limits
 
 JSON = "application/json"
@@ -298,8 +299,7 @@ _SCHEMAS["Proposal"] = {
                  "effective_height"],
     "properties": {
         "id": {**_UINT, "description": "The log index of the gov.propose transaction."},
-        "action": {"type": "string", "enum": ["add_org", "remove_org", "revoke_cert",
-                                              "set_param"]},
+        "action": {"type": "string", "enum": list(governance.ACTIONS)},
         "args": {"type": "object", "description": "The action's checked arguments "
                  "(byte strings as hex)."},
         "effective_height": {**_UINT, "description": "0: the block after it passes."},

@@ -840,6 +840,12 @@ def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         if not args.param or args.value is None:
             raise ConfigError("set_param needs --param NAME --value VALUE")
         return {"name": args.param, "value": _param_value(args.param, args.value)}
+    if action == "activate_contract":
+        if not args.contract or args.contract_version is None:
+            raise ConfigError("activate_contract needs --contract NAME --version N "
+                              "[--height H]")
+        return {"contract": args.contract, "version": args.contract_version,
+                "height": args.height}
     return _validator_action_args(args)
 
 
@@ -1146,10 +1152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(gov, "propose", cmd_gov_propose,
              "propose a consortium decision (gov.propose, signed by an admin key)")
     p.add_argument("action", metavar="ACTION", choices=[
-        "add_org", "remove_org", "revoke_cert", "set_param", "add_validator",
-        "remove_validator", "replace_validator_key"],
-        help="add_org, remove_org, revoke_cert, set_param, add_validator, "
-             "remove_validator, replace_validator_key")
+        "add_org", "remove_org", "revoke_cert", "set_param", "activate_contract",
+        "add_validator", "remove_validator", "replace_validator_key"],
+        help="add_org, remove_org, revoke_cert, set_param, activate_contract, "
+             "add_validator, remove_validator, replace_validator_key")
     p.add_argument("--ca-cert", metavar="FILE", help="add_org: the new org's CA (PEM/DER)")
     p.add_argument("--member-cert", action="append", metavar="FILE",
                    help="add_org: an initial member certificate (repeatable)")
@@ -1158,8 +1164,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", type=int, metavar="N", help="revoke_cert: the serial")
     p.add_argument("--member", metavar="HEX", help="revoke_cert: the member's key instead")
     p.add_argument("--param", metavar="NAME",
-                   help="set_param: gov.threshold or gov.voting_period_ms")
+                   help="set_param: gov.threshold, gov.voting_period_ms, "
+                        "consensus.max_block_txs or consensus.timeout_{propose,prevote,"
+                        "precommit}[_delta]_ms")
     p.add_argument("--value", metavar="VALUE", help="set_param: e.g. 2/3, or 604800000")
+    p.add_argument("--contract", metavar="NAME", help="activate_contract: the contract")
+    p.add_argument("--version", dest="contract_version", type=int, metavar="N",
+                   help="activate_contract: the version every node runs from --height")
+    p.add_argument("--height", type=int, default=0, metavar="H",
+                   help="activate_contract: the first height it serves (default: the "
+                        "block after the decision applies)")
     p.add_argument("--validator", metavar="NAME",
                    help="remove_validator, replace_validator_key: the validator's key name")
     p.add_argument("--name", metavar="NAME", help="add_validator: the new key name")

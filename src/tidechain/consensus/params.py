@@ -7,7 +7,9 @@ network is synchronous again; a new height starts again at round 0 (reset on com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from tidechain.core.limits import BLOCK_INTERVAL_MS
 
@@ -17,6 +19,14 @@ failed rounds at one height; a larger round number can only come from a faulty p
 
 MAX_HEIGHT = 2**63 - 1
 """Heights are signed as 8-byte fields; CBOR and SQLite integers stop at 2**63 - 1."""
+
+GOVERNED_TIMEOUTS = (
+    "timeout_propose_ms", "timeout_propose_delta_ms",
+    "timeout_prevote_ms", "timeout_prevote_delta_ms",
+    "timeout_precommit_ms", "timeout_precommit_delta_ms",
+)
+"""The fields governance may set on chain (`set_param consensus.<field>`): every node
+uses the state's value from the height after the block that applied it."""
 
 MAX_RULE_FIRINGS_PER_STEP = 10_000
 """A step fires a handful of rules; this many means a rule fires without changing
@@ -64,3 +74,17 @@ class ConsensusParams:
             # The shell answers BuildProposal within the same drive loop: with no pause
             # it would build and commit empty blocks forever without returning.
             raise ValueError("create_empty_blocks needs block_interval_ms > 0")
+
+
+def with_governed_timeouts(params: ConsensusParams, values: Mapping[str, int]
+                           ) -> ConsensusParams:
+    """`params` (the node's configuration) with the timeouts set by governance in
+    `values` (field name -> ms; absent fields keep the configured value). The cap
+    `timeout_max_ms` grows to the largest governed base, so a governed value is never
+    silently cut by a smaller local cap."""
+    chosen = {name: values[name] for name in GOVERNED_TIMEOUTS if name in values}
+    if not chosen:
+        return params
+    cap = max([params.timeout_max_ms, *chosen.values()])
+    merged: dict[str, Any] = {**chosen, "timeout_max_ms": cap}
+    return replace(params, **merged)

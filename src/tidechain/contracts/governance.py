@@ -7,8 +7,10 @@ its action is applied at the start of its effective height by this contract's
 begin-block hook (`begin_block`), as part of that block's state transition. Nothing is
 restarted and no file is edited. See docs/governance.md and ADR 0008.
 
-Actions: `add_org`, `remove_org`, `revoke_cert`, `set_param`, and the validator-set
-changes `add_validator`, `remove_validator`, `replace_validator_key` (ADR 0011). The
+Actions: `add_org`, `remove_org`, `revoke_cert`, `set_param` (governance's own
+parameters, the block-size limit and the consensus timeouts), `activate_contract` (a
+contract version from a height), and the validator-set changes `add_validator`,
+`remove_validator`, `replace_validator_key` (ADR 0011). The
 effects on membership and on the validator set go through `contracts.members` (one
 place for each rule). A validator change applied at the start of block H changes the
 signers from H + 1 on; at most max(1, f) validators change per height (more wait for
@@ -23,35 +25,52 @@ State in the `gov` namespace (CBOR values, integers in keys 8-byte big-endian):
 * `open`              -> ids of the proposals still open (at most MAX_OPEN_PROPOSALS)
 * `due/` + height     -> ids of passed proposals to apply at the start of that block
 * `param/` + name     -> a parameter set by governance (absent: its default)
+* `version/` + name   -> a contract's activations, [[from height, version], ...]
+                         (`runtime.contract_version_key`; absent: version 1)
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidechain.consensus.params import GOVERNED_TIMEOUTS
 from tidechain.contracts import members
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
+from tidechain.core.limits import (
+    MAX_BLOCK_TXS,
+    MAX_CONTRACT_VERSION,
+    MAX_GOVERNED_TIMEOUT_MS,
+    MAX_NAME_BYTES,
+    MAX_PENDING_ACTIVATIONS,
+    MIN_GOVERNED_TIMEOUT_MS,
+)
+from tidechain.ledger.chain import MAX_BLOCK_TXS_PARAM
 from tidechain.ledger.runtime import (
+    BASE_VERSION,
     CallContext,
     Contract,
     MethodSpec,
     Overlay,
     StateReader,
+    activations,
+    active_version,
     check_args,
+    governed_param,
     namespaced,
 )
 
 NAME = "gov"
 
 ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM = "add_org", "remove_org", "revoke_cert", "set_param"
+ACTIVATE_CONTRACT = "activate_contract"
 ADD_VALIDATOR, REMOVE_VALIDATOR, REPLACE_VALIDATOR_KEY = (
     "add_validator", "remove_validator", "replace_validator_key")
 VALIDATOR_ACTIONS = (ADD_VALIDATOR, REMOVE_VALIDATOR, REPLACE_VALIDATOR_KEY)
 """Changes of the validator set: each counts against the height's change budget."""
-ACTIONS = (ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM, *VALIDATOR_ACTIONS)
+ACTIONS = (ADD_ORG, REMOVE_ORG, REVOKE_CERT, SET_PARAM, ACTIVATE_CONTRACT, *VALIDATOR_ACTIONS)
 
 THRESHOLD = "gov.threshold"
 VOTING_PERIOD_MS = "gov.voting_period_ms"
@@ -90,6 +109,11 @@ def due_key(height: int) -> bytes:
 
 def param_key(name: str) -> bytes:
     return b"param/" + name.encode("ascii")
+
+
+def version_key(contract: str) -> bytes:
+    """In this namespace: `runtime.contract_version_key` is the same key, namespaced."""
+    return b"version/" + contract.encode("ascii")
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -152,14 +176,60 @@ def check_voting_period(value: Any) -> int:
     return period
 
 
-PARAMS = {THRESHOLD: check_threshold, VOTING_PERIOD_MS: check_voting_period}
-"""The parameters governance may set, each with its check. Consensus parameters (block
-size, timeouts) are not here yet: the node does not read them from state."""
+MAX_BLOCK_TXS_NAME = MAX_BLOCK_TXS_PARAM
+"""`consensus.max_block_txs`: transactions per block, 1..MAX_BLOCK_TXS. The ledger
+reads it (`Chain.max_block_txs`): every validator refuses a larger block."""
+TIMEOUT_PREFIX = "consensus."
+"""`consensus.<field>` for each of ConsensusParams' GOVERNED_TIMEOUTS."""
+
+
+def check_max_block_txs(value: Any) -> int:
+    size = _uint_arg(value, MAX_BLOCK_TXS_NAME)
+    if not 1 <= size <= MAX_BLOCK_TXS:
+        raise ContractError(f"{MAX_BLOCK_TXS_NAME} must be in 1..{MAX_BLOCK_TXS}",
+                            code="bad_argument")
+    return size
+
+
+def _timeout_check(field: str) -> Callable[[Any], int]:
+    """The check of one governed timeout: a base in MIN..MAX_GOVERNED_TIMEOUT_MS (a round
+    needs time to carry a block), a per-round delta in 0..MAX_GOVERNED_TIMEOUT_MS."""
+    name = TIMEOUT_PREFIX + field
+    low = 0 if field.endswith("_delta_ms") else MIN_GOVERNED_TIMEOUT_MS
+
+    def check(value: Any) -> int:
+        ms = _uint_arg(value, name)
+        if not low <= ms <= MAX_GOVERNED_TIMEOUT_MS:
+            raise ContractError(f"{name} must be in {low}..{MAX_GOVERNED_TIMEOUT_MS} ms",
+                                code="bad_argument")
+        return ms
+
+    return check
+
+
+PARAMS: dict[str, Callable[[Any], Any]] = {
+    THRESHOLD: check_threshold, VOTING_PERIOD_MS: check_voting_period,
+    MAX_BLOCK_TXS_NAME: check_max_block_txs,
+    **{TIMEOUT_PREFIX + field: _timeout_check(field) for field in GOVERNED_TIMEOUTS},
+}
+"""The parameters governance may set, each with its check. Consensus parameters apply
+from the height after the block that set them, on every node, with no restart: the
+ledger reads the block size, the node rebuilds its replica with the timeouts."""
 
 
 def _param(state: StateReader, name: str) -> Any:
-    raw = state.get(namespaced(NAME, param_key(name)))
-    return None if raw is None else cbor.decode(raw)
+    return governed_param(state, name)
+
+
+def consensus_timeouts(state: StateReader) -> dict[str, int]:
+    """The consensus timeouts governance has set (ConsensusParams field -> ms); fields
+    never set are absent (the node's configuration applies)."""
+    found: dict[str, int] = {}
+    for field in GOVERNED_TIMEOUTS:
+        value = _param(state, TIMEOUT_PREFIX + field)
+        if value is not None:
+            found[field] = int(value)
+    return found
 
 
 def threshold(state: StateReader) -> tuple[int, int]:
@@ -245,9 +315,12 @@ def validator_removal(validators: Sequence[str], remove: Collection[str],
 # --- actions: check, apply ----------------------------------------------------------------
 
 
-def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
+def check_action(gov: CallContext, action: Any, args: Any, *, applying: bool = False
+                 ) -> dict[str, Any]:
     """The action's arguments, checked against the state and normalised (what is
-    stored in the proposal). Raises ContractError for anything the chain would refuse."""
+    stored in the proposal). Raises ContractError for anything the chain would refuse.
+    `applying`: the check again at application, where a height that has passed since
+    the proposal is no longer an error (an activation then counts from the next block)."""
     if action not in ACTIONS:
         raise ContractError(f"unknown action {str(action)[:40]!r}; one of "
                             f"{', '.join(ACTIONS)}", code="bad_argument")
@@ -280,6 +353,8 @@ def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
         if m.get(members.revoked_key(fingerprint, serial)) is not None:
             raise ContractError(f"serial {serial} is already revoked", code="duplicate")
         return {"ca": fingerprint, "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
+    if action == ACTIVATE_CONTRACT:
+        return _check_activation(gov, args, applying)
     check_args(args, {"name", "value"}, action)
     name = args.get("name")
     if name not in PARAMS:
@@ -287,6 +362,48 @@ def check_action(gov: CallContext, action: Any, args: Any) -> dict[str, Any]:
                             f"{', '.join(sorted(PARAMS))}", code="bad_argument")
     value = PARAMS[name](args.get("value"))
     return {"name": name, "value": list(value) if isinstance(value, tuple) else value}
+
+
+def _check_activation(gov: CallContext, args: dict[str, Any], applying: bool
+                      ) -> dict[str, Any]:
+    """{contract, version, height}: a contract name, a version 1..MAX_CONTRACT_VERSION,
+    and the height it serves from (0: the block after the decision applies). Which
+    versions exist is a question about each node's software, not about the chain, so
+    it is not checked here (a node lacking one stops at its height); the dry run
+    checks it against the asking node's software."""
+    check_args(args, {"contract", "version", "height"}, ACTIVATE_CONTRACT)
+    contract, version = args.get("contract"), args.get("version")
+    if (not isinstance(contract, str) or not contract.isascii() or not contract
+            or len(contract) > MAX_NAME_BYTES):
+        raise ContractError("activate_contract needs 'contract' (a contract name)",
+                            code="bad_argument")
+    if (not isinstance(version, int) or isinstance(version, bool)
+            or not 1 <= version <= MAX_CONTRACT_VERSION):
+        raise ContractError(f"'version' must be in 1..{MAX_CONTRACT_VERSION}",
+                            code="bad_argument")
+    height = (_uint_arg(args.get("height"), "height") if applying
+              else _effective_height(gov, args.get("height")))
+    pending = [h for h, _ in activations(gov._state, contract) if h > gov.height]
+    if len(pending) >= MAX_PENDING_ACTIVATIONS:
+        raise ContractError(f"{contract} has {MAX_PENDING_ACTIVATIONS} activations pending "
+                            "already", code="too_many_activations")
+    return {"contract": contract, "version": version, "height": height}
+
+
+def _apply_activation(gov: CallContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Record the activation: from its height, or from the block after this one if that
+    height has come already (a decision never changes a block that has begun). The
+    list keeps the version in force now and the later ones, ascending by height; one at
+    the same height as an earlier decision replaces it."""
+    contract, version = args["contract"], args["version"]
+    from_height = max(args["height"], gov.height + 1)
+    kept = [(h, v) for h, v in activations(gov._state, contract) if h != from_height]
+    current = active_version(gov._state, contract, gov.height)
+    later = [(h, v) for h, v in kept if h > gov.height]
+    entries = [(gov.height, current), *later] if current != BASE_VERSION else later
+    entries = sorted([*entries, (from_height, version)])
+    gov.put(version_key(contract), cbor.encode([[h, v] for h, v in entries]))
+    return {"contract": contract, "version": version, "from_height": from_height}
 
 
 def _check_validator_action(m: CallContext, action: str, args: dict[str, Any]
@@ -329,7 +446,7 @@ def apply_action(gov: CallContext, action: str, args: dict[str, Any], record_id:
                  approvers: Sequence[bytes] = ()) -> dict[str, Any]:
     """Apply a checked action to the state of `gov`; return what changed. The checks
     run again first: the state may have changed since the proposal."""
-    args = check_action(gov, action, args)
+    args = check_action(gov, action, args, applying=True)
     m = members_context(gov)
     if action in VALIDATOR_ACTIONS:
         return _apply_validator_action(m, action, args)
@@ -348,8 +465,13 @@ def apply_action(gov: CallContext, action: str, args: dict[str, Any], record_id:
         org_id = members.active_ca_org(m, args["ca"])
         members.revoke_certificate(m, args["ca"], serial, org_id)
         return {"revoked": {"org": org_id, "ca": args["ca"].hex(), "serial": serial}}
+    if action == ACTIVATE_CONTRACT:
+        return _apply_activation(gov, args)
     gov.put(param_key(args["name"]), cbor.encode(args["value"]))
-    return {"param": args["name"], "value": args["value"]}
+    effect: dict[str, Any] = {"param": args["name"], "value": args["value"]}
+    if args["name"].startswith(TIMEOUT_PREFIX):
+        effect["from_height"] = gov.height + 1
+    return effect
 
 
 def _require_admin_outside(gov: CallContext, org_id: str, approvers: Sequence[bytes]) -> None:
@@ -541,13 +663,16 @@ def _hook_context(state: Overlay, height: int, time_ms: int, log_size: int) -> C
 
 def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: int,
             time_ms: int, *, admins: Sequence[bytes] = (), validators: Sequence[str] = (),
-            live: Collection[str] | None = None) -> dict[str, Any]:
+            live: Collection[str] | None = None,
+            software: Mapping[str, Collection[int]] | None = None) -> dict[str, Any]:
     """What a `propose {args}` would do if it passed and applied now, against `state`
     (the committed head) at block `height` and `time_ms`: `{ok: true, effect}` or
     `{ok: false, error, reason}`. Nothing is written. `admins` are admin keys that
     would approve (a removal must leave one outside the removed organisation; the
     proposer counts too). For `remove_validator` it reports whether the remaining
-    validators could still reach a quorum (`validators`, `live`)."""
+    validators could still reach a quorum (`validators`, `live`). For
+    `activate_contract` it refuses (`unknown_version`) a version missing from
+    `software` (contract name -> versions this node has; None: not checked)."""
     action = args.get("action")
     ctx = CallContext(contract=NAME, caller=proposer, height=height, time_ms=time_ms,
                       log_index=0, tx_id=b"", _state=Overlay(state))
@@ -560,7 +685,25 @@ def dry_run(state: StateReader, proposer: bytes, args: dict[str, Any], height: i
         return {"ok": False, "action": str(action), "error": exc.code, "reason": exc.reason}
     if action in VALIDATOR_ACTIONS:
         return _with_quorum_check(str(action), checked, effect, validators, live)
+    if action == ACTIVATE_CONTRACT and software is not None:
+        missing = missing_version(software, checked["contract"], checked["version"])
+        if missing:
+            return {"ok": False, "action": action, "error": "unknown_version",
+                    "reason": missing}
     return {"ok": True, "action": action, "effect": effect}
+
+
+def missing_version(software: Mapping[str, Collection[int]], contract: str, version: int
+                    ) -> str:
+    """Why this node's software cannot serve `contract` at `version` ("" if it can)."""
+    have = software.get(contract)
+    if have is None:
+        return f"this node's software has no contract {contract!r}"
+    if version not in have:
+        return (f"this node's software has no version {version} of contract {contract!r} "
+                f"(it has {', '.join(map(str, sorted(have)))}); every node needs it before "
+                "the activation height, or it stops there")
+    return ""
 
 
 def _with_quorum_check(action: str, args: dict[str, Any], effect: dict[str, Any],

@@ -47,6 +47,22 @@ MAX_BLOCK_TXS_SHARED = 1000
 and validation must stay well inside the consensus timeouts on a 2-core machine
 (measured: 4,000-transaction blocks made rounds time out with 4 validators)."""
 
+MIN_GOVERNED_TIMEOUT_MS = 100
+"""Least base consensus timeout governance may set: below a tenth of a second a round
+cannot carry a block between validators on different servers, and rounds would fail."""
+
+MAX_GOVERNED_TIMEOUT_MS = 60_000
+"""Most a base consensus timeout or its per-round delta may be set to by governance:
+the default `timeout_max_ms`, so a governed value never exceeds the cap of a round."""
+
+MAX_CONTRACT_VERSION = 1000
+"""Highest contract version a governance decision may name: versions are small
+integers counted up one release at a time."""
+
+MAX_PENDING_ACTIVATIONS = 4
+"""Contract-version activations of one contract decided but not yet in effect: bounds
+the activation list a block reads for each contract."""
+
 MEMPOOL_MAX_TXS = 50_000
 """Back-pressure point: ~10 s of target load. Past it, submit answers Busy."""
 

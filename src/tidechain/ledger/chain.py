@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from tidechain.core import merkle
 from tidechain.core.errors import ContractError, Rejected, TxRejected, invariant
 from tidechain.core.limits import MAX_BLOCK_TXS, MAX_TX_VALIDITY_MS
-from tidechain.ledger.runtime import CallContext, Forbidden, Overlay, Registry
+from tidechain.ledger.runtime import (
+    CallContext,
+    Forbidden,
+    Overlay,
+    Registry,
+    StateReader,
+    governed_param,
+)
 from tidechain.ledger.state_tree import StagedBatch, StateTree
 from tidechain.ledger.types import (
     BlockHeader,
@@ -26,6 +33,9 @@ from tidechain.ledger.types import (
 from tidechain.ledger.validators import next_validators_hash
 
 ZERO_HASH = bytes(32)
+
+MAX_BLOCK_TXS_PARAM = "consensus.max_block_txs"
+"""The governance parameter that bounds a block's transactions (1..MAX_BLOCK_TXS)."""
 
 CommittedFilter = Callable[[Sequence[bytes]], set[bytes]]
 """Given tx ids, returns those already committed (replay protection)."""
@@ -78,6 +88,14 @@ def check_tx_time(tx: SignedTx, time_ms: int) -> None:
             f"expiry is more than {MAX_TX_VALIDITY_MS // 1000} s ahead of block time",
             code="expiry_too_far",
         )
+
+
+def governed_max_block_txs(state: StateReader) -> int | None:
+    """The block-size limit set by governance in `state`, None if never set."""
+    value = governed_param(state, MAX_BLOCK_TXS_PARAM)
+    invariant(value is None or (isinstance(value, int) and 0 < value <= MAX_BLOCK_TXS),
+              f"corrupt {MAX_BLOCK_TXS_PARAM} in state")
+    return None if value is None else int(value)
 
 
 def genesis_state(genesis: Genesis, registry: Registry) -> dict[bytes, bytes]:
@@ -135,13 +153,21 @@ class Chain:
     def head_hash(self) -> bytes:
         return ZERO_HASH if self.head is None else self.head.block_hash
 
+    @property
+    def max_block_txs(self) -> int:
+        """Transactions the next block may hold: the limit in the state after the head
+        (a value governance applied in block h counts from h + 1), else MAX_BLOCK_TXS.
+        Every validator refuses a larger block."""
+        governed = governed_max_block_txs(self.state)
+        return MAX_BLOCK_TXS if governed is None else governed
+
     def check_permission(self, tx: SignedTx, time_ms: int) -> None:
         """Admission's permission check, against the committed head at `time_ms`:
         raises Forbidden (a 403) if the sender may not call the method. An unknown
         contract or method is left to execution, which commits it as failed."""
         try:
             self.registry.check_caller(self.state, tx.body.sender, tx.body.contract,
-                                       tx.body.method, time_ms)
+                                       tx.body.method, time_ms, self.height + 1)
         except Forbidden:
             raise
         except ContractError:
@@ -157,8 +183,9 @@ class Chain:
         accepted: list[SignedTx] = []
         dropped: list[tuple[SignedTx, Rejected]] = []
         seen: set[bytes] = set()
+        limit = self.max_block_txs
         for tx in candidates:
-            if len(accepted) >= MAX_BLOCK_TXS:
+            if len(accepted) >= limit:
                 break
             if tx.tx_id in already or tx.tx_id in seen:
                 dropped.append((tx, TxRejected("transaction already committed", code="replay")))
@@ -174,7 +201,7 @@ class Chain:
 
     def prepare(self, txs: Sequence[SignedTx], time_ms: int, proposer: str) -> PreparedBlock:
         """Execute `txs` (already selected) as the next block."""
-        invariant(len(txs) <= MAX_BLOCK_TXS, "block over MAX_BLOCK_TXS")
+        invariant(len(txs) <= self.max_block_txs, "block over the state's block-size limit")
         invariant(time_ms > self.head_time_ms, "block time must increase")
         height = self.height + 1
         block_state = Overlay(self.state)
@@ -229,8 +256,9 @@ class Chain:
             raise Rejected("block does not extend the head", code="not_next")
         if header.time_ms <= self.head_time_ms:
             raise Rejected("block time does not increase", code="bad_block")
-        if len(txs) > MAX_BLOCK_TXS:
-            raise Rejected("block has too many transactions", code="too_large")
+        if len(txs) > self.max_block_txs:
+            raise Rejected(f"block has {len(txs)} transactions; the limit at height "
+                           f"{self.height + 1} is {self.max_block_txs}", code="too_large")
         for tx in txs:
             if tx.body.chain_id != self.chain_id or not already_verified(tx):
                 check_tx_static(tx, self.chain_id)
@@ -268,7 +296,7 @@ class Chain:
             # The permission check reads the block's state so far: an enrolment or a
             # revocation earlier in this block counts for the transactions after it.
             spec = self.registry.check_caller(block_state, tx.body.sender, tx.body.contract,
-                                              tx.body.method, time_ms)
+                                              tx.body.method, time_ms, height)
             spec.fn(ctx, tx.body.args)
         except ContractError as exc:
             return TxResult(ok=False, error=exc.code, reason=exc.reason)

@@ -16,6 +16,14 @@ A contract may also have a begin-block hook (`Contract.begin_block`): it runs at
 start of every block, before the block's transactions, on the block's state, so its
 writes are part of that block's state transition and state root. Governance uses it
 to apply decisions at the height they were voted for (ADR 0008).
+
+A contract may exist in several versions in the software (`Contract.version`; every
+contract starts at 1). Which version serves a height is world state: governance's
+`activate_contract` writes `gov/version/<name>`, a list of (from height, version)
+pairs, and every node dispatches the calls, hooks included, of block h to the version
+that list names for h. A node whose software lacks that version stops at that height
+with `MissingContractVersion` rather than execute the block differently (ADR 0008,
+amendment).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tidechain.core import cbor
 from tidechain.core.errors import ContractError, InvariantViolation
 from tidechain.core.limits import (
     MAX_EVENTS_PER_TX,
@@ -35,6 +44,11 @@ from tidechain.identity.roles import Role
 from tidechain.ledger.types import Event, Genesis
 
 NAMESPACE_SEPARATOR = b"/"
+GOVERNANCE = "gov"
+"""The namespace of the governance contract, whose parameters and contract-version
+activations the ledger reads (the keys are defined here, once, for both)."""
+BASE_VERSION = 1
+"""The version of every contract until governance activates another."""
 
 
 class IndexReader(Protocol):
@@ -49,6 +63,52 @@ class StateReader(Protocol):
 
 def namespaced(contract: str, key: bytes) -> bytes:
     return contract.encode("ascii") + NAMESPACE_SEPARATOR + key
+
+
+def governed_param_key(name: str) -> bytes:
+    """The state key of a parameter set by governance (`set_param`)."""
+    return namespaced(GOVERNANCE, b"param/" + name.encode("ascii"))
+
+
+def governed_param(state: StateReader, name: str) -> Any:
+    """A parameter set by governance, or None if it was never set (its default)."""
+    raw = state.get(governed_param_key(name))
+    return None if raw is None else cbor.decode(raw)
+
+
+def contract_version_key(contract: str) -> bytes:
+    """The state key of a contract's activations: a CBOR list of [from height,
+    version] pairs, ascending by height."""
+    return namespaced(GOVERNANCE, b"version/" + contract.encode("ascii"))
+
+
+def activations(state: StateReader, contract: str) -> list[tuple[int, int]]:
+    """The contract's activations as (from height, version), ascending by height."""
+    raw = state.get(contract_version_key(contract))
+    if raw is None:
+        return []
+    value = cbor.decode(raw)
+    if not isinstance(value, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) for x in p)
+            for p in value):
+        raise InvariantViolation(f"corrupt activations of contract {contract!r} in state")
+    return [(int(h), int(v)) for h, v in value]
+
+
+def active_version(state: StateReader, contract: str, height: int) -> int:
+    """The version of `contract` that executes block `height`: the latest activation
+    at or below that height (BASE_VERSION if none)."""
+    version = BASE_VERSION
+    for from_height, activated in activations(state, contract):
+        if from_height <= height:
+            version = activated
+    return version
+
+
+class MissingContractVersion(InvariantViolation):
+    """The chain has activated a contract version this node's software does not have.
+    Executing the block with another version would diverge from the network, so the
+    node stops here; its operator must install software that has the version."""
 
 
 class Overlay:
@@ -175,6 +235,9 @@ class Contract:
     description: str = ""
     genesis: GenesisState | None = None
     begin_block: BeginBlock | None = None
+    version: int = BASE_VERSION
+    """Several versions of one contract may be in the software; the state says which
+    serves a height (`active_version`)."""
 
 
 def deny_all(state: StateReader, caller: bytes, method: str, roles: frozenset[Role],
@@ -184,14 +247,49 @@ def deny_all(state: StateReader, caller: bytes, method: str, roles: frozenset[Ro
 
 
 class Registry:
+    """The contracts in this software, every version of each, and the authoriser."""
+
     def __init__(self, contracts: list[Contract], authorize: Authorizer = deny_all) -> None:
-        self._contracts = {c.name: c for c in contracts}
-        if len(self._contracts) != len(contracts):
-            raise InvariantViolation("two contracts share a name")
+        self._versions: dict[str, dict[int, Contract]] = {}
+        for c in contracts:
+            versions = self._versions.setdefault(c.name, {})
+            if c.version in versions:
+                raise InvariantViolation(f"two contracts share a name and version: {c.name} "
+                                         f"v{c.version}")
+            versions[c.version] = c
+        if any(BASE_VERSION not in v for v in self._versions.values()):
+            raise InvariantViolation(f"every contract needs a version {BASE_VERSION}")
+        # Version 1 of each: the genesis state, and what `describe` documents.
+        self._contracts = {name: v[BASE_VERSION] for name, v in self._versions.items()}
         self.authorize = authorize
 
-    def method(self, contract: str, method: str) -> MethodSpec:
-        c = self._contracts.get(contract)
+    def versions(self) -> dict[str, tuple[int, ...]]:
+        """Every contract name with the versions this software has, ascending."""
+        return {name: tuple(sorted(v)) for name, v in sorted(self._versions.items())}
+
+    def contract(self, state: StateReader, name: str, height: int) -> Contract | None:
+        """The version of contract `name` that executes block `height` (None: no such
+        contract). Raises MissingContractVersion if the state activated a version this
+        software lacks."""
+        versions = self._versions.get(name)
+        if versions is None:
+            return None
+        version = active_version(state, name, height)
+        found = versions.get(version)
+        if found is None:
+            raise MissingContractVersion(
+                f"contract {name!r} version {version} is active from height {height} or "
+                f"earlier, but this node's software has only version(s) "
+                f"{', '.join(map(str, sorted(versions)))}: install software with "
+                f"{name} v{version} and start the node again")
+        return found
+
+    def method(self, contract: str, method: str, state: StateReader | None = None,
+               height: int = 0) -> MethodSpec:
+        """The method of the contract version active at `height` in `state` (no state:
+        version 1)."""
+        c = (self._contracts.get(contract) if state is None
+             else self.contract(state, contract, height))
         if c is None:
             raise ContractError(f"no contract named {contract!r}", code="unknown_contract")
         m = c.methods.get(method)
@@ -201,19 +299,24 @@ class Registry:
         return m
 
     def check_caller(self, state: StateReader, caller: bytes, contract: str, method: str,
-                     time_ms: int) -> MethodSpec:
+                     time_ms: int, height: int | None = None) -> MethodSpec:
         """The method's spec if `caller` may call it at `time_ms`: ContractError for an
-        unknown contract or method, Forbidden for a caller without a permitted role."""
-        spec = self.method(contract, method)
+        unknown contract or method, Forbidden for a caller without a permitted role.
+        With `height`, the contract version active at that height answers."""
+        spec = (self.method(contract, method) if height is None
+                else self.method(contract, method, state, height))
         self.authorize(state, caller, f"{contract}.{method}", spec.roles, time_ms)
         return spec
 
     def begin_block(self, state: Overlay, height: int, time_ms: int, log_size: int) -> None:
-        """Run every contract's begin-block hook, in contract-name order, on `state`."""
-        for name in sorted(self._contracts):
-            hook = self._contracts[name].begin_block
-            if hook is not None:
-                hook(state, height, time_ms, log_size)
+        """Run every contract's begin-block hook, in contract-name order, on `state`,
+        each from the version active at `height`. Every contract's active version is
+        resolved first, so a node lacking one stops at the first block of its height
+        (MissingContractVersion), whether or not the block calls that contract."""
+        active = [self.contract(state, name, height) for name in sorted(self._versions)]
+        for c in active:
+            if c is not None and c.begin_block is not None:
+                c.begin_block(state, height, time_ms, log_size)
 
     def genesis_state(self, genesis: Genesis) -> dict[bytes, bytes]:
         """The world state before block 1: every contract's genesis records, each

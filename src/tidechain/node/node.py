@@ -42,10 +42,12 @@ from tidechain.consensus import (
     ValidatorInfo,
     ValidatorSet,
 )
+from tidechain.consensus.params import with_governed_timeouts
 from tidechain.contracts import cert_expiry, default_registry, evidence, governance, members
 from tidechain.contracts.invoice import state as invoice_contract
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
+    Busy,
     NotFound,
     PeerError,
     ProofError,
@@ -68,8 +70,14 @@ from tidechain.core.limits import (
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger import validators as validator_sets
-from tidechain.ledger.chain import Chain, PreparedBlock, check_tx_time, genesis_state
-from tidechain.ledger.runtime import Registry, namespaced
+from tidechain.ledger.chain import (
+    Chain,
+    PreparedBlock,
+    check_tx_time,
+    genesis_state,
+    governed_max_block_txs,
+)
+from tidechain.ledger.runtime import MissingContractVersion, Registry, namespaced
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import (
     MAX_ENTRIES_ANSWER_BYTES,
@@ -150,12 +158,17 @@ class Node:
         # The set that signs the next block, from the state (ADR 0011); rebuilt when a
         # commit changes it (`_restart_replica`).
         self.validators = self.validators_for_height(self.chain.height + 1)
-        self._validators_changed = False
+        self._replica_stale = False  # the set or the governed timeouts changed at a commit
+        # Set when the chain activated a contract version this software lacks.
+        self.halted: MissingContractVersion | None = None
         saved = store.load_safety()
         safety = SafetyState.decode(saved) if saved is not None else None
         # No empty blocks: an idle network writes nothing (the replica only starts a
         # round once transactions are pending or a peer has started one).
-        self.params = params or ConsensusParams(create_empty_blocks=False)
+        self._configured_params = params or ConsensusParams(create_empty_blocks=False)
+        # The configuration with the timeouts governance set on chain (rebuilt when a
+        # commit changes them, as for the validator set).
+        self.params = self._governed_params()
         self.replica = Replica.restore(
             validators=self.validators,
             key=signer.key,
@@ -199,11 +212,31 @@ class Node:
     def step(self, event: Event) -> None:
         """Feed one event to the replica and carry out its actions, in order. A commit
         that changes the validator set ends the old replica's batch there: what it
-        did for the next height was for the old set (`_restart_replica`)."""
+        did for the next height was for the old set (`_restart_replica`). Once the
+        chain needs a contract version this software lacks, every step raises
+        MissingContractVersion (`halted`): the runtime's loop ends the process."""
+        if self.halted is not None:
+            raise self.halted
+        try:
+            self._step(event)
+        except MissingContractVersion as exc:
+            self._halt(exc)
+
+    def _halt(self, exc: MissingContractVersion) -> None:
+        """Stop at this height rather than run another version and diverge."""
+        self._note_halt(exc)
+        raise exc
+
+    def _note_halt(self, exc: MissingContractVersion) -> None:
+        if self.halted is None:
+            log.critical("stopping at height %d: %s", self.chain.height + 1, exc)
+            self.halted = exc
+
+    def _step(self, event: Event) -> None:
         if isinstance(event, Tick | Start):
             self._clock_ms = event.now_ms
         pending: list[Event] = [event]
-        if self._validators_changed:  # block sync committed a set change
+        if self._replica_stale:  # block sync committed a set or timeout change
             starting = self._restart_replica()
             pending = [event] if isinstance(event, Start) else [*starting, event]
         while pending:
@@ -212,7 +245,7 @@ class Node:
                 follow_up = self._execute(action)
                 if follow_up is not None:
                     pending.append(follow_up)
-                if self._validators_changed:
+                if self._replica_stale:
                     self._release_committed_height(actions[i + 1:])
                     pending = self._restart_replica()
                     break
@@ -256,15 +289,32 @@ class Node:
                             if v.name != self.signer.name]
         self._peer_heads = {name: self._peer_heads.get(name, 0) for name in self._peer_names}
 
+    def _governed_params(self) -> ConsensusParams:
+        return with_governed_timeouts(self._configured_params,
+                                      governance.consensus_timeouts(self.chain.state))
+
+    def _note_params_change(self) -> None:
+        """After a commit: if governance changed the consensus timeouts, the replica of
+        the next height is rebuilt with them (the same boundary as a set change)."""
+        governed = self._governed_params()
+        if governed == self.params:
+            return
+        log.info("consensus timeouts change at height %d: %s", self.chain.height + 1,
+                 governance.consensus_timeouts(self.chain.state))
+        self.params = governed
+        self._replica_stale = True
+
     def _note_validator_change(self) -> None:
-        """After a commit: if the set for the next height differs, switch to it."""
+        """After a commit: if the set (or the governed timeouts, `_note_params_change`)
+        for the next height differs, switch to it."""
+        self._note_params_change()
         upcoming = self.validators_for_height(self.chain.height + 1)
         if upcoming.digest == self.validators.digest:
             return
         log.info("validator set changes at height %d: %s (quorum %d)", self.chain.height + 1,
                  ", ".join(v.name for v in upcoming.validators), upcoming.quorum)
         self.validators = upcoming
-        self._validators_changed = True
+        self._replica_stale = True
         self._follow_peers()
 
     def _release_committed_height(self, rest: Sequence[Action]) -> None:
@@ -286,7 +336,7 @@ class Node:
             validators=self.validators, key=self.signer.key, name=self.signer.name,
             params=self.params, safety=SafetyState.decode(saved) if saved else None,
             committed_height=self.chain.height, retired_key_observes=True)
-        self._validators_changed = False
+        self._replica_stale = False
         self._warn_if_key_retired()
         events: list[Event] = [Start(self._clock_ms)]
         if len(self.mempool):
@@ -314,8 +364,12 @@ class Node:
 
     def _build_proposal(self, action: BuildProposal) -> Event:
         time_ms = max(action.time_ms, self.chain.head_time_ms + 1)
+        # The state's limit when governance set one (every validator refuses more);
+        # else the local default, smaller when others must re-execute the block in time.
+        governed = governed_max_block_txs(self.chain.state)
         shared = len(self.validators.validators) > 1
-        candidates = self.mempool.peek(MAX_BLOCK_TXS_SHARED if shared else MAX_BLOCK_TXS)
+        local = MAX_BLOCK_TXS_SHARED if shared else MAX_BLOCK_TXS
+        candidates = self.mempool.peek(local if governed is None else governed)
         accepted, dropped = self.chain.select(candidates, time_ms, self.store.committed)
         if dropped:
             self.mempool.remove([tx.tx_id for tx, _ in dropped])
@@ -516,6 +570,8 @@ class Node:
                 # every signature in it before voting: they are not checked again here.
                 prepared = self.chain.validate(block.header, block.txs, self.store.committed,
                                                already_verified=_certified)
+            except MissingContractVersion as exc:
+                self._halt(exc)
             except Rejected as exc:
                 raise PeerError(peer, f"synced block {block.header.height}: {exc.reason}") from exc
             self.commit_certified(prepared, certificate)
@@ -736,7 +792,7 @@ class Node:
                 check_tx_time(tx, time_ms)
                 # Same rule as execution, against the committed head: a client learns
                 # at once (403) that its key may not call this method.
-                self.chain.check_permission(tx, time_ms)
+                self._check_permission(tx, time_ms)
                 self.mempool.add(tx)
                 outcome.append(None)
                 if not from_peer and len(self.validators.validators) > 1:
@@ -744,6 +800,18 @@ class Node:
             except Rejected as exc:
                 outcome.append(exc)
         return outcome
+
+    def _check_permission(self, tx: SignedTx, time_ms: int) -> None:
+        """The chain's permission check; a contract version this software lacks halts
+        the node (its next step raises) and refuses the transaction meanwhile."""
+        if self.halted is None:
+            try:
+                self.chain.check_permission(tx, time_ms)
+                return
+            except MissingContractVersion as exc:
+                self._note_halt(exc)
+        assert self.halted is not None
+        raise Busy(f"this node has stopped: {self.halted}", retry_after_s=60)
 
     def wake(self) -> None:
         """Tell consensus that transactions are pending. The runtime calls it after
@@ -975,7 +1043,7 @@ class Node:
         return governance.dry_run(
             self.chain.state, tx.body.sender, tx.body.args, self.chain.height + 1, time_ms,
             admins=self._admin_keys(), validators=[v.name for v in self.validators.validators],
-            live=self._live_validators())
+            live=self._live_validators(), software=self.chain.registry.versions())
 
     def _admin_keys(self) -> list[bytes]:
         """Keys of members holding the admin role (a bounded scan of member records)."""
