@@ -74,7 +74,8 @@ def test_an_empty_validator_state_syncs_from_real_peers(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_a_validator_killed_mid_sync_restarts_cleanly_and_finishes(tmp_path: Path) -> None:
     net = ClusterNet(tmp_path)
-    height, _ = _bench_module().build_chain(net.net, 10 * DEPOSITS, 10 * BLOCK_TXS)
+    # 40 blocks of 1,000: a few seconds of state sync, so the kill lands inside it.
+    height, _ = _bench_module().build_chain(net.net, 20 * DEPOSITS, 10 * BLOCK_TXS)
     try:
         for i in range(1, VALIDATORS):
             net.start(i)
@@ -85,10 +86,18 @@ def test_a_validator_killed_mid_sync_restarts_cleanly_and_finishes(tmp_path: Pat
         net.start(0)
 
         def mid_sync() -> bool:
-            sync = ((status_of(net.api(0)) or {}).get("sync") or {}).get("state_sync") or {}
-            return 0 < (sync.get("entries") or 0) < 10 * DEPOSITS
+            """A state-sync session is under way and not yet switched over: whatever
+            it has imported so far is on disk beside the chain."""
+            status = status_of(net.api(0)) or {}
+            under_way = ((status.get("sync") or {}).get("state_sync") or {}).get("phase")
+            return under_way is not None and status.get("height") == 0
 
-        wait_for(mid_sync, 60, "node0 to be in the middle of its state sync")
+        deadline = time.monotonic() + 60
+        while not mid_sync():  # polled without a pause: the window is a few seconds
+            assert time.monotonic() < deadline, "node0 never started its state sync"
+            assert status_of(net.api(0)) is None or \
+                (status_of(net.api(0)) or {}).get("height") == 0, "synced before the kill"
+            time.sleep(0.02)
         net.kill(0)  # SIGKILL: no handler runs, the store is left as the kill found it
         net.start(0)
         net.wait_ready(0)
