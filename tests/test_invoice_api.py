@@ -21,10 +21,14 @@ from tests.nodes import RunningNode, running_node, tide
 from tidechain.api.openapi import OPENAPI
 from tidechain.client import Client, sealing
 from tidechain.client import txbuilder as tb
+from tidechain.client.state_proof import verify_state_bundle
+from tidechain.contracts.invoice import state as invoice_state
+from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import NotFound, Rejected
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
+from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import SignedTx
 from tidechain.node.config import read_key
 
@@ -250,3 +254,17 @@ def test_cli_imports_a_ubl_invoice_and_a_credit_note_against_it(issued: Issued) 
                    "04400000000000000503", *merchant, "--buyer-key",
                    issued.buyer.public_key.hex(), *where)
     assert refused.returncode == 2 and "ubl_unmappable" in refused.stderr
+
+
+def test_a_state_proof_shows_the_invoice_state_offline_and_no_content(issued: Issued) -> None:
+    """The invoice's existence and state at the head, proved against trust.txt by the
+    state proof (header, commit certificate, state-tree path), with its content sealed."""
+    key = namespaced(invoice_state.NAME, invoice_state.invoice_key(NUMBER))
+    bundle = httpx.get(f"{issued.node.url}/v1/state/proof/{key.hex()}", timeout=5).json()
+    verified = verify_state_bundle(bundle, parse_trust((issued.node.net / "trust.txt")
+                                                       .read_text()))
+    assert verified.value is not None
+    record = cbor.decode(verified.value)
+    assert record["number"] == NUMBER and record["state"] in ("issued", "locked")
+    assert b"marker-" not in verified.value and REMARK.encode() not in verified.value
+    assert sealing.open_content(record, key=issued.tax)["remark"] == REMARK
