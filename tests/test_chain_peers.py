@@ -34,6 +34,7 @@ KEYS = [bytes([i]) * 32 for i in range(1, 6)]
 class FakeNetwork:
     configured_peers: dict[str, tuple[str, int] | None]
     admit: Any = None
+    network_cas: list[bytes] = field(default_factory=list)
     peer_sets: list[dict[str, tuple[str, int] | None]] = field(default_factory=list)
     anchors: list[list[bytes]] = field(default_factory=list)
 
@@ -94,6 +95,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
             out[f"{org_id}:{node}"] = from_pem(issue_node_certificate(pair, node, now, 1)[0])
         out[f"{org_id}:node3b"] = from_pem(issue_node_certificate(pair, "node3", now, 1)[0])
     out["network:node1"] = from_pem(issue_node_certificate(network_ca, "node1", now, 1)[0])
+    out["network"] = from_pem(network_ca[0])
     return out
 
 
@@ -103,7 +105,7 @@ def test_peers_anchors_and_admission_follow_the_head(certs: dict[str, bytes]) ->
                    vset.ValidatorRecord("vs/node1", KEYS[1]),
                    vset.ValidatorRecord("vs/node2", KEYS[2])]
     node.move_head({"acme": certs["acme"]}, genesis_set)
-    network = FakeNetwork({"node1": ("10.0.0.1", 7401)})
+    network = FakeNetwork({"node1": ("10.0.0.1", 7401)}, network_cas=[certs["network"]])
     follower = ChainPeers(node, network)  # type: ignore[arg-type]
     assert network.admit == follower.refusal
     # node2 has no address anywhere: accepted when it calls, never dialled.

@@ -30,6 +30,7 @@ from tidechain.node.node import Node
 from tidechain.node.wire import (
     Entries,
     StateChunk,
+    SyncAnswer,
     TxGossip,
     decode_message,
     encode_message,
@@ -288,3 +289,17 @@ def test_state_sync_while_the_network_keeps_committing(
              for n in cluster.nodes}
     assert len(heads) == 1, heads
     assert behind.chain.frontier.size == BLOCKS * PER_BLOCK + 60
+
+
+def test_one_peers_claim_does_not_start_a_state_sync_f_plus_one_do(
+        tmp_path: Path, built: Path) -> None:
+    """A single peer claiming a far head (it may lie) must not send a validator that is
+    in step into a state sync while consensus goes on; f + 1 validators' word does."""
+    g = genesis(validators=4)
+    cluster = cluster_behind(g, tmp_path / "c", built)
+    lagging = cluster.nodes[3]
+    claim = encode_message(SyncAnswer((), BLOCKS))
+    lagging.receive(cluster.nodes[0].signer.name, claim, cluster.now_ms)
+    assert lagging._state_sync is None  # f = 1: one claim is not enough
+    lagging.receive(cluster.nodes[1].signer.name, claim, cluster.now_ms)
+    assert lagging._state_sync is not None  # two validators, so at least one honest

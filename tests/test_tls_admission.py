@@ -21,6 +21,7 @@ from tidechain.node.peers import PeerNetwork
 from tidechain.node.tls import (
     TlsFiles,
     admission_refusal,
+    ca_ders,
     certificate_fingerprint,
     client_context,
     issue_node_certificate,
@@ -33,6 +34,10 @@ from tidechain.node.tls import (
 def _now_ms() -> int:
     """ssl checks validity against the wall clock; X.509 stores whole seconds."""
     return int(time.time()) * 1000
+
+
+NET_CAS: list[bytes] = []
+"""The network CA (DER), filled by the `material` fixture."""
 
 
 def _org_pair(org: OrgDir) -> tuple[bytes, bytes]:
@@ -53,6 +58,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     other3 = write_node_tls(root / "other3", ca[0],
                             issue_node_certificate(_org_pair(delta), "node3", now, 1))
     fake1 = issue_node_certificate(_org_pair(delta), "node1", now, 1)
+    NET_CAS[:] = ca_ders(ca[0])
     return {"node0": node0, "node3": node3, "other3": other3, "fake1": fake1,
             "delta": from_pem(delta.cert_path.read_bytes()),
             "network_ca": ca[0]}
@@ -89,14 +95,18 @@ def test_admission_rules(material: dict[str, object]) -> None:
     assert isinstance(fake1, tuple)
     pin = certificate_fingerprint(_der(node3))
     # Pinned: exactly that certificate, whoever issued another.
-    assert admission_refusal(_der(node3), pin=pin, org_cas=[delta], chain_cas=[delta]) is None
+    assert admission_refusal(_der(node3), pin=pin, org_cas=[delta], chain_cas=[delta],
+                             network_cas=NET_CAS) is None
     assert "pinned" in str(admission_refusal(_der(other3), pin=pin, org_cas=[delta],
-                                             chain_cas=[delta]))
+                                             chain_cas=[delta], network_cas=NET_CAS))
     # Not pinned: the owning organisation's CA may vouch for its node.
-    assert admission_refusal(_der(other3), pin=b"", org_cas=[delta], chain_cas=[delta]) is None
+    assert admission_refusal(_der(other3), pin=b"", org_cas=[delta], chain_cas=[delta],
+                             network_cas=NET_CAS) is None
     # A genesis name (no pin, no org): the network CA's certificate, never an org's.
-    assert admission_refusal(_der(node0), pin=b"", org_cas=[], chain_cas=[delta]) is None
-    refusal = admission_refusal(from_pem(fake1[0]), pin=b"", org_cas=[], chain_cas=[delta])
+    assert admission_refusal(_der(node0), pin=b"", org_cas=[], chain_cas=[delta],
+                             network_cas=NET_CAS) is None
+    refusal = admission_refusal(from_pem(fake1[0]), pin=b"", org_cas=[], chain_cas=[delta],
+                                network_cas=NET_CAS)
     assert refusal is not None and "does not own" in refusal
 
 
@@ -117,7 +127,7 @@ def test_an_org_ca_node_connects_once_its_ca_is_trusted_and_its_pin_matches(
     def admit(name: str, der: bytes) -> str | None:
         return admission_refusal(der, pin=pins.get(name, b""),
                                  org_cas=[delta] if name == "node3" else [],
-                                 chain_cas=[delta])
+                                 chain_cas=[delta], network_cas=NET_CAS)
 
     net0.admit = admit
 
@@ -147,7 +157,7 @@ def test_a_wrong_certificate_for_a_pinned_name_is_refused(
     impostor = _network(other3, "node3", ports, Inbox())
     pin = certificate_fingerprint(_der(node3))
     net0.admit = lambda name, der: admission_refusal(der, pin=pin, org_cas=[delta],
-                                                     chain_cas=[delta])
+                                                     chain_cas=[delta], network_cas=NET_CAS)
     net0.add_trust_anchors([delta])
 
     async def scenario() -> None:
@@ -166,3 +176,38 @@ def test_org_ca_certificates_carry_the_node_name(tmp_path: Path) -> None:
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(org.cert_path.read_bytes()))
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["node7"]
+
+
+def test_an_org_cannot_mint_a_genesis_name_through_an_intermediate_it_signed(
+        material: dict[str, object], tmp_path: Path) -> None:
+    """OpenSSL accepts a chain through any intermediate an organisation's CA signed;
+    admission accepts only certificates issued directly by the owning CA."""
+    import datetime
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = _now_ms()
+    delta = init_org(tmp_path / "delta2", "delta", "Delta Co., Ltd.", "91350100M000100Y43", now)
+    delta_key = serialization.load_pem_private_key(delta.key_path.read_bytes(), None)
+    delta_cert = x509.load_pem_x509_certificate(delta.cert_path.read_bytes())
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.datetime.fromtimestamp(now / 1000, datetime.UTC)
+    inter = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(
+        x509.NameOID.COMMON_NAME, "delta intermediate")])).issuer_name(delta_cert.subject)
+        .public_key(inter_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(delta_key, None))  # type: ignore[arg-type]
+    inter_pem = inter.public_bytes(serialization.Encoding.PEM)
+    inter_key_pem = inter_key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption())
+    forged = issue_node_certificate((inter_pem, inter_key_pem), "node0", now, 1)
+    delta_der = from_pem(delta.cert_path.read_bytes())
+    refusal = admission_refusal(from_pem(forged[0]), pin=b"", org_cas=[], chain_cas=[delta_der],
+                                network_cas=NET_CAS)
+    assert refusal is not None and "network CA" in refusal
+    # Nor can it speak for its own organisation's node through the intermediate.
+    assert admission_refusal(from_pem(forged[0]), pin=b"", org_cas=[delta_der],
+                             chain_cas=[delta_der], network_cas=NET_CAS) is not None

@@ -145,9 +145,14 @@ def test_bad_validator_changes_are_refused() -> None:
         propose(ADMIN["alpha"], "replace_validator_key",
                 {"validator": NODE0, "key": key(1000).public_key}),
         propose(ADMIN["alpha"], "add_validator", {"name": "gov-net/x"}),
+        # Peers know validators by the name after the network prefix: a name without
+        # it, or with another, could take an existing node's TLS name.
+        propose(ADMIN["alpha"], "add_validator", add_args("other-net/x", 1001)),
+        propose(ADMIN["alpha"], "add_validator", add_args(NODE0.split("/", 1)[1], 1001)),
     )
     assert errors(refused) == ["not_found", "duplicate", "duplicate", "bad_argument",
-                               "bad_argument", "not_found", "duplicate", "bad_argument"]
+                               "bad_argument", "not_found", "duplicate", "bad_argument",
+                               "bad_argument", "bad_argument"]
 
 
 @settings(max_examples=60, deadline=None)

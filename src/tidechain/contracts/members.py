@@ -528,6 +528,17 @@ def check_new_validator(ctx: CallContext, args: dict[str, Any]) -> ValidatorReco
     current = validator_records(ctx)
     if any(r.name == name for r in current):
         raise ContractError(f"{name!r} is a validator already", code="duplicate")
+    # Peers know each other by the name without the network's prefix (the TLS name):
+    # a new validator must carry the same prefix and a transport name of its own, or
+    # its organisation could be admitted under an existing node's name.
+    prefixes = {r.name.split("/", 1)[0] + "/" for r in current if "/" in r.name}
+    if prefixes and not any(name.startswith(p) for p in prefixes):
+        raise ContractError(f"a validator's name must start with the network's "
+                            f"{sorted(prefixes)[0]!r}", code="bad_argument")
+    transport = name.split("/", 1)[-1]
+    if any(r.name.split("/", 1)[-1] == transport for r in current):
+        raise ContractError(f"a validator is already known to its peers as {transport!r}",
+                            code="duplicate")
     if len(current) >= MAX_VALIDATORS:
         raise ContractError(f"already {MAX_VALIDATORS} validators", code="too_many_validators")
     return ValidatorRecord(name, key, org_id, address, tls)

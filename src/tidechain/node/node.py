@@ -509,10 +509,11 @@ class Node:
         peer = self._peer_names[self._sync_turn % len(self._peer_names)]
         self._sync_turn += 1
         if max(self._peer_heads.values(), default=0) <= self.chain.height:
-            # Nobody is known to be ahead: ask for the head only. A node far behind
-            # would otherwise decode a batch of blocks that state sync then skips.
+            # Nobody is known to be ahead: ask every peer for its head only. A node far
+            # behind would otherwise decode a batch of blocks that state sync then
+            # skips, and state sync needs f + 1 peers' word (`_wants_state_sync`).
             self._sync_asked_at = now_ms
-            self.replies.append((peer, HeadRequest()))
+            self.replies.extend((name, HeadRequest()) for name in self._peer_names)
             return
         self._ask_sync(peer, now_ms, force=True)
 
@@ -596,9 +597,19 @@ class Node:
     # verifying everything (`ledger.statesync`), imports it beside its chain and then
     # switches to it in one transaction; block sync and consensus go on from H.
     def _wants_state_sync(self, peer_head: int, now_ms: int) -> bool:
+        """Far enough behind by the word of at least f + 1 validators (so of at least
+        one honest one), not of `peer_head`'s sender alone: a peer lying about its head
+        must not send an up-to-date validator into a state sync while consensus goes on."""
         return (self._state_sync is None and self._state_sync_enabled
                 and now_ms >= self._state_sync_after_ms
-                and peer_head - self.chain.height >= STATE_SYNC_MIN_BLOCKS)
+                and min(peer_head, self._head_of_weak_quorum()) - self.chain.height
+                >= STATE_SYNC_MIN_BLOCKS)
+
+    def _head_of_weak_quorum(self) -> int:
+        """The greatest height that f + 1 validator peers all claim to have reached."""
+        claims = sorted(self._peer_heads.values(), reverse=True)
+        needed = self.validators.weak_quorum
+        return claims[needed - 1] if len(claims) >= needed else 0
 
     def _start_state_sync(self, peer: str, now_ms: int) -> None:
         # Certificates are checked against the set signing the block after our head,
@@ -743,6 +754,10 @@ class Node:
         self._commit(_BlockRef(prepared), certificate)
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
+        if self._state_sync is not None:
+            # The chain moved on by consensus: what the session imported beyond the
+            # old head would collide with this block. Start over later (ADR 0009).
+            self._abandon_state_sync(self._clock_ms)
         prepared = self._prepared.get(block.block_hash)
         invariant(prepared is not None, "commit of a block this node never executed")
         assert prepared is not None

@@ -223,6 +223,9 @@ class PeerNetwork:
         """The peers the node was started with (node.toml), which `set_peers` callers
         keep beside the chain's."""
         self.admit: Callable[[str, bytes], str | None] | None = None
+        # The network CA(s) (DER) genesis and configured peers are admitted by; set by
+        # `serve` from the node's TLS directory (ADR 0005 as amended).
+        self.network_cas: list[bytes] = []
         """Set by the runtime: (name, certificate DER) -> why that verified certificate
         may not speak for that name, or None. Asked after every handshake."""
         self._server_ctx = server_ctx

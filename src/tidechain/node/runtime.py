@@ -369,7 +369,7 @@ class ChainPeers:
         return admission_refusal(
             certificate_der, pin=record.tls_fingerprint if record else b"",
             org_cas=self._org_cas.get(record.org, []) if record and record.org else [],
-            chain_cas=list(self._trusted.values()))
+            chain_cas=list(self._trusted.values()), network_cas=self._network.network_cas)
 
 
 def _transport_name(name: str) -> bool:

@@ -22,7 +22,7 @@ from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.runtime import NodeRuntime
-from tidechain.node.tls import client_context, server_context
+from tidechain.node.tls import ca_ders, client_context, server_context
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -48,6 +48,7 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
                 config.name, config.peer_host, config.peer_port, config.peer_addresses(),
                 server_context(tls), client_context(tls), runtime.on_peer_message,
                 rng=random.Random(os.urandom(16)))
+            network.network_cas = ca_ders(tls.ca_cert.read_bytes())
             runtime.network = network
             await network.start()
         runner = web.AppRunner(Api(runtime).app(), access_log=None)

@@ -285,17 +285,19 @@ def add_trust_anchors(ctx: ssl.SSLContext, ca_ders: list[bytes]) -> None:
 
 
 def admission_refusal(leaf_der: bytes, *, pin: bytes, org_cas: list[bytes],
-                      chain_cas: list[bytes]) -> str | None:
+                      chain_cas: list[bytes], network_cas: list[bytes]) -> str | None:
     """Why a peer's verified certificate (`leaf_der`) may not speak for its name, or
     None if it may (ADR 0005 as amended).
 
     `pin` is the fingerprint the chain records for the name (empty: none), `org_cas`
     the CAs (DER) of the organisation the chain records for it (none for a genesis or
-    a configured peer), `chain_cas` every CA the runtime ever trusted from the chain.
+    a configured peer), `chain_cas` every CA the runtime ever trusted from the chain,
+    `network_cas` the network CA(s) of node.toml's TLS directory.
     - A pinned name is admitted with exactly the pinned certificate.
-    - Otherwise a certificate of the name's own organisation's CA is admitted.
-    - Otherwise only one that no chain CA issued, i.e. one of the network CA: an
-      organisation cannot issue certificates in the name of another's node."""
+    - Otherwise a certificate issued directly by the name's own organisation's CA.
+    - Otherwise only one issued directly by the network CA. "Directly" matters:
+      OpenSSL accepts a chain through any intermediate an organisation's CA signed,
+      so an organisation could otherwise mint certificates in any node's name."""
     if pin:
         if certificate_fingerprint(leaf_der) == pin:
             return None
@@ -305,7 +307,19 @@ def admission_refusal(leaf_der: bytes, *, pin: bytes, org_cas: list[bytes],
         return None
     if any(_issued_by(leaf, ca) for ca in chain_cas):
         return "certificate is from an organisation's CA that does not own this name"
-    return None
+    if any(_issued_by(leaf, ca) for ca in network_cas):
+        return None
+    return ("certificate is neither pinned on chain for this name nor issued directly by "
+            "its organisation's CA or the network CA")
+
+
+def ca_ders(pem: bytes) -> list[bytes]:
+    """The certificates (DER) of a PEM bundle such as a node's `tls/ca.pem`."""
+    try:
+        certificates = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise TlsError(f"not PEM certificates: {exc}") from exc
+    return [c.public_bytes(serialization.Encoding.DER) for c in certificates]
 
 
 def _issued_by(leaf: x509.Certificate, ca_der: bytes) -> bool:
