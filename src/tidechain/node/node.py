@@ -119,11 +119,11 @@ log = logging.getLogger("tidechain.node")
 MAX_MEMBERS_SCANNED = 10_000
 """Member records a `members` query reads at most (a consortium has hundreds)."""
 MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
+"""Proposals `gov_list` returns at most (each one is a small record)."""
 STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
 """After a state sync gave up, block sync alone for this long before another try."""
 STATE_SYNC_ENV = "TIDECHAIN_STATE_SYNC"
 """Set to "off" to catch up by block replay only (to measure one against the other)."""
-"""Proposals `gov_list` returns at most (each one is a small record)."""
 
 
 @dataclass(frozen=True)
@@ -556,6 +556,14 @@ class Node:
             return  # its blocks would collide with what state sync imports
         if self._wants_state_sync(message.head, now_ms):
             self._start_state_sync(peer, now_ms)
+            return
+        if (not message.blocks and self._state_sync_enabled
+                and message.head - self.chain.height >= STATE_SYNC_MIN_BLOCKS):
+            # Far ahead by one peer's word (a head answer): ask the others for theirs
+            # before fetching blocks, so that f + 1 answers can start a state sync.
+            # Block sync still follows from `poll_sync` if they do not answer.
+            self.replies.extend((name, HeadRequest()) for name in self._peer_names
+                                if name != peer)
             return
         applied = False
         for block in message.blocks:
