@@ -184,7 +184,10 @@ def test_a_peer_that_claims_a_higher_head_is_shown_not_trusted(
     assert node.chain.height == 0
     assert node.sync_status() == {"peer_height": 500, "behind_blocks": 500,
                                   "catching_up": True}
-    assert node.replies and node.replies[-1][0] == "test-net/node1"  # it asks for blocks
+    # One peer's word is not enough to state-sync (f + 1 are needed, ADR 0009): the
+    # node asks the other peers for their heads before fetching anything.
+    assert [(peer, type(m).__name__) for peer, m in node.replies] == [
+        ("test-net/node2", "HeadRequest"), ("test-net/node3", "HeadRequest")]
 
 
 def test_synced_blocks_need_a_valid_certificate(g: Genesis, tmp_path: Path) -> None:

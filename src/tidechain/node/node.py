@@ -120,6 +120,8 @@ MAX_MEMBERS_SCANNED = 10_000
 """Member records a `members` query reads at most (a consortium has hundreds)."""
 MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
 """Proposals `gov_list` returns at most (each one is a small record)."""
+STARTUP_PROBE_MS = SYNC_PROBE_MS // 8
+"""How often `poll_sync` asks for heads until a first peer has answered."""
 STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
 """After a state sync gave up, block sync alone for this long before another try."""
 STATE_SYNC_ENV = "TIDECHAIN_STATE_SYNC"
@@ -193,6 +195,7 @@ class Node:
         self._snapshot: Snapshot | None = None  # the state this node serves to state syncs
         self._peer_names: list[str] = []
         self._peer_heads: dict[str, int] = {}  # heights peers claim
+        self._heads_heard = False  # whether any peer has told us its head yet
         self._follow_peers()
         self._warn_if_key_retired()
         self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
@@ -504,7 +507,10 @@ class Node:
             self._sync_seen_height = self.chain.height
             self._sync_asked_at = now_ms
             return
-        if now_ms - self._sync_asked_at < SYNC_PROBE_MS or not self._peer_names:
+        # Until a peer has told us its head, probe more often: at start-up the first
+        # probe often goes out before the connections are up, and is lost.
+        probe_ms = SYNC_PROBE_MS if self._heads_heard else STARTUP_PROBE_MS
+        if now_ms - self._sync_asked_at < probe_ms or not self._peer_names:
             return
         peer = self._peer_names[self._sync_turn % len(self._peer_names)]
         self._sync_turn += 1
@@ -597,6 +603,7 @@ class Node:
 
     def _note_peer_head(self, peer: str, height: int) -> None:
         if peer in self._peer_heads:  # validators only: the map stays bounded
+            self._heads_heard = True
             self._peer_heads[peer] = max(self._peer_heads[peer], height)
 
     # --- state sync (ADR 0009) ---------------------------------------------------------
