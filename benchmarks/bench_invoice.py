@@ -31,9 +31,7 @@ client/sealing.py, before the clock starts, like signing); issuance goes through
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import json
 import os
 import shlex
 import subprocess
@@ -57,7 +55,7 @@ from bench_node import (
     log,
     machine,
     on_node_process,
-    set_autogroup_nice,
+    run_and_report,
     throughput_phase,
 )
 
@@ -408,20 +406,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)
-        set_autogroup_nice("self", args.nice)
-    try:
-        report = asyncio.run(run(args))
-    except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
-        log(f"failed: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if args.nice:
-            set_autogroup_nice("self", 0)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
+    return run_and_report(parse_args(argv), run, format_report)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -877,6 +877,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         print(format_report(json.loads(Path(args.report).read_text())))
         return 0
+    return run_and_report(args, run, format_report)
+
+
+def run_and_report(args: argparse.Namespace,
+                   run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+                   report_text: Callable[[dict[str, Any]], str]) -> int:
+    """A benchmark's `main`: --nice for this process, run, print the report (JSON with
+    --json); 1 with the reason on stderr if the run failed."""
     if args.nice:
         os.nice(args.nice)
         set_autogroup_nice("self", args.nice)
@@ -888,7 +896,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if args.nice:
             set_autogroup_nice("self", 0)  # the group is the caller's shell session
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json.dumps(report, indent=2) if args.json else report_text(report))
     return 0
 
 

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,16 +35,21 @@ def _bench_module():  # type: ignore[no-untyped-def]
     return module
 
 
+def _peers_up(net: ClusterNet) -> dict[str, Any] | None:
+    """Start node1..node3 (which hold the built chain); node1's status once all answer."""
+    for i in range(1, VALIDATORS):
+        net.start(i)
+    for i in range(1, VALIDATORS):
+        net.wait_ready(i)
+    return status_of(net.api(1))
+
+
 @pytest.mark.timeout(120)
 def test_an_empty_validator_state_syncs_from_real_peers(tmp_path: Path) -> None:
     net = ClusterNet(tmp_path)
     height, _ = _bench_module().build_chain(net.net, DEPOSITS, BLOCK_TXS)
     try:
-        for i in range(1, VALIDATORS):
-            net.start(i)
-        for i in range(1, VALIDATORS):
-            net.wait_ready(i)
-        target = status_of(net.api(1))
+        target = _peers_up(net)
         assert target is not None and target["height"] == height
         started = time.monotonic()
         net.start(0)
@@ -77,11 +83,7 @@ def test_a_validator_killed_mid_sync_restarts_cleanly_and_finishes(tmp_path: Pat
     # 40 blocks of 1,000: a few seconds of state sync, so the kill lands inside it.
     height, _ = _bench_module().build_chain(net.net, 20 * DEPOSITS, 10 * BLOCK_TXS)
     try:
-        for i in range(1, VALIDATORS):
-            net.start(i)
-        for i in range(1, VALIDATORS):
-            net.wait_ready(i)
-        target = status_of(net.api(1))
+        target = _peers_up(net)
         assert target is not None
         net.start(0)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tidechain.cli.invoice import fen_text
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
 from tidechain.client.sdk import Client
@@ -48,7 +49,7 @@ def _now_ms() -> int:
 
 
 def _yuan(fen: int) -> str:
-    return f"CNY {fen // 100:,}.{fen % 100:02d}"
+    return f"CNY {fen_text(fen)}"
 
 
 def _step(title: str) -> None:

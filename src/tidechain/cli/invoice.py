@@ -57,7 +57,8 @@ def _send(args: argparse.Namespace, out: Output, client: Client, tx: Any, what: 
     return 0
 
 
-def _fen(value: int) -> str:
+def fen_text(value: int) -> str:
+    """An amount in fen as yuan with two decimals: 44748 -> '447.48'."""
     return f"{value // 100:,}.{value % 100:02d}"
 
 
@@ -65,8 +66,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     with _client(args) as client:
         record = client.invoice(args.number)
     lines = [f"invoice {record['number']}: {record['kind']}, {record['state']}, total "
-             f"{_fen(record['total'])}, reversed {_fen(record['reversed'])}, reimbursed "
-             f"{_fen(record['reimbursed'])}",
+             f"{fen_text(record['total'])}, reversed {fen_text(record['reversed'])}, reimbursed "
+             f"{fen_text(record['reimbursed'])}",
              f"  issuer {record['issuer']}  holder {record.get('holder') or '-'}",
              f"  sealed to {len(record['sealed']['readers'])} reader(s); commitment "
              f"{record['sealed']['commitment']}"]
@@ -79,10 +80,10 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
         lines.append("  content (opened with your key, checked against its commitment):")
         for line in content["lines"]:
             lines.append(f"    {line['name']}: {line['quantity']} x "
-                         f"{_fen(line['unit_price'])} = {_fen(line['amount'])} + tax "
-                         f"{_fen(line['tax'])} ({line['tax_rate_bp'] / 100:g} %)")
-        lines.append(f"    amount {_fen(content['amount'])}, tax {_fen(content['tax'])}, "
-                     f"total {_fen(content['total'])}")
+                         f"{fen_text(line['unit_price'])} = {fen_text(line['amount'])} + tax "
+                         f"{fen_text(line['tax'])} ({line['tax_rate_bp'] / 100:g} %)")
+        lines.append(f"    amount {fen_text(content['amount'])}, tax {fen_text(content['tax'])}, "
+                     f"total {fen_text(content['total'])}")
         if content.get("remark"):
             lines.append(f"    remark: {content['remark']}")
     else:
@@ -95,10 +96,10 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
     with _client(args) as client:
         stats = client.invoice_stats(args.issuer, args.month)
     out.result(stats, [f"{args.issuer} in {args.month}:",
-                       f"  issued      {_fen(stats['issued'])} in {stats['issued_count']} "
+                       f"  issued      {fen_text(stats['issued'])} in {stats['issued_count']} "
                        "invoice(s)",
-                       f"  reversed    {_fen(stats['reversed'])}",
-                       f"  reimbursed  {_fen(stats['reimbursed'])}"])
+                       f"  reversed    {fen_text(stats['reversed'])}",
+                       f"  reimbursed  {fen_text(stats['reimbursed'])}"])
     return 0
 
 

@@ -615,10 +615,11 @@ class Node:
         """Far enough behind by the word of at least f + 1 validators (so of at least
         one honest one), not of `peer_head`'s sender alone: a peer lying about its head
         must not send an up-to-date validator into a state sync while consensus goes on."""
+        # On every consensus message: the one-claim test first, the sort only then.
         return (self._state_sync is None and self._state_sync_enabled
                 and now_ms >= self._state_sync_after_ms
-                and min(peer_head, self._head_of_weak_quorum()) - self.chain.height
-                >= STATE_SYNC_MIN_BLOCKS)
+                and peer_head - self.chain.height >= STATE_SYNC_MIN_BLOCKS
+                and self._head_of_weak_quorum() - self.chain.height >= STATE_SYNC_MIN_BLOCKS)
 
     def _head_of_weak_quorum(self) -> int:
         """The greatest height that f + 1 validator peers all claim to have reached."""

@@ -139,15 +139,9 @@ class Store:
                 raise InvariantViolation(f"{self.path} belongs to another network")
             return
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
             db.executemany("INSERT INTO state VALUES (?, ?)", sorted(state.items()))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     # --- blocks -------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -157,8 +151,7 @@ class Store:
         header = prepared.header
         first = prepared.first_log_index
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             db.execute(
                 "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                 (header.height, header.block_hash, header.encode(),
@@ -176,11 +169,6 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", puts)
             db.executemany("DELETE FROM state WHERE key = ?", deletes)
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # a failed COMMIT may have rolled back already
-                db.execute("ROLLBACK")
-            raise
 
     def head(self) -> StoredBlock | None:
         row = self._db.execute(
@@ -313,19 +301,13 @@ class Store:
         block's state root)."""
         self._drain_imports()
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             db.execute("INSERT INTO blocks SELECT * FROM sync_blocks ORDER BY height")
             db.execute("DELETE FROM sync_blocks")
             db.execute("DELETE FROM state")
             db.execute("INSERT INTO state SELECT key, value FROM sync_state")
             db.execute("DELETE FROM sync_state")
             db.execute("DELETE FROM meta WHERE key = ?", (_STATE_SYNC_MARK,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def headers(self, low: int, high: int) -> list[tuple[BlockHeader, bytes]]:
         """(header, certificate) of the committed blocks low..high that exist."""
@@ -353,8 +335,7 @@ class Store:
         head = self.head()
         size = head.header.log_size if head else 0
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             db.execute("DELETE FROM entries WHERE log_index >= ?", (size,))
             # Log node (level, idx) covers leaves idx * 2**level .. (idx + 1) * 2**level.
             db.execute("DELETE FROM log_nodes WHERE ((idx + 1) << level) > ?", (size,))
@@ -362,11 +343,6 @@ class Store:
             db.execute("DELETE FROM sync_blocks")
             db.execute("DELETE FROM sync_state")
             db.execute("DELETE FROM meta WHERE key = ?", (_STATE_SYNC_MARK,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     # --- consensus safety data -----------------------------------------------------
     def save_safety(self, data: bytes) -> None:
@@ -455,13 +431,25 @@ class _Importer:
             db.close()
 
 
-def _write_imports(db: sqlite3.Connection, batch: _ImportBatch) -> None:
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed if the block ends normally, rolled back on any
+    exception (a failed COMMIT may have rolled back already)."""
     db.execute("BEGIN IMMEDIATE")
     try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _write_imports(db: sqlite3.Connection, batch: _ImportBatch) -> None:
+    with _immediate(db):
         db.execute("INSERT OR IGNORE INTO meta VALUES (?, x'01')", (_STATE_SYNC_MARK,))
         if batch and len(batch[0]) == 2:  # state records
             db.executemany("INSERT INTO sync_state VALUES (?, ?)", batch)
-            db.execute("COMMIT")
             return
         for height, block_hash, header, txs, certificate, checkpoint, entries, nodes, \
                 index_rows in cast(list[_ImportRow], batch):
@@ -470,11 +458,6 @@ def _write_imports(db: sqlite3.Connection, batch: _ImportBatch) -> None:
             db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", entries)
             db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", nodes)
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", index_rows)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 class _Checkpointer:
