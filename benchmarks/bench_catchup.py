@@ -126,10 +126,11 @@ def _status(url: str) -> dict[str, Any] | None:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc): stable on a shared machine,
-    where wall time is not."""
+    """User + system CPU time of a process and of its children that ended (Linux
+    /proc; the state-sync import process has ended once the node is caught up):
+    stable on a shared machine, where wall time is not."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_up(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         assert target is not None
         print(f"peers at height {target['height']}, log size {target['log_size']:,}; "
               "starting node0", file=sys.stderr)
+        peers_cpu_before = sum(_cpu_seconds(p.pid) for p in processes)
         started = time.perf_counter()
         lagging = _start(net / "node0", replay=args.replay)
         processes.append(lagging)
@@ -182,6 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if (status["log_size"], status["log_root"]) == (target["log_size"],
                                                                 target["log_root"]):
                     cpu_s = _cpu_seconds(lagging.pid)
+                    peers_cpu_s = sum(_cpu_seconds(p.pid) for p in processes[:3])
+                    peers_cpu_s -= peers_cpu_before
                     break
             if lagging.poll() is not None:
                 raise SystemExit("node0 exited; see its node.log")
@@ -203,6 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "catch_up_seconds": round(seconds, 2), "tx_per_s": round(args.txs / seconds),
         "blocks_per_s": round(height / seconds, 1), "build_seconds": round(build_s, 1),
         "node_cpu_seconds": round(cpu_s, 2), "cpu_us_per_tx": round(cpu_s * 1e6 / args.txs),
+        "peers_cpu_seconds": round(peers_cpu_s, 2),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -233,7 +238,8 @@ def main() -> None:
           f"{result['catch_up_seconds']} s: {result['tx_per_s']:,} tx/s, "
           f"{result['blocks_per_s']} blocks/s")
     print(f"catching-up node: {result['node_cpu_seconds']} s CPU, "
-          f"{result['cpu_us_per_tx']} us per transaction (includes its start-up)")
+          f"{result['cpu_us_per_tx']} us per transaction (includes its start-up); "
+          f"its three peers: {result['peers_cpu_seconds']} s CPU")
     print(f"{result['date']}, {result['machine']}")
     print(f"reproduce: {result['command']}")
 

@@ -348,3 +348,23 @@ def test_every_contract_that_files_index_entries_has_an_index_function() -> None
                      if line.startswith("NAME = ")]
             filing.update(names or [path.stem])
     assert filing and filing <= set(statesync.INDEXED_CONTRACTS), filing
+
+
+@settings(max_examples=150)
+@given(records_st, st.sampled_from([1, 3, 8, 200]))
+def test_an_offer_read_off_the_state_tree_is_the_hashed_one(records: dict[bytes, bytes],
+                                                           chunk_records: int) -> None:
+    hashed = _snapshot(records, chunk_records).offer()
+    tree = StateTree.from_items(records.items())
+    read = make_snapshot(7, records.items(), max_records=chunk_records, tree=tree)
+    assert read is not None and read.offer() == hashed and read.tree is None
+
+
+@settings(max_examples=150)
+@given(records_st, st.binary(max_size=3).map(lambda b: bytes(x & 0xF for x in b)))
+def test_a_subtree_hash_is_that_of_the_keys_under_its_prefix(records: dict[bytes, bytes],
+                                                            prefix: bytes) -> None:
+    leaves = sorted(leaf_of(k, v) for k, v in records.items())
+    under = [leaf for leaf in leaves if leaf[0].startswith(prefix)]
+    tree = StateTree.from_items(records.items())
+    assert tree.subtree_hash(prefix) == subtree_hash(len(prefix), under)

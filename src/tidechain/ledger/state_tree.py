@@ -465,6 +465,27 @@ class StateTree:
             )
         return StateProof(siblings=tuple(levels), leaf=leaf)
 
+    def subtree_hash(self, prefix: bytes) -> bytes:
+        """The hash of the canonical subtree holding exactly the keys whose paths start
+        with `prefix` (nibbles, 0-15 each): read off the tree, nothing hashed but the
+        one node found. EMPTY_HASH when no key has that prefix. A subtree of one key is
+        that key's leaf, which may sit above `prefix` (as high as it can, ADR 0003);
+        two or more keys always have an internal node exactly at `prefix`."""
+        nodes = self._nodes
+        for depth in range(len(prefix)):
+            record = nodes.get(prefix[:depth])
+            if record is None:
+                return EMPTY_HASH
+            if record[0] != _INTERNAL_TAG:  # a leaf above the prefix: in it or not
+                inside = _path_nibbles(record[1 : 1 + HASH_BYTES]).startswith(prefix)
+                return _sha256(record[:_LEAF_PREIMAGE_BYTES]).digest() if inside else EMPTY_HASH
+        record = nodes.get(prefix)
+        if record is None:
+            return EMPTY_HASH
+        if record[0] != _INTERNAL_TAG:
+            return _sha256(record[:_LEAF_PREIMAGE_BYTES]).digest()
+        return _sha256(record).digest()
+
     def _leaf_on_path(self, path: bytes) -> bytes | None:
         """The leaf record where `path` leaves the tree, or None at an empty slot."""
         nodes = self._nodes

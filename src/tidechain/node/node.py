@@ -637,6 +637,7 @@ class Node:
             self.chain.chain_id, self.genesis.origin, list(self._peer_names), tip,
             LogFeed(self.chain.frontier.copy()), self.validators_for_height(tip.height + 1),
             validators_hash)
+        self.store.prepare_imports()
         log.info("%s claims height %d, %d blocks ahead: state sync", peer,
                  self._peer_heads.get(peer, 0), self._peer_heads.get(peer, 0) - tip.height)
         self.replies.extend(self._state_sync.start(peer, self._peer_heads.get(peer, 0),
@@ -736,7 +737,8 @@ class Node:
         return self._take_snapshot()
 
     def _take_snapshot(self) -> Snapshot | None:
-        self._snapshot = make_snapshot(self.chain.height, self.store.iter_state())
+        self._snapshot = make_snapshot(self.chain.height, self.store.iter_state(),
+                                       tree=self.chain.state)
         return self._snapshot
 
     def _entries_answer(self, message: EntriesRequest) -> Entries:

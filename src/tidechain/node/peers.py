@@ -539,6 +539,10 @@ class PeerNetwork:
             conn.confirmed = True
             if payload:
                 self._deliver(conn.peer, payload)
+                # readexactly() returns without yielding while frames are buffered:
+                # give the writers a turn, so an answer leaves before the next request
+                # (a state-sync peer's headers before it cuts a snapshot) is handled.
+                await asyncio.sleep(0)
 
     async def _read_exactly(self, conn: _Connection, size: int, timeout_s: float, *,
                             eof_ok: bool = False) -> bytes | None:

@@ -1,0 +1,116 @@
+"""The state-sync import process and the switch-over (storage/imports.py, ADR 0009):
+rows go through a child process into real SQLite files; a failed write is reported,
+never lost in silence; a child whose node dies goes with it; the staged blocks and
+state become the chain whichever side is bigger."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tidechain.core.errors import InvariantViolation
+from tidechain.storage.store import Store
+
+
+def _raw(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    return contextlib.closing(sqlite3.connect(path, isolation_level=None))
+
+
+def _block_row(height: int, table: str) -> tuple[object, ...]:
+    return (height, b"hash%d" % height, b"header", b"txs", b"cert", f"{table} {height}")
+
+
+def test_state_records_written_by_the_child_become_the_state(tmp_path: Path) -> None:
+    path = tmp_path / "node.sqlite"
+    store = Store(path)
+    records = [(b"key %05d" % i, b"value %d" % i) for i in range(20_000)]
+    store.prepare_imports()
+    store.import_state(records[:17_000])  # one batch goes to the child at once
+    store.import_state(records[17_000:])  # the rest at the switch-over
+    store.finish_state_sync()
+    assert dict(store.iter_state()) == dict(records)
+    store.close()
+    with _raw(path) as raw:
+        assert raw.execute("SELECT count(*) FROM sync_state").fetchone() == (0,)
+        assert raw.execute("SELECT count(*) FROM meta WHERE key = 'state_sync'").fetchone() \
+            == (0,)
+
+
+def test_a_failed_write_in_the_child_is_raised_not_lost(tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.sqlite")
+    store.import_state([(b"same key", b"1"), (b"same key", b"2")])  # a primary key twice
+    with pytest.raises(InvariantViolation, match="import"):
+        store.finish_state_sync()
+    store.close()
+    reopened = Store(tmp_path / "node.sqlite")
+    assert list(reopened.iter_state()) == []  # nothing half-switched
+    reopened.close()
+
+
+@pytest.mark.parametrize(("have", "staged"), [(0, 3), (1, 3), (4, 2)])
+def test_staged_blocks_join_the_chain_whichever_side_is_bigger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, have: int, staged: int) -> None:
+    path = tmp_path / "node.sqlite"
+    Store(path).close()  # the schema
+    with _raw(path) as raw:
+        raw.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                        [_block_row(h, "blocks") for h in range(1, have + 1)])
+        raw.executemany("INSERT INTO sync_blocks VALUES (?, ?, ?, ?, ?, ?)",
+                        [_block_row(h, "sync") for h in range(have + 1, have + staged + 1)])
+        raw.execute("INSERT INTO meta VALUES ('state_sync', x'01')")
+    # Opened without the clean-up of an unfinished sync, which would drop the rows
+    # written by hand above.
+    monkeypatch.setattr(Store, "abandon_state_sync", lambda self: None)
+    store = Store(path)
+    monkeypatch.undo()
+    store.finish_state_sync()
+    store.close()
+    with _raw(path) as raw:
+        rows = raw.execute("SELECT height, checkpoint FROM blocks ORDER BY height").fetchall()
+        assert rows == [(h, f"{'blocks' if h <= have else 'sync'} {h}")
+                        for h in range(1, have + staged + 1)]
+        assert raw.execute("SELECT count(*) FROM sync_blocks").fetchone() == (0,)
+        with pytest.raises(sqlite3.IntegrityError):  # still one block per hash
+            raw.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                        (99, b"hash1", b"h", b"t", b"c", "x"))
+
+
+def test_the_import_process_dies_with_its_node(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from tidechain.storage.store import Store
+        store = Store(Path({str(tmp_path / "node.sqlite")!r}))
+        store.prepare_imports()
+        print(store._importer._child.pid, flush=True)
+        time.sleep(60)
+    """)
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        child = int(node.stdout.readline())
+        assert _alive(child)
+    finally:
+        node.send_signal(signal.SIGKILL)
+        node.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone: it can write nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
