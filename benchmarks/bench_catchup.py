@@ -221,7 +221,8 @@ def main() -> None:
     parser.add_argument("--block-txs", type=int, default=1000,
                         help="deposits per block (1,000: the size 4 validators build)")
     parser.add_argument("--timeout-s", type=float, default=900)
-    parser.add_argument("--poll-s", type=float, default=1.0)
+    parser.add_argument("--poll-s", type=float, default=0.1,
+                        help="how often node0's status is read (the timing's resolution)")
     parser.add_argument("--keep", help="build in this directory and keep it")
     parser.add_argument("--replay", action="store_true",
                         help="catch up by block replay (re-execution), not state sync")
