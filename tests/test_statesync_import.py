@@ -56,15 +56,23 @@ def test_a_failed_write_in_the_child_is_raised_not_lost(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("have", "staged"), [(0, 3), (1, 3), (4, 2)])
-def test_staged_blocks_join_the_chain_whichever_side_is_bigger(
+def test_staged_rows_join_the_chain_whichever_side_is_bigger(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, have: int, staged: int) -> None:
     path = tmp_path / "node.sqlite"
     Store(path).close()  # the schema
+    chain = range(1, have + 1)
+    imported = range(have + 1, have + staged + 1)
     with _raw(path) as raw:
-        raw.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                        [_block_row(h, "blocks") for h in range(1, have + 1)])
-        raw.executemany("INSERT INTO sync_blocks VALUES (?, ?, ?, ?, ?, ?)",
-                        [_block_row(h, "sync") for h in range(have + 1, have + staged + 1)])
+        for prefix, heights in (("", chain), ("sync_", imported)):
+            raw.executemany(f"INSERT INTO {prefix}blocks VALUES (?, ?, ?, ?, ?, ?)",
+                            [_block_row(h, prefix or "chain") for h in heights])
+            # One entry per block, its log node and an index row.
+            raw.executemany(f"INSERT INTO {prefix}entries VALUES (?, ?, ?, ?)",
+                            [(h - 1, b"tx%d" % h, h, b"entry") for h in heights])
+            raw.executemany(f"INSERT INTO {prefix}log_nodes VALUES (0, ?, ?)",
+                            [(h - 1, b"leaf%d" % h) for h in heights])
+            raw.executemany(f"INSERT INTO {prefix}indexes VALUES ('evidence/digest', ?, ?)",
+                            [(b"digest%d" % h, h - 1) for h in heights])
         raw.execute("INSERT INTO meta VALUES ('state_sync', x'01')")
     # Opened without the clean-up of an unfinished sync, which would drop the rows
     # written by hand above.
@@ -73,14 +81,21 @@ def test_staged_blocks_join_the_chain_whichever_side_is_bigger(
     monkeypatch.undo()
     store.finish_state_sync()
     store.close()
+    everything = range(1, have + staged + 1)
     with _raw(path) as raw:
         rows = raw.execute("SELECT height, checkpoint FROM blocks ORDER BY height").fetchall()
-        assert rows == [(h, f"{'blocks' if h <= have else 'sync'} {h}")
-                        for h in range(1, have + staged + 1)]
-        assert raw.execute("SELECT count(*) FROM sync_blocks").fetchone() == (0,)
+        assert rows == [(h, f"{'chain' if h <= have else 'sync_'} {h}") for h in everything]
+        assert raw.execute("SELECT log_index, tx_id FROM entries ORDER BY log_index"
+                           ).fetchall() == [(h - 1, b"tx%d" % h) for h in everything]
+        assert raw.execute("SELECT count(*) FROM log_nodes").fetchone() == (have + staged,)
+        assert raw.execute("SELECT count(*) FROM indexes").fetchone() == (have + staged,)
+        for table in ("blocks", "entries", "log_nodes", "indexes", "state"):
+            assert raw.execute(f"SELECT count(*) FROM sync_{table}").fetchone() == (0,)
         with pytest.raises(sqlite3.IntegrityError):  # still one block per hash
             raw.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                         (99, b"hash1", b"h", b"t", b"c", "x"))
+        with pytest.raises(sqlite3.IntegrityError):  # and one entry per transaction
+            raw.execute("INSERT INTO entries VALUES (99, ?, 1, x'')", (b"tx1",))
 
 
 def test_the_import_process_dies_with_its_node(tmp_path: Path) -> None:

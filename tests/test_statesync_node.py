@@ -251,8 +251,10 @@ def test_a_crash_in_the_middle_leaves_the_old_head_and_a_restart_finishes(
     assert 0 < status["entries"] < BLOCKS * PER_BLOCK
     behind.store.close()  # the process dies: nothing is finished or rolled back by hand
     with contextlib.closing(sqlite3.connect(tmp_path / "node3.sqlite")) as raw:
-        imported = raw.execute("SELECT count(*) FROM entries").fetchone()[0]
-        assert 0 < imported < BLOCKS * PER_BLOCK  # the partial import is on disk
+        imported = raw.execute("SELECT count(*) FROM sync_entries").fetchone()[0]
+        assert 0 < imported < BLOCKS * PER_BLOCK  # the partial import is on disk,
+        for table in ("entries", "log_nodes", "indexes", "blocks"):  # staged, not in the chain
+            assert raw.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
     reopened = Store(tmp_path / "node3.sqlite")
     assert reopened.head() is None  # the head never moved
     assert reopened.entries_between(0, 10**9) == []  # the import was dropped on open

@@ -85,9 +85,9 @@ def write_imports(db: sqlite3.Connection, batch: ImportBatch) -> None:
                 index_rows in cast(list[ImportRow], batch):
             db.execute("INSERT INTO sync_blocks VALUES (?, ?, ?, ?, ?, ?)",
                        (height, block_hash, header, txs, certificate, checkpoint))
-            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", entries)
-            db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", nodes)
-            db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", index_rows)
+            db.executemany("INSERT INTO sync_entries VALUES (?, ?, ?, ?)", entries)
+            db.executemany("INSERT INTO sync_log_nodes VALUES (?, ?, ?)", nodes)
+            db.executemany("INSERT INTO sync_indexes VALUES (?, ?, ?)", index_rows)
 
 
 class ImportWriter:

@@ -39,47 +39,46 @@ CHECKPOINT_INTERVAL_S = 0.5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (
+CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+"""
+_CHAIN_TABLES = {
+    "blocks": """(
     height INTEGER PRIMARY KEY,
     hash BLOB NOT NULL UNIQUE,
     header BLOB NOT NULL,
     txs BLOB NOT NULL,
     certificate BLOB NOT NULL,
     checkpoint TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
+)""",
+    "entries": """(
     log_index INTEGER PRIMARY KEY,
     tx_id BLOB NOT NULL UNIQUE,
     height INTEGER NOT NULL,
     entry BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS log_nodes (
+)""",
+    "log_nodes": """(
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,
     hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS indexes (
+) WITHOUT ROWID""",
+    "indexes": """(
     name TEXT NOT NULL,
     key BLOB NOT NULL,
     log_index INTEGER NOT NULL,
     PRIMARY KEY (name, key, log_index)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
-"""
-_SYNC_BLOCKS_TABLE = """CREATE TABLE IF NOT EXISTS sync_blocks (
-    height INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
-    header BLOB NOT NULL,
-    txs BLOB NOT NULL,
-    certificate BLOB NOT NULL,
-    checkpoint TEXT NOT NULL
-)"""
-"""A state sync's staged blocks: the same shape as `blocks`, into which they go."""
-_SYNC_STATE_TABLE = ("CREATE TABLE IF NOT EXISTS sync_state "
-                     "(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
-"""A state sync's staged records: the same shape as `state`, which it replaces."""
+) WITHOUT ROWID""",
+    "state": "(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+}
+"""The chain's tables, each with a twin `sync_<name>` of the same shape where a state
+sync stages what it imports (ADR 0009): nothing a session writes is visible in the
+chain's own tables before `finish_state_sync` moves it there."""
+_STAGED_BESIDE = ("blocks", "entries", "log_nodes", "indexes")
+"""Staged tables whose rows join the chain's at the switch-over (`state` is replaced)."""
+
+
+def _create_table(table: str, name: str) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {name} {_CHAIN_TABLES[table]}"
 
 
 @dataclass(frozen=True)
@@ -106,8 +105,9 @@ class Store:
         # took 53 ms with automatic checkpoints and 32.5 ms without.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
-        self._db.execute(_SYNC_BLOCKS_TABLE)
-        self._db.execute(_SYNC_STATE_TABLE)
+        for table in _CHAIN_TABLES:
+            self._db.execute(_create_table(table, table))
+            self._db.execute(_create_table(table, f"sync_{table}"))
         version = self._meta("schema")
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)",
@@ -257,11 +257,12 @@ class Store:
         yield from self._db.execute("SELECT key, value FROM state")  # BLOBs are bytes
 
     # --- state sync (ADR 0009) -----------------------------------------------------
-    # A state sync imports verified blocks' entries, log nodes and index rows beyond the
-    # head in several transactions, and their blocks into `sync_blocks`, which `head()`
-    # never reads; `finish_state_sync` then moves the blocks in and replaces the state in
-    # one transaction. Until then the head, its state and its log root are untouched,
-    # and a crash leaves a mark that the next open (`abandon_state_sync`) cleans up.
+    # A state sync stages verified blocks, entries, log nodes, index rows and state
+    # records in the `sync_*` twins of the chain's tables, in several transactions;
+    # nothing reads them. `finish_state_sync` then moves them into the chain's tables
+    # and replaces the state in one transaction. Until then the head, its state, its
+    # log and its indexes are untouched, and a crash leaves a mark that the next open
+    # (`abandon_state_sync`) cleans up.
     def import_blocks(self, blocks: Sequence[tuple[ImportedBlock, bytes, str]]) -> None:
         """Queue verified blocks (with certificate and checkpoint note) of a state sync
         for writing. Durable only from `finish_state_sync` on: nothing claims them
@@ -313,25 +314,32 @@ class Store:
         self._drain_imports()
         db = self._db
         with immediate(db):
-            # Blocks hold their transactions (~30 MB per 100,000 deposits): the smaller
-            # side is copied into the other, which then takes the name `blocks`.
-            (have,), = db.execute("SELECT count(*) FROM blocks")
-            (staged,), = db.execute("SELECT count(*) FROM sync_blocks")
-            if have < staged:
-                db.execute("INSERT INTO sync_blocks SELECT * FROM blocks")
-                db.execute("DROP TABLE blocks")
-                db.execute("ALTER TABLE sync_blocks RENAME TO blocks")
-                db.execute(_SYNC_BLOCKS_TABLE)
-            else:
-                db.execute("INSERT INTO blocks SELECT * FROM sync_blocks ORDER BY height")
-                db.execute("DELETE FROM sync_blocks")
-            # The staged table becomes the state by renaming, not by copying its rows
-            # (measured at 100,000 records: 0.6 s less in the switch-over). DDL is
-            # transactional in SQLite: a crash leaves either table set whole.
-            db.execute("DROP TABLE state")
-            db.execute("ALTER TABLE sync_state RENAME TO state")
-            db.execute(_SYNC_STATE_TABLE)
+            # Each staged table joins its twin by the cheaper way round: the smaller
+            # side is copied into the other, which then takes the chain's name (a node
+            # with no history copies nothing; one with a long history copies only what
+            # it imported). DDL is transactional in SQLite: a crash leaves either the
+            # old chain or the new one, whole. One decision for the four tables, by the
+            # log sizes, which they follow.
+            (have,), = db.execute("SELECT coalesce(max(log_index) + 1, 0) FROM entries")
+            (staged,), = db.execute("SELECT count(*) FROM sync_entries")
+            for table in _STAGED_BESIDE:
+                if have < staged:
+                    db.execute(f"INSERT INTO sync_{table} SELECT * FROM {table}")
+                    self._take_staged(table)
+                else:
+                    db.execute(f"INSERT INTO {table} SELECT * FROM sync_{table}")
+                    db.execute(f"DELETE FROM sync_{table}")
+            self._take_staged("state")  # the staged records are the whole state
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
+
+    def _take_staged(self, table: str) -> None:
+        """Make `sync_<table>` the table `table` (inside the caller's transaction),
+        leaving an empty `sync_<table>`: renamed rather than copied (measured for the
+        state at 100,000 records: 0.6 s less)."""
+        db = self._db
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE sync_{table} RENAME TO {table}")
+        db.execute(_create_table(table, f"sync_{table}"))
 
     def headers(self, low: int, high: int) -> list[tuple[BlockHeader, bytes]]:
         """(header, certificate) of the committed blocks low..high that exist."""
@@ -348,8 +356,7 @@ class Store:
         return [bytes(r[0]) for r in rows]
 
     def abandon_state_sync(self) -> None:
-        """Drop what an unfinished state sync imported: every entry, log node and index
-        row past the head's log size, and the staged blocks. A no-op without one."""
+        """Drop what an unfinished state sync staged. A no-op without one."""
         self._state_rows = []
         if self._importer is not None:
             with contextlib.suppress(InvariantViolation):  # its rows go anyway
@@ -360,12 +367,14 @@ class Store:
         size = head.header.log_size if head else 0
         db = self._db
         with immediate(db):
+            for table in _CHAIN_TABLES:
+                db.execute(f"DELETE FROM sync_{table}")
+            # Rows past the head in the chain's own tables are never the chain's: the
+            # store before 2026-11-22 imported entries, log nodes and index rows there.
             db.execute("DELETE FROM entries WHERE log_index >= ?", (size,))
             # Log node (level, idx) covers leaves idx * 2**level .. (idx + 1) * 2**level.
             db.execute("DELETE FROM log_nodes WHERE ((idx + 1) << level) > ?", (size,))
             db.execute("DELETE FROM indexes WHERE log_index >= ?", (size,))
-            db.execute("DELETE FROM sync_blocks")
-            db.execute("DELETE FROM sync_state")
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
 
     # --- consensus safety data -----------------------------------------------------
