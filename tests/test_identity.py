@@ -231,7 +231,7 @@ def test_truncated_or_padded_der_is_refused() -> None:
 
 
 def test_oversized_input_is_refused_before_parsing() -> None:
-    huge = b"\x30" * (certs_module._MAX_CERT_DER_BYTES + 1)
+    huge = b"\x30" * (certs_module.MAX_CERT_DER_BYTES + 1)
     with pytest.raises(CertTooLarge):
         verify_member_cert(huge, _ca(), T0)
     with pytest.raises(CertTooLarge):

@@ -18,11 +18,11 @@ from tests.test_multinode import Cluster
 from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.core.errors import PeerError
+from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger import statesync as ledger_statesync
-from tidechain.ledger.statesync import STATE_SYNC_MIN_BLOCKS
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node import statesync as node_statesync
 from tidechain.node.config import trust_file_text

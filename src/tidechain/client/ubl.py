@@ -36,15 +36,11 @@ from xml.parsers import expat
 from tidechain.client import txbuilder
 from tidechain.contracts.invoice import content as invoice_content
 from tidechain.core.errors import DecodeError, Rejected, TooLarge
-from tidechain.core.limits import MAX_NAME_BYTES
+from tidechain.core.limits import MAX_NAME_BYTES, MAX_UBL_BYTES
 
 UBL_INVOICE = "ubl-2.1-invoice"
 UBL_CREDITNOTE = "ubl-2.1-creditnote"
 
-_MAX_XML_BYTES = 2 * 1024 * 1024
-"""The real EN 16931 examples are 5-22 KiB; an invoice of 16 lines never needs more
-than a few hundred KiB, even with long notes. (Proposed for core/limits as
-MAX_UBL_BYTES.)"""
 _MAX_DEPTH = 32
 """UBL 2.1 invoices nest about 8 deep; bounds the parser's stack on hostile input."""
 _MAX_DECIMAL_CHARS = 40
@@ -114,8 +110,8 @@ class UblSchemaUnavailable(RuntimeError):
 def parse_xml(data: bytes) -> ET.Element:
     """The document element of `data`, parsed with expat: at most 2 MiB, 32 levels,
     no DOCTYPE (so no entities of any kind). `DecodeError` / `TooLarge` otherwise."""
-    if len(data) > _MAX_XML_BYTES:
-        raise TooLarge(f"UBL document of {len(data)} bytes; at most {_MAX_XML_BYTES}")
+    if len(data) > MAX_UBL_BYTES:
+        raise TooLarge(f"UBL document of {len(data)} bytes; at most {MAX_UBL_BYTES}")
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
     depth = 0

@@ -99,6 +99,43 @@ after its head; also how long an unanswered sync request waits before another.""
 MAX_VALIDATORS = 64
 """Quorum certificates and trust files stay small; a consortium is tens of members."""
 
+# --- state sync (ADR 0009) --------------------------------------------------------
+STATE_SYNC_MIN_BLOCKS = 16
+"""A node this many blocks (or more) behind its peers state-syncs instead of
+re-executing; closer than that, block sync is cheaper than fetching the state."""
+
+MAX_STATE_CHUNK_RECORDS = 4096
+"""State records in one chunk (one CBOR array of keys, one of values: MAX_CBOR_ITEMS)."""
+
+MAX_STATE_CHUNK_BYTES = 8 * 1024 * 1024
+"""Bytes of keys and values in one chunk: well under MAX_PEER_MESSAGE_BYTES."""
+
+MAX_STATE_SYNC_DEPTH = 3
+"""Prefix depth of the chunking: 16**3 = 4,096 chunks (one CBOR array in the offer),
+so state sync serves states of up to 16M records at MAX_STATE_CHUNK_RECORDS each."""
+
+MAX_SYNC_HEADERS = 512
+"""Headers (with certificates, ~1 KiB each with 4 validators) in one answer."""
+
+MAX_ENTRIES_ANSWER_BYTES = 4 * 1024 * 1024
+"""Entry bytes in one answer (whole blocks; at least one block even if larger)."""
+
+# --- genesis ------------------------------------------------------------------------
+MAX_GENESIS_ORGS = 64
+"""Founding organisations in a genesis: a consortium, not an open network."""
+
+MAX_GENESIS_MEMBERS_PER_ORG = 64
+"""Initial member certificates per founding organisation; the rest enrol on chain."""
+
+MAX_CERT_DER_BYTES = 8 * 1024
+"""One X.509 certificate's DER, checked before parsing (member certificates, org CAs,
+genesis certificates). Ours are ~500 bytes; 8 KiB bounds parsing work on hostile input
+while leaving room for long legal names."""
+
+MAX_UBL_BYTES = 2 * 1024 * 1024
+"""One UBL 2.1 invoice document to import. The real EN 16931 examples are 5-22 KiB; an
+invoice of 16 lines never needs more than a few hundred KiB, even with long notes."""
+
 CLOCK_PRECISION_MS = 500
 """How far apart two honest validators' clocks may be (NTP keeps them far closer). A
 proposed block time more than this ahead of a validator's clock is refused."""

@@ -41,14 +41,11 @@ from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from tidechain.core import crypto
 from tidechain.core.errors import BadSignature, Rejected, invariant
+from tidechain.core.limits import MAX_CERT_DER_BYTES
 from tidechain.identity.roles import Role, UnknownRole, parse_role
 from tidechain.identity.uscc import validate_uscc
 
-_MAX_CERT_DER_BYTES = 8 * 1024
-"""Our certificates are ~500 bytes; 8 KiB bounds parsing work on hostile input while
-leaving room for long legal names. (Proposed for core.limits as MAX_CERT_DER_BYTES.)"""
-
-_MAX_PEM_BYTES = 2 * _MAX_CERT_DER_BYTES
+_MAX_PEM_BYTES = 2 * MAX_CERT_DER_BYTES
 """Base64 grows DER by 4/3, plus line breaks and the armour lines."""
 
 MS_PER_DAY = 86_400_000
@@ -272,7 +269,7 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
 
 def _sign(builder: x509.CertificateBuilder, key: ed25519.Ed25519PrivateKey) -> bytes:
     der = builder.sign(key, None).public_bytes(serialization.Encoding.DER)
-    invariant(len(der) <= _MAX_CERT_DER_BYTES, f"we made a {len(der)}-byte certificate")
+    invariant(len(der) <= MAX_CERT_DER_BYTES, f"we made a {len(der)}-byte certificate")
     return der
 
 
@@ -353,8 +350,8 @@ def _org_ca_from(cert: x509.Certificate, der: bytes) -> OrgCa:
 
 def _load(der: bytes, what: str) -> x509.Certificate:
     """Parse DER strictly: bounded, canonical, v3, every extension decodable."""
-    if len(der) > _MAX_CERT_DER_BYTES:
-        raise CertTooLarge(f"{what} is {len(der)} bytes; the limit is {_MAX_CERT_DER_BYTES}")
+    if len(der) > MAX_CERT_DER_BYTES:
+        raise CertTooLarge(f"{what} is {len(der)} bytes; the limit is {MAX_CERT_DER_BYTES}")
     try:
         cert = x509.load_der_x509_certificate(der)
         extensions = cert.extensions

@@ -33,6 +33,11 @@ from typing import NamedTuple
 from tidechain.consensus import CommitCertificate, ValidatorSet
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import DecodeError, ProofError, Rejected, invariant
+from tidechain.core.limits import (
+    MAX_STATE_CHUNK_BYTES,
+    MAX_STATE_CHUNK_RECORDS,
+    MAX_STATE_SYNC_DEPTH,
+)
 from tidechain.ledger.state_tree import (
     EMPTY_HASH,
     INTERNAL_PREFIX,
@@ -41,27 +46,6 @@ from tidechain.ledger.state_tree import (
     StateTree,
 )
 from tidechain.ledger.types import BlockHeader
-
-# --- bounds (proposed for core.limits) --------------------------------------------------
-STATE_SYNC_MIN_BLOCKS = 16
-"""A node this many blocks (or more) behind its peers state-syncs instead of
-re-executing; closer than that, block sync is cheaper than fetching the state."""
-
-MAX_STATE_CHUNK_RECORDS = 4096
-"""State records in one chunk (one CBOR array of keys, one of values: MAX_CBOR_ITEMS)."""
-
-MAX_STATE_CHUNK_BYTES = 8 * 1024 * 1024
-"""Bytes of keys and values in one chunk: well under MAX_PEER_MESSAGE_BYTES."""
-
-MAX_STATE_SYNC_DEPTH = 3
-"""Prefix depth of the chunking: 16**3 = 4,096 chunks (one CBOR array in the offer),
-so state sync serves states of up to 16M records at MAX_STATE_CHUNK_RECORDS each."""
-
-MAX_SYNC_HEADERS = 512
-"""Headers (with certificates, ~1 KiB each with 4 validators) in one answer."""
-
-MAX_ENTRIES_ANSWER_BYTES = 4 * 1024 * 1024
-"""Entry bytes in one answer (whole blocks; at least one block even if larger)."""
 
 _sha256 = hashlib.sha256
 

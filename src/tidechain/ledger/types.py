@@ -15,7 +15,14 @@ from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey, sha256, verify
 from tidechain.core.errors import DecodeError, TooLarge, invariant
-from tidechain.core.limits import MAX_NAME_BYTES, MAX_TX_BYTES, MAX_VALIDATORS
+from tidechain.core.limits import (
+    MAX_CERT_DER_BYTES,
+    MAX_GENESIS_MEMBERS_PER_ORG,
+    MAX_GENESIS_ORGS,
+    MAX_NAME_BYTES,
+    MAX_TX_BYTES,
+    MAX_VALIDATORS,
+)
 from tidechain.identity.roles import Role
 
 if TYPE_CHECKING:
@@ -410,15 +417,6 @@ class GenesisValidator:
         return cls(_note_name(_field(m, "name", str, what), what, allow_slash=True), key)
 
 
-MAX_GENESIS_ORGS = 64
-"""Founding organisations in a genesis: a consortium, not an open network. (Proposed
-for core.limits.)"""
-MAX_GENESIS_MEMBERS_PER_ORG = 64
-"""Initial member certificates per founding organisation; the rest enrol on chain."""
-MAX_GENESIS_CERT_BYTES = 8 * 1024
-"""The identity module's bound on one certificate's DER, checked before parsing."""
-
-
 @dataclass(frozen=True)
 class GenesisOrg:
     """A founding organisation: its CA certificate and its initial members'
@@ -442,8 +440,8 @@ class GenesisOrg:
         for der in [ca, *members]:
             if not isinstance(der, bytes):
                 raise DecodeError(f"{what}: certificates must be byte strings")
-            if len(der) > MAX_GENESIS_CERT_BYTES:
-                raise TooLarge(f"{what}: a certificate over {MAX_GENESIS_CERT_BYTES} bytes")
+            if len(der) > MAX_CERT_DER_BYTES:
+                raise TooLarge(f"{what}: a certificate over {MAX_CERT_DER_BYTES} bytes")
         return cls(ca, tuple(members))
 
 

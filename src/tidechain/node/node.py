@@ -62,9 +62,12 @@ from tidechain.core.limits import (
     MAX_BLOCK_TXS,
     MAX_BLOCK_TXS_SHARED,
     MAX_DROPPED_REMEMBERED,
+    MAX_ENTRIES_ANSWER_BYTES,
     MAX_PEER_MESSAGE_BYTES,
     MAX_QUERY_RESULTS,
     MAX_SYNC_BLOCKS,
+    MAX_SYNC_HEADERS,
+    STATE_SYNC_MIN_BLOCKS,
     SYNC_PROBE_MS,
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
@@ -80,9 +83,6 @@ from tidechain.ledger.chain import (
 from tidechain.ledger.runtime import MissingContractVersion, Registry, namespaced
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import (
-    MAX_ENTRIES_ANSWER_BYTES,
-    MAX_SYNC_HEADERS,
-    STATE_SYNC_MIN_BLOCKS,
     LogFeed,
     Snapshot,
     Tip,

@@ -18,10 +18,9 @@ from typing import Any
 from tidechain.consensus import CommitCertificate, ValidatorSet
 from tidechain.core import merkle
 from tidechain.core.errors import PeerError, Rejected, invariant
-from tidechain.core.limits import SYNC_PROBE_MS
+from tidechain.core.limits import MAX_SYNC_HEADERS, SYNC_PROBE_MS
 from tidechain.core.note import Note, NoteSignature, Verifier
 from tidechain.ledger.statesync import (
-    MAX_SYNC_HEADERS,
     LogFeed,
     StateAssembly,
     StateOffer,

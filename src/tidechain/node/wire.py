@@ -43,14 +43,12 @@ from tidechain.core.limits import (
     MAX_BLOCK_TXS,
     MAX_CBOR_ITEMS,
     MAX_PEER_MESSAGE_BYTES,
-    MAX_SYNC_BLOCKS,
-)
-from tidechain.ledger.statesync import (
     MAX_STATE_CHUNK_RECORDS,
     MAX_STATE_SYNC_DEPTH,
+    MAX_SYNC_BLOCKS,
     MAX_SYNC_HEADERS,
-    StateOffer,
 )
+from tidechain.ledger.statesync import StateOffer
 from tidechain.ledger.types import BlockHeader, SignedTx
 
 _PROPOSAL_FIELDS = {"t", "height", "round", "pol", "proposer", "sig", "header", "txs"}
