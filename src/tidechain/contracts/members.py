@@ -51,6 +51,7 @@ from tidechain.ledger.runtime import (
     StateReader,
     check_args,
     namespaced,
+    stored_list,
 )
 from tidechain.ledger.types import (
     Genesis,
@@ -592,16 +593,11 @@ def apply_validator_change(ctx: CallContext, remove: str | None,
 
 
 def _change_heights(ctx: CallContext) -> list[int]:
-    raw = ctx.get(vset.HISTORY_KEY)
-    return [] if raw is None else [int(h) for h in cbor.decode(raw)]
+    return [int(h) for h in stored_list(ctx.get(vset.HISTORY_KEY), "validator set history")]
 
 
 def _org_ids(ctx: CallContext) -> list[str]:
-    raw = ctx.get(ORGS_KEY)
-    if raw is None:
-        return []
-    value = cbor.decode(raw)
-    invariant(isinstance(value, list), "corrupt org list in state")
+    value = stored_list(ctx.get(ORGS_KEY), "org list")
     return [str(v) for v in value]
 
 
@@ -676,9 +672,5 @@ def org(state: StateReader, org_id: str) -> dict[str, Any] | None:
 
 def orgs(state: StateReader) -> list[str]:
     """The registered org ids, in registration order."""
-    raw = state.get(namespaced(NAME, ORGS_KEY))
-    if raw is None:
-        return []
-    value = cbor.decode(raw)
-    invariant(isinstance(value, list), "corrupt org list in state")
+    value = stored_list(state.get(namespaced(NAME, ORGS_KEY)), "org list")
     return [str(v) for v in value]

@@ -65,6 +65,17 @@ def namespaced(contract: str, key: bytes) -> bytes:
     return contract.encode("ascii") + NAMESPACE_SEPARATOR + key
 
 
+def stored_list(raw: bytes | None, what: str) -> list[Any]:
+    """A list the chain keeps under one state key (an absent key is the empty list);
+    anything else there is our own bug, not input."""
+    if raw is None:
+        return []
+    value = cbor.decode(raw)
+    if not isinstance(value, list):
+        raise InvariantViolation(f"corrupt {what} in state")
+    return value
+
+
 def governed_param_key(name: str) -> bytes:
     """The state key of a parameter set by governance (`set_param`)."""
     return namespaced(GOVERNANCE, b"param/" + name.encode("ascii"))

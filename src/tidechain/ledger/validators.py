@@ -29,7 +29,7 @@ from typing import Any
 from tidechain.core import cbor
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, sha256
 from tidechain.core.errors import invariant
-from tidechain.ledger.runtime import StateReader, namespaced
+from tidechain.ledger.runtime import StateReader, namespaced, stored_list
 from tidechain.ledger.types import Genesis
 
 NAMESPACE = "members"
@@ -107,11 +107,7 @@ def next_validators_hash(state: StateReader, genesis: Genesis) -> bytes:
 def change_heights(state: StateReader) -> list[int]:
     """The heights from which a non-genesis set signed, ascending."""
     raw = state.get(namespaced(NAMESPACE, HISTORY_KEY))
-    if raw is None:
-        return []
-    value = cbor.decode(raw)
-    invariant(isinstance(value, list), "corrupt validator set history")
-    return [int(v) for v in value]
+    return [int(h) for h in stored_list(raw, "validator set history")]
 
 
 def set_at_height(state: StateReader, genesis: Genesis, height: int
