@@ -3,7 +3,8 @@
 Synchronous and single-threaded on purpose: the asyncio runtime (`node.runtime`) owns
 time, sockets and waiting, and calls into this object; this object owns the order in
 which consensus actions hit the disk. It is also the query and submit facade that the
-REST API serves (and therefore the SDK and CLI, which speak to the API).
+REST API serves (and therefore the SDK and CLI, which speak to the API); the read-only
+queries of the committed chain are in `node.queries`, mixed in.
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ from tidechain.consensus import (
     ValidatorSet,
 )
 from tidechain.consensus.params import with_governed_timeouts
-from tidechain.contracts import cert_expiry, default_registry, evidence, governance, members
-from tidechain.contracts.invoice import state as invoice_contract
+from tidechain.contracts import cert_expiry, default_registry, governance, members
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import (
     Busy,
@@ -55,7 +55,6 @@ from tidechain.core.errors import (
     TxRejected,
     invariant,
 )
-from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import (
     BLOCK_TIME_DELAY_MS,
     CLOCK_PRECISION_MS,
@@ -64,14 +63,12 @@ from tidechain.core.limits import (
     MAX_DROPPED_REMEMBERED,
     MAX_ENTRIES_ANSWER_BYTES,
     MAX_PEER_MESSAGE_BYTES,
-    MAX_QUERY_RESULTS,
     MAX_SYNC_BLOCKS,
     MAX_SYNC_HEADERS,
     STATE_SYNC_MIN_BLOCKS,
     SYNC_PROBE_MS,
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
-from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.chain import (
     Chain,
@@ -80,7 +77,7 @@ from tidechain.ledger.chain import (
     genesis_state,
     governed_max_block_txs,
 )
-from tidechain.ledger.runtime import MissingContractVersion, Registry, namespaced
+from tidechain.ledger.runtime import MissingContractVersion, Registry
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import (
     LogFeed,
@@ -88,8 +85,9 @@ from tidechain.ledger.statesync import (
     Tip,
     make_snapshot,
 )
-from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
+from tidechain.ledger.types import BlockHeader, Genesis, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
+from tidechain.node.queries import ChainQueries
 from tidechain.node.seen import SeenTxs
 from tidechain.node.statesync import StateSync
 from tidechain.node.wire import (
@@ -116,10 +114,6 @@ from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
 
-MAX_MEMBERS_SCANNED = 10_000
-"""Member records a `members` query reads at most (a consortium has hundreds)."""
-MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
-"""Proposals `gov_list` returns at most (each one is a small record)."""
 STARTUP_PROBE_MS = SYNC_PROBE_MS // 8
 """How often `poll_sync` asks for heads until a first peer has answered."""
 STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
@@ -139,7 +133,7 @@ class Committed:
     rejection: Rejected | None = None
 
 
-class Node:
+class Node(ChainQueries):
     def __init__(
         self,
         genesis: Genesis,
@@ -906,162 +900,7 @@ class Node:
             self._certificates = (head, certificates, truncated)
         return self._certificates
 
-    def _scan_members(self) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """(public key, encoded record) of up to MAX_MEMBERS_SCANNED members, and whether
-        the scan hit that bound. Members are keyed by public key (what the permission
-        check reads), so selecting them by anything else scans."""
-        return self._scan_state(namespaced(members.NAME, members.member_key(b"")))
-
-    def _scan_state(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """(key after `prefix`, value) of up to MAX_MEMBERS_SCANNED committed state
-        entries under `prefix`, and whether the scan hit that bound."""
-        scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
-        return ([(key[len(prefix):], raw) for key, raw in scanned],
-                len(scanned) == MAX_MEMBERS_SCANNED)
-
-    def checkpoint(self) -> str:
-        """The latest quorum-signed checkpoint."""
-        if self._checkpoint is None:
-            raise NotFound("no checkpoint yet: nothing has been committed")
-        return self._checkpoint
-
-    def tx(self, tx_id: bytes) -> dict[str, Any]:
-        found = self.store.entry_by_tx(tx_id)
-        if found is None:
-            if tx_id in self.mempool:
-                return {"tx_id": tx_id.hex(), "status": "pending"}
-            raise NotFound(f"no transaction {tx_id.hex()}")
-        log_index, _, entry = found
-        return describe_entry(log_index, entry)
-
-    def entry(self, log_index: int) -> dict[str, Any]:
-        _, entry = self.store.entry(log_index)
-        return describe_entry(log_index, entry)
-
-    def block(self, height: int) -> dict[str, Any]:
-        stored = self.store.block(height)
-        h = stored.header
-        txs = [SignedTx.from_cbor(t) for t in cbor.decode(stored.txs)]
-        return {
-            "height": h.height,
-            "hash": h.block_hash.hex(),
-            "prev": h.prev_hash.hex(),
-            "time_ms": h.time_ms,
-            "proposer": h.proposer,
-            "tx_count": h.tx_count,
-            "tx_root": h.tx_root.hex(),
-            "log_size": h.log_size,
-            "log_root": base64.b64encode(h.log_root).decode(),
-            "state_root": h.state_root.hex(),
-            "validators_hash": h.validators_hash.hex(),
-            "txs": [tx.tx_id.hex() for tx in txs],
-            "checkpoint": stored.checkpoint,
-        }
-
-    def receipt(self, log_index: int) -> str:
-        """A tlog-proof@v1 receipt of entry `log_index` against the latest checkpoint."""
-        size = self.chain.frontier.size
-        if not 0 <= log_index < size:
-            raise NotFound(f"no log entry at index {log_index} (log size {size})")
-        _, entry = self.store.entry(log_index)
-        proof = merkle.inclusion_proof(self.store, log_index, size)
-        return format_receipt(Receipt(log_index, tuple(proof), self.checkpoint(), entry))
-
-    def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
-        size = self.chain.frontier.size
-        new = size if new_size is None else new_size
-        if not 0 < old_size <= new <= size:
-            raise Rejected(f"need 0 < old <= new <= {size}", code="bad_range")
-        proof = merkle.consistency_proof(self.store, old_size, new)
-        b64 = base64.b64encode
-        return {
-            "old_size": old_size,
-            "new_size": new,
-            "old_root": b64(merkle.root_at(self.store, old_size)).decode(),
-            "new_root": b64(merkle.root_at(self.store, new)).decode(),
-            "proof": [b64(h).decode() for h in proof],
-        }
-
-    def state_proof(self, key: bytes) -> dict[str, Any]:
-        """The value of a state key at the head, with what a third party needs to check
-        it offline: the header, its commit certificate and a state-tree proof."""
-        head = self.store.head()
-        if head is None:
-            raise NotFound("no block committed yet: the state is empty")
-        invariant(head.header == self.chain.head, "store head and chain head differ")
-        value = self.chain.state.get(key)
-        b64 = base64.b64encode
-        return {
-            "key": key.hex(),
-            "value": None if value is None else value.hex(),
-            "height": head.header.height,
-            "header": b64(head.header.encode()).decode(),
-            "certificate": b64(head.certificate).decode(),
-            "proof": b64(self.chain.state.prove(key).to_bytes()).decode(),
-        }
-
-    def deposits(self, digest: bytes) -> list[dict[str, Any]]:
-        return [to_json(r) for r in
-                evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
-
-    def contracts(self) -> list[dict[str, Any]]:
-        """Every contract method with the roles that may call it."""
-        return self.chain.registry.describe()
-
-    def member(self, public_key: bytes) -> dict[str, Any]:
-        """A member's record at the head, with its status at the head's block time."""
-        record = members.member_of(self.chain.state, public_key)
-        if record is None:
-            raise NotFound(f"no member with key {public_key.hex()}")
-        return _member_json(public_key, record,
-                            members.member_status(self.chain.state, record,
-                                                  self.chain.head_time_ms))
-
-    def members(self, org_id: str) -> dict[str, Any]:
-        """An organisation (its CAs) and its enrolled members, at the head."""
-        org = members.org(self.chain.state, org_id)
-        if org is None:
-            raise NotFound(f"no organisation {org_id!r}")
-        scanned, truncated = self._scan_members()
-        found = []
-        for public_key, raw in scanned:
-            record = members.decode_member(raw)
-            if record["org"] == org_id:
-                status = members.member_status(self.chain.state, record,
-                                               self.chain.head_time_ms)
-                found.append(_member_json(public_key, record, status))
-        return {"org": org_id, "legal_name": org["legal_name"], "uscc": org["uscc"],
-                "cas": [members.parse_fingerprint(der).hex() for der in org["cas"]],
-                "members": found[:MAX_QUERY_RESULTS],
-                "truncated": truncated or len(found) > MAX_QUERY_RESULTS}
-
     # --- governance ---------------------------------------------------------------------
-    def gov_list(self) -> dict[str, Any]:
-        """Every proposal (open, passed, applied, failed, rejected, expired) with its
-        votes and the tally now, oldest first."""
-        prefix = namespaced(governance.NAME, b"p/")
-        found = self.store.state_range(prefix, MAX_PROPOSALS_LISTED + 1)
-        proposals = [self._proposal_json(governance.decode_proposal(raw))
-                     for _, raw in found[:MAX_PROPOSALS_LISTED]]
-        num, den = governance.threshold(self.chain.state)
-        return {"proposals": proposals, "truncated": len(found) > MAX_PROPOSALS_LISTED,
-                "threshold": [num, den], "orgs": members.orgs(self.chain.state),
-                "voting_period_ms": governance.voting_period_ms(self.chain.state),
-                "height": self.chain.height}
-
-    def gov_get(self, proposal_id: int) -> dict[str, Any]:
-        record = governance.get_proposal(self.chain.state, proposal_id)
-        if record is None:
-            raise NotFound(f"no proposal {proposal_id}")
-        return self._proposal_json(record)
-
-    def _proposal_json(self, record: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = to_json(record)
-        out["status"] = governance.status_at(record, self.chain.head_time_ms)
-        approvals, rejections, orgs = governance.tally(self.chain.state, record["votes"])
-        out["tally"] = {"approvals": approvals, "rejections": rejections, "orgs": orgs}
-        return out
-
     def gov_dry_run(self, tx: SignedTx, now_ms: int) -> dict[str, Any]:
         """Evaluate a signed `gov.propose` against the committed head, without
         submitting it: what would change if it passed and applied now, or why it
@@ -1121,52 +960,6 @@ class Node:
         return [self.signer.name, *(name for name, height in self._peer_heads.items()
                                     if height >= self.chain.height - 1)]
 
-    def deposit(self, index: int) -> dict[str, Any]:
-        record = evidence.get_deposit(self.store, index)
-        if record is None:
-            raise NotFound(f"no deposit at log index {index}")
-        out: dict[str, Any] = to_json(record)
-        out["amended_by"] = evidence.amendments_of(self.store, index, MAX_QUERY_RESULTS)
-        return out
-
-    def invoice(self, number: str) -> dict[str, Any]:
-        """An e-invoice record at the head, with a pending reversal request if any.
-        The content is sealed (ADR 0012): only its readers can open it, client-side."""
-        record = invoice_contract.get_invoice(self.chain.state, number)
-        if record is None:
-            raise NotFound(f"no invoice {number}")
-        out: dict[str, Any] = to_json(record)
-        out["pending_reversal"] = to_json(
-            invoice_contract.pending_reversal(self.chain.state, number))
-        return out
-
-    def invoice_auditors(self) -> dict[str, Any]:
-        """The tax authority's audit keys every new invoice must be sealed to."""
-        return {"auditors": [key.hex() for key in
-                             invoice_contract.get_auditors(self.chain.state)],
-                "height": self.chain.height}
-
-    def invoice_stats(self, tax_id: str | None, issuer: bytes | None,
-                      month: str) -> dict[str, Any]:
-        """The contract's counters for month `YYYY-MM`: of one issuer key, or summed
-        over every issuer key authorised under `tax_id` (a bounded scan)."""
-        keys = [issuer] if issuer is not None else self._issuers_of(tax_id or "")
-        if not keys:
-            raise NotFound(f"no issuer authorised under tax id {tax_id}")
-        totals = dict.fromkeys(invoice_contract.EMPTY_STATS, 0)
-        for key in keys:
-            for name, value in invoice_contract.statistics(self.chain.state, key,
-                                                           month).items():
-                totals[name] += value
-        return {"month": month, "tax_id": tax_id, "issuers": [k.hex() for k in keys],
-                **totals, "height": self.chain.height}
-
-    def _issuers_of(self, tax_id: str) -> list[bytes]:
-        scanned, _ = self._scan_state(namespaced(invoice_contract.NAME, b"iss/"))
-        return [issuer for issuer, raw in scanned
-                if invoice_contract.decode_map(raw).get("tax_id") == tax_id]
-
-
 class _BlockRef:
     """A block this node built: what consensus needs (height, hash, checkpoint) and
     what a proposal carries to peers (header, transactions)."""
@@ -1200,12 +993,6 @@ def _load_chain(genesis: Genesis, store: Store, registry: Registry) -> Chain:
     return Chain(genesis, registry, head.header if head else None, state, frontier)
 
 
-def _member_json(public_key: bytes, record: dict[str, Any], status: str) -> dict[str, Any]:
-    out: dict[str, Any] = to_json(record)
-    out["serial"] = int.from_bytes(record["serial"], "big")
-    return {"key": public_key.hex(), **out, "status": status}
-
-
 def certificate_json(certificate: cert_expiry.Certificate, at_ms: int) -> dict[str, Any]:
     """A certificate of an expiry report, as the status shows it."""
     return {
@@ -1218,21 +1005,3 @@ def certificate_json(certificate: cert_expiry.Certificate, at_ms: int) -> dict[s
         "not_after_ms": certificate.not_after_ms,
         "days_left": certificate.days_left(at_ms),
     }
-
-
-def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:
-    entry = LogEntry.decode(entry_bytes)
-    return {
-        "tx_id": entry.tx.tx_id.hex(),
-        "status": "committed",
-        "log_index": log_index,
-        "height": entry.height,
-        "time_ms": entry.time_ms,
-        "sender": entry.tx.body.sender.hex(),
-        "contract": entry.tx.body.contract,
-        "method": entry.tx.body.method,
-        "args": to_json(entry.tx.body.args),
-        "result": to_json(entry.result.to_cbor()),
-        "entry": base64.b64encode(entry_bytes).decode(),
-    }
-
