@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tidechain.core.errors import InvariantViolation
+from tidechain.storage.imports import ImportFailed
 from tidechain.storage.store import Store
 
 
@@ -35,7 +35,7 @@ def test_state_records_written_by_the_child_become_the_state(tmp_path: Path) -> 
     store.prepare_imports()
     store.import_state(records[:17_000])  # one batch goes to the child at once
     store.import_state(records[17_000:])  # the rest at the switch-over
-    store.finish_state_sync()
+    store.finish_state_sync(blocks=0, entries=0, records=len(records))
     assert dict(store.iter_state()) == dict(records)
     store.close()
     with _raw(path) as raw:
@@ -47,8 +47,8 @@ def test_state_records_written_by_the_child_become_the_state(tmp_path: Path) -> 
 def test_a_failed_write_in_the_child_is_raised_not_lost(tmp_path: Path) -> None:
     store = Store(tmp_path / "node.sqlite")
     store.import_state([(b"same key", b"1"), (b"same key", b"2")])  # a primary key twice
-    with pytest.raises(InvariantViolation, match="import"):
-        store.finish_state_sync()
+    with pytest.raises(ImportFailed, match="exited with 1"):
+        store.finish_state_sync(blocks=0, entries=0, records=2)
     store.close()
     reopened = Store(tmp_path / "node.sqlite")
     assert list(reopened.iter_state()) == []  # nothing half-switched
@@ -79,7 +79,7 @@ def test_staged_rows_join_the_chain_whichever_side_is_bigger(
     monkeypatch.setattr(Store, "abandon_state_sync", lambda self: None)
     store = Store(path)
     monkeypatch.undo()
-    store.finish_state_sync()
+    store.finish_state_sync(blocks=staged, entries=staged, records=0)
     store.close()
     everything = range(1, have + staged + 1)
     with _raw(path) as raw:
@@ -129,3 +129,55 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_a_killed_import_process_never_lets_the_switch_over_commit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.sqlite")
+    records = [(b"key %05d" % i, b"value") for i in range(20_000)]
+    store.import_state(records[:17_000])
+    importer = store._importer
+    assert importer is not None
+    importer._child.kill()  # before or while it writes: what it was given is lost
+    store.import_state(records[17_000:])
+    for _ in range(2):  # and stays refused: no later call switches half the state in
+        with pytest.raises(ImportFailed):
+            store.finish_state_sync(blocks=0, entries=0, records=len(records))
+    assert list(store.iter_state()) == []
+    store.abandon_state_sync()  # the node starts over: a new session works
+    store.import_state(records)
+    store.finish_state_sync(blocks=0, entries=0, records=len(records))
+    assert dict(store.iter_state()) == dict(records)
+    store.close()
+
+
+def test_staged_rows_that_are_not_what_was_verified_are_never_switched_in(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.sqlite")
+    store.import_state([(b"a", b"1"), (b"b", b"2")])
+    with pytest.raises(ImportFailed, match="not the 0 blocks, 0 entries and 3 records"):
+        store.finish_state_sync(blocks=0, entries=0, records=3)
+    assert list(store.iter_state()) == []
+    store.close()
+
+
+def test_the_import_process_ignores_a_tidechain_in_the_working_directory(
+        tmp_path: Path) -> None:
+    """python -m puts the working directory first on sys.path: a planted package there
+    must not run in the import process (it runs with -P)."""
+    planted = tmp_path / "cwd" / "tidechain" / "storage"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted.parent / "__init__.py").write_text("")
+    (planted / "__init__.py").write_text("")
+    (planted / "imports.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from tidechain.storage.store import Store
+        store = Store(Path({str(tmp_path / "node.sqlite")!r}))
+        store.import_state([(b"k", b"v")])
+        store.finish_state_sync(blocks=0, entries=0, records=1)
+        store.close()
+    """)
+    # The node itself runs with -P here too, or it would import the plant first.
+    subprocess.run([sys.executable, "-P", "-c", script], cwd=planted.parents[1], check=True)
+    assert not marker.exists()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,13 @@ from tests.test_multinode import Cluster
 from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.core.errors import PeerError
-from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
+from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS, SYNC_PROBE_MS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger import statesync as ledger_statesync
 from tidechain.ledger.types import Genesis, SignedTx
+from tidechain.node import node as node_module
 from tidechain.node import statesync as node_statesync
 from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
@@ -91,7 +94,8 @@ def cluster_behind(g: Genesis, root: Path, built: Path) -> Cluster:
 
 class Router:
     """Cluster.route, but a PeerError drops the sender's message (as the transport
-    disconnects it) and is recorded; `tamper` may rewrite what one node sends."""
+    disconnects it) and is recorded; `tamper` may rewrite what one node sends, or drop
+    it (None)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -116,6 +120,8 @@ class Router:
                     fix = self.tamper.get(node.signer.name)
                     if callable(fix):
                         data = fix(data)
+                        if data is None:
+                            continue
                     if isinstance(action, Broadcast):
                         targets = [j for j, _ in self.cluster.live() if j != i]
                     else:
@@ -305,3 +311,80 @@ def test_one_peers_claim_does_not_start_a_state_sync_f_plus_one_do(
     assert lagging._state_sync is None  # f = 1: one claim is not enough
     lagging.receive(cluster.nodes[1].signer.name, claim, cluster.now_ms)
     assert lagging._state_sync is not None  # two validators, so at least one honest
+
+
+def _silent_on_state(origin: str) -> Callable[[bytes], bytes | None]:
+    """Drop every state chunk a node sends (it offers, then never serves a chunk)."""
+    return lambda data: None if isinstance(decode_message(data, origin), StateChunk) else data
+
+
+def test_an_offering_peer_that_never_serves_a_chunk_only_slows_the_sync(
+        built: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many small chunks, few in flight: preferring the silent offerer for every new
+    # chunk would cost a timeout per two chunks.
+    monkeypatch.setattr(ledger_statesync, "MAX_STATE_CHUNK_RECORDS", 16)
+    monkeypatch.setattr(node_statesync, "STATE_REQUESTS_IN_FLIGHT", 2)
+    g = genesis(validators=4)
+    cluster = cluster_behind(g, tmp_path, built)
+    router = Router(cluster)
+    for node in cluster.nodes[:3]:  # whichever of them is asked for the offer
+        router.tamper[node.signer.name] = _silent_on_state(g.origin)
+    offerer = None
+    for _ in range(100):  # until the offer is taken
+        router.run(10)
+        session = cluster.nodes[3]._state_sync
+        if session is not None and session.offer is not None:
+            offerer = session.offer_peer
+            break
+    assert offerer is not None
+    for node in cluster.nodes[:3]:
+        if node.signer.name != offerer:
+            del router.tamper[node.signer.name]
+    with caplog.at_level(logging.INFO, logger="tidechain.node"):
+        router.run(4 * SYNC_PROBE_MS)  # timeouts, then the others serve every chunk
+    assert "state sync done" in caplog.text
+    assert not router.errors
+    assert_same_as_peers(cluster)
+
+
+def test_a_sync_whose_peers_stop_answering_is_abandoned_for_block_sync(
+        built: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    g = genesis(validators=4)
+    cluster = cluster_behind(g, tmp_path, built)
+    router = Router(cluster)
+    for node in cluster.nodes[:3]:
+        router.tamper[node.signer.name] = _silent_on_state(g.origin)
+    with caplog.at_level(logging.INFO, logger="tidechain.node"):
+        router.run(node_statesync.STATE_SYNC_STALL_MS + 3 * SYNC_PROBE_MS)
+    assert "state sync abandoned" in caplog.text
+    assert "state sync done" not in caplog.text
+    assert_same_as_peers(cluster)  # by block sync, re-executing
+
+
+def test_an_import_process_that_dies_ends_the_session_and_a_later_one_finishes(
+        built: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node_statesync, "ENTRIES_PER_REQUEST", 2 * PER_BLOCK)
+    # Block sync stays out of the way until state sync is tried again.
+    monkeypatch.setattr(node_module, "STATE_SYNC_RETRY_MS", 500)
+    g = genesis(validators=4)
+    cluster = cluster_behind(g, tmp_path, built)
+    router = Router(cluster)
+    behind = cluster.nodes[3]
+    for _ in range(200):  # until some entries are handed to the import process
+        cluster.now_ms += 10
+        for _, node in cluster.live():
+            node.poll_sync(cluster.now_ms)
+        router.route(max_messages=1)
+        if (behind.sync_status().get("state_sync") or {}).get("entries"):
+            break
+    importer = behind.store._importer
+    assert importer is not None
+    importer._child.kill()  # the OOM killer, say
+    with caplog.at_level(logging.INFO, logger="tidechain.node"):
+        router.run(2_000)
+    assert "state sync import failed" in caplog.text
+    assert "state sync abandoned" in caplog.text
+    assert "state sync done" in caplog.text  # the next session
+    assert_same_as_peers(cluster)

@@ -110,6 +110,7 @@ from tidechain.node.wire import (
     WireBlock,
     decode_message,
 )
+from tidechain.storage.imports import ImportFailed
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -642,8 +643,12 @@ class Node(ChainQueries):
         if session is None:
             return
         if session.done:
-            self._finish_state_sync(session, now_ms)
-        elif session.stuck:
+            try:
+                self._finish_state_sync(session, now_ms)
+            except ImportFailed as exc:  # nothing switched: start over later
+                log.error("%s", exc)
+                self._abandon_state_sync(now_ms)
+        elif session.stuck or session.stalled(now_ms):
             self._abandon_state_sync(now_ms)
         else:
             self.replies.extend(session.pump(now_ms))
@@ -664,6 +669,9 @@ class Node(ChainQueries):
                 session.on_entries(peer, message, self.store)
             else:
                 session.on_state(peer, message, self.store)
+        except ImportFailed as exc:  # the writes failed, not the peer
+            log.error("%s", exc)
+            self._abandon_state_sync(now_ms)
         finally:  # a bad answer's request goes to the next peer at once
             self._drive_state_sync(now_ms)
 
@@ -673,7 +681,9 @@ class Node(ChainQueries):
         assert session.assembly is not None
         state = session.assembly.tree  # built from the verified chunks as they came
         invariant(state.root() == target.state_root, "verified state chunks miss the root")
-        self.store.finish_state_sync()
+        self.store.finish_state_sync(blocks=target.height - session.base_height,
+                                     entries=target.log_size - session.base_log_size,
+                                     records=len(state))
         self.chain = Chain(self.genesis, self.chain.registry, target, state, session.frontier)
         head = self.store.head()
         invariant(head is not None and head.header == target, "state sync head not stored")
@@ -689,8 +699,9 @@ class Node(ChainQueries):
         self._ask_sync(session.offer_peer, now_ms, force=True)  # blocks after H, if any
 
     def _abandon_state_sync(self, now_ms: int) -> None:
-        """Drop an unfinished state sync (no peer left to ask, or a validator-set change
-        in its range); block sync goes on, and state sync may be tried again later."""
+        """Drop an unfinished state sync (no peer left to ask, no progress for
+        STATE_SYNC_STALL_MS, a validator-set change in its range, or its writes failed);
+        block sync goes on, and state sync may be tried again later."""
         log.warning("state sync abandoned at %s; block sync continues",
                     self._state_sync.status() if self._state_sync else None)
         self.store.abandon_state_sync()

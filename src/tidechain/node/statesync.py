@@ -53,6 +53,11 @@ STATE_REQUESTS_IN_FLIGHT = 16
 hundred records at 100,000 keys: the prefixes are cut finer than MAX_CBOR_ITEMS), so
 more of them travel at once; the answers' bytes stay a few MiB."""
 
+STATE_SYNC_STALL_MS = 10 * SYNC_PROBE_MS
+"""A session that verified nothing new for this long is abandoned (block sync takes
+over, and state sync may be tried again later): peers that stop answering, or one that
+keeps a request unanswered, must not hold a node behind for ever."""
+
 Outgoing = list[tuple[str, OutgoingMessage]]
 
 log = logging.getLogger("tidechain.node")
@@ -112,6 +117,10 @@ class StateSync:
     chunks_total: int = 0  # non-empty prefixes of the verified offer
     verifiers: dict[str, Verifier] = field(default_factory=dict)
     assembly: StateAssembly | None = None  # the verified records so far, once H is
+    slow: set[str] = field(default_factory=set)  # left a request unanswered: last resort
+    avoid: dict[tuple[str, int], str] = field(default_factory=dict)  # timed out there
+    progress: tuple[int, int, int, bool] = (0, 0, 0, False)  # as of progress_ms
+    progress_ms: int = 0
 
     def __post_init__(self) -> None:
         self.verifiers = {v.name: Verifier.of(v.name, v.public_key)
@@ -153,6 +162,13 @@ class StateSync:
             return not self._usable("hdrs")
         return not self._usable("ents") or not self._usable("state")
 
+    def stalled(self, now_ms: int) -> bool:
+        """Nothing new verified for STATE_SYNC_STALL_MS."""
+        progress = (len(self.headers), self.applied_to, len(self.chunks), self.offer_verified)
+        if progress != self.progress:
+            self.progress, self.progress_ms = progress, now_ms
+        return now_ms - self.progress_ms >= STATE_SYNC_STALL_MS
+
     def status(self) -> dict[str, Any]:
         offer = self.offer
         target = self.target
@@ -175,6 +191,11 @@ class StateSync:
               out: Outgoing, peer: str | None = None) -> bool:
         if peer is None:
             usable = self._usable(key[0])
+            # A peer that let a request time out gets none while another can serve.
+            usable = [p for p in usable if p not in self.slow] or usable
+            avoided = self.avoid.pop(key, None)
+            if avoided in usable and len(usable) > 1:  # another peer's turn
+                usable.remove(avoided)
             if not usable:
                 return False
             turn = self.turns.get(key[0], 0)
@@ -188,6 +209,7 @@ class StateSync:
         """Ask `peer` (which claims a head far ahead) for a snapshot offer, and the
         peers for the headers and entries up to that head meanwhile."""
         self.goal = claimed_head
+        self.progress_ms = now_ms
         offers: Outgoing = []
         self._send(("snap", 0), SnapshotRequest(), now_ms, offers, peer)
         # The headers go out first: a peer answers in order, and cutting its snapshot
@@ -200,8 +222,10 @@ class StateSync:
         for key, request in list(self.pending.items()):
             if now_ms - request.sent_ms >= SYNC_PROBE_MS:
                 del self.pending[key]
+                self.slow.add(request.peer)
                 if key[0] in ("ents", "state"):
                     self.requeue.append((key, request.message))
+                    self.avoid[key] = request.peer
         requeue, self.requeue = self.requeue, []
         for key, message in requeue:
             if key not in self.pending and not self._send(key, message, now_ms, out):
@@ -244,7 +268,8 @@ class StateSync:
             # The offering peer holds the snapshot already; another would have to cut
             # one (~0.3 s of CPU at 100,000 records): only a re-sent request (after a
             # timeout or a refusal) goes to the others, in turn.
-            owner = self.offer_peer if self.offer_peer in self._usable("state") else None
+            owner = (self.offer_peer if self.offer_peer not in self.slow
+                     and self.offer_peer in self._usable("state") else None)
             if offer.top[chunk][0] and not self._send(
                     ("state", chunk), StateRequest(offer.height, chunk), now_ms, out, owner):
                 return
@@ -331,6 +356,7 @@ class StateSync:
         if end < asked.to_height:  # a short answer: the rest is asked for again
             self.requeue.append((("ents", end + 1), EntriesRequest(end + 1, asked.to_height)))
         self.early[message.from_height] = (peer, message)
+        self.slow.discard(peer)
         self._apply_entries(store)
 
     def _apply_entries(self, store: Store) -> None:
@@ -378,6 +404,7 @@ class StateSync:
             self.requeue.append((key, request.message))
             raise self._blame(peer, exc) from exc
         self.chunks.add(message.chunk)
+        self.slow.discard(peer)
         self.records_fetched += len(message.records)
         store.import_state(message.records)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import os
 import queue
 import sqlite3
 import struct
@@ -31,8 +32,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, cast
-
-from tidechain.core.errors import invariant
 
 STATE_SYNC_MARK = "state_sync"
 """Meta key present while a state sync has imported rows that no block claims yet."""
@@ -90,6 +89,13 @@ def write_imports(db: sqlite3.Connection, batch: ImportBatch) -> None:
             db.executemany("INSERT INTO sync_indexes VALUES (?, ?, ?)", index_rows)
 
 
+class ImportFailed(Exception):
+    """The import process failed or died (a full disk, an I/O error, the OOM killer, a
+    signal): what it was given may not all be written. Not a broken invariant of the
+    node's logic: the node abandons the state sync and may try again later. Sticky:
+    every later call of the same writer raises it too."""
+
+
 class ImportWriter:
     """The node's side: starts the child, and feeds it from a thread of its own so the
     main thread never waits for the child's start-up or a pipe write; `submit` waits
@@ -98,26 +104,47 @@ class ImportWriter:
     def __init__(self, path: Path) -> None:
         self._queue: queue.Queue[ImportBatch | None] = queue.Queue(IMPORT_QUEUE)
         self.failure: str | None = None
-        # Not a daemon-less orphan: the child dies with this process (see module doc).
-        self._child = subprocess.Popen([sys.executable, "-m", __name__, str(path)],
-                                       stdin=subprocess.PIPE)
+        # -P: the child must import this installation, never a `tidechain/` that happens
+        # to sit in the node's working directory (python -m would put it first). The
+        # parent's pid lets the child check it still has its parent once it can be
+        # killed with it (see module doc).
+        self._child = subprocess.Popen(
+            [sys.executable, "-P", "-m", __name__, str(path), str(os.getpid())],
+            stdin=subprocess.PIPE)
         self._thread = threading.Thread(target=self._feed, name="state-sync-import",
                                         daemon=True)
         self._thread.start()
 
     def submit(self, rows: ImportBatch) -> None:
-        invariant(self.failure is None, f"state sync import failed: {self.failure}")
-        self._queue.put(rows)
+        """Queue a batch; raise ImportFailed if anything failed so far."""
+        self._check()
+        while True:  # never wait for a feeder that has stopped
+            try:
+                self._queue.put(rows, timeout=0.5)
+                return
+            except queue.Full:
+                self._check()
 
     def stop(self) -> None:
-        """Write what is queued, then end the child; raise InvariantViolation if any
-        write failed."""
-        self._queue.put(None)
+        """Write what is queued, then end the child; raise ImportFailed if any write
+        failed."""
+        while self._thread.is_alive():  # never wait for a feeder that has stopped
+            try:
+                self._queue.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
         self._thread.join()
         code = self._child.wait()
         if code != 0 and self.failure is None:
             self.failure = f"the import process exited with {code}"
-        invariant(self.failure is None, f"state sync import failed: {self.failure}")
+        self._check(feeding=False)
+
+    def _check(self, *, feeding: bool = True) -> None:
+        if self.failure is None and feeding and not self._thread.is_alive():
+            self.failure = "the import feeder stopped"
+        if self.failure is not None:
+            raise ImportFailed(f"state sync import failed: {self.failure}")
 
     def _feed(self) -> None:
         pipe = self._child.stdin
@@ -127,10 +154,8 @@ class ImportWriter:
                 if self.failure is None:
                     _send(pipe, marshal.dumps(rows, 4))
             _send(pipe, _END)
-        except OSError as exc:  # the child died (its exit code tells why)
+        except BaseException as exc:  # the child died (its exit code tells why), or a bug
             self.failure = f"{exc!r}"
-            while self._queue.get() is not None:  # let stop() put its None
-                pass
         finally:
             with contextlib.suppress(OSError):
                 pipe.close()
@@ -152,14 +177,16 @@ def _receive(pipe: IO[bytes]) -> bytes | None:
     return frame if len(frame) == length else None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits (elsewhere: a no-op,
-    and the child stops at its next read, which sees end of input)."""
+def _die_with_parent(parent: int) -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits (elsewhere the child
+    stops at its next read, which sees end of input); False if the parent is gone
+    already (it died while this interpreter started)."""
     if sys.platform.startswith("linux"):
         import ctypes
         pr_set_pdeathsig, sigkill = 1, 9
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
+    return os.getppid() == parent
 
 
 def connect_for_imports(path: Path) -> sqlite3.Connection:
@@ -179,9 +206,11 @@ def connect_for_imports(path: Path) -> sqlite3.Connection:
 
 
 def main(argv: list[str]) -> int:
-    """The child: write each batch from stdin; 0 after END, 3 if the input ended
-    without it (nothing more is written then)."""
-    _die_with_parent()
+    """The child (argv: the database, the parent's pid): write each batch from stdin;
+    0 after END, 3 if the parent is gone or the input ended without END (nothing more
+    is written then)."""
+    if not _die_with_parent(int(argv[2])):
+        return 3
     db = connect_for_imports(Path(argv[1]))
     try:
         while (frame := _receive(sys.stdin.buffer)) is not None:

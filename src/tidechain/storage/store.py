@@ -29,6 +29,8 @@ from tidechain.storage.imports import (
     BUSY_TIMEOUT_MS,
     CACHE_KIB,
     STATE_SYNC_MARK,
+    ImportBatch,
+    ImportFailed,
     ImportWriter,
     immediate,
 )
@@ -117,12 +119,15 @@ class Store:
 
         self._checkpointer = _Checkpointer(path)
         self._importer: ImportWriter | None = None
+        # Sticky until the session is abandoned: a session whose import failed never
+        # switches over, whatever the node calls next.
+        self._import_failure: ImportFailed | None = None
         self._state_rows: list[tuple[bytes, bytes]] = []  # for the importer, batched
         self.abandon_state_sync()  # a crash mid-sync: start it over (ADR 0009)
 
     def close(self) -> None:
         if self._importer is not None:
-            with contextlib.suppress(InvariantViolation):  # the next open cleans up
+            with contextlib.suppress(ImportFailed):  # the next open cleans up
                 self._drain_imports()
         self._checkpointer.stop()
         self._db.close()
@@ -274,7 +279,7 @@ class Store:
                  cbor.encode([cbor.Encoded(e) for e in block.envelopes]), certificate,
                  checkpoint, block.entries, block.log_nodes, block.index_rows)
                 for block, certificate, checkpoint in blocks]
-        self._importer_started().submit(rows)
+        self._submit(rows)
 
     def import_state(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Queue verified state records of a state sync, staged until
@@ -283,8 +288,8 @@ class Store:
         256 chunk-sized ones took 8 s of the importer's time, 7 large ones under 1 s)."""
         self._state_rows.extend(records)
         if len(self._state_rows) >= _STATE_IMPORT_BATCH:
-            self._importer_started().submit(self._state_rows)
-            self._state_rows = []
+            rows, self._state_rows = self._state_rows, []
+            self._submit(rows)
 
     def prepare_imports(self) -> None:
         """Start the import process now, while a state sync waits for its first
@@ -299,21 +304,48 @@ class Store:
             self._importer = ImportWriter(self.path)
         return self._importer
 
+    def _submit(self, rows: ImportBatch) -> None:
+        """Hand a batch to the import process; raise ImportFailed (sticky) if it or
+        anything before it failed."""
+        if self._import_failure is not None:
+            raise self._import_failure
+        try:
+            self._importer_started().submit(rows)
+        except ImportFailed as exc:
+            self._import_failure = exc
+            raise
+
     def _drain_imports(self) -> None:
+        """Wait until everything queued is written; raise ImportFailed (sticky) if
+        anything failed."""
         if self._state_rows:
-            self._importer_started().submit(self._state_rows)
-            self._state_rows = []
+            rows, self._state_rows = self._state_rows, []
+            self._submit(rows)
         if self._importer is not None:
             importer, self._importer = self._importer, None
-            importer.stop()
+            try:
+                importer.stop()
+            except ImportFailed as exc:
+                self._import_failure = exc
+        if self._import_failure is not None:
+            raise self._import_failure
 
-    def finish_state_sync(self) -> None:
+    def finish_state_sync(self, *, blocks: int, entries: int, records: int) -> None:
         """Make the imported blocks the chain and the imported records the world state,
         atomically and durably (the caller checked the records against the last
-        block's state root)."""
+        block's state root). `blocks`, `entries` and `records` are what the caller
+        verified and imported: if the staged tables hold anything else (an import that
+        failed), nothing is switched and ImportFailed is raised."""
         self._drain_imports()
         db = self._db
         with immediate(db):
+            staged = {table: db.execute(f"SELECT count(*) FROM sync_{table}").fetchone()[0]
+                      for table in ("blocks", "entries", "state")}
+            if staged != {"blocks": blocks, "entries": entries, "state": records}:
+                failure = ImportFailed(f"staged rows {staged} are not the {blocks} blocks, "
+                                       f"{entries} entries and {records} records verified")
+                self._import_failure = failure
+                raise failure
             # Each staged table joins its twin by the cheaper way round: the smaller
             # side is copied into the other, which then takes the chain's name (a node
             # with no history copies nothing; one with a long history copies only what
@@ -321,9 +353,8 @@ class Store:
             # old chain or the new one, whole. One decision for the four tables, by the
             # log sizes, which they follow.
             (have,), = db.execute("SELECT coalesce(max(log_index) + 1, 0) FROM entries")
-            (staged,), = db.execute("SELECT count(*) FROM sync_entries")
             for table in _STAGED_BESIDE:
-                if have < staged:
+                if have < entries:
                     db.execute(f"INSERT INTO sync_{table} SELECT * FROM {table}")
                     self._take_staged(table)
                 else:
@@ -359,8 +390,9 @@ class Store:
         """Drop what an unfinished state sync staged. A no-op without one."""
         self._state_rows = []
         if self._importer is not None:
-            with contextlib.suppress(InvariantViolation):  # its rows go anyway
+            with contextlib.suppress(ImportFailed):  # its rows go anyway
                 self._drain_imports()
+        self._import_failure = None
         if self._meta(STATE_SYNC_MARK) is None:
             return
         head = self.head()
