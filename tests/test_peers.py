@@ -473,3 +473,29 @@ def test_a_slow_consumer_cannot_grow_the_senders_memory(pki: dict[str, TlsFiles]
         server.close()
 
     run(scenario)
+
+
+def test_a_bug_in_the_message_handler_is_reported_and_raised_by_stop(
+    pki: dict[str, TlsFiles], peer_log: pytest.LogCaptureFixture,
+) -> None:
+    """Not a peer's fault (no Rejected): the node is told, to stop, and stop() raises it."""
+    ports = two_node_ports()
+
+    def buggy(peer: str, payload: bytes) -> None:
+        raise RuntimeError("a broken invariant")
+
+    node0, node1 = network(pki, "node0", ports, Inbox()), network(pki, "node1", ports, buggy)
+    reported: list[BaseException] = []
+    node1.on_failure = reported.append
+
+    async def scenario() -> None:
+        async with running(node0):
+            await node1.start()
+            await eventually(lambda: node0.connected_peers() == {"node1"})
+            node0.broadcast(b"hello")
+            await eventually(lambda: bool(reported))
+            with pytest.raises(RuntimeError, match="a broken invariant"):
+                await node1.stop()
+        assert [str(e) for e in reported] == ["a broken invariant"]
+
+    run(scenario)

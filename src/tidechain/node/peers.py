@@ -190,7 +190,8 @@ class PeerNetwork:
     `on_message(peer, payload)` runs on the event loop for every frame received. If it
     raises `Rejected`, the peer sent something invalid: its connection is closed and
     the reason logged. Any other exception is a bug: it is logged, ends that peer's
-    connection handling, and is raised again by `stop()`.
+    connection handling, is passed to `on_failure` (the node stops: a broken invariant
+    must not be lived with) and is raised again by `stop()`.
     """
 
     def __init__(
@@ -243,6 +244,7 @@ class PeerNetwork:
         self._pending_handshakes = 0
         self._stopping = False
         self._failure: BaseException | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -607,3 +609,5 @@ class PeerNetwork:
             log.error("peer network task %s failed", task.get_name(), exc_info=exc)
             if self._failure is None:
                 self._failure = exc
+                if self.on_failure is not None:
+                    self.on_failure(exc)

@@ -49,6 +49,7 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
                 server_context(tls), client_context(tls), runtime.on_peer_message,
                 rng=random.Random(os.urandom(16)))
             network.network_cas = ca_ders(tls.ca_cert.read_bytes())
+            network.on_failure = lambda _: runtime.stop()  # raised by network.stop()
             runtime.network = network
             await network.start()
         runner = web.AppRunner(Api(runtime).app(), access_log=None)
@@ -69,11 +70,13 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
         finally:
             warner.cancel()
     finally:
-        if network is not None:
-            await network.stop()
-        if runner is not None:
-            await runner.cleanup()
-        store.close()
+        try:
+            if network is not None:
+                await network.stop()  # raises a bug met on the peer path: exit non-zero
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            store.close()
     log.info("node %s stopped cleanly", config.name)
 
 
