@@ -6,6 +6,7 @@ state become the chain whichever side is bigger."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -99,27 +100,38 @@ def test_staged_rows_join_the_chain_whichever_side_is_bigger(
 
 
 def test_the_import_process_dies_with_its_node(tmp_path: Path) -> None:
+    """Killed by the kernel with its node (PR_SET_PDEATHSIG), not only by the end of
+    its input: a sleeper here holds the pipe's write end open after the node dies."""
     script = textwrap.dedent(f"""
-        import sys, time
+        import subprocess, time
         from pathlib import Path
         from tidechain.storage.store import Store
         store = Store(Path({str(tmp_path / "node.sqlite")!r}))
         store.prepare_imports()
-        print(store._importer._child.pid, flush=True)
+        child = store._importer._child
+        holder = subprocess.Popen(["sleep", "60"], pass_fds=(child.stdin.fileno(),))
+        time.sleep(1)  # the child is past its start-up
+        print(child.pid, holder.pid, flush=True)
         time.sleep(60)
     """)
     node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    holder = 0
     try:
         assert node.stdout is not None
-        child = int(node.stdout.readline())
+        child, holder = (int(pid) for pid in node.stdout.readline().split())
         assert _alive(child)
     finally:
         node.send_signal(signal.SIGKILL)
         node.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _alive(child)
+    try:
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(child)
+        assert _alive(holder)  # the pipe was still open: the kernel killed the child
+    finally:
+        if holder:
+            os.kill(holder, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
