@@ -499,3 +499,22 @@ def test_a_bug_in_the_message_handler_is_reported_and_raised_by_stop(
         assert [str(e) for e in reported] == ["a broken invariant"]
 
     run(scenario)
+
+
+def test_only_a_broken_invariant_on_the_peer_path_stops_the_node() -> None:
+    """A decoder bug (IndexError on hostile bytes, say) must not let a peer stop every
+    honest node: it ends one connection; a broken invariant of the node's own stops it."""
+    from tidechain.core.errors import InvariantViolation
+    from tidechain.node.serve import _stop_on_broken_invariant
+
+    class Runtime:
+        stopped = 0
+
+        def stop(self) -> None:
+            self.stopped += 1
+
+    runtime = Runtime()
+    _stop_on_broken_invariant(runtime, IndexError("hostile bytes"))  # type: ignore[arg-type]
+    assert runtime.stopped == 0
+    _stop_on_broken_invariant(runtime, InvariantViolation("head not stored"))  # type: ignore[arg-type]
+    assert runtime.stopped == 1

@@ -190,8 +190,8 @@ class PeerNetwork:
     `on_message(peer, payload)` runs on the event loop for every frame received. If it
     raises `Rejected`, the peer sent something invalid: its connection is closed and
     the reason logged. Any other exception is a bug: it is logged, ends that peer's
-    connection handling, is passed to `on_failure` (the node stops: a broken invariant
-    must not be lived with) and is raised again by `stop()`.
+    connection handling, is passed to `on_failure` (the node decides whether to stop:
+    `serve` stops on a broken invariant) and is raised again by `stop()`.
     """
 
     def __init__(

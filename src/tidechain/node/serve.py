@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -16,6 +17,7 @@ from aiohttp import web
 from tidechain.api.server import Api
 from tidechain.client.verify import iso_utc
 from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
+from tidechain.core.errors import InvariantViolation
 from tidechain.identity.certs import MS_PER_DAY
 from tidechain.node.config import ConfigError, load_genesis, load_node
 from tidechain.node.mempool import Mempool
@@ -49,7 +51,7 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
                 server_context(tls), client_context(tls), runtime.on_peer_message,
                 rng=random.Random(os.urandom(16)))
             network.network_cas = ca_ders(tls.ca_cert.read_bytes())
-            network.on_failure = lambda _: runtime.stop()  # raised by network.stop()
+            network.on_failure = functools.partial(_stop_on_broken_invariant, runtime)
             runtime.network = network
             await network.start()
         runner = web.AppRunner(Api(runtime).app(), access_log=None)
@@ -78,6 +80,18 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
                 await runner.cleanup()
             store.close()
     log.info("node %s stopped cleanly", config.name)
+
+
+def _stop_on_broken_invariant(runtime: NodeRuntime, exc: BaseException) -> None:
+    """A bug met on the peer path: an `InvariantViolation` (the node's own state is not
+    what its logic assumes) stops the node, and `network.stop()` raises it again, so
+    the process exits non-zero. Any other exception there only ends that peer's
+    connection, as a peer's bad input does: a decoder that raised, say, IndexError on
+    hostile bytes must not become a switch any peer can use to stop every honest node
+    at once (the exception is logged with its traceback either way)."""
+    if isinstance(exc, InvariantViolation):
+        log.error("stopping: a broken invariant on the peer path")
+        runtime.stop()
 
 
 CERT_CHECK_INTERVAL_S = 3600.0
