@@ -193,3 +193,22 @@ def test_the_import_process_ignores_a_tidechain_in_the_working_directory(
     # The node itself runs with -P here too, or it would import the plant first.
     subprocess.run([sys.executable, "-P", "-c", script], cwd=planted.parents[1], check=True)
     assert not marker.exists()
+
+
+def test_no_process_to_be_had_is_an_import_failure_not_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidechain.storage import store as store_module
+
+    def no_process(path: Path) -> None:
+        raise OSError(24, "Too many open files")
+
+    store = Store(tmp_path / "node.sqlite")
+    monkeypatch.setattr(store_module, "ImportWriter", no_process)
+    with pytest.raises(ImportFailed, match="not started"):
+        store.prepare_imports()
+    monkeypatch.undo()
+    store.prepare_imports()  # not sticky: the next session may start
+    store.import_state([(b"k", b"v")])
+    store.finish_state_sync(blocks=0, entries=0, records=1)
+    assert list(store.iter_state()) == [(b"k", b"v")]
+    store.close()

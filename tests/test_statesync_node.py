@@ -388,3 +388,40 @@ def test_an_import_process_that_dies_ends_the_session_and_a_later_one_finishes(
     assert "state sync abandoned" in caplog.text
     assert "state sync done" in caplog.text  # the next session
     assert_same_as_peers(cluster)
+
+
+def test_an_offerer_that_drips_chunks_cannot_hold_block_sync_off(
+        built: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chunk every 1.9 s is never 'no progress for 20 s'; the session's deadline
+    (STATE_CHUNK_BUDGET_MS per chunk) ends it all the same, and block sync catches up."""
+    monkeypatch.setattr(ledger_statesync, "MAX_STATE_CHUNK_RECORDS", 16)
+    g = genesis(validators=4)
+    cluster = cluster_behind(g, tmp_path, built)
+    router = Router(cluster)
+    behind = cluster.nodes[3]
+    held: list[tuple[str, bytes]] = []
+
+    def hold(name: str) -> Callable[[bytes], bytes | None]:
+        def fix(data: bytes) -> bytes | None:
+            if isinstance(decode_message(data, g.origin), StateChunk):
+                held.append((name, data))
+                return None
+            return data
+        return fix
+
+    for node in cluster.nodes[:3]:
+        router.tamper[node.signer.name] = hold(node.signer.name)
+    with caplog.at_level(logging.INFO, logger="tidechain.node"):
+        for tick in range(6_000):  # 60 s
+            router.run(10)
+            if tick % 190 == 0 and held:
+                name, data = held.pop(0)
+                behind.receive(name, data, cluster.now_ms)
+            if "state sync abandoned" in caplog.text:
+                break
+    assert "state sync abandoned (too slow:" in caplog.text  # not for a 20 s silence
+    assert "state sync done" not in caplog.text
+    router.tamper.clear()
+    router.run(3 * SYNC_PROBE_MS)
+    assert_same_as_peers(cluster)

@@ -623,6 +623,12 @@ class Node(ChainQueries):
         return claims[needed - 1] if len(claims) >= needed else 0
 
     def _start_state_sync(self, peer: str, now_ms: int) -> None:
+        try:
+            self.store.prepare_imports()  # before the session: it cannot run without
+        except ImportFailed as exc:
+            log.error("%s", exc)
+            self._state_sync_after_ms = now_ms + STATE_SYNC_RETRY_MS
+            return
         # Certificates are checked against the set signing the block after our head,
         # from our own state (ADR 0011), and only while the headers name that same set.
         validators_hash = validator_sets.next_validators_hash(self.chain.state, self.genesis)
@@ -632,7 +638,6 @@ class Node(ChainQueries):
             self.chain.chain_id, self.genesis.origin, list(self._peer_names), tip,
             LogFeed(self.chain.frontier.copy()), self.validators_for_height(tip.height + 1),
             validators_hash)
-        self.store.prepare_imports()
         log.info("%s claims height %d, %d blocks ahead: state sync", peer,
                  self._peer_heads.get(peer, 0), self._peer_heads.get(peer, 0) - tip.height)
         self.replies.extend(self._state_sync.start(peer, self._peer_heads.get(peer, 0),
@@ -646,10 +651,12 @@ class Node(ChainQueries):
             try:
                 self._finish_state_sync(session, now_ms)
             except ImportFailed as exc:  # nothing switched: start over later
-                log.error("%s", exc)
-                self._abandon_state_sync(now_ms)
-        elif session.stuck or session.stalled(now_ms):
-            self._abandon_state_sync(now_ms)
+                self._abandon_state_sync(now_ms, str(exc))
+        elif session.stuck:
+            self._abandon_state_sync(now_ms, "no peer left to ask, or a validator-set "
+                                             "change in its range")
+        elif (stall := session.stalled(now_ms)) is not None:
+            self._abandon_state_sync(now_ms, stall)
         else:
             self.replies.extend(session.pump(now_ms))
 
@@ -670,8 +677,7 @@ class Node(ChainQueries):
             else:
                 session.on_state(peer, message, self.store)
         except ImportFailed as exc:  # the writes failed, not the peer
-            log.error("%s", exc)
-            self._abandon_state_sync(now_ms)
+            self._abandon_state_sync(now_ms, str(exc))
         finally:  # a bad answer's request goes to the next peer at once
             self._drive_state_sync(now_ms)
 
@@ -698,11 +704,11 @@ class Node(ChainQueries):
             self.step(event)
         self._ask_sync(session.offer_peer, now_ms, force=True)  # blocks after H, if any
 
-    def _abandon_state_sync(self, now_ms: int) -> None:
+    def _abandon_state_sync(self, now_ms: int, reason: str) -> None:
         """Drop an unfinished state sync (no peer left to ask, no progress for
         STATE_SYNC_STALL_MS, a validator-set change in its range, or its writes failed);
         block sync goes on, and state sync may be tried again later."""
-        log.warning("state sync abandoned at %s; block sync continues",
+        log.warning("state sync abandoned (%s) at %s; block sync continues", reason,
                     self._state_sync.status() if self._state_sync else None)
         self.store.abandon_state_sync()
         self._state_sync = None
@@ -778,9 +784,9 @@ class Node(ChainQueries):
 
     def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
         if self._state_sync is not None:
-            # The chain moved on by consensus: what the session imported beyond the
-            # old head would collide with this block. Start over later (ADR 0009).
-            self._abandon_state_sync(self._clock_ms)
+            # The chain moved on by consensus: the session's staged rows start where
+            # this block does. Start over later (ADR 0009).
+            self._abandon_state_sync(self._clock_ms, "a block committed by consensus")
         prepared = self._prepared.get(block.block_hash)
         invariant(prepared is not None, "commit of a block this node never executed")
         assert prepared is not None

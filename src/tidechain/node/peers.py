@@ -609,5 +609,5 @@ class PeerNetwork:
             log.error("peer network task %s failed", task.get_name(), exc_info=exc)
             if self._failure is None:
                 self._failure = exc
-                if self.on_failure is not None:
-                    self.on_failure(exc)
+            if self.on_failure is not None:  # every one: a later one may be the fatal kind
+                self.on_failure(exc)

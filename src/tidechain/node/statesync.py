@@ -57,6 +57,12 @@ STATE_SYNC_STALL_MS = 10 * SYNC_PROBE_MS
 """A session that verified nothing new for this long is abandoned (block sync takes
 over, and state sync may be tried again later): peers that stop answering, or one that
 keeps a request unanswered, must not hold a node behind for ever."""
+STATE_CHUNK_BUDGET_MS = 100
+ENTRIES_BUDGET_MS_PER_1000 = 100
+"""Once the offer is verified, the session must finish within STATE_SYNC_STALL_MS plus
+these per chunk and per 1,000 entries still to fetch (about 10x what two cores need),
+or it is abandoned: a peer that answers just often enough never to look stalled (one
+chunk every few seconds) must not hold block sync off for hours."""
 
 Outgoing = list[tuple[str, OutgoingMessage]]
 
@@ -121,6 +127,7 @@ class StateSync:
     avoid: dict[tuple[str, int], str] = field(default_factory=dict)  # timed out there
     progress: tuple[int, int, int, bool] = (0, 0, 0, False)  # as of progress_ms
     progress_ms: int = 0
+    deadline_ms: int = 0  # set when the offer is verified
 
     def __post_init__(self) -> None:
         self.verifiers = {v.name: Verifier.of(v.name, v.public_key)
@@ -162,12 +169,23 @@ class StateSync:
             return not self._usable("hdrs")
         return not self._usable("ents") or not self._usable("state")
 
-    def stalled(self, now_ms: int) -> bool:
-        """Nothing new verified for STATE_SYNC_STALL_MS."""
+    def stalled(self, now_ms: int) -> str | None:
+        """Why the session should end: nothing new verified for STATE_SYNC_STALL_MS,
+        or past its deadline (see STATE_CHUNK_BUDGET_MS); None while it goes on."""
         progress = (len(self.headers), self.applied_to, len(self.chunks), self.offer_verified)
         if progress != self.progress:
             self.progress, self.progress_ms = progress, now_ms
-        return now_ms - self.progress_ms >= STATE_SYNC_STALL_MS
+        target = self.target
+        if target is not None and not self.deadline_ms:
+            entries_left = target.log_size - self.feed.frontier.size
+            self.deadline_ms = (now_ms + STATE_SYNC_STALL_MS
+                                + STATE_CHUNK_BUDGET_MS * self.chunks_total
+                                + ENTRIES_BUDGET_MS_PER_1000 * (entries_left // 1000 + 1))
+        if now_ms - self.progress_ms >= STATE_SYNC_STALL_MS:
+            return f"nothing verified for {STATE_SYNC_STALL_MS} ms"
+        if self.deadline_ms and now_ms >= self.deadline_ms:
+            return f"too slow: {len(self.chunks)} of {self.chunks_total} chunks by its deadline"
+        return None
 
     def status(self) -> dict[str, Any]:
         offer = self.offer

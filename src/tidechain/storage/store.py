@@ -301,7 +301,10 @@ class Store:
             # The importer's write transactions may briefly hold the write lock: wait
             # for it rather than fail (only a state sync ever contends).
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._importer = ImportWriter(self.path)
+            try:
+                self._importer = ImportWriter(self.path)
+            except OSError as exc:  # no process to be had (EMFILE, ENOMEM): not a bug
+                raise ImportFailed(f"state sync import process not started: {exc}") from exc
         return self._importer
 
     def _submit(self, rows: ImportBatch) -> None:
@@ -316,17 +319,20 @@ class Store:
             raise
 
     def _drain_imports(self) -> None:
-        """Wait until everything queued is written; raise ImportFailed (sticky) if
-        anything failed."""
-        if self._state_rows:
-            rows, self._state_rows = self._state_rows, []
-            self._submit(rows)
-        if self._importer is not None:
-            importer, self._importer = self._importer, None
-            try:
-                importer.stop()
-            except ImportFailed as exc:
-                self._import_failure = exc
+        """Wait until everything queued is written, and end the import process (even
+        when a batch cannot be queued); raise ImportFailed (sticky) if anything
+        failed."""
+        try:
+            if self._state_rows:
+                rows, self._state_rows = self._state_rows, []
+                self._submit(rows)
+        finally:
+            if self._importer is not None:
+                importer, self._importer = self._importer, None
+                try:
+                    importer.stop()
+                except ImportFailed as exc:
+                    self._import_failure = self._import_failure or exc
         if self._import_failure is not None:
             raise self._import_failure
 
