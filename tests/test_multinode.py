@@ -44,26 +44,32 @@ class Cluster:
     def live(self) -> list[tuple[int, Node]]:
         return [(i, n) for i, n in enumerate(self.nodes) if i not in self.down]
 
+    @staticmethod
+    def take_sends(node: Node) -> list[Broadcast | SendTo]:
+        """What `node` queued for its peers (gossip, consensus, replies), taken off it."""
+        outbox, node.outbox = node.outbox, []
+        gossip, node.gossip = node.gossip, []
+        replies, node.replies = node.replies, []
+        sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox,
+                 *(SendTo(peer, message) for peer, message in replies)]
+        return [action for action in sends if action is not None]
+
+    def targets(self, sender: int, action: Broadcast | SendTo) -> list[int]:
+        """The live nodes `action` of node `sender` reaches."""
+        if isinstance(action, Broadcast):
+            return [j for j, _ in self.live() if j != sender]
+        return [j for j, n in self.live() if n.signer.name == action.peer]
+
     def route(self) -> None:
         """Deliver every queued message until all outboxes are empty."""
         moved = True
         while moved:
             moved = False
             for i, node in self.live():
-                outbox, node.outbox = node.outbox, []
-                gossip, node.gossip = node.gossip, []
-                replies, node.replies = node.replies, []
-                sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox,
-                         *(SendTo(peer, message) for peer, message in replies)]
-                for action in filter(None, sends):
+                for action in self.take_sends(node):
                     moved = True
                     data = encode_message(action.message)
-                    if isinstance(action, Broadcast):
-                        targets = [j for j, _ in self.live() if j != i]
-                    else:
-                        assert isinstance(action, SendTo)
-                        targets = [j for j, n in self.live() if n.signer.name == action.peer]
-                    for j in targets:
+                    for j in self.targets(i, action):
                         self.nodes[j].receive(node.signer.name, data, self.now_ms)
 
     def run(self, ms: int) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import genesis, key, tx
 from tests.test_multinode import Cluster
-from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Tick
+from tidechain.consensus import PRECOMMIT, CommitCertificate, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.core.errors import PeerError
 from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS, SYNC_PROBE_MS
@@ -34,7 +34,6 @@ from tidechain.node.wire import (
     Entries,
     StateChunk,
     SyncAnswer,
-    TxGossip,
     decode_message,
     encode_message,
 )
@@ -108,12 +107,7 @@ class Router:
         while moved and delivered < max_messages:
             moved = False
             for i, node in self.cluster.live():
-                outbox, node.outbox = node.outbox, []
-                gossip, node.gossip = node.gossip, []
-                replies, node.replies = node.replies, []
-                sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox,
-                         *(SendTo(peer, message) for peer, message in replies)]
-                for action in filter(None, sends):
+                for action in self.cluster.take_sends(node):
                     moved = True
                     delivered += 1
                     data = encode_message(action.message)
@@ -122,19 +116,21 @@ class Router:
                         data = fix(data)
                         if data is None:
                             continue
-                    if isinstance(action, Broadcast):
-                        targets = [j for j, _ in self.cluster.live() if j != i]
-                    else:
-                        assert isinstance(action, SendTo)
-                        targets = [j for j, n in self.cluster.live()
-                                   if n.signer.name == action.peer]
-                    for j in targets:
+                    for j in self.cluster.targets(i, action):
                         try:
                             self.cluster.nodes[j].receive(node.signer.name, data,
                                                           self.cluster.now_ms)
                         except PeerError as exc:
                             self.errors.append(exc)
         return delivered
+
+    def step(self) -> None:
+        """10 ms on the clock (sync polls only, no consensus ticks) and one message
+        delivered: a state sync in slow motion, to stop it at a chosen point."""
+        self.cluster.now_ms += 10
+        for _, node in self.cluster.live():
+            node.poll_sync(self.cluster.now_ms)
+        self.route(max_messages=1)
 
     def run(self, ms: int, per_tick: int = 10**6) -> None:
         """Advance the clock by `ms`, delivering at most `per_tick` messages a tick."""
@@ -191,10 +187,7 @@ def test_status_shows_records_and_entries_fetched_of_the_totals(
     behind = cluster.nodes[3]
     seen = []
     for _ in range(100):
-        cluster.now_ms += 10
-        for _, node in cluster.live():
-            node.poll_sync(cluster.now_ms)
-        router.route(max_messages=1)
+        router.step()
         status = behind.sync_status().get("state_sync")
         if status:
             seen.append(status)
@@ -247,10 +240,7 @@ def test_a_crash_in_the_middle_leaves_the_old_head_and_a_restart_finishes(
     router = Router(cluster)
     behind = cluster.nodes[3]
     for _ in range(200):  # until some entries are imported, not all
-        cluster.now_ms += 10
-        for _, node in cluster.live():
-            node.poll_sync(cluster.now_ms)
-        router.route(max_messages=1)
+        router.step()
         status = behind.sync_status().get("state_sync") or {}
         if status.get("entries"):
             break
@@ -373,10 +363,7 @@ def test_an_import_process_that_dies_ends_the_session_and_a_later_one_finishes(
     router = Router(cluster)
     behind = cluster.nodes[3]
     for _ in range(200):  # until some entries are handed to the import process
-        cluster.now_ms += 10
-        for _, node in cluster.live():
-            node.poll_sync(cluster.now_ms)
-        router.route(max_messages=1)
+        router.step()
         if (behind.sync_status().get("state_sync") or {}).get("entries"):
             break
     importer = behind.store._importer

@@ -73,6 +73,16 @@ def _network(files: TlsFiles, me: str, ports: dict[str, int], inbox: Inbox) -> P
                        queue_max_bytes=1024 * 1024)
 
 
+def _nodes(material: dict[str, object]) -> tuple[TlsFiles, TlsFiles, TlsFiles, bytes]:
+    """node0 (network CA), node3 (delta's CA), other3 (an impostor's), and delta's CA."""
+    node0, node3, other3 = (material[n] for n in ("node0", "node3", "other3"))
+    assert isinstance(node0, TlsFiles) and isinstance(node3, TlsFiles)
+    assert isinstance(other3, TlsFiles)
+    delta = material["delta"]
+    assert isinstance(delta, bytes)
+    return node0, node3, other3, delta
+
+
 def _der(files: TlsFiles) -> bytes:
     return from_pem(files.cert.read_bytes())
 
@@ -86,11 +96,7 @@ def test_the_pinned_fingerprint_is_sha256_of_the_der(material: dict[str, object]
 
 
 def test_admission_rules(material: dict[str, object]) -> None:
-    node0, node3, other3 = (material[n] for n in ("node0", "node3", "other3"))
-    assert isinstance(node0, TlsFiles) and isinstance(node3, TlsFiles)
-    assert isinstance(other3, TlsFiles)
-    delta = material["delta"]
-    assert isinstance(delta, bytes)
+    node0, node3, other3, delta = _nodes(material)
     fake1 = material["fake1"]
     assert isinstance(fake1, tuple)
     pin = certificate_fingerprint(_der(node3))
@@ -113,11 +119,7 @@ def test_admission_rules(material: dict[str, object]) -> None:
 def test_an_org_ca_node_connects_once_its_ca_is_trusted_and_its_pin_matches(
         material: dict[str, object], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    node0, node3, other3 = (material[n] for n in ("node0", "node3", "other3"))
-    assert isinstance(node0, TlsFiles) and isinstance(node3, TlsFiles)
-    assert isinstance(other3, TlsFiles)
-    delta = material["delta"]
-    assert isinstance(delta, bytes)
+    node0, node3, _, delta = _nodes(material)
     ports = dict(zip(["node0", "node3"], free_ports(2), strict=True))
     inbox0, inbox3 = Inbox(), Inbox()
     net0 = _network(node0, "node0", ports, inbox0)
@@ -147,11 +149,7 @@ def test_an_org_ca_node_connects_once_its_ca_is_trusted_and_its_pin_matches(
 def test_a_wrong_certificate_for_a_pinned_name_is_refused(
         material: dict[str, object], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    node0, node3, other3 = (material[n] for n in ("node0", "node3", "other3"))
-    assert isinstance(node0, TlsFiles) and isinstance(node3, TlsFiles)
-    assert isinstance(other3, TlsFiles)
-    delta = material["delta"]
-    assert isinstance(delta, bytes)
+    node0, node3, other3, delta = _nodes(material)
     ports = dict(zip(["node0", "node3"], free_ports(2), strict=True))
     net0 = _network(node0, "node0", ports, Inbox())
     impostor = _network(other3, "node3", ports, Inbox())

@@ -1,0 +1,8 @@
+"""The `tide` command line (`main.py`); its exit codes, shared by every command module."""
+
+EXIT_OK = 0
+EXIT_VERIFICATION_FAILED = 1
+EXIT_REJECTED = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process killed by it

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidechain.cli import EXIT_OK, EXIT_REJECTED
 from tidechain.core.hexcodec import parse_hex
 from tidechain.node.config import ConfigError
 
@@ -166,7 +167,7 @@ def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
         if args.dry_run:
             answer = client.gov_dry_run(tx)
             out.result(answer, _dry_run_lines(answer))
-            return int(cli.EXIT_OK if answer["ok"] else cli.EXIT_REJECTED)
+            return EXIT_OK if answer["ok"] else EXIT_REJECTED
         committed = client.submit(tx, wait=True)
     proposal_id = committed["log_index"]
     data = {"id": proposal_id, "action": args.action, "tx_id": committed["tx_id"],
@@ -175,7 +176,7 @@ def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
             else "in the block after it passes")
     out.result(data, [f"proposal #{proposal_id}: {args.action} (takes effect {when}); "
                       f"vote with: tide gov vote {proposal_id} --approve"])
-    return int(cli.EXIT_OK)
+    return EXIT_OK
 
 
 def _dry_run_lines(answer: dict[str, Any]) -> list[str]:
@@ -209,7 +210,7 @@ def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
     if proposal["status"] == "passed":
         line += f"; takes effect at height {proposal['apply_height']}"
     out.result(data, [line])
-    return int(cli.EXIT_OK)
+    return EXIT_OK
 
 
 def cmd_gov_list(args: argparse.Namespace, out: Output) -> int:
@@ -228,4 +229,4 @@ def cmd_gov_list(args: argparse.Namespace, out: Output) -> int:
         lines.append(f"  #{p['id']:<6} {p['status']:<8} {p['action']:<12} by {p['org']:<10} "
                      f"{tally['approvals']} for, {tally['rejections']} against  {where}".rstrip())
     out.result(found, lines)
-    return int(cli.EXIT_OK)
+    return EXIT_OK

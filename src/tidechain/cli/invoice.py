@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidechain.cli import EXIT_OK
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
 from tidechain.contracts.invoice.content import REASONS
@@ -54,7 +55,7 @@ def _send(args: argparse.Namespace, out: Output, client: Client, tx: Any, what: 
     events = ", ".join(e["type"] for e in committed.get("events", []))
     out.result(committed, [f"{what}: committed at log index {committed['log_index']} "
                            f"({events})"])
-    return 0
+    return EXIT_OK
 
 
 def fen_text(value: int) -> str:
@@ -89,7 +90,7 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
     else:
         lines.append("  content: sealed (give --key FILE of a reader to open it)")
     out.result(data, lines)
-    return 0
+    return EXIT_OK
 
 
 def cmd_stats(args: argparse.Namespace, out: Output) -> int:
@@ -100,7 +101,7 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
                        "invoice(s)",
                        f"  reversed    {fen_text(stats['reversed'])}",
                        f"  reimbursed  {fen_text(stats['reimbursed'])}"])
-    return 0
+    return EXIT_OK
 
 
 def cmd_set_auditors(args: argparse.Namespace, out: Output) -> int:

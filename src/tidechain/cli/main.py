@@ -22,6 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tidechain.cli import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_UNREACHABLE,
+    EXIT_VERIFICATION_FAILED,
+)
 from tidechain.cli import governance as governance_commands
 from tidechain.cli import invoice as invoice_commands
 from tidechain.client.txbuilder import Progress, hash_file
@@ -52,12 +60,6 @@ from tidechain.node.config import (
 if TYPE_CHECKING:
     from tidechain.client.sdk import Client
 
-EXIT_OK = 0
-EXIT_VERIFICATION_FAILED = 1
-EXIT_REJECTED = 2
-EXIT_UNREACHABLE = 3
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
 
 NODE_ENV = "TIDE_NODE"
 TRUST_FILE = "trust.txt"
