@@ -23,10 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.nodes import RunningNode, free_port, running_node
-from tidechain.api.openapi import OPENAPI
+from tidechain.api.openapi import openapi_document
+from tidechain.api.routes import all_routes
 from tidechain.client import Client, NodeUnreachable, deposit_tx, verify_deposit_receipt
 from tidechain.client.state_proof import verify_state_bundle
-from tidechain.contracts import evidence
+from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import (
@@ -47,6 +48,7 @@ from tidechain.ledger.types import SignedTx, TxBody
 from tidechain.node.config import client_signer
 
 CBOR = "application/cbor"
+OPENAPI = openapi_document(all_routes(default_registry()))
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,9 @@ def test_openapi_document_is_served_and_covers_every_route(http: httpx.Client) -
     from tidechain.api.server import Api
 
     assert http.get("/v1/openapi.json").json() == OPENAPI
-    app = Api.__new__(Api).app()  # routes only: the handlers are never called
+    api = Api.__new__(Api)
+    api.routes = all_routes(default_registry())
+    app = api.app()  # routes only: the handlers are never called
     served = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
               if r.resource is not None and r.method != "HEAD"}
     documented = {(method, path) for path, ops in OPENAPI["paths"].items() for method in ops}
@@ -168,9 +172,10 @@ def test_submit_and_wait_then_query_everything(http: httpx.Client, sdk: Client,
     assert receipt.headers["content-type"].startswith("text/plain")
     proven = verify_deposit_receipt(receipt.text, sdk.trust or "", tx.body.args["digest"])
     assert proven.tx_id == tx.tx_id
-    deposits = http.get(f"/v1/evidence/digest/{tx.body.args['digest'].hex()}").json()["deposits"]
+    deposits = http.get("/v1/apps/evidence/deposits",
+                        params={"digest": tx.body.args["digest"].hex()}).json()["items"]
     assert [d["index"] for d in deposits] == [index]
-    deposit = http.get(f"/v1/evidence/deposit/{index}").json()
+    deposit = http.get("/v1/apps/evidence/deposit", params={"index": index}).json()
     assert deposit["depositor"] == depositor.public_key.hex()
     assert deposit["amended_by"] == []
     checkpoint = http.get("/v1/checkpoint")
@@ -214,8 +219,8 @@ def test_sdk_deposit_file_writes_a_verified_receipt(tmp_path: Path, sdk: Client,
                                write_receipt=False)
     assert amended.proven.amends == outcome.log_index and amended.receipt_path is None
     assert sdk.deposit(outcome.log_index)["amended_by"] == [amended.log_index]
-    assert [d["index"] for d in sdk.deposits(outcome.digest)] == [outcome.log_index,
-                                                                  amended.log_index]
+    assert [d["index"] for d in sdk.deposits(outcome.digest)] == [amended.log_index,
+                                                                  outcome.log_index]
 
 
 def test_sdk_checks_checkpoints_receipts_and_consistency(sdk: Client) -> None:
@@ -300,9 +305,9 @@ def test_oversized_request_body_is_refused(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/v1/tx/zz", "/v1/tx/" + "ab" * 31, "/v1/tx/" + "ab" * 33, "/v1/tx/" + "g" * 64 + "/wait",
-     "/v1/evidence/digest/xyz", "/v1/evidence/digest/" + "00" * 31,
+     "/v1/apps/evidence/deposits?digest=xyz", "/v1/apps/evidence/deposits?digest=" + "00" * 31,
      "/v1/block/-1", "/v1/block/abc", "/v1/block/1e3", "/v1/block/" + "9" * 30,
-     "/v1/log/entry/-5", "/v1/proof/x", "/v1/evidence/deposit/0x10",
+     "/v1/log/entry/-5", "/v1/proof/x", "/v1/apps/evidence/deposit?index=0x10",
      "/v1/log/consistency", "/v1/log/consistency?old=x", "/v1/log/consistency?old=0",
      "/v1/log/consistency?old=5&new=2", "/v1/tx/" + "00" * 32 + "/wait?timeout_ms=-1"],
 )
@@ -313,7 +318,7 @@ def test_bad_parameters_are_refused(http: httpx.Client, path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/v1/tx/" + "00" * 32, "/v1/block/999999999", "/v1/log/entry/999999999",
-     "/v1/proof/999999999", "/v1/evidence/deposit/999999999"],
+     "/v1/proof/999999999", "/v1/apps/evidence/deposit?index=999999999"],
 )
 def test_missing_objects_are_404(http: httpx.Client, path: str) -> None:
     assert_rejection(http.get(path), 404, "not_found")
@@ -526,7 +531,7 @@ def test_a_full_mempool_answers_busy_with_retry_after(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/v1/block/%C2%B2", "/v1/proof/%C2%B2", "/v1/evidence/deposit/%C2%B2",
+    "/v1/block/%C2%B2", "/v1/proof/%C2%B2", "/v1/apps/evidence/deposit?index=%C2%B2",
     "/v1/log/consistency?old=%C2%B2", "/v1/block/9999999999999999999",
     "/v1/log/entry/9999999999999999999", "/v1/log/consistency?old=1&new=0",
 ])

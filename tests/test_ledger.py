@@ -11,6 +11,7 @@ from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import merkle
 from tidechain.core.errors import BadSignature, InvariantViolation, Rejected
+from tidechain.ledger.application import HeadView, PageRequest
 from tidechain.ledger.chain import Chain, check_tx_static, genesis_state
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.types import LogEntry
@@ -40,10 +41,12 @@ def test_deposit_then_lookup_earliest_first(tmp_path: Path) -> None:
     t2 = tx(g, key(2), args={"digest": digest, "meta": {"who": "second"}}, nonce=2)
     commit(chain, store, [t1], GENESIS_TIME_MS + 1)
     prepared, _ = commit(chain, store, [t2], GENESIS_TIME_MS + 2)
-    found = evidence.deposits_of_digest(store, digest, 10)
-    assert [r["meta"]["who"] for r in found] == ["first", "second"]
-    assert [r["index"] for r in found] == [0, 1]
-    assert found[0]["depositor"] == key(1).public_key
+    view = HeadView(store, chain.height, chain.head_time_ms, store)
+    found = evidence.QUERIES["deposits"].fn(
+        view, evidence.queries.DepositsParams(digest=digest.hex()), PageRequest()).items
+    assert [r.meta["who"] for r in found] == ["second", "first"]  # newest first
+    assert [r.index for r in found] == [1, 0]
+    assert found[1].depositor == key(1).public_key.hex()
     entry = LogEntry.decode(prepared.entries[0])
     assert entry.result.ok and entry.height == 2 and entry.time_ms == GENESIS_TIME_MS + 2
 
@@ -65,7 +68,10 @@ def test_amend_links_without_changing_the_original(tmp_path: Path) -> None:
     assert (results[1].ok, results[1].error) == (False, "forbidden")
     assert (results[2].ok, results[2].error) == (False, "not_found")
     assert evidence.get_deposit(store, 0) == before
-    assert evidence.amendments_of(store, 0, 10) == [1]
+    view = HeadView(store, chain.height, chain.head_time_ms, store)
+    amendments = evidence.QUERIES["amendments"].fn(
+        view, evidence.queries.AmendmentsParams(of=0), PageRequest())
+    assert [d.index for d in amendments.items] == [1] and amendments.next is None
     assert evidence.get_deposit(store, 1)["amends"] == 0  # type: ignore[index]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -25,13 +24,13 @@ from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.chain import genesis_state
 from tidechain.ledger.state_tree import EMPTY_ROOT, StateTree
 from tidechain.ledger.statesync import (
+    IndexRules,
     LogFeed,
     StateAssembly,
     StateOffer,
     Tip,
     UnknownValidatorSet,
     fold_top,
-    index_rows,
     leaf_of,
     make_snapshot,
     skim_entry,
@@ -205,8 +204,10 @@ def _blocks(store: Store) -> list[tuple[BlockHeader, bytes, list[bytes]]]:
 
 
 def test_skimming_and_indexing_agree_with_execution(chain_store: Store) -> None:
-    stored_index = {(name, key, index) for name in ("evidence/digest", "evidence/amends")
+    stored_index = {(name, key, index)
+                    for name in ("evidence/all", "evidence/digest", "evidence/amends")
                     for key, index in _index_rows(chain_store, name)}
+    rules = IndexRules(default_registry())
     derived = set()
     for header, _, entries in _blocks(chain_store):
         first = header.log_size - header.tx_count
@@ -215,7 +216,7 @@ def test_skimming_and_indexing_agree_with_execution(chain_store: Store) -> None:
             decoded = LogEntry.decode(entry)
             assert skimmed.envelope == decoded.tx.encode()
             assert skimmed.tx_id == decoded.tx.tx_id
-            derived.update(index_rows(skimmed, first + offset))
+            derived.update(rules.rows(skimmed, first + offset))
     assert derived == stored_index
     assert any(name == "evidence/amends" for name, _, _ in derived)
 
@@ -230,14 +231,14 @@ def _index_rows(store: Store, name: str) -> list[tuple[bytes, int]]:
 def test_entries_are_accepted_only_as_certified(chain_store: Store, data: st.DataObject
                                                 ) -> None:
     blocks = _blocks(chain_store)
-    honest = LogFeed(merkle.CompactRange())
+    honest = LogFeed(merkle.CompactRange(), IndexRules(default_registry()))
     for header, _, entries in blocks:
         honest.add_block(header, entries)
     assert honest.frontier.root() == blocks[-1][0].log_root
     # One flipped byte, anywhere in any entry of a block, and the block is refused.
     b = data.draw(st.integers(0, len(blocks) - 1))
     header, _, entries = blocks[b]
-    feed = LogFeed(merkle.CompactRange())
+    feed = LogFeed(merkle.CompactRange(), IndexRules(default_registry()))
     for earlier, _, earlier_entries in blocks[:b]:
         feed.add_block(earlier, earlier_entries)
     i = data.draw(st.integers(0, len(entries) - 1))
@@ -333,21 +334,6 @@ def test_a_state_crowding_one_prefix_is_not_offered() -> None:
                if hashlib.sha256(k).digest()[:2].hex()[:3] == "abc"][:5]
     assert make_snapshot(1, ((k, b"") for k in crowded), max_records=4) is None
     assert make_snapshot(1, ((k, b"") for k in crowded), max_records=5) is not None
-
-
-def test_every_contract_that_files_index_entries_has_an_index_function() -> None:
-    """State sync rebuilds secondary indexes from entries, contract by contract: a
-    contract calling `ctx.index` without an entry in INDEXED_CONTRACTS would leave a
-    synced node's index silently short."""
-    contracts = Path(statesync.__file__).resolve().parents[1] / "contracts"
-    filing = set()
-    for path in contracts.rglob("*.py"):
-        text = path.read_text()
-        if "ctx.index(" in text:
-            names = [line.split("=", 1)[1].strip().strip('"') for line in text.splitlines()
-                     if line.startswith("NAME = ")]
-            filing.update(names or [path.stem])
-    assert filing and filing <= set(statesync.INDEXED_CONTRACTS), filing
 
 
 @settings(max_examples=150)

@@ -66,7 +66,8 @@ def test_an_empty_validator_state_syncs_from_real_peers(tmp_path: Path) -> None:
         receipt = Client(net.url(0)).receipt(17)
         assert verify_receipt(receipt, trust).index == 17
         digest = hashlib.sha256(b"catch-up %d" % 1234).hexdigest()  # as build_chain makes
-        for path in ("/v1/log/entry/1234", "/v1/block/7", f"/v1/evidence/digest/{digest}"):
+        for path in ("/v1/log/entry/1234", "/v1/block/7",
+                     f"/v1/apps/evidence/deposits?digest={digest}"):
             ours = httpx.get(net.url(0) + path, timeout=10)
             theirs = httpx.get(net.url(1) + path, timeout=10)
             assert ours.status_code == theirs.status_code

@@ -1,7 +1,10 @@
-"""The REST API: a thin mapping of HTTP onto the node facade (`Node`, `NodeRuntime`).
+"""The REST API: the route table (`api/routes.py`) bound to the node facade.
 
-No business rule lives here. Every `Rejected` becomes its HTTP status with
-`{"error": code, "reason": ...}`; anything else is a bug and is logged as one (500).
+No business rule lives here. Parameters are parsed into each route's declared Struct;
+every answer is converted through the model its route declares for its status before
+it is sent, so what leaves is what the OpenAPI document says. Every `Rejected` becomes
+its HTTP status with `{"error": code, "reason": ...}`; anything else is a bug and is
+logged as one (500).
 """
 
 from __future__ import annotations
@@ -10,17 +13,19 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from tidechain.api.openapi import OPENAPI
+from tidechain.api.openapi import openapi_document
+from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
 from tidechain.core import cbor
-from tidechain.core.errors import Busy, DecodeError, Rejected
+from tidechain.core.errors import Busy, DecodeError, InvariantViolation, Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
-from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES
-from tidechain.identity.uscc import validate_uscc
+from tidechain.core.limits import MAX_HTTP_BODY_BYTES
+from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import SignedTx
 from tidechain.node.node import Committed
 from tidechain.node.runtime import NodeRuntime, now_ms
@@ -28,13 +33,12 @@ from tidechain.node.runtime import NodeRuntime, now_ms
 log = logging.getLogger("tidechain.api")
 
 CBOR = "application/cbor"
-MAX_INT_PARAM = 2**63 - 1
-"""Heights, indexes and sizes are SQLite integers."""
-MAX_STATE_KEY_BYTES = 1024
-_DECIMAL = re.compile(r"[0-9]{1,19}")
-_INVOICE_NUMBER = re.compile(r"[0-9]{20}")
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
+"""(status, value[, headers]): the value is converted through the route's model for
+the status."""
+PAGE_FIELDS = ("cursor", "limit")
 
 
 def _error_response(exc: Rejected) -> web.Response:
@@ -53,44 +57,89 @@ async def _rejections(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status >= 400:
             reason = exc.reason or "request refused"
-            code = "too_large" if exc.status == 413 else "http"
-            return web.json_response({"error": code, "reason": reason}, status=exc.status)
+            code = {405: "method_not_allowed", 413: "too_large", 404: "not_found"}.get(
+                exc.status, "http")
+            headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+            return web.json_response({"error": code, "reason": reason}, status=exc.status,
+                                     headers=headers)
         raise
 
 
-def _int_param(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.match_info.get(name) or request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise DecodeError(f"missing parameter {name!r}")
-        return default
-    # ASCII digits only (str.isdigit() also accepts '²'), within SQLite's integer range.
-    if not _DECIMAL.fullmatch(raw) or int(raw) > MAX_INT_PARAM:
-        raise DecodeError(f"parameter {name!r} must be an integer in 0..{MAX_INT_PARAM}")
-    return int(raw)
+def parse_params(route: Route, request: web.Request) -> tuple[Any, PageRequest | None]:
+    """The route's parameters from the path and the query string, and for a paged
+    application query its page request; DecodeError naming what is wrong."""
+    raw: dict[str, str] = dict(request.match_info)
+    for name in request.query:
+        values = request.query.getall(name)
+        if len(values) > 1:
+            raise DecodeError(f"parameter {name!r} given {len(values)} times")
+        if name in raw:
+            raise DecodeError(f"parameter {name!r} is part of the path")
+        raw[name] = values[0]
+    page = None
+    if route.query is not None and route.paged:
+        page_raw = {k: raw.pop(k) for k in PAGE_FIELDS if k in raw}
+        page = _convert(page_raw, PageRequest)
+    if route.params is None:
+        return None, page
+    return _convert(raw, route.params), page
 
 
-def _hex_param(request: web.Request, name: str, size: int) -> bytes:
-    return parse_hex(request.match_info.get(name, ""), size, name)
+_DECIMAL = re.compile(r"-?[0-9]{1,19}")
 
 
-def _committed_json(c: Committed) -> tuple[dict[str, Any], int]:
-    if c.rejection is not None:
-        body = c.rejection.to_dict() | {"tx_id": c.tx_id.hex()}
-        return body, c.rejection.http_status
-    assert c.result is not None
-    out: dict[str, Any] = {
-        "tx_id": c.tx_id.hex(), "status": "committed", "log_index": c.log_index,
-        "height": c.height,
-    }
-    if c.result.ok:
-        out["events"] = [{"type": e.kind, "data": to_json(e.data)} for e in c.result.events]
-        return out, 200
-    # Committed but refused by the contract: a typed rejection, with where it landed.
-    return out | {"error": c.result.error, "reason": c.result.reason}, 422
+def _integer_fields(kind: type[Any]) -> frozenset[str]:
+    """The fields of a parameters Struct that hold integers (maybe optional)."""
+    info = msgspec.inspect.type_info(kind)
+    if not isinstance(info, msgspec.inspect.StructType):
+        return frozenset()
+
+    def is_int(t: msgspec.inspect.Type) -> bool:
+        if isinstance(t, msgspec.inspect.Metadata):
+            return is_int(t.type)
+        if isinstance(t, msgspec.inspect.UnionType):
+            return any(is_int(x) for x in t.types)
+        return isinstance(t, msgspec.inspect.IntType)
+
+    return frozenset(f.encode_name for f in info.fields if is_int(f.type))
 
 
-async def _read_tx_body(request: web.Request) -> bytes:
+def _convert(raw: Mapping[str, str], kind: type[Any]) -> Any:
+    # msgspec's lax mode reads "1e3" as 1000; an integer parameter is plain decimal.
+    for name in _integer_fields(kind):
+        value = raw.get(name)
+        if value is not None and not _DECIMAL.fullmatch(value):
+            raise DecodeError(f"bad parameter: {name!r} must be a decimal integer")
+    try:
+        return msgspec.convert(raw, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc).replace("`$.", "`").replace("$.", "")
+        raise DecodeError(f"bad parameter: {text}") from None
+
+
+def render(route: Route, status: int, value: Any, headers: Mapping[str, str] | None = None
+           ) -> web.Response:
+    """The answer as the route declares it for `status`."""
+    model = route.answers.get(status)
+    if model is None:
+        raise InvariantViolation(f"{route.operation_id} answered {status}, not declared")
+    if model is TEXT:
+        if not isinstance(value, str):
+            raise InvariantViolation(f"{route.operation_id}: text answer is not text")
+        return web.Response(text=value, content_type="text/plain", status=status,
+                            headers=headers)
+    if not isinstance(value, msgspec.Struct):
+        try:
+            value = msgspec.convert(value, model)
+        except msgspec.ValidationError as exc:
+            raise InvariantViolation(
+                f"{route.operation_id} answer does not fit its model: {exc}") from None
+    return web.Response(body=msgspec.json.encode(value), status=status,
+                        content_type=JSON, headers=headers)
+
+
+async def read_tx_body(request: web.Request) -> bytes:
+    """One encoded transaction: application/cbor, or JSON {"tx": base64}."""
     body = await request.read()
     if request.content_type == CBOR:
         return body
@@ -102,60 +151,92 @@ async def _read_tx_body(request: web.Request) -> bytes:
             "send the transaction as application/cbor, or JSON {\"tx\": base64}") from exc
 
 
+def _committed(c: Committed, receipt: str | None = None) -> Answer:
+    if c.rejection is not None:
+        raise _TxRejection(c.rejection, c.tx_id)
+    assert c.result is not None
+    out: dict[str, Any] = {"tx_id": c.tx_id.hex(), "status": "committed",
+                           "log_index": c.log_index, "height": c.height}
+    if c.result.ok:
+        out["events"] = [{"type": e.kind, "data": to_json(e.data)} for e in c.result.events]
+        out["receipt"] = receipt
+        return 200, out
+    # Committed but refused by the contract: a typed rejection, with where it landed.
+    return 422, out | {"error": c.result.error, "reason": c.result.reason}
+
+
+class _TxRejection(Rejected):
+    """A dropped transaction's rejection, answered with its id."""
+
+    def __init__(self, inner: Rejected, tx_id: bytes) -> None:
+        super().__init__(inner.reason, code=inner.code)
+        self.http_status = inner.http_status
+        self.tx_id = tx_id
+
+    def to_dict(self) -> dict[str, str]:
+        return super().to_dict() | {"tx_id": self.tx_id.hex()}
+
+
+
+
 class Api:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
         self.node = runtime.node
+        self.routes = all_routes(self.node.chain.registry)
+        self.document = openapi_document(self.routes)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
-        r = app.router
-        r.add_get("/v1/openapi.json", self.openapi)
-        r.add_get("/v1/status", self.status)
-        r.add_get("/v1/checkpoint", self.checkpoint)
-        r.add_post("/v1/tx", self.submit)
-        r.add_post("/v1/tx/batch", self.submit_batch)
-        r.add_get("/v1/tx/{tx_id}", self.tx)
-        r.add_get("/v1/tx/{tx_id}/wait", self.wait)
-        r.add_get("/v1/block/{height}", self.block)
-        r.add_get("/v1/log/entry/{index}", self.entry)
-        r.add_get("/v1/log/consistency", self.consistency)
-        r.add_get("/v1/proof/{index}", self.proof)
-        r.add_get("/v1/state/proof/{key}", self.state_proof)
-        r.add_get("/v1/evidence/digest/{digest}", self.deposits)
-        r.add_get("/v1/evidence/deposit/{index}", self.deposit)
-        r.add_get("/v1/contracts", self.contracts)
-        r.add_get("/v1/members", self.members)
-        r.add_get("/v1/members/{key}", self.member)
-        r.add_get("/v1/gov/proposals", self.gov_list)
-        r.add_get("/v1/gov/proposals/{id}", self.gov_get)
-        r.add_post("/v1/gov/dry-run", self.gov_dry_run)
-        # `stats` first: `{number}` would match it otherwise.
-        r.add_get("/v1/invoices/stats", self.invoice_stats)
-        r.add_get("/v1/invoices/auditors", self.invoice_auditors)
-        r.add_get("/v1/invoices/{number}", self.invoice)
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, self._endpoint(route))
         return app
 
-    async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(OPENAPI)
+    def _endpoint(self, route: Route) -> Handler:
+        answer: Callable[..., Awaitable[Answer]] = getattr(self, route.handler)
 
-    async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.status())
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            params, page = parse_params(route, request)
+            status, value, *headers = await answer(request, route, params, page)
+            return render(route, status, value, headers[0] if headers else None)
 
-    async def checkpoint(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.node.checkpoint(), content_type="text/plain")
+        return endpoint
 
-    async def submit(self, request: web.Request) -> web.Response:
-        raw = await _read_tx_body(request)
-        wait = request.query.get("wait", "false") in ("1", "true")
-        timeout_ms = _int_param(request, "timeout_ms", COMMIT_WAIT_MAX_MS)
-        outcome = await self.runtime.submit(raw, wait=wait, timeout_ms=timeout_ms)
+    # --- handlers: (request, route, params, page) -> (status, value) ---------------------
+
+    async def openapi(self, request: web.Request, route: Route, params: Any,
+                      page: Any) -> Answer:
+        return 200, self.document
+
+    async def status(self, request: web.Request, route: Route, params: Any,
+                     page: Any) -> Answer:
+        return 200, self.node.status() | {"api_version": API_VERSION}
+
+    async def checkpoint(self, request: web.Request, route: Route, params: Any,
+                         page: Any) -> Answer:
+        return 200, self.node.checkpoint()
+
+    async def trust(self, request: web.Request, route: Route, params: Any,
+                    page: Any) -> Answer:
+        return 200, self.node.trust_text()
+
+    async def submit(self, request: web.Request, route: Route, params: Any,
+                     page: Any) -> Answer:
+        raw = await read_tx_body(request)
+        outcome = await self.runtime.submit(raw, wait=params.wait, timeout_ms=params.timeout_ms)
         if isinstance(outcome, bytes):
-            return web.json_response({"tx_id": outcome.hex(), "status": "pending"}, status=202)
-        body, status = _committed_json(outcome)
-        return web.json_response(body, status=status)
+            return 202, {"tx_id": outcome.hex(), "status": "pending"}
+        return self._outcome(outcome, params.receipt)
 
-    async def submit_batch(self, request: web.Request) -> web.Response:
+    def _outcome(self, outcome: Committed, with_receipt: bool) -> Answer:
+        receipt = None
+        if with_receipt and outcome.result is not None and outcome.result.ok:
+            assert outcome.log_index is not None
+            receipt = self.node.receipt(outcome.log_index)
+        return _committed(outcome, receipt)
+
+    async def submit_batch(self, request: web.Request, route: Route, params: Any,
+                           page: Any) -> Answer:
         if request.content_type != CBOR:
             raise DecodeError("send the batch as application/cbor: an array of transactions")
         items = cbor.decode(await request.read())
@@ -167,96 +248,67 @@ class Api:
         ]}
         busy = [r for r in results if isinstance(r, Busy)]
         if not busy:
-            return web.json_response(body)
+            return 200, body
         # Back-pressure: some (or all) were refused because the mempool is full.
         status = 503 if len(busy) == len(results) else 200
-        headers = {"Retry-After": str(max(b.retry_after_s for b in busy))}
-        return web.json_response(body, status=status, headers=headers)
+        return status, body, {"Retry-After": str(max(b.retry_after_s for b in busy))}
 
-    async def tx(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.tx(_hex_param(request, "tx_id", 32)))
+    async def tx(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
+        return 200, self.node.tx(parse_hex(params.tx_id, 32, "tx_id"))
 
-    async def wait(self, request: web.Request) -> web.Response:
-        tx_id = _hex_param(request, "tx_id", 32)
-        timeout_ms = _int_param(request, "timeout_ms", COMMIT_WAIT_MAX_MS)
-        body, status = _committed_json(await self.runtime.wait_for(tx_id, timeout_ms))
-        return web.json_response(body, status=status)
+    async def wait(self, request: web.Request, route: Route, params: Any,
+                   page: Any) -> Answer:
+        tx_id = parse_hex(params.tx_id, 32, "tx_id")
+        return self._outcome(await self.runtime.wait_for(tx_id, params.timeout_ms),
+                             params.receipt)
 
-    async def block(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.block(_int_param(request, "height")))
+    async def txs(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
+        sender = None if params.sender is None else parse_hex(params.sender, 32, "sender")
+        return 200, self.node.txs(PageRequest(params.cursor, params.limit), params.contract,
+                                  params.method, sender)
 
-    async def entry(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.entry(_int_param(request, "index")))
+    async def blocks(self, request: web.Request, route: Route, params: Any,
+                     page: Any) -> Answer:
+        return 200, self.node.blocks(PageRequest(params.cursor, params.limit))
 
-    async def consistency(self, request: web.Request) -> web.Response:
-        old = _int_param(request, "old")
-        new = _int_param(request, "new") if "new" in request.query else None
-        return web.json_response(self.node.consistency(old, new))
+    async def block(self, request: web.Request, route: Route, params: Any,
+                    page: Any) -> Answer:
+        return 200, self.node.block(params.height)
 
-    async def proof(self, request: web.Request) -> web.Response:
-        text = self.node.receipt(_int_param(request, "index"))
-        return web.Response(text=text, content_type="text/plain")
+    async def entry(self, request: web.Request, route: Route, params: Any,
+                    page: Any) -> Answer:
+        return 200, self.node.entry(params.index)
 
-    async def state_proof(self, request: web.Request) -> web.Response:
-        raw = request.match_info.get("key", "")
-        try:
-            key = bytes.fromhex(raw)
-        except ValueError:
-            raise DecodeError("key must be hex") from None
-        if not key or len(key) > MAX_STATE_KEY_BYTES:
-            raise DecodeError(f"key must be 1..{MAX_STATE_KEY_BYTES} bytes")
-        return web.json_response(self.node.state_proof(key))
+    async def consistency(self, request: web.Request, route: Route, params: Any,
+                          page: Any) -> Answer:
+        return 200, self.node.consistency(params.old, params.new)
 
-    async def deposits(self, request: web.Request) -> web.Response:
-        digest = _hex_param(request, "digest", 32)
-        return web.json_response({"deposits": self.node.deposits(digest)})
+    async def proof(self, request: web.Request, route: Route, params: Any,
+                    page: Any) -> Answer:
+        return 200, self.node.receipt(params.index)
 
-    async def deposit(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.deposit(_int_param(request, "index")))
+    async def state_proof(self, request: web.Request, route: Route, params: Any,
+                          page: Any) -> Answer:
+        return 200, self.node.state_proof(bytes.fromhex(params.key))
 
-    async def contracts(self, request: web.Request) -> web.Response:
-        return web.json_response({"contracts": self.node.contracts()})
+    async def search(self, request: web.Request, route: Route, params: Any,
+                     page: Any) -> Answer:
+        return 200, self.node.search(params.q)
 
-    async def members(self, request: web.Request) -> web.Response:
-        org = request.query.get("org", "")
-        if not org:
-            raise DecodeError("give the organisation: /v1/members?org=ID")
-        return web.json_response(self.node.members(org))
+    async def contracts(self, request: web.Request, route: Route, params: Any,
+                        page: Any) -> Answer:
+        return 200, {"contracts": self.node.contracts()}
 
-    async def member(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.member(_hex_param(request, "key", 32)))
-
-    async def gov_list(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.gov_list())
-
-    async def gov_get(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.gov_get(_int_param(request, "id")))
-
-    async def gov_dry_run(self, request: web.Request) -> web.Response:
-        tx = SignedTx.decode(await _read_tx_body(request))
+    async def gov_dry_run(self, request: web.Request, route: Route, params: Any,
+                          page: Any) -> Answer:
+        tx = SignedTx.decode(await read_tx_body(request))
         # The node's clock judges the dry run, as admission judges a submission.
-        return web.json_response(self.node.gov_dry_run(tx, now_ms()))
+        return 200, self.node.gov_dry_run(tx, now_ms())
 
-    async def invoice(self, request: web.Request) -> web.Response:
-        number = request.match_info.get("number", "")
-        if not _INVOICE_NUMBER.fullmatch(number):
-            raise DecodeError("an invoice number is 20 digits")
-        return web.json_response(self.node.invoice(number))
-
-    async def invoice_auditors(self, request: web.Request) -> web.Response:
-        return web.json_response(self.node.invoice_auditors())
-
-    async def invoice_stats(self, request: web.Request) -> web.Response:
-        month = request.query.get("month", "")
-        if not _MONTH.fullmatch(month):
-            raise DecodeError("give the month as month=YYYY-MM")
-        issuer = request.query.get("issuer", "")
-        if len(issuer) == 64:  # a member key rather than a tax id
-            key = parse_hex(issuer, 32, "issuer")
-            return web.json_response(self.node.invoice_stats(None, key, month))
-        try:
-            tax_id = validate_uscc(issuer)
-        except Rejected as exc:
-            raise DecodeError(f"issuer must be a tax id (USCC) or a 64-hex key: "
-                              f"{exc.reason}") from None
-        return web.json_response(self.node.invoice_stats(tax_id, None, month))
+    async def app_query(self, request: web.Request, route: Route, params: Any,
+                        page: PageRequest | None) -> Answer:
+        assert route.query is not None
+        view = self.node.view()
+        if route.paged:
+            return 200, route.query.fn(view, params, page)
+        return 200, route.query.fn(view, params)

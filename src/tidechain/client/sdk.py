@@ -44,7 +44,12 @@ from tidechain.core.errors import (
     TooLarge,
 )
 from tidechain.core.hexcodec import parse_hex
-from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_HTTP_BODY_BYTES, MAX_SUBMIT_BATCH
+from tidechain.core.limits import (
+    COMMIT_WAIT_MAX_MS,
+    MAX_HTTP_BODY_BYTES,
+    MAX_QUERY_RESULTS,
+    MAX_SUBMIT_BATCH,
+)
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
 from tidechain.ledger.runtime import Forbidden
@@ -305,14 +310,36 @@ class Client:
                 raise ProofError("it is for other sizes than asked")
         return answer
 
+    # --- applications' queries (GET /v1/apps/{app}/{query}) -------------------------------
+    def query(self, app: str, name: str, **params: Any) -> Any:
+        """One application query's answer (one page, for a list: {items, next})."""
+        query = {k: _param_text(v) for k, v in params.items() if v is not None}
+        return self._get_json(f"/v1/apps/{quote(app, safe='')}/{quote(name, safe='')}",
+                              params=query)
+
+    def walk(self, app: str, name: str, *, max_items: int = MAX_QUERY_RESULTS,
+             **params: Any) -> Iterator[Any]:
+        """Every item of a paged query, page after page, newest first (at most
+        `max_items`, so a caller never walks an unbounded list by accident)."""
+        cursor = None
+        taken = 0
+        while True:
+            page = self.query(app, name, cursor=cursor, **params)
+            for item in page["items"]:
+                if taken == max_items:
+                    return
+                taken += 1
+                yield item
+            cursor = page.get("next")
+            if cursor is None:
+                return
+
     def deposits(self, digest: bytes | str) -> list[dict[str, Any]]:
-        """All deposits of a SHA-256 digest, earliest first."""
-        found = self._get_json(f"/v1/evidence/digest/{_hex32(digest, 'digest')}")
-        deposits: list[dict[str, Any]] = found["deposits"]
-        return deposits
+        """The deposits of a SHA-256 digest, newest first."""
+        return list(self.walk("evidence", "deposits", digest=_hex32(digest, "digest")))
 
     def deposit(self, index: int) -> dict[str, Any]:
-        found: dict[str, Any] = self._get_json(f"/v1/evidence/deposit/{_uint(index, 'index')}")
+        found: dict[str, Any] = self.query("evidence", "deposit", index=_uint(index, "index"))
         return found
 
     def contracts(self) -> list[dict[str, Any]]:
@@ -467,6 +494,14 @@ class Client:
                                  f"{base64.b64encode(checkpoint.root).decode()}, the proof "
                                  f"used {base64.b64encode(root).decode()}")
         return CheckedRoot(size, root, tuple(signers))
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
 
 
 def _uint(value: int, what: str) -> int:

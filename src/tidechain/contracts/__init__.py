@@ -1,16 +1,17 @@
-"""Built-in applications. Each module defines one `Contract`; business rules live here
-and nowhere else (not in the API, CLI or SDK)."""
+"""Built-in applications, one folder each (ADR 0013). Business rules live here and
+nowhere else (not in the API, CLI or SDK); `registry.py` lists them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import Registry
 
 
-def default_registry() -> Registry:
-    """The built-in contracts, with the members contract as the permission check."""
-    # Imported here: `members` needs cryptography's x509, which loads `socket`; clients
-    # that build evidence transactions (and the offline verifier) import this package.
-    from tidechain.contracts import evidence, governance, invoice, members
+def default_registry(extra: Sequence[Application] = ()) -> Registry:
+    """The built-in applications (plus `extra`), with the members contract as the
+    permission check."""
+    from tidechain.contracts.registry import registry
 
-    return Registry([members.CONTRACT, evidence.CONTRACT, governance.CONTRACT,
-                     invoice.CONTRACT], authorize=members.authorize)
+    return registry(extra)

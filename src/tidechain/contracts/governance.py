@@ -47,6 +47,7 @@ from tidechain.core.limits import (
     MAX_PENDING_ACTIVATIONS,
     MIN_GOVERNED_TIMEOUT_MS,
 )
+from tidechain.ledger.application import Application
 from tidechain.ledger.chain import MAX_BLOCK_TXS_PARAM
 from tidechain.ledger.runtime import (
     BASE_VERSION,
@@ -759,3 +760,7 @@ CONTRACT = Contract(
     description="Governance: proposals and votes of the member organisations.",
     begin_block=begin_block,
 )
+
+
+APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
+"""The application's descriptor (ADR 0013)."""

@@ -43,6 +43,7 @@ from tidechain.core.limits import MAX_VALIDATORS
 from tidechain.identity.certs import Member, OrgCa, parse_org_ca, verify_member_cert_with_ca
 from tidechain.identity.roles import Role
 from tidechain.ledger import validators as vset
+from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
@@ -674,3 +675,7 @@ def orgs(state: StateReader) -> list[str]:
     """The registered org ids, in registration order."""
     value = stored_list(state.get(namespaced(NAME, ORGS_KEY)), "org list")
     return [str(v) for v in value]
+
+
+APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
+"""The application's descriptor (ADR 0013)."""

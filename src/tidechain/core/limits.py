@@ -198,6 +198,15 @@ two threads verify on both cores while the event loop keeps serving."""
 # --- queries --------------------------------------------------------------------
 MAX_QUERY_RESULTS = 1000
 """Rows one query returns (e.g. deposits of one digest); more need paging."""
+DEFAULT_PAGE_SIZE = 50
+"""Items on a page of a list when the caller gives no `limit`."""
+MAX_PAGE_SIZE = 500
+"""Items on one page at most: a page is one bounded read of the store and one answer."""
+MAX_CURSOR_BYTES = 200
+"""A cursor is a log index or a state key after a prefix (state keys are short)."""
+MAX_TX_SCAN = 5_000
+"""Log entries one page of a filtered transaction list reads at most; a page that
+reaches it ends early with a `next` cursor, so a rare filter never scans the log."""
 
 COMMIT_WAIT_MAX_MS = 60_000
 """Longest an API call may block waiting for a transaction to commit."""

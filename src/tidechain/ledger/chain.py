@@ -301,5 +301,6 @@ class Chain:
         except ContractError as exc:
             return TxResult(ok=False, error=exc.code, reason=exc.reason)
         block_state.merge(tx_state.writes)
-        index_entries.extend((name, key, log_index) for name, key in ctx.index_entries)
+        index_entries.extend((name, key, log_index) for name, key in
+                             self.registry.index_rows(tx.body.contract, ctx.events))
         return TxResult(ok=True, events=tuple(ctx.events))

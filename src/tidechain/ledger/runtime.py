@@ -28,20 +28,18 @@ amendment).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, InvariantViolation
-from tidechain.core.limits import (
-    MAX_EVENTS_PER_TX,
-    MAX_INDEX_ENTRIES_PER_TX,
-    MAX_INDEX_KEY_BYTES,
-    MAX_WRITES_PER_TX,
-)
+from tidechain.core.limits import MAX_EVENTS_PER_TX, MAX_WRITES_PER_TX
 from tidechain.identity.roles import Role
 from tidechain.ledger.types import Event, Genesis
+
+if TYPE_CHECKING:
+    from tidechain.ledger.application import Application
 
 NAMESPACE_SEPARATOR = b"/"
 GOVERNANCE = "gov"
@@ -150,7 +148,6 @@ class CallContext:
     tx_id: bytes
     _state: Overlay
     events: list[Event] = field(default_factory=list)
-    index_entries: list[tuple[str, bytes]] = field(default_factory=list)
 
     def get(self, key: bytes) -> bytes | None:
         return self._state.get(namespaced(self.contract, key))
@@ -167,20 +164,6 @@ class CallContext:
         if len(self.events) >= MAX_EVENTS_PER_TX:
             raise ContractError(f"more than {MAX_EVENTS_PER_TX} events in one transaction")
         self.events.append(Event(kind, data))
-
-    def index(self, name: str, key: bytes) -> None:
-        """File this transaction's log index under `key` in the secondary index `name`
-        (`<contract>/<index>`), for queries such as "all deposits of a digest".
-
-        Secondary indexes are derived from execution and stored beside the chain, but
-        they are not part of the state root: every node computes the same ones, and
-        nothing a verifier checks depends on them (ADR 0003). Kept only if the
-        transaction succeeds."""
-        if len(self.index_entries) >= MAX_INDEX_ENTRIES_PER_TX:
-            raise ContractError(f"more than {MAX_INDEX_ENTRIES_PER_TX} index entries")
-        if len(key) > MAX_INDEX_KEY_BYTES:
-            raise ContractError(f"index key longer than {MAX_INDEX_KEY_BYTES} bytes")
-        self.index_entries.append((f"{self.contract}/{name}", key))
 
     def _count_write(self) -> None:
         if len(self._state.writes) >= MAX_WRITES_PER_TX:
@@ -217,6 +200,10 @@ class MethodSpec:
     fn: Method
     roles: frozenset[Role]
     summary: str
+    args: type[Any] | None = None
+    """The arguments as a msgspec Struct (bytes fields are byte strings): what the
+    OpenAPI document, `tide call --arg` and the SDK read. The method's own checks stay
+    the rule; a test keeps every method's Struct and checks in agreement."""
 
     def __post_init__(self) -> None:
         if not self.roles:
@@ -258,9 +245,18 @@ def deny_all(state: StateReader, caller: bytes, method: str, roles: frozenset[Ro
 
 
 class Registry:
-    """The contracts in this software, every version of each, and the authoriser."""
+    """The applications in this software: every version of each contract, each
+    application's queries and index rule, and the authoriser. Built from applications
+    (`contracts.registry`), or from bare contracts in tests of the runtime."""
 
-    def __init__(self, contracts: list[Contract], authorize: Authorizer = deny_all) -> None:
+    def __init__(self, contracts: Sequence[Contract] = (), authorize: Authorizer = deny_all,
+                 *, applications: Sequence[Application] = ()) -> None:
+        self.applications: dict[str, Application] = {}
+        for app in applications:
+            if app.name in self.applications:
+                raise InvariantViolation(f"two applications named {app.name}")
+            self.applications[app.name] = app
+        contracts = [*contracts, *(c for app in applications for c in app.contracts)]
         self._versions: dict[str, dict[int, Contract]] = {}
         for c in contracts:
             versions = self._versions.setdefault(c.name, {})
@@ -273,6 +269,12 @@ class Registry:
         # Version 1 of each: the genesis state, and what `describe` documents.
         self._contracts = {name: v[BASE_VERSION] for name, v in self._versions.items()}
         self.authorize = authorize
+
+    def index_rows(self, contract: str, events: Sequence[Event]) -> list[tuple[str, bytes]]:
+        """The secondary-index rows of a successful call of `contract`: its
+        application's index rule, the one function execution and state sync share."""
+        app = self.applications.get(contract)
+        return [] if app is None else app.index_rows(events)
 
     def versions(self) -> dict[str, tuple[int, ...]]:
         """Every contract name with the versions this software has, ascending."""

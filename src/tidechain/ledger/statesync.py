@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -38,6 +38,8 @@ from tidechain.core.limits import (
     MAX_STATE_CHUNK_RECORDS,
     MAX_STATE_SYNC_DEPTH,
 )
+from tidechain.ledger.application import events_of
+from tidechain.ledger.runtime import Registry
 from tidechain.ledger.state_tree import (
     EMPTY_HASH,
     INTERNAL_PREFIX,
@@ -164,85 +166,31 @@ def _skim(entry: bytes) -> SkimmedEntry:
                         entry[pos + len(_RESULT_KEY):])
 
 
-IndexFunction = Callable[[list[dict[str, object]]], list[tuple[str, bytes]]]
-"""A contract's secondary index rows, (index name, key), from its successful result's
-events. Must give exactly what its `CallContext.index` calls gave on execution (a test
-runs both on the same blocks)."""
+class IndexRules:
+    """The secondary-index rules of a registry's applications, applied to verified
+    entries: the same functions execution runs (`Registry.index_rows`, ADR 0013)."""
 
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        # A transaction body ends with its "contract" field (the last key in canonical
+        # order), so an entry of an unindexed application costs a suffix comparison.
+        self._suffixes = tuple(
+            (name, b"\x68contract" + cbor.encode(name))
+            for name, app in sorted(registry.applications.items())
+            if app.index_rule is not None)
 
-def _evidence_index(events: list[dict[str, object]]) -> list[tuple[str, bytes]]:
-    rows: list[tuple[str, bytes]] = []
-    for event in events:
-        data = event.get("data")
-        if event.get("type") != "deposited" or not isinstance(data, dict):
-            continue
-        digest = data.get("digest")
-        invariant(isinstance(digest, bytes), "deposited event without a digest")
-        assert isinstance(digest, bytes)
-        rows.append(("evidence/digest", digest))
-        amends = data.get("amends")
-        if isinstance(amends, int):
-            rows.append(("evidence/amends", amends.to_bytes(8, "big")))
-    return rows
-
-
-INDEXED_CONTRACTS: dict[str, IndexFunction] = {"evidence": _evidence_index}
-"""Contracts that file secondary index entries, each with its index function."""
-
-_CONTRACT_SUFFIXES = {name: b"\x68contract" + cbor.encode(name) for name in INDEXED_CONTRACTS}
-"""A transaction body ends with its "contract" field (the last key in canonical order)."""
-
-
-_DEPOSITED_HEAD = b"\xa2\x62ok\xf5\x66events\x81\xa2\x64data"
-_DEPOSITED_TAIL = b"\x64type\x69deposited"
-_DIGEST_FIELD = b"\x66digest\x58\x20"
-_INDEX_FIELD = b"\x65index"
-_AMENDS_FIELD = b"\x66amends"
-
-
-def _deposited_rows(result: bytes) -> list[tuple[str, bytes]] | None:
-    """The evidence index rows of a successful deposit or amendment, read from the
-    exact canonical layout of its result ({"ok": true, "events": [{"data": {["amends"],
-    "index", "digest"}, "type": "deposited"}]}); None for any other layout, which the
-    general path (a full decode) then handles. ~1 us instead of ~8 us per entry."""
-    if not result.startswith(_DEPOSITED_HEAD) or not result.endswith(_DEPOSITED_TAIL):
-        return None
-    pos = len(_DEPOSITED_HEAD)
-    rows: list[tuple[str, bytes]] = []
-    fields = result[pos]
-    pos += 1
-    if fields == 0xA3 and result.startswith(_AMENDS_FIELD, pos):
-        amends, pos = _head(result, pos + len(_AMENDS_FIELD), 0)
-        rows.append(("evidence/amends", amends.to_bytes(8, "big")))
-    elif fields != 0xA2:
-        return None
-    if not result.startswith(_INDEX_FIELD, pos):
-        return None
-    pos = _head(result, pos + len(_INDEX_FIELD), 0)[1]
-    if result[pos:pos + len(_DIGEST_FIELD)] != _DIGEST_FIELD or (
-            pos + len(_DIGEST_FIELD) + 32 + len(_DEPOSITED_TAIL) != len(result)):
-        return None
-    start = pos + len(_DIGEST_FIELD)
-    return [("evidence/digest", result[start:start + 32]), *rows]
-
-
-def index_rows(skimmed: SkimmedEntry, log_index: int) -> list[tuple[str, bytes, int]]:
-    """The secondary index rows a verified entry gives: only successful calls of an
-    indexed contract file any, so other entries cost a suffix comparison."""
-    envelope = skimmed.envelope
-    for name, suffix in _CONTRACT_SUFFIXES.items():
-        if envelope.endswith(suffix):
-            fast = _deposited_rows(skimmed.result) if name == "evidence" else None
-            if fast is not None:
-                return [(index, key, log_index) for index, key in fast]
-            result = cbor.decode(skimmed.result)
-            if not isinstance(result, dict) or result.get("ok") is not True:
-                return []
-            events = result.get("events")
-            invariant(isinstance(events, list), "successful result without events")
-            assert isinstance(events, list)
-            return [(index, key, log_index) for index, key in INDEXED_CONTRACTS[name](events)]
-    return []
+    def rows(self, skimmed: SkimmedEntry, log_index: int) -> list[tuple[str, bytes, int]]:
+        """The index rows of a verified entry: only successful calls file any."""
+        envelope = skimmed.envelope
+        for name, suffix in self._suffixes:
+            if envelope.endswith(suffix):
+                result = cbor.decode(skimmed.result)
+                if not isinstance(result, dict) or result.get("ok") is not True:
+                    return []
+                events = events_of(result)
+                return [(index, key, log_index)
+                        for index, key in self._registry.index_rows(name, events)]
+        return []
 
 
 @dataclass
@@ -261,6 +209,7 @@ class LogFeed:
     """Appends verified blocks' entries to a log frontier (the node's own, copied)."""
 
     frontier: merkle.CompactRange
+    indexes: IndexRules
     imported: list[ImportedBlock] = field(default_factory=list)
 
     def add_block(self, header: BlockHeader, entries: Sequence[bytes]) -> ImportedBlock:
@@ -282,7 +231,7 @@ class LogFeed:
             skimmed = skim_entry(entry)
             block.envelopes.append(skimmed.envelope)
             block.entries.append((first + offset, skimmed.tx_id, header.height, entry))
-            block.index_rows.extend(index_rows(skimmed, first + offset))
+            block.index_rows.extend(self.indexes.rows(skimmed, first + offset))
         self.frontier = trial
         return block
 

@@ -80,6 +80,7 @@ from tidechain.ledger.chain import (
 from tidechain.ledger.runtime import MissingContractVersion, Registry
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import (
+    IndexRules,
     LogFeed,
     Snapshot,
     Tip,
@@ -144,12 +145,13 @@ class Node(ChainQueries):
         params: ConsensusParams | None = None,
         mempool: Mempool | None = None,
         cert_warn_days: int = cert_expiry.DEFAULT_WARN_DAYS,
+        registry: Registry | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
         self.signer = signer
         self.mempool = mempool if mempool is not None else Mempool()
-        registry = default_registry()
+        registry = registry if registry is not None else default_registry()
         store.init_genesis(genesis, genesis_state(genesis, registry))
         self.chain = _load_chain(genesis, store, registry)
         # The set that signs the next block, from the state (ADR 0011); rebuilt when a
@@ -636,7 +638,8 @@ class Node(ChainQueries):
                   self.chain.frontier.size, validators_hash)
         self._state_sync = StateSync(
             self.chain.chain_id, self.genesis.origin, list(self._peer_names), tip,
-            LogFeed(self.chain.frontier.copy()), self.validators_for_height(tip.height + 1),
+            LogFeed(self.chain.frontier.copy(), IndexRules(self.chain.registry)),
+            self.validators_for_height(tip.height + 1),
             validators_hash)
         log.info("%s claims height %d, %d blocks ahead: state sync", peer,
                  self._peer_heads.get(peer, 0), self._peer_heads.get(peer, 0) - tip.height)

@@ -8,16 +8,23 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from tidechain.contracts import evidence, governance, members
+from tidechain.contracts import governance, members
 from tidechain.contracts.invoice import state as invoice_contract
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import NotFound, Rejected, invariant
 from tidechain.core.hexcodec import to_json
-from tidechain.core.limits import MAX_QUERY_RESULTS
+from tidechain.core.limits import MAX_PAGE_SIZE, MAX_QUERY_RESULTS, MAX_TX_SCAN
 from tidechain.core.receipt import Receipt, format_receipt
+from tidechain.ledger.application import (
+    HeadView,
+    Page,
+    PageRequest,
+    log_cursor,
+    parse_log_cursor,
+)
 from tidechain.ledger.chain import Chain
 from tidechain.ledger.runtime import namespaced
-from tidechain.ledger.types import LogEntry, SignedTx
+from tidechain.ledger.types import Genesis, LogEntry, SignedTx
 from tidechain.node.mempool import Mempool
 from tidechain.storage.store import Store
 
@@ -53,6 +60,86 @@ class ChainQueries:
         scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
         return ([(key[len(prefix):], raw) for key, raw in scanned],
                 len(scanned) == MAX_MEMBERS_SCANNED)
+
+    genesis: Genesis
+
+    def view(self) -> HeadView:
+        """The committed head as the applications' queries read it."""
+        return HeadView(self.chain.state, self.chain.height, self.chain.head_time_ms,
+                        self.store)
+
+    def blocks(self, page: PageRequest) -> Page[dict[str, Any]]:
+        """Blocks, highest first."""
+        found = self.store.blocks_page(parse_log_cursor(page.cursor), page.limit + 1)
+        items = [{"height": b.header.height, "hash": b.header.block_hash.hex(),
+                  "time_ms": b.header.time_ms, "proposer": b.header.proposer,
+                  "tx_count": b.header.tx_count, "log_size": b.header.log_size}
+                 for b in found[:page.limit]]
+        more = len(found) > page.limit
+        return Page(items, log_cursor(found[page.limit - 1].header.height) if more else None)
+
+    def txs(self, page: PageRequest, contract: str | None, method: str | None,
+            sender: bytes | None) -> Page[dict[str, Any]]:
+        """Committed transactions, newest first, those matching every filter given. A
+        page reads at most MAX_TX_SCAN entries: one that reaches it ends early, with a
+        `next` cursor, rather than scan the whole log for a rare match."""
+        below: int | None = parse_log_cursor(page.cursor)
+        items: list[dict[str, Any]] = []
+        scanned = 0
+        last: int | None = None
+        while len(items) < page.limit and scanned < MAX_TX_SCAN:
+            batch = self.store.entries_page(below, min(MAX_PAGE_SIZE, MAX_TX_SCAN - scanned))
+            if not batch:
+                return Page(items, None)
+            for log_index, entry_bytes in batch:
+                scanned += 1
+                last = log_index
+                entry = LogEntry.decode(entry_bytes)
+                body = entry.tx.body
+                if ((contract is None or body.contract == contract)
+                        and (method is None or body.method == method)
+                        and (sender is None or body.sender == sender)):
+                    items.append(describe_entry(log_index, entry_bytes))
+                    if len(items) == page.limit:
+                        break
+            below = last
+        if last is None or last == 0:
+            return Page(items, None)
+        return Page(items, log_cursor(last))
+
+    def trust_text(self) -> str:
+        """The trust file of every validator key that has signed, with the checkpoint
+        sizes each may sign (as `tide trust export` writes it)."""
+        from tidechain.node.config import trust_file_from_chain
+
+        return trust_file_from_chain(self.genesis, self.validator_set_status()["keys"])
+
+    def validator_set_status(self) -> dict[str, Any]:
+        raise NotImplementedError  # Node's
+
+    def search(self, text: str) -> dict[str, Any]:
+        """What `text` names: a height, a block hash, a transaction id, a deposited
+        digest, a member key or an invoice number (each application's `find`)."""
+        text = text.strip()
+        found: list[dict[str, Any]] = []
+        if text.isascii() and text.isdigit() and len(text) <= 19:
+            height = int(text)
+            if 0 < height <= self.chain.height:
+                found.append({"kind": "block", "id": text, "path": f"/v1/block/{height}"})
+        if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+            value = bytes.fromhex(text)
+            at = self.store.block_by_hash(value)
+            if at is not None:
+                found.append({"kind": "block", "id": str(at), "path": f"/v1/block/{at}"})
+            if self.store.entry_by_tx(value) is not None:
+                found.append({"kind": "transaction", "id": text.lower(),
+                              "path": f"/v1/tx/{text.lower()}"})
+        view = self.view()
+        for name, app in sorted(self.chain.registry.applications.items()):
+            if app.find is not None:
+                found.extend({"kind": kind, "id": ident, "path": path, "app": name}
+                             for kind, ident, path in app.find(view, text))
+        return {"query": text, "found": found[:MAX_QUERY_RESULTS]}
 
     def tx(self, tx_id: bytes) -> dict[str, Any]:
         found = self.store.entry_by_tx(tx_id)
@@ -129,10 +216,6 @@ class ChainQueries:
             "proof": b64(self.chain.state.prove(key).to_bytes()).decode(),
         }
 
-    def deposits(self, digest: bytes) -> list[dict[str, Any]]:
-        return [to_json(r) for r in
-                evidence.deposits_of_digest(self.store, digest, MAX_QUERY_RESULTS)]
-
     def contracts(self) -> list[dict[str, Any]]:
         """Every contract method with the roles that may call it."""
         return self.chain.registry.describe()
@@ -188,14 +271,6 @@ class ChainQueries:
         out["status"] = governance.status_at(record, self.chain.head_time_ms)
         approvals, rejections, orgs = governance.tally(self.chain.state, record["votes"])
         out["tally"] = {"approvals": approvals, "rejections": rejections, "orgs": orgs}
-        return out
-
-    def deposit(self, index: int) -> dict[str, Any]:
-        record = evidence.get_deposit(self.store, index)
-        if record is None:
-            raise NotFound(f"no deposit at log index {index}")
-        out: dict[str, Any] = to_json(record)
-        out["amended_by"] = evidence.amendments_of(self.store, index, MAX_QUERY_RESULTS)
         return out
 
     def invoice(self, number: str) -> dict[str, Any]:

@@ -248,6 +248,48 @@ class Store:
             (name, key, limit)).fetchall()
         return [int(r[0]) for r in rows]
 
+    def index_page(self, name: str, key: bytes, before: int | None,
+                   limit: int) -> list[int]:
+        """Log indexes filed under (name, key), newest first, below `before` if given."""
+        bound = 2**63 - 1 if before is None else before
+        rows = self._db.execute(
+            "SELECT log_index FROM indexes WHERE name = ? AND key = ? AND log_index < ? "
+            "ORDER BY log_index DESC LIMIT ?", (name, key, bound, limit)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def state_page(self, prefix: bytes, after: bytes | None,
+                   limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` state entries under `prefix` (not ending in 0xff), in key order,
+        strictly after the key `after` if given."""
+        invariant(bool(prefix) and prefix[-1] != 0xFF, "state_page prefix")
+        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        start, op = (prefix, ">=") if after is None else (after, ">")
+        rows = self._db.execute(
+            f"SELECT key, value FROM state WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?",
+            (start, end, limit)).fetchall()
+        return [(bytes(k), bytes(v)) for k, v in rows]
+
+    def blocks_page(self, below: int | None, limit: int) -> list[StoredBlock]:
+        """Up to `limit` blocks, highest first, below height `below` if given."""
+        bound = 2**63 - 1 if below is None else below
+        rows = self._db.execute(
+            "SELECT header, txs, certificate, checkpoint FROM blocks WHERE height < ? "
+            "ORDER BY height DESC LIMIT ?", (bound, limit)).fetchall()
+        return [self._stored(r) for r in rows]
+
+    def entries_page(self, below: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` (log index, entry bytes), newest first, below `below` if given."""
+        bound = 2**63 - 1 if below is None else below
+        rows = self._db.execute(
+            "SELECT log_index, entry FROM entries WHERE log_index < ? "
+            "ORDER BY log_index DESC LIMIT ?", (bound, limit)).fetchall()
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def block_by_hash(self, block_hash: bytes) -> int | None:
+        row = self._db.execute("SELECT height FROM blocks WHERE hash = ?",
+                               (block_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
     def state_range(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to `limit` state entries whose key starts with `prefix` (which must not end
         in 0xff), in key order."""

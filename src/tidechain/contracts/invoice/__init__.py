@@ -10,6 +10,7 @@ exactly once. docs/invoices.md describes the rules; ADR 0010 the design.
 from __future__ import annotations
 
 from tidechain.identity.roles import Role
+from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import Contract, MethodSpec
 
 from . import contract as _m
@@ -25,7 +26,7 @@ from .state import (
     statistics,
 )
 
-__all__ = ["CONTRACT", "NAME", "asked_reversal", "get_auditors", "get_invoice",
+__all__ = ["APP", "CONTRACT", "NAME", "asked_reversal", "get_auditors", "get_invoice",
            "get_issuer", "invoices_of_issuer", "pending_reversal", "period_of", "statistics"]
 
 _TAX = frozenset({Role.TAX_AUTHORITY})
@@ -73,3 +74,6 @@ CONTRACT = Contract(
     },
     description="E-invoices: issue, claim, reimburse once; correct by red-letter invoices.",
 )
+
+APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
+"""The application's descriptor (ADR 0013)."""

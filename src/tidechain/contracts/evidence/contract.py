@@ -6,9 +6,11 @@ State in the `evidence` namespace (integers 8-byte big-endian):
 
 * `i` + index            -> the deposit record (CBOR map, see `_record`)
 
-Secondary indexes (derived, not in the state root; see `CallContext.index`):
+Secondary indexes (derived from the `deposited` events by `index_rule`, not in the
+state root):
 
-* `evidence/digest`  digest      -> the log indexes of its deposits, earliest first
+* `evidence/all`     empty key    -> every deposit's log index
+* `evidence/digest`  digest       -> the log indexes of its deposits
 * `evidence/amends`  of (8 bytes) -> the log indexes of the deposits amending `of`
 
 A deposit's identifier is the global log index of the transaction that made it, so a
@@ -17,7 +19,10 @@ receipt for the deposit names it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
 
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
@@ -26,12 +31,12 @@ from tidechain.identity.roles import Role
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
-    IndexReader,
     MethodSpec,
     StateReader,
     check_args,
     namespaced,
 )
+from tidechain.ledger.types import Event
 
 NAME = "evidence"
 DIGEST_BYTES = 32
@@ -45,6 +50,7 @@ def record_key(index: int) -> bytes:
     return b"i" + _u64(index)
 
 
+ALL_INDEX = "all"
 DIGEST_INDEX = "digest"
 AMENDS_INDEX = "amends"
 
@@ -101,12 +107,28 @@ def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int |
 
 def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> None:
     ctx.put(record_key(ctx.log_index), _record(ctx, digest, meta, amends))
-    ctx.index(DIGEST_INDEX, digest)
     data: dict[str, Any] = {"index": ctx.log_index, "digest": digest}
     if amends is not None:
-        ctx.index(AMENDS_INDEX, _u64(amends))
         data["amends"] = amends
     ctx.emit("deposited", data)
+
+
+def index_rule(events: Sequence[Event]) -> list[tuple[str, bytes]]:
+    """The secondary-index rows of a successful call, from its `deposited` events: run
+    at execution and by a state sync rebuilding the indexes (ADR 0013)."""
+    rows: list[tuple[str, bytes]] = []
+    for event in events:
+        if event.kind != "deposited":
+            continue
+        digest = event.data.get("digest")
+        invariant(isinstance(digest, bytes), "deposited event without a digest")
+        assert isinstance(digest, bytes)
+        rows.append((ALL_INDEX, b""))
+        rows.append((DIGEST_INDEX, digest))
+        amends = event.data.get("amends")
+        if isinstance(amends, int):
+            rows.append((AMENDS_INDEX, _u64(amends)))
+    return rows
 
 
 def deposit(ctx: CallContext, args: dict[str, Any]) -> None:
@@ -130,25 +152,42 @@ def amend(ctx: CallContext, args: dict[str, Any]) -> None:
     _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), of)
 
 
+Digest = Annotated[bytes, msgspec.Meta(min_length=DIGEST_BYTES, max_length=DIGEST_BYTES,
+                                       description="SHA-256 of the document (32 bytes)")]
+Meta = Annotated[dict[str, str], msgspec.Meta(
+    max_length=MAX_META_ENTRIES,
+    description=f"up to {MAX_META_ENTRIES} text pairs: keys 1..{MAX_META_KEY_BYTES} "
+                f"bytes, values up to {MAX_META_VALUE_BYTES} bytes")]
+LogIndex = Annotated[int, msgspec.Meta(ge=0, description="a log index")]
+
+
+class DepositArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    digest: Digest
+    meta: Meta | None = None
+
+
+class AmendArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    of: LogIndex
+    digest: Digest
+    meta: Meta | None = None
+
+
 CONTRACT = Contract(
     name=NAME,
     # Depositors only: an admin manages membership and does not deposit in its own
     # name (an org that wants both enrols the key with both roles); the regulator reads.
     methods={
         "deposit": MethodSpec(deposit, frozenset({Role.DEPOSITOR}),
-                              "anchor a document digest {digest, meta}"),
+                              "anchor a document digest {digest, meta}", DepositArgs),
         "amend": MethodSpec(amend, frozenset({Role.DEPOSITOR}),
-                            "deposit a new version of one's own deposit {of, digest, meta}"),
+                            "deposit a new version of one's own deposit {of, digest, meta}",
+                            AmendArgs),
     },
     description="Evidence deposit: anchor SHA-256 digests of documents; amend by linking.",
 )
 
 
-# --- queries over committed state -----------------------------------------------------
-
-
-class StateAndIndexes(StateReader, IndexReader, Protocol):
-    pass
+# --- reading records -------------------------------------------------------------------
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
@@ -162,19 +201,3 @@ def decode_record(raw: bytes) -> dict[str, Any]:
 def get_deposit(state: StateReader, index: int) -> dict[str, Any] | None:
     raw = state.get(namespaced(NAME, record_key(index)))
     return None if raw is None else decode_record(raw)
-
-
-def deposits_of_digest(
-    state: StateAndIndexes, digest: bytes, limit: int
-) -> list[dict[str, Any]]:
-    """All deposits of `digest`, earliest first."""
-    found = []
-    for index in state.index_lookup(f"{NAME}/{DIGEST_INDEX}", digest, limit):
-        record = get_deposit(state, index)
-        if record is not None:
-            found.append(record)
-    return found
-
-
-def amendments_of(state: IndexReader, index: int, limit: int) -> list[int]:
-    return state.index_lookup(f"{NAME}/{AMENDS_INDEX}", _u64(index), limit)

@@ -1,0 +1,213 @@
+"""The REST API, declared once (ADR 0014).
+
+Each `Route` names its method and path, its parameters (a msgspec Struct: path and
+query parameters by field name), its request body if any, and its answers: status code
+to model (a Struct, or TEXT for `text/plain`). From this table alone:
+
+* `api/server.py` registers the handlers, parses parameters into the Struct (a typed
+  400 naming the field otherwise), and converts each answer through the model declared
+  for its status before sending it (an answer that does not fit is our bug);
+* `api/openapi.py` writes the OpenAPI 3.1 document;
+* the SDK (`client/sdk.py`) decodes answers with the same models.
+
+The routes of the applications' queries are generated from the registry
+(`app_routes`): `GET /v1/apps/{app}/{query}`, one per declared query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from tidechain.api import models as m
+from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_PAGE_SIZE
+from tidechain.ledger.application import Page, Query
+from tidechain.ledger.runtime import Registry
+
+API_VERSION = "1.1.0"
+"""The API's version (ADR 0014): the path prefix `/v1` changes only with a breaking
+change; the minor number grows with each added route or field."""
+
+TEXT = "text"
+"""An answer that is `text/plain` (signed notes, receipts, trust files)."""
+
+Body = Literal["tx", "batch"]
+"""A request body: one signed transaction (CBOR, or JSON {"tx": base64}), or a batch
+(a CBOR array of encoded transactions)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST"]
+    path: str
+    operation_id: str
+    summary: str
+    handler: str
+    """The name of the `Api` method that answers (api/server.py)."""
+    answers: Mapping[int, Any]
+    """Status -> model type, or TEXT. Error statuses answer `models.Error`."""
+    params: type[msgspec.Struct] | None = None
+    body: Body | None = None
+    tag: str = "chain"
+    public: bool = True
+    """Served to anyone (the read-access rules apply to the others)."""
+    query: Query | None = None
+    app: str | None = None
+    description: str = ""
+    paged: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+E = m.Error
+_NOT_FOUND = {400: E, 404: E}
+
+# --- parameters ------------------------------------------------------------------------
+
+TimeoutMs = Annotated[int, msgspec.Meta(ge=0, le=COMMIT_WAIT_MAX_MS,
+                                        description="longest wait for the commit, ms")]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
+Cursor = Annotated[str, msgspec.Meta(max_length=200, description=(
+    "the `next` of the previous page, as given (opaque)"))]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class NoParams(m.Params):
+    pass
+
+
+class SubmitParams(m.Params):
+    wait: bool = False
+    timeout_ms: TimeoutMs = COMMIT_WAIT_MAX_MS
+    receipt: Annotated[bool, msgspec.Meta(description=(
+        "with wait: include the tlog-proof receipt of the committed entry"))] = False
+
+
+class TxIdParams(m.Params):
+    tx_id: m.Hex32
+
+
+class WaitParams(m.Params):
+    tx_id: m.Hex32
+    timeout_ms: TimeoutMs = COMMIT_WAIT_MAX_MS
+    receipt: bool = False
+
+
+class HeightParams(m.Params):
+    height: m.UInt
+
+
+class IndexParams(m.Params):
+    index: m.UInt
+
+
+class ConsistencyParams(m.Params):
+    old: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+    new: m.UInt | None = None
+
+
+class StateKeyParams(m.Params):
+    key: Annotated[str, msgspec.Meta(pattern="^([0-9a-f]{2}){1,1024}$",
+                                     description="a state key, hex")]
+
+
+class PageParams(m.Params):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+
+
+class TxListParams(m.Params):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+    contract: Text | None = None
+    method: Text | None = None
+    sender: m.Hex32 | None = None
+
+
+class SearchParams(m.Params):
+    q: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description=(
+        "a height, block hash, transaction id, digest, member key or invoice number"))]
+
+
+# --- the core routes ---------------------------------------------------------------------
+
+CORE_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/openapi.json", "openapi", "This document (OpenAPI 3.1)", "openapi",
+          {200: dict[str, Any]}, tag="meta"),
+    Route("GET", "/v1/status", "status", "Chain head, log, mempool, validators, sync",
+          "status", {200: m.Status}),
+    Route("GET", "/v1/checkpoint", "checkpoint",
+          "The latest quorum-signed C2SP checkpoint (a signed note)", "checkpoint",
+          {200: TEXT, 404: E}),
+    Route("GET", "/v1/trust", "trust", "The network's current trust file (text)", "trust",
+          {200: TEXT}),
+    Route("POST", "/v1/tx", "submit", "Submit one signed transaction", "submit",
+          {200: m.Committed, 202: m.Committed, 400: E, 403: E, 404: E, 413: E, 415: E,
+           422: m.Committed, 503: E},
+          SubmitParams, body="tx", tag="transactions", description=(
+              "The body is the signed envelope (docs/encoding.md section 3): "
+              "application/cbor, or JSON {\"tx\": base64 of those bytes}. With wait=true "
+              "the answer comes once the transaction commits: 200 applied, 422 refused "
+              "by its contract (still committed); 202 when admitted without waiting.")),
+    Route("POST", "/v1/tx/batch", "submit_batch", "Submit many signed transactions",
+          "submit_batch", {200: m.BatchResults, 400: E, 413: E, 415: E, 503: m.BatchResults},
+          NoParams, body="batch", tag="transactions"),
+    Route("GET", "/v1/tx/{tx_id}", "get_tx", "A transaction, committed or pending", "tx",
+          {200: m.Transaction, **_NOT_FOUND}, TxIdParams, tag="transactions", public=False),
+    Route("GET", "/v1/tx/{tx_id}/wait", "wait_tx", "Wait for a transaction to commit",
+          "wait", {200: m.Committed, 422: m.Committed, 503: E, **_NOT_FOUND}, WaitParams,
+          tag="transactions", public=False),
+    Route("GET", "/v1/txs", "list_txs",
+          "Transactions, newest first; filter by contract, method, sender", "txs",
+          {200: Page[m.Transaction], 400: E}, TxListParams, tag="transactions",
+          public=False, paged=True),
+    Route("GET", "/v1/blocks", "list_blocks", "Blocks, highest first", "blocks",
+          {200: Page[m.BlockSummary], 400: E}, PageParams, paged=True),
+    Route("GET", "/v1/block/{height}", "get_block", "One block with its checkpoint", "block",
+          {200: m.Block, **_NOT_FOUND}, HeightParams),
+    Route("GET", "/v1/log/entry/{index}", "get_entry", "One log entry, decoded", "entry",
+          {200: m.Transaction, **_NOT_FOUND}, IndexParams, tag="log", public=False),
+    Route("GET", "/v1/log/consistency", "consistency",
+          "An RFC 9162 consistency proof between two log sizes", "consistency",
+          {200: m.Consistency, 400: E, 404: E}, ConsistencyParams, tag="log"),
+    Route("GET", "/v1/proof/{index}", "receipt",
+          "A receipt (C2SP tlog-proof) of one log entry", "proof",
+          {200: TEXT, **_NOT_FOUND}, IndexParams, tag="log", public=False),
+    Route("GET", "/v1/state/proof/{key}", "state_proof",
+          "A world-state value with its proof against a certified header", "state_proof",
+          {200: m.StateProof, **_NOT_FOUND}, StateKeyParams, tag="log", public=False),
+    Route("GET", "/v1/search", "search",
+          "Find a block, transaction, deposit, member or invoice by what you have",
+          "search", {200: m.SearchResult, 400: E}, SearchParams, public=False),
+    Route("GET", "/v1/contracts", "contracts",
+          "Every application: methods with their roles and arguments, queries", "contracts",
+          {200: m.Contracts}, tag="meta"),
+    Route("POST", "/v1/gov/dry-run", "gov_dry_run",
+          "What a signed gov.propose would do, without submitting it", "gov_dry_run",
+          {200: m.DryRun, 400: E, 403: E, 413: E, 415: E}, NoParams, body="tx", tag="gov",
+          public=False),
+)
+
+
+def query_path(app: str, name: str) -> str:
+    return f"/v1/apps/{app}/{name}"
+
+
+def app_routes(registry: Registry) -> tuple[Route, ...]:
+    """One GET route per query of every application in `registry`."""
+    routes = []
+    for app_name, app in sorted(registry.applications.items()):
+        for name, query in sorted(app.queries.items()):
+            answer = Page[query.result] if query.paged else query.result  # type: ignore[name-defined]
+            routes.append(Route(
+                "GET", query_path(app_name, name), f"{app_name}_{name}", query.summary,
+                "app_query", {200: answer, **_NOT_FOUND}, query.params, tag=app_name,
+                public=query.public, query=query, app=app_name, paged=query.paged,
+                description=f"Readers: {', '.join(query.readers())}."))
+    return tuple(routes)
+
+
+def all_routes(registry: Registry) -> tuple[Route, ...]:
+    return CORE_ROUTES + app_routes(registry)

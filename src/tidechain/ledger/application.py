@@ -1,0 +1,268 @@
+"""What an application is: one folder under `contracts/` and one descriptor, `Application`.
+
+The descriptor carries everything an edge (the REST API, the SDK, the CLI, a state
+sync) needs, so that none of them restates an application's rules (ADR 0013):
+
+* its contract versions (`contracts`), each method with its typed arguments
+  (`MethodSpec.args`, a msgspec Struct the CLI and the OpenAPI document read);
+* its read-only queries (`Query`): typed parameters, a typed result, the roles that may
+  call each one (or `public`), bounded and, for lists, paged by an opaque cursor;
+* its secondary-index rule (`index_rule`): the one function that turns a successful
+  call's events into index rows, run at execution (`Chain`) and when a state sync
+  rebuilds the indexes from verified entries (`ledger/statesync.py`);
+* how its entries read to a verifier (`describe_entry`), for `tide verify`;
+* what a search term finds in it (`find`), for the API's search.
+
+Queries read the committed head through `ChainView`, a protocol that storage and the
+node implement; they never write and see only their own namespace and indexes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+
+from tidechain.core.errors import DecodeError, InvariantViolation, invariant
+from tidechain.core.limits import (
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_BYTES,
+    MAX_INDEX_ENTRIES_PER_TX,
+    MAX_INDEX_KEY_BYTES,
+    MAX_PAGE_SIZE,
+)
+from tidechain.identity.roles import Role
+from tidechain.ledger.runtime import Contract, StateReader
+from tidechain.ledger.types import Event
+
+T = TypeVar("T")
+
+
+class ChainView(Protocol):
+    """The committed head as queries see it (read-only)."""
+
+    @property
+    def state(self) -> StateReader: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def time_ms(self) -> int:
+        """The head block's time: what "now" means to a query."""
+        ...
+
+    def index_page(self, name: str, key: bytes, before: int | None,
+                   limit: int) -> list[int]:
+        """Log indexes filed under (name, key), newest first, below `before` if given."""
+        ...
+
+    def state_page(self, prefix: bytes, after: bytes | None,
+                   limit: int) -> list[tuple[bytes, bytes]]:
+        """(key, value) of committed state under `prefix`, in key order, after `after`."""
+        ...
+
+
+class PagedStore(Protocol):
+    """What storage gives a view: the indexes and the committed state, paged."""
+
+    def index_page(self, name: str, key: bytes, before: int | None,
+                   limit: int) -> list[int]: ...
+
+    def state_page(self, prefix: bytes, after: bytes | None,
+                   limit: int) -> list[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True)
+class HeadView:
+    """A `ChainView` of one head: its state, height and time, over a store's pages."""
+
+    state: StateReader
+    height: int
+    time_ms: int
+    store: PagedStore
+
+    def index_page(self, name: str, key: bytes, before: int | None,
+                   limit: int) -> list[int]:
+        return self.store.index_page(name, key, before, limit)
+
+    def state_page(self, prefix: bytes, after: bytes | None,
+                   limit: int) -> list[tuple[bytes, bytes]]:
+        return self.store.state_page(prefix, after, limit)
+
+
+class PageRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a page starts and how long it may be (the API's `cursor` and `limit`)."""
+
+    cursor: str | None = None
+    limit: int = DEFAULT_PAGE_SIZE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            raise DecodeError(f"'limit' must be 1..{MAX_PAGE_SIZE}")
+        if self.cursor is not None and len(self.cursor) > MAX_CURSOR_BYTES:
+            raise DecodeError("'cursor' is not a cursor this node gave")
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """One page of a list. `next` is the cursor of the following page; null means this
+    was the last one. Cursors are opaque: pass them back as given."""
+
+    items: list[T]
+    next: str | None = None
+
+
+# --- cursors -----------------------------------------------------------------------------
+# A cursor is opaque to clients but simple inside: the position after which (for key
+# order) or below which (for newest-first log order) the next page starts.
+
+
+def log_cursor(index: int) -> str:
+    return str(index)
+
+
+def parse_log_cursor(cursor: str | None) -> int | None:
+    """The log index a newest-first page continues below (None: from the newest)."""
+    if cursor is None:
+        return None
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
+        raise DecodeError("'cursor' is not a cursor this node gave")
+    return int(cursor)
+
+
+def key_cursor(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+def parse_key_cursor(cursor: str | None) -> bytes | None:
+    """The state key a key-ordered page continues after (None: from the first)."""
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise DecodeError("'cursor' is not a cursor this node gave") from None
+
+
+def newest_first(view: ChainView, name: str, key: bytes, page: PageRequest,
+                 load: Callable[[int], T | None]) -> Page[T]:
+    """A newest-first page of what index (name, key) lists, each log index loaded by
+    `load` (None: skipped, e.g. a record since removed)."""
+    found = view.index_page(name, key, parse_log_cursor(page.cursor), page.limit + 1)
+    items = [item for item in (load(i) for i in found[:page.limit]) if item is not None]
+    more = len(found) > page.limit
+    return Page(items, log_cursor(found[page.limit - 1]) if more else None)
+
+
+def in_key_order(view: ChainView, prefix: bytes, page: PageRequest,
+                 load: Callable[[bytes, bytes], T | None]) -> Page[T]:
+    """A key-ordered page of the state under `prefix`; `load(key after prefix, value)`
+    gives an item or None (filtered out). A page may hold fewer than `limit` items when
+    records are filtered, and still have a `next`: nothing is ever silently dropped."""
+    after = parse_key_cursor(page.cursor)
+    found = view.state_page(prefix, None if after is None else prefix + after, page.limit + 1)
+    items = [item for item in (load(k[len(prefix):], v) for k, v in found[:page.limit])
+             if item is not None]
+    more = len(found) > page.limit
+    return Page(items, key_cursor(found[page.limit - 1][0][len(prefix):]) if more else None)
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+class NoParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A query that takes no parameters."""
+
+
+QueryFn = Callable[..., Any]
+"""fn(view, params) -> result, or fn(view, params, page) -> Page[item] for a list."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read-only query of an application's committed state.
+
+    `params` and `result` are msgspec Structs: the API parses the query string into
+    `params` (a typed 400 naming the field otherwise), encodes the result as `result`
+    (or `Page[result]` when `paged`), and documents both in the OpenAPI document; the
+    SDK decodes answers with the same types. `roles` may call it (the regulator reads
+    everything); `public` data is served to anyone (enforced by the read-access rules).
+    """
+
+    fn: QueryFn
+    summary: str
+    result: type[Any]
+    params: type[msgspec.Struct] = NoParams
+    roles: frozenset[Role] = frozenset()
+    public: bool = False
+    paged: bool = False
+
+    def __post_init__(self) -> None:
+        invariant(self.public or bool(self.roles),
+                  "a query must declare the roles that may call it, or be public")
+
+    def readers(self) -> list[str]:
+        """Who may call it, for documents: 'public' or the role names."""
+        if self.public:
+            return ["public"]
+        return sorted({r.value for r in self.roles} | {Role.REGULATOR.value})
+
+
+IndexRule = Callable[[Sequence[Event]], list[tuple[str, bytes]]]
+"""index_rule(events of a successful call) -> [(index name, key)], the index names local
+to the application (the runtime files them as `<app>/<name>`)."""
+
+EntryDescriber = Callable[[str, Mapping[str, Any], Sequence[Event]], list[str]]
+"""describe_entry(method, args, events) -> lines that tell a verifier what the entry
+proves (`tide verify` prints them)."""
+
+
+Finder = Callable[[ChainView, str], list[tuple[str, str, str]]]
+"""find(view, text) -> [(kind, id, API path)]: what the application holds under `text`
+(a digest, a member key, an invoice number), for the API's search."""
+
+
+@dataclass(frozen=True)
+class Application:
+    """One built-in application: see the module docstring."""
+
+    name: str
+    summary: str
+    contracts: tuple[Contract, ...]
+    queries: Mapping[str, Query] = field(default_factory=dict)
+    index_rule: IndexRule | None = None
+    describe_entry: EntryDescriber | None = None
+    find: Finder | None = None
+
+    def __post_init__(self) -> None:
+        invariant(bool(self.contracts), f"application {self.name} has no contract")
+        for c in self.contracts:
+            invariant(c.name == self.name,
+                      f"application {self.name} carries contract {c.name}")
+
+    def index_rows(self, events: Sequence[Event]) -> list[tuple[str, bytes]]:
+        """The secondary-index rows of a successful call, named `<app>/<index>`. The
+        rule is ours, so rows beyond the bounds are a bug, not input."""
+        if self.index_rule is None:
+            return []
+        rows = [(f"{self.name}/{name}", key) for name, key in self.index_rule(events)]
+        if len(rows) > MAX_INDEX_ENTRIES_PER_TX or any(
+                len(key) > MAX_INDEX_KEY_BYTES for _, key in rows):
+            raise InvariantViolation(f"{self.name}'s index rule exceeds the index bounds")
+        return rows
+
+
+def events_of(result: Mapping[str, Any]) -> list[Event]:
+    """The events of a decoded successful result (`TxResult.to_cbor()` form)."""
+    events = result.get("events", [])
+    invariant(isinstance(events, list), "successful result without an events list")
+    out = []
+    for e in events:
+        invariant(isinstance(e, dict) and isinstance(e.get("type"), str)
+                  and isinstance(e.get("data"), dict), "malformed event in a result")
+        out.append(Event(e["type"], e["data"]))
+    return out
