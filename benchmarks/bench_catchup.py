@@ -41,10 +41,11 @@ from typing import Any
 
 import httpx
 
+from tidechain.client.files import client_signer
 from tidechain.client.txbuilder import deposit_tx
 from tidechain.consensus import PRECOMMIT, CommitCertificate
 from tidechain.consensus.messages import sign_vote
-from tidechain.node.config import client_signer, load_genesis, load_node
+from tidechain.node.config import load_genesis, load_node
 from tidechain.node.node import STATE_SYNC_ENV, Node
 from tidechain.storage.store import Store
 
@@ -112,7 +113,7 @@ def _start(node_dir: Path, *, replay: bool = False) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     if replay:
         env[STATE_SYNC_ENV] = "off"
-    return subprocess.Popen([sys.executable, "-m", "tidechain.cli.main", "node", "start",
+    return subprocess.Popen([sys.executable, "-m", "tidechain", "node", "start",
                              str(node_dir)], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env)
 
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tide-catchup-"))
     net = root / "net"
     base = _free_base()
-    subprocess.run([sys.executable, "-m", "tidechain.cli.main", "init", str(net), "--name",
+    subprocess.run([sys.executable, "-m", "tidechain", "init", str(net), "--name",
                     "catchup", "--validators", str(VALIDATORS), "--port", str(base)],
                    check=True, capture_output=True)
     print(f"building a certified chain of {args.txs:,} deposits ...", file=sys.stderr)

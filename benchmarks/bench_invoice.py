@@ -23,8 +23,9 @@ that every transaction did what it should (a refused call would be in the log to
     .venv/bin/python benchmarks/bench_invoice.py --nice -10       # on a shared machine (root)
 
 Only 127.0.0.1 is contacted; every wait is bounded by --timeout-s. Transactions are
-built with tidechain.client.txbuilder (content sealed to issuer, buyer and auditor by
-client/sealing.py, before the clock starts, like signing); issuance goes through
+built with tidechain.client.txbuilder's `call_tx` and argument helpers (content sealed
+to issuer, buyer and auditor by client/sealing.py, before the clock starts, like
+signing); issuance goes through
 `issue_args` and `issue_tx` below, the one place to adapt when issuance changes.
 """
 
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,11 @@ from bench_node import (
 
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
+from tidechain.client.files import read_key
 from tidechain.contracts.invoice.contract import MAX_BATCH
 from tidechain.core.crypto import SigningKey
-from tidechain.ledger.types import Genesis, SignedTx
-from tidechain.node.config import init_network, read_key
+from tidechain.ledger.types import Genesis
+from tidechain.ops.network import init_network
 
 ISSUER_TAX_ID = "91350100M000100Y43"
 """A valid unified social credit code for the benchmark's issuer."""
@@ -114,10 +116,12 @@ class Signer:
     now_ms: int
     tag: bytes
 
-    def sign(self, n: int, build: Callable[..., SignedTx], *args: Any,
-             **kwargs: Any) -> tuple[bytes, bytes]:
-        tx = build(*args[:1], self.chain_id, *args[1:], now_ms=self.now_ms,
-                   nonce=self.tag + n.to_bytes(8, "big"), ttl_ms=TTL_MS, **kwargs)
+    def sign(self, n: int, key: SigningKey, method: str,
+             args: dict[str, Any]) -> tuple[bytes, bytes]:
+        """A signed `invoice.method(args)`: the benchmark submits in batches, so it
+        builds with `call_tx` and its own clock and nonces."""
+        tx = tb.call_tx(key, self.chain_id, tb.INVOICE, method, args, now_ms=self.now_ms,
+                        nonce=self.tag + n.to_bytes(8, "big"), ttl_ms=TTL_MS)
         return tx.encode(), tx.tx_id
 
 
@@ -125,8 +129,10 @@ def issue_tx(signer: Signer, n: int, issuer: SigningKey, invoices: list[dict[str
              auditors: list[bytes]) -> tuple[bytes, bytes]:
     """One `issue` (one invoice) or `issue_batch` transaction, content sealed."""
     if len(invoices) == 1:
-        return signer.sign(n, tb.issue_invoice_tx, issuer, invoices[0], auditors=auditors)
-    return signer.sign(n, tb.issue_batch_tx, issuer, invoices, auditors=auditors)
+        return signer.sign(n, issuer, "issue", tb.issue_args(invoices[0], issuer.public_key,
+                                                             auditors=auditors))
+    return signer.sign(n, issuer, "issue_batch",
+                       tb.issue_batch_args(invoices, issuer.public_key, auditors=auditors))
 
 
 def issue_txs(signer: Signer, issuer: SigningKey, buyer: bytes, numbers: list[str],
@@ -146,7 +152,7 @@ def step_txs(signer: Signer, step: str, key: SigningKey, numbers: list[str],
         extra: dict[str, Any] = {}
         if step == "submit":
             extra = {"employer": employer, "wrapped": wrapped[i] if wrapped else None}
-        out.append(signer.sign(i, tb.invoice_action_tx, key, step, number, **extra))
+        out.append(signer.sign(i, key, step, tb.invoice_action_args(step, number, **extra)))
     return out
 
 
@@ -162,7 +168,7 @@ def enrol_actors(net: Path, keys_dir: Path) -> dict[str, SigningKey]:
     for stem, (name, role) in ACTORS.items():
         path = keys_dir / f"{stem}.key"
         done = subprocess.run(
-            [sys.executable, "-m", "tidechain.cli.main", "member", "enrol", "--role", role,
+            [sys.executable, "-m", "tidechain", "member", "enrol", "--role", role,
              "--name", name, "--new-key", str(path)],
             env=env, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
@@ -233,9 +239,10 @@ class Bench:
         return phase
 
     async def record_of(self, number: str) -> dict[str, Any]:
-        async with self.api.session.get(f"{self.api.url}/v1/invoices/{number}") as resp:
+        path = f"/v1/apps/invoice/invoice?number={number}"
+        async with self.api.session.get(f"{self.api.url}{path}") as resp:
             if resp.status != 200:
-                raise BenchError(f"GET /v1/invoices/{number}: HTTP {resp.status}")
+                raise BenchError(f"GET {path}: HTTP {resp.status}")
             doc: dict[str, Any] = await resp.json()
             return doc
 
@@ -261,7 +268,7 @@ class Bench:
         return f"{len(sample)} records show {field}={label or want}"
 
     async def check_stats(self, month: str, issued_count: int, reimbursed: int) -> str:
-        url = f"{self.api.url}/v1/invoices/stats?issuer={ISSUER_TAX_ID}&month={month}"
+        url = f"{self.api.url}/v1/apps/invoice/stats?issuer={ISSUER_TAX_ID}&month={month}"
         async with self.api.session.get(url) as resp:
             if resp.status != 200:
                 raise BenchError(f"GET {url}: HTTP {resp.status}")
@@ -291,10 +298,9 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str, node: NodePr
         auditors = [keys["tax"].public_key]
         setup = bench.signer("setup")
         await bench.run_phase("set-up", 0, [
-            setup.sign(0, tb.call_tx, keys["tax"], tb.INVOICE, "set_auditors",
-                       {"keys": auditors}),
-            setup.sign(1, tb.authorise_issuer_tx, keys["tax"], keys["issuer"].public_key,
-                       ACTORS["issuer"][0], ISSUER_TAX_ID, quota)])
+            setup.sign(0, keys["tax"], "set_auditors", {"keys": auditors}),
+            setup.sign(1, keys["tax"], "authorise_issuer", tb.authorise_issuer_args(
+                keys["issuer"].public_key, ACTORS["issuer"][0], ISSUER_TAX_ID, quota))])
 
         singles = [invoice_number(1, i) for i in range(n)]
         txs = issue_txs(bench.signer("issue"), keys["issuer"], buyer, singles, auditors, 1)

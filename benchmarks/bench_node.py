@@ -57,10 +57,11 @@ import aiohttp
 import nacl.bindings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from tidechain.client.files import client_signer
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256, verify
 from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx, TxBody
-from tidechain.node.config import client_signer, init_network
+from tidechain.ops.network import init_network
 
 TARGET_TPS = 5_000
 STRETCH_TPS = 10_000
@@ -177,13 +178,13 @@ def _stat_cpu_seconds(path: Path) -> float:
 
 
 class NodeProcess:
-    """`python -m tidechain.cli.main node start DIR` with its output in a log file."""
+    """`python -m tidechain node start DIR` with its output in a log file."""
 
     def __init__(self, node_dir: Path, log_path: Path, nice: int = 0) -> None:
         self.node_dir = node_dir
         self.log_path = log_path
         self.nice = nice
-        self.command = [sys.executable, "-m", "tidechain.cli.main", "node", "start",
+        self.command = [sys.executable, "-m", "tidechain", "node", "start",
                         str(node_dir)]
         self._proc: subprocess.Popen[bytes] | None = None
 

@@ -88,7 +88,7 @@ def tide(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     full_env = {k: v for k, v in os.environ.items() if k not in ("TIDE_NET", "TIDE_NODE")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tidechain.cli.main", *args],
+        [sys.executable, "-m", "tidechain", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout_s,
         stdin=subprocess.DEVNULL,
     )
@@ -134,7 +134,7 @@ def running_node(root: Path, name: str, node_toml_extra: str = "") -> Iterator[R
     log_path = root / "node.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(net / "node0")],
+            [sys.executable, "-m", "tidechain", "node", "start", str(net / "node0")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     node = RunningNode(net, f"http://127.0.0.1:{port}", port, process, log_path)

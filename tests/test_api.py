@@ -26,6 +26,7 @@ from tests.nodes import RunningNode, free_port, running_node
 from tidechain.api.openapi import openapi_document
 from tidechain.api.routes import all_routes
 from tidechain.client import Client, NodeUnreachable, deposit_tx, verify_deposit_receipt
+from tidechain.client.files import client_signer
 from tidechain.client.state_proof import verify_state_bundle
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor
@@ -45,7 +46,6 @@ from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import SignedTx, TxBody
-from tidechain.node.config import client_signer
 
 CBOR = "application/cbor"
 OPENAPI = openapi_document(all_routes(default_registry()))

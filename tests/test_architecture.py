@@ -51,3 +51,45 @@ def test_the_offline_verifier_does_not_touch_the_network() -> None:
         pytest.skip("client/verify.py not written yet")
     for name in _imports(verify):
         assert name.split(".")[0] not in {"httpx", "socket", "aiohttp", "urllib"}, name
+
+
+LAYERS: dict[str, set[str]] = {
+    # package: the tidechain packages it must never import
+    "node": {"api", "client", "cli", "ops"},
+    "cli": {"node", "api", "ops"},
+    "client": {"node", "api", "cli", "ops"},
+    "contracts": {"node", "api", "client", "cli", "storage", "sim", "ops"},
+}
+"""Who may import whom: the node knows nothing of its edges (the API is handed to it by
+ops/), the CLI talks to a node only through the SDK, and contracts sit on `ledger`."""
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layers_import_only_downwards(package: str) -> None:
+    banned = {f"tidechain.{name}" for name in LAYERS[package]}
+    for path in _files(package):
+        for name in _imports(path):
+            assert not any(name == b or name.startswith(b + ".") for b in banned), (
+                f"{path.relative_to(SRC)} imports {name}")
+
+
+def test_cli_modules_do_not_import_each_others_private_helpers() -> None:
+    for path in _files("cli"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "tidechain.cli"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.relative_to(SRC)} imports {private}"
+
+
+def test_only_the_session_and_txbuilder_build_transactions() -> None:
+    """Every transaction is built by `Session` through `txbuilder.call_tx`: nothing else
+    in the package signs a call with its own clock and nonce."""
+    allowed = {SRC / "client" / "txbuilder.py", SRC / "client" / "session.py"}
+    for path in SRC.rglob("*.py"):
+        if path in allowed:
+            continue
+        text = path.read_text()
+        for builder in ("call_tx(", "deposit_tx(", "SignedTx.create("):
+            assert builder not in text or path.parent.name in {"ledger", "sim"}, (
+                f"{path.relative_to(SRC)} builds a transaction with {builder}")

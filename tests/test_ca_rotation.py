@@ -26,9 +26,9 @@ import pytest
 from tests.nodes import tide
 from tests.test_cluster import VALIDATORS, ClusterNet, running_cluster, wait_for
 from tidechain.client import Client, deposit_tx
+from tidechain.client.files import DEFAULT_LEGAL_NAME, DEFAULT_ORG, DEFAULT_USCC, read_key
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
-from tidechain.node.config import DEFAULT_LEGAL_NAME, DEFAULT_ORG, DEFAULT_USCC, read_key
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from tests.helpers import (
     org_ca,
 )
 from tests.nodes import running_node, tide
-from tidechain.cli.main import _certificates_line
+from tidechain.cli.chain import certificates_line
 from tidechain.contracts import cert_expiry, default_registry, members
 from tidechain.core.note import Signer
 from tidechain.identity import Role
@@ -83,7 +83,7 @@ def test_the_status_names_a_member_certificate_that_expires_soon(tmp_path: Path)
         "not_after": "2025-10-21T08:53:20.000Z",
         "not_after_ms": GENESIS_TIME_MS + SOON_DAYS * DAY_MS, "days_left": SOON_DAYS,
     }
-    assert _certificates_line(field) == (
+    assert certificates_line(field) == (
         f"1 expires within 30 days: {TEST_ORG}/member {SOON_KEY} (12 days)")
     node.store.close()
 
@@ -92,7 +92,7 @@ def test_nothing_is_shown_when_every_certificate_is_far_from_expiry(tmp_path: Pa
     node = make_node(tmp_path, genesis())
     field = node.status()["certificates"]
     assert (field["expired"], field["expiring"], field["soonest"]) == (0, 0, [])
-    assert _certificates_line(field) == "none expire within 30 days (12 checked)"
+    assert certificates_line(field) == "none expire within 30 days (12 checked)"
     node.store.close()
 
 
@@ -106,7 +106,7 @@ def test_expired_certificates_are_counted_and_listed_first(tmp_path: Path) -> No
     field = node.certificates_status(later)
     assert len(field["soonest"]) == cert_expiry.MAX_SHOWN
     assert field["soonest"][0]["days_left"] < 0
-    line = _certificates_line(field)
+    line = certificates_line(field)
     assert line.startswith(f"1 expired, 11 expire within 400 days: {TEST_ORG}/member 11 "
                            "(expired), ") and line.endswith(", ...")
     assert certificate_warning(report.due[0], later).startswith(

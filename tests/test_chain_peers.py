@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from tidechain.client.files import init_org
 from tidechain.contracts import members
 from tidechain.core import cbor
 from tidechain.core.crypto import sha256
 from tidechain.identity import from_pem
 from tidechain.ledger import validators as vset
 from tidechain.ledger.runtime import namespaced
-from tidechain.node.config import init_org
 from tidechain.node.runtime import ChainPeers
 from tidechain.node.tls import (
     certificate_fingerprint,

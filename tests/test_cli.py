@@ -288,13 +288,13 @@ def test_trust_export_writes_the_networks_trust_file(tmp_path: Path) -> None:
 
 
 def test_status_sync_line_shows_block_sync_and_state_sync_progress() -> None:
-    from tidechain.cli.main import _sync_line
+    from tidechain.cli.chain import sync_line
 
-    assert _sync_line(100, {"peer_height": 100, "behind_blocks": 0}) == \
+    assert sync_line(100, {"peer_height": 100, "behind_blocks": 0}) == \
         "in step with its peers (height 100)"
-    assert _sync_line(40, {"peer_height": 100, "behind_blocks": 60}).startswith(
+    assert sync_line(40, {"peer_height": 100, "behind_blocks": 60}).startswith(
         "catching up: height 40 of 100 (40%), 60 blocks behind")
-    line = _sync_line(0, {"peer_height": 100, "behind_blocks": 100, "state_sync": {
+    line = sync_line(0, {"peer_height": 100, "behind_blocks": 100, "state_sync": {
         "phase": "data", "height": 100, "headers": 100, "records": 7815,
         "records_total": 100010, "entries": 32000, "entries_total": 100000}})
     assert line == ("state sync to height 100 (data): entries 32000/100000, records "

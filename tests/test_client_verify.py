@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from tidechain.client.txbuilder import (
     DEFAULT_TTL_MS,
     HASH_CHUNK_BYTES,
-    amend_tx,
+    amend_args,
+    call_tx,
     deposit_tx,
     hash_file,
 )
@@ -169,8 +170,9 @@ def test_trust_may_be_parsed_once_and_bytes_are_accepted() -> None:
 
 
 def test_amendment_reports_what_it_amends() -> None:
-    amendment = amend_tx(DEPOSITOR, CHAIN_ID, 6, sha256(b"v2"), {"rev": "2"},
-                         now_ms=GENESIS_TIME_MS, nonce=b"amend-01")
+    amendment = call_tx(DEPOSITOR, CHAIN_ID, "evidence", "amend",
+                        amend_args(6, sha256(b"v2"), {"rev": "2"}),
+                        now_ms=GENESIS_TIME_MS, nonce=b"amend-01")
     receipt = receipt_for([*ENTRIES, committed(amendment, height=5)], len(ENTRIES), VALIDATORS)
     proven = verify_deposit_receipt(receipt, FOUR_TRUST, sha256(b"v2"))
     assert (proven.method, proven.amends, proven.meta) == ("amend", 6, {"rev": "2"})
@@ -352,14 +354,15 @@ def test_deposit_tx_is_a_valid_signed_transaction() -> None:
     assert body.args == {"digest": DIGEST, "meta": META}
 
 
-def test_amend_tx_names_the_original() -> None:
-    tx = amend_tx(DEPOSITOR, CHAIN_ID, 7, DIGEST, {}, now_ms=5, nonce=b"n" * 16, ttl_ms=10)
+def test_amend_args_name_the_original() -> None:
+    tx = call_tx(DEPOSITOR, CHAIN_ID, "evidence", "amend", amend_args(7, DIGEST, {}),
+                 now_ms=5, nonce=b"n" * 16, ttl_ms=10)
     assert tx.body.method == "amend"
     assert tx.body.args == {"of": 7, "digest": DIGEST, "meta": {}}
     assert tx.body.expires_ms == 15
     for bad in (-1, True):
         with pytest.raises(ContractError):
-            amend_tx(DEPOSITOR, CHAIN_ID, bad, DIGEST, {}, now_ms=5, nonce=b"n" * 16)
+            amend_args(bad, DIGEST, {})
 
 
 @pytest.mark.parametrize("digest", [b"", b"x" * 31, b"x" * 33])

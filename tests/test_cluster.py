@@ -23,9 +23,9 @@ import pytest
 
 from tests.nodes import free_port_block, tide
 from tidechain.client import Client, deposit_tx
+from tidechain.client.files import client_signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
-from tidechain.node.config import client_signer
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ class ClusterNet:
             log.write(f"--- test restart {self.restarts} ---\n".encode())
             log.flush()
             self.children[i] = subprocess.Popen(
-                [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(node_dir)],
+                [sys.executable, "-m", "tidechain", "node", "start", str(node_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.restarts += 1
 

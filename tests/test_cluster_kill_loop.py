@@ -45,12 +45,12 @@ import pytest
 from tests.nodes import StoppableThreads
 from tests.test_cluster import VALIDATORS, ClusterNet, running_cluster, status_of, wait_for
 from tidechain.client import Client, deposit_tx, verify_deposit_receipt
+from tidechain.client.files import client_signer
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.trust import Trust, parse_trust
 from tidechain.ledger.types import SignedTx
-from tidechain.node.config import client_signer
 
 SEED_ENV = "TIDE_CLUSTER_SEED"
 KILLS_ENV = "TIDE_CLUSTER_KILLS"

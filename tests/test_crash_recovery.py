@@ -41,6 +41,7 @@ import httpx
 import pytest
 
 from tests.nodes import StoppableThreads, free_port
+from tidechain.client.files import client_signer
 from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
 from tidechain.core.crypto import SigningKey
@@ -48,7 +49,7 @@ from tidechain.core.merkle import verify_consistency
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust, parse_trust
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx, TxBody
-from tidechain.node.config import client_signer, init_network
+from tidechain.ops.network import init_network
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +142,7 @@ class NodeProcess:
             log.write(f"--- start {self.starts} ---\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(self.node_dir)],
+                [sys.executable, "-m", "tidechain", "node", "start", str(self.node_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         self.starts += 1

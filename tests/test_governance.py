@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, ca_seed, key, org_ca
 from tests.nodes import RunningNode, running_node, tide
+from tidechain.client.files import read_key
 from tidechain.client.sdk import Client
-from tidechain.client.txbuilder import propose_tx
+from tidechain.client.txbuilder import call_tx, propose_args
 from tidechain.contracts import default_registry, governance, members
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.identity import (
@@ -32,7 +33,6 @@ from tidechain.identity import (
 from tidechain.ledger.chain import Chain, PreparedBlock
 from tidechain.ledger.runtime import Forbidden
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
-from tidechain.node.config import read_key
 
 ORGS = ["alpha", "beta", "gamma", "delta"]
 ADMIN = {org: 50 + 10 * i for i, org in enumerate(ORGS)}
@@ -457,8 +457,9 @@ def test_the_api_serves_proposals_and_dry_runs(node: RunningNode) -> None:
     assert bad.status_code == 400
     client = read_key(node.net / "client.key").key
     with Client(node.url) as sdk:
-        not_admin = propose_tx(client, sdk.chain_id(), "remove_org", {"org": "acme"},
-                               now_ms=int(time.time() * 1000), nonce=b"gov-dry-run-1")
+        not_admin = call_tx(client, sdk.chain_id(), "gov", "propose",
+                            propose_args("remove_org", {"org": "acme"}),
+                            now_ms=int(time.time() * 1000), nonce=b"gov-dry-run-1")
         with pytest.raises(Forbidden):
             sdk.gov_dry_run(not_admin)
         listed = sdk.gov_list()

@@ -29,9 +29,10 @@ from tidechain.contracts import default_registry, invoice
 from tidechain.contracts.invoice.content import check_line, line_tax
 from tidechain.contracts.invoice.contract import CONFIRM_WINDOW_MS, MAX_BATCH
 from tidechain.core.crypto import sha256
-from tidechain.core.errors import ContractError, DecodeError, Rejected
+from tidechain.core.errors import ContractError, DecodeError, NotFound, Rejected
 from tidechain.identity import Role
 from tidechain.identity.uscc import org_code_check_char, uscc_check_char
+from tidechain.ledger.application import HeadView
 from tidechain.ledger.chain import Chain
 from tidechain.ledger.types import Genesis, GenesisValidator, SignedTx, TxResult
 
@@ -295,8 +296,9 @@ def test_quota_and_suspension_hold() -> None:
 
 def test_issue_stores_the_invoice_lists_it_and_counts_it() -> None:
     net = authorised()
-    tx = tb.issue_invoice_tx(key(ISSUER_A), genesis().chain_id, blue(7, remark="table 4"),
-                             auditors=AUDITORS, now_ms=net.now + 1, nonce=b"issue-7-nonce-16")
+    tx = tb.call_tx(key(ISSUER_A), genesis().chain_id, "invoice", "issue",
+                    tb.issue_args(blue(7, remark="table 4"), pub(ISSUER_A), auditors=AUDITORS),
+                    now_ms=net.now + 1, nonce=b"issue-7-nonce-16")
     [result] = net.run(tx)
     assert result.ok and [e.kind for e in result.events] == ["issued"]
     record = net.invoice(number(7))
@@ -329,8 +331,10 @@ def test_a_batch_is_all_or_nothing() -> None:
     too_many = [blue(n) for n in range(MAX_BATCH + 1)]
     assert net.do(ISSUER_A, "issue_batch", {"invoices": too_many}) == "bad_argument"
     assert net.chain.state.root() == root  # nothing half-written
-    tx = tb.issue_batch_tx(key(ISSUER_A), genesis().chain_id, [blue(n) for n in (1, 2, 3)],
-                           auditors=AUDITORS, now_ms=net.now + 1, nonce=b"batch-nonce-0016")
+    tx = tb.call_tx(key(ISSUER_A), genesis().chain_id, "invoice", "issue_batch",
+                    tb.issue_batch_args([blue(n) for n in (1, 2, 3)], pub(ISSUER_A),
+                                        auditors=AUDITORS),
+                    now_ms=net.now + 1, nonce=b"batch-nonce-0016")
     [result] = net.run(tx)
     assert result.ok and result.events[0].data["numbers"] == [number(n) for n in (1, 2, 3)]
     assert invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 1, 5) == [
@@ -343,8 +347,9 @@ def test_a_full_batch_fits_in_one_transaction() -> None:
     net = authorised()
     two_lines = [LINE, tb.invoice_line("a longer line item name " * 4, 3, 999, 1300)]
     full = [blue(100 + n, lines=two_lines, remark="r" * 100) for n in range(MAX_BATCH)]
-    tx = tb.issue_batch_tx(key(ISSUER_A), genesis().chain_id, full, auditors=AUDITORS,
-                           now_ms=net.now + 1, nonce=b"full-batch-nonce")
+    tx = tb.call_tx(key(ISSUER_A), genesis().chain_id, "invoice", "issue_batch",
+                    tb.issue_batch_args(full, pub(ISSUER_A), auditors=AUDITORS),
+                    now_ms=net.now + 1, nonce=b"full-batch-nonce")
     [result] = net.run(tx)
     assert result.ok, result.reason
     assert len(invoice.invoices_of_issuer(net.chain.state, pub(ISSUER_A), 0, 100)) == MAX_BATCH
@@ -421,6 +426,63 @@ def test_lock_unlock_reimburse_exactly_once() -> None:
         "reimbursed", 3180, pub(EMP2))
     assert invoice.statistics(net.chain.state, pub(ISSUER_A),
                               invoice.period_of(net.now))["reimbursed"] == 3180
+
+
+# --- statistics per tax id -------------------------------------------------------------------
+
+
+class _NoScan:
+    """The pages of a store that must not be read: statistics are counters, each one
+    `get`, never a scan over issuers."""
+
+    def index_page(self, name: str, key: bytes, before: int | None, limit: int) -> list[int]:
+        raise AssertionError("statistics scanned an index")
+
+    def state_page(self, prefix: bytes, after: bytes | None,
+                   limit: int) -> list[tuple[bytes, bytes]]:
+        raise AssertionError("statistics scanned the state")
+
+
+def _stats(net: Net, issuer: str | bytes, month: str) -> invoice.queries.Statistics:
+    """The `stats` query as the API runs it, on a view that refuses any scan."""
+    view = HeadView(net.chain.state, net.chain.height, net.chain.head_time_ms, _NoScan())
+    who = issuer.hex() if isinstance(issuer, bytes) else issuer
+    result: invoice.queries.Statistics = invoice.QUERIES["stats"].fn(
+        view, invoice.queries.StatsParams(month=month, issuer=who))
+    return result
+
+
+def test_a_tax_ids_counters_are_the_sum_of_its_issuers_and_read_without_a_scan() -> None:
+    net = authorised()
+    # A second key under A's tax id (a second till of the same shop), B under its own.
+    assert net.do(TAX, "authorise_issuer", {"issuer": pub(UNAUTHORISED), "name": "Shop A 2",
+                                            "tax_id": TAX_ID_A, "quota": QUOTA}) == ""
+    assert net.do(TAX, "authorise_issuer", {"issuer": pub(UNAUTHORISED), "name": "Shop A 2",
+                                            "tax_id": TAX_ID_A, "quota": QUOTA + 1}) == ""
+    n = {"number": number(2)}
+    assert [net.do(ISSUER_A, "issue", blue(1)), net.do(UNAUTHORISED, "issue", blue(2)),
+            net.do(ISSUER_B, "issue", blue(3)),
+            net.do(ISSUER_A, "issue_batch", {"invoices": [blue(4), blue(5)]}),
+            net.do(ISSUER_A, "red_letter", red(90, 1)),
+            net.do(BUYER, "claim", n), net.do(BUYER, "submit", {**n, "employer": pub(EMP)}),
+            net.do(EMP, "lock", n), net.do(EMP, "reimburse", n)] == [""] * 9
+    month = invoice.period_of(net.now)
+    a, a2, b = (_stats(net, pub(i), month) for i in (ISSUER_A, UNAUTHORISED, ISSUER_B))
+    by_tax_id = _stats(net, TAX_ID_A.lower(), month)  # normalised like any USCC
+    fields = ("issued", "issued_count", "reversed", "reimbursed")
+    assert [getattr(a, f) for f in fields] == [3 * 3180, 3, 3180, 0]
+    assert [getattr(a2, f) for f in fields] == [3180, 1, 0, 3180]
+    assert [getattr(by_tax_id, f) for f in fields] == [
+        getattr(a, f) + getattr(a2, f) for f in fields]
+    assert (by_tax_id.tax_id, by_tax_id.issuer, by_tax_id.issuer_count) == (TAX_ID_A, None, 2)
+    assert (a.tax_id, a.issuer, a.issuer_count) == (TAX_ID_A, pub(ISSUER_A).hex(), 1)
+    assert [getattr(_stats(net, TAX_ID_B, month), f) for f in fields] == [
+        getattr(b, f) for f in fields]
+    assert invoice.tax_id_statistics(net.chain.state, TAX_ID_A, "2001-01")["issued"] == 0
+    with pytest.raises(NotFound):
+        _stats(net, BUYER_USCC, month)  # a valid code no issuer is authorised under
+    with pytest.raises(DecodeError):
+        _stats(net, TAX_ID_A[:-1] + "0", month)
 
 
 # --- red-letter invoices --------------------------------------------------------------------
@@ -542,12 +604,9 @@ def test_a_failed_call_changes_nothing_and_the_regulator_writes_nothing() -> Non
 
 def test_txbuilder_refuses_unknown_actions() -> None:
     with pytest.raises(DecodeError):
-        tb.invoice_action_tx(key(BUYER), genesis().chain_id, "steal", number(1),
-                             now_ms=GENESIS_TIME_MS, nonce=b"x" * 16)
-    tx = tb.invoice_action_tx(key(BUYER), genesis().chain_id, "submit", number(1),
-                              employer=pub(EMP), wrapped=b"w" * 80, now_ms=GENESIS_TIME_MS,
-                              nonce=b"y" * 16)
-    assert tx.body.args == {"number": number(1), "employer": pub(EMP), "wrapped": b"w" * 80}
+        tb.invoice_action_args("steal", number(1))
+    args = tb.invoice_action_args("submit", number(1), employer=pub(EMP), wrapped=b"w" * 80)
+    assert args == {"number": number(1), "employer": pub(EMP), "wrapped": b"w" * 80}
 
 
 # --- periods ----------------------------------------------------------------------------------
@@ -900,6 +959,21 @@ class InvoiceMachine(RuleBasedStateMachine):
         reimbursed = sum(invoice.statistics(state, pub(issuer), period)["reimbursed"]
                          for issuer in self.issuers for period in self.periods)
         assert reimbursed == self.reimbursed_total
+
+    @invariant()
+    def tax_id_counters_are_their_issuers_sums(self) -> None:
+        state = self.net.chain.state
+        under: dict[str, list[int]] = {}
+        for who in ACTORS:
+            record = invoice.get_issuer(state, pub(who))
+            if record is not None:
+                under.setdefault(record["tax_id"], []).append(who)
+        for period in self.periods:
+            for tax_id, issuers in under.items():
+                summed = {k: sum(invoice.statistics(state, pub(i), period)[k] for i in issuers)
+                          for k in ("issued", "issued_count", "reversed", "reimbursed")}
+                assert invoice.tax_id_statistics(state, tax_id, period) == summed
+            assert invoice.tax_id_issuers(state, TAX_ID_A) == len(under.get(TAX_ID_A, []))
 
     @invariant()
     def quotas_hold(self) -> None:

@@ -1,6 +1,6 @@
-"""The read-only invoice routes (GET /v1/invoices/{number}, /stats, /auditors), their
-SDK methods and `tide invoice`, against a real node with members enrolled through the
-CLI; and acceptance 3 of issue 5: a member that is neither a party nor the tax
+"""The invoice application's queries (GET /v1/apps/invoice/{invoice, invoices, stats,
+auditors}), their SDK methods and `tide invoice`, against a real node with members
+enrolled through the CLI; and acceptance 3 of issue 5: a member that is neither a party nor the tax
 authority cannot read an invoice's content through the API, the SDK, the CLI or the
 raw blocks (nor the node's files)."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,13 @@ import httpx
 import pytest
 
 from tests.nodes import RunningNode, running_node, tide
-from tidechain.api.openapi import OPENAPI
+from tidechain.api.openapi import openapi_document
+from tidechain.api.routes import all_routes
 from tidechain.client import Client, sealing
 from tidechain.client import txbuilder as tb
+from tidechain.client.files import read_key
 from tidechain.client.state_proof import verify_state_bundle
+from tidechain.contracts import default_registry
 from tidechain.contracts.invoice import state as invoice_state
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey
@@ -29,8 +32,6 @@ from tidechain.core.errors import NotFound, Rejected
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.runtime import namespaced
-from tidechain.ledger.types import SignedTx
-from tidechain.node.config import read_key
 
 TAX_ID = "91350100M000100Y43"
 NUMBER = "04400000000000000001"
@@ -61,10 +62,9 @@ def _enrol(node: RunningNode, role: str, path: Path) -> SigningKey:
     return read_key(path).key
 
 
-def _send(client: Client, key: SigningKey, build: Callable[..., SignedTx], *args: Any,
-          **kwargs: Any) -> None:
-    client.submit(build(key, client.chain_id(), *args, now_ms=int(time.time() * 1000),
-                        nonce=os.urandom(16), **kwargs))
+def _send(client: Client, key: SigningKey, method: str, args: dict[str, Any]) -> None:
+    client.submit(tb.call_tx(key, client.chain_id(), "invoice", method, args,
+                             now_ms=int(time.time() * 1000), nonce=os.urandom(16)))
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,13 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issued]:
                     "--net", str(node.net), "--node", node.url)
         assert done.returncode == 0, done.stderr
         with Client(node.url) as client:
-            _send(client, keys["tax"], tb.authorise_issuer_tx, keys["merchant"].public_key,
-                  "Coffee Co.", TAX_ID, 1_000_000)
+            _send(client, keys["tax"], "authorise_issuer", tb.authorise_issuer_args(
+                keys["merchant"].public_key, "Coffee Co.", TAX_ID, 1_000_000))
             lines = [LINE, tb.invoice_line(LINE_NAME, 1, 9900, 1300)]
-            _send(client, keys["merchant"], tb.issue_invoice_tx,
-                  tb.invoice_args(NUMBER, {"key": keys["buyer"].public_key}, lines,
-                                  remark=REMARK), auditors=client.invoice_auditors())
+            _send(client, keys["merchant"], "issue", tb.issue_args(
+                tb.invoice_args(NUMBER, {"key": keys["buyer"].public_key}, lines,
+                                remark=REMARK),
+                keys["merchant"].public_key, auditors=client.invoice_auditors()))
         yield Issued(node, root, **keys)
 
 
@@ -105,7 +106,9 @@ def test_statistics_by_tax_id_and_by_key_agree(issued: Issued) -> None:
         by_tax_id = client.invoice_stats(TAX_ID, period)
         by_key = client.invoice_stats(issued.merchant.public_key, period)
         other_month = client.invoice_stats(TAX_ID, "2001-01")
-    assert by_tax_id["issuers"] == [issued.merchant.public_key.hex()]
+    assert (by_tax_id["tax_id"], by_tax_id["issuer"], by_tax_id["issuer_count"]) == (
+        TAX_ID, None, 1)
+    assert (by_key["tax_id"], by_key["issuer"]) == (TAX_ID, issued.merchant.public_key.hex())
     counters = {k: by_tax_id[k] for k in ("issued", "issued_count", "reversed", "reimbursed")}
     assert counters == {"issued": 14367, "issued_count": 1, "reversed": 0, "reimbursed": 0}
     assert all(by_key[k] == v for k, v in counters.items())
@@ -121,11 +124,15 @@ def test_unknown_invoices_and_issuers_are_not_found(issued: Issued) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/v1/invoices/123", "/v1/invoices/0440000000000000000x",
-    "/v1/invoices/stats?issuer=91350100M000100Y43&month=2026-13",
-    "/v1/invoices/stats?issuer=91350100M000100Y44&month=2026-01",
-    "/v1/invoices/stats?month=2026-01",
-    "/v1/invoices/stats?issuer=" + "zz" * 32 + "&month=2026-01",
+    "/v1/apps/invoice/invoice?number=123",
+    "/v1/apps/invoice/invoice?number=0440000000000000000x",
+    "/v1/apps/invoice/invoice",
+    "/v1/apps/invoice/stats?issuer=91350100M000100Y43&month=2026-13",
+    "/v1/apps/invoice/stats?issuer=91350100M000100Y44&month=2026-01",
+    "/v1/apps/invoice/stats?month=2026-01",
+    "/v1/apps/invoice/stats?issuer=" + "zz" * 32 + "&month=2026-01",
+    "/v1/apps/invoice/invoices", "/v1/apps/invoice/invoices?issuer=abc",
+    "/v1/apps/invoice/invoices?issuer=" + "00" * 32 + "&cursor=x",
 ])
 def test_malformed_queries_are_bad_requests(issued: Issued, path: str) -> None:
     answer = httpx.get(issued.node.url + path, timeout=5)
@@ -134,8 +141,35 @@ def test_malformed_queries_are_bad_requests(issued: Issued, path: str) -> None:
 
 
 def test_the_routes_are_in_the_openapi_document() -> None:
-    assert {"/v1/invoices/{number}", "/v1/invoices/stats", "/v1/invoices/auditors"} <= set(
-        OPENAPI["paths"])
+    paths = openapi_document(all_routes(default_registry()))["paths"]
+    assert {f"/v1/apps/invoice/{q}" for q in ("invoice", "invoices", "stats", "auditors")} <= set(
+        paths)
+    assert paths["/v1/apps/invoice/auditors"]["get"]["x-tidechain-public"] is True
+    assert paths["/v1/apps/invoice/invoice"]["get"]["x-tidechain-public"] is False
+
+
+def test_an_issuers_invoices_page_newest_first_each_once(issued: Issued) -> None:
+    numbers = [f"044000000000000002{n:02d}" for n in range(5)]
+    with Client(issued.node.url) as client:
+        _send(client, issued.merchant, "issue_batch", tb.issue_batch_args(
+            [tb.invoice_args(n, {"key": issued.buyer.public_key}, [LINE]) for n in numbers],
+            issued.merchant.public_key, auditors=client.invoice_auditors()))
+        merchant = issued.merchant.public_key.hex()
+        everything = [i["number"] for i in client.walk("invoice", "invoices", issuer=merchant)]
+        for limit in (1, 2, 4):
+            paged = [i["number"] for i in client.walk("invoice", "invoices", issuer=merchant,
+                                                      limit=limit)]
+            assert paged == everything
+        first = client.query("invoice", "invoices", issuer=merchant, limit=2)
+        assert len(first["items"]) == 2 and first["next"] is not None
+        assert "sealed" not in first["items"][0]  # lists carry the public fields only
+        assert client.query("invoice", "invoices", issuer="00" * 32) == {"items": [],
+                                                                          "next": None}
+        found = client._get_json("/v1/search", {"q": numbers[0]})["found"]
+    assert everything[:5] == numbers[::-1]  # newest first: the batch, last number first
+    assert len(everything) == len(set(everything)) and NUMBER in everything
+    assert {"kind": "invoice", "id": numbers[0], "app": "invoice",
+            "path": f"/v1/apps/invoice/invoice?number={numbers[0]}"} in found
 
 
 def test_sdk_refusals_are_typed(issued: Issued) -> None:
@@ -181,7 +215,8 @@ def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> N
     markers = (REMARK.encode(), LINE_NAME.encode(), b"marker-")
     with Client(issued.node.url) as client:
         height = int(client.status()["height"])
-        answers = [httpx.get(f"{issued.node.url}/v1/invoices/{NUMBER}", timeout=5).text]
+        answers = [httpx.get(f"{issued.node.url}/v1/apps/invoice/invoice?number={NUMBER}",
+                             timeout=5).text]
         for h in range(1, height + 1):
             block = client.block(h)
             answers.append(str(block))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tidechain.client.files import trust_file_text
 from tidechain.consensus import PREVOTE, Broadcast, SendTo, Start, Tick, Vote
 from tidechain.consensus.messages import sign_proposal
 from tidechain.core import cbor
@@ -21,7 +22,6 @@ from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.types import Genesis, SignedTx
-from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
 from tidechain.node.wire import SyncBlocks, SyncedBlock, TxGossip, WireBlock, encode_message
 from tidechain.storage.store import Store

@@ -13,20 +13,11 @@ import pytest
 from cryptography import x509
 
 from tests.nodes import tide
+from tidechain.client.files import OrgDir, init_org, load_genesis, read_key
 from tidechain.core.errors import Rejected
-from tidechain.node.config import (
-    ConfigError,
-    OrgDir,
-    PeerAddress,
-    init_network,
-    init_org,
-    join_node,
-    load_genesis,
-    load_node,
-    parse_bootstrap,
-    read_key,
-)
+from tidechain.node.config import ConfigError, PeerAddress, load_node, parse_bootstrap
 from tidechain.node.tls import certificate_fingerprint, client_context, server_context
+from tidechain.ops.network import init_network, join_node
 
 
 def _now_ms() -> int:

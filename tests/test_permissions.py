@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, ca_seed, key, member_cert, org_ca
 from tests.nodes import RunningNode, running_node, tide
+from tidechain.client.files import client_signer, read_key
 from tidechain.client.sdk import Client
 from tidechain.client.txbuilder import deposit_tx
 from tidechain.contracts import default_registry, members
@@ -34,7 +35,6 @@ from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import Forbidden
 from tidechain.ledger.state_tree import EMPTY_ROOT, StateTree
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
-from tidechain.node.config import client_signer, read_key
 
 ALPHA, BETA = "alpha", "beta"
 ROLES = list(Role)

@@ -12,23 +12,26 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import genesis, key, tx
 from tests.test_multinode import Cluster
+from tidechain.client.files import trust_file_text
 from tidechain.consensus import PRECOMMIT, CommitCertificate, Tick
 from tidechain.consensus.messages import sign_vote
+from tidechain.contracts import evidence
 from tidechain.core.errors import PeerError
-from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS, SYNC_PROBE_MS
+from tidechain.core.limits import MAX_PAGE_SIZE, STATE_SYNC_MIN_BLOCKS, SYNC_PROBE_MS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger import statesync as ledger_statesync
+from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node import node as node_module
 from tidechain.node import statesync as node_statesync
-from tidechain.node.config import trust_file_text
 from tidechain.node.node import Node
 from tidechain.node.wire import (
     Entries,
@@ -155,9 +158,21 @@ def assert_same_as_peers(cluster: Cluster) -> None:
     assert verify_receipt(synced.receipt(3), trust).index == 3
     assert synced.entry(PER_BLOCK + 1) == source.entry(PER_BLOCK + 1)
     digest = hashlib.sha256(b"doc %d" % 2001).digest()
-    assert synced.deposits(digest) == source.deposits(digest) != []
-    assert synced.deposit(PER_BLOCK)["amended_by"] == source.deposit(PER_BLOCK)["amended_by"]
-    assert synced.deposit(PER_BLOCK)["amended_by"] != []
+    assert _deposits(synced, digest) == _deposits(source, digest) != []
+    assert _amended_by(synced, PER_BLOCK) == _amended_by(source, PER_BLOCK) != []
+
+
+def _deposits(node: Node, digest: bytes) -> list[Any]:
+    """Every deposit of `digest`, through the evidence application's own query."""
+    query = evidence.QUERIES["deposits"]
+    return query.fn(node.view(), evidence.queries.DepositsParams(digest=digest.hex()),
+                    PageRequest(limit=MAX_PAGE_SIZE)).items
+
+
+def _amended_by(node: Node, index: int) -> list[int]:
+    found = evidence.QUERIES["deposit"].fn(node.view(),
+                                           evidence.queries.DepositParams(index=index))
+    return list(found.amended_by)
 
 
 def test_a_node_far_behind_state_syncs_and_ends_like_its_peers(

@@ -15,8 +15,8 @@ import pytest
 from cryptography import x509
 
 from tests.test_peers import FAST, LOGGER, Inbox, eventually, free_ports, logged, run, running
+from tidechain.client.files import OrgDir, init_org
 from tidechain.identity import from_pem
-from tidechain.node.config import OrgDir, init_org
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.tls import (
     TlsFiles,

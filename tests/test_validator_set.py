@@ -31,6 +31,7 @@ from tests.test_governance import (
     vote,
 )
 from tests.test_multinode import Cluster
+from tidechain.client.files import trust_file_from_chain, trust_file_text
 from tidechain.consensus import Start
 from tidechain.contracts import default_registry, governance, members
 from tidechain.core.errors import ProofError
@@ -41,7 +42,6 @@ from tidechain.ledger import validators as vset
 from tidechain.ledger.chain import Chain
 from tidechain.ledger.runtime import CallContext, Overlay
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator
-from tidechain.node.config import trust_file_from_chain, trust_file_text
 from tidechain.node.node import Node
 from tidechain.storage.store import Store
 

@@ -27,20 +27,14 @@ from tests.nodes import free_port_block, tide
 from tests.test_cluster import status_of, wait_for
 from tests.test_governance import uscc
 from tidechain.client import Client, deposit_tx
-from tidechain.client.txbuilder import propose_tx, vote_tx
+from tidechain.client.files import OrgDir, client_signer, init_org, issue_member, read_key
+from tidechain.client.txbuilder import call_tx, propose_args, vote_args
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import ProofError
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.identity import Role
-from tidechain.node.config import (
-    OrgDir,
-    client_signer,
-    init_network,
-    init_org,
-    issue_member,
-    read_key,
-)
+from tidechain.ops.network import init_network
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +65,7 @@ class Network:
         node_dir = self.node_dir(i)
         log = (node_dir / "node.log").open("ab")
         self.processes[i] = subprocess.Popen(
-            [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(node_dir)],
+            [sys.executable, "-m", "tidechain", "node", "start", str(node_dir)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
@@ -113,13 +107,15 @@ class Network:
         """Propose (first voter's admin) and vote with each of `voters`; then wait for
         the decision to apply (the next block applies it: a deposit makes one)."""
         client = self.clients[via]
-        proposed = client.submit(propose_tx(
-            self.admins[voters[0]], client.chain_id(), action, args, now_ms=_now_ms(),
+        proposed = client.submit(call_tx(
+            self.admins[voters[0]], client.chain_id(), "gov", "propose",
+            propose_args(action, args), now_ms=_now_ms(),
             nonce=self._nonce()), wait=True)  # raises ContractError if refused
         proposal = proposed["log_index"]
         for org in voters:
-            client.submit(vote_tx(self.admins[org], client.chain_id(), proposal, True,
-                                  now_ms=_now_ms(), nonce=self._nonce()), wait=True)
+            client.submit(call_tx(self.admins[org], client.chain_id(), "gov", "vote",
+                                  vote_args(proposal, True), now_ms=_now_ms(),
+                                  nonce=self._nonce()), wait=True)
         self.deposit(via)
         record = client.gov_get(proposal)
         assert record["status"] == "applied", record

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-TIDE = [sys.executable, "-m", "tidechain.cli.main"]
+TIDE = [sys.executable, "-m", "tidechain"]
 
 DOCUMENTS = {
     "tally-report-0042.txt":

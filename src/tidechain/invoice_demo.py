@@ -3,7 +3,8 @@ enrolled through the real `tide member enrol`; then, with the SDK, a merchant
 authorised, an invoice issued (its content sealed to the parties and the tax
 authority: another member cannot open it), claimed, submitted, locked and reimbursed
 exactly once, partly reversed by a red-letter invoice the employer confirms, and the
-tax authority's statistics for the month.
+tax authority's statistics for the month. Every call goes through one `Session` per
+actor: one round trip each, its receipt verified against the network's trust file.
 
 CLI steps are printed as the command a user would type; SDK steps as what they do.
 """
@@ -11,23 +12,20 @@ CLI steps are printed as the command a user would type; SDK steps as what they d
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tidechain.cli.invoice import fen_text
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
+from tidechain.client.files import read_key
 from tidechain.client.sdk import Client
+from tidechain.client.session import Session
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import ContractError
 from tidechain.demo import demo_network, run_tide
-from tidechain.ledger.types import SignedTx
-from tidechain.node.config import read_key
 
 MERCHANT_TAX_ID = "91350100M000100Y43"
 """A valid unified social credit code (check characters correct) for the merchant."""
@@ -44,10 +42,6 @@ ACTORS = {  # key file stem: (certificate name, role)
 }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _yuan(fen: int) -> str:
     return f"CNY {fen_text(fen)}"
 
@@ -56,28 +50,24 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-class _Session:
-    """The SDK and the actors' keys: sign, submit, wait, print the outcome."""
+class _Actors:
+    """The SDK and one signing session per actor: call, print the outcome."""
 
     def __init__(self, client: Client, keys: dict[str, SigningKey]) -> None:
         self.client = client
         self.keys = keys
-        self.chain_id = client.chain_id()
+        self.sessions = {actor: Session(client, key) for actor, key in keys.items()}
 
-    def send(self, actor: str, build: Callable[..., SignedTx], *args: Any,
-             **kwargs: Any) -> dict[str, Any]:
-        tx = build(self.keys[actor], self.chain_id, *args, now_ms=_now_ms(),
-                   nonce=os.urandom(16), **kwargs)
-        committed = self.client.submit(tx, wait=True)
-        events = ", ".join(e["type"] for e in committed.get("events", []))
-        print(f"   {actor}: committed at log index {committed['log_index']} ({events})")
-        return committed
+    def send(self, actor: str, method: str, args: dict[str, Any]) -> None:
+        """`invoice.method(args)` signed by `actor`: one round trip, receipt verified."""
+        outcome = self.sessions[actor].call(tb.INVOICE, method, args)
+        print(f"   {actor}: committed at log index {outcome.log_index} "
+              f"({', '.join(outcome.event_types())}); receipt verified")
 
-    def refused(self, actor: str, build: Callable[..., SignedTx], *args: Any,
-                **kwargs: Any) -> ContractError:
+    def refused(self, actor: str, method: str, args: dict[str, Any]) -> ContractError:
         """Send a call the contract must refuse; the typed refusal it gave."""
         try:
-            self.send(actor, build, *args, **kwargs)
+            self.send(actor, method, args)
         except ContractError as exc:
             print(f"   {actor}: refused: {exc.code}: {exc.reason}")
             return exc
@@ -112,48 +102,51 @@ def _enrol(root: Path, env: dict[str, str]) -> dict[str, SigningKey]:
     return keys
 
 
-def _invoice_flow(s: _Session) -> None:
+def _invoice_flow(s: _Actors) -> None:
     merchant, buyer = s.keys["merchant"].public_key, s.keys["buyer"].public_key
     employer = s.keys["employer"].public_key
     _step(f"The tax authority authorises the merchant, quota {_yuan(QUOTA_FEN)}, and "
           "registers its audit key")
-    s.send("tax", tb.authorise_issuer_tx, merchant, ACTORS["merchant"][0], MERCHANT_TAX_ID,
-           QUOTA_FEN)
-    s.send("tax", tb.call_tx, tb.INVOICE, "set_auditors", {"keys": [s.keys["tax"].public_key]})
+    s.send("tax", "authorise_issuer", tb.authorise_issuer_args(
+        merchant, ACTORS["merchant"][0], MERCHANT_TAX_ID, QUOTA_FEN))
+    s.send("tax", "set_auditors", {"keys": [s.keys["tax"].public_key]})
     auditors = s.client.invoice_auditors()
     _step("The merchant issues an invoice to the buyer at the sale, sealed to the "
           "parties and the tax authority")
     lines = [tb.invoice_line("coffee beans, 1 kg", 2, 12_800, 1300, spec="arabica",
                              unit="bag"),
              tb.invoice_line("espresso cups", 4, 3_500, 1300, unit="piece")]
-    s.send("merchant", tb.issue_invoice_tx,
-           tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7",
-                           drawer="Wang Fang"), auditors=auditors)
+    plain = tb.invoice_args(INVOICE_NO, {"key": buyer}, lines, remark="table 7",
+                            drawer="Wang Fang")
+    s.send("merchant", "issue", tb.issue_args(plain, merchant, auditors=auditors))
     s.show(INVOICE_NO)
     for actor in ("buyer", "tax", "employer", "other"):
         s.read(actor, INVOICE_NO)
     _step("The buyer claims it and submits it to the employer, sharing the content key")
-    s.send("buyer", tb.invoice_action_tx, "claim", INVOICE_NO)
+    s.send("buyer", "claim", tb.invoice_action_args("claim", INVOICE_NO))
     shared = sealing.share_key(s.client.invoice(INVOICE_NO), s.keys["buyer"], employer)
-    s.send("buyer", tb.invoice_action_tx, "submit", INVOICE_NO, employer=employer,
-           wrapped=shared)
+    s.send("buyer", "submit", tb.invoice_action_args("submit", INVOICE_NO, employer=employer,
+                                                     wrapped=shared))
     s.read("employer", INVOICE_NO)
     _step("The employer locks and reimburses it")
-    s.send("employer", tb.invoice_action_tx, "lock", INVOICE_NO)
-    s.send("employer", tb.invoice_action_tx, "reimburse", INVOICE_NO)
+    s.send("employer", "lock", tb.invoice_action_args("lock", INVOICE_NO))
+    s.send("employer", "reimburse", tb.invoice_action_args("reimburse", INVOICE_NO))
     s.show(INVOICE_NO)
     _step("A second reimbursement is refused")
-    s.refused("employer", tb.invoice_action_tx, "lock", INVOICE_NO)
-    s.refused("employer", tb.invoice_action_tx, "reimburse", INVOICE_NO)
+    s.refused("employer", "lock", tb.invoice_action_args("lock", INVOICE_NO))
+    s.refused("employer", "reimburse", tb.invoice_action_args("reimburse", INVOICE_NO))
     _step("The merchant reverses the cups (returned) by a red-letter invoice")
     red = tb.red_letter_args(RED_NO, INVOICE_NO, "sales_return",
                              [tb.invoice_line("espresso cups", 4, 3_500, 1300)])
     readers = sealing.red_letter_readers(s.client.invoice(INVOICE_NO), auditors)
     print("   directly: the invoice is reimbursed, so the employer must confirm")
-    s.refused("merchant", tb.red_letter_tx, red, readers=readers)
+    s.refused("merchant", tb.red_letter_method(confirm=False),
+              tb.sealed_red_args(red, readers=readers))
     print("   so the merchant requests the reversal, and the employer confirms it")
-    s.send("merchant", tb.red_letter_tx, red, readers=readers, confirm=True)
-    s.send("employer", tb.invoice_action_tx, "confirm_reversal", INVOICE_NO)
+    s.send("merchant", tb.red_letter_method(confirm=True),
+           tb.sealed_red_args(red, readers=readers))
+    s.send("employer", "confirm_reversal",
+           tb.invoice_action_args("confirm_reversal", INVOICE_NO))
     s.show(RED_NO)
     period = str(s.show(INVOICE_NO)["period"])
     _step(f"The tax authority's statistics for {MERCHANT_TAX_ID} in {period}")
@@ -174,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tidechain e-invoice demo in {root}")
     with demo_network(root, "invoice-demo") as demo:
         keys = _enrol(root, demo.env)
-        with Client(demo.url) as client:
-            _invoice_flow(_Session(client, keys))
+        trust = (demo.net / "trust.txt").read_text()
+        with Client(demo.url, trust=trust) as client:
+            _invoice_flow(_Actors(client, keys))
     print(f"\nDemo complete. The network and keys are in {root} (node log: {demo.log_path}).")
     return 0
 

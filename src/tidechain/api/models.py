@@ -226,7 +226,7 @@ class StateProof(Model):
 class Found(Model):
     """One search hit: what kind of thing matched and where to read it."""
 
-    kind: Literal["block", "transaction", "deposit", "member", "record"]
+    kind: Literal["block", "transaction", "deposit", "member", "invoice", "record"]
     id: str
     path: str
     app: str | None = None
@@ -276,3 +276,6 @@ class DryRun(Model):
     effect: dict[str, Any] | None = None
     error: str | None = None
     reason: str | None = None
+    quorum: dict[str, Any] | None = None
+    """For a validator change: the quorum the new set needs and whether the validators
+    seen live reach it (`governance.QuorumCheck`)."""

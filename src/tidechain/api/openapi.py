@@ -12,7 +12,8 @@ import msgspec
 from tidechain.api import models
 from tidechain.api.routes import API_VERSION, TEXT, Route
 from tidechain.core import limits
-from tidechain.ledger.application import PageRequest
+from tidechain.ledger.application import CURSOR_PATTERN, PageRequest
+from tidechain.ledger.runtime import Registry
 
 JSON = "application/json"
 CBOR = "application/cbor"
@@ -100,6 +101,7 @@ def _parameters(route: Route, components: dict[str, Schema]) -> list[Schema]:
                 prop.update({"minimum": 1, "maximum": limits.MAX_PAGE_SIZE})
             if kind is PageRequest and name == "cursor":
                 prop = {"type": "string", "maxLength": limits.MAX_CURSOR_BYTES,
+                        "pattern": CURSOR_PATTERN,
                         "description": "the `next` of the previous page, as given"}
             out.append({"name": name, "in": where, "required": where == "path"
                         or name in required, "schema": prop,
@@ -179,6 +181,46 @@ def openapi_document(routes: tuple[Route, ...]) -> Schema:
         "paths": _fill(paths, resolved),
         "components": {"schemas": dict(sorted(components.items()))},
     }
+
+
+def struct_schema(kind: type[Any]) -> Schema:
+    """The JSON Schema of one Struct, its own definition at the top (the Structs it
+    uses under `$defs`)."""
+    schema: Schema = msgspec.json.schema(kind)
+    defs: dict[str, Schema] = schema.pop("$defs", {})
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    top = dict(defs.pop(ref.rsplit("/", 1)[1]))
+    if defs:
+        top["$defs"] = defs
+    return top
+
+
+def describe_contracts(registry: Registry, described: list[dict[str, Any]]
+                       ) -> list[models.ContractInfo]:
+    """GET /v1/contracts: each contract as the registry describes it (`described`),
+    with what its application declares: each method's arguments, the contract's
+    versions, the application's queries with their parameters and API paths."""
+    from tidechain.api.routes import query_path
+
+    versions = registry.versions()
+    out = []
+    for contract in described:
+        name = contract["name"]
+        methods = [models.MethodInfo(
+            name=m["name"], roles=m["roles"], summary=m["summary"],
+            args=None if (kind := registry.method(name, m["name"]).args) is None
+            else struct_schema(kind)) for m in contract["methods"]]
+        app = registry.applications.get(name)
+        queries = [] if app is None else [models.QueryInfo(
+            name=q, summary=query.summary, readers=query.readers(), paged=query.paged,
+            path=query_path(name, q), params=struct_schema(query.params))
+            for q, query in sorted(app.queries.items())]
+        out.append(models.ContractInfo(name=name, description=contract["description"],
+                                       methods=methods, versions=list(versions[name]),
+                                       queries=queries))
+    return out
 
 
 ERROR_MODEL = models.Error

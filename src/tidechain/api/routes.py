@@ -23,9 +23,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from tidechain.api import models as m
-from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_PAGE_SIZE
-from tidechain.ledger.application import Page, Query
+from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_CURSOR_BYTES, MAX_PAGE_SIZE
+from tidechain.ledger.application import CURSOR_PATTERN, Page, Query
 from tidechain.ledger.runtime import Registry
+from tidechain.ledger.types import MAX_IDENT_BYTES
 
 API_VERSION = "1.1.0"
 """The API's version (ADR 0014): the path prefix `/v1` changes only with a breaking
@@ -69,9 +70,12 @@ _NOT_FOUND = {400: E, 404: E}
 TimeoutMs = Annotated[int, msgspec.Meta(ge=0, le=COMMIT_WAIT_MAX_MS,
                                         description="longest wait for the commit, ms")]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
-Cursor = Annotated[str, msgspec.Meta(max_length=200, description=(
-    "the `next` of the previous page, as given (opaque)"))]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Cursor = Annotated[str, msgspec.Meta(
+    max_length=MAX_CURSOR_BYTES, pattern=CURSOR_PATTERN,
+    description="the `next` of the previous page, as given (opaque)")]
+Ident = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=MAX_IDENT_BYTES, pattern="^[\\u0000-\\u007f]+$",
+    description="a contract or method name: 1..64 ASCII characters, as transactions carry")]
 
 
 class NoParams(m.Params):
@@ -121,8 +125,8 @@ class PageParams(m.Params):
 class TxListParams(m.Params):
     cursor: Cursor | None = None
     limit: Limit = 50
-    contract: Text | None = None
-    method: Text | None = None
+    contract: Ident | None = None
+    method: Ident | None = None
     sender: m.Hex32 | None = None
 
 
@@ -211,3 +215,20 @@ def app_routes(registry: Registry) -> tuple[Route, ...]:
 
 def all_routes(registry: Registry) -> tuple[Route, ...]:
     return CORE_ROUTES + app_routes(registry)
+
+
+def endpoint_table(routes: tuple[Route, ...]) -> str:
+    """A Markdown table of the routes (docs/api.md embeds it, generated)."""
+    lines = ["| method and path | answer | statuses | readers |", "|---|---|---|---|"]
+    for r in routes:
+        params = [] if r.params is None else [
+            f for f in r.params.__struct_fields__ if "{" + f + "}" not in r.path]
+        if r.paged:
+            params = [*params, *(p for p in ("cursor", "limit") if p not in params)]
+        query = f"?{'&'.join(params)}" if params else ""
+        statuses = ", ".join(str(s) for s in sorted(r.answers))
+        readers = ("anyone" if r.public else
+                   ", ".join(r.query.readers()) if r.query is not None else "members")
+        lines.append(f"| `{r.method} {r.path}{query}` | {r.summary} | {statuses} | "
+                     f"{readers} |")
+    return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ logged as one (500).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -19,7 +20,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from tidechain.api.openapi import openapi_document
+from tidechain.api import models
+from tidechain.api.openapi import describe_contracts, openapi_document
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, InvariantViolation, Rejected
@@ -88,7 +90,8 @@ def parse_params(route: Route, request: web.Request) -> tuple[Any, PageRequest |
 _DECIMAL = re.compile(r"-?[0-9]{1,19}")
 
 
-def _integer_fields(kind: type[Any]) -> frozenset[str]:
+@functools.cache
+def _integer_fields(kind: Any) -> frozenset[str]:
     """The fields of a parameters Struct that hold integers (maybe optional)."""
     info = msgspec.inspect.type_info(kind)
     if not isinstance(info, msgspec.inspect.StructType):
@@ -104,7 +107,7 @@ def _integer_fields(kind: type[Any]) -> frozenset[str]:
     return frozenset(f.encode_name for f in info.fields if is_int(f.type))
 
 
-def _convert(raw: Mapping[str, str], kind: type[Any]) -> Any:
+def _convert(raw: Mapping[str, str], kind: Any) -> Any:
     # msgspec's lax mode reads "1e3" as 1000; an integer parameter is plain decimal.
     for name in _integer_fields(kind):
         value = raw.get(name)
@@ -185,6 +188,7 @@ class Api:
         self.node = runtime.node
         self.routes = all_routes(self.node.chain.registry)
         self.document = openapi_document(self.routes)
+        self.described = describe_contracts(self.node.chain.registry, self.node.contracts())
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
@@ -297,7 +301,7 @@ class Api:
 
     async def contracts(self, request: web.Request, route: Route, params: Any,
                         page: Any) -> Answer:
-        return 200, {"contracts": self.node.contracts()}
+        return 200, models.Contracts(self.described)
 
     async def gov_dry_run(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:

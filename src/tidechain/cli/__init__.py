@@ -1,4 +1,5 @@
-"""The `tide` command line (`main.py`); its exit codes, shared by every command module."""
+"""The `tide` client verbs, one module per area (`main.py` builds the parser; `base.py`
+holds what they share); the exit codes every command module and `tidechain.ops` use."""
 
 EXIT_OK = 0
 EXIT_VERIFICATION_FAILED = 1

@@ -4,31 +4,30 @@ admin key and submitted to a node; `--dry-run` shows what a proposal would chang
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidechain.cli import EXIT_OK, EXIT_REJECTED
+from tidechain.cli.base import (
+    Output,
+    add,
+    admin_key,
+    admin_key_option,
+    client,
+    fields,
+    group,
+    session,
+)
+from tidechain.cli.members import certificate_of
+from tidechain.client import txbuilder as tb
+from tidechain.core.errors import ConfigError
 from tidechain.core.hexcodec import parse_hex
-from tidechain.node.config import ConfigError
 
 if TYPE_CHECKING:
-    from tidechain.cli.main import Output
     from tidechain.client.sdk import Client
 
-Adder = Callable[[Any, str, Callable[[argparse.Namespace, "Output"], int], str],
-                 argparse.ArgumentParser]
 
-def _main() -> Any:
-    # The command table lives in cli/main.py, which imports this module to register
-    # these commands: its helpers are taken at call time.
-    from tidechain.cli import main
-
-    return main
-
-
-def add_commands(commands: Any, add: Adder, group: Callable[[Any, str, str], Any]) -> None:
+def register(commands: Any) -> None:
     """Register `tide gov ...` under the top-level command table."""
     gov = group(commands, "gov", "governance: proposals and votes of the organisations")
     p = add(gov, "propose", cmd_gov_propose,
@@ -68,16 +67,14 @@ def add_commands(commands: Any, add: Adder, group: Callable[[Any, str, str], Any
                    help="the height it takes effect at (default: the block after it passes)")
     p.add_argument("--dry-run", action="store_true",
                    help="show what it would change, or why it would be refused; submit nothing")
-    p.add_argument("--admin-key", metavar="FILE",
-                   help="an admin key of a member organisation (default: NET/admin.key)")
+    admin_key_option(p, "a member organisation")
 
     p = add(gov, "vote", cmd_gov_vote, "vote on a proposal for the admin key's organisation")
     p.add_argument("id", type=int, metavar="ID", help="the proposal id")
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--approve", dest="approve", action="store_true")
     choice.add_argument("--reject", dest="approve", action="store_false")
-    p.add_argument("--admin-key", metavar="FILE",
-                   help="an admin key of a member organisation (default: NET/admin.key)")
+    admin_key_option(p, "a member organisation")
 
     add(gov, "list", cmd_gov_list, "list the proposals with their votes and status")
 
@@ -102,7 +99,7 @@ def _param_value(name: str, text: str) -> Any:
     return int(text)
 
 
-def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+def _action_args(args: argparse.Namespace, sdk: Client) -> dict[str, Any]:
     """The proposal's action arguments from the command line."""
     action = args.action
     if action == "add_org":
@@ -117,7 +114,7 @@ def _action_args(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         return {"org": args.org}
     if action == "revoke_cert":
         if args.member:
-            ca, serial = _main()._certificate_of(client, args.member)
+            ca, serial = certificate_of(sdk, args.member)
             return {"ca": ca, "serial": serial}
         if not args.ca or args.serial is None:
             raise ConfigError("revoke_cert needs --ca FINGERPRINT --serial N, or --member HEX")
@@ -157,21 +154,18 @@ def _validator_action_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
-    from tidechain.client.txbuilder import propose_tx
-
-    cli = _main()
-    admin = cli._admin_key(args)
-    with cli._client(args) as client:
-        tx = propose_tx(admin, client.chain_id(), args.action, _action_args(args, client),
-                        args.effective_height, now_ms=cli._now_ms(), nonce=os.urandom(16))
+    admin = admin_key(args)
+    with client(args, need_trust=not args.dry_run) as sdk:
+        proposal = tb.propose_args(args.action, _action_args(args, sdk), args.effective_height)
+        signing = session(sdk, admin)
         if args.dry_run:
-            answer = client.gov_dry_run(tx)
+            answer = sdk.gov_dry_run(signing.build(tb.GOV, "propose", proposal))
             out.result(answer, _dry_run_lines(answer))
             return EXIT_OK if answer["ok"] else EXIT_REJECTED
-        committed = client.submit(tx, wait=True)
-    proposal_id = committed["log_index"]
-    data = {"id": proposal_id, "action": args.action, "tx_id": committed["tx_id"],
-            "height": committed["height"], "effective_height": args.effective_height}
+        outcome = signing.call(tb.GOV, "propose", proposal)
+    proposal_id = outcome.log_index
+    data = {"id": proposal_id, "action": args.action, "tx_id": outcome.tx_id.hex(),
+            "height": outcome.height, "effective_height": args.effective_height}
     when = (f"at height {args.effective_height}" if args.effective_height
             else "in the block after it passes")
     out.result(data, [f"proposal #{proposal_id}: {args.action} (takes effect {when}); "
@@ -182,27 +176,22 @@ def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
 def _dry_run_lines(answer: dict[str, Any]) -> list[str]:
     if answer["ok"]:
         return [f"dry run: {answer['action']} would apply now:",
-                *_main()._fields(answer["effect"])]
+                *fields(answer["effect"])]
     lines = [f"dry run: {answer['action']} would be refused: {answer['error']}: "
              f"{answer['reason']}"]
     if "quorum" in answer:
-        lines += _main()._fields(answer["quorum"])
+        lines += fields(answer["quorum"])
     return lines
 
 
 def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
-    from tidechain.client.txbuilder import vote_tx
-
-    cli = _main()
-    admin = cli._admin_key(args)
-    with cli._client(args) as client:
-        tx = vote_tx(admin, client.chain_id(), args.id, args.approve, now_ms=cli._now_ms(),
-                     nonce=os.urandom(16))
-        committed = client.submit(tx, wait=True)
-        proposal = client.gov_get(args.id)
+    admin = admin_key(args)
+    with client(args, need_trust=True) as sdk:
+        outcome = session(sdk, admin).call(tb.GOV, "vote", tb.vote_args(args.id, args.approve))
+        proposal = sdk.gov_get(args.id)
     data = {"id": args.id, "approve": args.approve, "status": proposal["status"],
             "tally": proposal["tally"], "apply_height": proposal["apply_height"],
-            "tx_id": committed["tx_id"], "log_index": committed["log_index"]}
+            "tx_id": outcome.tx_id.hex(), "log_index": outcome.log_index}
     tally = proposal["tally"]
     line = (f"voted {'for' if args.approve else 'against'} proposal #{args.id}: "
             f"{proposal['status']} ({tally['approvals']} for, {tally['rejections']} against, "
@@ -214,9 +203,8 @@ def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_gov_list(args: argparse.Namespace, out: Output) -> int:
-    cli = _main()
-    with cli._client(args) as client:
-        found = client.gov_list()
+    with client(args) as sdk:
+        found = sdk.gov_list()
     num, den = found["threshold"]
     count = len(found["orgs"])
     lines = [f"{count} organisation{'' if count == 1 else 's'} ({', '.join(found['orgs'])}); "

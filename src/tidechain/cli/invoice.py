@@ -8,53 +8,29 @@ claim code); it is opened here, never by the node. Writes sign with `--key`.
 from __future__ import annotations
 
 import argparse
-import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tidechain.cli import EXIT_OK
+from tidechain.cli.base import Output, add, client, committed_line, group, key_file, session
 from tidechain.client import sealing
 from tidechain.client import txbuilder as tb
 from tidechain.contracts.invoice.content import REASONS
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
-from tidechain.node.config import read_key
-
-if TYPE_CHECKING:
-    from tidechain.cli.main import Output
-    from tidechain.client.sdk import Client
-
-Adder = Callable[[Any, str, Callable[[argparse.Namespace, "Output"], int], str],
-                 argparse.ArgumentParser]
-
-
-def _main() -> Any:
-    # The command table lives in cli/main.py, which imports this module to register
-    # these commands: its helpers are taken at call time.
-    from tidechain.cli import main
-
-    return main
-
-
-def _client(args: argparse.Namespace) -> Client:
-    client: Client = _main()._client(args)
-    return client
 
 
 def _key(args: argparse.Namespace) -> SigningKey:
     if not args.key:
         raise Rejected("give the signing member's key: --key FILE", code="bad_argument")
-    return read_key(Path(args.key)).key
+    return key_file(args.key)
 
 
-def _send(args: argparse.Namespace, out: Output, client: Client, tx: Any, what: str) -> int:
-    committed = client.submit(tx, wait=True)
-    events = ", ".join(e["type"] for e in committed.get("events", []))
-    out.result(committed, [f"{what}: committed at log index {committed['log_index']} "
-                           f"({events})"])
+def _send(out: Output, key: SigningKey, sdk: Any, method: str, args: dict[str, Any],
+          what: str) -> int:
+    outcome = session(sdk, key).call(tb.INVOICE, method, args)
+    out.result(outcome.to_json(), [committed_line(outcome, what)])
     return EXIT_OK
 
 
@@ -64,8 +40,8 @@ def fen_text(value: int) -> str:
 
 
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
-    with _client(args) as client:
-        record = client.invoice(args.number)
+    with client(args) as sdk:
+        record = sdk.invoice(args.number)
     lines = [f"invoice {record['number']}: {record['kind']}, {record['state']}, total "
              f"{fen_text(record['total'])}, reversed {fen_text(record['reversed'])}, reimbursed "
              f"{fen_text(record['reimbursed'])}",
@@ -74,7 +50,7 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
              f"{record['sealed']['commitment']}"]
     data: dict[str, Any] = {"record": record}
     if args.key or args.code:
-        key = read_key(Path(args.key)).key if args.key else None
+        key = key_file(args.key) if args.key else None
         code = args.code.encode() if args.code else None
         content = sealing.open_content(record, key=key, code=code)
         data["content"] = to_json(content)
@@ -94,8 +70,8 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, out: Output) -> int:
-    with _client(args) as client:
-        stats = client.invoice_stats(args.issuer, args.month)
+    with client(args) as sdk:
+        stats = sdk.invoice_stats(args.issuer, args.month)
     out.result(stats, [f"{args.issuer} in {args.month}:",
                        f"  issued      {fen_text(stats['issued'])} in {stats['issued_count']} "
                        "invoice(s)",
@@ -107,11 +83,8 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
 def cmd_set_auditors(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
     auditors = [parse_hex(a, 32, "auditor key") for a in args.auditor] or [key.public_key]
-    with _client(args) as client:
-        tx = tb.call_tx(key, client.chain_id(), tb.INVOICE, "set_auditors",
-                        {"keys": auditors}, now_ms=int(time.time() * 1000),
-                        nonce=os.urandom(16))
-        return _send(args, out, client, tx, "audit keys set")
+    with client(args, need_trust=True) as sdk:
+        return _send(out, key, sdk, "set_auditors", {"keys": auditors}, "audit keys set")
 
 
 def _line(text: str) -> dict[str, Any]:
@@ -131,11 +104,9 @@ def cmd_issue(args: argparse.Namespace, out: Output) -> int:
     buyer = {"key": parse_hex(args.buyer_key, 32, "buyer key")}
     plain = tb.invoice_args(args.number, buyer, [_line(t) for t in args.line],
                             remark=args.remark or "")
-    with _client(args) as client:
-        tx = tb.issue_invoice_tx(key, client.chain_id(), plain,
-                                 auditors=client.invoice_auditors(),
-                                 now_ms=int(time.time() * 1000), nonce=os.urandom(16))
-        return _send(args, out, client, tx, f"invoice {args.number} issued")
+    with client(args, need_trust=True) as sdk:
+        sealed = tb.issue_args(plain, key.public_key, auditors=sdk.invoice_auditors())
+        return _send(out, key, sdk, "issue", sealed, f"invoice {args.number} issued")
 
 
 def cmd_import(args: argparse.Namespace, out: Output) -> int:
@@ -145,43 +116,39 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
 
     key = _key(args)
     data = Path(args.file).read_bytes()
-    with _client(args) as client:
-        auditors = client.invoice_auditors()
-        now, nonce = int(time.time() * 1000), os.urandom(16)
+    with client(args, need_trust=True) as sdk:
+        auditors = sdk.invoice_auditors()
         if args.original:
             red = ubl.red_letter_args(data, args.number, args.original, reason=args.reason,
                                       validate=args.validate)
-            readers = sealing.red_letter_readers(client.invoice(args.original), auditors)
-            tx = tb.red_letter_tx(key, client.chain_id(), red, readers=readers,
-                                  confirm=args.confirm, now_ms=now, nonce=nonce)
-            what = f"credit note {red['source']['id']} as red-letter invoice {args.number}"
-        else:
-            buyer = parse_hex(args.buyer_key, 32, "buyer key") if args.buyer_key else None
-            plain = ubl.invoice_args(data, args.number, buyer_key=buyer,
-                                     validate=args.validate)
-            tx = tb.issue_invoice_tx(key, client.chain_id(), plain, auditors=auditors,
-                                     now_ms=now, nonce=nonce)
-            what = f"invoice {plain['source']['id']} as {args.number}"
-        return _send(args, out, client, tx, what)
+            readers = sealing.red_letter_readers(sdk.invoice(args.original), auditors)
+            return _send(out, key, sdk, tb.red_letter_method(args.confirm),
+                         tb.sealed_red_args(red, readers=readers),
+                         f"credit note {red['source']['id']} as red-letter invoice "
+                         f"{args.number}")
+        buyer = parse_hex(args.buyer_key, 32, "buyer key") if args.buyer_key else None
+        plain = ubl.invoice_args(data, args.number, buyer_key=buyer, validate=args.validate)
+        return _send(out, key, sdk, "issue",
+                     tb.issue_args(plain, key.public_key, auditors=auditors),
+                     f"invoice {plain['source']['id']} as {args.number}")
 
 
 def cmd_action(args: argparse.Namespace, out: Output) -> int:
     key = _key(args)
-    with _client(args) as client:
+    with client(args, need_trust=True) as sdk:
         wrapped = None
         employer_hex = getattr(args, "employer", None)
         employer = parse_hex(employer_hex, 32, "employer key") if employer_hex else None
         if args.action == "submit":
             if employer is None:
                 raise Rejected("submit needs --employer KEY", code="bad_argument")
-            wrapped = sealing.share_key(client.invoice(args.number), key, employer)
-        tx = tb.invoice_action_tx(key, client.chain_id(), args.action, args.number,
-                                  employer=employer, wrapped=wrapped,
-                                  now_ms=int(time.time() * 1000), nonce=os.urandom(16))
-        return _send(args, out, client, tx, f"{args.action} {args.number}")
+            wrapped = sealing.share_key(sdk.invoice(args.number), key, employer)
+        action = tb.invoice_action_args(args.action, args.number, employer=employer,
+                                        wrapped=wrapped)
+        return _send(out, key, sdk, args.action, action, f"{args.action} {args.number}")
 
 
-def add_commands(commands: Any, add: Adder, group: Callable[[Any, str, str], Any]) -> None:
+def register(commands: Any) -> None:
     """Register `tide invoice ...` under the top-level command table."""
     invoice = group(commands, "invoice", "e-invoices: issue, read (sealed), act, statistics")
     p = add(invoice, "show", cmd_show, "an invoice's public record, and its content if "

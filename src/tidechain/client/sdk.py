@@ -16,7 +16,6 @@ import base64
 import binascii
 import os
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ from urllib.parse import quote
 import httpx
 
 from tidechain.client import sealing
-from tidechain.client.txbuilder import DEFAULT_TTL_MS, Progress, amend_tx, deposit_tx, hash_file
-from tidechain.client.verify import VerifiedDeposit, load_trust, verify_deposit_receipt
+from tidechain.client.txbuilder import Progress
+from tidechain.client.verify import VerifiedDeposit, load_trust
 from tidechain.core import cbor, merkle
 from tidechain.core.checkpoint import verify_checkpoint
 from tidechain.core.crypto import SigningKey
@@ -47,6 +46,7 @@ from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import (
     COMMIT_WAIT_MAX_MS,
     MAX_HTTP_BODY_BYTES,
+    MAX_PAGE_SIZE,
     MAX_QUERY_RESULTS,
     MAX_SUBMIT_BATCH,
 )
@@ -258,7 +258,7 @@ class Client:
         has one (ProofError otherwise)."""
         text = self._request("GET", "/v1/checkpoint").text
         if self.trust is not None:
-            with _checking("the node's checkpoint"):
+            with checking("the node's checkpoint"):
                 verify_checkpoint(text, self.trust)
         return text
 
@@ -287,7 +287,7 @@ class Client:
         when the client has one."""
         text = self._request("GET", f"/v1/proof/{_uint(index, 'log index')}").text
         if self.trust is not None:
-            with _checking(f"the node's receipt for entry {index}"):
+            with checking(f"the node's receipt for entry {index}"):
                 proven = verify_receipt(text, self.trust)
                 if proven.index != index:
                     raise ProofError(f"it is for entry {proven.index}")
@@ -299,7 +299,7 @@ class Client:
         if new is not None:
             params["new"] = _uint(new, "new size")
         answer: dict[str, Any] = self._get_json("/v1/log/consistency", params)
-        with _checking("the node's consistency proof"):
+        with checking("the node's consistency proof"):
             merkle.verify_consistency(
                 int(answer["old_size"]), int(answer["new_size"]),
                 [_b64_hash(h, "proof hash") for h in answer["proof"]],
@@ -348,24 +348,42 @@ class Client:
         described: list[dict[str, Any]] = found["contracts"]
         return described
 
+    def _gather(self, app: str, name: str, **params: Any) -> tuple[list[Any], bool]:
+        """The items of a paged query, in its order, read in the largest pages; at most
+        MAX_QUERY_RESULTS, and whether the list goes on beyond them."""
+        items: list[Any] = []
+        cursor = None
+        while True:
+            page = self.query(app, name, cursor=cursor, limit=MAX_PAGE_SIZE, **params)
+            items.extend(page["items"])
+            cursor = page.get("next")
+            if cursor is None or len(items) >= MAX_QUERY_RESULTS:
+                return items[:MAX_QUERY_RESULTS], (cursor is not None
+                                                   or len(items) > MAX_QUERY_RESULTS)
+
     def member(self, public_key: bytes | str) -> dict[str, Any]:
         """The member record of an Ed25519 public key, with its status at the head."""
-        found: dict[str, Any] = self._get_json(f"/v1/members/{_hex32(public_key, 'key')}")
+        found: dict[str, Any] = self.query("members", "member",
+                                           key=_hex32(public_key, "key"))
         return found
 
     def members(self, org: str) -> dict[str, Any]:
-        """An organisation, its active CAs and its members."""
-        found: dict[str, Any] = self._get_json("/v1/members", params={"org": org})
-        return found
+        """An organisation, its active CAs and its members (by key; `truncated` when
+        there are more than MAX_QUERY_RESULTS: walk `members`/`members` for all)."""
+        found: dict[str, Any] = self.query("members", "org", org=org)
+        listed, truncated = self._gather("members", "members", org=org)
+        return {**found, "members": listed, "truncated": truncated}
 
     def gov_list(self) -> dict[str, Any]:
-        """Every governance proposal, the threshold and the registered orgs."""
-        found: dict[str, Any] = self._get_json("/v1/gov/proposals")
-        return found
+        """The governance proposals, newest first (at most MAX_QUERY_RESULTS; `truncated`
+        when there are more), the threshold, the registered orgs, the voting period."""
+        settings: dict[str, Any] = self.query("gov", "settings")
+        proposals, truncated = self._gather("gov", "proposals")
+        return {"proposals": proposals, "truncated": truncated, **settings}
 
     def gov_get(self, proposal: int) -> dict[str, Any]:
         """One governance proposal with its votes and tally."""
-        found: dict[str, Any] = self._get_json(f"/v1/gov/proposals/{_uint(proposal, 'id')}")
+        found: dict[str, Any] = self.query("gov", "proposal", id=_uint(proposal, "id"))
         return found
 
     def gov_dry_run(self, tx: SignedTx) -> dict[str, Any]:
@@ -377,12 +395,12 @@ class Client:
 
     def invoice(self, number: str) -> dict[str, Any]:
         """An e-invoice record (20-digit number) and its state at the head."""
-        found: dict[str, Any] = self._get_json(f"/v1/invoices/{quote(number, safe='')}")
+        found: dict[str, Any] = self.query("invoice", "invoice", number=number)
         return found
 
     def invoice_auditors(self) -> list[bytes]:
         """The tax authority's audit keys: every invoice is sealed to each of them."""
-        found = self._get_json("/v1/invoices/auditors")
+        found = self.query("invoice", "auditors")
         return [bytes.fromhex(key) for key in found["auditors"]]
 
     def invoice_content(self, number: str, *, key: SigningKey | None = None,
@@ -393,21 +411,25 @@ class Client:
         return sealing.open_content(self.invoice(number), key=key, code=code)
 
     def invoice_stats(self, issuer: str | bytes, month: str) -> dict[str, Any]:
-        """The tax authority's counters for an issuer (tax id, or member key) in the
+        """The invoice contract's counters for an issuer (tax id, or member key) in the
         UTC month `YYYY-MM`: issued, issued_count, reversed, reimbursed (fen)."""
         who = issuer.hex() if isinstance(issuer, bytes) else issuer
-        found: dict[str, Any] = self._get_json("/v1/invoices/stats",
-                                               params={"issuer": who, "month": month})
+        found: dict[str, Any] = self.query("invoice", "stats", issuer=who, month=month)
         return found
 
     # --- submit ------------------------------------------------------------------------
     def submit(
         self, tx: SignedTx, wait: bool = True, timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,
+        *, receipt: bool = False,
     ) -> dict[str, Any]:
-        """Submit one transaction. With `wait`, returns once it is committed; raises the
-        node's typed rejection (ContractError if committed but refused by the contract)."""
+        """Submit one transaction. With `wait`, returns once it is committed (with
+        `receipt`, the answer carries the entry's tlog-proof receipt, unverified: the
+        `Session` verifies it); raises the node's typed rejection (ContractError if
+        committed but refused by the contract)."""
         timeout_ms = min(_uint(timeout_ms, "timeout_ms"), COMMIT_WAIT_MAX_MS)
-        params = {"wait": "true" if wait else "false", "timeout_ms": timeout_ms}
+        params: dict[str, Any] = {"wait": "true" if wait else "false", "timeout_ms": timeout_ms}
+        if wait and receipt:
+            params["receipt"] = "true"
         response = self._request("POST", "/v1/tx", params=params, content=tx.encode(),
                                  timeout_s=self.timeout_s + (timeout_ms / 1000 if wait else 0))
         outcome: dict[str, Any] = _json_of(response)
@@ -436,38 +458,15 @@ class Client:
         write_receipt: bool = True,
         timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,
     ) -> DepositOutcome:
-        """Hash a file locally, deposit (or amend) its digest, wait for the commit, fetch
-        the receipt, verify it against the trust file and the file's digest, and (by
-        default) write it to `<file>.tlog-proof`. The file itself never leaves here."""
-        if self.trust is None:
-            raise Rejected("deposit_file needs the network's trust file to check the receipt: "
-                           "Client(url, trust=...)", code="no_trust")
-        path = Path(path)
-        digest = hash_file(path, progress)
-        tx = self._build(signer, digest, meta or {}, amends)
-        committed = self.submit(tx, wait=True, timeout_ms=timeout_ms)
-        index = int(committed["log_index"])
-        receipt = self._request("GET", f"/v1/proof/{index}").text
-        with _checking(f"the receipt of our deposit (tx {tx.tx_id.hex()}, log index {index})"):
-            proven = verify_deposit_receipt(receipt, self.trust, digest)
-            if proven.tx_id != tx.tx_id:
-                raise ProofError(f"it is for transaction {proven.tx_id.hex()}, not ours")
-        receipt_path = path.with_name(path.name + RECEIPT_SUFFIX) if write_receipt else None
-        if receipt_path is not None:
-            write_atomically(receipt_path, receipt)
-        return DepositOutcome(path, digest, tx.tx_id, index, int(committed["height"]), receipt,
-                              receipt_path, proven)
+        """Hash a file locally, deposit (or amend) its digest in one round trip, verify
+        the receipt against the trust file and the file's digest, and (by default) write
+        it to `<file>.tlog-proof` (`Session.deposit_file`, with the wall clock and random
+        nonces). The file itself never leaves here."""
+        from tidechain.client.session import Session
 
-    def _build(
-        self, signer: SigningKey, digest: bytes, meta: dict[str, str], amends: int | None,
-    ) -> SignedTx:
-        now_ms = int(time.time() * 1000)
-        nonce = os.urandom(NONCE_BYTES)
-        if amends is None:
-            return deposit_tx(signer, self.chain_id(), digest, meta, now_ms=now_ms, nonce=nonce,
-                              ttl_ms=DEFAULT_TTL_MS)
-        return amend_tx(signer, self.chain_id(), amends, digest, meta, now_ms=now_ms,
-                        nonce=nonce, ttl_ms=DEFAULT_TTL_MS)
+        return Session(self, signer).deposit_file(path, meta, progress, amends=amends,
+                                                  write_receipt=write_receipt,
+                                                  timeout_ms=timeout_ms)
 
     # --- audits --------------------------------------------------------------------------
     def verified_consistency(self, old: int, new: int | None = None) -> ConsistencyReport:
@@ -487,7 +486,7 @@ class Client:
         block = self.block(height)
         if int(block["log_size"]) != size:
             return CheckedRoot(size, root, ())  # no checkpoint was signed at this size
-        with _checking(f"the checkpoint of block {height}"):
+        with checking(f"the checkpoint of block {height}"):
             checkpoint, signers = verify_checkpoint(str(block["checkpoint"]), self.trust)
             if checkpoint.size != size or checkpoint.root != root:
                 raise ProofError(f"it says size {checkpoint.size} has root "
@@ -519,7 +518,7 @@ def _json_of(response: httpx.Response) -> Any:
 
 
 @contextmanager
-def _checking(what: str) -> Iterator[None]:
+def checking(what: str) -> Iterator[None]:
     """Turn a failed check of something the node sent into a ProofError naming it."""
     try:
         yield

@@ -1,10 +1,14 @@
-"""Build signed evidence and membership transactions, and hash documents without
+"""Transactions and their arguments, built without I/O, and documents hashed without
 loading them whole.
 
-Transaction building is pure: the current time and the nonce are
-arguments, so a caller (the SDK, a test, another language's test vectors) decides
-them. The argument checks are the contract's own (`evidence.validate_meta`), so the
-client refuses exactly what the chain would refuse, before anything is signed.
+One low-level builder, `call_tx`, signs any call; the current time and the nonce are
+arguments, so a caller decides them (the SDK's `Session` from its injected clock and
+nonce source; a test or a benchmark that crafts a deliberately odd transaction; another
+language's test vectors). Everything else here produces a method's *arguments* only,
+checked with the application's own checks (`evidence.validate_meta`, the invoice
+content checks), so the client refuses exactly what the chain would refuse before
+anything is signed. Send them with `Session.call(app, method, args)`.
+
 Invoice content is the exception to purity: sealing it draws a fresh content key and
 nonces from os.urandom (client/sealing.py).
 """
@@ -32,10 +36,14 @@ stops being replayable soon."""
 HASH_CHUNK_BYTES = 1 << 20
 """Read documents 1 MiB at a time: constant memory for any file size."""
 
+EVIDENCE = evidence.NAME
+"""The evidence contract's name (contracts/evidence)."""
 MEMBERS = "members"
 """The membership contract's name (contracts/members.py)."""
 GOV = "gov"
 """The governance contract's name (contracts/governance.py)."""
+INVOICE = "invoice"
+"""The e-invoice contract's name (contracts/invoice)."""
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total), called after each chunk."""
@@ -70,104 +78,80 @@ def call_tx(
     return SignedTx.create(body, key)
 
 
-def _evidence_tx(
-    key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
-    now_ms: int, nonce: bytes, ttl_ms: int,
-) -> SignedTx:
-    return call_tx(key, chain_id, evidence.NAME, method, args, now_ms=now_ms, nonce=nonce,
-                   ttl_ms=ttl_ms)
-
-
-def enrol_tx(
-    admin_key: SigningKey, chain_id: bytes, cert_der: bytes,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `members.enrol` of a member certificate (DER), by an admin of its org."""
-    return call_tx(admin_key, chain_id, MEMBERS, "enrol", {"cert": cert_der},
-                   now_ms=now_ms, nonce=nonce, ttl_ms=ttl_ms)
-
-
-def revoke_tx(
-    admin_key: SigningKey, chain_id: bytes, ca_fingerprint: bytes, serial: int,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `members.revoke` of the certificate (CA fingerprint, serial)."""
-    from tidechain.contracts import members  # x509 underneath: see contracts/__init__.py
-
-    serial = members.check_serial(serial)
-    args: dict[str, Any] = {"ca": members.check_fingerprint(ca_fingerprint),
-                            "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
-    return call_tx(admin_key, chain_id, MEMBERS, "revoke", args, now_ms=now_ms,
-                   nonce=nonce, ttl_ms=ttl_ms)
-
-
-def add_ca_tx(
-    admin_key: SigningKey, chain_id: bytes, ca_der: bytes,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `members.add_ca`: register another CA certificate (DER) of the admin's
-    organisation, the first step of a CA rotation."""
-    return call_tx(admin_key, chain_id, MEMBERS, "add_ca", {"ca": ca_der}, now_ms=now_ms,
-                   nonce=nonce, ttl_ms=ttl_ms)
-
-
-def remove_ca_tx(
-    admin_key: SigningKey, chain_id: bytes, ca_fingerprint: bytes,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `members.remove_ca` of the CA with this fingerprint (SHA-256 of its
-    DER): the last step of a CA rotation; its members stop counting."""
-    from tidechain.contracts import members  # x509 underneath: see contracts/__init__.py
-
-    args = {"fingerprint": members.check_fingerprint(ca_fingerprint)}
-    return call_tx(admin_key, chain_id, MEMBERS, "remove_ca", args, now_ms=now_ms,
-                   nonce=nonce, ttl_ms=ttl_ms)
-
-
-def propose_tx(
-    admin_key: SigningKey, chain_id: bytes, action: str, action_args: dict[str, Any],
-    effective_height: int = 0, *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `gov.propose` of `action` with `action_args`, to take effect at
-    `effective_height` (0: the block after it passes). The chain checks the action."""
-    if effective_height < 0:
-        raise DecodeError("effective_height must not be negative")
-    args = {"action": action, "args": action_args, "effective_height": effective_height}
-    return call_tx(admin_key, chain_id, GOV, "propose", args, now_ms=now_ms, nonce=nonce,
-                   ttl_ms=ttl_ms)
-
-
-def vote_tx(
-    admin_key: SigningKey, chain_id: bytes, proposal: int, approve: bool,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `gov.vote` on proposal `proposal` (its log index) for the signer's org."""
-    if proposal < 0:
-        raise DecodeError("proposal must be a log index")
-    return call_tx(admin_key, chain_id, GOV, "vote", {"proposal": proposal,
-                                                      "approve": bool(approve)},
-                   now_ms=now_ms, nonce=nonce, ttl_ms=ttl_ms)
-
-
 def deposit_tx(
     signer_key: SigningKey, chain_id: bytes, digest: bytes, meta: dict[str, str],
     *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
 ) -> SignedTx:
-    """A signed `evidence.deposit` of `digest` with `meta`, expiring `ttl_ms` after
-    `now_ms`. Raises ContractError/DecodeError/TooLarge for what the chain would refuse."""
-    args = {"digest": evidence.check_digest(digest), "meta": dict(evidence.validate_meta(meta))}
-    return _evidence_tx(signer_key, chain_id, "deposit", args, now_ms, nonce, ttl_ms)
+    """A signed `evidence.deposit`, for callers that submit transactions their own way
+    (benchmarks, tests, batches); `Session.call` is the ordinary way to send one."""
+    return call_tx(signer_key, chain_id, EVIDENCE, "deposit", deposit_args(digest, meta),
+                   now_ms=now_ms, nonce=nonce, ttl_ms=ttl_ms)
 
 
-def amend_tx(
-    signer_key: SigningKey, chain_id: bytes, of: int, digest: bytes, meta: dict[str, str],
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """A signed `evidence.amend`: deposit `digest` as a new version of deposit `of`
-    (a log index). Only the original depositor may amend; the chain checks that."""
-    args = {"of": evidence.check_of(of), "digest": evidence.check_digest(digest),
+# --- evidence (contracts/evidence) ---------------------------------------------------------
+
+
+def deposit_args(digest: bytes, meta: dict[str, str] | None = None) -> dict[str, Any]:
+    """`evidence.deposit` of `digest` with `meta`. Raises ContractError for what the
+    chain would refuse."""
+    return {"digest": evidence.check_digest(digest),
             "meta": dict(evidence.validate_meta(meta))}
-    return _evidence_tx(signer_key, chain_id, "amend", args, now_ms, nonce, ttl_ms)
+
+
+def amend_args(of: int, digest: bytes, meta: dict[str, str] | None = None) -> dict[str, Any]:
+    """`evidence.amend`: deposit `digest` as a new version of deposit `of` (a log
+    index). Only the original depositor may amend; the chain checks that."""
+    return {"of": evidence.check_of(of), **deposit_args(digest, meta)}
+
+
+# --- membership (contracts/members.py) -----------------------------------------------------
+
+
+def enrol_args(cert_der: bytes) -> dict[str, Any]:
+    """`members.enrol` of a member certificate (DER), by an admin of its org."""
+    return {"cert": cert_der}
+
+
+def revoke_args(ca_fingerprint: bytes, serial: int) -> dict[str, Any]:
+    """`members.revoke` of the certificate (CA fingerprint, serial)."""
+    from tidechain.contracts import members  # x509 underneath: see contracts/registry.py
+
+    serial = members.check_serial(serial)
+    return {"ca": members.check_fingerprint(ca_fingerprint),
+            "serial": serial.to_bytes(members.SERIAL_BYTES, "big")}
+
+
+def add_ca_args(ca_der: bytes) -> dict[str, Any]:
+    """`members.add_ca`: another CA certificate (DER) of the admin's organisation, the
+    first step of a CA rotation."""
+    return {"ca": ca_der}
+
+
+def remove_ca_args(ca_fingerprint: bytes) -> dict[str, Any]:
+    """`members.remove_ca` of the CA with this fingerprint (SHA-256 of its DER): the
+    last step of a CA rotation; its members stop counting."""
+    from tidechain.contracts import members  # x509 underneath: see contracts/registry.py
+
+    return {"fingerprint": members.check_fingerprint(ca_fingerprint)}
+
+
+# --- governance (contracts/governance.py) --------------------------------------------------
+
+
+def propose_args(action: str, action_args: dict[str, Any],
+                 effective_height: int = 0) -> dict[str, Any]:
+    """`gov.propose` of `action` with `action_args`, to take effect at
+    `effective_height` (0: the block after it passes). The chain checks the action."""
+    if effective_height < 0:
+        raise DecodeError("effective_height must not be negative")
+    return {"action": action, "args": action_args, "effective_height": effective_height}
+
+
+def vote_args(proposal: int, approve: bool) -> dict[str, Any]:
+    """`gov.vote` on proposal `proposal` (its log index) for the signer's org."""
+    if proposal < 0:
+        raise DecodeError("proposal must be a log index")
+    return {"proposal": proposal, "approve": bool(approve)}
 
 
 def hash_file(path: str | Path, progress: Progress | None = None) -> bytes:
@@ -188,12 +172,9 @@ def hash_file(path: str | Path, progress: Progress | None = None) -> bytes:
     return hasher.digest()
 
 
-# --- e-invoices (contracts/invoice) -----------------------------------------------------
-# Each builder checks its arguments with the contract's own checks
+# --- e-invoices (contracts/invoice) -------------------------------------------------------
+# Each helper checks its arguments with the contract's own checks
 # (`contracts.invoice.content`), so it raises the ContractError the chain would give.
-
-INVOICE = "invoice"
-"""The e-invoice contract's name (contracts/invoice)."""
 
 
 def invoice_line(name: str, quantity: int, unit_price: int, tax_rate_bp: int, *,
@@ -251,83 +232,59 @@ def red_letter_args(number: str, original: str, reason: str, lines: list[dict[st
     return args
 
 
-def _invoice_tx(key: SigningKey, chain_id: bytes, method: str, args: dict[str, Any],
-                now_ms: int, nonce: bytes, ttl_ms: int) -> SignedTx:
-    return call_tx(key, chain_id, INVOICE, method, args, now_ms=now_ms, nonce=nonce,
-                   ttl_ms=ttl_ms)
-
-
-def authorise_issuer_tx(
-    tax_key: SigningKey, chain_id: bytes, issuer: bytes, name: str, tax_id: str, quota: int,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def authorise_issuer_args(issuer: bytes, name: str, tax_id: str, quota: int
+                          ) -> dict[str, Any]:
     """`invoice.authorise_issuer`: let `issuer` issue up to `quota` fen in total."""
-    args = {"issuer": invoice_content.check_key(issuer, "issuer"), "name": name,
+    return {"issuer": invoice_content.check_key(issuer, "issuer"), "name": name,
             "tax_id": invoice_content.check_tax_id(tax_id), "quota": quota}
-    return _invoice_tx(tax_key, chain_id, "authorise_issuer", args, now_ms, nonce, ttl_ms)
 
 
-def suspend_issuer_tx(
-    tax_key: SigningKey, chain_id: bytes, issuer: bytes,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def suspend_issuer_args(issuer: bytes) -> dict[str, Any]:
     """`invoice.suspend_issuer`."""
-    args = {"issuer": invoice_content.check_key(issuer, "issuer")}
-    return _invoice_tx(tax_key, chain_id, "suspend_issuer", args, now_ms, nonce, ttl_ms)
+    return {"issuer": invoice_content.check_key(issuer, "issuer")}
 
 
-def set_quota_tx(
-    tax_key: SigningKey, chain_id: bytes, issuer: bytes, quota: int,
-    *, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def set_quota_args(issuer: bytes, quota: int) -> dict[str, Any]:
     """`invoice.set_quota`."""
-    args = {"issuer": invoice_content.check_key(issuer, "issuer"), "quota": quota}
-    return _invoice_tx(tax_key, chain_id, "set_quota", args, now_ms, nonce, ttl_ms)
+    return {"issuer": invoice_content.check_key(issuer, "issuer"), "quota": quota}
 
 
-def issue_invoice_tx(
-    issuer_key: SigningKey, chain_id: bytes, invoice: dict[str, Any], *,
-    auditors: Sequence[bytes], code: bytes | None = None,
-    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def issue_args(invoice: dict[str, Any], issuer: bytes, *, auditors: Sequence[bytes],
+               code: bytes | None = None) -> dict[str, Any]:
     """`invoice.issue` of `invoice` (plain, from `invoice_args`), its content sealed to
-    the issuer, the buyer and the tax authority's `auditors` (`Client.invoice_auditors`);
-    a buyer named by USCC also through the claim `code`."""
-    args = sealing.sealed_invoice_args(invoice, issuer_key.public_key, auditors, code=code)
-    return _invoice_tx(issuer_key, chain_id, "issue", args, now_ms, nonce, ttl_ms)
+    the `issuer` (its public key), the buyer and the tax authority's `auditors`
+    (`Client.invoice_auditors`); a buyer named by USCC also through the claim `code`."""
+    return sealing.sealed_invoice_args(invoice, issuer, auditors, code=code)
 
 
-def issue_batch_tx(
-    issuer_key: SigningKey, chain_id: bytes, invoices: list[dict[str, Any]], *,
-    auditors: Sequence[bytes], codes: Sequence[bytes | None] | None = None,
-    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def issue_batch_args(invoices: list[dict[str, Any]], issuer: bytes, *,
+                     auditors: Sequence[bytes],
+                     codes: Sequence[bytes | None] | None = None) -> dict[str, Any]:
     """`invoice.issue_batch`: all of `invoices` (plain) or none, each sealed as by
-    `issue_invoice_tx`; `codes[i]` is the claim code of invoice i, if it needs one."""
+    `issue_args`; `codes[i]` is the claim code of invoice i, if it needs one."""
     codes = list(codes) if codes is not None else [None] * len(invoices)
-    sealed = [sealing.sealed_invoice_args(invoice, issuer_key.public_key, auditors, code=code)
-              for invoice, code in zip(invoices, codes, strict=True)]
-    return _invoice_tx(issuer_key, chain_id, "issue_batch", {"invoices": sealed}, now_ms,
-                       nonce, ttl_ms)
+    return {"invoices": [sealing.sealed_invoice_args(invoice, issuer, auditors, code=code)
+                         for invoice, code in zip(invoices, codes, strict=True)]}
 
 
-def red_letter_tx(
-    issuer_key: SigningKey, chain_id: bytes, red: dict[str, Any], *, readers: Iterable[bytes],
-    confirm: bool = False, now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
-    """`invoice.red_letter` of `red` (plain, from `red_letter_args`), sealed to `readers`
-    (`sealing.red_letter_readers` of the original's record), or with `confirm=True`
-    `invoice.request_reversal` (a claimed or locked original)."""
-    args = sealing.sealed_red_args(red, readers)
-    method = "request_reversal" if confirm else "red_letter"
-    return _invoice_tx(issuer_key, chain_id, method, args, now_ms, nonce, ttl_ms)
+def sealed_red_args(red: dict[str, Any], *, readers: Iterable[bytes]) -> dict[str, Any]:
+    """`invoice.red_letter` (or, for a claimed or locked original,
+    `invoice.request_reversal`) of `red` (plain, from `red_letter_args`), sealed to
+    `readers` (`sealing.red_letter_readers` of the original's record)."""
+    return sealing.sealed_red_args(red, readers)
 
 
-def invoice_action_tx(
-    key: SigningKey, chain_id: bytes, method: str, number: str, *, code: bytes | None = None,
-    employer: bytes | None = None, wrapped: bytes | None = None,
-    now_ms: int, nonce: bytes, ttl_ms: int = DEFAULT_TTL_MS,
-) -> SignedTx:
+def red_letter_method(confirm: bool) -> str:
+    """`request_reversal` when the buyer side must confirm, else `red_letter`."""
+    return "request_reversal" if confirm else "red_letter"
+
+
+INVOICE_ACTIONS = ("claim", "submit", "lock", "unlock", "reimburse", "confirm_reversal")
+
+
+def invoice_action_args(method: str, number: str, *, code: bytes | None = None,
+                        employer: bytes | None = None, wrapped: bytes | None = None
+                        ) -> dict[str, Any]:
     """A buyer's or employer's call on one invoice: `claim` (with `code` for a buyer
     named by USCC), `submit` (to `employer`), `lock`, `unlock`, `reimburse`, or
     `confirm_reversal` (`number` is then the original's). `wrapped` is the content key
@@ -336,7 +293,7 @@ def invoice_action_tx(
     args: dict[str, Any]
     if method == "confirm_reversal":
         args = {"original": invoice_content.check_number(number, "original")}
-    elif method in ("claim", "submit", "lock", "unlock", "reimburse"):
+    elif method in INVOICE_ACTIONS:
         args = {"number": invoice_content.check_number(number)}
     else:
         raise DecodeError(f"{method!r} is not an invoice action")
@@ -346,4 +303,4 @@ def invoice_action_tx(
         args["wrapped"] = wrapped
     if method == "submit":
         args["employer"] = invoice_content.check_key(employer, "employer")
-    return _invoice_tx(key, chain_id, method, args, now_ms, nonce, ttl_ms)
+    return args

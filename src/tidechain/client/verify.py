@@ -21,14 +21,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from tidechain.contracts import evidence
-from tidechain.core.errors import DecodeError, ProofError, Rejected
+from tidechain.core.errors import ProofError, Rejected
 from tidechain.core.receipt import VerifiedReceipt, verify_receipt
+from tidechain.core.timefmt import iso_utc
 from tidechain.core.trust import Trust, parse_trust
 from tidechain.ledger.types import LogEntry
+
+__all__ = ["VerifiedDeposit", "iso_utc", "load_trust", "verify_deposit_receipt"]
 
 _EVIDENCE_METHODS = ("deposit", "amend")
 _ORIGIN_CHAIN_PREFIX = re.compile(r"tidechain/[^/]+/([0-9a-f]{16})")
@@ -75,15 +77,6 @@ class VerifiedDeposit:
             "checkpoint_size": self.checkpoint_size,
             "signers": list(self.signers),
         }
-
-
-def iso_utc(time_ms: int) -> str:
-    """A block time as ISO-8601 UTC; a time no calendar can show is bad input."""
-    try:
-        moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise DecodeError(f"time {time_ms} ms is out of range") from exc
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @contextmanager

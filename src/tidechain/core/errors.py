@@ -79,6 +79,13 @@ class Busy(Rejected):
         self.retry_after_s = retry_after_s
 
 
+class ConfigError(Rejected):
+    """A network, node or key file that is missing or says something we cannot use
+    (shared by the node, which reads its own directory, and the client's files)."""
+
+    code = "config"
+
+
 class PeerError(Rejected):
     """A peer sent something invalid. `peer` names it for the log."""
 

@@ -27,8 +27,9 @@ a restriction it does not understand.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tidechain.core import limits
 from tidechain.core.errors import DecodeError, ProofError, TooLarge
@@ -242,3 +243,23 @@ def format_trust(trust: Trust, comment: str | None = None) -> str:
     lines.extend(v.key_text() + ("" if r == _ALWAYS else " " + r.text())
                  for v, r in zip(trust.validators, spans, strict=True))
     return "\n".join(lines) + "\n"
+
+
+def trust_text_of_keys(network: str, origin: str, keys: Sequence[Mapping[str, Any]]) -> str:
+    """The trust file of every validator key that has signed, each with the checkpoint
+    sizes it may sign (`sizes=A-B`, ADR 0011), from a node's `validator_set.keys`
+    ({name, key (hex), sizes [first, last|null], heights [low, high|null]}). A chain
+    whose set never changed gives one open range per key, which the file writes as no
+    range at all. Shared by the node (`GET /v1/trust`) and `tide trust export`."""
+    verifiers, ranges, heights = [], [], []
+    for entry in keys:
+        verifiers.append(Verifier.of(str(entry["name"]), bytes.fromhex(entry["key"])))
+        first, last = entry["sizes"]
+        ranges.append(SizeRange(int(first), None if last is None else int(last)))
+        low, high = entry["heights"]
+        heights.append(f"{entry['name']}: heights {low}-{'' if high is None else high}")
+    trust = Trust.of(verifiers, origin=origin, ranges=ranges)
+    comment = f"tidechain network {network}: validators' verifier keys"
+    if trust.ranges:
+        comment += "\n" + "\n".join(heights)
+    return format_trust(trust, comment)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -95,6 +96,12 @@ class HeadView:
         return self.store.state_page(prefix, after, limit)
 
 
+CURSOR_PATTERN = "^[0-9A-Za-z_-]*$"
+"""What every cursor is made of: a log index in decimal, or a key in unpadded base64url.
+The API documents it (a cursor in a URL stays short and needs no escaping)."""
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 class PageRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a page starts and how long it may be (the API's `cursor` and `limit`)."""
 
@@ -104,7 +111,8 @@ class PageRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             raise DecodeError(f"'limit' must be 1..{MAX_PAGE_SIZE}")
-        if self.cursor is not None and len(self.cursor) > MAX_CURSOR_BYTES:
+        if self.cursor is not None and (len(self.cursor) > MAX_CURSOR_BYTES
+                                        or not _CURSOR.fullmatch(self.cursor)):
             raise DecodeError("'cursor' is not a cursor this node gave")
 
 
@@ -129,7 +137,9 @@ def parse_log_cursor(cursor: str | None) -> int | None:
     """The log index a newest-first page continues below (None: from the newest)."""
     if cursor is None:
         return None
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
+    # A log index is below 2**63 (SQLite's INTEGER): 19 nines are not one.
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19 \
+            or int(cursor) >= 2**63:
         raise DecodeError("'cursor' is not a cursor this node gave")
     return int(cursor)
 

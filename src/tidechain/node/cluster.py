@@ -59,7 +59,7 @@ def cluster_up(net: Path) -> list[tuple[str, int, str]]:
         config = load_node(directory)
         with (directory / "node.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tidechain.cli.main", "node", "start", str(directory)],
+                [sys.executable, "-m", "tidechain", "node", "start", str(directory)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         processes.append(process)

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidechain.client.verify import iso_utc
 from tidechain.consensus import (
     Action,
     BlockLike,
@@ -69,6 +68,7 @@ from tidechain.core.limits import (
     SYNC_PROBE_MS,
 )
 from tidechain.core.note import Note, NoteSignature, Signer, Verifier
+from tidechain.core.timefmt import iso_utc
 from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.chain import (
     Chain,

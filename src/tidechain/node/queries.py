@@ -1,20 +1,21 @@
 """The read-only queries the API serves from a node's committed chain: transactions,
-entries, blocks, receipts and proofs, deposits, members, proposals, invoices. A mixin
-of `Node` (node.py), which holds what they read: the chain at its head, the store and
-the mempool. Nothing here changes state or talks to peers."""
+entries, blocks, receipts and proofs, search, and the view (`view`) every application's
+own queries read (contracts/*/queries.py). A mixin of `Node` (node.py), which holds what
+they read: the chain at its head, the store and the mempool. Nothing here changes state
+or talks to peers."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
 
-from tidechain.contracts import governance, members
-from tidechain.contracts.invoice import state as invoice_contract
+from tidechain.contracts import members
 from tidechain.core import cbor, merkle
 from tidechain.core.errors import NotFound, Rejected, invariant
 from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import MAX_PAGE_SIZE, MAX_QUERY_RESULTS, MAX_TX_SCAN
 from tidechain.core.receipt import Receipt, format_receipt
+from tidechain.core.trust import trust_text_of_keys
 from tidechain.ledger.application import (
     HeadView,
     Page,
@@ -29,9 +30,8 @@ from tidechain.node.mempool import Mempool
 from tidechain.storage.store import Store
 
 MAX_MEMBERS_SCANNED = 10_000
-"""Member records a `members` query reads at most (a consortium has hundreds)."""
-MAX_PROPOSALS_LISTED = MAX_QUERY_RESULTS
-"""Proposals `gov_list` returns at most (each one is a small record)."""
+"""Member records the node's own inventories (certificate expiry, the admins a dry run
+counts) read at most (a consortium has hundreds)."""
 
 
 class ChainQueries:
@@ -52,11 +52,7 @@ class ChainQueries:
         """(public key, encoded record) of up to MAX_MEMBERS_SCANNED members, and whether
         the scan hit that bound. Members are keyed by public key (what the permission
         check reads), so selecting them by anything else scans."""
-        return self._scan_state(namespaced(members.NAME, members.member_key(b"")))
-
-    def _scan_state(self, prefix: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """(key after `prefix`, value) of up to MAX_MEMBERS_SCANNED committed state
-        entries under `prefix`, and whether the scan hit that bound."""
+        prefix = namespaced(members.NAME, members.member_key(b""))
         scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
         return ([(key[len(prefix):], raw) for key, raw in scanned],
                 len(scanned) == MAX_MEMBERS_SCANNED)
@@ -110,9 +106,8 @@ class ChainQueries:
     def trust_text(self) -> str:
         """The trust file of every validator key that has signed, with the checkpoint
         sizes each may sign (as `tide trust export` writes it)."""
-        from tidechain.node.config import trust_file_from_chain
-
-        return trust_file_from_chain(self.genesis, self.validator_set_status()["keys"])
+        return trust_text_of_keys(self.genesis.name, self.genesis.origin,
+                                  self.validator_set_status()["keys"])
 
     def validator_set_status(self) -> dict[str, Any]:
         raise NotImplementedError  # Node's
@@ -219,102 +214,6 @@ class ChainQueries:
     def contracts(self) -> list[dict[str, Any]]:
         """Every contract method with the roles that may call it."""
         return self.chain.registry.describe()
-
-    def member(self, public_key: bytes) -> dict[str, Any]:
-        """A member's record at the head, with its status at the head's block time."""
-        record = members.member_of(self.chain.state, public_key)
-        if record is None:
-            raise NotFound(f"no member with key {public_key.hex()}")
-        return _member_json(public_key, record,
-                            members.member_status(self.chain.state, record,
-                                                  self.chain.head_time_ms))
-
-    def members(self, org_id: str) -> dict[str, Any]:
-        """An organisation (its CAs) and its enrolled members, at the head."""
-        org = members.org(self.chain.state, org_id)
-        if org is None:
-            raise NotFound(f"no organisation {org_id!r}")
-        scanned, truncated = self._scan_members()
-        found = []
-        for public_key, raw in scanned:
-            record = members.decode_member(raw)
-            if record["org"] == org_id:
-                status = members.member_status(self.chain.state, record,
-                                               self.chain.head_time_ms)
-                found.append(_member_json(public_key, record, status))
-        return {"org": org_id, "legal_name": org["legal_name"], "uscc": org["uscc"],
-                "cas": [members.parse_fingerprint(der).hex() for der in org["cas"]],
-                "members": found[:MAX_QUERY_RESULTS],
-                "truncated": truncated or len(found) > MAX_QUERY_RESULTS}
-
-    def gov_list(self) -> dict[str, Any]:
-        """Every proposal (open, passed, applied, failed, rejected, expired) with its
-        votes and the tally now, oldest first."""
-        prefix = namespaced(governance.NAME, b"p/")
-        found = self.store.state_range(prefix, MAX_PROPOSALS_LISTED + 1)
-        proposals = [self._proposal_json(governance.decode_proposal(raw))
-                     for _, raw in found[:MAX_PROPOSALS_LISTED]]
-        num, den = governance.threshold(self.chain.state)
-        return {"proposals": proposals, "truncated": len(found) > MAX_PROPOSALS_LISTED,
-                "threshold": [num, den], "orgs": members.orgs(self.chain.state),
-                "voting_period_ms": governance.voting_period_ms(self.chain.state),
-                "height": self.chain.height}
-
-    def gov_get(self, proposal_id: int) -> dict[str, Any]:
-        record = governance.get_proposal(self.chain.state, proposal_id)
-        if record is None:
-            raise NotFound(f"no proposal {proposal_id}")
-        return self._proposal_json(record)
-
-    def _proposal_json(self, record: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = to_json(record)
-        out["status"] = governance.status_at(record, self.chain.head_time_ms)
-        approvals, rejections, orgs = governance.tally(self.chain.state, record["votes"])
-        out["tally"] = {"approvals": approvals, "rejections": rejections, "orgs": orgs}
-        return out
-
-    def invoice(self, number: str) -> dict[str, Any]:
-        """An e-invoice record at the head, with a pending reversal request if any.
-        The content is sealed (ADR 0012): only its readers can open it, client-side."""
-        record = invoice_contract.get_invoice(self.chain.state, number)
-        if record is None:
-            raise NotFound(f"no invoice {number}")
-        out: dict[str, Any] = to_json(record)
-        out["pending_reversal"] = to_json(
-            invoice_contract.pending_reversal(self.chain.state, number))
-        return out
-
-    def invoice_auditors(self) -> dict[str, Any]:
-        """The tax authority's audit keys every new invoice must be sealed to."""
-        return {"auditors": [key.hex() for key in
-                             invoice_contract.get_auditors(self.chain.state)],
-                "height": self.chain.height}
-
-    def invoice_stats(self, tax_id: str | None, issuer: bytes | None,
-                      month: str) -> dict[str, Any]:
-        """The contract's counters for month `YYYY-MM`: of one issuer key, or summed
-        over every issuer key authorised under `tax_id` (a bounded scan)."""
-        keys = [issuer] if issuer is not None else self._issuers_of(tax_id or "")
-        if not keys:
-            raise NotFound(f"no issuer authorised under tax id {tax_id}")
-        totals = dict.fromkeys(invoice_contract.EMPTY_STATS, 0)
-        for key in keys:
-            for name, value in invoice_contract.statistics(self.chain.state, key,
-                                                           month).items():
-                totals[name] += value
-        return {"month": month, "tax_id": tax_id, "issuers": [k.hex() for k in keys],
-                **totals, "height": self.chain.height}
-
-    def _issuers_of(self, tax_id: str) -> list[bytes]:
-        scanned, _ = self._scan_state(namespaced(invoice_contract.NAME, b"iss/"))
-        return [issuer for issuer, raw in scanned
-                if invoice_contract.decode_map(raw).get("tax_id") == tax_id]
-
-
-def _member_json(public_key: bytes, record: dict[str, Any], status: str) -> dict[str, Any]:
-    out: dict[str, Any] = to_json(record)
-    out["serial"] = int.from_bytes(record["serial"], "big")
-    return {"key": public_key.hex(), **out, "status": status}
 
 
 def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:

@@ -10,14 +10,14 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from tidechain.api.server import Api
-from tidechain.client.verify import iso_utc
 from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
 from tidechain.core.errors import InvariantViolation
+from tidechain.core.timefmt import iso_utc
 from tidechain.identity.certs import MS_PER_DAY
 from tidechain.node.config import ConfigError, load_genesis, load_node
 from tidechain.node.mempool import Mempool
@@ -30,7 +30,12 @@ from tidechain.storage.store import Store
 log = logging.getLogger("tidechain.node")
 
 
-async def serve(node_dir: Path, *, port: int | None = None) -> None:
+AppFactory = Callable[[NodeRuntime], web.Application]
+"""The HTTP application over a node's runtime: the REST API (api/server.py), passed in
+by whoever composes the two (ops/), so that the node never imports the API."""
+
+
+async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None) -> None:
     config = load_node(node_dir)
     genesis = load_genesis(config.network_dir)
     if port is not None and not 0 < port < 65536:
@@ -54,7 +59,7 @@ async def serve(node_dir: Path, *, port: int | None = None) -> None:
             network.on_failure = functools.partial(_stop_on_broken_invariant, runtime)
             runtime.network = network
             await network.start()
-        runner = web.AppRunner(Api(runtime).app(), access_log=None)
+        runner = web.AppRunner(make_app(runtime), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, config.api_host, port or config.api_port)
         await site.start()
@@ -155,6 +160,6 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_node(node_dir: Path, *, port: int | None = None) -> None:
+def run_node(node_dir: Path, make_app: AppFactory, *, port: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(node_dir, port=port))
+    asyncio.run(serve(node_dir, make_app, port=port))

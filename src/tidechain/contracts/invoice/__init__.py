@@ -3,8 +3,9 @@ issues invoices to buyers at the moment of sale and corrects them only by red-le
 invoices; the buyer claims and submits; an employer locks, unlocks or reimburses,
 exactly once. docs/invoices.md describes the rules; ADR 0010 the design.
 
-`content.py` checks arguments (shared with clients), `contract.py` holds the methods,
-`state.py` the state layout and the queries.
+`content.py` checks arguments (shared with clients), `contract.py` holds the methods
+and their argument types, `state.py` the state layout and reading it back, `queries.py`
+the application's queries; `APP` below is its descriptor (ADR 0013).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import Contract, MethodSpec
 
 from . import contract as _m
+from . import queries
+from .queries import QUERIES, find
 from .state import (
     NAME,
     asked_reversal,
@@ -24,10 +27,13 @@ from .state import (
     pending_reversal,
     period_of,
     statistics,
+    tax_id_issuers,
+    tax_id_statistics,
 )
 
-__all__ = ["APP", "CONTRACT", "NAME", "asked_reversal", "get_auditors", "get_invoice",
-           "get_issuer", "invoices_of_issuer", "pending_reversal", "period_of", "statistics"]
+__all__ = ["APP", "CONTRACT", "NAME", "QUERIES", "asked_reversal", "find", "get_auditors",
+           "get_invoice", "get_issuer", "invoices_of_issuer", "pending_reversal", "period_of",
+           "queries", "statistics", "tax_id_issuers", "tax_id_statistics"]
 
 _TAX = frozenset({Role.TAX_AUTHORITY})
 _ISSUER = frozenset({Role.INVOICE_ISSUER})
@@ -41,39 +47,49 @@ CONTRACT = Contract(
     name=NAME,
     methods={
         "authorise_issuer": MethodSpec(_m.authorise_issuer, _TAX,
-                                       "authorise an issuer {issuer, name, tax_id, quota}"),
-        "suspend_issuer": MethodSpec(_m.suspend_issuer, _TAX, "suspend an issuer {issuer}"),
-        "set_quota": MethodSpec(_m.set_quota, _TAX, "set an issuer's quota {issuer, quota}"),
+                                       "authorise an issuer {issuer, name, tax_id, quota}",
+                                       _m.AuthoriseIssuerArgs),
+        "suspend_issuer": MethodSpec(_m.suspend_issuer, _TAX, "suspend an issuer {issuer}",
+                                     _m.IssuerArgs),
+        "set_quota": MethodSpec(_m.set_quota, _TAX, "set an issuer's quota {issuer, quota}",
+                                _m.SetQuotaArgs),
         "set_auditors": MethodSpec(_m.set_auditors, _TAX,
-                                   "register the audit keys every invoice is sealed to {keys}"),
+                                   "register the audit keys every invoice is sealed to {keys}",
+                                   _m.SetAuditorsArgs),
         "issue": MethodSpec(_m.issue, _ISSUER,
                             "issue a sealed invoice {number, total, holder | claim_digest, "
-                            "sealed}"),
+                            "sealed}", _m.IssueArgs),
         "issue_batch": MethodSpec(_m.issue_batch, _ISSUER,
-                                  "issue invoices, all or nothing {invoices}"),
+                                  "issue invoices, all or nothing {invoices}", _m.IssueBatchArgs),
         "red_letter": MethodSpec(_m.red_letter, _ISSUER,
                                  "reverse one's own invoice {number, original, reason, "
-                                 "total, sealed}"),
+                                 "total, sealed}", _m.RedLetterArgs),
         "request_reversal": MethodSpec(_m.request_reversal, _ISSUER,
                                        "ask the buyer side to confirm a red-letter invoice "
-                                       "(same arguments as red_letter)"),
+                                       "(same arguments as red_letter)", _m.RedLetterArgs),
         "ask_reversal": MethodSpec(_m.ask_reversal, _BUYER,
                                    "buyer side: ask the issuer to reverse {original, "
-                                   "reason, total}; it confirms by that red-letter invoice"),
+                                   "reason, total}; it confirms by that red-letter invoice",
+                                   _m.AskReversalArgs),
         "confirm_reversal": MethodSpec(_m.confirm_reversal, _BUYER,
-                                       "confirm a pending reversal within 72 h {original}"),
+                                       "confirm a pending reversal within 72 h {original}",
+                                       _m.OriginalArgs),
         "claim": MethodSpec(_m.claim, _BUYER,
-                            "claim an invoice as its buyer {number, code, wrapped}"),
+                            "claim an invoice as its buyer {number, code, wrapped}",
+                            _m.ClaimArgs),
         "submit": MethodSpec(_m.submit, _BUYER,
                              "submit a claimed invoice for reimbursement, sharing its "
-                             "content key {number, employer, wrapped}"),
-        "lock": MethodSpec(_m.lock, _EMPLOYER, "lock a submitted invoice {number}"),
-        "unlock": MethodSpec(_m.unlock, _EMPLOYER, "release a locked invoice {number}"),
+                             "content key {number, employer, wrapped}", _m.SubmitArgs),
+        "lock": MethodSpec(_m.lock, _EMPLOYER, "lock a submitted invoice {number}",
+                           _m.NumberArgs),
+        "unlock": MethodSpec(_m.unlock, _EMPLOYER, "release a locked invoice {number}",
+                             _m.NumberArgs),
         "reimburse": MethodSpec(_m.reimburse, _EMPLOYER,
-                                "close a locked invoice as paid {number}"),
+                                "close a locked invoice as paid {number}", _m.NumberArgs),
     },
     description="E-invoices: issue, claim, reimburse once; correct by red-letter invoices.",
 )
 
-APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
+APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,),
+                  queries=QUERIES, find=find)
 """The application's descriptor (ADR 0013)."""

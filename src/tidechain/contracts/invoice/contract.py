@@ -19,16 +19,21 @@ that seals and by every reader that opens (client/sealing.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from tidechain.core import cbor
 from tidechain.core.crypto import sha256
-from tidechain.core.errors import ContractError
+from tidechain.core.errors import ContractError, invariant
 from tidechain.core.limits import MAX_NAME_BYTES
 from tidechain.ledger.runtime import CallContext
 
 from .content import (
+    DIGEST_BYTES,
+    KEY_BYTES,
     MAX_AMOUNT,
+    NUMBER_DIGITS,
     REASONS,
     bad,
     check_int,
@@ -39,8 +44,12 @@ from .content import (
     check_text,
 )
 from .envelope import (
+    CODE_WRAP_BYTES,
+    COMMITMENT_BYTES,
     MAX_AUDITORS,
+    MAX_CIPHERTEXT_BYTES,
     MAX_READERS,
+    NONCE_BYTES,
     WRAPPED_KEY_BYTES,
     check_sealed_blue,
     check_sealed_red,
@@ -58,6 +67,8 @@ from .state import (
     period_of,
     reversal_key,
     stat_key,
+    tax_key,
+    tax_stat_key,
 )
 
 MAX_BATCH = 12
@@ -110,11 +121,17 @@ def _issuer(ctx: CallContext, issuer: bytes) -> dict[str, Any]:
 
 
 def _add_stats(ctx: CallContext, issuer: bytes, **amounts: int) -> None:
-    key = stat_key(issuer, period_of(ctx.time_ms))
-    stats = _load(ctx, key) or dict(EMPTY_STATS)
-    for name, amount in amounts.items():
-        stats[name] += amount
-    _store(ctx, key, stats)
+    """Count the amounts in the block month's counters of the issuer key and of its tax
+    id (an issuer's tax id never changes: `authorise_issuer` refuses another)."""
+    record = _load(ctx, issuer_key(issuer))
+    invariant(record is not None, "statistics of an issuer without an authorisation")
+    assert record is not None
+    period = period_of(ctx.time_ms)
+    for key in (stat_key(issuer, period), tax_stat_key(record["tax_id"], period)):
+        stats = _load(ctx, key) or dict(EMPTY_STATS)
+        for name, amount in amounts.items():
+            stats[name] += amount
+        _store(ctx, key, stats)
 
 
 def _list_for_issuer(ctx: CallContext, issuer: bytes, record: dict[str, Any],
@@ -186,6 +203,10 @@ def authorise_issuer(ctx: CallContext, args: dict[str, Any]) -> None:
     record = _load(ctx, issuer_key(issuer))
     if record is not None and record["tax_id"] != tax_id:
         raise bad(f"issuer is authorised under tax id {record['tax_id']}", "tax_id_mismatch")
+    if record is None:
+        under_tax_id = _load(ctx, tax_key(tax_id)) or {"issuers": 0}
+        under_tax_id["issuers"] += 1
+        _store(ctx, tax_key(tax_id), under_tax_id)
     record = record or {"issued": 0, "count": 0}
     record.update({"tax_id": tax_id, "name": name, "quota": quota, "suspended": False})
     _store(ctx, issuer_key(issuer), record)
@@ -519,3 +540,120 @@ def reimburse(ctx: CallContext, args: dict[str, Any]) -> None:
     _store(ctx, invoice_key(record["number"]), record)
     _add_stats(ctx, record["issuer"], reimbursed=paid)
     ctx.emit("reimbursed", {"number": record["number"], "amount": paid})
+
+
+# --- the methods' arguments as types (ADR 0013) ---------------------------------------------
+# What the OpenAPI document, `tide call --arg` and the SDK read. The checks above stay the
+# rule; tests/test_application_args.py keeps each Struct's fields and the checks in step.
+
+
+Key = Annotated[bytes, msgspec.Meta(min_length=KEY_BYTES, max_length=KEY_BYTES,
+                                    description="a member's Ed25519 public key (32 bytes)")]
+Digest = Annotated[bytes, msgspec.Meta(min_length=DIGEST_BYTES, max_length=DIGEST_BYTES,
+                                       description="a SHA-256 digest (32 bytes)")]
+Wrapped = Annotated[bytes, msgspec.Meta(
+    min_length=WRAPPED_KEY_BYTES, max_length=WRAPPED_KEY_BYTES,
+    description="the content key sealed to one reader (80 bytes)")]
+Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE_BYTES, max_length=NONCE_BYTES,
+                                      description="the XChaCha20 nonce (24 bytes)")]
+Commitment = Annotated[bytes, msgspec.Meta(
+    min_length=COMMITMENT_BYTES, max_length=COMMITMENT_BYTES,
+    description="SHA-256 commitment to the content (32 bytes)")]
+CodeWrap = Annotated[bytes, msgspec.Meta(
+    min_length=CODE_WRAP_BYTES, max_length=CODE_WRAP_BYTES,
+    description="the content key under the claim code (48 bytes)")]
+Number = Annotated[str, msgspec.Meta(pattern=f"^[0-9]{{{NUMBER_DIGITS}}}$",
+                                     description=f"an invoice number: {NUMBER_DIGITS} digits")]
+Total = Annotated[int, msgspec.Meta(ge=1, le=MAX_AMOUNT, description="fen")]
+Quota = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUOTA, description="fen")]
+TaxId = Annotated[str, msgspec.Meta(min_length=1, description=(
+    "the issuer's unified social credit code (18 characters; blanks and case are "
+    "normalised)"))]
+Reason = Literal["issue_error", "sales_return", "service_suspension", "sales_discount"]
+"""`content.REASONS` as a type (a test keeps the two equal)."""
+
+
+class Sealed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The sealed content (envelope.py, ADR 0012)."""
+
+    ciphertext: Annotated[bytes, msgspec.Meta(min_length=16, max_length=MAX_CIPHERTEXT_BYTES)]
+    nonce: Nonce
+    commitment: Commitment
+    readers: Annotated[list[tuple[Key, Wrapped]],
+                       msgspec.Meta(min_length=1, max_length=MAX_READERS)]
+    code_wrap: CodeWrap | None = None
+
+
+class AuthoriseIssuerArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    issuer: Key
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_BYTES)]
+    tax_id: TaxId
+    quota: Quota
+
+
+class IssuerArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    issuer: Key
+
+
+class SetQuotaArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    issuer: Key
+    quota: Quota
+
+
+class SetAuditorsArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    keys: Annotated[list[Key], msgspec.Meta(min_length=1, max_length=MAX_AUDITORS)]
+
+
+class IssueArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A titled buyer (`holder`), or a buyer named without a member key (`claim_digest`
+    and `sealed.code_wrap`)."""
+
+    number: Number
+    total: Total
+    sealed: Sealed
+    holder: Key | None = None
+    claim_digest: Digest | None = None
+
+
+class IssueBatchArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    invoices: Annotated[list[IssueArgs], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class RedLetterArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    number: Number
+    original: Number
+    reason: Reason
+    total: Total
+    sealed: Sealed
+
+
+class AskReversalArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    original: Number
+    reason: Reason
+    total: Total
+
+
+class OriginalArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    original: Number
+
+
+class ClaimArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`code` for a buyer named without a member key, with the content key `wrapped`
+    to itself."""
+
+    number: Number
+    code: Annotated[bytes, msgspec.Meta(min_length=1,
+                                        max_length=MAX_CLAIM_CODE_BYTES)] | None = None
+    wrapped: Wrapped | None = None
+
+
+class SubmitArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`wrapped`: the content key sealed to the employer (unless it reads already)."""
+
+    number: Number
+    employer: Key
+    wrapped: Wrapped | None = None
+
+
+class NumberArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    number: Number

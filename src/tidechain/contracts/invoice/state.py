@@ -5,6 +5,10 @@
                                   issued total, count, suspended
 * `by/<issuer key><seq, 8 bytes>` the issuer's n-th invoice number (blue and red)
 * `stat/<issuer key><YYYY-MM>`    {issued, issued_count, reversed, reimbursed}
+* `tax/<tax id>`                  {issuers}: how many keys are authorised under that
+                                  tax id (USCC, 18 characters)
+* `tstat/<tax id><YYYY-MM>`       the same counters as `stat/`, summed over every
+                                  issuer key of that tax id
 * `rev/<number>`                  a pending reversal request on invoice `number`
                                   (the issuer's, awaiting the buyer side)
 * `ask/<number>`                  a reversal the buyer side asked for, awaiting the
@@ -12,8 +16,9 @@
 * `aud`                           the tax authority's audit keys {keys: [...]}
 
 All of it is world state, so part of the state root and provable. The statistics are
-counters updated by the same transaction that changes the invoice: simpler to prove
-than a scan, and exact at every height.
+counters updated by the same transaction that changes the invoice, per issuer key and
+per tax id: simpler to prove than a scan, exact at every height, and read in one `get`
+however many keys a tax id has.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ def by_issuer_key(issuer: bytes, seq: int) -> bytes:
 
 def stat_key(issuer: bytes, period: str) -> bytes:
     return b"stat/" + issuer + period.encode("ascii")
+
+
+def tax_key(tax_id: str) -> bytes:
+    return b"tax/" + tax_id.encode("ascii")
+
+
+def tax_stat_key(tax_id: str, period: str) -> bytes:
+    return b"tstat/" + tax_id.encode("ascii") + period.encode("ascii")
 
 
 def reversal_key(number: str) -> bytes:
@@ -128,5 +141,20 @@ EMPTY_STATS = {"issued": 0, "issued_count": 0, "reversed": 0, "reimbursed": 0}
 def statistics(state: StateReader, issuer: bytes, period: str) -> dict[str, int]:
     """Amounts (fen) issued, reversed by red-letter invoices, and reimbursed for the
     issuer's invoices in the UTC month `period` (`YYYY-MM`); zeros if none."""
-    record = _get(state, stat_key(issuer, period))
+    return _counters(_get(state, stat_key(issuer, period)))
+
+
+def tax_id_statistics(state: StateReader, tax_id: str, period: str) -> dict[str, int]:
+    """The same counters summed over every issuer key authorised under `tax_id` (a
+    normalised USCC), kept by the contract: one read, never a scan."""
+    return _counters(_get(state, tax_stat_key(tax_id, period)))
+
+
+def tax_id_issuers(state: StateReader, tax_id: str) -> int:
+    """How many issuer keys were ever authorised under `tax_id` (0: none)."""
+    record = _get(state, tax_key(tax_id))
+    return 0 if record is None else int(record["issuers"])
+
+
+def _counters(record: dict[str, Any] | None) -> dict[str, int]:
     return dict(EMPTY_STATS) if record is None else {k: int(record[k]) for k in EMPTY_STATS}

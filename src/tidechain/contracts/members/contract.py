@@ -7,7 +7,8 @@ The founding organisations come from the genesis; later ones are registered, and
 organisations removed or certificates revoked by consortium decision, through the
 governance contract (contracts/governance.py), which applies its decisions through the
 functions of this module (`verify_new_org`, `register_org`, `remove_org`,
-`revoke_certificate`) so that each rule lives in one place.
+`revoke_certificate`) so that each rule lives in one place. The application's queries
+are in `queries.py`, its descriptor (`APP`) in `__init__.py` (ADR 0013).
 
 State in the `members` namespace (CBOR values):
 
@@ -34,7 +35,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from tidechain.core import cbor
 from tidechain.core.crypto import PUBLIC_KEY_BYTES, sha256
@@ -43,7 +46,6 @@ from tidechain.core.limits import MAX_VALIDATORS
 from tidechain.identity.certs import Member, OrgCa, parse_org_ca, verify_member_cert_with_ca
 from tidechain.identity.roles import Role
 from tidechain.ledger import validators as vset
-from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
@@ -619,16 +621,43 @@ def parse_fingerprint(ca_der: bytes) -> bytes:
 ADMIN_ONLY = frozenset({Role.ADMIN})
 """The roles of methods only an org's admin may call (governance's too)."""
 
+Der = Annotated[bytes, msgspec.Meta(min_length=1, description="a DER certificate")]
+Fingerprint = Annotated[bytes, msgspec.Meta(
+    min_length=FINGERPRINT_BYTES, max_length=FINGERPRINT_BYTES,
+    description="a CA's fingerprint: SHA-256 of its DER (32 bytes)")]
+Serial = Annotated[int, msgspec.Meta(gt=0, description="a certificate serial")] | Annotated[
+    bytes, msgspec.Meta(min_length=1, max_length=SERIAL_BYTES,
+                        description="a certificate serial, big-endian bytes")]
+
+
+class EnrolArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cert: Der
+
+
+class AddCaArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ca: Der
+
+
+class RemoveCaArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    fingerprint: Fingerprint
+
+
+class RevokeArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ca: Fingerprint
+    serial: Serial
+
+
 CONTRACT = Contract(
     name=NAME,
     methods={
         "enrol": MethodSpec(enrol, ADMIN_ONLY, "enrol or renew a member of the caller's org "
-                            "from a certificate {cert}"),
-        "add_ca": MethodSpec(add_ca, ADMIN_ONLY, "register another CA of the caller's org {ca}"),
+                            "from a certificate {cert}", EnrolArgs),
+        "add_ca": MethodSpec(add_ca, ADMIN_ONLY, "register another CA of the caller's org {ca}",
+                             AddCaArgs),
         "remove_ca": MethodSpec(remove_ca, ADMIN_ONLY, "retire one of the caller's org's CAs "
-                                "{fingerprint} (never the last)"),
+                                "{fingerprint} (never the last)", RemoveCaArgs),
         "revoke": MethodSpec(revoke, ADMIN_ONLY, "revoke a member certificate {ca, serial} of "
-                             "the caller's org"),
+                             "the caller's org", RevokeArgs),
     },
     description="Membership: organisations, their CAs and members; revocations.",
     genesis=_genesis_state,
@@ -677,5 +706,3 @@ def orgs(state: StateReader) -> list[str]:
     return [str(v) for v in value]
 
 
-APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
-"""The application's descriptor (ADR 0013)."""

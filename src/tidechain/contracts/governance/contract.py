@@ -27,13 +27,19 @@ State in the `gov` namespace (CBOR values, integers in keys 8-byte big-endian):
 * `param/` + name     -> a parameter set by governance (absent: its default)
 * `version/` + name   -> a contract's activations, [[from height, version], ...]
                          (`runtime.contract_version_key`; absent: version 1)
+
+Secondary index (derived from the `proposed` events by `index_rule`, not in the state
+root): `gov/all`, empty key -> every proposal's id (its log index). The queries are in
+`queries.py`, the descriptor (`APP`) in `__init__.py` (ADR 0013).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from tidechain.consensus.params import GOVERNED_TIMEOUTS
 from tidechain.contracts import members
@@ -47,7 +53,6 @@ from tidechain.core.limits import (
     MAX_PENDING_ACTIVATIONS,
     MIN_GOVERNED_TIMEOUT_MS,
 )
-from tidechain.ledger.application import Application
 from tidechain.ledger.chain import MAX_BLOCK_TXS_PARAM
 from tidechain.ledger.runtime import (
     BASE_VERSION,
@@ -62,6 +67,7 @@ from tidechain.ledger.runtime import (
     governed_param,
     namespaced,
 )
+from tidechain.ledger.types import Event
 
 NAME = "gov"
 
@@ -749,18 +755,43 @@ def get_proposal(state: StateReader, proposal_id: int) -> dict[str, Any] | None:
     return None if raw is None else decode_proposal(raw)
 
 
+Action = Literal["add_org", "remove_org", "revoke_cert", "set_param", "activate_contract",
+                 "add_validator", "remove_validator", "replace_validator_key"]
+"""`ACTIONS` as a type (a test keeps the two equal)."""
+Height = Annotated[int, msgspec.Meta(ge=0, description="a block height (0: as soon as "
+                                                       "it passes)")]
+
+
+class ProposeArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`args` are the action's own (docs/governance.md lists them per action)."""
+
+    action: Action
+    args: dict[str, Any] = {}
+    effective_height: Height | None = None
+
+
+class VoteArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    proposal: Annotated[int, msgspec.Meta(ge=0, description="the proposal's id")]
+    approve: bool
+
+
+ALL_INDEX = "all"
+
+
+def index_rule(events: Sequence[Event]) -> list[tuple[str, bytes]]:
+    """The secondary-index rows of a successful call: every `proposed` event files the
+    proposal (its id is the call's log index) under `all` (ADR 0013)."""
+    return [(ALL_INDEX, b"") for event in events if event.kind == "proposed"]
+
+
 CONTRACT = Contract(
     name=NAME,
     methods={
         "propose": MethodSpec(propose, members.ADMIN_ONLY, "propose a consortium decision "
-                              "{action, args, effective_height}"),
+                              "{action, args, effective_height}", ProposeArgs),
         "vote": MethodSpec(vote, members.ADMIN_ONLY,
-                           "vote for the caller's org {proposal, approve}"),
+                           "vote for the caller's org {proposal, approve}", VoteArgs),
     },
     description="Governance: proposals and votes of the member organisations.",
     begin_block=begin_block,
 )
-
-
-APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,))
-"""The application's descriptor (ADR 0013)."""

@@ -1,0 +1,130 @@
+"""`tide deposit`, `tide verify`, `tide evidence lookup`: documents anchored by their
+SHA-256 digest (contracts/evidence). The document never leaves this machine; a deposit
+is one round trip once the chain id is known, and its receipt is verified before it
+is written next to the file."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tidechain.cli import EXIT_OK, EXIT_VERIFICATION_FAILED
+from tidechain.cli.base import (
+    Output,
+    add,
+    client,
+    group,
+    hash_with_progress,
+    network_dir,
+    progress_line,
+    session,
+    trust_option,
+)
+from tidechain.client.files import client_signer
+from tidechain.client.verify import VerifiedDeposit, verify_deposit_receipt
+from tidechain.core.errors import Rejected
+from tidechain.core.hexcodec import parse_hex
+from tidechain.core.timefmt import iso_utc
+
+
+def parse_meta(pairs: Sequence[str]) -> dict[str, str]:
+    """--meta KEY=VALUE pairs, each key once."""
+    meta: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise Rejected(f"--meta expects key=value, got {pair!r}", code="bad_argument")
+        if key in meta:
+            raise Rejected(f"--meta key {key!r} given twice", code="bad_argument")
+        meta[key] = value
+    return meta
+
+
+def proven_lines(proven: VerifiedDeposit) -> list[str]:
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(proven.meta.items())) or "(none)"
+    lines = [
+        f"  document digest  sha256:{proven.digest.hex()}",
+        f"  deposited by     {proven.depositor} (Ed25519 public key)",
+        f"  metadata         {meta}",
+        f"  block height     {proven.height}",
+        f"  block time       {proven.time_iso} ({proven.time_ms} ms)",
+        f"  log index        {proven.log_index} of log {proven.origin} "
+        f"(checkpoint size {proven.checkpoint_size})",
+        f"  transaction      {proven.tx_id.hex()}",
+        f"  signed by        {', '.join(proven.signers)}",
+    ]
+    if proven.amends is not None:
+        lines.insert(3, f"  amends deposit   {proven.amends}")
+    return lines
+
+
+def cmd_deposit(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.file)
+    meta = parse_meta(args.meta or [])
+    signer = client_signer(network_dir(args), args.key).key
+    progress = progress_line(path, out.err)
+    with client(args, need_trust=True) as sdk:
+        outcome = session(sdk, signer).deposit_file(path, meta, progress, amends=args.amends)
+    lines = [f"deposited {path} (committed and verified)", *proven_lines(outcome.proven),
+             f"  receipt          {outcome.receipt_path}"]
+    out.result(outcome.to_json(), lines)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.file)
+    receipt = Path(args.receipt).read_bytes()
+    trust = Path(args.trust).read_bytes()
+    digest = hash_with_progress(path, out.err)
+    try:
+        proven = verify_deposit_receipt(receipt, trust, digest)
+    except Rejected as exc:
+        out.failed(exc.code, exc.reason)
+        return EXIT_VERIFICATION_FAILED
+    lines = [f"verification OK: {path} is the document deposited in {args.receipt}",
+             *proven_lines(proven),
+             f"  trusted keys     {args.trust} (offline: no node was contacted)"]
+    out.result({"verified": True, "file": str(path), **proven.to_json()}, lines)
+    return EXIT_OK
+
+
+def cmd_evidence_lookup(args: argparse.Namespace, out: Output) -> int:
+    if (args.file is None) == (args.digest is None):
+        raise Rejected("give either FILE or --digest HEX", code="bad_argument")
+    digest = (parse_hex(args.digest.removeprefix("sha256:"), 32, "--digest (a SHA-256 digest)")
+              if args.digest else hash_with_progress(Path(args.file), out.err))
+    with client(args) as sdk:
+        deposits = sdk.deposits(digest)
+    lines = [f"{len(deposits)} deposit(s) of sha256:{digest.hex()}"]
+    for d in deposits:
+        meta = ", ".join(f"{k}={v}" for k, v in sorted(dict(d.get("meta") or {}).items()))
+        amends = f"  amends {d['amends']}" if d.get("amends") is not None else ""
+        lines.append(f"  log index {d.get('index')}  block {d.get('height')}  "
+                     f"{iso_utc(int(d.get('time', 0)))}  by {d.get('depositor')}"
+                     f"{amends}  {meta}".rstrip())
+    data: dict[str, Any] = {"digest": digest.hex(), "deposits": deposits}
+    out.result(data, lines)
+    return EXIT_OK
+
+
+def register(commands: Any) -> None:
+    p = add(commands, "deposit", cmd_deposit,
+            "deposit a file's SHA-256 digest and write FILE.tlog-proof")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
+    p.add_argument("--amends", type=int, metavar="INDEX",
+                   help="deposit as a new version of the deposit at this log index")
+    p.add_argument("--key", metavar="KEYFILE", help="depositor key (default: NET/client.key)")
+    trust_option(p)
+
+    p = add(commands, "verify", cmd_verify, "verify a file against its receipt, offline")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("receipt", metavar="RECEIPT")
+    trust_option(p, required=True)
+
+    evidence_group = group(commands, "evidence", "evidence deposits")
+    p = add(evidence_group, "lookup", cmd_evidence_lookup, "list the deposits of a document")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.add_argument("--digest", metavar="HEX", help="look up a SHA-256 digest instead of a file")
