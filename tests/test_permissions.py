@@ -383,9 +383,11 @@ def test_the_api_answers_403_with_the_missing_role(node: RunningNode) -> None:
         assert sdk.member(client.public_key)["roles"] == ["depositor"]
         assert sdk.member(client.public_key)["status"] == "active"
         described = {c["name"]: c for c in sdk.contracts()}
-        assert described["evidence"]["methods"][1] == {
-            "name": "deposit", "roles": ["depositor"],
-            "summary": "anchor a document digest {digest, meta}"}
+        deposit = dict(described["evidence"]["methods"][1])
+        args = deposit.pop("args")
+        assert deposit == {"name": "deposit", "roles": ["depositor"],
+                           "summary": "anchor a document digest {digest, meta}"}
+        assert set(args["properties"]) == {"digest", "meta"} and args["required"] == ["digest"]
 
 
 def test_the_cli_enrols_lists_and_revokes(node: RunningNode, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from tidechain.core.timefmt import iso_utc
 if TYPE_CHECKING:
     from tidechain.client.sdk import Client
     from tidechain.client.session import Outcome, Session
+    from tidechain.ledger.runtime import Registry
 
 NODE_ENV = "TIDE_NODE"
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -99,6 +100,10 @@ def common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--node", metavar="URL", default=default,
                         help=f"node API URL (default: ${NODE_ENV}, else the first node "
                              "in network.toml)")
+    parser.add_argument("--app", metavar="MODULE", dest="app_module", action="append",
+                        default=default,
+                        help=f"serve an extra application module too (repeatable; "
+                             f"default: ${APPS_ENV}, comma-separated)")
     parser.add_argument("--json", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="machine-readable output")
@@ -189,11 +194,22 @@ def client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:
     return Client(node_url(args), trust=trust)
 
 
-def session(sdk: Client, key: SigningKey) -> Session:
+def session(sdk: Client, key: SigningKey, registry: Registry | None = None) -> Session:
     """The one way a command signs and sends a transaction (client/session.py)."""
     from tidechain.client.session import Session
 
-    return Session(sdk, key)
+    return Session(sdk, key, registry=registry)
+
+
+APPS_ENV = "TIDE_APPS"
+
+
+def app_modules(args: argparse.Namespace) -> list[str]:
+    """Extra application modules: `--app MODULE` (repeatable), else `$TIDE_APPS`."""
+    given = getattr(args, "app_module", None)
+    if given:
+        return list(given)
+    return [m.strip() for m in os.environ.get(APPS_ENV, "").split(",") if m.strip()]
 
 
 def key_file(path: str | Path) -> SigningKey:

@@ -25,6 +25,7 @@ from tidechain.cli import EXIT_OK
 from tidechain.cli.base import (
     Output,
     add,
+    app_modules,
     client,
     committed_line,
     network_dir,
@@ -48,11 +49,14 @@ def _bad(what: str, reason: str) -> Rejected:
     return Rejected(f"{what}: {reason}", code="bad_argument")
 
 
-def registry() -> Registry:
-    """The built-in applications (`contracts.default_registry`)."""
+def registry(args: argparse.Namespace) -> Registry:
+    """The built-in applications, and any extra ones named by `--app MODULE` or
+    `$TIDE_APPS` (comma-separated), as the node serves them (node.toml
+    `applications`, ADR 0013)."""
     from tidechain.contracts import default_registry  # members loads x509 on first use
+    from tidechain.contracts.registry import load_applications
 
-    return default_registry()
+    return default_registry(load_applications(app_modules(args)))
 
 
 # --- declared types --------------------------------------------------------------------------
@@ -305,7 +309,7 @@ QUERY_USAGE = "tide query APP NAME [--param NAME=VALUE ...] [--all]"
 
 
 def cmd_call(args: argparse.Namespace, out: Output) -> int:
-    reg = registry()
+    reg = registry(args)
     if args.help or args.target is None:
         text = [f"usage: {CALL_USAGE}", "", "methods (argument types as typed on the "
                 "command line):", *call_help(reg, args.target)]
@@ -316,7 +320,7 @@ def cmd_call(args: argparse.Namespace, out: Output) -> int:
     call = call_args(args.target, spec, args.arg or [])
     key = client_signer(network_dir(args), args.key).key
     with client(args, need_trust=not args.no_wait) as sdk:
-        signing = session(sdk, key)
+        signing = session(sdk, key, reg)
         if args.no_wait:
             tx_id = signing.call(app, method, call, wait=False)
             out.result({"tx_id": tx_id.hex(), "status": "pending"},
@@ -338,7 +342,7 @@ def cmd_call(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_query(args: argparse.Namespace, out: Output) -> int:
-    reg = registry()
+    reg = registry(args)
     if args.help or args.app is None or args.name is None:
         only = (args.app, args.name) if args.app and args.name else None
         text = [f"usage: {QUERY_USAGE}", "", "queries:", *query_help(reg, only)]

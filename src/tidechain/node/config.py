@@ -69,6 +69,9 @@ class NodeConfig:
     peers: tuple[PeerAddress, ...] = ()
     cert_warn_days: int = DEFAULT_CERT_WARN_DAYS
     """Warn (status, log) about certificates that end within this many days."""
+    applications: tuple[str, ...] = ()
+    """Modules of applications served beside the built-in ones (ADR 0013); every
+    validator of the network must list the same."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -146,6 +149,7 @@ def load_node(directory: Path) -> NodeConfig:
             peers=_peer_addresses(data.get("peers", [])),
             cert_warn_days=bounded_int(data.get("cert_warn_days", DEFAULT_CERT_WARN_DAYS),
                                     "cert_warn_days", 0, MAX_CERT_WARN_DAYS),
+            applications=_module_names(data.get("applications", [])),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc
@@ -153,6 +157,13 @@ def load_node(directory: Path) -> NodeConfig:
         raise ConfigError(f"{path}: {exc}") from exc
     except TlsError as exc:
         raise ConfigError(f"{path}: {exc.reason}") from exc
+
+
+def _module_names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v.replace("_", "").replace(".", "").isalnum() for v in value):
+        raise ValueError("applications must be a list of module names")
+    return tuple(value)
 
 
 def _peer_addresses(entries: list[dict[str, object]]) -> tuple[PeerAddress, ...]:

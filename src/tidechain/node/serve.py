@@ -15,7 +15,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tidechain.contracts import default_registry
 from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
+from tidechain.contracts.registry import load_applications
 from tidechain.core.errors import InvariantViolation
 from tidechain.core.timefmt import iso_utc
 from tidechain.identity.certs import MS_PER_DAY
@@ -44,9 +46,11 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
     runner: web.AppRunner | None = None
     network: PeerNetwork | None = None
     try:
+        extra = load_applications(config.applications)
         node = Node(genesis, store, config.signer(),
                     mempool=Mempool(config.mempool_max_txs),
-                    cert_warn_days=config.cert_warn_days)
+                    cert_warn_days=config.cert_warn_days,
+                    registry=default_registry(extra))
         _tune_gc()
         runtime = NodeRuntime(node)
         if config.peers:
