@@ -315,6 +315,17 @@ def test_bad_parameters_are_refused(http: httpx.Client, path: str) -> None:
     assert_rejection(http.get(path), 400)
 
 
+def test_a_request_line_too_long_for_http_is_refused_without_a_traceback(
+        http: httpx.Client, node: RunningNode) -> None:
+    """The HTTP layer refuses a request line over 8 KiB before any handler runs (a
+    plain-text 400); the node logs one warning line, not a traceback (the fixture's
+    teardown checks the whole log for tracebacks)."""
+    response = http.get("/v1/blocks", params={"cursor": "a" * 9000})
+    assert response.status_code == 400
+    assert http.get("/v1/status").status_code == 200
+    assert "Traceback" not in node.log()
+
+
 @pytest.mark.parametrize(
     "path",
     ["/v1/tx/" + "00" * 32, "/v1/block/999999999", "/v1/log/entry/999999999",

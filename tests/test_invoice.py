@@ -438,8 +438,8 @@ class _NoScan:
     def index_page(self, name: str, key: bytes, before: int | None, limit: int) -> list[int]:
         raise AssertionError("statistics scanned an index")
 
-    def state_page(self, prefix: bytes, after: bytes | None,
-                   limit: int) -> list[tuple[bytes, bytes]]:
+    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
+                   descending: bool = False) -> list[tuple[bytes, bytes]]:
         raise AssertionError("statistics scanned the state")
 
 

@@ -205,7 +205,7 @@ def _blocks(store: Store) -> list[tuple[BlockHeader, bytes, list[bytes]]]:
 
 def test_skimming_and_indexing_agree_with_execution(chain_store: Store) -> None:
     stored_index = {(name, key, index)
-                    for name in ("evidence/all", "evidence/digest", "evidence/amends")
+                    for name in ("evidence/digest", "evidence/amends")
                     for key, index in _index_rows(chain_store, name)}
     rules = IndexRules(default_registry())
     derived = set()

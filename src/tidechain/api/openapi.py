@@ -138,6 +138,10 @@ def _operation(route: Route, refs: _Components, components: dict[str, Schema]) -
         else:
             content = {JSON: {"schema": refs.ref(kind)}}
         responses[str(status)] = {"description": _describe(status), "content": content}
+        if status == 503:
+            responses[str(status)]["headers"] = {"Retry-After": {
+                "description": "seconds to wait before trying again (back-pressure)",
+                "schema": {"type": "integer", "minimum": 0}}}
     op: Schema = {"operationId": route.operation_id, "summary": route.summary,
                   "tags": [route.tag], "parameters": _parameters(route, components),
                   "responses": responses}

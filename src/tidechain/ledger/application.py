@@ -62,9 +62,10 @@ class ChainView(Protocol):
         """Log indexes filed under (name, key), newest first, below `before` if given."""
         ...
 
-    def state_page(self, prefix: bytes, after: bytes | None,
-                   limit: int) -> list[tuple[bytes, bytes]]:
-        """(key, value) of committed state under `prefix`, in key order, after `after`."""
+    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
+                   descending: bool = False) -> list[tuple[bytes, bytes]]:
+        """(key, value) of committed state under `prefix`, in key order (or reverse key
+        order), strictly after (or before) the key `after`."""
         ...
 
 
@@ -74,8 +75,8 @@ class PagedStore(Protocol):
     def index_page(self, name: str, key: bytes, before: int | None,
                    limit: int) -> list[int]: ...
 
-    def state_page(self, prefix: bytes, after: bytes | None,
-                   limit: int) -> list[tuple[bytes, bytes]]: ...
+    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
+                   descending: bool = False) -> list[tuple[bytes, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,9 @@ class HeadView:
                    limit: int) -> list[int]:
         return self.store.index_page(name, key, before, limit)
 
-    def state_page(self, prefix: bytes, after: bytes | None,
-                   limit: int) -> list[tuple[bytes, bytes]]:
-        return self.store.state_page(prefix, after, limit)
+    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
+                   descending: bool = False) -> list[tuple[bytes, bytes]]:
+        return self.store.state_page(prefix, after, limit, descending)
 
 
 CURSOR_PATTERN = "^[0-9A-Za-z_-]*$"
@@ -169,12 +170,16 @@ def newest_first(view: ChainView, name: str, key: bytes, page: PageRequest,
 
 
 def in_key_order(view: ChainView, prefix: bytes, page: PageRequest,
-                 load: Callable[[bytes, bytes], T | None]) -> Page[T]:
+                 load: Callable[[bytes, bytes], T | None], *,
+                 descending: bool = False) -> Page[T]:
     """A key-ordered page of the state under `prefix`; `load(key after prefix, value)`
     gives an item or None (filtered out). A page may hold fewer than `limit` items when
-    records are filtered, and still have a `next`: nothing is ever silently dropped."""
+    records are filtered, and still have a `next`: nothing is ever silently dropped.
+    `descending` walks from the highest key: newest first for records keyed by their
+    log index (big-endian), with no index row written for the list."""
     after = parse_key_cursor(page.cursor)
-    found = view.state_page(prefix, None if after is None else prefix + after, page.limit + 1)
+    found = view.state_page(prefix, None if after is None else prefix + after, page.limit + 1,
+                            descending)
     items = [item for item in (load(k[len(prefix):], v) for k, v in found[:page.limit])
              if item is not None]
     more = len(found) > page.limit

@@ -17,7 +17,7 @@ from typing import Protocol
 from tidechain.consensus import Broadcast, SendTo, Start, Tick
 from tidechain.contracts import members
 from tidechain.core.crypto import sha256
-from tidechain.core.errors import Busy, NotFound, Rejected
+from tidechain.core.errors import Busy, NotFound, Rejected, TooLarge
 from tidechain.core.limits import (
     COMMIT_WAIT_MAX_MS,
     MAX_SUBMIT_BATCH,
@@ -134,7 +134,7 @@ class NodeRuntime:
         """Admit many transactions; each gets its id or its own rejection."""
         self._check_running()
         if len(raws) > MAX_SUBMIT_BATCH:
-            raise Rejected(f"batch of {len(raws)} exceeds {MAX_SUBMIT_BATCH}", code="too_large")
+            raise TooLarge(f"batch of {len(raws)} exceeds {MAX_SUBMIT_BATCH}")
         decoded: list[SignedTx | Rejected] = []
         for raw in raws:
             try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from tidechain.contracts import default_registry
 from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
@@ -164,6 +165,23 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
+class ClientHttpErrors(logging.Filter):
+    """aiohttp logs a client's malformed HTTP (a request line over 8 KiB, broken
+    headers) at ERROR with a traceback, before any handler runs. That is the client's
+    error, not ours, and a traceback per request would let any client fill the log:
+    one line at WARNING instead, naming what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {exc.message or type(exc).__name__}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def run_node(node_dir: Path, make_app: AppFactory, *, port: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(ClientHttpErrors())
     asyncio.run(serve(node_dir, make_app, port=port))

@@ -257,16 +257,22 @@ class Store:
             "ORDER BY log_index DESC LIMIT ?", (name, key, bound, limit)).fetchall()
         return [int(r[0]) for r in rows]
 
-    def state_page(self, prefix: bytes, after: bytes | None,
-                   limit: int) -> list[tuple[bytes, bytes]]:
+    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
+                   descending: bool = False) -> list[tuple[bytes, bytes]]:
         """Up to `limit` state entries under `prefix` (not ending in 0xff), in key order,
-        strictly after the key `after` if given."""
+        strictly after the key `after` if given; `descending`: in reverse key order,
+        strictly before `after`."""
         invariant(bool(prefix) and prefix[-1] != 0xFF, "state_page prefix")
         end = prefix[:-1] + bytes([prefix[-1] + 1])
-        start, op = (prefix, ">=") if after is None else (after, ">")
-        rows = self._db.execute(
-            f"SELECT key, value FROM state WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?",
-            (start, end, limit)).fetchall()
+        if descending:
+            high, op = (end, "<") if after is None else (after, "<")
+            sql = (f"SELECT key, value FROM state WHERE key {op} ? AND key >= ? "
+                   "ORDER BY key DESC LIMIT ?")
+            rows = self._db.execute(sql, (high, prefix, limit)).fetchall()
+        else:
+            start, op = (prefix, ">=") if after is None else (after, ">")
+            sql = f"SELECT key, value FROM state WHERE key {op} ? AND key < ? ORDER BY key LIMIT ?"
+            rows = self._db.execute(sql, (start, end, limit)).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
 
     def blocks_page(self, below: int | None, limit: int) -> list[StoredBlock]:

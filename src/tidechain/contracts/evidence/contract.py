@@ -9,7 +9,6 @@ State in the `evidence` namespace (integers 8-byte big-endian):
 Secondary indexes (derived from the `deposited` events by `index_rule`, not in the
 state root):
 
-* `evidence/all`     empty key    -> every deposit's log index
 * `evidence/digest`  digest       -> the log indexes of its deposits
 * `evidence/amends`  of (8 bytes) -> the log indexes of the deposits amending `of`
 
@@ -50,7 +49,6 @@ def record_key(index: int) -> bytes:
     return b"i" + _u64(index)
 
 
-ALL_INDEX = "all"
 DIGEST_INDEX = "digest"
 AMENDS_INDEX = "amends"
 
@@ -123,7 +121,6 @@ def index_rule(events: Sequence[Event]) -> list[tuple[str, bytes]]:
         digest = event.data.get("digest")
         invariant(isinstance(digest, bytes), "deposited event without a digest")
         assert isinstance(digest, bytes)
-        rows.append((ALL_INDEX, b""))
         rows.append((DIGEST_INDEX, digest))
         amends = event.data.get("amends")
         if isinstance(amends, int):

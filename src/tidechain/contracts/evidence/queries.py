@@ -7,7 +7,6 @@ from typing import Annotated
 import msgspec
 
 from tidechain.contracts.evidence.contract import (
-    ALL_INDEX,
     AMENDS_INDEX,
     DIGEST_INDEX,
     NAME,
@@ -16,7 +15,15 @@ from tidechain.contracts.evidence.contract import (
 from tidechain.core.errors import NotFound
 from tidechain.core.hexcodec import parse_hex
 from tidechain.identity.roles import Role
-from tidechain.ledger.application import ChainView, Page, PageRequest, Query, newest_first
+from tidechain.ledger.application import (
+    ChainView,
+    Page,
+    PageRequest,
+    Query,
+    in_key_order,
+    newest_first,
+)
+from tidechain.ledger.runtime import namespaced
 
 READERS = frozenset({Role.DEPOSITOR, Role.ADMIN})
 """Who reads deposits: depositors and their organisations' admins (the regulator reads
@@ -82,8 +89,11 @@ def deposit(view: ChainView, params: DepositParams) -> DepositDetail:
 def deposits(view: ChainView, params: DepositsParams, page: PageRequest) -> Page[Deposit]:
     """Every deposit, or every deposit of one digest, newest first."""
     if params.digest is None:
-        return newest_first(view, f"{NAME}/{ALL_INDEX}", b"", page,
-                            lambda i: _deposit(view, i))
+        # The records are keyed by their log index, big-endian: reverse key order is
+        # newest first, with no index row written for the list.
+        return in_key_order(view, namespaced(NAME, b"i"), page,
+                            lambda key, raw: _deposit(view, int.from_bytes(key, "big")),
+                            descending=True)
     digest = parse_hex(params.digest, 32, "digest")
     return newest_first(view, f"{NAME}/{DIGEST_INDEX}", digest, page,
                         lambda i: _deposit(view, i))
