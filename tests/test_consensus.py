@@ -1017,3 +1017,40 @@ def test_public_api_is_pinned() -> None:
         "Replica", "SafetyState", "SendTo", "SignStep", "Start", "Step", "Tick",
         "TransactionsAvailable", "ValidateProposal", "ValidatorInfo", "ValidatorSet", "Vote",
         "VoteKind"}
+
+
+def test_a_fresh_proposal_refused_as_untimely_does_not_condemn_its_block() -> None:
+    """The kill-loop stall (issue 12): a validator restarted late judged a round-0
+    proposal of X untimely (ADR 0006) and prevoted nil. That verdict is about the
+    proposal, not the block: when round 1 re-proposes X with its round-0 proof-of-lock
+    (exempt from the time check), the validator must prevote X, and X's polka must
+    lock it. Caching "untimely" as "X is invalid" made it prevote nil on every
+    re-proposal, and three honest validators of four never decided again."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x = make_block(1, "X")
+    fresh = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
+    assert r.step(MessageReceived("v1", fresh)) == [ValidateProposal(fresh)]
+    actions = r.step(ProposalValidated(fresh, True, timely=False))
+    nil = [a.message for a in of_type(actions, Broadcast) if isinstance(a.message, Vote)]
+    assert [(v.kind, v.round, v.block_hash) for v in nil] == [(PREVOTE, 0, None)]
+    # The others saw X in time: their round-0 prevotes are X's proof-of-lock, relayed
+    # with its re-proposal in round 1 (the replica reaches round 1 on f+1 of its votes).
+    polka = [sign_vote(keys[i], f"v{i}", validators.digest, PREVOTE, 1, 0, x)
+             for i in (1, 2, 3)]
+    for vote in polka:
+        r.step(MessageReceived("v2", vote))
+    assert r.safety_state.locked_hash == x.block_hash  # a valid block's polka locks
+    for i in (2, 3):
+        r.step(MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest,
+                                                  PREVOTE, 1, 1, x)))
+    assert r.round == 1
+    again = sign_proposal(keys[2], "v2", validators.digest, 1, 1, x, 0)
+    actions = r.step(MessageReceived("v2", again))
+    actions += [a for event in [ProposalValidated(a.proposal, True)
+                                for a in of_type(actions, ValidateProposal)]
+                for a in r.step(event)]
+    prevotes = [a.message for a in of_type(actions, Broadcast)
+                if isinstance(a.message, Vote) and a.message.kind is PREVOTE]
+    assert [(v.round, v.block_hash) for v in prevotes] == [(1, x.block_hash)]

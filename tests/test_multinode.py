@@ -12,7 +12,16 @@ import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
 from tidechain.client.files import trust_file_text
-from tidechain.consensus import PREVOTE, Broadcast, SendTo, Start, Tick, Vote
+from tidechain.consensus import (
+    PREVOTE,
+    Broadcast,
+    ProposalValidated,
+    SendTo,
+    Start,
+    Tick,
+    ValidateProposal,
+    Vote,
+)
 from tidechain.consensus.messages import sign_proposal
 from tidechain.core import cbor
 from tidechain.core.checkpoint import verify_checkpoint
@@ -255,4 +264,27 @@ def test_a_block_re_proposed_with_a_proof_of_lock_by_another_validator_is_valid(
     assert voter._validate(carried)  # re-proposal: built by node1, carried by node2
     fresh = sign_proposal(carrier.signer.key, carrier.signer.name, digest, 1, 1, block, -1)
     other = Cluster(g, tmp_path / "other").nodes[3]
-    assert not other._validate(fresh)  # a new block must name its own proposer
+    # A new block must name its own proposer: a verdict on that proposal (refused as
+    # not timely), not on the block, which stays valid for a re-proposal (issue 12).
+    assert not other._built_by_proposer(fresh) and other._validate(fresh)
+    assert other._built_by_proposer(carried)
+
+
+def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
+        g: Genesis, tmp_path: Path) -> None:
+    """Issue 12's stall: the shell answered "invalid" for a block it only found late,
+    the replica cached that per block, and the same block re-proposed with its
+    proof-of-lock got nil prevotes from that validator forever. The shell now says
+    which verdict is which: the block is valid; this new proposal was not timely."""
+    cluster = Cluster(g, tmp_path)
+    builder, voter = cluster.nodes[1], cluster.nodes[3]
+    prepared = builder.chain.prepare([tx(g, key(7), nonce=1)], cluster.now_ms,
+                                     builder.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, g.origin)
+    digest = voter.validators.digest
+    late = sign_proposal(builder.signer.key, builder.signer.name, digest, 1, 0, block, -1)
+    voter.step(Tick(cluster.now_ms + 20_000))  # the voter sees it 20 s after it was built
+    answer = voter._execute(ValidateProposal(late))
+    assert answer == ProposalValidated(late, True, timely=False)
+    relayed = sign_proposal(builder.signer.key, builder.signer.name, digest, 1, 2, block, 0)
+    assert voter._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)

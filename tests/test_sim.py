@@ -71,7 +71,7 @@ def test_campaign_exercises_every_fault() -> None:
         for what, count in result.stats.items():
             totals[what] = totals.get(what, 0) + count
     for what in ("lost", "duplicated", "partitions", "crashes", "crashes mid-step",
-                 "equivocations", "blocks synced"):
+                 "equivocations", "blocks synced", "untimely proposals"):
         assert totals.get(what, 0) > 0, f"no {what} in the whole campaign: {totals}"
     assert all(r.min_height > 0 for r in campaign(4, N4_SEEDS) if r.ok)
 
@@ -79,6 +79,16 @@ def test_campaign_exercises_every_fault() -> None:
 def test_all_honest_nodes_commit_after_the_heal() -> None:
     stuck = failures(campaign(4, N4_SEEDS) + campaign(7, N7_SEEDS), "liveness")
     assert not stuck, "\n".join(stuck)
+
+
+def test_a_new_proposal_found_untimely_does_not_stall_the_height() -> None:
+    """Issue 12's kill-loop stall, in the simulator: a validator that finds a new
+    proposal untimely (ADR 0006) must still prevote its block when a later round
+    re-proposes it with a proof-of-lock. With the verdict cached as "invalid block",
+    seed 255 (n = 4, default fault phase) never decided height 2 after the heal."""
+    result = run_seed(255, 4, 1)
+    assert result.ok, failure_line(result)
+    assert result.stats.get("untimely proposals", 0) > 0
 
 
 # --- replay --------------------------------------------------------------------------------

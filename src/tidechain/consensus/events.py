@@ -54,8 +54,15 @@ class ProposalBuilt:
 
 @dataclass(frozen=True)
 class ProposalValidated:
+    """The shell's verdict on a proposal: `valid` is about the block (it executes to its
+    header), so it holds for every proposal of that block; `timely` is about this
+    proposal only: a new one (pol_round -1) whose block time is far from the shell's
+    clock, or not built by its proposer, is refused (ADR 0006) without condemning the
+    block, which a later round may re-propose with its proof-of-lock."""
+
     proposal: Proposal
     valid: bool
+    timely: bool = True
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ class Replica:
     _round_active: bool
     _votes: VoteBook
     _proposals: ProposalBook
-    _validity: dict[bytes, bool]  # block hash -> the shell's verdict
+    _validity: dict[bytes, bool]  # block hash -> the shell's verdict on the block
+    _untimely: set[tuple[int, bytes]]  # (round, block hash) of refused new proposals
     _pending_validation: set[bytes]
     _checkpoint_ok: dict[tuple[int, str, bytes], bool]  # (round, voter, block) -> cp sig ok
     _peer_rounds: dict[str, int]
@@ -245,7 +246,7 @@ class Replica:
         elif isinstance(event, MessageReceived):
             self._on_message(event.sender, event.message)
         elif isinstance(event, ProposalValidated):
-            self._on_proposal_validated(event.proposal, event.valid)
+            self._on_proposal_validated(event.proposal, event.valid, event.timely)
         elif isinstance(event, ProposalBuilt):
             self._on_proposal_built(event)
         elif isinstance(event, TransactionsAvailable):
@@ -291,12 +292,17 @@ class Replica:
         self._propose(event.block, pol_round=-1)
         self._advance()
 
-    def _on_proposal_validated(self, proposal: Proposal, valid: bool) -> None:
+    def _on_proposal_validated(self, proposal: Proposal, valid: bool, timely: bool) -> None:
         block_hash = proposal.block_hash
         if proposal.height != self._height or block_hash not in self._pending_validation:
             return  # answer for a height we have left
         self._pending_validation.discard(block_hash)
         self._validity[block_hash] = valid
+        if not timely and proposal.pol_round < 0:
+            # About this proposal, not the block: a re-proposal with a proof-of-lock
+            # is judged on the block alone, or a validator that saw the block late
+            # could never prevote it again (the kill-loop stall, issue 12).
+            self._untimely.add((proposal.round, block_hash))
         self._advance()
 
     def _on_timeout(self, timeout: Timeout) -> None:
@@ -452,6 +458,8 @@ class Replica:
         if self._valid_block is not None:
             keep.add(self._valid_block.block_hash)
         self._validity = {h: ok for h, ok in self._validity.items() if h in keep}
+        self._untimely = {(r, h) for r, h in self._untimely
+                          if h in keep and self._proposals.at(r)}
         self._pending_validation &= keep
 
     def _note_round(self, signer: str, round: int) -> None:
@@ -517,6 +525,7 @@ class Replica:
         self._votes = VoteBook(self._digest)
         self._proposals = ProposalBook()
         self._validity = {}
+        self._untimely = set()
         self._pending_validation = set()
         self._checkpoint_ok = {}
         self._peer_rounds = {}
@@ -828,6 +837,8 @@ class Replica:
             polka = self._votes.tally(VoteKind.PREVOTE, proposal.pol_round).count(block_hash)
             if polka < self._validators.quorum:
                 return False, None
+        elif (proposal.round, block_hash) in self._untimely:
+            return True, None
         valid = self._validity.get(block_hash)
         if valid is None:
             return False, None

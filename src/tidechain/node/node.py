@@ -352,8 +352,9 @@ class Node(ChainQueries):
             return self._build_proposal(action)
         elif isinstance(action, ValidateProposal):
             proposal = action.proposal
-            valid = self._validate(proposal) and self._timely(proposal)
-            return ProposalValidated(proposal, valid)
+            return ProposalValidated(proposal, self._validate(proposal),
+                                     timely=self._built_by_proposer(proposal)
+                                     and self._timely(proposal))
         elif isinstance(action, Commit):
             self._commit(action.block, action.certificate)
             if len(self.mempool):
@@ -389,14 +390,6 @@ class Node(ChainQueries):
             return True
         if not isinstance(block, WireBlock):
             return False
-        # A new block names its proposer. A block re-proposed with a proof-of-lock
-        # (pol_round >= 0) was built by an earlier round's proposer: any validator may
-        # carry it, or a validator that restarted without it could never unlock.
-        if proposal.pol_round < 0 and block.header.proposer != proposal.proposer:
-            log.warning("block %s at height %d: proposed by %s but built by %s; prevoting nil",
-                        block.block_hash.hex()[:16], block.height, proposal.proposer,
-                        block.header.proposer)
-            return False
         try:
             prepared = self.chain.validate(block.header, block.txs, self.store.committed,
                                            self._verified_here)
@@ -407,6 +400,20 @@ class Node(ChainQueries):
             return False
         self.seen.remember(block.txs, verified=True)  # every signature in it was checked
         self._prepared[prepared.block_hash] = prepared
+        return True
+
+    def _built_by_proposer(self, proposal: Proposal) -> bool:
+        """A new block names its proposer. A block re-proposed with a proof-of-lock
+        (pol_round >= 0) was built by an earlier round's proposer: any validator may
+        carry it, or a validator that restarted without it could never unlock. Like
+        timeliness, a verdict on the proposal, not on the block."""
+        block = proposal.block
+        if (proposal.pol_round < 0 and isinstance(block, WireBlock)
+                and block.header.proposer != proposal.proposer):
+            log.warning("block %s at height %d: proposed by %s but built by %s; prevoting nil",
+                        block.block_hash.hex()[:16], block.height, proposal.proposer,
+                        block.header.proposer)
+            return False
         return True
 
     def _timely(self, proposal: Proposal) -> bool:

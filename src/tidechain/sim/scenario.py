@@ -53,6 +53,10 @@ class Faults:
     crashes: int  # crash-and-restart episodes of honest validators
     invalid_blocks: float  # chance a Byzantine proposer builds a block nobody accepts
     equivocation: float  # chance an EQUIVOCATE validator splits one outgoing message
+    untimely: float = 0.0
+    """Chance an honest validator finds a new proposal (no proof-of-lock) untimely: it
+    arrived late, or its clock is off (ADR 0006). The verdict is about that proposal;
+    the block stays valid for re-proposals (issue 12's stall)."""
 
 
 SYNCHRONOUS = Faults(fault_ms=0, drop=0.0, duplicate=0.0, max_delay_ms=10, spike=0.0,
@@ -85,5 +89,6 @@ def draw_scenario(rng: random.Random, seed: int, validators: int, byzantine: int
         crashes=rng.randint(0, 2 * validators),
         invalid_blocks=rng.choice((0.0, 0.3, 0.7)),
         equivocation=rng.choice((0.3, 0.7, 1.0)),
+        untimely=rng.choice((0.0, 0.1, 0.3)),
     )
     return Scenario(seed, validators, cast, modes, faults)

@@ -63,7 +63,8 @@ def describe_event(event: Event) -> str:
     if isinstance(event, ProposalBuilt):
         return f"<- built h{event.height} r{event.round} {short(event.block.block_hash)}"
     if isinstance(event, ProposalValidated):
-        return f"<- validated {short(event.proposal.block_hash)} valid={event.valid}"
+        return (f"<- validated {short(event.proposal.block_hash)} valid={event.valid}"
+                f"{'' if event.timely else ' untimely'}")
     if isinstance(event, Start | Tick):
         return f"<- {type(event).__name__.lower()}"
     return f"<- {type(event).__name__}"

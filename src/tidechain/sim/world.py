@@ -526,7 +526,8 @@ class World:
             block = action.proposal.block
             node.seen[block.block_hash] = block
             self._answer(node, ProposalValidated(action.proposal,
-                                                 block.block_hash not in self.invalid))
+                                                 block.block_hash not in self.invalid,
+                                                 timely=self._timely(action.proposal)))
         elif isinstance(action, Commit):
             self._commit(node, action.block, action.certificate)
 
@@ -538,6 +539,15 @@ class World:
             block = make_block(action.height, tag)
         node.seen[block.block_hash] = block
         self._answer(node, ProposalBuilt(action.height, action.round, block))
+
+    def _timely(self, proposal: Proposal) -> bool:
+        """A new proposal is found untimely by chance during the fault phase (late
+        delivery, skewed clocks); one with a proof-of-lock is exempt, as in the node."""
+        if proposal.pol_round >= 0 or self.healed_at_ms is not None:
+            return True
+        timely = self.rng.random() >= self.scenario.faults.untimely
+        self.stats["untimely proposals"] += not timely
+        return timely
 
     def _answer(self, node: SimNode, event: Event) -> None:
         """The shell's answer arrives a little later, unless the node crashes first."""
