@@ -1054,3 +1054,26 @@ def test_a_fresh_proposal_refused_as_untimely_does_not_condemn_its_block() -> No
     prevotes = [a.message for a in of_type(actions, Broadcast)
                 if isinstance(a.message, Vote) and a.message.kind is PREVOTE]
     assert [(v.round, v.block_hash) for v in prevotes] == [(1, x.block_hash)]
+
+
+def test_every_new_proposal_of_a_block_is_judged_for_its_time() -> None:
+    """A block found untimely in round 0 and proposed again as new (no proof-of-lock)
+    in round 1 is asked about again, and refused again if still untimely: a verdict on
+    a block's validity must not let a stale block through as a fresh proposal."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x = make_block(1, "X")
+    first = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
+    r.step(MessageReceived("v1", first))
+    r.step(ProposalValidated(first, True, timely=False))
+    for i in (2, 3):  # round 1 starts on f+1 of its prevotes (nil: nobody prevoted X)
+        r.step(MessageReceived(f"v{i}", sign_vote(keys[i], f"v{i}", validators.digest,
+                                                  PREVOTE, 1, 1, None)))
+    assert r.round == 1
+    again = sign_proposal(keys[2], "v2", validators.digest, 1, 1, x, -1)
+    assert r.step(MessageReceived("v2", again)) == [ValidateProposal(again)]
+    actions = r.step(ProposalValidated(again, True, timely=False))
+    prevotes = [a.message for a in of_type(actions, Broadcast)
+                if isinstance(a.message, Vote) and a.message.kind is PREVOTE]
+    assert [(v.round, v.block_hash) for v in prevotes] == [(1, None)]

@@ -109,7 +109,8 @@ class Replica:
     _votes: VoteBook
     _proposals: ProposalBook
     _validity: dict[bytes, bool]  # block hash -> the shell's verdict on the block
-    _untimely: set[tuple[int, bytes]]  # (round, block hash) of refused new proposals
+    _timely: dict[tuple[int, bytes], bool]  # (round, block) of a new proposal -> verdict
+    _pending_timely: set[tuple[int, bytes]]
     _pending_validation: set[bytes]
     _checkpoint_ok: dict[tuple[int, str, bytes], bool]  # (round, voter, block) -> cp sig ok
     _peer_rounds: dict[str, int]
@@ -294,15 +295,20 @@ class Replica:
 
     def _on_proposal_validated(self, proposal: Proposal, valid: bool, timely: bool) -> None:
         block_hash = proposal.block_hash
-        if proposal.height != self._height or block_hash not in self._pending_validation:
+        slot = (proposal.round, block_hash)
+        if proposal.height != self._height or (block_hash not in self._pending_validation
+                                               and slot not in self._pending_timely):
             return  # answer for a height we have left
-        self._pending_validation.discard(block_hash)
-        self._validity[block_hash] = valid
-        if not timely and proposal.pol_round < 0:
-            # About this proposal, not the block: a re-proposal with a proof-of-lock
-            # is judged on the block alone, or a validator that saw the block late
-            # could never prevote it again (the kill-loop stall, issue 12).
-            self._untimely.add((proposal.round, block_hash))
+        if block_hash in self._pending_validation:
+            self._pending_validation.discard(block_hash)
+            self._validity[block_hash] = valid
+        if proposal.pol_round < 0 and slot in self._pending_timely:
+            # About this new proposal, not the block: a re-proposal with a proof-of-lock
+            # is judged on the block alone, or a validator that saw the block late could
+            # never prevote it again (the kill-loop stall, issue 12); another new
+            # proposal of the block is asked about again.
+            self._pending_timely.discard(slot)
+            self._timely[slot] = timely
         self._advance()
 
     def _on_timeout(self, timeout: Timeout) -> None:
@@ -447,8 +453,16 @@ class Replica:
             return
         if self._proposals.keep_rounds(MAX_ROUNDS_KEPT, self._protected_rounds()):
             self._forget_dropped_blocks()
+        ask = False
         if block_hash not in self._validity and block_hash not in self._pending_validation:
             self._pending_validation.add(block_hash)
+            ask = True
+        slot = (proposal.round, block_hash)
+        if (proposal.pol_round < 0 and slot not in self._timely
+                and slot not in self._pending_timely):
+            self._pending_timely.add(slot)  # each new proposal's time is judged
+            ask = True
+        if ask:
             self._out.add(ValidateProposal(proposal))
         self._wake_up()
 
@@ -458,8 +472,10 @@ class Replica:
         if self._valid_block is not None:
             keep.add(self._valid_block.block_hash)
         self._validity = {h: ok for h, ok in self._validity.items() if h in keep}
-        self._untimely = {(r, h) for r, h in self._untimely
-                          if h in keep and self._proposals.at(r)}
+        self._timely = {(r, h): ok for (r, h), ok in self._timely.items()
+                        if h in keep and self._proposals.at(r)}
+        self._pending_timely = {(r, h) for r, h in self._pending_timely
+                                if h in keep and self._proposals.at(r)}
         self._pending_validation &= keep
 
     def _note_round(self, signer: str, round: int) -> None:
@@ -525,7 +541,8 @@ class Replica:
         self._votes = VoteBook(self._digest)
         self._proposals = ProposalBook()
         self._validity = {}
-        self._untimely = set()
+        self._timely = {}
+        self._pending_timely = set()
         self._pending_validation = set()
         self._checkpoint_ok = {}
         self._peer_rounds = {}
@@ -636,6 +653,8 @@ class Replica:
         self._out.add_signed(self._safety, proposal)
         self._progress.signed.append(proposal)
         self._validity[block.block_hash] = True  # built or already validated by our shell
+        if pol_round < 0:
+            self._timely[(self._round, block.block_hash)] = True  # our own clock's block
         self._ingest_proposal(proposal)
         if pol_round >= 0:
             self._relay_proof_of_lock(pol_round, block.block_hash)
@@ -837,8 +856,12 @@ class Replica:
             polka = self._votes.tally(VoteKind.PREVOTE, proposal.pol_round).count(block_hash)
             if polka < self._validators.quorum:
                 return False, None
-        elif (proposal.round, block_hash) in self._untimely:
-            return True, None
+        else:
+            timely = self._timely.get((proposal.round, block_hash))
+            if timely is None:
+                return False, None
+            if not timely:
+                return True, None
         valid = self._validity.get(block_hash)
         if valid is None:
             return False, None
