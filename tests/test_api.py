@@ -554,3 +554,12 @@ def test_odd_numbers_in_urls_are_refused_not_500(http: httpx.Client, path: str) 
 def test_deeply_nested_json_is_refused_not_500(http: httpx.Client) -> None:
     response = _post_tx(http, b"[" * 200_000, "application/json")
     assert response.status_code == 400, response.text
+
+
+def test_the_documented_envelope_names_the_body_fields_the_node_reads() -> None:
+    """A client built from the OpenAPI document alone must use the real field names."""
+    description = OPENAPI["paths"]["/v1/tx"]["post"]["requestBody"]["content"][CBOR][
+        "schema"]["description"]
+    body = TxBody(bytes(32), bytes(32), bytes(8), 0, "evidence", "deposit", {}).to_cbor()
+    for key in body:
+        assert f"{key}:" in description, key

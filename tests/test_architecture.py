@@ -16,12 +16,20 @@ SHELL_ONLY = {"tidechain.node", "tidechain.api", "tidechain.cli", "tidechain.cli
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, relative imports resolved against its package."""
+    package = ["tidechain", *path.relative_to(SRC).parent.parts]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[:len(package) - (node.level - 1)]
+            if node.module:
+                names.add(".".join([*base, node.module]))
+            else:
+                names.update(".".join([*base, alias.name]) for alias in node.names)
     return names
 
 
@@ -64,11 +72,19 @@ LAYERS: dict[str, set[str]] = {
 ops/), the CLI talks to a node only through the SDK, and contracts sit on `ledger`."""
 
 
+SHARED_MODELS = "tidechain.api.models"
+"""The API's wire models (msgspec only): the server converts its answers through them
+and the SDK checks what it receives with them (ADR 0014), so the client may import
+this one module of `api`."""
+
+
 @pytest.mark.parametrize("package", sorted(LAYERS))
 def test_layers_import_only_downwards(package: str) -> None:
     banned = {f"tidechain.{name}" for name in LAYERS[package]}
     for path in _files(package):
         for name in _imports(path):
+            if package == "client" and name == SHARED_MODELS:
+                continue
             assert not any(name == b or name.startswith(b + ".") for b in banned), (
                 f"{path.relative_to(SRC)} imports {name}")
 
@@ -93,3 +109,7 @@ def test_only_the_session_and_txbuilder_build_transactions() -> None:
         for builder in ("call_tx(", "deposit_tx(", "SignedTx.create("):
             assert builder not in text or path.parent.name in {"ledger", "sim"}, (
                 f"{path.relative_to(SRC)} builds a transaction with {builder}")
+
+
+def test_the_shared_models_import_nothing_of_the_server() -> None:
+    assert _imports(SRC / "api" / "models.py") <= {"__future__", "typing", "msgspec"}

@@ -145,3 +145,57 @@ def test_without_waiting_the_call_returns_its_tx_id(node: RunningNode) -> None:
         with pytest.raises(Rejected) as no_trust:
             session.call("evidence", "deposit", deposit_args(sha256(b"now")))
     assert no_trust.value.code == "no_trust"
+
+
+def test_tide_deposit_is_one_request_to_the_node(node: RunningNode, tmp_path: Path) -> None:
+    """The CLI knows the chain id from the network's genesis, so `tide deposit` sends
+    one request: the submit that waits and brings the receipt back. Counted by a
+    forwarding proxy on 127.0.0.1 between a real `tide` process and the real node."""
+    import asyncio
+    import threading
+
+    from aiohttp import ClientSession, web
+
+    from tests.nodes import free_port, tide
+
+    seen: list[str] = []
+    port = free_port()
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        async with ClientSession() as http, http.request(
+                request.method, node.url + request.path_qs, data=await request.read(),
+                headers={"Content-Type": request.content_type}) as answer:
+            return web.Response(body=await answer.read(), status=answer.status,
+                                content_type=answer.content_type)
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        stop = asyncio.Event()
+        box["stop"], box["loop"] = stop, asyncio.get_running_loop()
+        ready.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        document = tmp_path / "tally.pdf"
+        document.write_bytes(b"a tally report, one round trip")
+        done = tide("deposit", str(document), "--net", str(node.net),
+                    "--node", f"http://127.0.0.1:{port}")
+        assert done.returncode == 0, done.stderr
+    finally:
+        loop = box["loop"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(10)
+    assert seen == ["POST /v1/tx"], seen
+    assert (tmp_path / "tally.pdf.tlog-proof").is_file()

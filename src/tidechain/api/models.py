@@ -1,6 +1,6 @@
 """The REST API's typed models (msgspec Structs, ADR 0014): what every route takes and
 answers. The server converts each answer through its declared model before sending
-it, the OpenAPI document is generated from them, and the SDK decodes answers with the
+it, the OpenAPI document is generated from them, and the SDK checks answers with the
 same types, so the three cannot drift apart.
 
 Byte strings travel as lowercase hex, except Merkle roots and proof hashes, which are

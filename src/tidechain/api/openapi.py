@@ -27,9 +27,10 @@ _ENVELOPE: Schema = {
     "description": (
         "A signed transaction envelope in deterministic CBOR (RFC 8949 section 4.2.1): "
         "a map {\"body\": bytes, \"sig\": bytes(64)}. `body` is the deterministic CBOR of "
-        "the body map {chain_id: bytes(32), contract: text, method: text, args: map, "
-        "sender: bytes(32) Ed25519 key, nonce: bytes(8..32), expires_ms: uint, "
-        "version: uint}; `sig` is Ed25519 over \"tidechain/tx/v1\\n\" || body. "
+        "the body map {v: 1, chain: bytes(32) chain id, from: bytes(32) the sender's "
+        "Ed25519 key, nonce: bytes(8..32), exp: uint expiry in ms since the epoch, "
+        "contract: text, method: text, args: map}; `sig` is Ed25519 over "
+        "\"tidechain/tx/v1\\n\" || body. "
         "docs/encoding.md gives every field and test vectors."),
     "type": "object",
     "required": ["body", "sig"],

@@ -8,7 +8,7 @@ to model (a Struct, or TEXT for `text/plain`). From this table alone:
   400 naming the field otherwise), and converts each answer through the model declared
   for its status before sending it (an answer that does not fit is our bug);
 * `api/openapi.py` writes the OpenAPI 3.1 document;
-* the SDK (`client/sdk.py`) decodes answers with the same models.
+* the SDK (`client/sdk.py`) checks answers against the same models.
 
 The routes of the applications' queries are generated from the registry
 (`app_routes`): `GET /v1/apps/{app}/{query}`, one per declared query.
@@ -54,7 +54,8 @@ class Route:
     body: Body | None = None
     tag: str = "chain"
     public: bool = True
-    """Served to anyone (the read-access rules apply to the others)."""
+    """Public data (status, checkpoint, proofs...); the others are member data, whose
+    access rules are declared but not enforced yet (the read-access issue)."""
     query: Query | None = None
     app: str | None = None
     description: str = ""

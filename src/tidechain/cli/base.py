@@ -32,6 +32,7 @@ from tidechain.client.files import (
     DEFAULT_ORG,
     DEFAULT_USCC,
     TRUST_FILE,
+    load_genesis,
     node_urls,
     read_key,
     resolve_network_dir,
@@ -191,7 +192,16 @@ def client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:
     if need_trust and path is None:
         raise ConfigError(f"no trust file: pass --trust FILE or --net DIR (with {TRUST_FILE})")
     trust = path.read_bytes() if path is not None else None
-    return Client(node_url(args), trust=trust)
+    return Client(node_url(args), trust=trust, chain_id=known_chain_id(args))
+
+
+def known_chain_id(args: argparse.Namespace) -> bytes | None:
+    """The chain id from the network directory's genesis, when there is one: a write
+    is then one round trip (no status request first)."""
+    path = network_dir(args) / "genesis.cbor"
+    if not path.is_file():
+        return None
+    return load_genesis(network_dir(args)).chain_id
 
 
 def session(sdk: Client, key: SigningKey, registry: Registry | None = None) -> Session:

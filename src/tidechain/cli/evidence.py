@@ -96,15 +96,19 @@ def cmd_evidence_lookup(args: argparse.Namespace, out: Output) -> int:
     digest = (parse_hex(args.digest.removeprefix("sha256:"), 32, "--digest (a SHA-256 digest)")
               if args.digest else hash_with_progress(Path(args.file), out.err))
     with client(args) as sdk:
-        deposits = sdk.deposits(digest)
-    lines = [f"{len(deposits)} deposit(s) of sha256:{digest.hex()}"]
+        deposits, more = sdk.gather("evidence", "deposits", digest=digest.hex())
+    lines = [f"{len(deposits)} deposit(s) of sha256:{digest.hex()}"
+             + ("" if more is None else ", the newest (there are more)")]
     for d in deposits:
         meta = ", ".join(f"{k}={v}" for k, v in sorted(dict(d.get("meta") or {}).items()))
         amends = f"  amends {d['amends']}" if d.get("amends") is not None else ""
         lines.append(f"  log index {d.get('index')}  block {d.get('height')}  "
                      f"{iso_utc(int(d.get('time', 0)))}  by {d.get('depositor')}"
                      f"{amends}  {meta}".rstrip())
-    data: dict[str, Any] = {"digest": digest.hex(), "deposits": deposits}
+    if more is not None:
+        lines.append(f"(more: tide query evidence deposits --param digest={digest.hex()} "
+                     f"--param cursor={more})")
+    data: dict[str, Any] = {"digest": digest.hex(), "deposits": deposits, "next": more}
     out.result(data, lines)
     return EXIT_OK
 

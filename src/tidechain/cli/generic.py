@@ -360,8 +360,11 @@ def cmd_query(args: argparse.Namespace, out: Output) -> int:
         raise _bad("--all", f"{args.app} {args.name} is not a paged list")
     with client(args) as sdk:
         if args.all:
-            items = list(sdk.walk(args.app, args.name, **params))
-            out.result({"items": items}, [*_item_lines(items), f"({len(items)} items)"])
+            items, more = sdk.gather(args.app, args.name, **params)
+            note = ("" if more is None else
+                    f"; more after them: --param cursor={more}")
+            out.result({"items": items, "next": more},
+                       [*_item_lines(items), f"({len(items)} items{note})"])
             return EXIT_OK
         answer = sdk.query(args.app, args.name, **params)
     if query.paged:

@@ -25,7 +25,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
+import tidechain.api.models as models  # the wire models the server and the SDK share
 from tidechain.client import sealing
 from tidechain.client.txbuilder import Progress
 from tidechain.client.verify import VerifiedDeposit, load_trust
@@ -52,7 +54,8 @@ from tidechain.core.limits import (
 )
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
-from tidechain.ledger.runtime import Forbidden
+from tidechain.ledger.application import Page
+from tidechain.ledger.runtime import Forbidden, Registry
 from tidechain.ledger.types import HASH_BYTES, SignedTx
 
 CBOR = "application/cbor"
@@ -196,12 +199,16 @@ class Client:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         trust: str | bytes | Trust | None = None,
         transport: httpx.BaseTransport | None = None,
+        chain_id: bytes | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.trust = None if trust is None else load_trust(trust)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
-        self._chain_id: bytes | None = None
+        # Known from the network's genesis, the chain id costs no round trip (a wrong
+        # one is refused by the node as `wrong_chain`); otherwise asked once.
+        self._chain_id: bytes | None = chain_id
+        self._registry: Registry | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -237,14 +244,24 @@ class Client:
             raise _rejection_from(response)
         return response
 
-    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _get_json(self, path: str, params: dict[str, Any] | None = None,
+                  model: Any = None) -> Any:
+        """The JSON answer, checked against the route's declared model when given (the
+        same msgspec model the server converts its answer through, ADR 0014)."""
         response = self._request("GET", path, params=params)
-        return _json_of(response)
+        answer = _json_of(response)
+        if model is not None:
+            try:
+                msgspec.convert(answer, model)
+            except msgspec.ValidationError as exc:
+                raise Rejected(f"the node's answer to {path} is not as its API documents: "
+                               f"{exc}", code="bad_answer") from None
+        return answer
 
     # --- queries -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Chain head, log size and root, mempool fill, validators."""
-        status: dict[str, Any] = self._get_json("/v1/status")
+        status: dict[str, Any] = self._get_json("/v1/status", model=models.Status)
         return status
 
     def chain_id(self) -> bytes:
@@ -263,7 +280,8 @@ class Client:
         return text
 
     def tx(self, tx_id: bytes | str) -> dict[str, Any]:
-        found: dict[str, Any] = self._get_json(f"/v1/tx/{_hex32(tx_id, 'tx id')}")
+        found: dict[str, Any] = self._get_json(f"/v1/tx/{_hex32(tx_id, 'tx id')}",
+                                               model=models.Transaction)
         return found
 
     def wait(self, tx_id: bytes | str, timeout_ms: int = DEFAULT_COMMIT_WAIT_MS) -> dict[str, Any]:
@@ -275,11 +293,13 @@ class Client:
         return committed
 
     def block(self, height: int) -> dict[str, Any]:
-        found: dict[str, Any] = self._get_json(f"/v1/block/{_uint(height, 'height')}")
+        found: dict[str, Any] = self._get_json(f"/v1/block/{_uint(height, 'height')}",
+                                               model=models.Block)
         return found
 
     def entry(self, index: int) -> dict[str, Any]:
-        found: dict[str, Any] = self._get_json(f"/v1/log/entry/{_uint(index, 'log index')}")
+        found: dict[str, Any] = self._get_json(f"/v1/log/entry/{_uint(index, 'log index')}",
+                                               model=models.Transaction)
         return found
 
     def receipt(self, index: int) -> str:
@@ -298,7 +318,8 @@ class Client:
         params = {"old": _uint(old, "old size")}
         if new is not None:
             params["new"] = _uint(new, "new size")
-        answer: dict[str, Any] = self._get_json("/v1/log/consistency", params)
+        answer: dict[str, Any] = self._get_json("/v1/log/consistency", params,
+                                                model=models.Consistency)
         with checking("the node's consistency proof"):
             merkle.verify_consistency(
                 int(answer["old_size"]), int(answer["new_size"]),
@@ -315,28 +336,55 @@ class Client:
         """One application query's answer (one page, for a list: {items, next})."""
         query = {k: _param_text(v) for k, v in params.items() if v is not None}
         return self._get_json(f"/v1/apps/{quote(app, safe='')}/{quote(name, safe='')}",
-                              params=query)
+                              params=query, model=self._answer_model(app, name))
 
-    def walk(self, app: str, name: str, *, max_items: int = MAX_QUERY_RESULTS,
-             **params: Any) -> Iterator[Any]:
-        """Every item of a paged query, page after page, newest first (at most
-        `max_items`, so a caller never walks an unbounded list by accident)."""
+    def _answer_model(self, app: str, name: str) -> Any:
+        """The declared answer of a query this client's software knows (a newer node's
+        own application is taken as it comes)."""
+        if self._registry is None:
+            from tidechain.contracts import default_registry  # members loads x509
+
+            self._registry = default_registry()
+        application = self._registry.applications.get(app)
+        query = None if application is None else application.queries.get(name)
+        if query is None:
+            return None
+        return Page[query.result] if query.paged else query.result  # type: ignore[name-defined]
+
+    def walk(self, app: str, name: str, **params: Any) -> Iterator[Any]:
+        """Every item of a paged query, page after page, in its order (newest first
+        for lists with a log position). Lazy: the caller decides how far to go."""
         cursor = None
-        taken = 0
         while True:
             page = self.query(app, name, cursor=cursor, **params)
-            for item in page["items"]:
-                if taken == max_items:
-                    return
-                taken += 1
-                yield item
+            yield from page["items"]
             cursor = page.get("next")
             if cursor is None:
                 return
 
+    def gather(self, app: str, name: str, *, max_items: int = MAX_QUERY_RESULTS,
+               **params: Any) -> tuple[list[Any], str | None]:
+        """At most `max_items` items of a paged query, read in the largest pages, and
+        the cursor to go on from (None: that was all). Never silently cut."""
+        items: list[Any] = []
+        cursor = None
+        page_size = int(params.pop("limit", MAX_PAGE_SIZE))
+        while True:
+            limit = min(page_size, max_items - len(items))
+            page = self.query(app, name, cursor=cursor, limit=limit, **params)
+            items.extend(page["items"])
+            cursor = page.get("next")
+            if cursor is None or len(items) >= max_items:
+                return items, cursor
+
     def deposits(self, digest: bytes | str) -> list[dict[str, Any]]:
-        """The deposits of a SHA-256 digest, newest first."""
-        return list(self.walk("evidence", "deposits", digest=_hex32(digest, "digest")))
+        """Every deposit of a SHA-256 digest, newest first. More than MAX_QUERY_RESULTS
+        is TooLarge (page through them with `walk` or `gather`), never a cut list."""
+        found, more = self.gather("evidence", "deposits", digest=_hex32(digest, "digest"))
+        if more is not None:
+            raise TooLarge(f"more than {MAX_QUERY_RESULTS} deposits of this digest: page "
+                           f"through them with Client.gather or walk")
+        return found
 
     def deposit(self, index: int) -> dict[str, Any]:
         found: dict[str, Any] = self.query("evidence", "deposit", index=_uint(index, "index"))
@@ -348,19 +396,6 @@ class Client:
         described: list[dict[str, Any]] = found["contracts"]
         return described
 
-    def _gather(self, app: str, name: str, **params: Any) -> tuple[list[Any], bool]:
-        """The items of a paged query, in its order, read in the largest pages; at most
-        MAX_QUERY_RESULTS, and whether the list goes on beyond them."""
-        items: list[Any] = []
-        cursor = None
-        while True:
-            page = self.query(app, name, cursor=cursor, limit=MAX_PAGE_SIZE, **params)
-            items.extend(page["items"])
-            cursor = page.get("next")
-            if cursor is None or len(items) >= MAX_QUERY_RESULTS:
-                return items[:MAX_QUERY_RESULTS], (cursor is not None
-                                                   or len(items) > MAX_QUERY_RESULTS)
-
     def member(self, public_key: bytes | str) -> dict[str, Any]:
         """The member record of an Ed25519 public key, with its status at the head."""
         found: dict[str, Any] = self.query("members", "member",
@@ -371,14 +406,16 @@ class Client:
         """An organisation, its active CAs and its members (by key; `truncated` when
         there are more than MAX_QUERY_RESULTS: walk `members`/`members` for all)."""
         found: dict[str, Any] = self.query("members", "org", org=org)
-        listed, truncated = self._gather("members", "members", org=org)
+        listed, more = self.gather("members", "members", org=org)
+        truncated = more is not None
         return {**found, "members": listed, "truncated": truncated}
 
     def gov_list(self) -> dict[str, Any]:
         """The governance proposals, newest first (at most MAX_QUERY_RESULTS; `truncated`
         when there are more), the threshold, the registered orgs, the voting period."""
         settings: dict[str, Any] = self.query("gov", "settings")
-        proposals, truncated = self._gather("gov", "proposals")
+        proposals, more = self.gather("gov", "proposals")
+        truncated = more is not None
         return {"proposals": proposals, "truncated": truncated, **settings}
 
     def gov_get(self, proposal: int) -> dict[str, Any]:

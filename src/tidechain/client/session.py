@@ -48,6 +48,7 @@ from tidechain.client.txbuilder import (
 from tidechain.client.verify import verify_deposit_receipt
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, ProofError, Rejected
+from tidechain.core.hexcodec import to_json
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
 from tidechain.ledger.types import LogEntry, SignedTx
@@ -213,5 +214,6 @@ def _verified(tx: SignedTx, answer: dict[str, Any], trust: Trust) -> Outcome:
                              f"{entry.height}, the answer said {log_index} at {height}")
         if not entry.result.ok:
             raise ProofError("it records the call as refused, the answer as applied")
-    events = tuple(dict(e) for e in answer.get("events") or [])
+    # The events as the proven entry records them, not as the answer says.
+    events = tuple({"type": e.kind, "data": to_json(e.data)} for e in entry.result.events)
     return Outcome(tx.tx_id, log_index, height, events, receipt, entry, proven.signers)

@@ -205,7 +205,8 @@ class Query:
     `params` (a typed 400 naming the field otherwise), encodes the result as `result`
     (or `Page[result]` when `paged`), and documents both in the OpenAPI document; the
     SDK decodes answers with the same types. `roles` may call it (the regulator reads
-    everything); `public` data is served to anyone (enforced by the read-access rules).
+    everything); `public` data is for anyone. Declared here for the read-access rules to
+    enforce; the node does not enforce them yet.
     """
 
     fn: QueryFn

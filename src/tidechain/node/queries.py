@@ -66,13 +66,12 @@ class ChainQueries:
 
     def blocks(self, page: PageRequest) -> Page[dict[str, Any]]:
         """Blocks, highest first."""
-        found = self.store.blocks_page(parse_log_cursor(page.cursor), page.limit + 1)
-        items = [{"height": b.header.height, "hash": b.header.block_hash.hex(),
-                  "time_ms": b.header.time_ms, "proposer": b.header.proposer,
-                  "tx_count": b.header.tx_count, "log_size": b.header.log_size}
-                 for b in found[:page.limit]]
+        found = self.store.headers_page(parse_log_cursor(page.cursor), page.limit + 1)
+        items = [{"height": h.height, "hash": h.block_hash.hex(), "time_ms": h.time_ms,
+                  "proposer": h.proposer, "tx_count": h.tx_count, "log_size": h.log_size}
+                 for h in found[:page.limit]]
         more = len(found) > page.limit
-        return Page(items, log_cursor(found[page.limit - 1].header.height) if more else None)
+        return Page(items, log_cursor(found[page.limit - 1].height) if more else None)
 
     def txs(self, page: PageRequest, contract: str | None, method: str | None,
             sender: bytes | None) -> Page[dict[str, Any]]:

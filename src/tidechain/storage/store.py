@@ -275,13 +275,14 @@ class Store:
             rows = self._db.execute(sql, (start, end, limit)).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
 
-    def blocks_page(self, below: int | None, limit: int) -> list[StoredBlock]:
-        """Up to `limit` blocks, highest first, below height `below` if given."""
+    def headers_page(self, below: int | None, limit: int) -> list[BlockHeader]:
+        """Up to `limit` block headers, highest first, below height `below` if given:
+        headers only, so a page of a list never reads the blocks' transactions."""
         bound = 2**63 - 1 if below is None else below
         rows = self._db.execute(
-            "SELECT header, txs, certificate, checkpoint FROM blocks WHERE height < ? "
-            "ORDER BY height DESC LIMIT ?", (bound, limit)).fetchall()
-        return [self._stored(r) for r in rows]
+            "SELECT header FROM blocks WHERE height < ? ORDER BY height DESC LIMIT ?",
+            (bound, limit)).fetchall()
+        return [BlockHeader.from_cbor(cbor.decode(bytes(r[0]))) for r in rows]
 
     def entries_page(self, below: int | None, limit: int) -> list[tuple[int, bytes]]:
         """Up to `limit` (log index, entry bytes), newest first, below `below` if given."""
