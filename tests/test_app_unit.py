@@ -204,6 +204,29 @@ def test_the_cli_calls_and_queries_it(notary_net: NotaryNet) -> None:
     assert done.returncode != 0 and "notary" in done.stderr  # without it: unknown app
 
 
+def test_tide_verify_describes_its_entries_offline(notary_net: NotaryNet,
+                                                   tmp_path: Path) -> None:
+    """A receipt of any application's entry verifies offline, and the application
+    says what it proves (`describe_entry`); a tampered one is refused."""
+    receipt = tmp_path / "note.tlog-proof"
+    common = ["--app", "tests.apps.notary", "--net", str(notary_net.net)]
+    done = tide(*common, "--node", notary_net.url, "call", "notary.note", "--arg",
+                "text=a receipt", "--arg", "tag=verified", "-o", str(receipt), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    trust = str(notary_net.net / "trust.txt")
+    done = tide(*common, "verify", str(receipt), "--trust", trust, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "notary.note (applied)" in done.stdout
+    assert "tag: verified" in done.stdout and "text: a receipt" in done.stdout
+    tampered = tmp_path / "tampered.tlog-proof"
+    index = next(line for line in receipt.read_text().splitlines()
+                 if line.startswith("index "))
+    tampered.write_text(receipt.read_text().replace(
+        f"{index}\n", f"index {int(index.split()[1]) + 1}\n"))
+    done = tide(*common, "verify", str(tampered), "--trust", trust, cwd=ROOT)
+    assert done.returncode == 1 and "verification FAILED" in done.stderr
+
+
 BLOCKS = STATE_SYNC_MIN_BLOCKS + 4
 """Enough blocks behind that the empty node catches up by state sync, not block sync."""
 NOTES_PER_BLOCK = 6

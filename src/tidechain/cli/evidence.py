@@ -74,6 +74,8 @@ def cmd_deposit(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
+    if args.receipt is None:  # `tide verify RECEIPT`: any application's entry
+        return verify_entry(args, out)
     path = Path(args.file)
     receipt = Path(args.receipt).read_bytes()
     trust = Path(args.trust).read_bytes()
@@ -87,6 +89,42 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
              *proven_lines(proven),
              f"  trusted keys     {args.trust} (offline: no node was contacted)"]
     out.result({"verified": True, "file": str(path), **proven.to_json()}, lines)
+    return EXIT_OK
+
+
+def verify_entry(args: argparse.Namespace, out: Output) -> int:
+    """Verify a receipt of any entry, offline, and say what it proves: the call, its
+    sender and block, and what the entry's application says of it (`describe_entry`)."""
+    from tidechain.cli.generic import registry
+    from tidechain.client.verify import load_trust
+    from tidechain.core.receipt import verify_receipt
+    from tidechain.ledger.types import LogEntry
+
+    try:
+        proven = verify_receipt(Path(args.file).read_bytes(),
+                                load_trust(Path(args.trust).read_bytes()))
+        entry = LogEntry.decode(proven.entry)
+    except Rejected as exc:
+        out.failed(exc.code, exc.reason)
+        return EXIT_VERIFICATION_FAILED
+    body, result = entry.tx.body, entry.result
+    outcome = "applied" if result.ok else f"refused by its contract: {result.error}"
+    lines = [f"verification OK: {args.file} proves log entry {proven.index}",
+             f"  call             {body.contract}.{body.method} ({outcome})",
+             f"  sender           {body.sender.hex()} (Ed25519 public key)",
+             f"  block height     {entry.height}",
+             f"  block time       {iso_utc(entry.time_ms)} ({entry.time_ms} ms)",
+             f"  transaction      {entry.tx.tx_id.hex()}",
+             f"  signed by        {', '.join(proven.signers)}"]
+    app = registry(args).applications.get(body.contract)
+    described = (app.describe_entry(body.method, body.args, result.events)
+                 if app is not None and app.describe_entry is not None and result.ok else [])
+    lines += [f"  {line}" for line in described]
+    lines.append(f"  trusted keys     {args.trust} (offline: no node was contacted)")
+    out.result({"verified": True, "index": proven.index, "contract": body.contract,
+                "method": body.method, "sender": body.sender.hex(), "height": entry.height,
+                "time_ms": entry.time_ms, "tx_id": entry.tx.tx_id.hex(), "ok": result.ok,
+                "signers": list(proven.signers), "described": described}, lines)
     return EXIT_OK
 
 
@@ -123,9 +161,11 @@ def register(commands: Any) -> None:
     p.add_argument("--key", metavar="KEYFILE", help="depositor key (default: NET/client.key)")
     trust_option(p)
 
-    p = add(commands, "verify", cmd_verify, "verify a file against its receipt, offline")
+    p = add(commands, "verify", cmd_verify,
+            "verify a file against its receipt (FILE RECEIPT), or any receipt (RECEIPT), "
+            "offline")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("receipt", metavar="RECEIPT")
+    p.add_argument("receipt", metavar="RECEIPT", nargs="?")
     trust_option(p, required=True)
 
     evidence_group = group(commands, "evidence", "evidence deposits")
