@@ -251,6 +251,10 @@ class Application:
     contracts: tuple[Contract, ...]
     queries: Mapping[str, Query] = field(default_factory=dict)
     index_rule: IndexRule | None = None
+    index_rows_from_result: Callable[[bytes], list[tuple[str, bytes]] | None] | None = None
+    """An optional fast path of `index_rule` over a successful result's canonical bytes
+    (state sync's catch-up rate): None for a layout it does not know, else exactly the
+    rows `index_rule` gives (a test checks both)."""
     describe_entry: EntryDescriber | None = None
     find: Finder | None = None
 

@@ -178,12 +178,19 @@ class IndexRules:
             (name, b"\x68contract" + cbor.encode(name))
             for name, app in sorted(registry.applications.items())
             if app.index_rule is not None)
+        self._fast = {name: app.index_rows_from_result
+                      for name, app in registry.applications.items()
+                      if app.index_rows_from_result is not None}
 
     def rows(self, skimmed: SkimmedEntry, log_index: int) -> list[tuple[str, bytes, int]]:
         """The index rows of a verified entry: only successful calls file any."""
         envelope = skimmed.envelope
         for name, suffix in self._suffixes:
             if envelope.endswith(suffix):
+                fast = self._fast.get(name)
+                rows = None if fast is None else fast(skimmed.result)
+                if rows is not None:
+                    return [(f"{name}/{index}", key, log_index) for index, key in rows]
                 result = cbor.decode(skimmed.result)
                 if not isinstance(result, dict) or result.get("ok") is not True:
                     return []

@@ -24,6 +24,7 @@ from tidechain.contracts.evidence.contract import (
     record_key,
     validate_meta,
 )
+from tidechain.contracts.evidence.fast_index import index_rows_from_result
 from tidechain.contracts.evidence.queries import QUERIES, Deposit, find
 from tidechain.ledger.application import Application
 from tidechain.ledger.types import Event
@@ -46,6 +47,7 @@ APP = Application(
     contracts=(CONTRACT,),
     queries=QUERIES,
     index_rule=index_rule,
+    index_rows_from_result=index_rows_from_result,
     describe_entry=describe_entry,
     find=find,
 )
