@@ -366,6 +366,8 @@ class Client:
                **params: Any) -> tuple[list[Any], str | None]:
         """At most `max_items` items of a paged query, read in the largest pages, and
         the cursor to go on from (None: that was all). Never silently cut."""
+        if max_items < 1:
+            raise Rejected("gather needs max_items >= 1", code="bad_argument")
         items: list[Any] = []
         cursor = None
         page_size = int(params.pop("limit", MAX_PAGE_SIZE))
