@@ -80,3 +80,20 @@ def tx(
         args=args,
     )
     return SignedTx.create(body, signer)
+
+
+_signed_nonces = iter(range(1, 10**9))
+
+
+def signed_now(key: SigningKey, chain_id: bytes, contract: str, method: str,
+               args: dict[str, Any]) -> SignedTx:
+    """A call signed for a live node: the wall clock, a unique nonce (tests that
+    craft transactions for a running node; the SDK's session is the product path)."""
+    import os
+    import time
+
+    from tidechain.client.txbuilder import call_tx
+
+    nonce = next(_signed_nonces).to_bytes(8, "big") + os.urandom(8)
+    return call_tx(key, chain_id, contract, method, args,
+                   now_ms=int(time.time() * 1000), nonce=nonce)

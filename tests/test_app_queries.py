@@ -19,7 +19,7 @@ from tidechain.contracts import default_registry, governance, members
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, NotFound
 from tidechain.identity import Role, issue_member_cert, org_code_check_char, uscc_check_char
-from tidechain.ledger.application import HeadView, Page, PageRequest
+from tidechain.ledger.application import HeadView, NoParams, Page, PageRequest
 from tidechain.ledger.chain import Chain, genesis_state
 from tidechain.ledger.types import Event, Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
 from tidechain.storage.store import Store
@@ -118,7 +118,7 @@ def test_orgs_page_in_key_order_each_once(stored: Stored) -> None:
     view = stored.view()
     for limit in (1, 2, 3, 50):
         found, _ = walk(lambda p: members.QUERIES["orgs"].fn(
-            view, members.queries.NoOrgParams(), p), limit)
+            view, NoParams(), p), limit)
         assert [o.org for o in found] == sorted(ORGS[:3])
     one = members.QUERIES["org"].fn(view, members.queries.OrgParams(org="beta"))
     assert one.legal_name == "beta Co., Ltd." and len(one.cas) == 1 and len(one.cas[0]) == 64
@@ -169,7 +169,7 @@ def test_proposals_page_newest_first_each_once(stored: Stored) -> None:
     view = stored.view()
     for limit in (1, 2, 3, 7, 50):
         found, _ = walk(lambda p: governance.QUERIES["proposals"].fn(
-            view, governance.queries.NoGovParams(), p), limit)
+            view, NoParams(), p), limit)
         assert [p.id for p in found] == ids[::-1]
     first = governance.QUERIES["proposal"].fn(view,
                                               governance.queries.ProposalParams(id=ids[0]))
@@ -179,7 +179,7 @@ def test_proposals_page_newest_first_each_once(stored: Stored) -> None:
     assert first.args == {"name": "gov.voting_period_ms", "value": 3_600_000}
     with pytest.raises(NotFound):
         governance.QUERIES["proposal"].fn(view, governance.queries.ProposalParams(id=voted))
-    settings = governance.QUERIES["settings"].fn(view, governance.queries.NoGovParams())
+    settings = governance.QUERIES["settings"].fn(view, NoParams())
     assert settings == governance.Settings([2, 3], ["alpha", "beta", "gamma"],
                                            governance.DEFAULT_VOTING_PERIOD_MS,
                                            stored.chain.height)

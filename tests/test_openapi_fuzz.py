@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,11 +44,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.helpers import signed_now
 from tests.nodes import RunningNode, running_node
 from tidechain.client.files import read_key
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.ledger.runtime import namespaced
-from tidechain.ledger.types import SignedTx, TxBody
+from tidechain.ledger.types import SignedTx
 
 CBOR = "application/cbor"
 MAX_EXAMPLES = int(os.environ.get("TIDE_FUZZ_EXAMPLES", "40"))
@@ -137,16 +137,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
         yield running
 
 
-_nonces = iter(range(1, 10**9))
-
-
-def signed(key: SigningKey, chain_id: bytes, contract: str, method: str,
-           args: dict[str, Any]) -> SignedTx:
-    nonce = next(_nonces).to_bytes(8, "big") + os.urandom(8)
-    body = TxBody(chain_id=chain_id, sender=key.public_key, nonce=nonce,
-                  expires_ms=int(time.time() * 1000) + 600_000, contract=contract,
-                  method=method, args=args)
-    return SignedTx.create(body, key)
 
 
 @dataclass
@@ -161,17 +151,17 @@ class Known:
     values: dict[str, list[Any]] = field(default_factory=dict)
 
     def deposit(self) -> SignedTx:
-        return signed(self.depositor, self.chain_id, "evidence", "deposit",
+        return signed_now(self.depositor, self.chain_id, "evidence", "deposit",
                       {"digest": sha256(os.urandom(16)), "meta": {"fuzz": "known"}})
 
     def amend(self, of: int) -> SignedTx:
         """An amendment of deposit `of`; of no deposit, it is committed but refused by
         its contract (422)."""
-        return signed(self.depositor, self.chain_id, "evidence", "amend",
+        return signed_now(self.depositor, self.chain_id, "evidence", "amend",
                       {"of": of, "digest": sha256(os.urandom(16)), "meta": {}})
 
     def proposal(self) -> SignedTx:
-        return signed(self.admin, self.chain_id, "gov", "propose", {
+        return signed_now(self.admin, self.chain_id, "gov", "propose", {
             "action": "set_param", "args": {"name": "gov.voting_period_ms", "value": 3_600_000},
             "effective_height": 0})
 

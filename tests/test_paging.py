@@ -33,13 +33,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import signed_now
 from tests.nodes import RunningNode, running_node
 from tidechain.client import txbuilder as tb
 from tidechain.client.files import issue_member, org_dirs, read_key
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.limits import MAX_PAGE_SIZE
 from tidechain.identity.roles import Role
-from tidechain.ledger.types import SignedTx, TxBody
+from tidechain.ledger.types import SignedTx
 
 CBOR = "application/cbor"
 TAX_ID = "91350100M000100Y43"
@@ -55,16 +56,6 @@ timing assertion (a commit takes tens of milliseconds)."""
 # --- transactions --------------------------------------------------------------------------
 
 
-_nonces = iter(range(1, 10**9))
-
-
-def signed(key: SigningKey, chain_id: bytes, contract: str, method: str,
-           args: dict[str, Any]) -> SignedTx:
-    nonce = next(_nonces).to_bytes(8, "big") + os.urandom(8)
-    body = TxBody(chain_id=chain_id, sender=key.public_key, nonce=nonce,
-                  expires_ms=int(time.time() * 1000) + 600_000, contract=contract,
-                  method=method, args=args)
-    return SignedTx.create(body, key)
 
 
 @dataclass
@@ -103,11 +94,11 @@ class World:
         return out
 
     def deposit(self, digest: bytes | None = None) -> SignedTx:
-        return signed(self.depositor, self.chain_id, "evidence", "deposit",
+        return signed_now(self.depositor, self.chain_id, "evidence", "deposit",
                       {"digest": digest or sha256(os.urandom(16)), "meta": {}})
 
     def amend(self) -> SignedTx:
-        return signed(self.depositor, self.chain_id, "evidence", "amend",
+        return signed_now(self.depositor, self.chain_id, "evidence", "amend",
                       {"of": self.amended, "digest": sha256(os.urandom(16)), "meta": {}})
 
     def enrol(self, roles: tuple[Role, ...] = (Role.DEPOSITOR,)) -> tuple[SignedTx, SigningKey]:
@@ -117,7 +108,7 @@ class World:
         org = next(o for o in org_dirs(self.node.net) if o.directory.name == self.org)
         cert = issue_member(org, f"member-{self.members_enrolled}", key.public_key,
                             roles, int(time.time() * 1000))
-        return signed(self.admin, self.chain_id, "members", "enrol", {"cert": cert}), key
+        return signed_now(self.admin, self.chain_id, "members", "enrol", {"cert": cert}), key
 
     def start_invoicing(self) -> None:
         """A tax authority, an authorised issuer and a buyer, and the audit key."""
@@ -125,9 +116,9 @@ class World:
             self.enrol((role,)) for role in (Role.TAX_AUTHORITY, Role.INVOICE_ISSUER,
                                              Role.DEPOSITOR))
         self.submit([tax_tx, issuer_tx, buyer_tx])
-        self.submit([signed(self.tax, self.chain_id, "invoice", "set_auditors",
+        self.submit([signed_now(self.tax, self.chain_id, "invoice", "set_auditors",
                             {"keys": [self.tax.public_key]}),
-                     signed(self.tax, self.chain_id, "invoice", "authorise_issuer",
+                     signed_now(self.tax, self.chain_id, "invoice", "authorise_issuer",
                             tb.authorise_issuer_args(self.issuer.public_key, "Paging Co.",
                                                      TAX_ID, 10**12))])
 
@@ -136,16 +127,16 @@ class World:
         number = f"0440{self.invoices_issued:016d}"
         plain = tb.invoice_args(number, {"key": self.buyer.public_key},
                                 [tb.invoice_line("coffee", 1, 1500, 600)])
-        return signed(self.issuer, self.chain_id, "invoice", "issue", tb.issue_args(
+        return signed_now(self.issuer, self.chain_id, "invoice", "issue", tb.issue_args(
             plain, self.issuer.public_key, auditors=[self.tax.public_key]))
 
     def propose(self) -> list[SignedTx]:
         """A proposal, and the approval of the one before (it passes: one org)."""
-        txs = [signed(self.admin, self.chain_id, "gov", "propose", {
+        txs = [signed_now(self.admin, self.chain_id, "gov", "propose", {
             "action": "set_param", "args": {"name": "gov.voting_period_ms",
                                             "value": 3_600_000}, "effective_height": 0})]
         if self.open_proposal is not None:
-            txs.append(signed(self.admin, self.chain_id, "gov", "vote",
+            txs.append(signed_now(self.admin, self.chain_id, "gov", "vote",
                               {"proposal": self.open_proposal, "approve": True}))
         return txs
 

@@ -24,7 +24,7 @@ import msgspec
 
 from tidechain.api import models as m
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_CURSOR_BYTES, MAX_PAGE_SIZE
-from tidechain.ledger.application import CURSOR_PATTERN, Page, Query
+from tidechain.ledger.application import CURSOR_PATTERN, NoParams, Page, Query
 from tidechain.ledger.runtime import Registry
 from tidechain.ledger.types import MAX_IDENT_BYTES
 
@@ -77,10 +77,6 @@ Cursor = Annotated[str, msgspec.Meta(
 Ident = Annotated[str, msgspec.Meta(
     min_length=1, max_length=MAX_IDENT_BYTES, pattern="^[\\u0000-\\u007f]+$",
     description="a contract or method name: 1..64 ASCII characters, as transactions carry")]
-
-
-class NoParams(m.Params):
-    pass
 
 
 class SubmitParams(m.Params):

@@ -200,6 +200,7 @@ class Client:
         trust: str | bytes | Trust | None = None,
         transport: httpx.BaseTransport | None = None,
         chain_id: bytes | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -208,7 +209,7 @@ class Client:
         # Known from the network's genesis, the chain id costs no round trip (a wrong
         # one is refused by the node as `wrong_chain`); otherwise asked once.
         self._chain_id: bytes | None = chain_id
-        self._registry: Registry | None = None
+        self._registry = registry
 
     def close(self) -> None:
         self._http.close()
@@ -338,14 +339,20 @@ class Client:
         return self._get_json(f"/v1/apps/{quote(app, safe='')}/{quote(name, safe='')}",
                               params=query, model=self._answer_model(app, name))
 
-    def _answer_model(self, app: str, name: str) -> Any:
-        """The declared answer of a query this client's software knows (a newer node's
-        own application is taken as it comes)."""
+    @property
+    def registry(self) -> Registry:
+        """The applications this client's software knows (the built-in ones unless
+        given: `Client(..., registry=...)`)."""
         if self._registry is None:
             from tidechain.contracts import default_registry  # members loads x509
 
             self._registry = default_registry()
-        application = self._registry.applications.get(app)
+        return self._registry
+
+    def _answer_model(self, app: str, name: str) -> Any:
+        """The declared answer of a query this client's software knows (a newer node's
+        own application is taken as it comes)."""
+        application = self.registry.applications.get(app)
         query = None if application is None else application.queries.get(name)
         if query is None:
             return None

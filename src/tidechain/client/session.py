@@ -45,11 +45,11 @@ from tidechain.client.txbuilder import (
     deposit_args,
     hash_file,
 )
-from tidechain.client.verify import verify_deposit_receipt
+from tidechain.client.verify import deposit_proven
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, ProofError, Rejected
 from tidechain.core.hexcodec import to_json
-from tidechain.core.receipt import verify_receipt
+from tidechain.core.receipt import VerifiedReceipt, verify_receipt
 from tidechain.core.trust import Trust
 from tidechain.ledger.types import LogEntry, SignedTx
 
@@ -84,6 +84,8 @@ class Outcome:
     entry: LogEntry
     """The log entry the receipt proves (this transaction, its height, time, result)."""
     signers: tuple[str, ...]
+    proven: VerifiedReceipt
+    """The receipt as verified against the trust file."""
 
     def event_types(self) -> list[str]:
         return [str(e.get("type")) for e in self.events]
@@ -110,12 +112,9 @@ class Session:
 
     @property
     def registry(self) -> Registry:
-        """The applications whose declared arguments calls are checked against."""
-        if self._registry is None:
-            from tidechain.contracts import default_registry  # members loads x509
-
-            self._registry = default_registry()
-        return self._registry
+        """The applications whose declared arguments calls are checked against (the
+        client's, unless the session was given its own)."""
+        return self._registry if self._registry is not None else self.client.registry
 
     def method(self, app: str, method: str) -> MethodSpec:
         """The method's declaration; ContractError (unknown_contract or
@@ -168,7 +167,7 @@ class Session:
         """Hash a file locally, deposit (or amend) its digest in one round trip, verify
         the receipt against the trust file and the file's digest, and (by default)
         write it to `<file>.tlog-proof`. The file itself never leaves here."""
-        trust = self._trust()
+        self._trust()  # before hashing a large file: a waited call needs it
         path = Path(path)
         digest = hash_file(path, progress)
         if amends is None:
@@ -179,7 +178,7 @@ class Session:
                                 timeout_ms=timeout_ms)
         with checking(f"the receipt of our deposit (tx {outcome.tx_id.hex()}, log index "
                       f"{outcome.log_index})"):
-            proven = verify_deposit_receipt(outcome.receipt, trust, digest)
+            proven = deposit_proven(outcome.proven, digest)  # its signatures checked once
         receipt_path = path.with_name(path.name + RECEIPT_SUFFIX) if write_receipt else None
         if receipt_path is not None:
             write_atomically(receipt_path, outcome.receipt)
@@ -216,4 +215,5 @@ def _verified(tx: SignedTx, answer: dict[str, Any], trust: Trust) -> Outcome:
             raise ProofError("it records the call as refused, the answer as applied")
     # The events as the proven entry records them, not as the answer says.
     events = tuple({"type": e.kind, "data": to_json(e.data)} for e in entry.result.events)
-    return Outcome(tx.tx_id, log_index, height, events, receipt, entry, proven.signers)
+    return Outcome(tx.tx_id, log_index, height, events, receipt, entry, proven.signers,
+                   proven)

@@ -145,6 +145,13 @@ def verify_deposit_receipt(
     trust = load_trust(trust_text)
     with _step("receipt does not verify against the trust file"):
         proven: VerifiedReceipt = verify_receipt(receipt_text, trust)
+    return deposit_proven(proven, document_digest)
+
+
+def deposit_proven(proven: VerifiedReceipt,
+                   document_digest: bytes | None = None) -> VerifiedDeposit:
+    """What a receipt already verified against a trust file (`verify_receipt`) proves
+    about an evidence deposit; raises a Rejected subclass naming the failed check."""
     with _step("the receipt's entry is not a valid tidechain log entry"):
         entry = LogEntry.decode(proven.entry)
     with _step("the transaction in the receipt is not validly signed by its sender"):

@@ -269,11 +269,22 @@ class Application:
         rule is ours, so rows beyond the bounds are a bug, not input."""
         if self.index_rule is None:
             return []
-        rows = [(f"{self.name}/{name}", key) for name, key in self.index_rule(events)]
-        if len(rows) > MAX_INDEX_ENTRIES_PER_TX or any(
-                len(key) > MAX_INDEX_KEY_BYTES for _, key in rows):
+        return self._named(self.index_rule(events))
+
+    def index_rows_of_result(self, result: bytes) -> list[tuple[str, bytes]] | None:
+        """The same rows read by the fast path off a successful result's bytes, or None
+        where it declines (or there is none): then `index_rows` of its events."""
+        if self.index_rows_from_result is None:
+            return None
+        rows = self.index_rows_from_result(result)
+        return None if rows is None else self._named(rows)
+
+    def _named(self, rows: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        named = [(f"{self.name}/{name}", key) for name, key in rows]
+        if len(named) > MAX_INDEX_ENTRIES_PER_TX or any(
+                len(key) > MAX_INDEX_KEY_BYTES for _, key in named):
             raise InvariantViolation(f"{self.name}'s index rule exceeds the index bounds")
-        return rows
+        return named
 
 
 def events_of(result: Mapping[str, Any]) -> list[Event]:

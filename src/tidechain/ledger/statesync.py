@@ -171,32 +171,25 @@ class IndexRules:
     entries: the same functions execution runs (`Registry.index_rows`, ADR 0013)."""
 
     def __init__(self, registry: Registry) -> None:
-        self._registry = registry
         # A transaction body ends with its "contract" field (the last key in canonical
         # order), so an entry of an unindexed application costs a suffix comparison.
         self._suffixes = tuple(
-            (name, b"\x68contract" + cbor.encode(name))
+            (app, b"\x68contract" + cbor.encode(name))
             for name, app in sorted(registry.applications.items())
             if app.index_rule is not None)
-        self._fast = {name: app.index_rows_from_result
-                      for name, app in registry.applications.items()
-                      if app.index_rows_from_result is not None}
 
     def rows(self, skimmed: SkimmedEntry, log_index: int) -> list[tuple[str, bytes, int]]:
         """The index rows of a verified entry: only successful calls file any."""
         envelope = skimmed.envelope
-        for name, suffix in self._suffixes:
+        for app, suffix in self._suffixes:
             if envelope.endswith(suffix):
-                fast = self._fast.get(name)
-                rows = None if fast is None else fast(skimmed.result)
-                if rows is not None:
-                    return [(f"{name}/{index}", key, log_index) for index, key in rows]
-                result = cbor.decode(skimmed.result)
-                if not isinstance(result, dict) or result.get("ok") is not True:
-                    return []
-                events = events_of(result)
-                return [(index, key, log_index)
-                        for index, key in self._registry.index_rows(name, events)]
+                rows = app.index_rows_of_result(skimmed.result)
+                if rows is None:
+                    result = cbor.decode(skimmed.result)
+                    if not isinstance(result, dict) or result.get("ok") is not True:
+                        return []
+                    rows = app.index_rows(events_of(result))
+                return [(index, key, log_index) for index, key in rows]
         return []
 
 

@@ -19,7 +19,7 @@ from tidechain.contracts.governance.contract import (
 )
 from tidechain.core.errors import NotFound
 from tidechain.core.hexcodec import to_json
-from tidechain.ledger.application import ChainView, Page, PageRequest, Query, newest_first
+from tidechain.ledger.application import ChainView, NoParams, Page, PageRequest, Query, newest_first
 
 READERS = members.ADMIN_ONLY
 """Who reads governance: the organisations' admins, who propose and vote (the regulator
@@ -80,8 +80,6 @@ class ProposalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: ProposalId
 
 
-class NoGovParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """No parameters (besides a page, for `proposals`)."""
 
 
 def _proposal(view: ChainView, record: dict[str, Any]) -> Proposal:
@@ -97,7 +95,7 @@ def _load(view: ChainView, proposal_id: int) -> Proposal | None:
     return None if record is None else _proposal(view, record)
 
 
-def proposals(view: ChainView, params: NoGovParams, page: PageRequest) -> Page[Proposal]:
+def proposals(view: ChainView, params: NoParams, page: PageRequest) -> Page[Proposal]:
     """Every proposal (open, passed, applied, failed, rejected, expired), newest first."""
     return newest_first(view, f"{NAME}/{ALL_INDEX}", b"", page, lambda i: _load(view, i))
 
@@ -109,7 +107,7 @@ def proposal(view: ChainView, params: ProposalParams) -> Proposal:
     return found
 
 
-def settings(view: ChainView, params: NoGovParams) -> Settings:
+def settings(view: ChainView, params: NoParams) -> Settings:
     num, den = threshold(view.state)
     return Settings(threshold=[num, den], orgs=members.orgs(view.state),
                     voting_period_ms=voting_period_ms(view.state), height=view.height)
@@ -117,9 +115,9 @@ def settings(view: ChainView, params: NoGovParams) -> Settings:
 
 QUERIES = {
     "proposals": Query(proposals, "governance proposals with their votes, status and tally, "
-                       "newest first", Proposal, NoGovParams, roles=READERS, paged=True),
+                       "newest first", Proposal, NoParams, roles=READERS, paged=True),
     "proposal": Query(proposal, "one proposal by id, with its votes, status and tally",
                       Proposal, ProposalParams, roles=READERS),
     "settings": Query(settings, "the passing threshold, the registered organisations and "
-                      "the voting period at the head", Settings, NoGovParams, roles=READERS),
+                      "the voting period at the head", Settings, NoParams, roles=READERS),
 }

@@ -14,6 +14,7 @@ from tidechain.identity.roles import Role
 from tidechain.identity.uscc import validate_uscc
 from tidechain.ledger.application import (
     ChainView,
+    NoParams,
     Page,
     PageRequest,
     Query,
@@ -144,8 +145,6 @@ class StatsParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     issuer: IssuerText
 
 
-class NoInvoiceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """No parameters."""
 
 
 def invoice(view: ChainView, params: InvoiceParams) -> Invoice:
@@ -187,7 +186,7 @@ def invoices(view: ChainView, params: InvoicesParams, page: PageRequest
     return Page(items, log_cursor(last) if last > 0 else None)
 
 
-def auditors(view: ChainView, params: NoInvoiceParams) -> Auditors:
+def auditors(view: ChainView, params: NoParams) -> Auditors:
     return Auditors([key.hex() for key in get_auditors(view.state)], view.height)
 
 
@@ -221,7 +220,7 @@ QUERIES = {
     "invoices": Query(invoices, "an issuer's invoices (blue and red), newest first",
                       InvoiceSummary, InvoicesParams, roles=PARTIES, paged=True),
     "auditors": Query(auditors, "the audit keys every new invoice is sealed to", Auditors,
-                      NoInvoiceParams, public=True),
+                      NoParams, public=True),
     "stats": Query(stats, "a month's counters of an issuer key or of a tax id (fen)",
                    Statistics, StatsParams, roles=TAX_READERS),
 }

@@ -23,7 +23,7 @@ from tidechain.core import cbor
 from tidechain.core.errors import NotFound, invariant
 from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import MAX_NAME_BYTES
-from tidechain.ledger.application import ChainView, Page, PageRequest, Query, in_key_order
+from tidechain.ledger.application import ChainView, NoParams, Page, PageRequest, Query, in_key_order
 from tidechain.ledger.runtime import namespaced
 
 READERS = ADMIN_ONLY
@@ -69,8 +69,6 @@ class MemberParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key: Hex32
 
 
-class NoOrgParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`orgs` takes no parameters besides its page."""
 
 
 def _organisation(record: dict[str, Any]) -> Organisation:
@@ -90,7 +88,7 @@ def _member(view: ChainView, public_key: bytes, record: dict[str, Any]) -> Membe
                   status=member_status(view.state, record, view.time_ms))
 
 
-def orgs(view: ChainView, params: NoOrgParams, page: PageRequest) -> Page[Organisation]:
+def orgs(view: ChainView, params: NoParams, page: PageRequest) -> Page[Organisation]:
     """The registered organisations, in the order of their ids."""
     def load(_: bytes, raw: bytes) -> Organisation:
         value = cbor.decode(raw)
@@ -131,7 +129,7 @@ def member(view: ChainView, params: MemberParams) -> Member:
 
 QUERIES = {
     "orgs": Query(orgs, "the registered organisations with their CAs, by id", Organisation,
-                  NoOrgParams, roles=READERS, paged=True),
+                  NoParams, roles=READERS, paged=True),
     "org": Query(organisation, "one organisation with its active CAs", Organisation,
                  OrgParams, roles=READERS),
     "members": Query(members, "the members of organisation `org`, by key, with their "
