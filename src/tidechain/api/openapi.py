@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from tidechain.api import models
-from tidechain.api.routes import API_VERSION, TEXT, Route
+from tidechain.api.routes import API_VERSION, TEXT, Route, readers_text
 from tidechain.core import limits
 from tidechain.ledger.application import CURSOR_PATTERN, PageRequest
 from tidechain.ledger.runtime import Registry
@@ -139,9 +139,9 @@ def _operation(route: Route, refs: _Components, components: dict[str, Schema]) -
         else:
             content = {JSON: {"schema": refs.ref(kind)}}
         responses[str(status)] = {"description": _describe(status), "content": content}
-        if status == 503:
+        if status in (429, 503):
             responses[str(status)]["headers"] = {"Retry-After": {
-                "description": "seconds to wait before trying again (back-pressure)",
+                "description": "seconds to wait before trying again",
                 "schema": {"type": "integer", "minimum": 0}}}
     op: Schema = {"operationId": route.operation_id, "summary": route.summary,
                   "tags": [route.tag], "parameters": _parameters(route, components),
@@ -151,12 +151,35 @@ def _operation(route: Route, refs: _Components, components: dict[str, Schema]) -
     body = _request_body(route)
     if body is not None:
         op["requestBody"] = body
-    op["x-tidechain-public"] = route.public
+    # Who may call: OpenAPI's `security` lists the alternatives; `{}` is "none needed".
+    credentials: list[Schema] = [{SIGNATURE_SCHEME: []}, {TLS_SCHEME: []}]
+    op["security"] = ([{}, *credentials] if route.access == "public" else credentials)
+    op["x-tidechain-readers"] = readers_text(route)
     return op
 
 
+SIGNATURE_SCHEME = "memberSignature"
+TLS_SCHEME = "memberCertificate"
+SECURITY_SCHEMES: Schema = {
+    SIGNATURE_SCHEME: {
+        "type": "apiKey", "in": "header", "name": "Signature",
+        "description": (
+            "RFC 9421 HTTP Message Signature by an enrolled member's Ed25519 key, sent "
+            "as the `Signature-Input` and `Signature` headers: label `tide`, covering "
+            "(\"@method\" \"@authority\" \"@path\" \"@query\") with `created`, "
+            "`expires` (at most 300 s later), a fresh `nonce`, `keyid` = the member key "
+            "in hex, `alg=\"ed25519\"`, `tag=\"tidechain\"`. See docs/access.md.")},
+    TLS_SCHEME: {
+        "type": "mutualTLS",
+        "description": ("The member's certificate, issued by its organisation's CA, "
+                        "presented over TLS to a node serving its API over HTTPS.")},
+}
+
+
 _STATUS_TEXT = {200: "OK", 202: "Admitted, not yet committed", 400: "Bad request",
-                403: "Forbidden", 404: "Not found", 413: "Too large",
+                401: "No valid member credential", 403: "Forbidden: a role is missing",
+                404: "Not found", 413: "Too large",
+                429: "Too many requests from this caller: retry later",
                 415: "Unsupported media type",
                 422: "Committed, but refused by its contract", 503: "Busy: retry later"}
 
@@ -182,9 +205,12 @@ def openapi_document(routes: tuple[Route, ...]) -> Schema:
             "a 4xx status, or 503 with Retry-After for back-pressure. Byte strings are "
             "lowercase hex; Merkle roots and proof hashes are base64 as in C2SP. Lists "
             "are paged: pass a page's `next` as `cursor` for the following one; a null "
-            "`next` ends the list.")},
+            "`next` ends the list. Member data is read with a member credential "
+            "(securitySchemes; docs/access.md): 401 without a valid one, 403 without a "
+            "role that reads it, 429 with Retry-After past the per-caller rate limit.")},
         "paths": _fill(paths, resolved),
-        "components": {"schemas": dict(sorted(components.items()))},
+        "components": {"schemas": dict(sorted(components.items())),
+                       "securitySchemes": SECURITY_SCHEMES},
     }
 
 

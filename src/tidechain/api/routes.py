@@ -17,23 +17,26 @@ The routes of the applications' queries are generated from the registry
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from tidechain.api import models as m
 from tidechain.core.limits import COMMIT_WAIT_MAX_MS, MAX_CURSOR_BYTES, MAX_PAGE_SIZE
+from tidechain.identity.roles import Role
 from tidechain.ledger.application import CURSOR_PATTERN, NoParams, Page, Query
 from tidechain.ledger.runtime import Registry
 from tidechain.ledger.types import MAX_IDENT_BYTES
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 """The API's version (ADR 0014): the path prefix `/v1` changes only with a breaking
 change; the minor number grows with each added route or field."""
 
 TEXT = "text"
 """An answer that is `text/plain` (signed notes, receipts, trust files)."""
+
+Access = Literal["public", "members", "records"]
 
 Body = Literal["tx", "batch"]
 """A request body: one signed transaction (CBOR, or JSON {"tx": base64}), or a batch
@@ -53,9 +56,12 @@ class Route:
     params: type[msgspec.Struct] | None = None
     body: Body | None = None
     tag: str = "chain"
-    public: bool = True
-    """Public data (status, checkpoint, proofs...); the others are member data, whose
-    access rules are declared but not enforced yet (the read-access issue)."""
+    access: Access = "public"
+    """Who reads it (ADR 0015): `public` anyone; `members` a member in good standing
+    holding one of `roles` (any role if empty; the regulator always); `records` any
+    caller, each record answered or refused by the node's read rules for that caller
+    (entries, application queries, search)."""
+    roles: frozenset[Role] = frozenset()
     query: Query | None = None
     app: str | None = None
     description: str = ""
@@ -156,39 +162,40 @@ CORE_ROUTES: tuple[Route, ...] = (
           "submit_batch", {200: m.BatchResults, 400: E, 413: E, 415: E, 503: m.BatchResults},
           NoParams, body="batch", tag="transactions"),
     Route("GET", "/v1/tx/{tx_id}", "get_tx", "A transaction, committed or pending", "tx",
-          {200: m.Transaction, **_NOT_FOUND}, TxIdParams, tag="transactions", public=False),
+          {200: m.Transaction, **_NOT_FOUND}, TxIdParams, tag="transactions", access="records"),
     Route("GET", "/v1/tx/{tx_id}/wait", "wait_tx", "Wait for a transaction to commit",
           "wait", {200: m.Committed, 422: m.Committed, 503: E, **_NOT_FOUND}, WaitParams,
-          tag="transactions", public=False),
+          tag="transactions", access="records"),
     Route("GET", "/v1/txs", "list_txs",
           "Transactions, newest first; filter by contract, method, sender", "txs",
           {200: Page[m.Transaction], 400: E}, TxListParams, tag="transactions",
-          public=False, paged=True),
+          access="records", paged=True),
     Route("GET", "/v1/blocks", "list_blocks", "Blocks, highest first", "blocks",
-          {200: Page[m.BlockSummary], 400: E}, PageParams, paged=True),
+          {200: Page[m.BlockSummary], 400: E}, PageParams, paged=True,
+          access="members"),
     Route("GET", "/v1/block/{height}", "get_block", "One block with its checkpoint", "block",
-          {200: m.Block, **_NOT_FOUND}, HeightParams),
+          {200: m.Block, **_NOT_FOUND}, HeightParams, access="members"),
     Route("GET", "/v1/log/entry/{index}", "get_entry", "One log entry, decoded", "entry",
-          {200: m.Transaction, **_NOT_FOUND}, IndexParams, tag="log", public=False),
+          {200: m.Transaction, **_NOT_FOUND}, IndexParams, tag="log", access="records"),
     Route("GET", "/v1/log/consistency", "consistency",
           "An RFC 9162 consistency proof between two log sizes", "consistency",
           {200: m.Consistency, 400: E, 404: E}, ConsistencyParams, tag="log"),
     Route("GET", "/v1/proof/{index}", "receipt",
           "A receipt (C2SP tlog-proof) of one log entry", "proof",
-          {200: TEXT, **_NOT_FOUND}, IndexParams, tag="log", public=False),
+          {200: TEXT, **_NOT_FOUND}, IndexParams, tag="log", access="records"),
     Route("GET", "/v1/state/proof/{key}", "state_proof",
           "A world-state value with its proof against a certified header", "state_proof",
-          {200: m.StateProof, **_NOT_FOUND}, StateKeyParams, tag="log", public=False),
+          {200: m.StateProof, **_NOT_FOUND}, StateKeyParams, tag="log", access="records"),
     Route("GET", "/v1/search", "search",
           "Find a block, transaction, deposit, member or invoice by what you have",
-          "search", {200: m.SearchResult, 400: E}, SearchParams, public=False),
+          "search", {200: m.SearchResult, 400: E}, SearchParams, access="records"),
     Route("GET", "/v1/contracts", "contracts",
           "Every application: methods with their roles and arguments, queries", "contracts",
           {200: m.Contracts}, tag="meta"),
     Route("POST", "/v1/gov/dry-run", "gov_dry_run",
           "What a signed gov.propose would do, without submitting it", "gov_dry_run",
           {200: m.DryRun, 400: E, 403: E, 413: E, 415: E}, NoParams, body="tx", tag="gov",
-          public=False),
+          access="members", roles=frozenset({Role.ADMIN})),
 )
 
 
@@ -205,13 +212,36 @@ def app_routes(registry: Registry) -> tuple[Route, ...]:
             routes.append(Route(
                 "GET", query_path(app_name, name), f"{app_name}_{name}", query.summary,
                 "app_query", {200: answer, **_NOT_FOUND}, query.params, tag=app_name,
-                public=query.public, query=query, app=app_name, paged=query.paged,
+                access="public" if query.public else "records", query=query,
+                app=app_name, paged=query.paged,
                 description=f"Readers: {', '.join(query.readers())}."))
     return tuple(routes)
 
 
 def all_routes(registry: Registry) -> tuple[Route, ...]:
-    return CORE_ROUTES + app_routes(registry)
+    return tuple(with_access_answers(r) for r in CORE_ROUTES + app_routes(registry))
+
+
+def with_access_answers(route: Route) -> Route:
+    """The route with the refusals every route may answer: 401 for a credential that
+    does not verify (anonymous too where it is not public), 429 past the per-caller
+    rate limit, 403 where roles are checked."""
+    extra: dict[int, Any] = {401: E, 429: E}
+    if route.access != "public":
+        extra[403] = E
+    return replace(route, answers={**route.answers, **extra})
+
+
+def readers_text(route: Route) -> str:
+    """Who reads a route, for documents."""
+    if route.access == "public":
+        return "anyone"
+    if route.query is not None:
+        return ", ".join(route.query.readers())
+    if route.access == "members":
+        return ", ".join(sorted({r.value for r in route.roles} | {Role.REGULATOR.value})) \
+            if route.roles else "members"
+    return "members: each record by its read rules"
 
 
 def endpoint_table(routes: tuple[Route, ...]) -> str:
@@ -224,8 +254,7 @@ def endpoint_table(routes: tuple[Route, ...]) -> str:
             params = [*params, *(p for p in ("cursor", "limit") if p not in params)]
         query = f"?{'&'.join(params)}" if params else ""
         statuses = ", ".join(str(s) for s in sorted(r.answers))
-        readers = ("anyone" if r.public else
-                   ", ".join(r.query.readers()) if r.query is not None else "members")
+        readers = readers_text(r)
         lines.append(f"| `{r.method} {r.path}{query}` | {r.summary} | {statuses} | "
                      f"{readers} |")
     return "\n".join(lines) + "\n"

@@ -21,14 +21,17 @@ import msgspec
 from aiohttp import web
 
 from tidechain.api import models
+from tidechain.api.access import ACCEPT_SIGNATURE, READER_KEY, Gate
 from tidechain.api.openapi import describe_contracts, openapi_document
+from tidechain.api.ratelimit import RateLimited
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, InvariantViolation, Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
 from tidechain.core.limits import MAX_HTTP_BODY_BYTES
+from tidechain.ledger.access import Reader, entry_refusal, refusal
 from tidechain.ledger.application import PageRequest
-from tidechain.ledger.types import SignedTx
+from tidechain.ledger.types import LogEntry, SignedTx
 from tidechain.node.node import Committed
 from tidechain.node.runtime import NodeRuntime, now_ms
 
@@ -45,8 +48,10 @@ PAGE_FIELDS = ("cursor", "limit")
 
 def _error_response(exc: Rejected) -> web.Response:
     headers = {}
-    if isinstance(exc, Busy):
+    if isinstance(exc, Busy | RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.http_status == 401:
+        headers["Accept-Signature"] = ACCEPT_SIGNATURE
     return web.json_response(exc.to_dict(), status=exc.http_status, headers=headers)
 
 
@@ -189,6 +194,7 @@ class Api:
         self.routes = all_routes(self.node.chain.registry)
         self.document = openapi_document(self.routes)
         self.described = describe_contracts(self.node.chain.registry, self.node.contracts())
+        self.gate = Gate(self.node)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
@@ -200,6 +206,13 @@ class Api:
         answer: Callable[..., Awaitable[Answer]] = getattr(self, route.handler)
 
         async def endpoint(request: web.Request) -> web.StreamResponse:
+            # Who asks comes first: a caller without the right learns nothing more, not
+            # even which parameters were wrong.
+            reader = self.gate.reader(request)
+            if route.access == "members" and not (
+                    reader.holds_any(route.roles) if route.roles else not reader.anonymous):
+                raise refusal(reader, route.summary, route.roles)
+            request[READER_KEY] = reader
             params, page = parse_params(route, request)
             status, value, *headers = await answer(request, route, params, page)
             return render(route, status, value, headers[0] if headers else None)
@@ -258,18 +271,26 @@ class Api:
         return status, body, {"Retry-After": str(max(b.retry_after_s for b in busy))}
 
     async def tx(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
-        return 200, self.node.tx(parse_hex(params.tx_id, 32, "tx_id"))
+        return 200, self.node.tx(parse_hex(params.tx_id, 32, "tx_id"), _reader(request))
 
     async def wait(self, request: web.Request, route: Route, params: Any,
                    page: Any) -> Answer:
         tx_id = parse_hex(params.tx_id, 32, "tx_id")
-        return self._outcome(await self.runtime.wait_for(tx_id, params.timeout_ms),
-                             params.receipt)
+        reader = _reader(request)
+        what = f"transaction {tx_id.hex()}"
+        if reader.anonymous:
+            raise entry_refusal(reader, what)
+        outcome = await self.runtime.wait_for(tx_id, params.timeout_ms)
+        if outcome.log_index is not None:
+            _, entry = self.node.store.entry(outcome.log_index)
+            if not self.node.visible(LogEntry.decode(entry), reader):
+                raise entry_refusal(reader, what)
+        return self._outcome(outcome, params.receipt)
 
     async def txs(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
         sender = None if params.sender is None else parse_hex(params.sender, 32, "sender")
         return 200, self.node.txs(PageRequest(params.cursor, params.limit), params.contract,
-                                  params.method, sender)
+                                  params.method, sender, _reader(request))
 
     async def blocks(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
@@ -281,7 +302,7 @@ class Api:
 
     async def entry(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.entry(params.index)
+        return 200, self.node.entry(params.index, _reader(request))
 
     async def consistency(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:
@@ -289,15 +310,15 @@ class Api:
 
     async def proof(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.receipt(params.index)
+        return 200, self.node.receipt(params.index, _reader(request))
 
     async def state_proof(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:
-        return 200, self.node.state_proof(bytes.fromhex(params.key))
+        return 200, self.node.state_proof(bytes.fromhex(params.key), _reader(request))
 
     async def search(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
-        return 200, self.node.search(params.q)
+        return 200, self.node.search(params.q, _reader(request))
 
     async def contracts(self, request: web.Request, route: Route, params: Any,
                         page: Any) -> Answer:
@@ -311,8 +332,11 @@ class Api:
 
     async def app_query(self, request: web.Request, route: Route, params: Any,
                         page: PageRequest | None) -> Answer:
-        assert route.query is not None
-        view = self.node.view()
-        if route.paged:
-            return 200, route.query.fn(view, params, page)
-        return 200, route.query.fn(view, params)
+        assert route.query is not None and route.app is not None
+        what = f"{route.app}.{route.path.rsplit('/', 1)[1]}"
+        return 200, route.query.answer(self.node.view(), params, page, _reader(request), what)
+
+
+def _reader(request: web.Request) -> Reader:
+    reader: Reader = request[READER_KEY]
+    return reader

@@ -105,6 +105,16 @@ def common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         default=default,
                         help=f"serve an extra application module too (repeatable; "
                              f"default: ${APPS_ENV}, comma-separated)")
+    parser.add_argument("--as", metavar="KEYFILE", dest="read_as", default=default,
+                        help=f"the member key that signs reads (default: ${KEY_ENV}, else "
+                             "the command's own key, else NET/client.key or NET/admin.key)")
+    parser.add_argument("--cert", metavar="PEM", dest="tls_cert", default=default,
+                        help="a member certificate to present over mutual TLS (with "
+                             "--cert-key; for a node serving HTTPS)")
+    parser.add_argument("--cert-key", metavar="PEM", dest="tls_key", default=default,
+                        help="the private key (PEM) of --cert")
+    parser.add_argument("--cacert", metavar="PEM", dest="tls_ca", default=default,
+                        help="the CA that issued the node's HTTPS certificate")
     parser.add_argument("--json", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="machine-readable output")
@@ -183,16 +193,55 @@ def trust_path(args: argparse.Namespace) -> Path | None:
     return default if default.is_file() else None
 
 
-def client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:
+KEY_ENV = "TIDE_KEY"
+
+
+def client(args: argparse.Namespace, *, need_trust: bool = False,
+           reads_as: Path | None = None) -> Client:
     """The SDK client of the node; `need_trust` for commands that verify what they get
-    (every write: its receipt)."""
+    (every write: its receipt). Its reads are signed by `reader_key` (docs/access.md), or
+    made over mutual TLS with --cert/--cert-key."""
     from tidechain.client.sdk import Client  # the HTTP client only for commands that need it
 
     path = trust_path(args)
     if need_trust and path is None:
         raise ConfigError(f"no trust file: pass --trust FILE or --net DIR (with {TRUST_FILE})")
     trust = path.read_bytes() if path is not None else None
-    return Client(node_url(args), trust=trust, chain_id=known_chain_id(args))
+    cert, cert_key, ca = (getattr(args, name, None) for name in ("tls_cert", "tls_key", "tls_ca"))
+    if bool(cert) != bool(cert_key):
+        raise ConfigError("--cert and --cert-key go together")
+    certificate = (Path(cert), Path(cert_key)) if cert and cert_key else None
+    return Client(node_url(args), trust=trust, chain_id=known_chain_id(args),
+                  key=None if certificate else reader_key(args, reads_as),
+                  certificate=certificate, ca=Path(ca) if ca else None)
+
+
+def admin_client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:
+    """The client of a command about membership or governance, whose reads an admin
+    makes: they default to NET/admin.key."""
+    return client(args, need_trust=need_trust, reads_as=network_dir(args) / "admin.key")
+
+
+def reader_key(args: argparse.Namespace, preferred: Path | None = None) -> SigningKey | None:
+    """The member key that signs a command's reads: --as, else $TIDE_KEY, else the
+    command's own key file (--key, --admin-key), else `preferred`, else the network
+    directory's client.key or admin.key; None (anonymous) if there is none."""
+    explicit = getattr(args, "read_as", None) or os.environ.get(KEY_ENV)
+    if explicit:
+        return key_file(explicit)
+    own = [getattr(args, name, None) for name in ("key", "admin_key")]
+    candidates = [Path(p) for p in own if isinstance(p, str) and Path(p).is_file()]
+    if preferred is not None:
+        candidates.append(preferred)
+    try:
+        net = network_dir(args)
+        candidates += [net / "client.key", net / "admin.key"]
+    except ConfigError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            return key_file(path)
+    return None
 
 
 def known_chain_id(args: argparse.Namespace) -> bytes | None:

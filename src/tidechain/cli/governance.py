@@ -11,9 +11,9 @@ from tidechain.cli import EXIT_OK, EXIT_REJECTED
 from tidechain.cli.base import (
     Output,
     add,
+    admin_client,
     admin_key,
     admin_key_option,
-    client,
     fields,
     group,
     session,
@@ -155,7 +155,7 @@ def _validator_action_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_gov_propose(args: argparse.Namespace, out: Output) -> int:
     admin = admin_key(args)
-    with client(args, need_trust=not args.dry_run) as sdk:
+    with admin_client(args, need_trust=not args.dry_run) as sdk:
         proposal = tb.propose_args(args.action, _action_args(args, sdk), args.effective_height)
         signing = session(sdk, admin)
         if args.dry_run:
@@ -186,7 +186,7 @@ def _dry_run_lines(answer: dict[str, Any]) -> list[str]:
 
 def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
     admin = admin_key(args)
-    with client(args, need_trust=True) as sdk:
+    with admin_client(args, need_trust=True) as sdk:
         outcome = session(sdk, admin).call(tb.GOV, "vote", tb.vote_args(args.id, args.approve))
         proposal = sdk.gov_get(args.id)
     data = {"id": args.id, "approve": args.approve, "status": proposal["status"],
@@ -203,7 +203,7 @@ def cmd_gov_vote(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_gov_list(args: argparse.Namespace, out: Output) -> int:
-    with client(args) as sdk:
+    with admin_client(args) as sdk:
         found = sdk.gov_list()
     num, den = found["threshold"]
     count = len(found["orgs"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tidechain.cli import chain, contracts, evidence, generic, governance, invoice, members
+from tidechain.cli import chain, contracts, evidence, generic, governance, invoice, keys, members
 from tidechain.cli.base import Registrar, common_options, run
 
 AREAS: tuple[Registrar, ...] = (
@@ -26,6 +26,7 @@ AREAS: tuple[Registrar, ...] = (
     invoice.register,      # invoice
     contracts.register,    # contracts describe
     generic.register,      # call, query: any application, from the registry
+    keys.register,         # key pem: key files for OpenSSL and curl
 )
 
 

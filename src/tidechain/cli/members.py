@@ -15,9 +15,9 @@ from tidechain.cli import EXIT_OK
 from tidechain.cli.base import (
     Output,
     add,
+    admin_client,
     admin_key,
     admin_key_option,
-    client,
     group,
     key_file,
     network_dir,
@@ -147,7 +147,7 @@ def cmd_org_add_ca(args: argparse.Namespace, out: Output) -> int:
     ca_der = OrgDir(Path(args.dir)).cert()
     ca = parse_org_ca(ca_der, now_ms())
     admin = admin_key(args)
-    with client(args, need_trust=True) as sdk:
+    with admin_client(args, need_trust=True) as sdk:
         outcome = session(sdk, admin).call(tb.MEMBERS, "add_ca", tb.add_ca_args(ca_der))
     data = {"org": ca.org_id, "fingerprint": ca.fingerprint.hex(),
             "not_after_ms": ca.not_after_ms, "tx_id": outcome.tx_id.hex(),
@@ -172,7 +172,7 @@ def cmd_org_remove_ca(args: argparse.Namespace, out: Output) -> int:
     fingerprint = (parse_hex(args.fingerprint, 32, "--fingerprint") if args.fingerprint
                    else parse_fingerprint(OrgDir(Path(args.dir)).cert()))
     admin = admin_key(args)
-    with client(args, need_trust=True) as sdk:
+    with admin_client(args, need_trust=True) as sdk:
         outcome = session(sdk, admin).call(tb.MEMBERS, "remove_ca",
                                            tb.remove_ca_args(fingerprint))
     data = {"fingerprint": fingerprint.hex(), "tx_id": outcome.tx_id.hex(),
@@ -190,7 +190,7 @@ def cmd_member_enrol(args: argparse.Namespace, out: Output) -> int:
     admin = admin_key(args)
     issued = _issue_certificate(org, args, now_ms())
     member, roles = issued.member, issued.roles
-    with client(args, need_trust=True) as sdk:
+    with admin_client(args, need_trust=True) as sdk:
         outcome = session(sdk, admin).call(tb.MEMBERS, "enrol", tb.enrol_args(issued.cert))
     data = {"org": member.org_id, "name": member.name, "key": issued.public_key.hex(),
             "roles": [r.value for r in roles], "serial": member.serial,
@@ -216,7 +216,7 @@ def cmd_member_list(args: argparse.Namespace, out: Output) -> int:
         from tidechain.identity import parse_org_ca
 
         org_id = parse_org_ca(genesis.orgs[0].ca, genesis.time_ms).org_id
-    with client(args) as sdk:
+    with admin_client(args) as sdk:
         found = sdk.members(org_id)
     lines = [f"organisation {found['org']}: {found['legal_name']} (USCC {found['uscc']})",
              *(f"  CA {fp}" for fp in found["cas"])]
@@ -233,7 +233,7 @@ def cmd_member_revoke(args: argparse.Namespace, out: Output) -> int:
     from tidechain.identity import parse_org_ca
 
     admin = admin_key(args)
-    with client(args, need_trust=True) as sdk:
+    with admin_client(args, need_trust=True) as sdk:
         if args.serial is not None:
             ca = (parse_hex(args.ca, 32, "--ca") if args.ca
                   else parse_org_ca(_org_dir(args).cert(), now_ms()).fingerprint)

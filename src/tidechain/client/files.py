@@ -41,6 +41,7 @@ __all__ = [
     "ConfigError",
     "OrgDir",
     "client_signer",
+    "export_key_pem",
     "init_org",
     "issue_member",
     "load_genesis",
@@ -97,6 +98,17 @@ def read_key(path: Path) -> Signer:
         return parse_signer_key(path.read_text().strip())
     except FileNotFoundError as exc:
         raise ConfigError(f"key file {path} not found") from exc
+
+
+def export_key_pem(key_file: Path, pem_file: Path) -> Signer:
+    """Write the key in `key_file` (our C2SP form) to `pem_file` as an unencrypted
+    PKCS#8 PEM private key, mode 0600: what OpenSSL, curl (`--key`) and most TLS
+    libraries read. Refuses to overwrite an existing file."""
+    signer = read_key(key_file)
+    if pem_file.exists():
+        raise ConfigError(f"{pem_file} exists: refusing to overwrite a key")
+    write_private(pem_file, private_key_to_pem(signer.key.seed))
+    return signer
 
 
 def client_signer(network_dir: Path, key_file: str | None = None) -> Signer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ import msgspec
 
 import tidechain.api.models as models  # the wire models the server and the SDK share
 from tidechain.client import sealing
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.txbuilder import Progress
 from tidechain.client.verify import VerifiedDeposit, load_trust
 from tidechain.core import cbor, merkle
@@ -54,6 +56,7 @@ from tidechain.core.limits import (
 )
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
+from tidechain.ledger.access import ReadForbidden, Unauthenticated
 from tidechain.ledger.application import Page
 from tidechain.ledger.runtime import Forbidden, Registry
 from tidechain.ledger.types import HASH_BYTES, SignedTx
@@ -150,7 +153,8 @@ def _rejection_from(response: httpx.Response) -> Rejected:
         # Committed, but the contract refused it: say where it landed.
         where = f" (committed as tx {body.get('tx_id')} at log index {body['log_index']})"
         return ContractError(reason + where, code=code)
-    exc_type = {404: NotFound, 413: TooLarge}.get(status) or _CODE_TYPES.get(code, Rejected)
+    exc_type = ({401: Unauthenticated, 404: NotFound, 413: TooLarge}.get(status)
+                or _CODE_TYPES.get(code, ReadForbidden if status == 403 else Rejected))
     exc = exc_type(reason, code=code)
     exc.http_status = status
     return exc
@@ -190,7 +194,13 @@ def write_atomically(path: Path, text: str) -> None:
 
 class Client:
     """A node's REST API. `trust` (a trust file's text or a parsed `Trust`) lets the
-    client verify checkpoints and receipts it receives; `deposit_file` requires it."""
+    client verify checkpoints and receipts it receives; `deposit_file` requires it.
+
+    Reads of member data need a member credential (docs/access.md): `key`, the member's
+    Ed25519 key, signs every request (RFC 9421); or, against a node serving HTTPS,
+    `certificate` = (certificate PEM file, private key PEM file) is presented over
+    mutual TLS. `ca` is the PEM file of the CA that issued the node's API certificate
+    (default: the system's)."""
 
     def __init__(
         self,
@@ -201,11 +211,22 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         chain_id: bytes | None = None,
         registry: Registry | None = None,
+        key: SigningKey | None = None,
+        certificate: tuple[Path, Path] | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.trust = None if trust is None else load_trust(trust)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        self.key = key
+        verify: ssl.SSLContext | bool = True
+        if certificate is not None or ca is not None:
+            verify = ssl.create_default_context(cafile=None if ca is None else str(ca))
+            if certificate is not None:
+                verify.load_cert_chain(str(certificate[0]), str(certificate[1]))
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s,
+                                  transport=transport, verify=verify,
+                                  auth=None if key is None else MemberSignatures(key))
         # Known from the network's genesis, the chain id costs no round trip (a wrong
         # one is refused by the node as `wrong_chain`); otherwise asked once.
         self._chain_id: bytes | None = chain_id

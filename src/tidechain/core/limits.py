@@ -210,3 +210,56 @@ reaches it ends early with a `next` cursor, so a rare filter never scans the log
 
 COMMIT_WAIT_MAX_MS = 60_000
 """Longest an API call may block waiting for a transaction to commit."""
+
+# --- read rate limit (per caller) ---------------------------------------------------
+READS_PER_S_PER_CALLER = 200
+"""Sustained REST reads one caller (a member's key, or an anonymous caller's address)
+may make per second: an explorer or an indexer paging through the log makes tens a
+second, so honest clients should not meet it, while one caller alone cannot take all of
+a node's read capacity away from the others and from consensus."""
+
+READ_BURST_PER_CALLER = 2 * READS_PER_S_PER_CALLER
+"""Reads a caller may make at once (the size of its bucket: two seconds' worth), so a
+client opening a view that fans out into many reads, or catching up after a reconnect,
+is not refused."""
+
+MAX_RATE_LIMITED_CALLERS = 10_000
+"""Callers whose read budget a node tracks at once (api/ratelimit.py). Anonymous callers
+are keyed by their address, which a client chooses, so the map must be bounded; an
+entry takes ~200 bytes (measured), so the whole map stays near 2 MiB. Past it, idle
+callers are forgotten first, then the least recently seen, which costs at most one
+extra burst per forgotten caller."""
+
+# --- signed reads (RFC 9421, identity/httpsig.py, ADR 0015) -------------------------
+DEFAULT_SIGNATURE_LIFETIME_S = 60
+"""How long the SDK's request signatures stay valid (`expires - created`). A read is sent
+the moment it is signed, so a minute covers a slow network and a retry, while a captured
+signature is soon useless and the nonce book forgets it soon."""
+
+MAX_SIGNATURE_LIFETIME_S = 300
+"""Longest `expires - created` a node accepts. The nonce book must remember a nonce for
+as long as its signature is acceptable, so this bounds how long an entry stays; five
+minutes leaves room for clients that sign a little ahead of sending."""
+
+MAX_CLOCK_SKEW_S = 30
+"""How far a reader's clock may be from the node's: `created` up to this far in the
+future and `expires` up to this far in the past still pass. NTP keeps machines within a
+second; 30 s also admits a laptop without NTP, and only lengthens how long the nonce
+book remembers each nonce by as much."""
+
+MAX_NONCE_CHARS = 64
+"""Characters in a signature's nonce. The SDK sends 22 (16 random bytes, base64url);
+64 admits other clients' UUIDs or hex strings while bounding what the nonce book
+stores per entry."""
+
+MAX_REMEMBERED_NONCES = 100_000
+"""Nonces a node's replay guard (NonceBook) remembers at once. A nonce is kept until its
+signature expires plus MAX_CLOCK_SKEW_S (90 s at the default lifetime), so this admits
+about 1,100 signed reads a second (about 280 if every client used the longest lifetime);
+at ~400 bytes an entry the book stays under 40 MiB. When it is full, new signed reads
+are refused with Busy until entries expire: forgetting a nonce whose signature is still
+acceptable would let that signature be replayed."""
+
+MAX_SIGNATURE_FIELD_BYTES = 1024
+"""Bytes of a Signature-Input or Signature header the node parses: ours are at most 260
+and 95 bytes; the bound keeps the structured-field parser's work small on hostile input."""

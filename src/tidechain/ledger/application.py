@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from tidechain.core.errors import DecodeError, InvariantViolation, invariant
+from tidechain.core.errors import DecodeError, InvariantViolation, NotFound, invariant
 from tidechain.core.limits import (
     DEFAULT_PAGE_SIZE,
     MAX_CURSOR_BYTES,
@@ -37,6 +37,12 @@ from tidechain.core.limits import (
     MAX_PAGE_SIZE,
 )
 from tidechain.identity.roles import Role
+from tidechain.ledger.access import (
+    EntryAudience,
+    ItemAudience,
+    Reader,
+    refusal,
+)
 from tidechain.ledger.runtime import Contract, StateReader
 from tidechain.ledger.types import Event
 
@@ -204,9 +210,12 @@ class Query:
     `params` and `result` are msgspec Structs: the API parses the query string into
     `params` (a typed 400 naming the field otherwise), encodes the result as `result`
     (or `Page[result]` when `paged`), and documents both in the OpenAPI document; the
-    SDK decodes answers with the same types. `roles` may call it (the regulator reads
-    everything); `public` data is for anyone. Declared here for the read-access rules to
-    enforce; the node does not enforce them yet.
+    SDK decodes answers with the same types.
+
+    Who reads it (ADR 0015, enforced by `answer`): anyone if `public`; a member holding
+    one of `roles`, or the regulator, reads everything it answers; where `audience`
+    says who an item is about, other members see the items they are parties to, and,
+    with `public_items`, anyone sees the items made public.
     """
 
     fn: QueryFn
@@ -216,16 +225,46 @@ class Query:
     roles: frozenset[Role] = frozenset()
     public: bool = False
     paged: bool = False
+    audience: ItemAudience | None = None
+    public_items: bool = False
 
     def __post_init__(self) -> None:
-        invariant(self.public or bool(self.roles),
-                  "a query must declare the roles that may call it, or be public")
+        invariant(self.public or bool(self.roles) or self.audience is not None,
+                  "a query must declare the roles that may call it, its audience, "
+                  "or be public")
+        invariant(not self.public_items or self.audience is not None,
+                  "public items need an audience that says which are public")
 
     def readers(self) -> list[str]:
-        """Who may call it, for documents: 'public' or the role names."""
+        """Who may call it, for documents: 'public', the role names, and 'parties'
+        when members read the items they are party to."""
         if self.public:
             return ["public"]
-        return sorted({r.value for r in self.roles} | {Role.REGULATOR.value})
+        names = sorted({r.value for r in self.roles} | {Role.REGULATOR.value})
+        if self.audience is not None:
+            names.append("parties")
+        if self.public_items:
+            names.append("anyone (public items)")
+        return names
+
+    def answer(self, view: ChainView, params: Any, page: PageRequest | None,
+               reader: Reader, what: str) -> Any:
+        """The answer `reader` may have: everything, only its items, or a refusal."""
+        if self.public or reader.holds_any(self.roles):
+            return self.fn(view, params, page) if self.paged else self.fn(view, params)
+        if self.audience is None or (reader.anonymous and not self.public_items):
+            raise refusal(reader, what, self.roles, parties=self.audience is not None)
+        admits = self.audience
+        if self.paged:
+            found: Page[Any] = self.fn(view, params, page)
+            return Page([i for i in found.items if admits(i).admits(reader)], found.next)
+        try:
+            item = self.fn(view, params)
+        except NotFound:
+            item = None  # answered below exactly as a hidden item: nothing leaks
+        if item is None or not admits(item).admits(reader):
+            raise refusal(reader, what, self.roles, parties=True)
+        return item
 
 
 IndexRule = Callable[[Sequence[Event]], list[tuple[str, bytes]]]
@@ -257,6 +296,11 @@ class Application:
     rows `index_rule` gives (a test checks both)."""
     describe_entry: EntryDescriber | None = None
     find: Finder | None = None
+    readers: frozenset[Role] = frozenset()
+    """The roles that read all of this application's log entries and state (the
+    regulator always does); see `ledger/access.py`."""
+    entry_audience: EntryAudience | None = None
+    """Who else an entry is about, beyond its sender (who always reads it)."""
 
     def __post_init__(self) -> None:
         invariant(bool(self.contracts), f"application {self.name} has no contract")

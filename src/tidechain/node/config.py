@@ -9,6 +9,8 @@
         node.toml         this node's name, API and peer addresses, its peers
         validator.key     the validator's signing key (mode 0600)
         tls/              ca.pem, node.pem, node.key (0600): peer TLS (ADR 0005)
+        api-tls/          cert.pem, key.pem (0600), ca.pem: the API's HTTPS certificate
+                          from the organisation's CA, used when `api_tls = true`
         data/chain.sqlite the node's store (created on first start)
 
 `tide init` and `tide node join` write these directories (ops/network.py), with the
@@ -30,6 +32,8 @@ from tidechain.ledger.types import Genesis
 from tidechain.node.tls import TlsError, TlsFiles, check_node_name
 
 __all__ = [
+    "DEFAULT_API_CERT",
+    "DEFAULT_API_KEY",
     "DEFAULT_API_PORT",
     "PEER_PORT_OFFSET",
     "ConfigError",
@@ -43,6 +47,11 @@ __all__ = [
 ]
 
 DEFAULT_API_PORT = 8680
+DEFAULT_API_CERT = "api-tls/cert.pem"
+DEFAULT_API_KEY = "api-tls/key.pem"
+"""The API's HTTPS certificate and key (`api_tls`), relative to the node directory."""
+API_TLS_CA = "api-tls/ca.pem"
+"""The CA that issued the API certificate, beside it: what a client verifies it with."""
 PEER_PORT_OFFSET = 100  # node i listens for peers on base_port + PEER_PORT_OFFSET + i
 DEFAULT_CERT_WARN_DAYS = 30
 MAX_CERT_WARN_DAYS = 3650
@@ -72,6 +81,13 @@ class NodeConfig:
     applications: tuple[str, ...] = ()
     """Modules of applications served beside the built-in ones (ADR 0013); every
     validator of the network must list the same."""
+    api_tls: bool = False
+    """Serve the API over HTTPS (TLS 1.2 or later) with `api_cert` and `api_key`; a
+    caller may then present its member certificate (mutual TLS, optional)."""
+    api_cert: str = DEFAULT_API_CERT
+    """The API's certificate (PEM), relative to the node directory or absolute."""
+    api_key: str = DEFAULT_API_KEY
+    """Its private key (PEM, mode 0600), relative to the node directory or absolute."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -95,7 +111,20 @@ class NodeConfig:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return f"{'https' if self.api_tls else 'http'}://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_cert_path(self) -> Path:
+        return self.directory / self.api_cert
+
+    @property
+    def api_key_path(self) -> Path:
+        return self.directory / self.api_key
+
+    @property
+    def api_ca_path(self) -> Path:
+        """Where `tide init` puts the CA that issued the default API certificate."""
+        return self.directory / API_TLS_CA
 
     def signer(self) -> Signer:
         """The validator's signing key, from its key file."""
@@ -129,6 +158,9 @@ def write_node_toml(node: NodeConfig) -> None:
         f'name = "{node.name}"\nkey_name = "{node.key_name}"\n'
         f'api_host = "{node.api_host}"\napi_port = {node.api_port}\n'
         f'peer_host = "{node.peer_host}"\npeer_port = {node.peer_port}\n'
+        # Written only when on, so that appending `api_tls = true` turns it on.
+        + (f'api_tls = true\napi_cert = "{node.api_cert}"\napi_key = "{node.api_key}"\n'
+           if node.api_tls else "")
         + "".join(f'\n[[peers]]\nname = "{p.name}"\nhost = "{p.host}"\nport = {p.port}\n'
                   for p in node.peers)
     )
@@ -150,6 +182,9 @@ def load_node(directory: Path) -> NodeConfig:
             cert_warn_days=bounded_int(data.get("cert_warn_days", DEFAULT_CERT_WARN_DAYS),
                                     "cert_warn_days", 0, MAX_CERT_WARN_DAYS),
             applications=_module_names(data.get("applications", [])),
+            api_tls=_flag(data.get("api_tls", False), "api_tls"),
+            api_cert=str(data.get("api_cert", DEFAULT_API_CERT)),
+            api_key=str(data.get("api_key", DEFAULT_API_KEY)),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc
@@ -157,6 +192,12 @@ def load_node(directory: Path) -> NodeConfig:
         raise ConfigError(f"{path}: {exc}") from exc
     except TlsError as exc:
         raise ConfigError(f"{path}: {exc.reason}") from exc
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false")
+    return value
 
 
 def _module_names(value: object) -> tuple[str, ...]:

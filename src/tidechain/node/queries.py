@@ -16,6 +16,13 @@ from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import MAX_PAGE_SIZE, MAX_QUERY_RESULTS, MAX_TX_SCAN
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.core.trust import trust_text_of_keys
+from tidechain.ledger.access import (
+    ANONYMOUS,
+    Reader,
+    entry_refusal,
+    entry_visible,
+    refusal,
+)
 from tidechain.ledger.application import (
     HeadView,
     Page,
@@ -24,7 +31,7 @@ from tidechain.ledger.application import (
     parse_log_cursor,
 )
 from tidechain.ledger.chain import Chain
-from tidechain.ledger.runtime import namespaced
+from tidechain.ledger.runtime import NAMESPACE_SEPARATOR, namespaced
 from tidechain.ledger.types import Genesis, LogEntry, SignedTx
 from tidechain.node.mempool import Mempool
 from tidechain.storage.store import Store
@@ -59,6 +66,25 @@ class ChainQueries:
 
     genesis: Genesis
 
+    def reader(self, key: bytes | None, time_ms: int) -> Reader:
+        """The reader `key` proves to be at `time_ms` (anonymous if None): its roles from
+        its enrolled certificate; `Unauthenticated` if it is not a member in good
+        standing (ADR 0015)."""
+        if key is None:
+            return ANONYMOUS
+        return Reader(key, members.reader_roles(self.chain.state, key, time_ms))
+
+    def visible(self, entry: LogEntry, reader: Reader) -> bool:
+        """Whether `reader` may read log entry `entry` (ledger/access.py)."""
+        app = self.chain.registry.applications.get(entry.tx.body.contract)
+        return entry_visible(entry, reader, None if app is None else app.readers,
+                             None if app is None else app.entry_audience)
+
+    def _readable(self, log_index: int, entry_bytes: bytes, reader: Reader,
+                  what: str) -> None:
+        if not self.visible(LogEntry.decode(entry_bytes), reader):
+            raise entry_refusal(reader, what)
+
     def view(self) -> HeadView:
         """The committed head as the applications' queries read it."""
         return HeadView(self.chain.state, self.chain.height, self.chain.head_time_ms,
@@ -74,10 +100,13 @@ class ChainQueries:
         return Page(items, log_cursor(found[page.limit - 1].height) if more else None)
 
     def txs(self, page: PageRequest, contract: str | None, method: str | None,
-            sender: bytes | None) -> Page[dict[str, Any]]:
-        """Committed transactions, newest first, those matching every filter given. A
-        page reads at most MAX_TX_SCAN entries: one that reaches it ends early, with a
-        `next` cursor, rather than scan the whole log for a rare match."""
+            sender: bytes | None, reader: Reader = ANONYMOUS) -> Page[dict[str, Any]]:
+        """Committed transactions, newest first, those matching every filter given and
+        that `reader` may read. A page reads at most MAX_TX_SCAN entries: one that
+        reaches it ends early, with a `next` cursor, rather than scan the whole log for
+        a rare match."""
+        if reader.anonymous:
+            raise refusal(reader, "the transaction list", frozenset())
         below: int | None = parse_log_cursor(page.cursor)
         items: list[dict[str, Any]] = []
         scanned = 0
@@ -93,7 +122,8 @@ class ChainQueries:
                 body = entry.tx.body
                 if ((contract is None or body.contract == contract)
                         and (method is None or body.method == method)
-                        and (sender is None or body.sender == sender)):
+                        and (sender is None or body.sender == sender)
+                        and self.visible(entry, reader)):
                     items.append(describe_entry(log_index, entry_bytes))
                     if len(items) == page.limit:
                         break
@@ -111,9 +141,12 @@ class ChainQueries:
     def validator_set_status(self) -> dict[str, Any]:
         raise NotImplementedError  # Node's
 
-    def search(self, text: str) -> dict[str, Any]:
+    def search(self, text: str, reader: Reader = ANONYMOUS) -> dict[str, Any]:
         """What `text` names: a height, a block hash, a transaction id, a deposited
-        digest, a member key or an invoice number (each application's `find`)."""
+        digest, a member key or an invoice number (each application's `find`): only
+        what `reader` may read, so a search tells nothing of hidden records."""
+        if reader.anonymous:
+            raise refusal(reader, "search", frozenset())
         text = text.strip()
         found: list[dict[str, Any]] = []
         if text.isascii() and text.isdigit() and len(text) <= 19:
@@ -125,28 +158,44 @@ class ChainQueries:
             at = self.store.block_by_hash(value)
             if at is not None:
                 found.append({"kind": "block", "id": str(at), "path": f"/v1/block/{at}"})
-            if self.store.entry_by_tx(value) is not None:
+            hit = self.store.entry_by_tx(value)
+            if hit is not None and self.visible(LogEntry.decode(hit[2]), reader):
                 found.append({"kind": "transaction", "id": text.lower(),
                               "path": f"/v1/tx/{text.lower()}"})
         view = self.view()
         for name, app in sorted(self.chain.registry.applications.items()):
-            if app.find is not None:
+            # An application's finder looks into all its records: run for readers of all.
+            if app.find is not None and reader.holds_any(app.readers):
                 found.extend({"kind": kind, "id": ident, "path": path, "app": name}
                              for kind, ident, path in app.find(view, text))
         return {"query": text, "found": found[:MAX_QUERY_RESULTS]}
 
-    def tx(self, tx_id: bytes) -> dict[str, Any]:
+    def tx(self, tx_id: bytes, reader: Reader = ANONYMOUS) -> dict[str, Any]:
+        what = f"transaction {tx_id.hex()}"
         found = self.store.entry_by_tx(tx_id)
         if found is None:
-            if tx_id in self.mempool:
+            if reader.anonymous:
+                raise entry_refusal(reader, what)
+            if tx_id in self.mempool:  # its id is all it tells, and the caller has that
                 return {"tx_id": tx_id.hex(), "status": "pending"}
             raise NotFound(f"no transaction {tx_id.hex()}")
         log_index, _, entry = found
+        self._readable(log_index, entry, reader, what)
         return describe_entry(log_index, entry)
 
-    def entry(self, log_index: int) -> dict[str, Any]:
-        _, entry = self.store.entry(log_index)
+    def entry(self, log_index: int, reader: Reader = ANONYMOUS) -> dict[str, Any]:
+        entry = self._entry_for(log_index, reader)
         return describe_entry(log_index, entry)
+
+    def _entry_for(self, log_index: int, reader: Reader) -> bytes:
+        """Entry `log_index` if `reader` may read it; a missing and a hidden entry are
+        refused alike."""
+        what = f"log entry {log_index}"
+        if not 0 <= log_index < self.chain.frontier.size:
+            raise entry_refusal(reader, what)
+        _, entry = self.store.entry(log_index)
+        self._readable(log_index, entry, reader, what)
+        return entry
 
     def block(self, height: int) -> dict[str, Any]:
         stored = self.store.block(height)
@@ -168,12 +217,17 @@ class ChainQueries:
             "checkpoint": stored.checkpoint,
         }
 
-    def receipt(self, log_index: int) -> str:
-        """A tlog-proof@v1 receipt of entry `log_index` against the latest checkpoint."""
+    def receipt(self, log_index: int, reader: Reader | None = None) -> str:
+        """A tlog-proof@v1 receipt of entry `log_index` against the latest checkpoint.
+        A receipt carries its entry: served to whoever may read that entry (`reader`;
+        None: the node itself, handing a submitter the receipt of its own write)."""
         size = self.chain.frontier.size
-        if not 0 <= log_index < size:
+        if reader is not None:
+            entry = self._entry_for(log_index, reader)
+        elif not 0 <= log_index < size:
             raise NotFound(f"no log entry at index {log_index} (log size {size})")
-        _, entry = self.store.entry(log_index)
+        else:
+            _, entry = self.store.entry(log_index)
         proof = merkle.inclusion_proof(self.store, log_index, size)
         return format_receipt(Receipt(log_index, tuple(proof), self.checkpoint(), entry))
 
@@ -192,9 +246,16 @@ class ChainQueries:
             "proof": [b64(h).decode() for h in proof],
         }
 
-    def state_proof(self, key: bytes) -> dict[str, Any]:
+    def state_proof(self, key: bytes, reader: Reader = ANONYMOUS) -> dict[str, Any]:
         """The value of a state key at the head, with what a third party needs to check
-        it offline: the header, its commit certificate and a state-tree proof."""
+        it offline: the header, its commit certificate and a state-tree proof. Read by
+        the roles that read the application owning the key's namespace."""
+        space, sep, _ = key.partition(NAMESPACE_SEPARATOR)
+        namespace = space.decode("ascii", "replace") if sep else ""
+        app = self.chain.registry.applications.get(namespace)
+        roles = frozenset() if app is None else app.readers
+        if not reader.holds_any(roles):
+            raise refusal(reader, f"the state of {namespace or 'this namespace'!r}", roles)
         head = self.store.head()
         if head is None:
             raise NotFound("no block committed yet: the state is empty")

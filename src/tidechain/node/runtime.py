@@ -55,6 +55,8 @@ class NodeRuntime:
         self.node = node
         self._network: Network | None = None  # set by `serve` when the node has peers
         self._chain_peers: ChainPeers | None = None
+        self.chain_cas = ChainCas(node)
+        """The organisation CAs on chain, for every TLS context that trusts them."""
         # Transport names are node names ("node1"); consensus names are key names
         # ("acme-net/node1").
         self._prefix = node.genesis.name + "/"
@@ -73,7 +75,7 @@ class NodeRuntime:
         """Set by `serve` before the transport starts: a `PeerNetwork` then follows the
         chain's peers and admits TLS peers by the chain from its first handshake."""
         self._network = network
-        self._chain_peers = (ChainPeers(self.node, network)
+        self._chain_peers = (ChainPeers(self.node, network, self.chain_cas)
                              if isinstance(network, PeerNetwork) else None)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -279,6 +281,7 @@ class NodeRuntime:
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
+        self.chain_cas.refresh()  # new organisation CAs to the peer and API contexts
         if self._chain_peers is not None:
             self._chain_peers.refresh()  # before sending: a new validator gets its votes
         self._send_out()
@@ -301,39 +304,53 @@ def _verify_all(txs: list[SignedTx], verified_before: Callable[[SignedTx], bool]
     return bad
 
 
-class ChainPeers:
-    """Keeps a `PeerNetwork` in step with the chain (ADR 0011 point 4, ADR 0005 as
-    amended), re-read whenever the head moves:
+TrustAnchors = Callable[[list[bytes]], None]
+"""Adds CA certificates (DER) to a live TLS context's trust anchors."""
 
-    * peers: node.toml's `[[peers]]` plus every validator of the current set, at its
-      on-chain address (`Node.chain_peers()`), or None (accept only) if it has none;
-    * trust anchors: every organisation CA registered on chain, added to the live TLS
-      contexts the first time it is seen (OpenSSL cannot drop one: admission can);
-    * admission: a peer's certificate must be the one pinned for its name, or come
-      from its own organisation's CA, or (no organisation: a genesis or configured
-      peer) from no chain CA at all, i.e. from the network CA."""
 
-    def __init__(self, node: Node, network: PeerNetwork) -> None:
+class ChainCas:
+    """The organisation CAs registered on chain, re-read whenever the head moves: each
+    organisation's active CAs, and every CA seen on chain since the node started, which
+    each follower (a live TLS context: the peer transport's, the API's) is given as
+    trust anchors the first time it appears.
+
+    Anchors are only ever added. OpenSSL cannot drop one, and need not: what keeps a
+    CA that left the chain (or whose organisation left) from vouching for anyone is the
+    check after the handshake, `admission_refusal` for peers and the member's standing
+    for API callers, both against the current state."""
+
+    def __init__(self, node: Node) -> None:
         self._node = node
-        self._network = network
-        self._prefix = node.genesis.name + "/"
         self._head: bytes | None = None
-        self._records: dict[str, validator_sets.ValidatorRecord] = {}  # by transport name
         self._org_cas: dict[str, list[bytes]] = {}  # org id -> its active CAs (DER)
         self._trusted: dict[bytes, bytes] = {}  # every chain CA ever trusted, by SHA-256
-        self._peers: dict[str, tuple[str, int] | None] | None = None
-        network.admit = self.refusal
-        self.refresh()
+        self._followers: list[TrustAnchors] = []
+
+    def follow(self, add_anchors: TrustAnchors) -> None:
+        """Give `add_anchors` every CA trusted so far, then each new one as the chain
+        registers it (from `refresh`)."""
+        known = self.trusted()
+        self._followers.append(add_anchors)
+        self.refresh()  # hands any CA new since the last read to every follower
+        if known:
+            add_anchors(known)
+
+    def org_cas(self, org_id: str) -> list[bytes]:
+        """The organisation's active CAs (DER) at the head last read."""
+        return self._org_cas.get(org_id, [])
+
+    def trusted(self) -> list[bytes]:
+        """Every CA (DER) trusted so far, including those no longer active."""
+        return list(self._trusted.values())
 
     def refresh(self) -> None:
-        """Follow the chain if the head moved since the last call (cheap otherwise)."""
+        """Follow the chain if the head moved since the last call (cheap otherwise;
+        nothing to do while nothing follows)."""
         head = self._node.chain.head_hash
-        if head == self._head:
+        if head == self._head or not self._followers:
             return
         self._head = head
         state = self._node.chain.state
-        records = validator_sets.current_set(state, self._node.genesis)
-        self._records = {r.name.removeprefix(self._prefix): r for r in records}
         self._org_cas = {}
         for org_id in members.orgs(state):
             record = members.org(state, org_id)
@@ -342,9 +359,47 @@ class ChainPeers:
         new = {sha256(der): der for cas in self._org_cas.values() for der in cas
                if sha256(der) not in self._trusted}
         if new:
-            self._network.add_trust_anchors(list(new.values()))
             self._trusted.update(new)
-            log.info("peer TLS: trusting %d more organisation CA(s) from the chain", len(new))
+            for add_anchors in self._followers:
+                add_anchors(list(new.values()))
+            log.info("TLS: trusting %d more organisation CA(s) from the chain", len(new))
+
+
+class ChainPeers:
+    """Keeps a `PeerNetwork` in step with the chain (ADR 0011 point 4, ADR 0005 as
+    amended), re-read whenever the head moves:
+
+    * peers: node.toml's `[[peers]]` plus every validator of the current set, at its
+      on-chain address (`Node.chain_peers()`), or None (accept only) if it has none;
+    * trust anchors: every organisation CA registered on chain, added to the live TLS
+      contexts the first time it is seen (`ChainCas`; OpenSSL cannot drop one:
+      admission can);
+    * admission: a peer's certificate must be the one pinned for its name, or come
+      from its own organisation's CA, or (no organisation: a genesis or configured
+      peer) from no chain CA at all, i.e. from the network CA."""
+
+    def __init__(self, node: Node, network: PeerNetwork, cas: ChainCas | None = None) -> None:
+        self._node = node
+        self._network = network
+        self._prefix = node.genesis.name + "/"
+        self._head: bytes | None = None
+        self._records: dict[str, validator_sets.ValidatorRecord] = {}  # by transport name
+        self._cas = ChainCas(node) if cas is None else cas
+        self._peers: dict[str, tuple[str, int] | None] | None = None
+        network.admit = self.refusal
+        self._cas.follow(network.add_trust_anchors)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Follow the chain if the head moved since the last call (cheap otherwise)."""
+        self._cas.refresh()
+        head = self._node.chain.head_hash
+        if head == self._head:
+            return
+        self._head = head
+        state = self._node.chain.state
+        records = validator_sets.current_set(state, self._node.genesis)
+        self._records = {r.name.removeprefix(self._prefix): r for r in records}
         peers = self._peer_set(records)
         if peers != self._peers:
             self._network.set_peers(peers)
@@ -368,8 +423,8 @@ class ChainPeers:
         record = self._records.get(name)
         return admission_refusal(
             certificate_der, pin=record.tls_fingerprint if record else b"",
-            org_cas=self._org_cas.get(record.org, []) if record and record.org else [],
-            chain_cas=list(self._trusted.values()), network_cas=self._network.network_cas)
+            org_cas=self._cas.org_cas(record.org) if record and record.org else [],
+            chain_cas=self._cas.trusted(), network_cas=self._network.network_cas)
 
 
 def _transport_name(name: str) -> bool:

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import signal
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,15 +20,22 @@ from aiohttp.http_exceptions import HttpProcessingError
 from tidechain.contracts import default_registry
 from tidechain.contracts.cert_expiry import KIND_ORG_CA, Certificate, WarningSchedule
 from tidechain.contracts.registry import load_applications
-from tidechain.core.errors import InvariantViolation
+from tidechain.core.errors import ConfigError, InvariantViolation
 from tidechain.core.timefmt import iso_utc
 from tidechain.identity.certs import MS_PER_DAY
-from tidechain.node.config import ConfigError, load_genesis, load_node
+from tidechain.node.api_tls import api_exposure, api_server_context
+from tidechain.node.config import NodeConfig, load_genesis, load_node
 from tidechain.node.mempool import Mempool
 from tidechain.node.node import Node
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.runtime import NodeRuntime
-from tidechain.node.tls import ca_ders, client_context, server_context
+from tidechain.node.tls import (
+    TlsError,
+    add_trust_anchors,
+    ca_ders,
+    client_context,
+    server_context,
+)
 from tidechain.storage.store import Store
 
 log = logging.getLogger("tidechain.node")
@@ -54,6 +62,7 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
                     registry=default_registry(extra))
         _tune_gc()
         runtime = NodeRuntime(node)
+        api_ssl = _api_tls_context(config, runtime)  # a bad certificate stops us here
         if config.peers:
             tls = config.tls_files
             network = PeerNetwork(
@@ -64,13 +73,15 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
             network.on_failure = functools.partial(_stop_on_broken_invariant, runtime)
             runtime.network = network
             await network.start()
+        api_port = port or config.api_port
         runner = web.AppRunner(make_app(runtime), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, config.api_host, port or config.api_port)
+        site = web.TCPSite(runner, config.api_host, api_port, ssl_context=api_ssl)
         await site.start()
-        log.info("node %s of %s at height %d, log size %d; API on http://%s:%d",
+        log.info("node %s of %s at height %d, log size %d; API on %s://%s:%d",
                  config.name, genesis.name, node.chain.height, node.chain.frontier.size,
-                 config.api_host, port or config.api_port)
+                 "https" if api_ssl else "http", config.api_host, api_port)
+        _log_api_exposure(config.api_host, api_port, api_ssl is not None)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop)
@@ -90,6 +101,31 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
                 await runner.cleanup()
             store.close()
     log.info("node %s stopped cleanly", config.name)
+
+
+def _api_tls_context(config: NodeConfig, runtime: NodeRuntime) -> ssl.SSLContext | None:
+    """With `api_tls`: the API's TLS context, its client-certificate trust anchors the
+    organisation CAs on chain, kept current as the chain registers more (`ChainCas`).
+    Only added, never removed: a CA or organisation that left the chain still completes
+    a handshake, and the member check on each request (the caller's standing against
+    the current state) is what refuses its certificates."""
+    if not config.api_tls:
+        return None
+    try:
+        ctx = api_server_context(config.api_cert_path, config.api_key_path)
+    except TlsError as exc:
+        raise ConfigError(f"api_tls: {exc.reason}") from exc
+    runtime.chain_cas.follow(functools.partial(add_trust_anchors, ctx))
+    return ctx
+
+
+def _log_api_exposure(host: str, port: int, tls: bool) -> None:
+    """Where the API listens and whether that is loopback only; a WARNING when other
+    machines reach it over plain HTTP."""
+    exposure = api_exposure(host, port, tls)
+    log.info("%s", exposure.info)
+    if exposure.warning is not None:
+        log.warning("%s", exposure.warning)
 
 
 def _stop_on_broken_invariant(runtime: NodeRuntime, exc: BaseException) -> None:

@@ -105,10 +105,11 @@ def make_network_ca(
 
 def issue_node_certificate(
     ca: PemPair, node_name: str, now_ms: int, validity_days: int = NODE_VALIDITY_DAYS,
-    *, ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+    *, ip_addresses: tuple[str, ...] = ("127.0.0.1",), dns_names: tuple[str, ...] = (),
 ) -> PemPair:
     """A certificate for `node_name` signed by `ca`: CN and DNS SAN = the node name,
-    IP SANs = `ip_addresses`; usable as TLS server and client. Returns (cert, key) PEM."""
+    IP SANs = `ip_addresses`, more DNS SANs = `dns_names` (e.g. the host name clients
+    reach the API at); usable as TLS server and client. Returns (cert, key) PEM."""
     check_node_name(node_name)
     ca_cert = _load_cert(ca[0])
     try:
@@ -123,7 +124,11 @@ def issue_node_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     not_before, not_after = _validity(now_ms, validity_days)
     sans: list[x509.GeneralName] = [x509.DNSName(node_name)]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    try:
+        sans += [x509.DNSName(name) for name in dns_names if name != node_name]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    except ValueError as exc:
+        raise TlsError(f"not a DNS name or IP address for a certificate: {exc}") from exc
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([

@@ -10,7 +10,14 @@ from typing import Any
 
 from tidechain.cli import EXIT_OK
 from tidechain.cli.base import Output, add, group, network_dir, org_options
-from tidechain.client.files import SEED_BYTES, TRUST_FILE, OrgDir, load_genesis, write_key
+from tidechain.client.files import (
+    ORGS_DIR,
+    SEED_BYTES,
+    TRUST_FILE,
+    OrgDir,
+    load_genesis,
+    write_key,
+)
 from tidechain.core.errors import ConfigError
 from tidechain.node.config import DEFAULT_API_PORT, PEER_PORT_OFFSET, load_node, parse_bootstrap
 from tidechain.ops.network import init_network, join_node
@@ -20,8 +27,9 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     directory = Path(args.dir)
     nodes = init_network(directory, args.name, validators=args.validators, base_port=args.port,
                          org=args.org, legal_name=args.legal_name, uscc=args.uscc,
-                         standby=args.standby)
+                         standby=args.standby, api_tls=args.api_tls)
     genesis = load_genesis(directory)
+    api_ca = directory / ORGS_DIR / args.org / "ca.pem"
     data = {
         "network": genesis.name,
         "chain_id": genesis.chain_id.hex(),
@@ -31,6 +39,8 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         "client_key": str(directory / "client.key"),
         "admin_key": str(directory / "admin.key"),
         "org": args.org,
+        "api_tls": args.api_tls,
+        "api_ca": str(api_ca),
         "nodes": [{"name": n.name, "directory": str(n.directory), "api": n.api_url}
                   for n in nodes],
     }
@@ -42,6 +52,8 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         f"  client key  {directory / 'client.key'}  (depositor of {args.org})",
         f"  admin key   {directory / 'admin.key'}  (admin of {args.org}: tide member enrol)",
         *(f"  {n.name}       {n.directory}  API {n.api_url}" for n in nodes),
+        *([f"  API CA      {api_ca}  (verifies the nodes' HTTPS certificates)"]
+          if args.api_tls else []),
         f"next: tide node start {nodes[0].directory}",
     ]
     out.result(data, lines)
@@ -132,6 +144,10 @@ def register(commands: Any) -> None:
                         "validators (add_validator)")
     p.add_argument("--port", type=int, default=DEFAULT_API_PORT, metavar="P",
                    help="API port of node0 (node i gets P + i)")
+    p.add_argument("--api-tls", action="store_true",
+                   help="serve each node's API over HTTPS (api_tls = true), with a "
+                        "certificate from the founding organisation's CA; members may "
+                        "then present their member certificate (mutual TLS)")
     org_options(p, required=False)
 
     node = group(commands, "node", "run a node")

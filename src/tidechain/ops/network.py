@@ -54,13 +54,18 @@ from tidechain.node.tls import (
 def init_network(
     directory: Path, name: str, *, validators: int = 1, base_port: int = DEFAULT_API_PORT,
     host: str = "127.0.0.1", org: str = DEFAULT_ORG, legal_name: str = DEFAULT_LEGAL_NAME,
-    uscc: str = DEFAULT_USCC, standby: int = 0,
+    uscc: str = DEFAULT_USCC, standby: int = 0, api_tls: bool = False,
 ) -> list[NodeConfig]:
     """Create a new network: keys, genesis, trust file, node configs, and one founding
     organisation whose CA enrols client.key as a depositor and admin.key as an admin.
     `standby` more nodes get a directory, a key, TLS and a place in every node's peer
     list, but not in the genesis: each follows the chain until governance adds it as a
-    validator (`tide gov propose add_validator`, ADR 0011), with no file edited then."""
+    validator (`tide gov propose add_validator`, ADR 0011), with no file edited then.
+
+    Every node gets an API certificate from the founding organisation's CA
+    (`api-tls/`); `api_tls` turns HTTPS on in each node.toml and puts `https://` API
+    addresses and the CA that verifies them (`api_ca`) in network.toml. Without it the
+    API stays plain HTTP, and setting `api_tls = true` in a node.toml later is enough."""
     total = validators + standby
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a network")
@@ -93,7 +98,7 @@ def init_network(
         node_dir.mkdir()
         node = NodeConfig(node_dir, me.name, f"{name}/{me.name}", host, base_port + i,
                           peer_host=host, peer_port=me.port,
-                          peers=tuple(a for a in addresses if a != me))
+                          peers=tuple(a for a in addresses if a != me), api_tls=api_tls)
         write_node_tls(node.tls_files.cert.parent, ca[0],
                        issue_node_certificate(ca, me.name, now_ms, ip_addresses=(host,)))
         signer = write_key(node.key_path, node.key_name, os.urandom(SEED_BYTES))
@@ -104,18 +109,48 @@ def init_network(
     genesis_ms = int(time.time() * 1000)
     client = write_key(directory / "client.key", f"{name}/client", os.urandom(SEED_BYTES))
     admin = write_key(directory / "admin.key", f"{name}/admin", os.urandom(SEED_BYTES))
-    founder = _founding_org(directory / ORGS_DIR / org, org, legal_name, uscc, genesis_ms,
+    org_dir = OrgDir(directory / ORGS_DIR / org)
+    founder = _founding_org(org_dir.directory, org, legal_name, uscc, genesis_ms,
                             [("client", client.key, (Role.DEPOSITOR,)),
                              ("admin", admin.key, (Role.ADMIN,))])
+    for node in nodes:
+        write_api_tls(node, org_dir, genesis_ms)
     genesis = Genesis(name, genesis_ms, tuple(gen_validators), (founder,))
     (directory / "genesis.cbor").write_bytes(genesis.encode())
     (directory / TRUST_FILE).write_text(trust_file_text(genesis))
+    api_ca = org_dir.cert_path.relative_to(directory).as_posix()
     (directory / "network.toml").write_text(
         f'name = "{name}"\nchain_id = "{genesis.chain_id.hex()}"\norigin = "{genesis.origin}"\n'
+        # The CA a client verifies the nodes' API certificates with, beside the switch.
+        + (f'api_tls = true\napi_ca = "{api_ca}"\n' if api_tls else "")
         + "".join(f'\n[[nodes]]\nname = "{n.name}"\napi = "{n.api_url}"\n'
                   f'peer = "{n.peer_host}:{n.peer_port}"\n' for n in nodes)
     )
     return nodes
+
+
+def write_api_tls(node: NodeConfig, org: OrgDir, now_ms: int) -> None:
+    """The node's API certificate (`api_cert`, `api_key`, and `api-tls/ca.pem`) from
+    the organisation's CA: ECDSA P-256 signed by the CA's Ed25519 key, for the node's
+    name and the host its API is reached at (IP or DNS subjectAltName; with a wildcard
+    host, loopback too)."""
+    host = node.api_host
+    ips: tuple[str, ...] = (host,) if _is_ip(host) else ()
+    if ips and ipaddress.ip_address(host).is_unspecified:  # 0.0.0.0 or ::: not an address
+        ips = ("127.0.0.1", "::1")
+    dns = () if ips else (host,)
+    ca_pem = org.cert_path.read_bytes()
+    try:
+        cert, key = issue_node_certificate((ca_pem, org.key_path.read_bytes()), node.name,
+                                           now_ms, ip_addresses=ips, dns_names=dns)
+    except TlsError as exc:
+        raise ConfigError(f"API certificate from {org.directory}: {exc.reason}") from exc
+    node.api_cert_path.parent.mkdir(parents=True, exist_ok=True)
+    node.api_cert_path.write_bytes(cert)
+    write_private_pem(node.api_key_path, key)
+    node.api_ca_path.parent.mkdir(parents=True, exist_ok=True)
+    node.api_ca_path.write_bytes(ca_pem)
+
 
 def _founding_org(directory: Path, org_id: str, legal_name: str, uscc: str, now_ms: int,
                   initial: list[tuple[str, SigningKey, tuple[Role, ...]]]) -> GenesisOrg:
@@ -154,7 +189,8 @@ def join_node(directory: Path, genesis_bytes: bytes, network_ca_pem: bytes, org:
     without the network CA's key or any other node's files: a consensus key, a TLS
     certificate from the organisation's own CA, node.toml with its own addresses and
     the bootstrap peers; the network's public genesis (and its trust file) beside it,
-    in `directory.parent`. Nothing is written if an argument is bad."""
+    in `directory.parent`; an API certificate from the same CA (`api-tls/`, used once
+    `api_tls = true` is set). Nothing is written if an argument is bad."""
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} exists and is not empty; refusing to overwrite a node")
     try:
@@ -190,6 +226,7 @@ def join_node(directory: Path, genesis_bytes: bytes, network_ca_pem: bytes, org:
     write_node_tls(node.tls_files.cert.parent, network_ca_pem, tls)
     signer = write_key(node.key_path, node.key_name, os.urandom(SEED_BYTES))
     write_node_toml(node)
+    write_api_tls(node, org, now_ms)  # for `api_tls = true`; the CA issued one already
     return JoinedNode(node, org_id, signer.key.public_key, certificate_fingerprint(tls[0]))
 
 

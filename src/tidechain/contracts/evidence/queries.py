@@ -15,6 +15,7 @@ from tidechain.contracts.evidence.contract import (
 from tidechain.core.errors import NotFound
 from tidechain.core.hexcodec import parse_hex
 from tidechain.identity.roles import Role
+from tidechain.ledger.access import Audience
 from tidechain.ledger.application import (
     ChainView,
     Page,
@@ -25,7 +26,14 @@ from tidechain.ledger.application import (
 )
 from tidechain.ledger.runtime import namespaced
 
-READERS = frozenset({Role.DEPOSITOR, Role.ADMIN})
+READERS: frozenset[Role] = frozenset()
+"""No role reads every deposit but the regulator's (ADR 0015): a deposit is the
+depositor's business, read by its depositor (`depositor_audience`)."""
+
+
+def depositor_audience(deposit: Deposit) -> Audience:
+    """A deposit is about its depositor."""
+    return Audience(frozenset({bytes.fromhex(deposit.depositor)}))
 """Who reads deposits: depositors and their organisations' admins (the regulator reads
 everything)."""
 
@@ -108,11 +116,13 @@ def amendments(view: ChainView, params: AmendmentsParams, page: PageRequest) -> 
 QUERIES = {
     "deposit": Query(deposit, "one deposit by its log index, with its amendments",
                      DepositDetail, DepositParams,
-                     roles=READERS),
+                     roles=READERS, audience=depositor_audience),
     "deposits": Query(deposits, "deposits, newest first; of one digest with `digest`",
-                      Deposit, DepositsParams, roles=READERS, paged=True),
+                      Deposit, DepositsParams, roles=READERS, paged=True,
+                      audience=depositor_audience),
     "amendments": Query(amendments, "the deposits that amend deposit `of`, newest first",
-                        Deposit, AmendmentsParams, roles=READERS, paged=True),
+                        Deposit, AmendmentsParams, roles=READERS, paged=True,
+                        audience=depositor_audience),
 }
 
 

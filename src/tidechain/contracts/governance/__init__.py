@@ -79,6 +79,7 @@ APP = Application(
     contracts=(CONTRACT,),
     queries=QUERIES,
     index_rule=index_rule,
+    readers=queries.READERS,
 )
 
 __all__ = [

@@ -10,12 +10,18 @@ the application's queries; `APP` below is its descriptor (ADR 0013).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from tidechain.identity.roles import Role
+from tidechain.ledger.access import Audience
 from tidechain.ledger.application import Application
 from tidechain.ledger.runtime import Contract, MethodSpec
+from tidechain.ledger.types import Event
 
 from . import contract as _m
 from . import queries
+from .content import KEY_BYTES
 from .queries import QUERIES, find
 from .state import (
     NAME,
@@ -90,6 +96,32 @@ CONTRACT = Contract(
     description="E-invoices: issue, claim, reimburse once; correct by red-letter invoices.",
 )
 
+def entry_audience(method: str, args: Mapping[str, Any],
+                   events: Sequence[Event]) -> Audience:
+    """Who an invoice entry is about beyond its sender: every member a sealed envelope
+    in it is sealed to (issuer, buyer, employer, auditors), and the buyer it names.
+    Tolerant of malformed arguments: a refused call's entry is read by its sender."""
+    keys: set[bytes] = set()
+
+    def walk(value: Any, depth: int) -> None:
+        if depth > 4:
+            return
+        if isinstance(value, dict):
+            readers = value.get("readers")
+            if isinstance(readers, list):
+                keys.update(r[0] for r in readers if isinstance(r, list) and len(r) == 2
+                            and isinstance(r[0], bytes) and len(r[0]) == KEY_BYTES)
+            for name in ("holder", "buyer"):
+                if isinstance(value.get(name), bytes) and len(value[name]) == KEY_BYTES:
+                    keys.add(value[name])
+            for inner in value.values():
+                walk(inner, depth + 1)
+
+    walk(dict(args), 0)
+    return Audience(frozenset(keys))
+
+
 APP = Application(name=NAME, summary=CONTRACT.description, contracts=(CONTRACT,),
-                  queries=QUERIES, find=find)
+                  queries=QUERIES, find=find, readers=queries.PARTIES,
+                  entry_audience=entry_audience)
 """The application's descriptor (ADR 0013)."""

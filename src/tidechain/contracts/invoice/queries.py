@@ -12,6 +12,7 @@ from tidechain.core.errors import DecodeError, InvariantViolation, NotFound, Rej
 from tidechain.core.hexcodec import parse_hex, to_json
 from tidechain.identity.roles import Role
 from tidechain.identity.uscc import validate_uscc
+from tidechain.ledger.access import Audience
 from tidechain.ledger.application import (
     ChainView,
     NoParams,
@@ -37,12 +38,13 @@ from .state import (
     tax_id_statistics,
 )
 
-PARTIES = frozenset({Role.INVOICE_ISSUER, Role.TAX_AUTHORITY, Role.ENTERPRISE,
-                     Role.DEPOSITOR})
-"""Who reads invoice records: the roles of the parties (issuer, buyer, employer) and the
-tax authority. The records are sealed; which member can open one is in the envelope."""
-TAX_READERS = frozenset({Role.TAX_AUTHORITY, Role.INVOICE_ISSUER})
-"""Who reads the statistics: the tax authority, and issuers (their own figures)."""
+PARTIES = frozenset({Role.TAX_AUTHORITY})
+"""Who reads every invoice record: the tax authority (and the regulator). The parties
+of an invoice (its issuer, buyer, employer and sealed readers) read theirs
+(`invoice_audience`, ADR 0015). The records are sealed; which member can open one is
+in the envelope."""
+TAX_READERS = frozenset({Role.TAX_AUTHORITY})
+"""Who reads every issuer's statistics: the tax authority; an issuer reads its own."""
 
 Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$",
                                     description="32 bytes as 64 lowercase hex digits")]
@@ -214,15 +216,37 @@ def stats(view: ChainView, params: StatsParams) -> Statistics:
                       height=view.height)
 
 
+def _keys(*hexes: str | None) -> frozenset[bytes]:
+    return frozenset(bytes.fromhex(h) for h in hexes if h)
+
+
+def invoice_audience(invoice: InvoiceSummary) -> Audience:
+    """An invoice is about its issuer, its buyer, the employer it was submitted to or
+    locked by, and (for the sealed record) every member it is sealed to."""
+    parties = _keys(invoice.issuer, invoice.holder, invoice.submitted_to, invoice.locked_by)
+    if isinstance(invoice, Invoice):
+        parties |= _keys(*(reader[0] for reader in invoice.sealed.readers))
+    return Audience(parties)
+
+
+def stats_audience(stats: Statistics) -> Audience:
+    """An issuer key's own counters are its own; a tax id's totals are the tax
+    authority's."""
+    return Audience(_keys(stats.issuer) if stats.issuer is not None else frozenset())
+
+
 QUERIES = {
     "invoice": Query(invoice, "one invoice by its 20-digit number, sealed, with a pending "
-                     "reversal request", Invoice, InvoiceParams, roles=PARTIES),
+                     "reversal request", Invoice, InvoiceParams, roles=PARTIES,
+                     audience=invoice_audience),
     "invoices": Query(invoices, "an issuer's invoices (blue and red), newest first",
-                      InvoiceSummary, InvoicesParams, roles=PARTIES, paged=True),
+                      InvoiceSummary, InvoicesParams, roles=PARTIES, paged=True,
+                      audience=invoice_audience),
     "auditors": Query(auditors, "the audit keys every new invoice is sealed to", Auditors,
                       NoParams, public=True),
     "stats": Query(stats, "a month's counters of an issuer key or of a tax id (fen)",
-                   Statistics, StatsParams, roles=TAX_READERS),
+                   Statistics, StatsParams, roles=TAX_READERS,
+                   audience=stats_audience),
 }
 
 

@@ -42,6 +42,7 @@ from tidechain.contracts.members.contract import (
     org_key,
     orgs,
     parse_fingerprint,
+    reader_roles,
     register_org,
     remove_ca,
     remove_org,
@@ -61,6 +62,7 @@ APP = Application(
     contracts=(CONTRACT,),
     queries=QUERIES,
     find=find,
+    readers=ADMIN_ONLY,
 )
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "orgs",
     "parse_fingerprint",
     "queries",
+    "reader_roles",
     "register_org",
     "remove_ca",
     "remove_org",

@@ -44,8 +44,9 @@ from tidechain.core.crypto import PUBLIC_KEY_BYTES, sha256
 from tidechain.core.errors import ContractError, Rejected, invariant
 from tidechain.core.limits import MAX_VALIDATORS
 from tidechain.identity.certs import Member, OrgCa, parse_org_ca, verify_member_cert_with_ca
-from tidechain.identity.roles import Role
+from tidechain.identity.roles import ROLE_NAMES, Role
 from tidechain.ledger import validators as vset
+from tidechain.ledger.access import Unauthenticated
 from tidechain.ledger.runtime import (
     CallContext,
     Contract,
@@ -185,6 +186,26 @@ def authorize(state: StateReader, caller: bytes, method: str, roles: frozenset[R
     if roles.isdisjoint(standing.roles):
         raise Forbidden(f"caller has roles {_roles_text(standing.roles)}; "
                         f"{_needs(method, roles)}")
+
+
+def reader_roles(state: StateReader, key: bytes, time_ms: int) -> frozenset[Role]:
+    """The roles of `key` as a reader: the same standing checks as a write's (enrolled,
+    certificate valid at `time_ms`, its CA still the organisation's, not revoked);
+    `Unauthenticated` (401) naming what fails otherwise (ADR 0015)."""
+    raw = state.get(_MEMBER_PREFIX + key) if len(key) == PUBLIC_KEY_BYTES else None
+    if raw is None:
+        raise Unauthenticated(f"key {key.hex()[:16]}... is not an enrolled member")
+    standing = _standing(raw)
+    if standing.not_after_ms < time_ms:
+        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... expired at "
+                              f"{standing.not_after_ms} ms")
+    if state.get(standing.ca_state_key) is None:
+        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... was issued by "
+                              f"a CA that organisation {standing.org!r} no longer has")
+    if state.get(standing.revoked_state_key) is not None:
+        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... (serial "
+                              f"{standing.serial}) is revoked")
+    return frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
 
 
 def _needs(method: str, roles: frozenset[Role]) -> str:

@@ -23,6 +23,7 @@ from tidechain.core import cbor
 from tidechain.core.errors import NotFound, invariant
 from tidechain.core.hexcodec import parse_hex
 from tidechain.core.limits import MAX_NAME_BYTES
+from tidechain.ledger.access import Audience
 from tidechain.ledger.application import ChainView, NoParams, Page, PageRequest, Query, in_key_order
 from tidechain.ledger.runtime import namespaced
 
@@ -59,6 +60,11 @@ class Member(msgspec.Struct, frozen=True):
     not_after: int
     enrolled: int | None
     status: str
+
+
+def member_audience(member: Member) -> Audience:
+    """A member reads its own record (its status, its roles) without the admin role."""
+    return Audience(frozenset({bytes.fromhex(member.key)}))
 
 
 class OrgParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -133,9 +139,10 @@ QUERIES = {
     "org": Query(organisation, "one organisation with its active CAs", Organisation,
                  OrgParams, roles=READERS),
     "members": Query(members, "the members of organisation `org`, by key, with their "
-                     "status at the head", Member, OrgParams, roles=READERS, paged=True),
+                     "status at the head", Member, OrgParams, roles=READERS, paged=True,
+                     audience=member_audience),
     "member": Query(member, "one member by its Ed25519 key, with its status at the head",
-                    Member, MemberParams, roles=READERS),
+                    Member, MemberParams, roles=READERS, audience=member_audience),
 }
 
 
