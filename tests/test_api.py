@@ -2,9 +2,11 @@
 
 One node per module (`node` fixture): created with `tide init`, started with
 `tide node start` as a subprocess on a free loopback port, in a temporary directory.
-Bad input of every kind must get a 4xx JSON `{error, reason}`, never a 5xx. The SDK's
-mapping of HTTP errors onto typed rejections is also checked over a fake transport,
-which needs no node.
+Reads are members-only (ADR 0015): `http` and `sdk` sign every request with the
+network's depositor key (client.key), whose deposits these tests make; `anonymous`
+signs nothing. Bad input of every kind must get a 4xx JSON `{error, reason}`, never a
+5xx. The SDK's mapping of HTTP errors onto typed rejections is also checked over a fake
+transport, which needs no node.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.nodes import RunningNode, free_port, running_node
+from tests.nodes import RunningNode, free_port, running_node, tide
 from tidechain.api.openapi import openapi_document
 from tidechain.api.routes import all_routes
 from tidechain.client import Client, NodeUnreachable, deposit_tx, verify_deposit_receipt
-from tidechain.client.files import client_signer
+from tidechain.client.auth import MemberSignatures
+from tidechain.client.files import client_signer, read_key
 from tidechain.client.state_proof import verify_state_bundle
 from tidechain.contracts import default_registry, evidence
 from tidechain.core import cbor
@@ -58,20 +61,40 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
 
 
 @pytest.fixture(scope="module")
-def http(node: RunningNode) -> Iterator[httpx.Client]:
+def depositor(node: RunningNode) -> SigningKey:
+    return client_signer(node.net).key
+
+
+@pytest.fixture(scope="module")
+def http(node: RunningNode, depositor: SigningKey) -> Iterator[httpx.Client]:
+    """Raw HTTP as the depositor: each request signed (RFC 9421) with its key."""
+    with httpx.Client(base_url=node.url, timeout=30,
+                      auth=MemberSignatures(depositor)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def anonymous(node: RunningNode) -> Iterator[httpx.Client]:
+    """Raw HTTP with no credential."""
     with httpx.Client(base_url=node.url, timeout=30) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def sdk(node: RunningNode) -> Iterator[Client]:
-    with Client(node.url, trust=node.trust_text) as client:
+def sdk(node: RunningNode, depositor: SigningKey) -> Iterator[Client]:
+    with Client(node.url, trust=node.trust_text, key=depositor) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def depositor(node: RunningNode) -> SigningKey:
-    return client_signer(node.net).key
+def regulator(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    """A regulator enrolled by the network's admin (`tide member enrol`): it reads
+    every record, state proofs of every application's namespace included."""
+    key_path = tmp_path_factory.mktemp("regulator") / "regulator.key"
+    done = tide("member", "enrol", "--role", "regulator", "--name", "Regulator",
+                "--new-key", str(key_path), "--net", str(node.net), "--node", node.url)
+    assert done.returncode == 0, done.stderr
+    return read_key(key_path).key
 
 
 _nonces = iter(range(1, 10**9))
@@ -180,6 +203,40 @@ def test_submit_and_wait_then_query_everything(http: httpx.Client, sdk: Client,
     assert deposit["amended_by"] == []
     checkpoint = http.get("/v1/checkpoint")
     assert checkpoint.headers["content-type"].startswith("text/plain")
+
+
+def test_a_deposit_is_read_by_its_depositor_only(http: httpx.Client, sdk: Client,
+                                                 anonymous: httpx.Client, depositor: SigningKey,
+                                                 node: RunningNode) -> None:
+    """ADR 0015: evidence is read by its depositor and the regulator. Anonymous reads
+    are 401; another member (the admin) finds the deposit as if it did not exist."""
+    outcome = sdk.submit(make_tx(sdk, depositor), wait=True)
+    index, tx_id = outcome["log_index"], outcome["tx_id"]
+    paths = [f"/v1/tx/{tx_id}", f"/v1/log/entry/{index}", f"/v1/proof/{index}",
+             f"/v1/apps/evidence/deposit?index={index}"]
+    for path in paths:
+        assert http.get(path).status_code == 200, path
+        assert_rejection(anonymous.get(path), 401, "unauthenticated")
+    admin = read_key(node.net / "admin.key").key
+    absent = {f"/v1/tx/{tx_id}": ("/v1/tx/" + "00" * 32, tx_id, "00" * 32),
+              f"/v1/log/entry/{index}": ("/v1/log/entry/999999999", str(index), "999999999"),
+              f"/v1/proof/{index}": ("/v1/proof/999999999", str(index), "999999999")}
+    with httpx.Client(base_url=node.url, timeout=30, auth=MemberSignatures(admin)) as other:
+        for path, (missing_path, ident, missing_ident) in absent.items():
+            hidden = assert_rejection(other.get(path), 404, "not_found")
+            missing = assert_rejection(other.get(missing_path), 404, "not_found")
+            # The same text but for the id asked: nothing tells that one exists.
+            assert hidden["reason"].replace(ident, "ID") == \
+                missing["reason"].replace(missing_ident, "ID"), path
+        hidden_deposit = assert_rejection(other.get(paths[3]), 403, "forbidden")
+        missing_deposit = assert_rejection(
+            other.get("/v1/apps/evidence/deposit", params={"index": 999_999_999}), 403)
+        assert hidden_deposit == missing_deposit
+        assert other.get(f"/v1/block/{outcome['height']}").status_code == 200  # any member
+        listed = other.get("/v1/txs", params={"sender": depositor.public_key.hex()}).json()
+        assert listed["items"] == []
+    mine = http.get("/v1/txs", params={"sender": depositor.public_key.hex()}).json()
+    assert tx_id in [t["tx_id"] for t in mine["items"]]
 
 
 def test_submit_as_json_then_wait(http: httpx.Client, sdk: Client, depositor: SigningKey) -> None:
@@ -326,13 +383,36 @@ def test_a_request_line_too_long_for_http_is_refused_without_a_traceback(
     assert "Traceback" not in node.log()
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/v1/tx/" + "00" * 32, "/v1/block/999999999", "/v1/log/entry/999999999",
-     "/v1/proof/999999999", "/v1/apps/evidence/deposit?index=999999999"],
-)
-def test_missing_objects_are_404(http: httpx.Client, path: str) -> None:
+MISSING = ["/v1/tx/" + "00" * 32, "/v1/block/999999999", "/v1/log/entry/999999999",
+           "/v1/proof/999999999", "/v1/apps/evidence/deposit?index=999999999"]
+
+
+@pytest.mark.parametrize("path", MISSING)
+def test_missing_objects_are_404(node: RunningNode, regulator: SigningKey, path: str) -> None:
+    """The regulator reads every record, so it learns what is missing."""
+    with httpx.Client(base_url=node.url, timeout=30, auth=MemberSignatures(regulator)) as r:
+        assert_rejection(r.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize("path", MISSING[:4])
+def test_missing_entries_and_blocks_are_404_to_any_member(http: httpx.Client,
+                                                          path: str) -> None:
     assert_rejection(http.get(path), 404, "not_found")
+
+
+def test_a_missing_deposit_is_refused_to_a_depositor_like_a_hidden_one(
+        http: httpx.Client) -> None:
+    """A depositor reads its own deposits: one it cannot see, missing or another's,
+    gets the same 403 naming the roles, so no answer tells whether it exists."""
+    body = assert_rejection(http.get(MISSING[4]), 403, "forbidden")
+    assert "regulator" in body["reason"] and "party" in body["reason"]
+
+
+@pytest.mark.parametrize("path", MISSING)
+def test_anonymous_reads_of_records_are_401(anonymous: httpx.Client, path: str) -> None:
+    response = anonymous.get(path)
+    assert_rejection(response, 401, "unauthenticated")
+    assert "Signature" not in response.request.headers
 
 
 def test_unknown_routes_and_methods_are_json_4xx(http: httpx.Client) -> None:
@@ -503,28 +583,36 @@ def test_the_client_refuses_bad_ids_before_sending() -> None:
 
 
 def test_state_values_are_provable_offline(http: httpx.Client, sdk: Client,
-                                           depositor: SigningKey, node: RunningNode) -> None:
+                                           depositor: SigningKey, regulator: SigningKey,
+                                           node: RunningNode) -> None:
+    """A state proof of the evidence namespace is read by the regulator, who reads all
+    of it (ADR 0015); a depositor, who reads only its own deposits, is refused (403)."""
     outcome = sdk.submit(make_tx(sdk, depositor), wait=True)
     index = outcome["log_index"]
     key = namespaced(evidence.NAME, evidence.record_key(index))
-    bundle = http.get(f"/v1/state/proof/{key.hex()}").json()
-    trust = parse_trust(node.trust_text)
-    verified = verify_state_bundle(bundle, trust)
-    assert verified.value is not None and verified.key == key
-    assert evidence.decode_record(verified.value)["index"] == index
-    absent = namespaced(evidence.NAME, evidence.record_key(10**12))
-    missing = verify_state_bundle(http.get(f"/v1/state/proof/{absent.hex()}").json(), trust)
-    assert missing.value is None
-    with pytest.raises(Rejected):  # a changed value no longer matches the proof
-        verify_state_bundle(bundle | {"value": bundle["value"][:-2] + "00"}, trust)
-    with pytest.raises(Rejected):  # claiming absence of a present key fails too
-        verify_state_bundle(bundle | {"value": None}, trust)
-    assert_rejection(http.get("/v1/state/proof/zz"), 400)
+    assert_rejection(http.get(f"/v1/state/proof/{key.hex()}"), 403, "forbidden")
+    with httpx.Client(base_url=node.url, timeout=30,
+                      auth=MemberSignatures(regulator)) as as_regulator:
+        bundle = as_regulator.get(f"/v1/state/proof/{key.hex()}").json()
+        trust = parse_trust(node.trust_text)
+        verified = verify_state_bundle(bundle, trust)
+        assert verified.value is not None and verified.key == key
+        assert evidence.decode_record(verified.value)["index"] == index
+        absent = namespaced(evidence.NAME, evidence.record_key(10**12))
+        missing = verify_state_bundle(
+            as_regulator.get(f"/v1/state/proof/{absent.hex()}").json(), trust)
+        assert missing.value is None
+        with pytest.raises(Rejected):  # a changed value no longer matches the proof
+            verify_state_bundle(bundle | {"value": bundle["value"][:-2] + "00"}, trust)
+        with pytest.raises(Rejected):  # claiming absence of a present key fails too
+            verify_state_bundle(bundle | {"value": None}, trust)
+        assert_rejection(as_regulator.get("/v1/state/proof/zz"), 400)
 
 
 def test_a_full_mempool_answers_busy_with_retry_after(tmp_path: Path) -> None:
     with running_node(tmp_path, "busy-net", "mempool_max_txs = 50\n") as small, \
-            Client(small.url, trust=small.trust_text) as client:
+            Client(small.url, trust=small.trust_text,
+                   key=client_signer(small.net).key) as client:
         key = client_signer(small.net).key
         txs = [make_tx(client, key) for _ in range(200)]
         response = httpx.post(f"{small.url}/v1/tx/batch", headers={"content-type": CBOR},

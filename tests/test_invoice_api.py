@@ -2,7 +2,11 @@
 auditors}), their SDK methods and `tide invoice`, against a real node with members
 enrolled through the CLI; and acceptance 3 of issue 5: a member that is neither a party nor the tax
 authority cannot read an invoice's content through the API, the SDK, the CLI or the
-raw blocks (nor the node's files)."""
+raw blocks (nor the node's files).
+
+Reads are members-only (ADR 0015): each read is signed by the member whose data it is
+(the issuer, the buyer, the employer), by the tax authority, or by the regulator, who
+read every invoice; a member that is no party is refused the record itself (403)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from tests.nodes import RunningNode, running_node, tide
 from tidechain.api.openapi import openapi_document
 from tidechain.api.routes import all_routes
 from tidechain.client import Client, sealing
+from tidechain.client.auth import MemberSignatures
 from tidechain.client import txbuilder as tb
 from tidechain.client.files import read_key
 from tidechain.client.state_proof import verify_state_bundle
@@ -90,7 +95,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issued]:
 
 
 def test_an_invoice_is_readable_with_its_state(issued: Issued) -> None:
-    with Client(issued.node.url) as client:
+    with Client(issued.node.url, key=issued.merchant) as client:  # its issuer
         record = client.invoice(NUMBER)
     assert record["number"] == NUMBER and record["kind"] == "blue"
     assert record["state"] == "issued" and record["total"] == 3180 + 11187
@@ -101,11 +106,13 @@ def test_an_invoice_is_readable_with_its_state(issued: Issued) -> None:
 
 
 def test_statistics_by_tax_id_and_by_key_agree(issued: Issued) -> None:
-    with Client(issued.node.url) as client:
-        period = client.invoice(NUMBER)["period"]
-        by_tax_id = client.invoice_stats(TAX_ID, period)
-        by_key = client.invoice_stats(issued.merchant.public_key, period)
-        other_month = client.invoice_stats(TAX_ID, "2001-01")
+    # A tax id's totals are the tax authority's; an issuer reads its own counters.
+    with (Client(issued.node.url, key=issued.tax) as tax,
+          Client(issued.node.url, key=issued.merchant) as merchant):
+        period = tax.invoice(NUMBER)["period"]
+        by_tax_id = tax.invoice_stats(TAX_ID, period)
+        by_key = merchant.invoice_stats(issued.merchant.public_key, period)
+        other_month = tax.invoice_stats(TAX_ID, "2001-01")
     assert (by_tax_id["tax_id"], by_tax_id["issuer"], by_tax_id["issuer_count"]) == (
         TAX_ID, None, 1)
     assert (by_key["tax_id"], by_key["issuer"]) == (TAX_ID, issued.merchant.public_key.hex())
@@ -116,7 +123,7 @@ def test_statistics_by_tax_id_and_by_key_agree(issued: Issued) -> None:
 
 
 def test_unknown_invoices_and_issuers_are_not_found(issued: Issued) -> None:
-    with Client(issued.node.url) as client:
+    with Client(issued.node.url, key=issued.tax) as client:  # reads every invoice
         with pytest.raises(NotFound):
             client.invoice("04400000000000000099")
         with pytest.raises(NotFound):
@@ -135,7 +142,9 @@ def test_unknown_invoices_and_issuers_are_not_found(issued: Issued) -> None:
     "/v1/apps/invoice/invoices?issuer=" + "00" * 32 + "&cursor=x",
 ])
 def test_malformed_queries_are_bad_requests(issued: Issued, path: str) -> None:
-    answer = httpx.get(issued.node.url + path, timeout=5)
+    # Signed by the tax authority, which may read each of them: the refusal is the
+    # request's, not the reader's.
+    answer = httpx.get(issued.node.url + path, timeout=5, auth=MemberSignatures(issued.tax))
     assert answer.status_code == 400, answer.text
     assert set(answer.json()) == {"error", "reason"}
 
@@ -144,13 +153,17 @@ def test_the_routes_are_in_the_openapi_document() -> None:
     paths = openapi_document(all_routes(default_registry()))["paths"]
     assert {f"/v1/apps/invoice/{q}" for q in ("invoice", "invoices", "stats", "auditors")} <= set(
         paths)
-    assert paths["/v1/apps/invoice/auditors"]["get"]["x-tidechain-public"] is True
-    assert paths["/v1/apps/invoice/invoice"]["get"]["x-tidechain-public"] is False
+    # OpenAPI's `security`: `{}` among the alternatives is "no credential needed".
+    assert {} in paths["/v1/apps/invoice/auditors"]["get"]["security"]
+    assert {} not in paths["/v1/apps/invoice/invoice"]["get"]["security"]
 
 
 def test_an_issuers_invoices_page_newest_first_each_once(issued: Issued) -> None:
     numbers = [f"044000000000000002{n:02d}" for n in range(5)]
-    with Client(issued.node.url) as client:
+    # The issuer pages its own invoices; search looks into every invoice, so it is
+    # the tax authority's.
+    with (Client(issued.node.url, key=issued.merchant) as client,
+          Client(issued.node.url, key=issued.tax) as tax):
         _send(client, issued.merchant, "issue_batch", tb.issue_batch_args(
             [tb.invoice_args(n, {"key": issued.buyer.public_key}, [LINE]) for n in numbers],
             issued.merchant.public_key, auditors=client.invoice_auditors()))
@@ -165,7 +178,7 @@ def test_an_issuers_invoices_page_newest_first_each_once(issued: Issued) -> None
         assert "sealed" not in first["items"][0]  # lists carry the public fields only
         assert client.query("invoice", "invoices", issuer="00" * 32) == {"items": [],
                                                                           "next": None}
-        found = client._get_json("/v1/search", {"q": numbers[0]})["found"]
+        found = tax._get_json("/v1/search", {"q": numbers[0]})["found"]
     assert everything[:5] == numbers[::-1]  # newest first: the batch, last number first
     assert len(everything) == len(set(everything)) and NUMBER in everything
     assert {"kind": "invoice", "id": numbers[0], "app": "invoice",
@@ -187,14 +200,30 @@ def _readers(issued: Issued) -> dict[str, SigningKey]:
             "regulator": issued.regulator}
 
 
+def _assert_forbidden(client: Client) -> None:
+    """The record itself is refused to a member that is no party: 403 naming the roles."""
+    with pytest.raises(Rejected) as refused:
+        client.invoice(NUMBER)
+    assert (refused.value.http_status, refused.value.code) == (403, "forbidden")
+    assert "tax_authority" in refused.value.reason
+
+
 def test_sdk_opens_the_content_for_its_readers_only(issued: Issued) -> None:
-    with Client(issued.node.url) as client:
-        for name in ("tax", "merchant", "buyer"):
-            content = client.invoice_content(NUMBER, key=_readers(issued)[name])
-            assert content["remark"] == REMARK and content["lines"][1]["name"] == LINE_NAME
-        for name in ("employer", "outsider", "regulator"):  # not submitted to yet
+    url = issued.node.url
+    for name in ("tax", "merchant", "buyer"):  # each reads the record with its own key
+        key = _readers(issued)[name]
+        with Client(url, key=key) as client:
+            content = client.invoice_content(NUMBER, key=key)
+        assert content["remark"] == REMARK and content["lines"][1]["name"] == LINE_NAME
+    for name in ("employer", "outsider"):  # no party (not submitted to yet): no record
+        with Client(url, key=_readers(issued)[name]) as client:
+            _assert_forbidden(client)
+    # The regulator reads every record, yet opens none; nor would the record, read by
+    # the regulator, open for the others.
+    with Client(url, key=issued.regulator) as regulator:
+        for name in ("employer", "outsider", "regulator"):
             with pytest.raises(sealing.NotAReader):
-                client.invoice_content(NUMBER, key=_readers(issued)[name])
+                regulator.invoice_content(NUMBER, key=_readers(issued)[name])
 
 
 def test_cli_shows_content_to_a_reader_and_refuses_an_outsider(issued: Issued) -> None:
@@ -202,21 +231,29 @@ def test_cli_shows_content_to_a_reader_and_refuses_an_outsider(issued: Issued) -
     shown = tide("invoice", "show", NUMBER, "--key", str(issued.root / "buyer.key"), *where)
     assert shown.returncode == 0, shown.stderr
     assert REMARK in shown.stdout and LINE_NAME in shown.stdout
-    public = tide("invoice", "show", NUMBER, *where)
-    assert public.returncode == 0 and "sealed" in public.stdout and REMARK not in public.stdout
-    for name in ("outsider", "regulator"):
-        refused = tide("invoice", "show", NUMBER, "--key", str(issued.root / f"{name}.key"),
-                       *where)
-        assert refused.returncode == 2 and "not_reader" in refused.stderr
-        assert REMARK not in refused.stdout + refused.stderr
+    # The regulator reads the record (sealed) but opens nothing, with or without its key.
+    regulator = str(issued.root / "regulator.key")
+    sealed = tide("invoice", "show", NUMBER, "--as", regulator, *where)
+    assert sealed.returncode == 0, sealed.stderr
+    assert "sealed" in sealed.stdout and REMARK not in sealed.stdout
+    refused = tide("invoice", "show", NUMBER, "--key", regulator, *where)
+    assert refused.returncode == 2 and "not_reader" in refused.stderr
+    assert REMARK not in refused.stdout + refused.stderr
+    # An outsider is no party: it is refused the record itself.
+    refused = tide("invoice", "show", NUMBER, "--key", str(issued.root / "outsider.key"),
+                   *where)
+    assert refused.returncode == 2 and "forbidden" in refused.stderr
+    assert REMARK not in refused.stdout + refused.stderr
 
 
 def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> None:
     markers = (REMARK.encode(), LINE_NAME.encode(), b"marker-")
-    with Client(issued.node.url) as client:
+    # The regulator reads every record, block and entry: what it reads holds no content.
+    with Client(issued.node.url, key=issued.regulator) as client:
         height = int(client.status()["height"])
         answers = [httpx.get(f"{issued.node.url}/v1/apps/invoice/invoice?number={NUMBER}",
-                             timeout=5).text]
+                             timeout=5, auth=MemberSignatures(issued.regulator)).text]
+        assert NUMBER in answers[0]
         for h in range(1, height + 1):
             block = client.block(h)
             answers.append(str(block))
@@ -227,7 +264,7 @@ def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> N
     # The issue's receipt proves the sealed invoice is in the log, offline, and
     # discloses nothing: its entry holds the commitment, not the content.
     trust = parse_trust((issued.node.net / "trust.txt").read_text())
-    with Client(issued.node.url) as client:
+    with Client(issued.node.url, key=issued.regulator) as client:
         tx_id = client.invoice(NUMBER)["tx"]
         index = int(client.tx(tx_id)["log_index"])
         receipt = client.receipt(index)
@@ -245,7 +282,7 @@ def test_no_api_answer_block_or_node_file_holds_the_content(issued: Issued) -> N
 
 
 def client_record_commitment(issued: Issued) -> str:
-    with Client(issued.node.url) as client:
+    with Client(issued.node.url, key=issued.merchant) as client:
         commitment: str = client.invoice(NUMBER)["sealed"]["commitment"]
     return commitment
 
@@ -257,10 +294,12 @@ def test_the_employer_reads_once_the_buyer_submits_to_it(issued: Issued) -> None
                   issued.employer.public_key.hex())):
         done = tide("invoice", *args, *where)
         assert done.returncode == 0, done.stderr
-    with Client(issued.node.url) as client:
+    with Client(issued.node.url, key=issued.employer) as client:
         assert client.invoice_content(NUMBER, key=issued.employer)["remark"] == REMARK
-        with pytest.raises(sealing.NotAReader):
+        with pytest.raises(sealing.NotAReader):  # the record, read by the employer
             client.invoice_content(NUMBER, key=issued.outsider)
+    with Client(issued.node.url, key=issued.outsider) as client:
+        _assert_forbidden(client)
 
 
 UBL = Path(__file__).resolve().parents[1] / ".." / "shared" / "vectors" / "ubl"
@@ -278,10 +317,11 @@ def test_cli_imports_a_ubl_invoice_and_a_credit_note_against_it(issued: Issued) 
     done = tide("invoice", "import", str(credit), red_no, *merchant, "--original",
                 invoice_no, "--reason", "sales_return", "--validate", *where)
     assert done.returncode == 0, done.stderr
-    with Client(issued.node.url) as client:
-        content = client.invoice_content(invoice_no, key=issued.tax)
-        red = client.invoice_content(red_no, key=issued.buyer)
-        assert client.invoice(invoice_no)["reversed"] == red["total"] == 10011
+    with (Client(issued.node.url, key=issued.tax) as tax,
+          Client(issued.node.url, key=issued.buyer) as buyer):
+        content = tax.invoice_content(invoice_no, key=issued.tax)
+        red = buyer.invoice_content(red_no, key=issued.buyer)
+        assert buyer.invoice(invoice_no)["reversed"] == red["total"] == 10011
     assert content["source"]["sha256"] == hashlib.sha256(xml.read_bytes()).digest()
     assert (content["source"]["currency"], content["total"]) == ("EUR", 17787)
     assert red["source"]["format"] == "ubl-2.1-creditnote"
@@ -295,7 +335,9 @@ def test_a_state_proof_shows_the_invoice_state_offline_and_no_content(issued: Is
     """The invoice's existence and state at the head, proved against trust.txt by the
     state proof (header, commit certificate, state-tree path), with its content sealed."""
     key = namespaced(invoice_state.NAME, invoice_state.invoice_key(NUMBER))
-    bundle = httpx.get(f"{issued.node.url}/v1/state/proof/{key.hex()}", timeout=5).json()
+    # The invoice application's state is read by the tax authority (and the regulator).
+    bundle = httpx.get(f"{issued.node.url}/v1/state/proof/{key.hex()}", timeout=5,
+                       auth=MemberSignatures(issued.tax)).json()
     verified = verify_state_bundle(bundle, parse_trust((issued.node.net / "trust.txt")
                                                        .read_text()))
     assert verified.value is not None

@@ -23,12 +23,16 @@ from aiohttp import web
 from tidechain.api import models
 from tidechain.api.access import ACCEPT_SIGNATURE, READER_KEY, Gate
 from tidechain.api.openapi import describe_contracts, openapi_document
-from tidechain.api.ratelimit import RateLimited
+from tidechain.api.ratelimit import RateLimited, ReadLimiter
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, InvariantViolation, Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
-from tidechain.core.limits import MAX_HTTP_BODY_BYTES
+from tidechain.core.limits import (
+    MAX_HTTP_BODY_BYTES,
+    MAX_RATE_LIMITED_CALLERS,
+    READS_PER_S_PER_CALLER,
+)
 from tidechain.ledger.access import Reader, entry_refusal, refusal
 from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import LogEntry, SignedTx
@@ -188,13 +192,15 @@ class _TxRejection(Rejected):
 
 
 class Api:
-    def __init__(self, runtime: NodeRuntime) -> None:
+    def __init__(self, runtime: NodeRuntime, *,
+                 reads_per_s: int = READS_PER_S_PER_CALLER) -> None:
         self.runtime = runtime
         self.node = runtime.node
         self.routes = all_routes(self.node.chain.registry)
         self.document = openapi_document(self.routes)
         self.described = describe_contracts(self.node.chain.registry, self.node.contracts())
-        self.gate = Gate(self.node)
+        self.gate = Gate(self.node, limiter=ReadLimiter(
+            reads_per_s, 2 * reads_per_s, MAX_RATE_LIMITED_CALLERS))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)

@@ -33,6 +33,7 @@ from tidechain.client.files import (
     DEFAULT_USCC,
     TRUST_FILE,
     load_genesis,
+    network_api_ca,
     node_urls,
     read_key,
     resolve_network_dir,
@@ -213,7 +214,8 @@ def client(args: argparse.Namespace, *, need_trust: bool = False,
     certificate = (Path(cert), Path(cert_key)) if cert and cert_key else None
     return Client(node_url(args), trust=trust, chain_id=known_chain_id(args),
                   key=None if certificate else reader_key(args, reads_as),
-                  certificate=certificate, ca=Path(ca) if ca else None)
+                  certificate=certificate,
+                  ca=Path(ca) if ca else network_api_ca(network_dir(args)))
 
 
 def admin_client(args: argparse.Namespace, *, need_trust: bool = False) -> Client:

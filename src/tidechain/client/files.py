@@ -136,6 +136,17 @@ def node_urls(network_dir: Path) -> list[str]:
     return [str(n["api"]) for n in data.get("nodes", [])]
 
 
+def network_api_ca(network_dir: Path) -> Path | None:
+    """The CA of the nodes' HTTPS certificates that network.toml names (`api_ca`,
+    relative to the network directory), or None when the API is plain HTTP."""
+    try:
+        data = tomllib.loads((network_dir / "network.toml").read_text())
+    except (FileNotFoundError, tomllib.TOMLDecodeError):
+        return None
+    ca = data.get("api_ca")
+    return network_dir / str(ca) if ca else None
+
+
 # --- organisation CAs --------------------------------------------------------------------
 
 

@@ -223,6 +223,10 @@ READ_BURST_PER_CALLER = 2 * READS_PER_S_PER_CALLER
 client opening a view that fans out into many reads, or catching up after a reconnect,
 is not refused."""
 
+MAX_API_READS_PER_S = 1_000_000
+"""The highest per-caller rate node.toml may set (`api_reads_per_s`): effectively
+unlimited, for a trusted indexer or a benchmark on loopback."""
+
 MAX_RATE_LIMITED_CALLERS = 10_000
 """Callers whose read budget a node tracks at once (api/ratelimit.py). Anonymous callers
 are keyed by their address, which a client chooses, so the map must be bounded; an

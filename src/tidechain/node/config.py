@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidechain.core.errors import ConfigError
-from tidechain.core.limits import MAX_VALIDATORS, MEMPOOL_MAX_TXS
+from tidechain.core.limits import (
+    MAX_API_READS_PER_S,
+    MAX_VALIDATORS,
+    MEMPOOL_MAX_TXS,
+    READS_PER_S_PER_CALLER,
+)
 from tidechain.core.note import Signer, parse_signer_key
 from tidechain.ledger.types import Genesis
 from tidechain.node.tls import TlsError, TlsFiles, check_node_name
@@ -88,6 +93,9 @@ class NodeConfig:
     """The API's certificate (PEM), relative to the node directory or absolute."""
     api_key: str = DEFAULT_API_KEY
     """Its private key (PEM, mode 0600), relative to the node directory or absolute."""
+    api_reads_per_s: int = READS_PER_S_PER_CALLER
+    """Requests per second each caller may make to the API (a member by its key,
+    anyone else by its address), with bursts of twice that; 429 beyond it."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -185,6 +193,8 @@ def load_node(directory: Path) -> NodeConfig:
             api_tls=_flag(data.get("api_tls", False), "api_tls"),
             api_cert=str(data.get("api_cert", DEFAULT_API_CERT)),
             api_key=str(data.get("api_key", DEFAULT_API_KEY)),
+            api_reads_per_s=bounded_int(data.get("api_reads_per_s", READS_PER_S_PER_CALLER),
+                                        "api_reads_per_s", 1, MAX_API_READS_PER_S),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

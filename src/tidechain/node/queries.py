@@ -178,7 +178,7 @@ class ChainQueries:
                 raise entry_refusal(reader, what)
             if tx_id in self.mempool:  # its id is all it tells, and the caller has that
                 return {"tx_id": tx_id.hex(), "status": "pending"}
-            raise NotFound(f"no transaction {tx_id.hex()}")
+            raise entry_refusal(reader, what)
         log_index, _, entry = found
         self._readable(log_index, entry, reader, what)
         return describe_entry(log_index, entry)

@@ -41,7 +41,7 @@ from tidechain.storage.store import Store
 log = logging.getLogger("tidechain.node")
 
 
-AppFactory = Callable[[NodeRuntime], web.Application]
+AppFactory = Callable[[NodeRuntime, NodeConfig], web.Application]
 """The HTTP application over a node's runtime: the REST API (api/server.py), passed in
 by whoever composes the two (ops/), so that the node never imports the API."""
 
@@ -74,7 +74,7 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
             runtime.network = network
             await network.start()
         api_port = port or config.api_port
-        runner = web.AppRunner(make_app(runtime), access_log=None)
+        runner = web.AppRunner(make_app(runtime, config), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, config.api_host, api_port, ssl_context=api_ssl)
         await site.start()

@@ -66,7 +66,8 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
     from tidechain.api.server import Api  # the node's stack only for this command
     from tidechain.node.serve import run_node
 
-    run_node(node_dir, lambda runtime: Api(runtime).app(), port=args.port)
+    run_node(node_dir, lambda runtime, config: Api(
+        runtime, reads_per_s=config.api_reads_per_s).app(), port=args.port)
     return EXIT_OK
 
 
