@@ -183,7 +183,6 @@ def test_plain_http_to_the_https_port_gets_no_answer(tls_node: TlsNode) -> None:
 
 
 @needs_curl
-@pytest.mark.xfail(reason="needs read access enforcement", strict=False)
 def test_member_only_reads_need_the_member_certificate(tls_node: TlsNode) -> None:
     url = f"{tls_node.url}/v1/apps/members/orgs"
     assert curl(url, "--cacert", tls_node.ca, "--cert", tls_node.admin_cert,
@@ -380,3 +379,29 @@ def test_followers_get_every_ca_once_and_never_lose_one() -> None:
     cas.refresh()
     assert len(first) == 2 and cas.org_cas("acme") == [b"ca-2"] and cas.org_cas("delta") == []
     assert sorted(cas.trusted()) == [b"ca-1", b"ca-2", b"ca-3"]
+
+
+def test_the_sdk_reads_over_mutual_tls_and_by_signature(tls_node: TlsNode) -> None:
+    """Both credential kinds from the SDK, against the HTTPS node: the member
+    certificate (mutual TLS) and a signed request over plain server TLS."""
+    from tidechain.client import Client
+    from tidechain.core.errors import Rejected
+
+    admin = read_key(tls_node.net / "admin.key").key
+    with Client(tls_node.url, certificate=(tls_node.admin_cert, tls_node.admin_pem_key),
+                ca=tls_node.ca) as sdk:
+        assert sdk.query("members", "orgs")["items"][0]["org"] == DEFAULT_ORG
+    with Client(tls_node.url, key=admin, ca=tls_node.ca) as sdk:
+        assert sdk.query("members", "orgs")["items"][0]["org"] == DEFAULT_ORG
+    with Client(tls_node.url, ca=tls_node.ca) as sdk, pytest.raises(Rejected) as refused:
+        sdk.query("members", "orgs")
+    assert refused.value.http_status == 401
+
+
+def test_the_cli_reads_over_mutual_tls(tls_node: TlsNode) -> None:
+    """`tide --cert --cert-key` presents the member certificate; network.toml names the
+    CA of the node's HTTPS certificate, so no --cacert is needed."""
+    done = tide("member", "list", "--net", str(tls_node.net), "--cert",
+                str(tls_node.admin_cert), "--cert-key", str(tls_node.admin_pem_key), "--json")
+    assert done.returncode == 0, done.stderr
+    assert DEFAULT_ORG in done.stdout

@@ -14,10 +14,11 @@ import pytest
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, ca_seed, key, org_ca
 from tests.nodes import RunningNode, running_node, tide
 from tidechain.client import Client
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import read_key
 from tidechain.contracts import default_registry, governance, members
 from tidechain.core.crypto import SigningKey
-from tidechain.core.errors import DecodeError, NotFound
+from tidechain.core.errors import DecodeError, NotFound, Rejected
 from tidechain.identity import Role, issue_member_cert, org_code_check_char, uscc_check_char
 from tidechain.ledger.application import HeadView, NoParams, Page, PageRequest
 from tidechain.ledger.chain import Chain, genesis_state
@@ -199,21 +200,48 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
         yield running
 
 
+def _admin(node: RunningNode) -> SigningKey:
+    """The network's admin (admin.key): it reads membership and governance (ADR 0015)."""
+    return read_key(node.net / "admin.key").key
+
+
+def _client(node: RunningNode) -> SigningKey:
+    """The network's depositor (client.key): a member without those roles."""
+    return read_key(node.net / "client.key").key
+
+
+def _fetch(node: RunningNode, path: str, as_key: SigningKey | None,
+           **params: Any) -> httpx.Response:
+    """GET `path`, signed by `as_key` (RFC 9421), or anonymous with None."""
+    auth = None if as_key is None else MemberSignatures(as_key)
+    # No `params` at all when there are none: httpx would replace the path's query.
+    return httpx.get(node.url + path, params=params or None, timeout=10, auth=auth)
+
+
 def _get(node: RunningNode, path: str, **params: Any) -> Any:
-    answer = httpx.get(node.url + path, params=params, timeout=10)
+    """GET `path` as the admin, expecting 200."""
+    answer = _fetch(node, path, _admin(node), **params)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
+def _refused(answer: httpx.Response, status: int, error: str) -> str:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["error"] == error, body
+    reason: str = body["reason"]
+    return reason
+
+
 def test_the_members_queries_over_http(node: RunningNode) -> None:
-    admin: SigningKey = read_key(node.net / "admin.key").key
+    admin = _admin(node)
     orgs = _get(node, "/v1/apps/members/orgs")
     assert [o["org"] for o in orgs["items"]] == ["acme"] and orgs["next"] is None
     org = _get(node, "/v1/apps/members/org", org="acme")
     assert org["org"] == "acme" and len(org["cas"]) == 1
     listed = _get(node, "/v1/apps/members/members", org="acme", limit=1)
     assert len(listed["items"]) <= 1 and listed["next"] is not None
-    with Client(node.url) as sdk:
+    with Client(node.url, key=admin) as sdk:
         every = list(sdk.walk("members", "members", org="acme", limit=1))
         assert admin.public_key.hex() in {m["key"] for m in every}
         assert len({m["key"] for m in every}) == len(every) == 2  # admin, client
@@ -232,9 +260,32 @@ def test_the_members_queries_over_http(node: RunningNode) -> None:
                          ("/v1/apps/members/members?org=nobody", 404),
                          ("/v1/apps/members/org?org=nobody", 404),
                          ("/v1/apps/members/orgs?limit=0", 400)):
-        answer = httpx.get(node.url + path, timeout=10)
+        answer = _fetch(node, path, admin)
         assert answer.status_code == status, (path, answer.text)
         assert set(answer.json()) == {"error", "reason"}
+
+
+def test_a_member_reads_its_own_record_and_no_other(node: RunningNode) -> None:
+    """ADR 0015: members are read by admins and the regulator; a member reads its own
+    record (and, in a list, only itself); anyone else is refused."""
+    admin, client = _admin(node), _client(node)
+    with Client(node.url, key=client) as sdk:
+        own = sdk.member(client.public_key)
+        assert own["roles"] == ["depositor"] and own["status"] == "active"
+        with pytest.raises(Rejected) as hidden:
+            sdk.member(admin.public_key)
+        with pytest.raises(Rejected) as missing:
+            sdk.member(bytes(32))
+        assert hidden.value.http_status == missing.value.http_status == 403
+        assert hidden.value.reason == missing.value.reason  # a hidden one is as a missing one
+        assert "admin, regulator" in hidden.value.reason
+        listed = list(sdk.walk("members", "members", org="acme"))
+        assert [m["key"] for m in listed] == [client.public_key.hex()]
+    reason = _refused(_fetch(node, "/v1/apps/members/orgs", client), 403, "forbidden")
+    assert "admin, regulator" in reason and "depositor" in reason
+    for path in ("/v1/apps/members/orgs", "/v1/apps/members/org?org=acme",
+                 f"/v1/apps/members/member?key={admin.public_key.hex()}"):
+        _refused(_fetch(node, path, None), 401, "unauthenticated")
 
 
 def test_the_governance_queries_over_http(node: RunningNode) -> None:
@@ -253,7 +304,12 @@ def test_the_governance_queries_over_http(node: RunningNode) -> None:
     assert one["tally"] == {"approvals": 0, "rejections": 0, "orgs": 1}
     settings = _get(node, "/v1/apps/gov/settings")
     assert settings["threshold"] == [2, 3] and settings["orgs"] == ["acme"]
-    with Client(node.url) as sdk:
+    for path in ("/v1/apps/gov/proposals", "/v1/apps/gov/settings",
+                 f"/v1/apps/gov/proposal?id={ids[0]}"):
+        _refused(_fetch(node, path, None), 401, "unauthenticated")
+        reason = _refused(_fetch(node, path, _client(node)), 403, "forbidden")
+        assert "admin, regulator" in reason
+    with Client(node.url, key=_admin(node)) as sdk:
         listed = sdk.gov_list()
         assert [p["id"] for p in listed["proposals"]] == ids and listed["truncated"] is False
         assert listed["voting_period_ms"] == settings["voting_period_ms"]
@@ -262,7 +318,7 @@ def test_the_governance_queries_over_http(node: RunningNode) -> None:
             sdk.gov_get(424242)
         with pytest.raises(DecodeError):
             sdk.gov_get(-1)
-    assert httpx.get(f"{node.url}/v1/apps/gov/proposal?id=x", timeout=10).status_code == 400
+    assert _fetch(node, "/v1/apps/gov/proposal", _admin(node), id="x").status_code == 400
 
 
 def readers_table() -> str:

@@ -1,5 +1,6 @@
 """The e-invoice demo (`python -m tidechain.invoice_demo`, scripts/invoice-demo) runs
-end to end and shows each step of acceptance 1 of the e-invoice issue."""
+end to end and shows each step of acceptance 1 of the e-invoice issue, each actor
+reading with its own member key."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ def test_the_invoice_demo_runs_every_step(tmp_path: Path) -> None:
         "tax: committed at log index 6 (auditors_set)",
         "merchant: committed at log index 7 (issued)",
         "tax: reads coffee beans, 1 kg x2; espresso cups x4; total CNY 447.48",
-        "other: cannot read it (not_reader)",
-        "employer: cannot read it (not_reader)",
+        # Reads are members-only (ADR 0015): no party is refused the record, and its
+        # sealed content would not open with its key anyway.
+        "other: cannot read it (forbidden: no party to it); "
+        "nor would the record open with its key (not_reader)",
+        "employer: cannot read it (forbidden: no party to it); "
+        "nor would the record open with its key (not_reader)",
         "employer: reads coffee beans, 1 kg x2",
         "employer: committed at log index 11 (reimbursed)",
         "employer: refused: not_issued: invoice 04400000000000000001 is reimbursed",

@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                       "--meta", "owner=Huangpu Logistics"], env)
         first = docs / next(iter(DOCUMENTS))
         run_tide(["status"], env)
+        print("\nReads of member data are signed (RFC 9421) by a member key: the depositor "
+              "sees its deposits;")
+        run_tide(["evidence", "lookup", str(first), "--as", str(net / "client.key")], env)
+        print("the organisation's admin is a member too, but deposits are not its to read: "
+              "its list is empty (docs/access.md):")
+        run_tide(["evidence", "lookup", str(first), "--as", str(net / "admin.key")], env,
+                 check=False)
         print("\nThe node is not needed to check a receipt: verify offline with the trust file.")
         run_tide(["verify", str(first), f"{first}.tlog-proof", "--trust",
                   str(net / "trust.txt")], env)
