@@ -15,7 +15,8 @@ and nothing else changed, it is:
 The node is a real `tide node start` process whose node.toml names the application
 (`applications = ["tests.apps.notary"]`); the CLI names it with `--app`. The network
 directory is a real `tide init` one, so the SDK and the CLI use its keys and trust file
-as they would.
+as they would: reads are members-only (ADR 0015), so the SDK signs them with the
+network's depositor key (client.key), which the notary's readers include.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ import pytest
 from aiohttp import web
 
 from tests.apps import notary
-from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tests.helpers import DAY_MS, GENESIS_TIME_MS, founding_org, genesis, key, member_cert, tx
 from tests.nodes import free_port, running_node, tide
 from tidechain.api.server import Api
 from tidechain.client import Client
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import read_key
 from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Start, Tick
 from tidechain.consensus.messages import sign_vote
@@ -46,9 +48,10 @@ from tidechain.contracts import default_registry
 from tidechain.core.errors import DecodeError, NotFound
 from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
 from tidechain.core.note import Signer
+from tidechain.identity import Role
 from tidechain.ledger.application import PageRequest
 from tidechain.ledger.runtime import Registry
-from tidechain.ledger.types import Event, Genesis, SignedTx
+from tidechain.ledger.types import Event, Genesis, GenesisOrg, SignedTx
 from tidechain.node.node import Node
 from tidechain.node.runtime import NodeRuntime
 from tidechain.node.wire import TxGossip, encode_message
@@ -92,7 +95,7 @@ def session_of(net: NotaryNet, client: Client) -> Any:
 @pytest.fixture(scope="module")
 def noted(notary_net: NotaryNet) -> list[dict[str, Any]]:
     """Five notes under two tags, through the SDK's session: their outcomes."""
-    with Client(notary_net.url, trust=notary_net.trust) as client:
+    with Client(notary_net.url, trust=notary_net.trust, key=notary_net.depositor.key) as client:
         session = session_of(notary_net, client)
         outcomes = [session.call("notary", "note", {"text": f"note {i}",
                                                     "tag": "even" if i % 2 == 0 else "odd"})
@@ -105,7 +108,15 @@ def noted(notary_net: NotaryNet) -> list[dict[str, Any]]:
 
 def test_its_queries_answer_over_http(notary_net: NotaryNet,
                                       noted: list[dict[str, Any]]) -> None:
-    with httpx.Client(base_url=notary_net.url, timeout=30) as http:
+    with httpx.Client(base_url=notary_net.url, timeout=30) as anonymous:
+        for path in ("/v1/apps/notary/notes?tag=even",
+                     f"/v1/apps/notary/note?index={noted[0]['log_index']}",
+                     f"/v1/log/entry/{noted[0]['log_index']}", "/v1/search?q=odd"):
+            refused = anonymous.get(path)
+            assert refused.status_code == 401, (path, refused.text)
+            assert refused.json()["error"] == "unauthenticated"
+    with httpx.Client(base_url=notary_net.url, timeout=30,
+                      auth=MemberSignatures(notary_net.depositor.key)) as http:
         evens = http.get("/v1/apps/notary/notes", params={"tag": "even"})
         assert evens.status_code == 200, evens.text
         page = evens.json()
@@ -160,7 +171,7 @@ def test_its_operations_are_in_the_served_document(notary_net: NotaryNet) -> Non
 
 def test_the_sdk_calls_and_queries_it(notary_net: NotaryNet,
                                       noted: list[dict[str, Any]]) -> None:
-    with Client(notary_net.url, trust=notary_net.trust) as client:
+    with Client(notary_net.url, trust=notary_net.trust, key=notary_net.depositor.key) as client:
         session = session_of(notary_net, client)
         outcome = session.call("notary", "note", {"text": "from the sdk", "tag": "sdk"})
         assert outcome.event_types() == ["noted"]
@@ -225,6 +236,23 @@ def test_tide_verify_describes_its_entries_offline(notary_net: NotaryNet,
         f"{index}\n", f"index {int(index.split()[1]) + 1}\n"))
     done = tide(*common, "verify", str(tampered), "--trust", trust, cwd=ROOT)
     assert done.returncode == 1 and "verification FAILED" in done.stderr
+
+
+READER = 11
+"""key(11): a depositor of the test organisation whose certificate outlives the wall
+clock. The API checks a reader's certificate at the time of the read (ADR 0015), and
+the shared test certificates end a year after GENESIS_TIME_MS."""
+
+
+def notary_genesis() -> Genesis:
+    """`genesis(validators=4)` with READER enrolled too: the member that reads the
+    synced node's notes over HTTP."""
+    g = genesis(validators=4, name="notary-sync")
+    reader = member_cert(READER, (Role.DEPOSITOR,),
+                         not_after_ms=GENESIS_TIME_MS + 3000 * DAY_MS)
+    org = founding_org()
+    return Genesis(g.name, g.time_ms, g.validators,
+                   (GenesisOrg(org.ca, (*org.members, reader)),))
 
 
 BLOCKS = STATE_SYNC_MIN_BLOCKS + 4
@@ -362,7 +390,7 @@ def _all_notes(node: Node, tag: str) -> list[dict[str, Any]]:
 
 def test_a_state_synced_node_serves_the_same_notes_by_tag(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    g = genesis(validators=4, name="notary-sync")
+    g = notary_genesis()
     built = tmp_path / "built.sqlite"
     _build_chain(g, built)
     for i in range(3):  # node0..node2 hold the chain; node3 starts empty
@@ -393,7 +421,8 @@ def test_a_state_synced_node_serves_the_same_notes_by_tag(
     restarted = Node(g, store, Signer(g.validators[3].name, key(1003)),
                      registry=notary_registry())
     try:
-        with serving(restarted) as url, Client(url) as client:
+        # READER is a depositor: one of the notary's readers.
+        with serving(restarted) as url, Client(url, key=key(READER)) as client:
             served = list(client.walk("notary", "notes", tag="beta", limit=5))
             assert served == expected["beta"]
             assert client.query("notary", "note", index=served[3]["index"]) == served[3]

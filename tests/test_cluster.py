@@ -193,7 +193,8 @@ def cluster(tmp_path: Path) -> Iterator[ClusterNet]:
 def test_four_validators_survive_kills_and_need_a_quorum(cluster: ClusterNet) -> None:
     trust = parse_trust(cluster.trust_text)
     key = client_signer(cluster.net).key
-    clients = [Client(cluster.url(i)) for i in range(VALIDATORS)]
+    # The depositor signs its reads too (ADR 0015): it reads its own deposits' entries.
+    clients = [Client(cluster.url(i), key=key) for i in range(VALIDATORS)]
     chain_id = clients[0].chain_id()
     counter = iter(range(10**6))
 

@@ -346,7 +346,7 @@ def no_quorum_then_resume(net: ClusterNet, schedule: Schedule, key: SigningKey,
     top_head = max(frozen.values())
     top = top_head[0]
     acks_before, _ = seen.snapshot()
-    with Client(net.url(live[0])) as client:
+    with Client(net.url(live[0]), key=key) as client:  # the depositor reads its own
         digest = hashlib.sha256(b"kill loop: sent without a quorum").digest()
         tx = deposit_tx(key, chain_id, digest, {}, now_ms=int(time.time() * 1000),
                         nonce=os.urandom(16))
@@ -491,7 +491,9 @@ def test_cluster_keeps_every_acknowledged_deposit_under_a_kill_loop(
     print(f"cluster kill loop {schedule.tag()}\n{schedule.describe()}")
     trust = parse_trust(net.trust_text)
     key = client_signer(net.net).key
-    clients = [Client(net.url(i)) for i in range(VALIDATORS)]
+    # Every deposit is signed by NET/client.key, which reads its own entries, receipts
+    # and deposits (ADR 0015): the checks read as that depositor.
+    clients = [Client(net.url(i), key=key) for i in range(VALIDATORS)]
     seen = Observations()
     started = time.monotonic()
     with reported(schedule, net, seen):

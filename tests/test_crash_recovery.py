@@ -41,6 +41,7 @@ import httpx
 import pytest
 
 from tests.nodes import StoppableThreads, free_port
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import client_signer
 from tidechain.core import cbor
 from tidechain.core.checkpoint import Checkpoint, verify_checkpoint
@@ -212,6 +213,13 @@ def network(tmp_path: Path) -> Iterator[Network]:
         yield Network(net_dir, genesis, trust, node)
     finally:
         node.stop()
+
+
+def depositor_client(network: Network) -> httpx.Client:
+    """A client whose requests are signed by the network's depositor (NET/client.key),
+    which signs every deposit here and so reads their entries and receipts (ADR 0015)."""
+    return httpx.Client(base_url=network.node.url, timeout=HTTP_TIMEOUT,
+                        auth=MemberSignatures(client_signer(network.directory).key))
 
 
 # --- deposits --------------------------------------------------------------------------
@@ -507,7 +515,7 @@ def verify_after_crashes(network: Network, seen: Observations) -> None:
     anomalies = list(seen.anomalies)
     assert not anomalies, f"unexpected answers: {anomalies[:10]}"
     assert seen.acked, "no deposit was ever acknowledged"
-    with httpx.Client(base_url=node.url, timeout=HTTP_TIMEOUT) as client:
+    with depositor_client(network) as client:
         # The node keeps accepting work after the last restart.
         new_id, new_index = deposit_once(client, Depositor(network, "after"))
         acked = dict(seen.acked) | {new_id: new_index}
@@ -647,7 +655,7 @@ def test_store_reopens_consistently_after_sigkill_during_big_batch(network: Netw
     depositor = Depositor(network, "batch")
     with reported(schedule, node):
         node.wait_ready()
-        with httpx.Client(base_url=node.url, timeout=HTTP_TIMEOUT) as client:
+        with depositor_client(network) as client:
             window = measure_commit_window(client, node.url, batch_of(depositor))
             note, _ = final_checkpoint(client, trust)
             sent: list[SignedTx] = []

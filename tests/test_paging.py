@@ -13,6 +13,10 @@ operation the document serves without one fails the test by name, so a new list 
 never skipped silently. The commits are a handshake (the walker asks, the committer
 commits and answers once the transactions are in), so what "added during the walk"
 means does not depend on timing.
+
+Reads are members-only (ADR 0015): the lists are walked by a regulator (enrolled by the
+network's admin), who reads every item of every list; each writer waits for its own
+transactions, signing with its own key.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from hypothesis import strategies as st
 from tests.helpers import signed_now
 from tests.nodes import RunningNode, running_node
 from tidechain.client import txbuilder as tb
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import issue_member, org_dirs, read_key
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.limits import MAX_PAGE_SIZE
@@ -66,6 +71,7 @@ class World:
 
     node: RunningNode
     http: httpx.Client
+    """The regulator's: it reads every list whole."""
     chain_id: bytes
     depositor: SigningKey
     admin: SigningKey
@@ -78,20 +84,39 @@ class World:
     tax: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
     issuer: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
     buyer: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
+    writers: dict[bytes, httpx.Client] = field(default_factory=dict)
+    """A client per writing key, its requests signed by that key (closed by `close`)."""
+
+    def as_member(self, key: SigningKey) -> httpx.Client:
+        """HTTP signed by `key` (RFC 9421): a writer reading its own transactions."""
+        if key.public_key not in self.writers:
+            self.writers[key.public_key] = httpx.Client(
+                base_url=self.node.url, timeout=60, auth=MemberSignatures(key))
+        return self.writers[key.public_key]
+
+    def close(self) -> None:
+        for client in self.writers.values():
+            client.close()
 
     def submit(self, txs: list[SignedTx]) -> list[dict[str, Any]]:
-        """Submit `txs` as one batch; each must commit and apply."""
-        answer = self.http.post("/v1/tx/batch", content=cbor2.dumps([t.encode() for t in txs]),
-                                headers={"content-type": CBOR})
+        """Submit `txs` as one batch; each must commit and apply (its sender waits).
+        Submission needs no credential: each transaction is signed."""
+        answer = httpx.post(f"{self.node.url}/v1/tx/batch", timeout=60,
+                            content=cbor2.dumps([t.encode() for t in txs]),
+                            headers={"content-type": CBOR})
         assert answer.status_code == 200, answer.text
         assert all("tx_id" in r for r in answer.json()["results"]), answer.text
         out = []
         for tx in txs:
-            waited = self.http.get(f"/v1/tx/{tx.tx_id.hex()}/wait",
-                                   params={"timeout_ms": 30_000})
+            sender = next(k for k in self._keys() if k.public_key == tx.body.sender)
+            waited = self.as_member(sender).get(f"/v1/tx/{tx.tx_id.hex()}/wait",
+                                                params={"timeout_ms": 30_000})
             assert waited.status_code == 200, waited.text
             out.append(waited.json())
         return out
+
+    def _keys(self) -> list[SigningKey]:
+        return [self.depositor, self.admin, self.tax, self.issuer, self.buyer]
 
     def deposit(self, digest: bytes | None = None) -> SignedTx:
         return signed_now(self.depositor, self.chain_id, "evidence", "deposit",
@@ -237,20 +262,29 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
 
 @pytest.fixture(scope="module")
 def world(node: RunningNode) -> Iterator[World]:
-    with httpx.Client(base_url=node.url, timeout=60) as http:
-        status = http.get("/v1/status").json()
-        orgs = [o.directory.name for o in org_dirs(node.net)]
-        assert len(orgs) == 1, orgs
+    status = httpx.get(f"{node.url}/v1/status", timeout=60).json()
+    orgs = [o.directory.name for o in org_dirs(node.net)]
+    assert len(orgs) == 1, orgs
+    regulator = SigningKey(sha256(b"paging: the regulator"))
+    with httpx.Client(base_url=node.url, timeout=60,
+                      auth=MemberSignatures(regulator)) as http:
         w = World(node, http, bytes.fromhex(status["chain_id"]),
                   read_key(node.net / "client.key").key, read_key(node.net / "admin.key").key,
                   orgs[0], shared_digest=sha256(b"paging: the shared digest"))
-        first = w.submit([w.deposit()])[0]
-        w.amended = first["log_index"]
-        w.start_invoicing()
-        kinds = tuple(sorted({kind for listing in LISTS.values() for kind in listing.adds}))
-        for _ in range(SETUP_ROUNDS):
-            w.round(kinds)
-        yield w
+        try:
+            org = next(o for o in org_dirs(node.net) if o.directory.name == w.org)
+            cert = issue_member(org, "regulator", regulator.public_key, (Role.REGULATOR,),
+                                int(time.time() * 1000))
+            w.submit([signed_now(w.admin, w.chain_id, "members", "enrol", {"cert": cert})])
+            first = w.submit([w.deposit()])[0]
+            w.amended = first["log_index"]
+            w.start_invoicing()
+            kinds = tuple(sorted({kind for listing in LISTS.values() for kind in listing.adds}))
+            for _ in range(SETUP_ROUNDS):
+                w.round(kinds)
+            yield w
+        finally:
+            w.close()
 
 
 @pytest.fixture(scope="module")

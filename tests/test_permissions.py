@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, ca_seed, key, member_cert, org_ca
 from tests.nodes import RunningNode, running_node, tide
-from tidechain.client.files import client_signer, read_key
+from tidechain.client.files import client_signer, load_genesis, read_key
 from tidechain.client.sdk import Client
 from tidechain.client.txbuilder import deposit_tx
 from tidechain.contracts import default_registry, members
@@ -31,6 +31,7 @@ from tidechain.identity import (
     uscc_check_char,
     validate_uscc,
 )
+from tidechain.ledger.access import Unauthenticated
 from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import Forbidden
 from tidechain.ledger.state_tree import EMPTY_ROOT, StateTree
@@ -380,14 +381,29 @@ def test_the_api_answers_403_with_the_missing_role(node: RunningNode) -> None:
             sdk.submit(tx)
         assert refused.value.code == "forbidden" and refused.value.http_status == 403
         client = client_signer(node.net).key
-        assert sdk.member(client.public_key)["roles"] == ["depositor"]
-        assert sdk.member(client.public_key)["status"] == "active"
         described = {c["name"]: c for c in sdk.contracts()}
         deposit = dict(described["evidence"]["methods"][1])
         args = deposit.pop("args")
         assert deposit == {"name": "deposit", "roles": ["depositor"],
                            "summary": "anchor a document digest {digest, meta}"}
         assert set(args["properties"]) == {"digest", "meta"} and args["required"] == ["digest"]
+    # Reads: the admin reads any member; a member reads its own record, and another's
+    # read is a 403 naming the roles that read it (ADR 0015).
+    with Client(node.url, trust=node.trust_text, key=admin) as as_admin:
+        assert as_admin.member(client.public_key)["roles"] == ["depositor"]
+        assert as_admin.member(client.public_key)["status"] == "active"
+    with Client(node.url, trust=node.trust_text, key=client) as as_client:
+        assert as_client.member(client.public_key)["roles"] == ["depositor"]
+        with pytest.raises(Forbidden) as not_theirs:
+            as_client.member(admin.public_key)
+        assert (not_theirs.value.code, not_theirs.value.http_status) == ("forbidden", 403)
+        assert not_theirs.value.reason == (
+            "members.member needs one of the roles admin, regulator or be a party to the "
+            "record; your roles: depositor")
+    with Client(node.url, trust=node.trust_text) as anonymous, \
+            pytest.raises(Unauthenticated) as nobody:
+        anonymous.member(client.public_key)
+    assert nobody.value.http_status == 401
 
 
 def test_the_cli_enrols_lists_and_revokes(node: RunningNode, tmp_path: Path) -> None:
@@ -403,11 +419,23 @@ def test_the_cli_enrols_lists_and_revokes(node: RunningNode, tmp_path: Path) -> 
     assert keys[enrolled["key"]]["status"] == "active" and len(keys) == 3
     revoked = _cli(node, "member", "revoke", "--key", str(dir_key))
     assert revoked["serial"] == enrolled["serial"]
+    # The CLI signs its requests with the revoked key too: a credential that fails is
+    # refused before anything else, with the reason (ADR 0015).
     done = tide("deposit", str(doc), "--key", str(dir_key), "--net", str(node.net),
                 "--node", node.url)
     assert done.returncode == 2
-    assert "error: forbidden: caller's member certificate" in done.stderr
-    assert "is revoked; evidence.deposit needs one of {depositor}" in done.stderr
+    assert "error: unauthenticated: the member certificate of" in done.stderr
+    assert "is revoked" in done.stderr
+    # The transaction itself, submitted without a read credential, is refused by the
+    # permission check that every write passes.
+    carol = read_key(dir_key).key
+    tx = deposit_tx(carol, load_genesis(node.net).chain_id, sha256(b"waybill 1"), {},
+                    now_ms=_now_ms(), nonce=b"perm-api-revoked")
+    response = httpx.post(f"{node.url}/v1/tx", content=tx.encode(),
+                          headers={"content-type": "application/cbor"})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "forbidden"
+    assert "is revoked; evidence.deposit needs one of {depositor}" in response.json()["reason"]
     described = tide("contracts", "describe", "--net", str(node.net), "--node", node.url)
     assert "members.enrol" in described.stdout and "roles: admin" in described.stdout
 

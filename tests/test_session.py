@@ -137,7 +137,9 @@ def test_a_committed_refusal_is_a_contract_error_with_its_code(node: RunningNode
 
 
 def test_without_waiting_the_call_returns_its_tx_id(node: RunningNode) -> None:
-    with Client(node.url) as client:  # no trust file: nothing to verify without a wait
+    # No trust file: nothing to verify without a wait. The depositor's key signs the
+    # reads: waiting on its own transaction is reading its own entry (ADR 0015).
+    with Client(node.url, key=_key(node)) as client:
         session = Session(client, _key(node))
         tx_id = session.call("evidence", "deposit", deposit_args(sha256(b"later")),
                              wait=False)

@@ -26,7 +26,7 @@ from tidechain.api.openapi import describe_contracts, openapi_document
 from tidechain.api.ratelimit import RateLimited, ReadLimiter
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
 from tidechain.core import cbor
-from tidechain.core.errors import Busy, DecodeError, InvariantViolation, Rejected
+from tidechain.core.errors import Busy, DecodeError, InvariantViolation, NotFound, Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
 from tidechain.core.limits import (
     MAX_HTTP_BODY_BYTES,
@@ -286,7 +286,10 @@ class Api:
         what = f"transaction {tx_id.hex()}"
         if reader.anonymous:
             raise entry_refusal(reader, what)
-        outcome = await self.runtime.wait_for(tx_id, params.timeout_ms)
+        try:
+            outcome = await self.runtime.wait_for(tx_id, params.timeout_ms)
+        except NotFound:
+            raise entry_refusal(reader, what) from None  # as a hidden one: nothing leaks
         if outcome.log_index is not None:
             _, entry = self.node.store.entry(outcome.log_index)
             if not self.node.visible(LogEntry.decode(entry), reader):

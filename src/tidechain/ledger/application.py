@@ -256,7 +256,10 @@ class Query:
             raise refusal(reader, what, self.roles, parties=self.audience is not None)
         admits = self.audience
         if self.paged:
-            found: Page[Any] = self.fn(view, params, page)
+            try:
+                found: Page[Any] = self.fn(view, params, page)
+            except NotFound:  # a missing parent (an organisation) reads as nothing of yours
+                return Page([], None)
             return Page([i for i in found.items if admits(i).admits(reader)], found.next)
         try:
             item = self.fn(view, params)

@@ -1,7 +1,8 @@
 """Notary: a test-only application, to show that an application is one folder and one
 registry line (ADR 0013). A member notes a short text under a tag; anyone with a
-reader's role lists the notes of a tag, newest first, or reads one note by its log
-index.
+reader's role (a depositor or an admin, and the regulator: ADR 0015) lists the notes of
+a tag, newest first, or reads one note by its log index, and reads the notes' log
+entries (`Application.readers`); anonymous callers read none of it.
 
 State in the `notary` namespace:
 
@@ -153,6 +154,7 @@ def notes(view: ChainView, params: NotesParams, page: PageRequest) -> Page[Note]
 
 
 READERS = frozenset({Role.DEPOSITOR, Role.ADMIN})
+"""Who reads every note, by query and as log entries (the regulator always does)."""
 
 QUERIES = {
     "note": Query(get_note, "one note by its log index", Note, NoteParams, roles=READERS),
@@ -183,4 +185,5 @@ APP = Application(
     index_rule=index_rule,
     describe_entry=describe_entry,
     find=find,
+    readers=READERS,
 )

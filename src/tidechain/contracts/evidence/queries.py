@@ -34,8 +34,6 @@ depositor's business, read by its depositor (`depositor_audience`)."""
 def depositor_audience(deposit: Deposit) -> Audience:
     """A deposit is about its depositor."""
     return Audience(frozenset({bytes.fromhex(deposit.depositor)}))
-"""Who reads deposits: depositors and their organisations' admins (the regulator reads
-everything)."""
 
 Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$",
                                     description="32 bytes as 64 lowercase hex digits")]
