@@ -330,6 +330,18 @@ class Caller:
     signatures: Signatures | None
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, all cores (/proc/stat):
+    what else ran during a window, and what the hypervisor took."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 @dataclass
 class Window:
     """One scenario's measured window."""
@@ -344,6 +356,8 @@ class Window:
     node_main_thread_cores: float
     node_cores: float
     client_cores: float
+    machine_busy_cores: float
+    steal_cores: float
     signed_inline: int
 
 
@@ -407,11 +421,13 @@ class Load:
         idle_cores = self.idle_cores.get(sc.tls, 0.0)
         statuses: Counter[int] = Counter()
         node_before, client_before = CpuSample.of(pid), time.process_time()
+        busy_before, steal_before = machine_cpu_s()
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(*(self._worker(c, statuses, deadline) for c in group))
         elapsed = time.perf_counter() - started
         node_after, client_after = CpuSample.of(pid), time.process_time()
+        busy_after, steal_after = machine_cpu_s()
         ok = statuses[200]
         # Less what the node spends idle (consensus ticks, ~2% of a core): the rest is
         # the reads'.
@@ -426,6 +442,8 @@ class Load:
             / elapsed,
             node_cores=gross_s / elapsed,
             client_cores=(client_after - client_before) / elapsed,
+            machine_busy_cores=(busy_after - busy_before) / elapsed,
+            steal_cores=(steal_after - steal_before) / elapsed,
             signed_inline=sum(c.signatures.inline for c in group if c.signatures is not None))
         self.rates.setdefault(sc.id, []).append(result.per_s)
         return result
@@ -601,6 +619,8 @@ def summarise(windows: Sequence[Window], args: argparse.Namespace) -> dict[str, 
             "node_main_thread_cores": statistics.median(w.node_main_thread_cores for w in ws),
             "node_cores": statistics.median(w.node_cores for w in ws),
             "client_cores": statistics.median(w.client_cores for w in ws),
+            "machine_busy_cores": statistics.median(w.machine_busy_cores for w in ws),
+            "steal_cores": statistics.median(w.steal_cores for w in ws),
             "per_caller_per_s": statistics.median(rates) / args.callers,
             "statuses": dict(statuses),
             "signed_inline": sum(w.signed_inline for w in ws),
@@ -674,7 +694,7 @@ def format_report(r: dict[str, Any]) -> str:
         "signed before each window",
         "",
         f"{'':<4}{'scenario':<40}{'median/s':>10}{'min-max':>14}{'node us/req':>13}"
-        f"{'node cores':>12}{'client cores':>14}  non-200",
+        f"{'node cores':>12}{'client':>8}{'machine':>9}  non-200",
     ]
     for sc_id, label in r["scenarios"].items():
         x = s[sc_id]
@@ -683,15 +703,17 @@ def format_report(r: dict[str, Any]) -> str:
             f"{sc_id:<4}{label:<40}{x['median_per_s']:>10,.0f}"
             f"{x['min_per_s']:>7,.0f}-{x['max_per_s']:<6,.0f}{x['node_cpu_us_per_req']:>13,.0f}"
             f"{x['node_cores']:>7.2f} ({x['node_main_thread_cores']:.2f})"
-            f"{x['client_cores']:>14.2f}  {other or 'none'}")
+            f"{x['client_cores']:>8.2f}{x['machine_busy_cores']:>9.2f}  {other or 'none'}")
     worst = max(s[sc_id]["per_caller_per_s"] for sc_id in r["scenarios"])
     inline = sum(s[sc_id]["signed_inline"] for sc_id in r["scenarios"])
     book_rate = MAX_REMEMBERED_NONCES / (o["lifetime_s"] + MAX_CLOCK_SKEW_S)
     lines += [
         "(node us/req: the node process's CPU per request, all threads, less its idle "
         f"CPU ({', '.join(f'{k} {v:.3f}' for k, v in r['idle_node_cores'].items())} cores);",
-        " node cores: the node process while loaded, all threads (main thread); client "
-        "cores: this process)",
+        " node cores: the node process while loaded, all threads (main thread); client: "
+        "this process;",
+        f" machine: every process on the {os.cpu_count()} cores, in cores; hypervisor steal "
+        f"{max(s[i]['steal_cores'] for i in r['scenarios']):.2f} cores at most)",
         "",
         "ratios of the medians: " + ", ".join(f"{k} {v:.2f}" for k, v in s["ratios"].items()),
         "extra cost per request (us), from the node's CPU per request / from the rates "

@@ -149,3 +149,19 @@ def running_node(root: Path, name: str, node_toml_extra: str = "") -> Iterator[R
             process.kill()
             process.wait(timeout=15)
     assert "Traceback" not in node.log(), node.log()
+
+
+UNLIMITED_READS_TOML = "api_reads_per_s = 100000\n"
+"""A node.toml line lifting the per-caller read rate (ADR 0015's 200/s): for tests that
+read a whole log back as one member and would otherwise be answered 429."""
+
+
+def lift_read_limit(node_dir: Path) -> None:
+    """Add `UNLIMITED_READS_TOML` to NODE_DIR/node.toml, among its top-level keys (before
+    any `[[peers]]` table, where an appended key would land inside the last one)."""
+    path = node_dir / "node.toml"
+    text = path.read_text()
+    table = text.find("\n[")
+    at = len(text) if table < 0 else table + 1
+    head = text[:at] if text[:at].endswith("\n") or not text[:at] else text[:at] + "\n"
+    path.write_text(head + UNLIMITED_READS_TOML + text[at:])

@@ -219,6 +219,7 @@ def test_a_deposit_is_read_by_its_depositor_only(http: httpx.Client, sdk: Client
         assert_rejection(anonymous.get(path), 401, "unauthenticated")
     admin = read_key(node.net / "admin.key").key
     absent = {f"/v1/tx/{tx_id}": ("/v1/tx/" + "00" * 32, tx_id, "00" * 32),
+              f"/v1/tx/{tx_id}/wait": ("/v1/tx/" + "00" * 32 + "/wait", tx_id, "00" * 32),
               f"/v1/log/entry/{index}": ("/v1/log/entry/999999999", str(index), "999999999"),
               f"/v1/proof/{index}": ("/v1/proof/999999999", str(index), "999999999")}
     with httpx.Client(base_url=node.url, timeout=30, auth=MemberSignatures(admin)) as other:

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nodes import StoppableThreads, free_port
+from tests.nodes import StoppableThreads, free_port, lift_read_limit
 from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import client_signer
 from tidechain.core import cbor
@@ -205,6 +205,9 @@ def network(tmp_path: Path) -> Iterator[Network]:
     port = free_port()
     net_dir = tmp_path / "net"
     [config] = init_network(net_dir, "crash-net", validators=1, base_port=port)
+    # The checks read back every acknowledged entry and receipt as one depositor, faster
+    # than the default per-caller read rate.
+    lift_read_limit(config.directory)
     genesis = Genesis.decode((net_dir / "genesis.cbor").read_bytes())
     trust = parse_trust((net_dir / "trust.txt").read_text())
     node = NodeProcess(config.directory, config.api_url, tmp_path / "node.log")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, ca_seed, key, org_ca
 from tests.nodes import RunningNode, running_node, tide
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import read_key
 from tidechain.client.sdk import Client
 from tidechain.client.txbuilder import call_tx, propose_args
@@ -451,19 +452,36 @@ def _cli(node: RunningNode, *args: str, code: int = 0) -> Any:
 
 
 def test_the_api_serves_proposals_and_dry_runs(node: RunningNode) -> None:
+    """Governance is read, and dry-run, by admins (and the regulator): ADR 0015."""
     assert httpx.get(f"{node.url}/v1/gov/proposals/424242").status_code == 404
-    bad = httpx.post(f"{node.url}/v1/gov/dry-run", content=b"\x00",
-                     headers={"content-type": "application/cbor"})
-    assert bad.status_code == 400
+    admin = read_key(node.net / "admin.key").key
     client = read_key(node.net / "client.key").key
-    with Client(node.url) as sdk:
+
+    def post_garbage(auth: httpx.Auth | None) -> httpx.Response:
+        return httpx.post(f"{node.url}/v1/gov/dry-run", content=b"\x00", auth=auth,
+                          headers={"content-type": "application/cbor"})
+
+    anonymous = post_garbage(None)
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthenticated"
+    bad = post_garbage(MemberSignatures(admin))
+    assert bad.status_code == 400, bad.text
+    with Client(node.url, key=admin) as sdk:
         not_admin = call_tx(client, sdk.chain_id(), "gov", "propose",
                             propose_args("remove_org", {"org": "acme"}),
                             now_ms=int(time.time() * 1000), nonce=b"gov-dry-run-1")
-        with pytest.raises(Forbidden):
+        with pytest.raises(Forbidden) as proposer:  # the proposer may not propose
             sdk.gov_dry_run(not_admin)
+        assert "gov.propose needs one of {admin}" in proposer.value.reason
         listed = sdk.gov_list()
     assert listed["threshold"] == [2, 3] and listed["orgs"] == ["acme"]
+    with Client(node.url, key=client) as as_depositor:
+        with pytest.raises(Forbidden) as caller:  # the caller may not dry-run
+            as_depositor.gov_dry_run(not_admin)
+        assert caller.value.reason.startswith(
+            "What a signed gov.propose would do, without submitting it needs one of the "
+            "roles admin, regulator")
+        with pytest.raises(Forbidden):
+            as_depositor.gov_list()
 
 
 def test_the_cli_proposes_votes_and_lists(node: RunningNode) -> None:
@@ -527,7 +545,9 @@ def test_the_cli_registers_a_new_organisation(node: RunningNode, tmp_path: Path)
     assert _cli(node, "gov", "vote", str(pid), "--approve")["status"] == "passed"
     done = tide("gov", "vote", str(pid), "--approve", "--admin-key", str(tmp_path / "bea.key"),
                 "--net", str(node.net), "--node", node.url)
-    assert done.returncode == 2 and "forbidden" in done.stderr  # not a member yet
+    # Not a member yet: the CLI signs with Bea's key, which the node does not know.
+    assert done.returncode == 2 and "unauthenticated" in done.stderr
+    assert "is not an enrolled member" in done.stderr
     doc = tmp_path / "doc.txt"
     doc.write_text("any transaction makes the next block, which applies the decision\n")
     assert tide("deposit", str(doc), "--net", str(node.net), "--node", node.url).returncode == 0

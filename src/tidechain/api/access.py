@@ -51,7 +51,7 @@ ACCEPT_SIGNATURE = (f'{LABEL}=({_COMPONENTS});created;expires;nonce;keyid;'
                     f'alg="{ALGORITHM}";tag="{TAG}"')
 """RFC 9421 section 5.1: what a 401 asks the client to sign, and how."""
 
-READER_KEY = "tidechain.reader"
+READER_KEY = web.RequestKey("tidechain.reader", Reader)
 """Where the gate leaves the request's `Reader` for the handlers."""
 
 
