@@ -8,6 +8,7 @@ refuses a version the asking node's software does not have."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from tests.test_multinode import Cluster
 from tests.test_validator_set import decide, same_head
 from tidechain.consensus import Start, Tick
 from tidechain.contracts import default_registry, evidence, governance, members
-from tidechain.core.errors import InvariantViolation
+from tidechain.core.errors import InvariantViolation, NotFound
 from tidechain.core.note import Signer
 from tidechain.identity.roles import Role
 from tidechain.ledger.chain import Chain, PreparedBlock
@@ -281,10 +282,23 @@ def halt_recorder(node: Node, halted: list[MissingContractVersion]) -> None:
         setattr(node, name, guarded)
 
 
+SENDERS = (7, ADMIN_KEY)
+"""Who sends this cluster's transactions: key(7) its deposits, the admin the governance
+calls (`decide`). Entries are read by their sender (ADR 0015)."""
+
+
+def entry_as_its_sender(node: Node, index: int) -> dict[str, Any]:
+    """Log entry `index`, read by whichever of `SENDERS` sent it."""
+    for n in SENDERS:
+        with contextlib.suppress(NotFound):
+            return node.entry(index, node.reader(key(n).public_key, node.chain.head_time_ms))
+    raise AssertionError(f"log entry {index} was sent by none of keys {SENDERS}")
+
+
 def committed_by_v2(node: Node, height: int) -> list[bool]:
     block = node.block(height)
     first = block["log_size"] - block["tx_count"]
-    return ["served_by" in str(node.entry(i)["result"])
+    return ["served_by" in str(entry_as_its_sender(node, i)["result"])
             for i in range(first, block["log_size"])]
 
 

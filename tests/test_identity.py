@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tidechain.core.crypto import SigningKey, sha256
@@ -121,8 +121,10 @@ def test_a_parsed_ca_can_be_reused() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(st.frozensets(st.sampled_from(list(Role)), min_size=1),
-       st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=64),
+       st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=64)
+       .filter(lambda name: len(name.encode()) <= 64),
        st.integers(1, 2**159 - 1))
+@example(frozenset({Role.DEPOSITOR}), "深圳市前海某某供应链管理有限公司分公司", 1)  # 19 chars, 57 bytes
 def test_any_roles_name_and_serial_round_trip(roles: frozenset[Role], name: str,
                                               serial: int) -> None:
     ca = _ca()
@@ -507,3 +509,13 @@ def _craft(subject: x509.Name, issuer: x509.Name,
                        extra_critical=extra_critical)
     signer = ed25519.Ed25519PrivateKey.from_private_bytes(CA_SEED)
     return builder.sign(signer, None).public_bytes(serialization.Encoding.DER)
+
+
+def test_a_name_over_64_utf8_bytes_is_refused_typed() -> None:
+    """RFC 5280's bound is 64 characters, the certificate library's 64 UTF-8 bytes: a
+    23-character Chinese company name (69 bytes) is refused with a typed error, not a
+    ValueError from deep inside `cryptography` (found by the property above)."""
+    ca_der = _ca()
+    with pytest.raises(CertRequestError, match="64 bytes in UTF-8"):
+        issue_member_cert(ca_der, CA_SEED, "深圳市前海某某某某供应链管理有限公司分公司第三",
+                          ALICE.public_key, [Role.DEPOSITOR], T0, MEMBER_END, 1)

@@ -25,8 +25,8 @@ from tests.nodes import RunningNode, running_node, tide
 from tidechain.api.openapi import openapi_document
 from tidechain.api.routes import all_routes
 from tidechain.client import Client, sealing
-from tidechain.client.auth import MemberSignatures
 from tidechain.client import txbuilder as tb
+from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import read_key
 from tidechain.client.state_proof import verify_state_bundle
 from tidechain.contracts import default_registry

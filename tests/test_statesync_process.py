@@ -17,6 +17,8 @@ import pytest
 
 from tests.test_cluster import VALIDATORS, ClusterNet, status_of, wait_for
 from tidechain.client import Client
+from tidechain.client.auth import MemberSignatures
+from tidechain.client.files import client_signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 
@@ -62,15 +64,19 @@ def test_an_empty_validator_state_syncs_from_real_peers(tmp_path: Path) -> None:
         assert (synced["height"], synced["state_root"]) == (height, target["state_root"])
         assert "state sync done" in net.log_text(0), net.log_tail(0)
         # What a node that executed every block serves, the synced one serves too.
+        # Read as NET/client.key, the depositor of every built entry (ADR 0015).
         trust = parse_trust(net.trust_text)
-        receipt = Client(net.url(0)).receipt(17)
+        depositor = client_signer(net.net).key
+        with Client(net.url(0), key=depositor) as client:
+            receipt = client.receipt(17)
         assert verify_receipt(receipt, trust).index == 17
         digest = hashlib.sha256(b"catch-up %d" % 1234).hexdigest()  # as build_chain makes
+        signed = MemberSignatures(depositor)
         for path in ("/v1/log/entry/1234", "/v1/block/7",
                      f"/v1/apps/evidence/deposits?digest={digest}"):
-            ours = httpx.get(net.url(0) + path, timeout=10)
-            theirs = httpx.get(net.url(1) + path, timeout=10)
-            assert ours.status_code == theirs.status_code
+            ours = httpx.get(net.url(0) + path, timeout=10, auth=signed)
+            theirs = httpx.get(net.url(1) + path, timeout=10, auth=signed)
+            assert ours.status_code == theirs.status_code == 200, (path, ours.text)
             assert ours.json() == theirs.json()
         print(f"state sync of {DEPOSITS} deposits: {elapsed:.1f} s from process start")
     finally:

@@ -50,10 +50,14 @@ class Network:
         init_network(self.net, "vs", validators=3, base_port=self.port)
         self.joined = root / "delta-net" / "node3"  # the joining organisation's files
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.clients = [Client(self.url(i)) for i in range(NODES)]
         self.nonce = iter(range(10**9))
         self.admins: dict[str, SigningKey] = {"acme": read_key(self.net / "admin.key").key}
         self.depositor = client_signer(self.net).key
+        # Reads are members-only (ADR 0015): the depositor reads its deposits' receipts
+        # (and, as any member, blocks); acme's admin reads the governance records.
+        self.clients = [Client(self.url(i), key=self.depositor) for i in range(NODES)]
+        self.admin_clients = [Client(self.url(i), key=self.admins["acme"])
+                              for i in range(NODES)]
 
     def url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.port + i}"
@@ -117,7 +121,7 @@ class Network:
                                   vote_args(proposal, True), now_ms=_now_ms(),
                                   nonce=self._nonce()), wait=True)
         self.deposit(via)
-        record = client.gov_get(proposal)
+        record = self.admin_clients[via].gov_get(proposal)
         assert record["status"] == "applied", record
         return record
 
@@ -149,7 +153,7 @@ def running_network(root: Path) -> Iterator[Network]:
     finally:
         for i in list(network.processes):
             network.stop(i)
-        for client in network.clients:
+        for client in [*network.clients, *network.admin_clients]:
             client.close()
     bad = [i for i in range(NODES) if "Traceback" in network.log_text(i)]
     assert not bad, "\n".join(f"node{i}:\n{network.log_text(i)[-5000:]}" for i in bad)

@@ -62,9 +62,10 @@ class Gate:
                  limiter: ReadLimiter | None = None, nonces: NonceBook | None = None) -> None:
         self.node = node
         self.clock_s = clock_s
-        self.limiter = limiter or ReadLimiter(READS_PER_S_PER_CALLER, READ_BURST_PER_CALLER,
-                                              MAX_RATE_LIMITED_CALLERS)
-        self.nonces = nonces or NonceBook()
+        # `is not None`, not `or`: an empty limiter or nonce book is falsy (it has a length).
+        self.limiter = limiter if limiter is not None else ReadLimiter(
+            READS_PER_S_PER_CALLER, READ_BURST_PER_CALLER, MAX_RATE_LIMITED_CALLERS)
+        self.nonces = nonces if nonces is not None else NonceBook()
 
     def reader(self, request: web.Request) -> Reader:
         """The caller of `request`, or a typed refusal: 401 for a credential that fails,

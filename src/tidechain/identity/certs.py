@@ -485,6 +485,10 @@ def _require_org_id(org_id: str, error: type[CertError]) -> None:
 def _require_name_text(label: str, text: str, error: type[CertError]) -> None:
     if not 0 < len(text) <= _MAX_NAME_CHARS:
         raise error(f"{label} must be 1-{_MAX_NAME_CHARS} characters, got {len(text)}")
+    if len(text.encode()) > _MAX_NAME_CHARS:
+        # `cryptography` counts the bound in UTF-8 bytes: 22 Chinese characters at most.
+        raise error(f"{label} must be at most {_MAX_NAME_CHARS} bytes in UTF-8, got "
+                    f"{len(text.encode())}")
     if not text.isprintable() or text != text.strip():
         raise error(f"{label} {text!r} has control characters or surrounding blanks")
 
