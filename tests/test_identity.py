@@ -124,7 +124,8 @@ def test_a_parsed_ca_can_be_reused() -> None:
        st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=64)
        .filter(lambda name: len(name.encode()) <= 64),
        st.integers(1, 2**159 - 1))
-@example(frozenset({Role.DEPOSITOR}), "深圳市前海某某供应链管理有限公司分公司", 1)  # 19 chars, 57 bytes
+# A Chinese company name near the bound: 19 characters, 57 bytes of UTF-8.
+@example(frozenset({Role.DEPOSITOR}), "深圳市前海某某供应链管理有限公司分公司", 1)
 def test_any_roles_name_and_serial_round_trip(roles: frozenset[Role], name: str,
                                               serial: int) -> None:
     ca = _ca()
