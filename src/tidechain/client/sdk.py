@@ -148,6 +148,7 @@ def _rejection_from(response: httpx.Response) -> Rejected:
         retry = response.headers.get("Retry-After", "1")
         busy = Busy(reason, retry_after_s=int(retry) if retry.isdigit() else 1)
         busy.code = code
+        busy.http_status = status
         return busy
     if status == 422 and "log_index" in body:
         # Committed, but the contract refused it: say where it landed.
