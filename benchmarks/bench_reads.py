@@ -29,10 +29,12 @@ against the limit and counts any 429.
 Each signed request carries a signature of its own, made with
 `identity.httpsig.sign_headers` (the SDK's code) with a fresh nonce. The signatures
 of a window are made just before it starts (in worker processes, while the nodes
-idle), not inside it, so the client's work per
-request is the same with and without a signature and what differs is the node's (the
-client's cost of signing is measured on its own, in-process, at the end). The node's
-CPU per request (from /proc, all threads) is the figure least exposed to other load.
+idle), not inside it, so the client's work per request is the same with and without a
+signature and what differs is the node's (the client's cost of signing is measured on
+its own, in-process, at the end). The node's CPU per request (from /proc, all threads,
+less its idle CPU) is the figure least exposed to other load; the report also gives
+the machine's busy cores during each window, since other work on a shared machine
+lowers the rates.
 
 Finally, in-process on one core with no HTTP: `verify_request` per second, the nonce
 book, `sign_headers`, the member-certificate checks mutual TLS repeats per request,
@@ -568,6 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tidechain-bench-reads-"))
     networks: dict[bool, Network] = {}
     load_before = load_average()
+    measured = False
     try:
         for tls in (False, True):
             networks[tls] = create_network(workdir, "reads-https" if tls else "reads-http",
@@ -577,6 +580,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             enrol_readers(network, args.callers)
         windows, idle = asyncio.run(measure(networks, args))
         load_after = load_average()
+        measured = True
     except BaseException:
         for network in networks.values():
             log(f"{network.name} log tail:\n{network.node.log_tail()}")
@@ -584,12 +588,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for network in networks.values():
             network.node.stop()
-    log(f"in-process, one core: {args.verify_seconds} s per measurement")
-    pieces = in_process(networks[False], args.verify_seconds, args.lifetime_s)
-    if args.keep_dir:
-        log(f"kept {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not measured and not args.keep_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        log(f"in-process, one core: {args.verify_seconds} s per measurement")
+        pieces = in_process(networks[False], args.verify_seconds, args.lifetime_s)
+    finally:
+        if args.keep_dir:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),

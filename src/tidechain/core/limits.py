@@ -256,12 +256,13 @@ MAX_NONCE_CHARS = 64
 64 admits other clients' UUIDs or hex strings while bounding what the nonce book
 stores per entry."""
 
-MAX_REMEMBERED_NONCES = 100_000
+MAX_REMEMBERED_NONCES = 300_000
 """Nonces a node's replay guard (NonceBook) remembers at once. A nonce is kept until its
 signature expires plus MAX_CLOCK_SKEW_S (90 s at the default lifetime), so this admits
-about 1,100 signed reads a second (about 280 if every client used the longest lifetime);
-at ~400 bytes an entry the book stays under 40 MiB. When it is full, new signed reads
-are refused with Busy until entries expire: forgetting a nonce whose signature is still
+about 3,300 signed reads a second (about 900 if every client used the longest
+lifetime), above the ~2,400 a node verifies on two cores (docs/benchmarks.md); at ~400
+bytes an entry the book stays under 120 MiB. When it is full, new signed reads are
+refused with Busy until entries expire: forgetting a nonce whose signature is still
 acceptable would let that signature be replayed."""
 
 MAX_SIGNATURE_FIELD_BYTES = 1024
