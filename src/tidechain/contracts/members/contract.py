@@ -169,20 +169,9 @@ def authorize(state: StateReader, caller: bytes, method: str, roles: frozenset[R
     """Return if `caller` is a member in good standing at `time_ms` holding one of
     `roles`; raise Forbidden naming what is missing otherwise. Deterministic: it reads
     only the world state given (a block's pending state, or the committed head)."""
-    raw = state.get(_MEMBER_PREFIX + caller)
-    if raw is None:
-        raise Forbidden(f"caller {caller.hex()[:16]}... is not an enrolled member; "
-                        f"{_needs(method, roles)}")
-    standing = _standing(raw)
-    if standing.not_after_ms < time_ms:
-        raise Forbidden(f"caller's member certificate expired at {standing.not_after_ms} ms "
-                        f"(block time {time_ms} ms); {_needs(method, roles)}")
-    if state.get(standing.ca_state_key) is None:
-        raise Forbidden(f"caller's certificate was issued by a CA that organisation "
-                        f"{standing.org!r} no longer has; {_needs(method, roles)}")
-    if state.get(standing.revoked_state_key) is not None:
-        raise Forbidden(f"caller's member certificate (serial {standing.serial}) is revoked; "
-                        f"{_needs(method, roles)}")
+    standing = _standing_at(state, caller, time_ms, "caller", block_time=True)
+    if isinstance(standing, str):
+        raise Forbidden(f"{standing}; {_needs(method, roles)}")
     if roles.isdisjoint(standing.roles):
         raise Forbidden(f"caller has roles {_roles_text(standing.roles)}; "
                         f"{_needs(method, roles)}")
@@ -192,20 +181,32 @@ def reader_roles(state: StateReader, key: bytes, time_ms: int) -> frozenset[Role
     """The roles of `key` as a reader: the same standing checks as a write's (enrolled,
     certificate valid at `time_ms`, its CA still the organisation's, not revoked);
     `Unauthenticated` (401) naming what fails otherwise (ADR 0015)."""
+    standing = _standing_at(state, key, time_ms, "key")
+    if isinstance(standing, str):
+        raise Unauthenticated(standing)
+    return frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
+
+
+def _standing_at(state: StateReader, key: bytes, time_ms: int, subject: str, *,
+                 block_time: bool = False) -> _Standing | str:
+    """The standing of member `key` at `time_ms`, or why it has none (the reason names
+    the key as `subject`): not enrolled, its certificate expired, its CA removed from
+    its organisation, or revoked. On every transaction's path: text only on failure."""
     raw = state.get(_MEMBER_PREFIX + key) if len(key) == PUBLIC_KEY_BYTES else None
     if raw is None:
-        raise Unauthenticated(f"key {key.hex()[:16]}... is not an enrolled member")
+        return f"{subject} {key.hex()[:16]}... is not an enrolled member"
     standing = _standing(raw)
     if standing.not_after_ms < time_ms:
-        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... expired at "
-                              f"{standing.not_after_ms} ms")
+        when = f" (block time {time_ms} ms)" if block_time else ""
+        return (f"the member certificate of {subject} {key.hex()[:16]}... expired at "
+                f"{standing.not_after_ms} ms{when}")
     if state.get(standing.ca_state_key) is None:
-        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... was issued by "
-                              f"a CA that organisation {standing.org!r} no longer has")
+        return (f"the member certificate of {subject} {key.hex()[:16]}... was issued by a "
+                f"CA that organisation {standing.org!r} no longer has")
     if state.get(standing.revoked_state_key) is not None:
-        raise Unauthenticated(f"the member certificate of {key.hex()[:16]}... (serial "
-                              f"{standing.serial}) is revoked")
-    return frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
+        return (f"the member certificate of {subject} {key.hex()[:16]}... (serial "
+                f"{standing.serial}) is revoked")
+    return standing
 
 
 def _needs(method: str, roles: frozenset[Role]) -> str:
