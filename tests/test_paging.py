@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -84,6 +85,10 @@ class World:
     tax: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
     issuer: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
     buyer: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
+    core: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
+    supplier: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
+    funder: SigningKey = field(default_factory=lambda: SigningKey(bytes(32)))
+    first_certificate: int = 0
     writers: dict[bytes, httpx.Client] = field(default_factory=dict)
     """A client per writing key, its requests signed by that key (closed by `close`)."""
 
@@ -116,7 +121,8 @@ class World:
         return out
 
     def _keys(self) -> list[SigningKey]:
-        return [self.depositor, self.admin, self.tax, self.issuer, self.buyer]
+        return [self.depositor, self.admin, self.tax, self.issuer, self.buyer, self.core,
+                self.supplier, self.funder]
 
     def deposit(self, digest: bytes | None = None) -> SignedTx:
         return signed_now(self.depositor, self.chain_id, "evidence", "deposit",
@@ -147,10 +153,49 @@ class World:
                             tb.authorise_issuer_args(self.issuer.public_key, "Paging Co.",
                                                      TAX_ID, 10**12))])
 
-    def invoice(self) -> SignedTx:
+    def start_financing(self) -> None:
+        """A core enterprise, its supplier and a funder; the core's credit line."""
+        (core_tx, self.core), (supplier_tx, self.supplier), (funder_tx, self.funder) = (
+            self.enrol((role,)) for role in (Role.ENTERPRISE, Role.ENTERPRISE, Role.FUNDER))
+        self.submit([core_tx, supplier_tx, funder_tx])
+        self.submit([signed_now(self.funder, self.chain_id, "scf", "set_line",
+                                {"core": self.core.public_key, "limit": 10**12})])
+
+    def scf_call(self, key: SigningKey, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        return self.submit([signed_now(key, self.chain_id, "scf", method, args)])[0]
+
+    def fill_financing(self, rounds: int) -> None:
+        """Certificates accepted and financed (the funder's list), and some that mature
+        in seconds, accepted and left unpaid (the overdue list)."""
+        for n in range(rounds):
+            soon = n % 2 == 1
+            issued = self.submit([self.certificate(maturity_ms=3_000 if soon else None)])[0]
+            cert_id = issued["events"][0]["data"]["id"]
+            self.scf_call(self.supplier, "accept", {"id": cert_id})
+            if soon:
+                continue
+            self.scf_call(self.supplier, "finance", {"id": cert_id,
+                                                     "funder": self.funder.public_key,
+                                                     "rate_bp": 350})
+            self.scf_call(self.funder, "approve", {"id": cert_id, "ref": f"PAY-{n}"})
+        time.sleep(3.5)  # the short ones mature, unpaid: overdue
+
+    def certificate(self, maturity_ms: int | None = None) -> SignedTx:
+        """A certificate issued to the supplier (awaiting its acceptance), backed by an
+        e-invoice from the suppliers' side to the core enterprise, committed first."""
+        invoice = self.invoice(buyer=self.core)
+        self.submit([invoice])
+        total = 1590  # the line below: 1,500 fen and 6 % tax
+        return signed_now(self.core, self.chain_id, "scf", "issue", {
+            "to": self.supplier.public_key, "amount": total,
+            "maturity": int(time.time() * 1000) + (maturity_ms or 30 * 86_400_000),
+            "contract": sha256(b"supply contract"),
+            "invoices": [invoice.body.args["number"]]})
+
+    def invoice(self, buyer: SigningKey | None = None) -> SignedTx:
         self.invoices_issued += 1
         number = f"0440{self.invoices_issued:016d}"
-        plain = tb.invoice_args(number, {"key": self.buyer.public_key},
+        plain = tb.invoice_args(number, {"key": (buyer or self.buyer).public_key},
                                 [tb.invoice_line("coffee", 1, 1500, 600)])
         return signed_now(self.issuer, self.chain_id, "invoice", "issue", tb.issue_args(
             plain, self.issuer.public_key, auditors=[self.tax.public_key]))
@@ -179,6 +224,8 @@ class World:
                 txs.append(self.enrol()[0])
             elif kind == "invoice":
                 txs.append(self.invoice())
+            elif kind == "certificate":
+                txs.append(self.certificate())
             elif kind == "proposal":
                 proposal = self.propose()
                 txs.extend(proposal)
@@ -222,6 +269,21 @@ LISTS: dict[str, Listing] = {
     "/v1/apps/gov/proposals": Listing("id", True, lambda w: [{}], ("proposal",)),
     "/v1/apps/invoice/invoices": Listing("number", True, lambda w: [
         {"issuer": w.issuer.public_key.hex()}], ("invoice",)),
+    # Certificate ids grow: a certificate issued during a walk of an id-ordered list
+    # lands after the cursor every time, so these are walked while deposits commit
+    # (their items come from the certificates issued at setup).
+    "/v1/apps/scf/issued": Listing("id", False, lambda w: [
+        {"core": w.core.public_key.hex()}], ("deposit",)),
+    "/v1/apps/scf/held": Listing("id", False, lambda w: [
+        {"member": w.core.public_key.hex()}], ("deposit",)),
+    "/v1/apps/scf/incoming": Listing("id", False, lambda w: [
+        {"member": w.supplier.public_key.hex()}], ("deposit",)),
+    "/v1/apps/scf/tree": Listing("id", False, lambda w: [
+        {"id": str(w.first_certificate)}], ("deposit",)),
+    # Nothing financed or overdue here: walked empty (tests/test_scf*.py fill them).
+    "/v1/apps/scf/financed": Listing("id", False, lambda w: [
+        {"funder": w.funder.public_key.hex()}], ("deposit",)),
+    "/v1/apps/scf/overdue": Listing("id", False, lambda w: [{}], ("deposit",)),
 }
 
 
@@ -279,6 +341,10 @@ def world(node: RunningNode) -> Iterator[World]:
             first = w.submit([w.deposit()])[0]
             w.amended = first["log_index"]
             w.start_invoicing()
+            w.start_financing()
+            for _ in range(SETUP_ROUNDS):
+                w.submit([w.certificate()])
+            w.fill_financing(SETUP_ROUNDS)
             kinds = tuple(sorted({kind for listing in LISTS.values() for kind in listing.adds}))
             for _ in range(SETUP_ROUNDS):
                 w.round(kinds)
@@ -464,3 +530,17 @@ def test_a_cursor_from_another_list_position_is_refused_or_served_not_500(
         for cursor in ("0", "x", "-1", "9" * 19, "AAAA", "%00"):
             answer = world.http.get(path, params={**params, "cursor": cursor})
             assert answer.status_code in (200, 400), (path, cursor, answer.text)
+
+
+def test_a_prefix_ending_in_0xff_pages_its_own_keys_only(tmp_path: Path) -> None:
+    """A member key or an id in a prefix may end in 0xff: the page stops at the first
+    key past the prefix, not at a wrong bound (found by the OpenAPI fuzzer on scf.tree)."""
+    from tests.helpers import genesis
+    from tidechain.storage.store import Store
+
+    store = Store(tmp_path / "s.db")
+    keys = [b"scf/r/\x00\xff", b"scf/r/\x00\xff\x01", b"scf/r/\x00\xff\xff\x02", b"scf/r/\x01"]
+    store.init_genesis(genesis(), {k: b"v" for k in keys})
+    assert [k for k, _ in store.state_page(b"scf/r/\x00\xff", None, 10)] == keys[:3]
+    assert [k for k, _ in store.state_range(b"scf/r/\x00\xff", 10)] == keys[:3]
+    store.close()

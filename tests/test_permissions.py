@@ -132,6 +132,11 @@ def test_the_declared_roles_are_tight() -> None:
         **{f"invoice.{m}": {Role.DEPOSITOR, Role.ENTERPRISE}
            for m in ("claim", "submit", "confirm_reversal", "ask_reversal")},
         **{f"invoice.{m}": {Role.ENTERPRISE} for m in ("lock", "unlock", "reimburse")},
+        "scf.set_line": {Role.FUNDER}, "scf.issue": {Role.ENTERPRISE},
+        "scf.settle": {Role.ENTERPRISE}, "scf.approve": {Role.FUNDER},
+        "scf.decline": {Role.FUNDER},
+        **{f"scf.{m}": {Role.ENTERPRISE, Role.FUNDER}
+           for m in ("accept", "refuse", "split", "finance")},
     }
     assert all(Role.REGULATOR not in roles for roles in declared.values())
 

@@ -16,13 +16,14 @@ from tidechain.ledger.runtime import Registry
 def built_in() -> tuple[Application, ...]:
     # Imported here: `members` needs cryptography's x509, which loads `socket`; clients
     # that build evidence transactions (and the offline verifier) import this package.
-    from tidechain.contracts import evidence, governance, invoice, members
+    from tidechain.contracts import evidence, governance, invoice, members, scf
 
     return (
         members.APP,
         evidence.APP,
         governance.APP,
         invoice.APP,
+        scf.APP,
     )
 
 

@@ -259,11 +259,10 @@ class Store:
 
     def state_page(self, prefix: bytes, after: bytes | None, limit: int,
                    descending: bool = False) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` state entries under `prefix` (not ending in 0xff), in key order,
-        strictly after the key `after` if given; `descending`: in reverse key order,
-        strictly before `after`."""
-        invariant(bool(prefix) and prefix[-1] != 0xFF, "state_page prefix")
-        end = prefix[:-1] + bytes([prefix[-1] + 1])
+        """Up to `limit` state entries under `prefix`, in key order, strictly after the
+        key `after` if given; `descending`: in reverse key order, strictly before `after`."""
+        invariant(bool(prefix) and prefix[0] != 0xFF, "state_page prefix")
+        end = prefix_end(prefix)
         if descending:
             high, op = (end, "<") if after is None else (after, "<")
             sql = (f"SELECT key, value FROM state WHERE key {op} ? AND key >= ? "
@@ -298,10 +297,9 @@ class Store:
         return None if row is None else int(row[0])
 
     def state_range(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` state entries whose key starts with `prefix` (which must not end
-        in 0xff), in key order."""
-        invariant(bool(prefix) and prefix[-1] != 0xFF, "state_range prefix")
-        end = prefix[:-1] + bytes([prefix[-1] + 1])  # a range scan on the primary key
+        """Up to `limit` state entries whose key starts with `prefix`, in key order."""
+        invariant(bool(prefix) and prefix[0] != 0xFF, "state_range prefix")
+        end = prefix_end(prefix)  # a range scan on the primary key
         rows = self._db.execute(
             "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
             (prefix, end, limit)).fetchall()
@@ -526,3 +524,13 @@ class _Checkpointer:
         self._thread.join(timeout=10)
 
 
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`: its last byte below 0xff
+    incremented, the 0xff bytes after it dropped (a prefix may end in 0xff: a member key
+    or an id inside it). A prefix starting with 0xff has no such key; none does, as
+    every state key starts with its ASCII namespace."""
+    stripped = prefix.rstrip(b"\xff")
+    invariant(bool(stripped), "a state prefix of 0xff bytes only")
+    return stripped[:-1] + bytes([stripped[-1] + 1])

@@ -43,6 +43,7 @@ import msgspec
 
 from tidechain.consensus.params import GOVERNED_TIMEOUTS
 from tidechain.contracts import members
+from tidechain.contracts.scf.contract import PARAMS as SCF_PARAMS
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
 from tidechain.core.limits import (
@@ -218,6 +219,7 @@ PARAMS: dict[str, Callable[[Any], Any]] = {
     THRESHOLD: check_threshold, VOTING_PERIOD_MS: check_voting_period,
     MAX_BLOCK_TXS_NAME: check_max_block_txs,
     **{TIMEOUT_PREFIX + field: _timeout_check(field) for field in GOVERNED_TIMEOUTS},
+    **SCF_PARAMS,
 }
 """The parameters governance may set, each with its check. Consensus parameters apply
 from the height after the block that set them, on every node, with no restart: the
