@@ -154,6 +154,8 @@ def _rejection_from(response: httpx.Response) -> Rejected:
         # Committed, but the contract refused it: say where it landed.
         where = f" (committed as tx {body.get('tx_id')} at log index {body['log_index']})"
         return ContractError(reason + where, code=code)
+    # A refused read answers code `forbidden` as a write's permission check does: both
+    # raise `Forbidden`, so a caller catches one type for "not allowed".
     exc_type = ({401: Unauthenticated, 404: NotFound, 413: TooLarge}.get(status)
                 or _CODE_TYPES.get(code, ReadForbidden if status == 403 else Rejected))
     exc = exc_type(reason, code=code)

@@ -431,7 +431,9 @@ def refuse(ctx: CallContext, args: dict[str, Any]) -> None:
     else:
         record["status"] = ACTIVE  # back with its sender, who still holds it
     _store(ctx, cert_key(record["id"]), record)
-    ctx.emit("refused", {"id": record["id"], "by": ctx.caller})
+    # `to`: whom it returns to (the issuer of a refused issue), a party to this entry.
+    ctx.emit("refused", {"id": record["id"], "by": ctx.caller,
+                         "to": bytes(record["holder"])})
 
 
 def _close_unaccepted_root(ctx: CallContext, record: dict[str, Any], status: str) -> None:
@@ -567,7 +569,8 @@ def decline(ctx: CallContext, args: dict[str, Any]) -> None:
     _require_funder(record, ctx)
     record.update(status=ACTIVE, finance=None)
     _store(ctx, cert_key(record["id"]), record)
-    ctx.emit("finance_declined", {"id": record["id"], "funder": ctx.caller})
+    ctx.emit("finance_declined", {"id": record["id"], "funder": ctx.caller,
+                                  "holder": bytes(record["holder"])})
 
 
 # --- settle -----------------------------------------------------------------------------------
