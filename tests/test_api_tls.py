@@ -405,3 +405,15 @@ def test_the_cli_reads_over_mutual_tls(tls_node: TlsNode) -> None:
                 str(tls_node.admin_cert), "--cert-key", str(tls_node.admin_pem_key), "--json")
     assert done.returncode == 0, done.stderr
     assert DEFAULT_ORG in done.stdout
+
+
+def test_a_setting_appended_after_a_peers_table_is_refused_not_ignored(tmp_path: Path) -> None:
+    """TOML files a key written after `[[peers]]` inside that table: the node refuses
+    such a file with where the setting belongs, instead of ignoring the setting."""
+    done = tide("init", str(tmp_path / "net"), "--name", "peers-net", "--validators", "2",
+                "--port", str(free_port()))
+    assert done.returncode == 0, done.stderr
+    node_toml = tmp_path / "net" / "node0" / "node.toml"
+    node_toml.write_text(node_toml.read_text() + "api_reads_per_s = 1000\n")
+    with pytest.raises(ConfigError, match="go above the first"):
+        load_node(node_toml.parent)

@@ -224,6 +224,12 @@ def _peer_addresses(entries: list[dict[str, object]]) -> tuple[PeerAddress, ...]
 
 
 def _peer_address(entry: dict[str, object]) -> PeerAddress:
+    extra = sorted(set(entry) - {"name", "host", "port"})
+    if extra:
+        # TOML puts a key written after a [[peers]] table inside that table: an operator
+        # appending a setting to node.toml would otherwise see it silently ignored.
+        raise ConfigError(f"[[peers]] has unknown key(s) {', '.join(extra)}: node settings "
+                          "go above the first [[peers]] table")
     name = str(entry["name"])
     check_node_name(name)  # it must match a certificate CN
     return PeerAddress(name, str(entry["host"]), bounded_int(entry["port"], "peer port", 1, 65535))

@@ -50,8 +50,10 @@ Hex32 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$",
                                     description="32 bytes as 64 lowercase hex digits")]
 CertId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="a certificate id")]
 MAX_LINEAGE = CEILING_MAX_TIERS * 2 + 2
-"""Ancestors a lineage walks at most: a child's tier grows by one per split (a
-remainder keeps its tier, so a chain of remainders is bounded by the splits too)."""
+"""Certificates a lineage walks at most before it skips to the root. A part's tier grows
+by one per split, but a remainder keeps its tier and is the child of the certificate
+split: a holder that splits off one part after another makes a chain of remainders as
+long as it likes (one block per split), so the walk is bounded here, not by the tiers."""
 
 
 class Financing(msgspec.Struct, frozen=True):
@@ -73,7 +75,8 @@ class Settlement(msgspec.Struct, frozen=True):
 class Background(msgspec.Struct, frozen=True):
     """The trade background of a root: the supply contract's SHA-256 and the e-invoices
     backing it (number, fen backed). `flagged` lists those reversed by a red-letter
-    invoice since: every certificate under the root shows it."""
+    invoice since the issue (a reversal before it only lowered what they could back):
+    every certificate under the root shows it."""
 
     contract: str
     invoices: list[tuple[str, int]]
@@ -107,8 +110,9 @@ class Certificate(msgspec.Struct, frozen=True):
 
 
 class Lineage(msgspec.Struct, frozen=True):
-    """A certificate and its ancestors up to the root (first: the one asked for), with
-    the root's trade background."""
+    """A certificate and its ancestors up to the root (first: the one asked for, last:
+    the root), with the root's trade background. Past MAX_LINEAGE certificates the chain
+    skips to the root (the one before the root is then not its child)."""
 
     chain: list[Certificate]
     background: Background
@@ -154,10 +158,11 @@ def _key(text: str, what: str) -> bytes:
 
 def _background(view: ChainView, root: dict[str, Any]) -> Background:
     invoices = [(str(n), int(fen)) for n, fen in root["background"]["invoices"]]
+    at_issue: dict[str, int] = root["background"].get("reversed", {})
     flagged = []
     for number, _ in invoices:
         invoice = get_invoice(view.state, number)
-        if invoice is not None and invoice["reversed"] > 0:
+        if invoice is not None and invoice["reversed"] > at_issue.get(number, 0):
             flagged.append(number)
     return Background(bytes(root["background"]["contract"]).hex(), invoices, flagged)
 
@@ -238,6 +243,8 @@ def lineage(view: ChainView, params: IdParams) -> Lineage:
     chain = [record]
     while chain[-1]["parent"] is not None and len(chain) < MAX_LINEAGE:
         chain.append(_load(view, chain[-1]["parent"]))
+    if chain[-1]["parent"] is not None:  # a long chain of remainders: skip to the root
+        chain.append(_load(view, record["root"]))
     root = chain[-1]
     return Lineage([certificate_of(view, r, root) for r in chain], _background(view, root))
 
