@@ -15,7 +15,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tidechain.cli import chain, contracts, evidence, generic, governance, invoice, keys, members
+from tidechain.cli import (
+    chain,
+    contracts,
+    evidence,
+    generic,
+    governance,
+    invoice,
+    keys,
+    members,
+    scf,
+)
 from tidechain.cli.base import Registrar, common_options, run
 
 AREAS: tuple[Registrar, ...] = (
@@ -24,6 +34,7 @@ AREAS: tuple[Registrar, ...] = (
     members.register,      # member, org
     governance.register,   # gov
     invoice.register,      # invoice
+    scf.register,          # scf: supply-chain finance
     contracts.register,    # contracts describe
     generic.register,      # call, query: any application, from the registry
     keys.register,         # key pem: key files for OpenSSL and curl

@@ -44,6 +44,8 @@ GOV = "gov"
 """The governance contract's name (contracts/governance.py)."""
 INVOICE = "invoice"
 """The e-invoice contract's name (contracts/invoice)."""
+SCF = "scf"
+"""The supply-chain finance contract's name (contracts/scf)."""
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total), called after each chunk."""
