@@ -4,12 +4,17 @@ signature, a valid signature}, against one real node: only the declared readers 
 data, and every refusal is a 401, 403 or 404 with a reason (ADR 0015).
 
 The network (`world`): the `tide init` organisation `acme` with, enrolled through real
-transactions by its admin, one member per `Role` holding exactly that role and one more
-member (a depositor) revoked on chain afterwards. On chain through real transactions:
-three deposits (two by the depositor, one by the member later revoked), an amendment, a
-refused amendment (committed, 422), a governance proposal, the tax authority's audit
-keys and an authorised issuer, an invoice sealed to its issuer, its buyer (the
-enterprise member) and the auditors, and the revocation.
+transactions by its admin, one member per `Role` holding exactly that role, a second
+enterprise (`supplier`), and one more member (a depositor) revoked on chain afterwards.
+On chain through real transactions: three deposits (two by the depositor, one by the
+member later revoked), an amendment, a refused amendment (committed, 422), a governance
+proposal, the tax authority's audit keys and an authorised issuer, an invoice sealed to
+its issuer, its buyer (the enterprise member) and the auditors, and the revocation; and
+supply-chain finance (`_put_scf`): the funder's credit line for the enterprise member (the
+core enterprise), backed by a second invoice, certificates it issued to the supplier in
+every state (pending, accepted and split, the part sent back to the core enterprise,
+financed by the funder, frozen awaiting it and overdue, lapsed unaccepted, settled), and
+a refused scf call (422).
 
 The oracle (`expected`) is computed from the declarations only: each route's `access`
 and `roles`, each query's `public`, `roles` and `audience`, each application's
@@ -18,7 +23,7 @@ server's answers are used only as the reference content: what the regulator, who
 everything, gets for each sample (a reader with every right must get exactly that; a
 reader of a filtered list exactly its items the audience admits).
 
-Why the cross product is enumerated rather than drawn: it is small (29 GET routes x 9
+Why the cross product is enumerated rather than drawn: it is small (39 GET routes x 10
 callers x 5 credentials), each combination is one or two real HTTP requests, and an
 enumeration cannot miss one. `test_every_route_role_and_credential` runs every sample
 (every log entry for the entry routes, existing, hidden and missing records for the
@@ -73,6 +78,7 @@ from tidechain.contracts.evidence.contract import record_key
 from tidechain.contracts.governance.contract import proposal_key
 from tidechain.contracts.invoice.state import invoice_key
 from tidechain.contracts.members.contract import member_key, parse_fingerprint
+from tidechain.contracts.scf.state import cert_key
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.identity import Role, issue_member_cert
 from tidechain.identity.httpsig import ALGORITHM, COVERED_COMPONENTS, LABEL, TAG, sign_standard
@@ -93,10 +99,19 @@ ORG = "acme"  # `tide init`'s organisation
 TAX_ID = "91350100M000100Y43"
 UNKNOWN_TAX_ID = "91440300MA5F12342Q"
 NUMBER = "04400000000000000001"
+SCF_NUMBER = "04400000000000000002"
+"""The invoice backing the certificates: the issuer's (the supplier side) to the
+enterprise member (the core enterprise)."""
 MISSING_NUMBER = "04400000000000000099"
 MISSING_KEY = "00" * 32
 MISSING_TX = "ab" * 32
 REVOKED = "revoked"
+SUPPLIER = "supplier"
+"""A second enterprise: the core enterprise's supplier in the scf data."""
+MISSING_ID = 999
+SHORT_TERM_MS = 8_000
+"""The maturity of the certificates that are overdue, lapsed or settled by the time the
+samples are read: the setup waits for it, so no answer changes while the test runs."""
 EXPIRED_BY_S = 600
 """An expired signature is made this long ago (its lifetime is the SDK's 60 s): far past
 the node's 30 s of clock skew."""
@@ -125,6 +140,7 @@ class Caller:
 
 CALLERS: tuple[Caller, ...] = (
     *(Caller(role.value, key(7100 + i), frozenset({role})) for i, role in enumerate(Role)),
+    Caller(SUPPLIER, key(7197), frozenset({Role.ENTERPRISE})),
     Caller(REVOKED, key(7199), frozenset({Role.DEPOSITOR}), revoked=True),
 )
 BY_NAME = {c.name: c for c in CALLERS}
@@ -212,6 +228,8 @@ class World:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     names: dict[bytes, str] = field(default_factory=dict)
     """Member key -> a name, for labels."""
+    scf: dict[str, int] = field(default_factory=dict)
+    """The scf setup's certificate ids by what they show."""
 
     def send(self, request: httpx.Request, bucket: str) -> httpx.Response:
         self.pacer.take(bucket)
@@ -274,6 +292,8 @@ class Chain:
     digest: bytes
     proposal: int
     month: str = ""
+    scf: dict[str, int] = field(default_factory=dict)
+    """Certificate ids by what they show (`_put_scf`)."""
 
 
 def _populate(world: World) -> Chain:
@@ -333,9 +353,68 @@ def _populate(world: World) -> Chain:
             call(admin0, tb.MEMBERS, "revoke", tb.revoke_args(parse_fingerprint(ca_der),
                                                                _serial(revoked))),
         ], regulator)
+        scf = _put_scf(world, client, call)
     return Chain({"own": first["log_index"], "second": second["log_index"],
                   "revoked member's": theirs["log_index"], "amendment": amended["log_index"]},
-                 digest, gov["log_index"])
+                 digest, gov["log_index"], scf=scf)
+
+
+def _put_scf(world: World, client: Client,
+             call: Callable[[SigningKey, str, str, dict[str, Any]], SignedTx]
+             ) -> dict[str, int]:
+    """Supply-chain finance through real transactions: the enterprise member is the core
+    enterprise, `supplier` its supplier, the funder member its bank. Returns the
+    certificate ids by what they show."""
+    role = {r: BY_NAME[r.value] for r in Role}
+    core, funder, supplier = role[Role.ENTERPRISE], role[Role.FUNDER], BY_NAME[SUPPLIER]
+    issuer, tax, regulator = (role[Role.INVOICE_ISSUER], role[Role.TAX_AUTHORITY],
+                              role[Role.REGULATOR])
+    backing = tb.invoice_args(SCF_NUMBER, {"key": core.key.public_key},
+                              [tb.invoice_line("steel coil", 1, 500_000, 0)])
+    _commit(world, client, [
+        call(issuer.key, tb.INVOICE, "issue", tb.issue_args(
+            backing, issuer.key.public_key, auditors=[tax.key.public_key])),
+        call(funder.key, "scf", "set_line", {"core": core.key.public_key,
+                                             "limit": 1_000_000}),
+    ], regulator)
+
+    def events(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        assert all("events" in o for o in outcomes), outcomes
+        return [o["events"][0]["data"] for o in outcomes]
+
+    now_ms = int(time.time() * 1000)
+    soon, later = now_ms + SHORT_TERM_MS, now_ms + 30 * DAY_MS
+    contract = sha256(b"read-access supply contract")
+    issued = events(_commit(world, client, [
+        call(core.key, "scf", "issue", {"to": supplier.key.public_key, "amount": amount,
+                                        "maturity": maturity, "contract": contract,
+                                        "invoices": [SCF_NUMBER]})
+        for amount, maturity in ((200_000, later), (50_000, later), (30_000, soon),
+                                 (20_000, soon), (10_000, soon))], regulator))
+    split, pending, frozen, lapsed, settled = (int(e["id"]) for e in issued)
+    events(_commit(world, client, [call(supplier.key, "scf", "accept", {"id": i})
+                                   for i in (split, frozen, settled)], regulator))
+    *done, refused = _commit(world, client, [
+        call(supplier.key, "scf", "split", {"id": split, "parts": [
+            {"to": core.key.public_key, "amount": 50_000}]}),
+        call(supplier.key, "scf", "finance", {"id": frozen, "funder": funder.key.public_key,
+                                              "rate_bp": 500}),
+        call(funder.key, "scf", "approve", {"id": pending, "ref": "BANK-0000"}),
+    ], regulator)
+    assert refused["error"] == "not_frozen", refused  # a refused scf entry, with a reason
+    sent_back, financed = events(done)[0]["children"]
+    events(_commit(world, client, [call(supplier.key, "scf", "finance", {
+        "id": financed, "funder": funder.key.public_key, "rate_bp": 365})], regulator))
+    events(_commit(world, client, [call(funder.key, "scf", "approve", {
+        "id": financed, "ref": "BANK-0001"})], regulator))
+    # Past the short maturity: the next block's time makes `frozen` overdue and `lapsed`
+    # lapsed; `settled` is paid in it.
+    time.sleep(max(0.0, (soon - time.time() * 1000) / 1000 + 0.5))
+    events(_commit(world, client, [call(core.key, "scf", "settle", {
+        "ids": [settled], "refs": ["PAY-0001"]})], regulator))
+    return {"split": split, "pending": pending, "frozen and overdue": frozen,
+            "lapsed": lapsed, "settled": settled, "sent back to the core": sent_back,
+            "financed": financed}
 
 
 def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str, list[Sample]]:
@@ -375,6 +454,7 @@ def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str
     add("list_txs", "evidence", "/v1/txs", {"contract": "evidence"})
     add("list_txs", "members.enrol", "/v1/txs", {"contract": "members", "method": "enrol"})
     add("list_txs", "by the depositor", "/v1/txs", {"sender": depositor.hex})
+    add("list_txs", "scf", "/v1/txs", {"contract": "scf"})
     add("list_blocks", "all", "/v1/blocks")
     add("get_block", "1", "/v1/block/1")
     add("get_block", "missing", "/v1/block/1000000", status=404)
@@ -383,6 +463,7 @@ def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str
             ("evidence", record_key(chain.deposits["own"])),
             ("gov", proposal_key(chain.proposal)),
             ("invoice", invoice_key(NUMBER)),
+            ("scf", cert_key(chain.scf["financed"])),
             ("nosuchapp", b"key")):
         add("state_proof", namespace, f"/v1/state/proof/{namespaced(namespace, state_key).hex()}",
             namespace=namespace)
@@ -434,7 +515,39 @@ def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str
     add("members_member", "self", "/v1/apps/members/member", self_key=True)
     add("members_member", "missing", "/v1/apps/members/member", {"key": MISSING_KEY},
         status=404, ident=MISSING_KEY)
+    _scf_samples(add, chain)
     return dict(found)
+
+
+def _scf_samples(add: Callable[..., None], chain: Chain) -> None:
+    """Every scf query: existing records of every party and state, hidden ones (each
+    caller but the parties and the regulator), and missing ones."""
+    core, supplier, funder = (BY_NAME[Role.ENTERPRISE.value], BY_NAME[SUPPLIER],
+                              BY_NAME[Role.FUNDER.value])
+    nobody = BY_NAME[Role.DEPOSITOR.value]
+    base = "/v1/apps/scf/"
+    for label, cert_id in chain.scf.items():
+        for op in ("certificate", "lineage"):
+            add(f"scf_{op}", label, base + op, {"id": str(cert_id)}, ident=str(cert_id))
+        if label in ("split", "pending", "lapsed"):  # the roots
+            add("scf_tree", label, base + "tree", {"id": str(cert_id)})
+    for op in ("certificate", "lineage"):
+        add(f"scf_{op}", "missing", base + op, {"id": str(MISSING_ID)}, status=404,
+            ident=str(MISSING_ID))
+    add("scf_tree", "missing", base + "tree", {"id": str(MISSING_ID)})
+    members = (("core", core.hex), ("supplier", supplier.hex), ("funder", funder.hex),
+               ("a depositor", nobody.hex), ("missing", MISSING_KEY))
+    for label, member in members:
+        add("scf_held", label, base + "held", {"member": member})
+        add("scf_incoming", label, base + "incoming", {"member": member})
+        add("scf_issued", label, base + "issued", {"core": member})
+        add("scf_financed", label, base + "financed", {"funder": member})
+        add("scf_funder_totals", label, base + "funder_totals", {"funder": member},
+            ident=member)
+        add("scf_outstanding", label, base + "outstanding", {"core": member},
+            status=200 if member == core.hex else 404, ident=member)
+    add("scf_overdue", "all", base + "overdue")
+    add("scf_overdue", "a page of one", base + "overdue", {"limit": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -444,6 +557,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             httpx.Client(base_url=node.url, timeout=30) as http:
         w = World(node, http, Pacer())
         chain = _populate(w)
+        w.scf = chain.scf
         regulator = BY_NAME[Role.REGULATOR.value]
         status = w.http.get("/v1/status").json()
         for index in range(status["log_size"]):
@@ -840,6 +954,10 @@ LEAKS = [
      "/v1/apps/gov/proposal?id={missing}"),
     ("a tax id's statistics", f"/v1/apps/invoice/stats?issuer={TAX_ID}&month=2026-01",
      f"/v1/apps/invoice/stats?issuer={UNKNOWN_TAX_ID}&month=2026-01"),
+    ("a certificate", "/v1/apps/scf/certificate?id={pending}",
+     f"/v1/apps/scf/certificate?id={MISSING_ID}"),
+    ("a certificate's lineage", "/v1/apps/scf/lineage?id={pending}",
+     f"/v1/apps/scf/lineage?id={MISSING_ID}"),
 ]
 LEAK_BUGS: dict[str, str] = {}
 LEAKS += [("a transaction by id", "/v1/tx/{own_tx}", f"/v1/tx/{MISSING_TX}"),
@@ -862,7 +980,8 @@ def test_no_answer_tells_whether_a_hidden_record_exists(
     proposal = next(i for i, e in world.entries.items() if e.tx.body.method == "propose")
     names = {"own": own, "missing": max(world.entries) + 100, "proposal": proposal,
              "depositor": BY_NAME[Role.DEPOSITOR.value].hex,
-             "own_tx": world.entries[own].tx.tx_id.hex()}
+             "own_tx": world.entries[own].tx.tx_id.hex(),
+             "pending": world.scf["pending"]}
     caller = BY_NAME.get(who, BY_NAME[Role.FUNDER.value])
     assert who == "anonymous" or not entry_visible(world.entries[own], caller)
     cred = NONE if who == "anonymous" else VALID

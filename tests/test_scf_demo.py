@@ -64,7 +64,7 @@ def test_the_scf_demo_runs_every_step_on_four_validators(tmp_path: Path) -> None
         "#3  the remainder, kept",
         f"certificate #1 accepted: held by {who['tier2a']}...",
         f"certificate #2 refused by {who['tier2b']}...: back with {who['tier1']}...",
-        f"#2  tier 2  CNY 200,000.00  active  holder {who['tier1']}...",
+        f"#2  tier 1  CNY 200,000.00  active  holder {who['tier1']}...",  # refused: back at tier 1
         f"#3  tier 1  CNY 500,000.00  active  holder {who['tier1']}...",
         # Tier 2 to tier 3.
         f"#4  CNY 100,000.00 to {who['tier3']}..., awaiting its acceptance",

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from tidechain.client.sdk import Client
     from tidechain.client.session import Outcome
 
-SETTLE_BATCH = 12
-"""Certificates one `scf.settle` closes: the contract's MAX_SETTLE_BATCH (four writes
-each under the per-transaction write bound); more are sent as several calls."""
+SETTLE_BATCH = 5
+"""Certificates one `scf.settle` closes: the contract's MAX_SETTLE_BATCH (what always
+fits the per-transaction write bound); more are sent as several calls."""
 BEIJING = datetime.timezone(datetime.timedelta(hours=8), "CST")
 """A maturity given as a date is 00:00 of that day, China Standard Time (UTC+08:00)."""
 KEY_HEX_DIGITS = 64

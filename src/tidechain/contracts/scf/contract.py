@@ -83,8 +83,10 @@ MAX_SPLIT_PARTS = 10
 at most MAX_WRITES_PER_TX (64) keys."""
 MAX_BACKING_INVOICES = 8
 """E-invoices one certificate cites as its trade background."""
-MAX_SETTLE_BATCH = 12
-"""Certificates one settlement closes (four writes each, under MAX_WRITES_PER_TX)."""
+MAX_SETTLE_BATCH = 5
+"""Certificates one settlement closes: four writes each, and an issue that lapsed
+unaccepted also frees each invoice backing it (up to MAX_BACKING_INVOICES), so five
+always fit under MAX_WRITES_PER_TX (64)."""
 MAX_REF_BYTES = 64
 """An off-chain payment reference (a bank's transaction number)."""
 MAX_RATE_BP = 10_000
@@ -318,6 +320,9 @@ def set_line(ctx: CallContext, args: dict[str, Any]) -> None:
     a: SetLineArgs = _parse(args, SetLineArgs)
     _holds_role(ctx, a.core, Role.ENTERPRISE, "scf.issue")
     line = _load(ctx, line_key(a.core)) or {"limit": 0, "outstanding": 0, "funder": None}
+    if line["funder"] is not None and bytes(line["funder"]) != ctx.caller:
+        raise bad("another funder granted this line: only it raises or lowers it",
+                  "not_line_funder")
     if a.limit < line["outstanding"]:
         raise bad(f"the line cannot go below the {line['outstanding']} fen outstanding",
                   "below_outstanding")
@@ -442,7 +447,12 @@ def refuse(ctx: CallContext, args: dict[str, Any]) -> None:
     if record["parent"] is None:
         _close_unaccepted_root(ctx, record, REFUSED)
     else:
-        record["status"] = ACTIVE  # back with its sender, who still holds it
+        # Back with its sender, who still holds it: at the sender's tier again.
+        record["status"] = ACTIVE
+        core, tier = bytes(record["core"]), record["tier"]
+        _add(ctx, tier_key(core, tier), -record["amount"])
+        _add(ctx, tier_key(core, tier - 1), record["amount"])
+        record["tier"] = tier - 1
     _store(ctx, cert_key(record["id"]), record)
     # `to`: whom it returns to (the issuer of a refused issue), a party to this entry.
     ctx.emit("refused", {"id": record["id"], "by": ctx.caller,

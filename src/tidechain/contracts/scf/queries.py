@@ -295,7 +295,7 @@ def outstanding(view: ChainView, params: CoreParams) -> Outstanding:
     core = _key(params.core, "core")
     line = get_line(view.state, core)
     if line is None:
-        raise NotFound(f"no credit line for {params.core[:16]}...")
+        raise NotFound(f"no credit line for {params.core}")
     by_tier = [(tier, fen) for tier in range(1, CEILING_MAX_TIERS + 1)
                if (fen := tier_outstanding(view.state, core, tier))]
     funder = line["funder"]
