@@ -35,6 +35,7 @@ import json
 import math
 import os
 import platform
+import random
 import shlex
 import shutil
 import signal
@@ -149,6 +150,29 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_block(count: int, peer_offset: int = 100) -> int:
+    """A base port P with P..P+count-1 and P+peer_offset.. free, below the ephemeral
+    range (as `tide init --validators count --port P` needs: APIs from P, peers from
+    P + 100)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - peer_offset - count)
+        ports = [base + i for i in range(count)] + [base + peer_offset + i
+                                                     for i in range(count)]
+        if all(_bindable(p) for p in ports):
+            return base
+    raise BenchError("no free block of ports found")
 
 
 @dataclass(frozen=True)

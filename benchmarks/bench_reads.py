@@ -59,7 +59,6 @@ import platform
 import secrets
 import shlex
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -76,7 +75,15 @@ from typing import Any
 
 import aiohttp
 import httpx
-from bench_node import BenchError, CpuSample, NodeProcess, load_average, log, set_autogroup_nice
+from bench_node import (
+    BenchError,
+    CpuSample,
+    NodeProcess,
+    free_port_block,
+    load_average,
+    log,
+    set_autogroup_nice,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tidechain.client import txbuilder as tb
@@ -141,26 +148,6 @@ def tide(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def free_port_pair(peer_offset: int = 100) -> int:
-    """A port P with P and P + peer_offset free, below the ephemeral range (as
-    `tide init --port P` needs: API on P, peers on P + 100)."""
-    rng = secrets.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, 32000 - peer_offset)
-        if all(_bindable(p) for p in (port, port + peer_offset)):
-            return port
-    raise BenchError("no free pair of ports found")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @dataclass
 class Reader:
     """One enrolled member: its key, certificate and key as PEM, its own deposit."""
@@ -199,7 +186,7 @@ class Network:
 
 def create_network(workdir: Path, name: str, tls: bool, nice: int) -> Network:
     """`tide init` (with `--api-tls` for HTTPS) and `tide node start`, as an operator."""
-    net, port = workdir / name / "net", free_port_pair()
+    net, port = workdir / name / "net", free_port_block(1)
     created = tide("init", str(net), "--name", name, "--port", str(port),
                    *(["--api-tls"] if tls else []))
     if created.returncode != 0:

@@ -59,13 +59,9 @@ import asyncio
 import datetime
 import json
 import os
-import platform
-import random
 import secrets
 import shlex
 import shutil
-import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -84,8 +80,10 @@ from bench_node import (
     BenchError,
     CpuSample,
     ThroughputResult,
+    free_port_block,
     load_average,
     log,
+    machine,
     percentile_ms,
     throughput_phase,
 )
@@ -103,7 +101,6 @@ from tidechain.ledger.types import SignedTx
 from tidechain.node.config import load_node
 
 VALIDATORS = 4
-PEER_PORT_OFFSET = 100
 TTL_MS = 6 * 3600 * 1000
 """Transactions are signed before their phase: valid long enough for any run."""
 HTTP_TIMEOUT_S = 30.0
@@ -131,28 +128,6 @@ def tide(*args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]
     return subprocess.run([sys.executable, "-m", "tidechain", *args], env=env,
                           capture_output=True, text=True, timeout=timeout_s,
                           stdin=subprocess.DEVNULL)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_block(count: int) -> int:
-    """A base port P with P..P+count-1 and P+100.. free, below the ephemeral range (as
-    `tide init --validators count --port P` needs: APIs from P, peers from P + 100)."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - PEER_PORT_OFFSET - count)
-        ports = [base + i for i in range(count)] + [base + PEER_PORT_OFFSET + i
-                                                     for i in range(count)]
-        if all(_bindable(p) for p in ports):
-            return base
-    raise BenchError("no free block of ports found")
 
 
 def raise_read_limit(net: Path, reads_per_s: int) -> None:
@@ -643,41 +618,6 @@ def event_data(result: dict[str, Any], kind: str) -> dict[str, Any]:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model, mem_kib = "unknown", 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "revision": code_revision()}
-
-
-def code_revision() -> str:
-    """The checked-out commit, read from .git's files (no git command)."""
-    git = Path(__file__).resolve().parents[1] / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:12]
-        ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()[:12]
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line[:12]
-    except OSError:
-        pass
-    return "unknown"
-
-
 def reproduce_command() -> str:
     return " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_scf.py",
                                              *sys.argv[1:]])
@@ -767,7 +707,7 @@ def format_report(r: dict[str, Any]) -> str:
         "tidechain supply-chain finance benchmark (4 validators, one machine)",
         f"date     {r['date']}",
         f"machine  {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}",
-        f"software Python {m['python']}, SQLite {m['sqlite']}, tidechain {m['revision']}",
+        f"software Python {m['python']}, SQLite {m['sqlite']}, tidechain {m['git']}",
         f"load     1-min load average {r['load_average_1min']['before']:.2f} before, "
         f"{r['load_average_1min']['after']:.2f} after",
         f"command  {r['command']}",

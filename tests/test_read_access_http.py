@@ -139,3 +139,21 @@ def test_past_its_rate_a_caller_gets_429_with_retry_after(node: RunningNode,
 def test_the_start_log_says_the_api_listens_on_loopback_only(node: RunningNode) -> None:
     assert "loopback only" in node.log()
     assert "WARNING" not in Path(node.log_path).read_text()
+
+
+def test_submissions_are_not_counted_against_the_read_limit(node: RunningNode,
+                                                           depositor: SigningKey) -> None:
+    """A write has its own back-pressure (a full mempool answers 503): a stream of
+    deposits from one address is never answered 429, whatever the read limit (2/s here)."""
+    from tests.helpers import signed_now
+    from tidechain.core.crypto import sha256
+
+    chain_id = bytes.fromhex(httpx.get(f"{node.url}/v1/status", timeout=30).json()["chain_id"])
+    time.sleep(2.5)
+    statuses = []
+    for n in range(12):
+        tx = signed_now(depositor, chain_id, "evidence", "deposit",
+                        {"digest": sha256(b"not a read %d" % n), "meta": {}})
+        statuses.append(httpx.post(f"{node.url}/v1/tx", content=tx.encode(), timeout=30,
+                                   headers={"content-type": "application/cbor"}).status_code)
+    assert statuses == [202] * 12, statuses

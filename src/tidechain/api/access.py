@@ -67,9 +67,10 @@ class Gate:
             READS_PER_S_PER_CALLER, READ_BURST_PER_CALLER, MAX_RATE_LIMITED_CALLERS)
         self.nonces = nonces if nonces is not None else NonceBook()
 
-    def reader(self, request: web.Request) -> Reader:
+    def reader(self, request: web.Request, *, read: bool = True) -> Reader:
         """The caller of `request`, or a typed refusal: 401 for a credential that fails,
-        429 past its rate limit."""
+        429 past its rate limit when the request is a `read` (a submission has its own
+        back-pressure: a full mempool answers 503 with Retry-After)."""
         now_s = self.clock_s()
         try:
             key, signed = self._key(request, now_s)
@@ -78,8 +79,9 @@ class Gate:
             # A failed credential still costs its sender: counted by address.
             self.limiter.check(f"ip:{request.remote}", now_s)
             raise
-        self.limiter.check(f"ip:{request.remote}" if key is None else f"key:{key.hex()}",
-                           now_s)
+        if read:
+            self.limiter.check(f"ip:{request.remote}" if key is None else f"key:{key.hex()}",
+                               now_s)
         if signed is not None:
             # Only a member's nonces are remembered: anyone can make keys, and a book
             # filled by strangers would turn members' reads away.

@@ -68,6 +68,12 @@ class Route:
     paged: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def submits(self) -> bool:
+        """A submission of transactions: limited by the mempool's back-pressure (503),
+        not by the per-caller read limit (429)."""
+        return self.handler in ("submit", "submit_batch")
+
 
 E = m.Error
 _NOT_FOUND = {400: E, 404: E}
@@ -226,7 +232,7 @@ def with_access_answers(route: Route) -> Route:
     """The route with the refusals every route may answer: 401 for a credential that
     does not verify (anonymous too where it is not public), 429 past the per-caller
     rate limit, 403 where roles are checked."""
-    extra: dict[int, Any] = {401: E, 429: E}
+    extra: dict[int, Any] = {401: E} if route.submits else {401: E, 429: E}
     if route.access != "public":
         extra[403] = E
     return replace(route, answers={**route.answers, **extra})

@@ -35,7 +35,7 @@ from tidechain.core.limits import (
 )
 from tidechain.ledger.access import Reader, entry_refusal, refusal
 from tidechain.ledger.application import PageRequest
-from tidechain.ledger.types import LogEntry, SignedTx
+from tidechain.ledger.types import SignedTx
 from tidechain.node.node import Committed
 from tidechain.node.runtime import NodeRuntime, now_ms
 
@@ -214,7 +214,7 @@ class Api:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             # Who asks comes first: a caller without the right learns nothing more, not
             # even which parameters were wrong.
-            reader = self.gate.reader(request)
+            reader = self.gate.reader(request, read=not route.submits)
             if route.access == "members" and not (
                     reader.holds_any(route.roles) if route.roles else not reader.anonymous):
                 raise refusal(reader, route.summary, route.roles)
@@ -291,9 +291,7 @@ class Api:
         except NotFound:
             raise entry_refusal(reader, what) from None  # as a hidden one: nothing leaks
         if outcome.log_index is not None:
-            _, entry = self.node.store.entry(outcome.log_index)
-            if not self.node.visible(LogEntry.decode(entry), reader):
-                raise entry_refusal(reader, what)
+            self.node.readable_entry(outcome.log_index, reader, what)
         return self._outcome(outcome, params.receipt)
 
     async def txs(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:

@@ -63,6 +63,15 @@ def namespaced(contract: str, key: bytes) -> bytes:
     return contract.encode("ascii") + NAMESPACE_SEPARATOR + key
 
 
+def stored_map(raw: bytes, what: str) -> dict[str, Any]:
+    """A record the chain wrote under one state key (a CBOR map); anything else there is
+    our own bug, not input."""
+    value = cbor.decode(raw)
+    if not isinstance(value, dict):
+        raise InvariantViolation(f"corrupt {what} in state")
+    return value
+
+
 def stored_list(raw: bytes | None, what: str) -> list[Any]:
     """A list the chain keeps under one state key (an absent key is the empty list);
     anything else there is our own bug, not input."""

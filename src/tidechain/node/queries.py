@@ -184,13 +184,13 @@ class ChainQueries:
         return describe_entry(log_index, entry)
 
     def entry(self, log_index: int, reader: Reader = ANONYMOUS) -> dict[str, Any]:
-        entry = self._entry_for(log_index, reader)
+        entry = self.readable_entry(log_index, reader)
         return describe_entry(log_index, entry)
 
-    def _entry_for(self, log_index: int, reader: Reader) -> bytes:
+    def readable_entry(self, log_index: int, reader: Reader, what: str | None = None) -> bytes:
         """Entry `log_index` if `reader` may read it; a missing and a hidden entry are
-        refused alike."""
-        what = f"log entry {log_index}"
+        refused alike (as `what`, by default the entry)."""
+        what = what or f"log entry {log_index}"
         if not 0 <= log_index < self.chain.frontier.size:
             raise entry_refusal(reader, what)
         _, entry = self.store.entry(log_index)
@@ -223,7 +223,7 @@ class ChainQueries:
         None: the node itself, handing a submitter the receipt of its own write)."""
         size = self.chain.frontier.size
         if reader is not None:
-            entry = self._entry_for(log_index, reader)
+            entry = self.readable_entry(log_index, reader)
         elif not 0 <= log_index < size:
             raise NotFound(f"no log entry at index {log_index} (log size {size})")
         else:

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidechain.core import cbor
-from tidechain.core.errors import InvariantViolation, invariant
-from tidechain.ledger.runtime import StateReader, namespaced
+from tidechain.core.errors import InvariantViolation
+from tidechain.ledger.runtime import StateReader, namespaced, stored_map
 
 NAME = "invoice"
 DAY_MS = 86_400_000
@@ -68,10 +67,7 @@ def ask_key(number: str) -> bytes:
 
 def decode_map(raw: bytes) -> dict[str, Any]:
     """A record this contract wrote: anything else is our bug, not bad input."""
-    value = cbor.decode(raw)
-    invariant(isinstance(value, dict), "corrupt invoice record in state")
-    record: dict[str, Any] = value
-    return record
+    return stored_map(raw, "invoice record")
 
 
 def period_of(time_ms: int) -> str:

@@ -46,7 +46,13 @@ from tidechain.core import cbor
 from tidechain.core.crypto import PUBLIC_KEY_BYTES
 from tidechain.core.errors import ContractError, Rejected
 from tidechain.identity.roles import Role
-from tidechain.ledger.runtime import CallContext, Contract, MethodSpec, governed_param
+from tidechain.ledger.runtime import (
+    CallContext,
+    Contract,
+    MethodSpec,
+    governed_param,
+    stored_map,
+)
 
 from .state import (
     ACTIVE,
@@ -60,7 +66,6 @@ from .state import (
     REFUSED,
     SETTLED,
     cert_key,
-    decode_map,
     effective,
     financed_key,
     funder_stats_key,
@@ -226,7 +231,7 @@ def bad(reason: str, code: str) -> ContractError:
 
 def _load(ctx: CallContext, key: bytes) -> dict[str, Any] | None:
     raw = ctx.get(key)
-    return None if raw is None else decode_map(raw)
+    return None if raw is None else stored_map(raw, "scf record")
 
 
 def _store(ctx: CallContext, key: bytes, value: Any) -> None:

@@ -26,8 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidechain.core import cbor
-from tidechain.core.errors import invariant
-from tidechain.ledger.runtime import StateReader, namespaced
+from tidechain.ledger.runtime import StateReader, namespaced, stored_map
 
 NAME = "scf"
 DAY_MS = 86_400_000
@@ -90,17 +89,9 @@ def invoice_use_key(number: str) -> bytes:
     return b"inv/" + number.encode("ascii")
 
 
-def decode_map(raw: bytes) -> dict[str, Any]:
-    """A record this contract wrote: anything else is our bug, not input."""
-    value = cbor.decode(raw)
-    invariant(isinstance(value, dict), "corrupt scf record in state")
-    record: dict[str, Any] = value
-    return record
-
-
 def _get(state: StateReader, key: bytes) -> dict[str, Any] | None:
     raw = state.get(namespaced(NAME, key))
-    return None if raw is None else decode_map(raw)
+    return None if raw is None else stored_map(raw, "scf record")
 
 
 def get_certificate(state: StateReader, cert_id: int) -> dict[str, Any] | None:
