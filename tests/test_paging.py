@@ -284,6 +284,8 @@ LISTS: dict[str, Listing] = {
     "/v1/apps/scf/financed": Listing("id", False, lambda w: [
         {"funder": w.funder.public_key.hex()}], ("deposit",)),
     "/v1/apps/scf/overdue": Listing("id", False, lambda w: [{}], ("deposit",)),
+    "/v1/apps/scf/due": Listing("id", False, lambda w: [
+        {"core": w.core.public_key.hex()}], ("deposit",)),
 }
 
 

@@ -541,6 +541,7 @@ def _scf_samples(add: Callable[..., None], chain: Chain) -> None:
         add("scf_held", label, base + "held", {"member": member})
         add("scf_incoming", label, base + "incoming", {"member": member})
         add("scf_issued", label, base + "issued", {"core": member})
+        add("scf_due", label, base + "due", {"core": member})
         add("scf_financed", label, base + "financed", {"funder": member})
         add("scf_funder_totals", label, base + "funder_totals", {"funder": member},
             ident=member)

@@ -97,11 +97,12 @@ from tidechain.contracts.scf.contract import (
     DEFAULT_MIN_SPLIT_FEN,
     MAX_BACKING_INVOICES,
 )
-from tidechain.contracts.scf.state import decode_map, invoice_backed
+from tidechain.contracts.scf.state import invoice_backed
 from tidechain.core import cbor
 from tidechain.core.crypto import sha256
 from tidechain.identity import Role
 from tidechain.ledger.application import NoParams, PageRequest
+from tidechain.ledger.runtime import stored_map
 
 U = DEFAULT_MIN_SPLIT_FEN  # CNY 100, the smallest part
 ENTERPRISES = (CORE, CORE2, SUP1, SUP2, SUP3, SUP4)
@@ -219,7 +220,7 @@ def read_chain(kv: dict[bytes, bytes]) -> Chain:
         if k == b"n":
             c.next_id = int(cbor.decode(value))
         elif k.startswith(b"c/"):
-            c.records[int.from_bytes(k[2:], "big")] = decode_map(value)
+            c.records[int.from_bytes(k[2:], "big")] = stored_map(value, "scf record")
         elif k[:2] in (b"h/", b"p/", b"i/", b"f/"):
             assert len(k) == 2 + 32 + 8 and value == b"", k
             c.markers[k[:2]].add((k[2:34], int.from_bytes(k[34:], "big")))
@@ -228,11 +229,11 @@ def read_chain(kv: dict[bytes, bytes]) -> Chain:
             c.markers[k[:2]].add((int.from_bytes(k[2:10], "big"),
                                   int.from_bytes(k[10:], "big")))
         elif k.startswith(b"line/"):
-            c.lines[k[5:]] = decode_map(value)
+            c.lines[k[5:]] = stored_map(value, "scf record")
         elif k.startswith(b"tier/"):
             c.tiers[(k[5:37], k[37])] = int(cbor.decode(value))
         elif k.startswith(b"fin/"):
-            c.stats[k[4:]] = decode_map(value)
+            c.stats[k[4:]] = stored_map(value, "scf record")
         elif k.startswith(b"inv/"):
             c.backed[k[4:].decode()] = int(cbor.decode(value))
         else:
@@ -297,7 +298,7 @@ class ScfMachine(RuleBasedStateMachine):
             old_raw = before.get(key)
             if old_raw is None:
                 continue  # created by this call
-            old = decode_map(old_raw)
+            old = stored_map(old_raw, "scf record")
             assert old["id"] in named, (method, args, old["id"])
             assert old["status"] not in CLOSED, (method, old)
             if old["status"] == FROZEN:

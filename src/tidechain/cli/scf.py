@@ -397,28 +397,9 @@ def cmd_approve(args: argparse.Namespace, out: Output) -> int:
                   f"certificate #{args.id} financed (ref {args.ref})")
 
 
-_LIVE = ("pending", "active", "frozen")
-
-
 def _due(sdk: Client, core: bytes, now: int) -> list[int]:
-    """The certificates `core` issued that have matured and are not closed: every live
-    one under each of its roots, and every issue still open though it lapsed unaccepted
-    (a query shows a closed lapsed issue with the same status: an open one is still in
-    the issuer's `held` list, a closed one is not)."""
-    due: list[int] = []
-    open_issues = {int(c["id"]) for c in sdk.walk("scf", "held", member=core.hex())}
-    for root in sdk.walk("scf", "issued", core=core.hex()):
-        if root["maturity"] > now:
-            continue
-        if root["status"] == "lapsed":
-            if root["id"] in open_issues:
-                due.append(int(root["id"]))
-        elif root["status"] in _LIVE:
-            due.append(int(root["id"]))
-        elif root["status"] == "consumed":
-            due += [int(c["id"]) for c in sdk.walk("scf", "tree", id=root["id"])
-                    if c["status"] in _LIVE]
-    return due
+    """The certificates `core` has to settle at `now` (the contract's `due` query)."""
+    return [int(c["id"]) for c in sdk.walk("scf", "due", core=core.hex(), at=now)]
 
 
 def cmd_settle(args: argparse.Namespace, out: Output) -> int:

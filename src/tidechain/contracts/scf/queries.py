@@ -9,6 +9,7 @@ the outstanding amounts are about the core enterprise and the funder of its line
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -146,6 +147,12 @@ class MemberParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class CoreParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     core: Hex32
+
+
+class DueParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    core: Hex32
+    at: Annotated[int, msgspec.Meta(ge=0, le=2**62, description=(
+        "as of this time, ms since the epoch (default: the head block's time)"))] | None = None
 
 
 class FunderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -303,23 +310,42 @@ def outstanding(view: ChainView, params: CoreParams) -> Outstanding:
                        None if funder is None else bytes(funder).hex(), by_tier)
 
 
-def overdue(view: ChainView, params: NoParams, page: PageRequest) -> Page[Certificate]:
-    """Certificates unpaid past maturity, earliest maturity first: the live certificates
-    by maturity, read up to the head's time (an issue that lapsed unaccepted is not
-    overdue: it is left out, so a page may hold fewer than `limit`)."""
+def _matured(view: ChainView, page: PageRequest, *, before_ms: int,
+             keep: Callable[[dict[str, Any]], bool]) -> Page[Certificate]:
+    """The certificates still open whose maturity is before `before_ms`, earliest first,
+    those `keep` accepts: read off the maturity markers, so a page may hold fewer than
+    `limit` (and still have a `next`)."""
     prefix = namespaced(NAME, b"m/")
     after = parse_key_cursor(page.cursor)
     found = view.state_page(prefix, None if after is None else prefix + after,
                             page.limit + 1)
-    due = [key for key, _ in found if int.from_bytes(key[len(prefix):][:8], "big")
-           < view.time_ms]
+    due = [key for key, _ in found
+           if int.from_bytes(key[len(prefix):][:8], "big") < before_ms]
     items = []
     for key in due[:page.limit]:
         record = get_certificate(view.state, int.from_bytes(key[-8:], "big"))
-        if record is not None and is_overdue(record, view.time_ms):
+        if record is not None and keep(record):
             items.append(certificate_of(view, record))
     more = len(due) > page.limit
     return Page(items, key_cursor(due[page.limit - 1][len(prefix):]) if more else None)
+
+
+def overdue(view: ChainView, params: NoParams, page: PageRequest) -> Page[Certificate]:
+    """Certificates unpaid past maturity, earliest maturity first (an issue that lapsed
+    unaccepted is not overdue: it is left out)."""
+    return _matured(view, page, before_ms=view.time_ms,
+                    keep=lambda record: is_overdue(record, view.time_ms))
+
+
+def due(view: ChainView, params: DueParams, page: PageRequest) -> Page[Certificate]:
+    """What core enterprise `core` has to settle at time `at` (default: the head's
+    time; a client about to settle gives its clock, as the next block's time will be at
+    least that): its certificates matured by then and still open, an issue that lapsed
+    unaccepted included (settling closes it and frees its line)."""
+    core = _key(params.core, "core")
+    at = view.time_ms if params.at is None else params.at
+    return _matured(view, page, before_ms=at + 1,
+                    keep=lambda record: bytes(record["core"]) == core)
 
 
 QUERIES = {
@@ -347,6 +373,9 @@ QUERIES = {
     "outstanding": Query(outstanding, "a core enterprise's credit line and outstanding "
                          "amount, per tier", Outstanding, CoreParams, roles=READERS,
                          audience=outstanding_audience),
+    "due": Query(due, "what a core enterprise has to settle now, earliest maturity first",
+                 Certificate, DueParams, roles=READERS, paged=True,
+                 audience=certificate_audience),
     "overdue": Query(overdue, "certificates unpaid past maturity", Certificate, NoParams,
                      roles=READERS, paged=True, audience=certificate_audience),
 }
