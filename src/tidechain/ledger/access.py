@@ -53,6 +53,9 @@ class Reader:
 
     key: bytes | None
     roles: frozenset[Role] = frozenset()
+    org: str | None = None
+    """The reader's organisation: a record may name its parties by organisation and
+    role (a co-signed deposit's slots)."""
 
     @property
     def anonymous(self) -> bool:
@@ -72,9 +75,17 @@ class Audience:
 
     parties: frozenset[bytes] = frozenset()
     public: bool = False
+    org_roles: frozenset[tuple[str, Role]] = frozenset()
+    """Parties named by organisation and role: any member of that organisation holding
+    that role."""
 
     def admits(self, reader: Reader) -> bool:
-        return self.public or (reader.key is not None and reader.key in self.parties)
+        if self.public:
+            return True
+        if reader.key is None:
+            return False
+        return reader.key in self.parties or any(
+            org == reader.org and role in reader.roles for org, role in self.org_roles)
 
 
 ItemAudience = Callable[[Any], Audience]

@@ -38,6 +38,7 @@ from tidechain.core.limits import (
 )
 from tidechain.identity.roles import Role
 from tidechain.ledger.access import (
+    Audience,
     EntryAudience,
     ItemAudience,
     Reader,
@@ -279,6 +280,10 @@ EntryDescriber = Callable[[str, Mapping[str, Any], Sequence[Event]], list[str]]
 proves (`tide verify` prints them)."""
 
 
+RecordAudience = Callable[[StateReader, int, str, Mapping[str, Any], bool], Audience | None]
+"""record_audience(state, log index, method, args, ok) -> who entry `log index` is about,
+read off the record it made or acts on (None: no such record)."""
+
 Finder = Callable[[ChainView, str], list[tuple[str, str, str]]]
 """find(view, text) -> [(kind, id, API path)]: what the application holds under `text`
 (a digest, a member key, an invoice number), for the API's search."""
@@ -304,6 +309,10 @@ class Application:
     regulator always does); see `ledger/access.py`."""
     entry_audience: EntryAudience | None = None
     """Who else an entry is about, beyond its sender (who always reads it)."""
+    record_audience: RecordAudience | None = None
+    """Who an entry is about by the record it made or acts on, as the state now has it
+    (a deposit co-signed later or published later): it answers instead of
+    `entry_audience` where it returns an Audience."""
 
     def __post_init__(self) -> None:
         invariant(bool(self.contracts), f"application {self.name} has no contract")

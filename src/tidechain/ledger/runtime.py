@@ -347,6 +347,12 @@ class Registry:
         for c in self._contracts.values():
             if c.genesis is not None:
                 state.update({namespaced(c.name, k): v for k, v in c.genesis(genesis).items()})
+        for name, version in genesis.versions:  # in force from the first block
+            if version not in self._versions.get(name, {}):
+                raise MissingContractVersion(
+                    f"the genesis starts contract {name!r} at version {version}, which this "
+                    "node's software does not have: install software that has it")
+            state[contract_version_key(name)] = cbor.encode([[0, version]])
         return state
 
     def describe(self) -> list[dict[str, Any]]:

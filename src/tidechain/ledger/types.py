@@ -17,6 +17,7 @@ from tidechain.core.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SigningKey,
 from tidechain.core.errors import DecodeError, TooLarge, invariant
 from tidechain.core.limits import (
     MAX_CERT_DER_BYTES,
+    MAX_CONTRACT_VERSION,
     MAX_GENESIS_MEMBERS_PER_ORG,
     MAX_GENESIS_ORGS,
     MAX_NAME_BYTES,
@@ -492,6 +493,10 @@ class Genesis:
     validators: tuple[GenesisValidator, ...]
     orgs: tuple[GenesisOrg, ...] = ()
     """Founding organisations; their CAs and members are the chain's first members."""
+    versions: tuple[tuple[str, int], ...] = ()
+    """Contract versions in force from the first block, by name, instead of version 1
+    (a new network starts on the newest rules without a governance vote). Encoded only
+    when present, so genesis files written before it keep their chain ids."""
     verified_orgs: tuple[VerifiedOrg, ...] = field(init=False, repr=False, compare=False)
     """`orgs` as verified at construction (the members contract's genesis state)."""
 
@@ -509,6 +514,7 @@ class Genesis:
             "time": self.time_ms,
             "validators": [{"name": v.name, "key": v.public_key} for v in self.validators],
             "orgs": [org.to_cbor() for org in self.orgs],
+            **({"versions": [[name, v] for name, v in self.versions]} if self.versions else {}),
         }
 
     def encode(self) -> bytes:
@@ -531,7 +537,7 @@ class Genesis:
     def decode(cls, data: bytes) -> Genesis:
         what = "genesis"
         m = _require_map(cbor.decode(data), what)
-        _exact_keys(m, {"v", "name", "time", "validators", "orgs"}, what)
+        _exact_keys(m, {"v", "name", "time", "validators", "orgs", "versions"}, what)
         _format_version(m, what)
         # No '/' in the network name: it sits between two '/' in the checkpoint origin.
         name = _note_name(_field(m, "name", str, what), what, allow_slash=False)
@@ -543,7 +549,30 @@ class Genesis:
         if len(org_entries) > MAX_GENESIS_ORGS:
             raise TooLarge(f"{what}: {len(org_entries)} organisations, limit {MAX_GENESIS_ORGS}")
         orgs = tuple(GenesisOrg.from_cbor(o) for o in org_entries)
-        return cls(name, _uint(m, "time", what), validators, orgs)
+        versions = _genesis_versions(m.get("versions"), what) if "versions" in m else ()
+        return cls(name, _uint(m, "time", what), validators, orgs, versions)
+
+
+MAX_GENESIS_VERSIONS = 32
+"""Contracts a genesis may start on a later version: more than the software has."""
+
+
+def _genesis_versions(value: Any, what: str) -> tuple[tuple[str, int], ...]:
+    """[[contract name, version], ...]: names ascending and distinct, versions 2..MAX."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_GENESIS_VERSIONS:
+        raise DecodeError(f"{what}: 'versions' must list 1..{MAX_GENESIS_VERSIONS} pairs")
+    pairs: list[tuple[str, int]] = []
+    for pair in value:
+        if (not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str)
+                or not isinstance(pair[1], int) or isinstance(pair[1], bool)
+                or not 0 < len(pair[0]) <= MAX_NAME_BYTES or not pair[0].isascii()
+                or not 1 < pair[1] <= MAX_CONTRACT_VERSION):
+            raise DecodeError(f"{what}: 'versions' entries are [contract name, version "
+                              f"2..{MAX_CONTRACT_VERSION}]")
+        pairs.append((pair[0], pair[1]))
+    if [p[0] for p in pairs] != sorted({p[0] for p in pairs}):
+        raise DecodeError(f"{what}: 'versions' must name each contract once, ascending")
+    return tuple(pairs)
 
 
 def checkpoint_body(origin: str, size: int, root: bytes) -> str:

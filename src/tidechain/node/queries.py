@@ -7,6 +7,7 @@ or talks to peers."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tidechain.contracts import members
@@ -18,6 +19,7 @@ from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.core.trust import trust_text_of_keys
 from tidechain.ledger.access import (
     ANONYMOUS,
+    Audience,
     Reader,
     entry_refusal,
     entry_visible,
@@ -32,7 +34,7 @@ from tidechain.ledger.application import (
 )
 from tidechain.ledger.chain import Chain
 from tidechain.ledger.runtime import NAMESPACE_SEPARATOR, namespaced
-from tidechain.ledger.types import Genesis, LogEntry, SignedTx
+from tidechain.ledger.types import Event, Genesis, LogEntry, SignedTx
 from tidechain.node.mempool import Mempool
 from tidechain.storage.store import Store
 
@@ -72,17 +74,32 @@ class ChainQueries:
         standing (ADR 0015)."""
         if key is None:
             return ANONYMOUS
-        return Reader(key, members.reader_roles(self.chain.state, key, time_ms))
+        roles = members.reader_roles(self.chain.state, key, time_ms)
+        standing = members.member_org_roles(self.chain.state, key, time_ms)
+        return Reader(key, roles, None if isinstance(standing, str) else standing[0])
 
-    def visible(self, entry: LogEntry, reader: Reader) -> bool:
-        """Whether `reader` may read log entry `entry` (ledger/access.py)."""
+    def visible(self, entry: LogEntry, reader: Reader, log_index: int) -> bool:
+        """Whether `reader` may read log entry `entry`, at `log_index` (ledger/access.py)."""
         app = self.chain.registry.applications.get(entry.tx.body.contract)
-        return entry_visible(entry, reader, None if app is None else app.readers,
-                             None if app is None else app.entry_audience)
+        if app is None:
+            return entry_visible(entry, reader, None, None)
+        audience = app.entry_audience
+        by_record = app.record_audience
+        if by_record is not None:
+            state, ok, plain = self.chain.state, entry.result.ok, audience
+
+            def audience(method: str, args: Mapping[str, Any],
+                         events: Sequence[Event]) -> Audience:
+                found = by_record(state, log_index, method, args, ok)
+                if found is not None:
+                    return found
+                return Audience() if plain is None else plain(method, args, events)
+
+        return entry_visible(entry, reader, app.readers, audience)
 
     def _readable(self, log_index: int, entry_bytes: bytes, reader: Reader,
                   what: str) -> None:
-        if not self.visible(LogEntry.decode(entry_bytes), reader):
+        if not self.visible(LogEntry.decode(entry_bytes), reader, log_index):
             raise entry_refusal(reader, what)
 
     def view(self) -> HeadView:
@@ -123,7 +140,7 @@ class ChainQueries:
                 if ((contract is None or body.contract == contract)
                         and (method is None or body.method == method)
                         and (sender is None or body.sender == sender)
-                        and self.visible(entry, reader)):
+                        and self.visible(entry, reader, log_index)):
                     items.append(describe_entry(log_index, entry_bytes))
                     if len(items) == page.limit:
                         break
@@ -159,7 +176,7 @@ class ChainQueries:
             if at is not None:
                 found.append({"kind": "block", "id": str(at), "path": f"/v1/block/{at}"})
             hit = self.store.entry_by_tx(value)
-            if hit is not None and self.visible(LogEntry.decode(hit[2]), reader):
+            if hit is not None and self.visible(LogEntry.decode(hit[2]), reader, hit[0]):
                 found.append({"kind": "transaction", "id": text.lower(),
                               "path": f"/v1/tx/{text.lower()}"})
         view = self.view()

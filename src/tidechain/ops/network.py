@@ -115,7 +115,8 @@ def init_network(
                              ("admin", admin.key, (Role.ADMIN,))])
     for node in nodes:
         write_api_tls(node, org_dir, genesis_ms)
-    genesis = Genesis(name, genesis_ms, tuple(gen_validators), (founder,))
+    genesis = Genesis(name, genesis_ms, tuple(gen_validators), (founder,),
+                      newest_contract_versions())
     (directory / "genesis.cbor").write_bytes(genesis.encode())
     (directory / TRUST_FILE).write_text(trust_file_text(genesis))
     api_ca = org_dir.cert_path.relative_to(directory).as_posix()
@@ -127,6 +128,16 @@ def init_network(
                   f'peer = "{n.peer_host}:{n.peer_port}"\n' for n in nodes)
     )
     return nodes
+
+
+def newest_contract_versions() -> tuple[tuple[str, int], ...]:
+    """The contracts a new network starts on a version above 1: the newest this software
+    has, so a fresh network has every rule without a governance vote (evidence v2)."""
+    from tidechain.contracts import default_registry
+
+    return tuple((name, versions[-1])
+                 for name, versions in default_registry().versions().items()
+                 if versions[-1] > 1)
 
 
 def write_api_tls(node: NodeConfig, org: OrgDir, now_ms: int) -> None:

@@ -10,6 +10,7 @@ from tidechain.contracts.evidence import queries
 from tidechain.contracts.evidence.contract import (
     AMENDS_INDEX,
     CONTRACT,
+    CONTRACT_V2,
     DIGEST_BYTES,
     DIGEST_INDEX,
     NAME,
@@ -26,7 +27,9 @@ from tidechain.contracts.evidence.contract import (
 )
 from tidechain.contracts.evidence.fast_index import index_rows_from_result
 from tidechain.contracts.evidence.queries import QUERIES, Deposit, find
+from tidechain.ledger.access import Audience
 from tidechain.ledger.application import Application
+from tidechain.ledger.runtime import StateReader
 from tidechain.ledger.types import Event
 
 
@@ -41,21 +44,40 @@ def describe_entry(method: str, args: Mapping[str, Any], events: Sequence[Event]
     return lines
 
 
+def record_audience(state: StateReader, log_index: int, method: str,
+                    args: Mapping[str, Any], ok: bool) -> Audience | None:
+    """Who an evidence entry is about: the parties of the deposit it made (deposit,
+    amend) or acts on (sign, publish) as its record now stands, so that co-signers read
+    the entries that prove a co-signed deposit and anyone reads a published one. A
+    refused call is its sender's business alone."""
+    if not ok:
+        return None
+    of = log_index if method in ("deposit", "amend") else args.get("of")
+    if not isinstance(of, int) or isinstance(of, bool) or of < 0:
+        return None
+    record = get_deposit(state, of)
+    if record is None:
+        return None
+    return queries.depositor_audience(queries.deposit_from_record(record, 0))
+
+
 APP = Application(
     name=NAME,
     summary="Evidence deposit: anchor SHA-256 digests of documents; amend by linking.",
-    contracts=(CONTRACT,),
+    contracts=(CONTRACT, CONTRACT_V2),
     queries=QUERIES,
     index_rule=index_rule,
     index_rows_from_result=index_rows_from_result,
     describe_entry=describe_entry,
     find=find,
+    record_audience=record_audience,
 )
 
 __all__ = [
     "AMENDS_INDEX",
     "APP",
     "CONTRACT",
+    "CONTRACT_V2",
     "DIGEST_BYTES",
     "DIGEST_INDEX",
     "NAME",

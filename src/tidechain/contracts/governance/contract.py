@@ -43,6 +43,7 @@ import msgspec
 
 from tidechain.consensus.params import GOVERNED_TIMEOUTS
 from tidechain.contracts import members
+from tidechain.contracts.evidence.cosign import DEADLINE_PARAM, check_max_cosign
 from tidechain.contracts.scf.contract import PARAMS as SCF_PARAMS
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, invariant
@@ -220,6 +221,7 @@ PARAMS: dict[str, Callable[[Any], Any]] = {
     MAX_BLOCK_TXS_NAME: check_max_block_txs,
     **{TIMEOUT_PREFIX + field: _timeout_check(field) for field in GOVERNED_TIMEOUTS},
     **SCF_PARAMS,
+    DEADLINE_PARAM: check_max_cosign,
 }
 """The parameters governance may set, each with its check. Consensus parameters apply
 from the height after the block that set them, on every node, with no restart: the

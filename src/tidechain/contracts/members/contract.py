@@ -187,6 +187,17 @@ def reader_roles(state: StateReader, key: bytes, time_ms: int) -> frozenset[Role
     return frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
 
 
+def member_org_roles(state: StateReader, key: bytes,
+                     time_ms: int) -> tuple[str, frozenset[Role]] | str:
+    """The organisation and roles of member `key` in good standing at `time_ms`, or why
+    it has none: what another application checks when it names parties by organisation
+    and role (evidence co-signers), with the same standing rules as `authorize`."""
+    standing = _standing_at(state, key, time_ms, "key", block_time=True)
+    if isinstance(standing, str):
+        return standing
+    return standing.org, frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
+
+
 def _standing_at(state: StateReader, key: bytes, time_ms: int, subject: str, *,
                  block_time: bool = False) -> _Standing | str:
     """The standing of member `key` at `time_ms`, or why it has none (the reason names
