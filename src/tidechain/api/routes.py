@@ -116,6 +116,14 @@ class IndexParams(m.Params):
     index: m.UInt
 
 
+class ProofSetParams(m.Params):
+    indexes: Annotated[str, msgspec.Meta(
+        pattern="^(0|[1-9][0-9]{0,18})(,(0|[1-9][0-9]{0,18})){0,15}$",
+        description="up to 16 log indexes, comma-separated")]
+    state: Annotated[str, msgspec.Meta(pattern="^([0-9a-f]{2}){1,1024}$", description=(
+        "a state key (hex) whose value to prove too"))] | None = None
+
+
 class ConsistencyParams(m.Params):
     old: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     new: m.UInt | None = None
@@ -189,6 +197,10 @@ CORE_ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/proof/{index}", "receipt",
           "A receipt (C2SP tlog-proof) of one log entry", "proof",
           {200: TEXT, **_NOT_FOUND}, IndexParams, tag="log", access="records"),
+    Route("GET", "/v1/proofs", "proof_set",
+          "Receipts of several log entries against one checkpoint, and a state proof "
+          "(a tidechain.dev/proof-set@v1 file)", "proof_set",
+          {200: TEXT, 400: E, **_NOT_FOUND}, ProofSetParams, tag="log", access="records"),
     Route("GET", "/v1/state/proof/{key}", "state_proof",
           "A world-state value with its proof against a certified header", "state_proof",
           {200: m.StateProof, **_NOT_FOUND}, StateKeyParams, tag="log", access="records"),

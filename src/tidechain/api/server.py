@@ -319,6 +319,12 @@ class Api:
                     page: Any) -> Answer:
         return 200, self.node.receipt(params.index, _reader(request))
 
+    async def proof_set(self, request: web.Request, route: Route, params: Any,
+                        page: Any) -> Answer:
+        indexes = [int(i) for i in params.indexes.split(",")]
+        state = None if params.state is None else bytes.fromhex(params.state)
+        return 200, self.node.proof_set(indexes, state, _reader(request))
+
     async def state_proof(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:
         return 200, self.node.state_proof(bytes.fromhex(params.key), _reader(request))

@@ -54,6 +54,7 @@ from tidechain.core.limits import (
     MAX_QUERY_RESULTS,
     MAX_SUBMIT_BATCH,
 )
+from tidechain.core.proofset import MAX_PROOF_SET_RECEIPTS
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import Trust
 from tidechain.ledger.access import ReadForbidden, Unauthenticated
@@ -336,6 +337,24 @@ class Client:
                 proven = verify_receipt(text, self.trust)
                 if proven.index != index:
                     raise ProofError(f"it is for entry {proven.index}")
+        return text
+
+    def proof_set(self, indexes: Sequence[int], state_key: bytes | None = None) -> str:
+        """Receipts of log entries `indexes` against one checkpoint, with the proof of
+        state key `state_key` when given (a tidechain.dev/proof-set@v1 file); each part
+        verified against the trust file when the client has one."""
+        if not 0 < len(indexes) <= MAX_PROOF_SET_RECEIPTS:
+            raise Rejected(f"a proof set proves 1..{MAX_PROOF_SET_RECEIPTS} entries",
+                           code="bad_argument")
+        params = {"indexes": ",".join(str(_uint(i, "log index")) for i in indexes)}
+        if state_key is not None:
+            params["state"] = state_key.hex()
+        text = self._request("GET", "/v1/proofs", params=params).text
+        if self.trust is not None:
+            from tidechain.client.deposit_proof import verify_proof_set
+
+            with checking("the node's proof set"):
+                verify_proof_set(text, self.trust)
         return text
 
     def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:

@@ -44,13 +44,17 @@ from tidechain.client.txbuilder import (
     call_tx,
     deposit_args,
     hash_file,
+    sign_args,
 )
 from tidechain.client.verify import deposit_proven
+from tidechain.contracts.evidence import record_key
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import DecodeError, ProofError, Rejected
 from tidechain.core.hexcodec import to_json
+from tidechain.core.proofset import MAX_PROOF_SET_RECEIPTS
 from tidechain.core.receipt import VerifiedReceipt, verify_receipt
 from tidechain.core.trust import Trust
+from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import LogEntry, SignedTx
 
 if TYPE_CHECKING:
@@ -163,18 +167,23 @@ class Session:
     def deposit_file(self, path: str | Path, meta: dict[str, str] | None = None,
                      progress: Progress | None = None, *, amends: int | None = None,
                      write_receipt: bool = True,
-                     timeout_ms: int = DEFAULT_COMMIT_WAIT_MS) -> DepositOutcome:
+                     timeout_ms: int = DEFAULT_COMMIT_WAIT_MS,
+                     cosign: Mapping[str, Any] | None = None,
+                     public: bool = False) -> DepositOutcome:
         """Hash a file locally, deposit (or amend) its digest in one round trip, verify
         the receipt against the trust file and the file's digest, and (by default)
-        write it to `<file>.tlog-proof`. The file itself never leaves here."""
+        write it to `<file>.tlog-proof`. The file itself never leaves here. `cosign`
+        (`txbuilder.cosign_args`) names co-signers; `public` opens it to anyone."""
         self._trust()  # before hashing a large file: a waited call needs it
         path = Path(path)
         digest = hash_file(path, progress)
+        extra: dict[str, Any] = {**(cosign or {}), **({"public": True} if public else {})}
         if amends is None:
-            outcome = self.call(EVIDENCE, "deposit", deposit_args(digest, meta),
+            outcome = self.call(EVIDENCE, "deposit", {**deposit_args(digest, meta), **extra},
                                 timeout_ms=timeout_ms)
         else:
-            outcome = self.call(EVIDENCE, "amend", amend_args(amends, digest, meta),
+            outcome = self.call(EVIDENCE, "amend",
+                                {**amend_args(amends, digest, meta), **extra},
                                 timeout_ms=timeout_ms)
         with checking(f"the receipt of our deposit (tx {outcome.tx_id.hex()}, log index "
                       f"{outcome.log_index})"):
@@ -184,6 +193,21 @@ class Session:
             write_atomically(receipt_path, outcome.receipt)
         return DepositOutcome(path, digest, outcome.tx_id, outcome.log_index, outcome.height,
                               outcome.receipt, receipt_path, proven)
+
+    def sign_deposit(self, of: int, digest: bytes, *,
+                     timeout_ms: int = DEFAULT_COMMIT_WAIT_MS) -> Outcome:
+        """Co-sign deposit `of`, having checked that its document has `digest`."""
+        return self.call(EVIDENCE, "sign", sign_args(of, digest), timeout_ms=timeout_ms)
+
+    def deposit_proof(self, of: int) -> str:
+        """The proof set of co-signed deposit `of`: its entry, each signature's entry and
+        its record's state proof, against one checkpoint (verified when the client has
+        the trust file; `client.deposit_proof.verify_deposit_proof` says what it
+        proves)."""
+        record = self.client.query(EVIDENCE, "deposit", index=of)
+        indexes = [of, *(s["index"] for s in (record.get("cosign") or {}).get("signed", []))]
+        key = namespaced(EVIDENCE, record_key(of))
+        return self.client.proof_set(indexes[:MAX_PROOF_SET_RECEIPTS], key)
 
     def _trust(self) -> Trust:
         if self.client.trust is None:

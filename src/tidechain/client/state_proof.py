@@ -35,6 +35,8 @@ class VerifiedState:
     block_hash: bytes
     state_root: bytes
     signers: tuple[str, ...]
+    time_ms: int = 0
+    """The certified block's time."""
 
 
 def _b64(bundle: dict[str, Any], name: str) -> bytes:
@@ -71,7 +73,7 @@ def verify_state_bundle(bundle: dict[str, Any], trust: Trust) -> VerifiedState:
                          f"{trust.quorum}")
     verify_state_proof(header.state_root, key, value, proof)
     return VerifiedState(key, value, header.height, header.block_hash, header.state_root,
-                         signers)
+                         signers, header.time_ms)
 
 
 def _hex(raw: Any, name: str) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,27 @@ def deposit_args(digest: bytes, meta: dict[str, str] | None = None) -> dict[str,
     chain would refuse."""
     return {"digest": evidence.check_digest(digest),
             "meta": dict(evidence.validate_meta(meta))}
+
+
+def cosign_args(cosigners: Sequence[Mapping[str, Any]], threshold: int | None = None,
+                deadline_ms: int | None = None) -> dict[str, Any]:
+    """The co-signing fields of an evidence v2 deposit: the named signers ({"key": 32
+    bytes} or {"org", "role"}), k (default: all of them) and the deadline (default: the
+    governed window). Raises ContractError for what the chain would refuse."""
+    from tidechain.contracts.evidence import cosign
+
+    slots = cosign.parse_slots([dict(c) for c in cosigners])
+    args: dict[str, Any] = {"cosigners": [slot.to_cbor() for slot in slots]}
+    if threshold is not None:
+        args["threshold"] = cosign.check_threshold(threshold, slots)
+    if deadline_ms is not None:
+        args["deadline"] = deadline_ms
+    return args
+
+
+def sign_args(of: int, digest: bytes) -> dict[str, Any]:
+    """`evidence.sign` of co-signed deposit `of`, whose document has `digest`."""
+    return {"of": evidence.check_of(of), "digest": evidence.check_digest(digest)}
 
 
 def amend_args(of: int, digest: bytes, meta: dict[str, str] | None = None) -> dict[str, Any]:

@@ -309,6 +309,10 @@ class Application:
     regulator always does); see `ledger/access.py`."""
     entry_audience: EntryAudience | None = None
     """Who else an entry is about, beyond its sender (who always reads it)."""
+    state_audience: Callable[[StateReader, bytes], Audience | None] | None = None
+    """state_audience(state, key in this application's namespace) -> who the record
+    under that key is about (None: no such record, or not one with parties), for the
+    state proofs its parties may fetch."""
     record_audience: RecordAudience | None = None
     """Who an entry is about by the record it made or acts on, as the state now has it
     (a deposit co-signed later or published later): it answers instead of

@@ -15,6 +15,7 @@ from tidechain.core import cbor, merkle
 from tidechain.core.errors import NotFound, Rejected, invariant
 from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import MAX_PAGE_SIZE, MAX_QUERY_RESULTS, MAX_TX_SCAN
+from tidechain.core.proofset import format_proof_set
 from tidechain.core.receipt import Receipt, format_receipt
 from tidechain.core.trust import trust_text_of_keys
 from tidechain.ledger.access import (
@@ -266,13 +267,36 @@ class ChainQueries:
     def state_proof(self, key: bytes, reader: Reader = ANONYMOUS) -> dict[str, Any]:
         """The value of a state key at the head, with what a third party needs to check
         it offline: the header, its commit certificate and a state-tree proof. Read by
-        the roles that read the application owning the key's namespace."""
-        space, sep, _ = key.partition(NAMESPACE_SEPARATOR)
+        the roles that read the application owning the key's namespace, and by the
+        parties of the record under the key where the application says who they are
+        (`Application.state_audience`)."""
+        space, sep, rest = key.partition(NAMESPACE_SEPARATOR)
         namespace = space.decode("ascii", "replace") if sep else ""
         app = self.chain.registry.applications.get(namespace)
         roles = frozenset() if app is None else app.readers
         if not reader.holds_any(roles):
-            raise refusal(reader, f"the state of {namespace or 'this namespace'!r}", roles)
+            audience = (None if app is None or app.state_audience is None
+                        else app.state_audience(self.chain.state, rest))
+            if audience is None or not audience.admits(reader):
+                raise refusal(reader, f"the state of {namespace or 'this namespace'!r}",
+                              roles, parties=audience is not None)
+        return self._state_bundle(key)
+
+    def proof_set(self, indexes: Sequence[int], state_key: bytes | None,
+                  reader: Reader) -> str:
+        """Receipts of several log entries against one checkpoint, and optionally one
+        state value's proof (`core.proofset`): what proves a fact made of several
+        entries, such as a deposit and the signatures that made it effective. Each part
+        is served only to a reader of it."""
+        entries = [(i, self.readable_entry(i, reader)) for i in indexes]
+        state = None if state_key is None else self.state_proof(state_key, reader)
+        size = self.chain.frontier.size
+        checkpoint = self.checkpoint()
+        receipts = [format_receipt(Receipt(i, tuple(merkle.inclusion_proof(self.store, i, size)),
+                                           checkpoint, entry)) for i, entry in entries]
+        return format_proof_set(receipts, state)
+
+    def _state_bundle(self, key: bytes) -> dict[str, Any]:
         head = self.store.head()
         if head is None:
             raise NotFound("no block committed yet: the state is empty")

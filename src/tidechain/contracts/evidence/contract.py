@@ -117,9 +117,9 @@ def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | 
         data["amends"] = amends
     if v2 is not None:  # evidence v2: co-signers and publication (cosign.py)
         record = cbor.encode({**cbor.decode(record), **v2})
-        slots = v2.get("cosign", {}).get("slots", [])
-        if slots:  # who has to sign: the `awaiting` index
-            data["slots"] = slots
+        terms = v2.get("cosign")
+        if terms is not None:  # who has to sign (the `awaiting` index), how many, by when:
+            data.update(terms)  # in the entry, for the offline verifier (deposit_proof.py)
     ctx.put(record_key(ctx.log_index), record)
     ctx.emit("deposited", data)
 
