@@ -228,6 +228,8 @@ def reader_key(args: argparse.Namespace, preferred: Path | None = None) -> Signi
     """The member key that signs a command's reads: --as, else $TIDE_KEY, else the
     command's own key file (--key, --admin-key), else `preferred`, else the network
     directory's client.key or admin.key; None (anonymous) if there is none."""
+    if getattr(args, "anonymous", False):
+        return None
     explicit = getattr(args, "read_as", None) or os.environ.get(KEY_ENV)
     if explicit:
         return key_file(explicit)

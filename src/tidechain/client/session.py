@@ -204,16 +204,22 @@ class Session:
         its record's state proof, against one checkpoint (verified when the client has
         the trust file; `client.deposit_proof.verify_deposit_proof` says what it
         proves)."""
-        record = self.client.query(EVIDENCE, "deposit", index=of)
-        indexes = [of, *(s["index"] for s in (record.get("cosign") or {}).get("signed", []))]
-        key = namespaced(EVIDENCE, record_key(of))
-        return self.client.proof_set(indexes[:MAX_PROOF_SET_RECEIPTS], key)
+        return deposit_proof(self.client, of)
 
     def _trust(self) -> Trust:
         if self.client.trust is None:
             raise Rejected("a waited call needs the network's trust file to check its "
                            "receipt: Client(url, trust=...)", code="no_trust")
         return self.client.trust
+
+
+def deposit_proof(client: Client, of: int) -> str:
+    """`Session.deposit_proof` for any reader of the deposit (anonymous for a public
+    one): its record names the signatures' entries."""
+    record = client.query(EVIDENCE, "deposit", index=of)
+    indexes = [of, *(s["index"] for s in (record.get("cosign") or {}).get("signed", []))]
+    key = namespaced(EVIDENCE, record_key(of))
+    return client.proof_set(indexes[:MAX_PROOF_SET_RECEIPTS], key)
 
 
 def _verified(tx: SignedTx, answer: dict[str, Any], trust: Trust) -> Outcome:

@@ -54,6 +54,9 @@ class VerifiedDeposit:
     origin: str
     checkpoint_size: int
     signers: tuple[str, ...]
+    cosigned: bool = False
+    """The deposit names co-signers (evidence v2): this receipt proves the deposit, and
+    its proof set (`client/deposit_proof.py`) proves its status."""
 
     @property
     def time_iso(self) -> str:
@@ -76,6 +79,7 @@ class VerifiedDeposit:
             "origin": self.origin,
             "checkpoint_size": self.checkpoint_size,
             "signers": list(self.signers),
+            "cosigned": self.cosigned,
         }
 
 
@@ -176,4 +180,6 @@ def deposit_proven(proven: VerifiedReceipt,
         origin=proven.checkpoint.origin,
         checkpoint_size=proven.checkpoint.size,
         signers=proven.signers,
+        cosigned=any(e.kind == "deposited" and "slots" in e.data
+                     for e in entry.result.events),
     )

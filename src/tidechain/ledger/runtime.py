@@ -275,8 +275,11 @@ class Registry:
             versions[c.version] = c
         if any(BASE_VERSION not in v for v in self._versions.values()):
             raise InvariantViolation(f"every contract needs a version {BASE_VERSION}")
-        # Version 1 of each: the genesis state, and what `describe` documents.
-        self._contracts = {name: v[BASE_VERSION] for name, v in self._versions.items()}
+        # Version 1 of each gives the genesis state (a network that started before a
+        # later version existed began there); the newest is what `describe` documents
+        # and what a client builds calls for, as `tide init` starts new networks on it.
+        self._base = {name: v[BASE_VERSION] for name, v in self._versions.items()}
+        self._contracts = {name: v[max(v)] for name, v in self._versions.items()}
         self.authorize = authorize
 
     def index_rows(self, contract: str, events: Sequence[Event]) -> list[tuple[str, bytes]]:
@@ -309,7 +312,7 @@ class Registry:
     def method(self, contract: str, method: str, state: StateReader | None = None,
                height: int = 0) -> MethodSpec:
         """The method of the contract version active at `height` in `state` (no state:
-        version 1)."""
+        the newest version this software has, which a client builds calls for)."""
         c = (self._contracts.get(contract) if state is None
              else self.contract(state, contract, height))
         if c is None:
@@ -344,7 +347,7 @@ class Registry:
         """The world state before block 1: every contract's genesis records, each
         under its own namespace."""
         state: dict[bytes, bytes] = {}
-        for c in self._contracts.values():
+        for c in self._base.values():
             if c.genesis is not None:
                 state.update({namespaced(c.name, k): v for k, v in c.genesis(genesis).items()})
         for name, version in genesis.versions:  # in force from the first block

@@ -61,6 +61,17 @@ def record_audience(state: StateReader, log_index: int, method: str,
     return queries.depositor_audience(queries.deposit_from_record(record, 0))
 
 
+def state_audience(state: StateReader, key: bytes) -> Audience | None:
+    """Who may fetch the state proof of an evidence record: its parties (a co-signed
+    deposit's pending or lapsed status is proven by its record)."""
+    if len(key) != 9 or not key.startswith(b"i"):
+        return None
+    record = get_deposit(state, int.from_bytes(key[1:], "big"))
+    if record is None:
+        return None
+    return queries.depositor_audience(queries.deposit_from_record(record, 0))
+
+
 APP = Application(
     name=NAME,
     summary="Evidence deposit: anchor SHA-256 digests of documents; amend by linking.",
@@ -71,6 +82,7 @@ APP = Application(
     describe_entry=describe_entry,
     find=find,
     record_audience=record_audience,
+    state_audience=state_audience,
 )
 
 __all__ = [
