@@ -25,6 +25,8 @@ from tidechain.api.access import ACCEPT_SIGNATURE, READER_KEY, Gate
 from tidechain.api.openapi import describe_contracts, openapi_document
 from tidechain.api.ratelimit import RateLimited, ReadLimiter
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
+from tidechain.api.tsa import PATH as TSA_PATH
+from tidechain.api.tsa import TimestampService, TsaConfig
 from tidechain.core import cbor
 from tidechain.core.errors import Busy, DecodeError, InvariantViolation, NotFound, Rejected
 from tidechain.core.hexcodec import parse_hex, to_json
@@ -193,7 +195,8 @@ class _TxRejection(Rejected):
 
 class Api:
     def __init__(self, runtime: NodeRuntime, *,
-                 reads_per_s: int = READS_PER_S_PER_CALLER) -> None:
+                 reads_per_s: int = READS_PER_S_PER_CALLER,
+                 tsa: TsaConfig | None = None) -> None:
         self.runtime = runtime
         self.node = runtime.node
         self.routes = all_routes(self.node.chain.registry)
@@ -201,11 +204,14 @@ class Api:
         self.described = describe_contracts(self.node.chain.registry, self.node.contracts())
         self.gate = Gate(self.node, limiter=ReadLimiter(
             reads_per_s, 2 * reads_per_s, MAX_RATE_LIMITED_CALLERS))
+        self.tsa = None if tsa is None else TimestampService(runtime, self.gate, tsa)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
         for route in self.routes:
             app.router.add_route(route.method, route.path, self._endpoint(route))
+        if self.tsa is not None:  # RFC 3161 in and out, not JSON: outside the route table
+            app.router.add_post(TSA_PATH, self.tsa.handle)
         return app
 
     def _endpoint(self, route: Route) -> Handler:

@@ -25,11 +25,13 @@ from tidechain.cli import (
     keys,
     members,
     scf,
+    timestamp,
 )
 from tidechain.cli.base import Registrar, common_options, run
 
 AREAS: tuple[Registrar, ...] = (
-    evidence.register,     # deposit, verify, evidence lookup
+    evidence.register,     # deposit, verify, evidence lookup/sign/show/publish/proof
+    timestamp.register,    # timestamp: RFC 3161, backed by a deposit
     chain.register,        # status, tx, block, proof, log, checkpoint, trust
     members.register,      # member, org
     governance.register,   # gov

@@ -182,12 +182,13 @@ def _b64_hash(text: Any, what: str) -> bytes:
     return raw
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a crash leaves either the old file or the new one."""
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes) to `path` so that a crash leaves either the old file or
+    the new one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(text.encode() if isinstance(text, str) else text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
@@ -251,8 +252,9 @@ class Client:
     def _request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
         content: bytes | None = None, timeout_s: float | None = None,
+        content_type: str = CBOR,
     ) -> httpx.Response:
-        headers = {"Content-Type": CBOR} if content is not None else None
+        headers = {"Content-Type": content_type} if content is not None else None
         try:
             response = self._http.request(
                 method, path, params=params, content=content, headers=headers,
@@ -356,6 +358,14 @@ class Client:
             with checking("the node's proof set"):
                 verify_proof_set(text, self.trust)
         return text
+
+    def timestamp(self, request_der: bytes) -> bytes:
+        """The node's RFC 3161 reply (DER TimeStampResp) to a time-stamp request; a
+        rejection is a reply too (status 2): `timestamp.describe_token` reads it."""
+        response = self._request("POST", "/v1/timestamp", content=request_der,
+                                 content_type="application/timestamp-query",
+                                 timeout_s=self.timeout_s + 20)
+        return response.content
 
     def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
         """The node's consistency proof, checked against the two roots it comes with."""

@@ -96,6 +96,23 @@ class NodeConfig:
     api_reads_per_s: int = READS_PER_S_PER_CALLER
     """Requests per second each caller may make to the API (a member by its key,
     anyone else by its address), with bursts of twice that; 429 beyond it."""
+    tsa: bool = False
+    """Serve the RFC 3161 time-stamp authority at POST /v1/timestamp (api/tsa.py)."""
+    tsa_cert: str = "tsa/tsa.pem"
+    """The TSA certificate (PEM) from the organisation's CA, relative to the node
+    directory: ECDSA P-256, critical extended key usage timeStamping only."""
+    tsa_key: str = "tsa/tsa.key"
+    tsa_chain: str = "tsa/ca.pem"
+    """The certificates above the TSA's (the organisation CA), put in tokens."""
+    tsa_depositor: str = "tsa/depositor.key"
+    """The member key (a depositor of the operating organisation) that deposits each
+    time stamp's imprint."""
+    tsa_policy: str = "1.3.6.1.4.1.65535.7171.1"
+    tsa_access: str = "anyone"
+    """`anyone` (rate-limited per address) or `members` (a member certificate over
+    mutual TLS, or an RFC 9421 signature)."""
+    tsa_requests_per_s: int = 20
+    """Time-stamp requests per second per caller, bursts of twice that; 429 beyond."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -169,6 +186,8 @@ def write_node_toml(node: NodeConfig) -> None:
         # Written only when on, so that appending `api_tls = true` turns it on.
         + (f'api_tls = true\napi_cert = "{node.api_cert}"\napi_key = "{node.api_key}"\n'
            if node.api_tls else "")
+        # The RFC 3161 time-stamp authority (api/tsa.py), its files in tsa/.
+        + ("tsa = true\n" if node.tsa else "")
         + "".join(f'\n[[peers]]\nname = "{p.name}"\nhost = "{p.host}"\nport = {p.port}\n'
                   for p in node.peers)
     )
@@ -195,6 +214,15 @@ def load_node(directory: Path) -> NodeConfig:
             api_key=str(data.get("api_key", DEFAULT_API_KEY)),
             api_reads_per_s=bounded_int(data.get("api_reads_per_s", READS_PER_S_PER_CALLER),
                                         "api_reads_per_s", 1, MAX_API_READS_PER_S),
+            tsa=_flag(data.get("tsa", False), "tsa"),
+            tsa_cert=str(data.get("tsa_cert", "tsa/tsa.pem")),
+            tsa_key=str(data.get("tsa_key", "tsa/tsa.key")),
+            tsa_chain=str(data.get("tsa_chain", "tsa/ca.pem")),
+            tsa_depositor=str(data.get("tsa_depositor", "tsa/depositor.key")),
+            tsa_policy=str(data.get("tsa_policy", "1.3.6.1.4.1.65535.7171.1")),
+            tsa_access=str(data.get("tsa_access", "anyone")),
+            tsa_requests_per_s=bounded_int(data.get("tsa_requests_per_s", 20),
+                                           "tsa_requests_per_s", 1, MAX_API_READS_PER_S),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

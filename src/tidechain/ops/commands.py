@@ -6,7 +6,7 @@ import argparse
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidechain.cli import EXIT_OK
 from tidechain.cli.base import Output, add, group, network_dir, org_options
@@ -21,6 +21,10 @@ from tidechain.client.files import (
 from tidechain.core.errors import ConfigError
 from tidechain.node.config import DEFAULT_API_PORT, PEER_PORT_OFFSET, load_node, parse_bootstrap
 from tidechain.ops.network import init_network, join_node
+
+if TYPE_CHECKING:
+    from tidechain.api.tsa import TsaConfig
+    from tidechain.node.config import NodeConfig
 
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
@@ -67,8 +71,20 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
     from tidechain.node.serve import run_node
 
     run_node(node_dir, lambda runtime, config: Api(
-        runtime, reads_per_s=config.api_reads_per_s).app(), port=args.port)
+        runtime, reads_per_s=config.api_reads_per_s, tsa=tsa_config(config)).app(),
+        port=args.port)
     return EXIT_OK
+
+
+def tsa_config(config: NodeConfig) -> TsaConfig | None:
+    """The time-stamp authority's settings when node.toml turns it on (`tsa = true`)."""
+    from tidechain.api.tsa import load_tsa_config
+
+    if not config.tsa:
+        return None
+    return load_tsa_config(config.directory, config.tsa_cert, config.tsa_key,
+                           config.tsa_chain, config.tsa_depositor, config.tsa_policy,
+                           config.tsa_access, config.tsa_requests_per_s)
 
 
 def cmd_node_keygen(args: argparse.Namespace, out: Output) -> int:

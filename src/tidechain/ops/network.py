@@ -98,7 +98,8 @@ def init_network(
         node_dir.mkdir()
         node = NodeConfig(node_dir, me.name, f"{name}/{me.name}", host, base_port + i,
                           peer_host=host, peer_port=me.port,
-                          peers=tuple(a for a in addresses if a != me), api_tls=api_tls)
+                          peers=tuple(a for a in addresses if a != me), api_tls=api_tls,
+                          tsa=True)
         write_node_tls(node.tls_files.cert.parent, ca[0],
                        issue_node_certificate(ca, me.name, now_ms, ip_addresses=(host,)))
         signer = write_key(node.key_path, node.key_name, os.urandom(SEED_BYTES))
@@ -115,6 +116,7 @@ def init_network(
                              ("admin", admin.key, (Role.ADMIN,))])
     for node in nodes:
         write_api_tls(node, org_dir, genesis_ms)
+        write_tsa(node, org_dir, genesis_ms, directory / "client.key")
     genesis = Genesis(name, genesis_ms, tuple(gen_validators), (founder,),
                       newest_contract_versions())
     (directory / "genesis.cbor").write_bytes(genesis.encode())
@@ -161,6 +163,27 @@ def write_api_tls(node: NodeConfig, org: OrgDir, now_ms: int) -> None:
     write_private_pem(node.api_key_path, key)
     node.api_ca_path.parent.mkdir(parents=True, exist_ok=True)
     node.api_ca_path.write_bytes(ca_pem)
+
+
+def write_tsa(node: NodeConfig, org: OrgDir, now_ms: int, depositor: Path) -> None:
+    """The node's RFC 3161 time-stamp authority files (`tsa/`): an ECDSA P-256 key and
+    its certificate from the organisation's CA (critical EKU timeStamping only), the CA
+    as the chain tokens carry, and the member key that deposits each imprint (the
+    network's depositor, `client.key`)."""
+    from tidechain.timestamp.tsa_cert import issue_tsa_certificate
+
+    ca_pem = org.cert_path.read_bytes()
+    try:
+        cert, key = issue_tsa_certificate(ca_pem, org.key_path.read_bytes(), node.name,
+                                          now_ms)
+    except Rejected as exc:
+        raise ConfigError(f"TSA certificate from {org.directory}: {exc.reason}") from exc
+    tsa = node.directory / "tsa"
+    tsa.mkdir(parents=True, exist_ok=True)
+    (node.directory / node.tsa_cert).write_bytes(cert)
+    write_private_pem(node.directory / node.tsa_key, key)
+    (node.directory / node.tsa_chain).write_bytes(ca_pem)
+    write_private_pem(node.directory / node.tsa_depositor, depositor.read_bytes())
 
 
 def _founding_org(directory: Path, org_id: str, legal_name: str, uscc: str, now_ms: int,
