@@ -194,6 +194,9 @@ class _TxRejection(Rejected):
 
 
 class Api:
+    tsa: TimestampService | None = None
+    """The RFC 3161 time-stamp authority, when node.toml turns it on."""
+
     def __init__(self, runtime: NodeRuntime, *,
                  reads_per_s: int = READS_PER_S_PER_CALLER,
                  tsa: TsaConfig | None = None) -> None:
