@@ -87,6 +87,21 @@ def tsa_config(config: NodeConfig) -> TsaConfig | None:
                            config.tsa_access, config.tsa_requests_per_s)
 
 
+def cmd_node_tsa_rotate(args: argparse.Namespace, out: Output) -> int:
+    """A new TSA key and certificate; the old certificate moves to tsa/retired/."""
+    import time
+
+    from tidechain.ops.network import rotate_tsa
+
+    config = load_node(Path(args.node_dir))
+    retired = rotate_tsa(config, OrgDir(Path(args.org_dir)), int(time.time() * 1000))
+    out.result({"node": config.name, "retired": str(retired)},
+               [f"issued a new time-stamp key and certificate for {config.name}",
+                f"  old certificate  kept as {retired} (its tokens stay valid)",
+                "  restart the node to sign with the new key"])
+    return EXIT_OK
+
+
 def cmd_node_keygen(args: argparse.Namespace, out: Output) -> int:
     """A new Ed25519 consensus key under a validator's key name (ADR 0011)."""
     from tidechain.ledger.types import check_key_name
@@ -178,6 +193,13 @@ def register(commands: Any) -> None:
     p.add_argument("output", metavar="FILE", help="the key file to create (refused if it exists)")
     p.add_argument("--name", required=True, metavar="NAME",
                    help="the validator's key name, <network>/<node>")
+    p = add(node, "tsa-rotate", cmd_node_tsa_rotate,
+            "issue the node's time-stamp authority a new key and certificate from the "
+            "organisation's CA (the old certificate is kept; tokens it signed stay valid); "
+            "restart the node to use it")
+    p.add_argument("node_dir", metavar="NODE_DIR")
+    p.add_argument("--org-dir", required=True, metavar="ORGDIR",
+                   help="the organisation's CA directory (e.g. NET/orgs/acme)")
     p = add(node, "join", cmd_node_join,
             "make the node directory of an organisation joining a running network: "
             "consensus key, TLS certificate from the organisation's CA, node.toml with "

@@ -186,6 +186,30 @@ def write_tsa(node: NodeConfig, org: OrgDir, now_ms: int, depositor: Path) -> No
     write_private_pem(node.directory / node.tsa_depositor, depositor.read_bytes())
 
 
+def rotate_tsa(node: NodeConfig, org: OrgDir, now_ms: int) -> Path:
+    """Replace the node's TSA key and certificate with new ones from the organisation's
+    CA. The old certificate is kept in `tsa/retired/` (a token carries its own
+    certificate, so old tokens verify against the same CA without it; it is kept for
+    the record). Returns where it went."""
+    from tidechain.timestamp.tsa_cert import issue_tsa_certificate
+
+    cert_path = node.directory / node.tsa_cert
+    if not cert_path.exists():
+        raise ConfigError(f"{cert_path} not found: this node has no time-stamp authority")
+    try:
+        cert, key = issue_tsa_certificate(org.cert_path.read_bytes(),
+                                          org.key_path.read_bytes(), node.name, now_ms)
+    except Rejected as exc:
+        raise ConfigError(f"TSA certificate from {org.directory}: {exc.reason}") from exc
+    retired_dir = cert_path.parent / "retired"
+    retired_dir.mkdir(exist_ok=True)
+    retired = retired_dir / f"tsa-{now_ms}.pem"
+    retired.write_bytes(cert_path.read_bytes())
+    write_private_pem(node.directory / node.tsa_key, key)
+    cert_path.write_bytes(cert)
+    return retired
+
+
 def _founding_org(directory: Path, org_id: str, legal_name: str, uscc: str, now_ms: int,
                   initial: list[tuple[str, SigningKey, tuple[Role, ...]]]) -> GenesisOrg:
     org = init_org(directory, org_id, legal_name, uscc, now_ms)
