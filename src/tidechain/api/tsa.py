@@ -14,21 +14,26 @@ Every request that is not a good time-stamp request gets an RFC 3161 rejection (
 2 with its failure info), never a 5xx: the codec refuses before anything is deposited,
 so no request leaves anything half-written. A busy mempool or a commit that does not
 come in time is `systemFailure` with a `Retry-After`. Callers are rate-limited per
-member key or per address (429 with `Retry-After`); `tsa_access = "members"` serves
-only callers with member credentials a standard client can send: a member certificate
-over mutual TLS (with `api_tls`), or an RFC 9421 signature.
+member key, per basic-auth user or per address (429 with `Retry-After`);
+`tsa_access = "members"` serves only callers with credentials a standard client can
+send: a member certificate over mutual TLS (with `api_tls`), an RFC 9421 signature, or
+HTTP basic authentication with a user name and password the operator issued (`tide node
+tsa-user`, stored as scrypt hashes in `tsa/users`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from tidechain.api.access import Gate
 from tidechain.api.ratelimit import RateLimited, ReadLimiter
@@ -36,6 +41,7 @@ from tidechain.client.txbuilder import call_tx
 from tidechain.core.crypto import SigningKey
 from tidechain.core.errors import Busy, ConfigError, Rejected
 from tidechain.core.limits import MAX_RATE_LIMITED_CALLERS
+from tidechain.ledger.access import ANONYMOUS
 from tidechain.ledger.types import LogEntry
 from tidechain.node.runtime import NodeRuntime
 from tidechain.timestamp.rfc3161 import (
@@ -72,6 +78,54 @@ class TsaConfig:
     policy: str
     access: str
     requests_per_s: int
+    users: Mapping[str, str] = field(default_factory=dict)
+    """HTTP basic authentication: user name -> `scrypt$salt$hash` (`tsa_users` file,
+    written by `tide node tsa-user`), for clients that send a password, not a
+    certificate (code-signing and PDF tools)."""
+
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+"""scrypt's cost (16 MiB, ~50 ms here): a stolen users file resists guessing."""
+MAX_USERS = 1000
+MAX_BASIC_AUTH_CHARS = 512
+
+
+def hash_password(password: str, salt: bytes) -> str:
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+class BasicUsers:
+    """Checks `Authorization: Basic` against the users file; a header that verified is
+    remembered by its SHA-256 (bounded), so scrypt runs once per client, not per token."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self.users = dict(users)
+        self._verified: set[bytes] = set()
+
+    def admits(self, header: str | None) -> bool:
+        if not header or len(header) > MAX_BASIC_AUTH_CHARS or not self.users:
+            return False
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        seen = hashlib.sha256(value.encode()).digest()
+        if seen in self._verified:
+            return True
+        try:
+            user, colon, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        stored = self.users.get(user)
+        if not colon or stored is None or stored.count("$") != 2:
+            return False
+        salt = bytes.fromhex(stored.split("$")[1])
+        if not hmac.compare_digest(hash_password(password, salt), stored):
+            return False
+        if len(self._verified) >= MAX_USERS:
+            self._verified.clear()
+        self._verified.add(seen)
+        return True
 
 
 class TimestampService:
@@ -81,21 +135,28 @@ class TimestampService:
         self.config = config
         self.limiter = ReadLimiter(config.requests_per_s, 2 * config.requests_per_s,
                                    MAX_RATE_LIMITED_CALLERS)
+        self.basic = BasicUsers(config.users)
 
     async def handle(self, request: web.Request) -> web.Response:
-        caller = self.gate.reader(request, read=False)  # a bad credential is a 401
-        if self.config.access == ACCESS_MEMBERS and caller.anonymous:
+        basic = request.headers.get("Authorization", "")
+        password = basic.lower().startswith("basic ")
+        caller = ANONYMOUS if password else self.gate.reader(request, read=False)
+        if self.config.access == ACCESS_MEMBERS and caller.anonymous and not (
+                password and self.basic.admits(basic)):
             return web.Response(status=401, text=(
                 "this time-stamp service serves members: present your member certificate "
-                "(mutual TLS) or sign the request (RFC 9421)\n"),
-                headers={"WWW-Authenticate": 'Signature realm="tidechain"'})
-        who = caller.key.hex() if caller.key is not None else (request.remote or "unknown")
+                "(mutual TLS), sign the request (RFC 9421), or send the user name and "
+                "password its operator gave you (HTTP basic authentication)\n"),
+                headers={"WWW-Authenticate": 'Basic realm="tidechain time stamps"'})
+        who = (caller.key.hex() if caller.key is not None
+               else "basic:" + hashlib.sha256(basic.encode()).hexdigest() if password
+               else (request.remote or "unknown"))
         try:
             self.limiter.check(who, time.monotonic())
         except RateLimited as exc:
             return web.Response(status=429, text=exc.reason + "\n",
                                 headers={"Retry-After": str(exc.retry_after_s)})
-        body = await request.content.read(MAX_REQUEST_BYTES + 1)
+        body = await read_bounded(request.content, MAX_REQUEST_BYTES)
         if request.content_type != QUERY_TYPE:
             return _reply(Rejection("badDataFormat", f"send the request as {QUERY_TYPE}"))
         parsed = parse_request(body, accepted_policies=frozenset({self.config.policy}))
@@ -137,6 +198,20 @@ class TimestampService:
                             headers={"X-Tidechain-Log-Index": str(outcome.log_index)})
 
 
+async def read_bounded(stream: StreamReader, limit: int) -> bytes:
+    """The whole body, or its first `limit` + 1 bytes when it is longer (which the codec
+    then refuses as too long). One `read(n)` is not enough: it returns what has arrived
+    so far, so a request that comes in several TCP segments would be cut short and a
+    good request refused as badDataFormat (tests/test_tsa_service.py)."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await stream.read(limit + 1 - len(body))
+        if not chunk:  # the end of the body
+            break
+        body += chunk
+    return bytes(body)
+
+
 def deposit_of(request: TimeStampRequest) -> tuple[bytes, dict[str, str]]:
     """The evidence deposit of a time-stamp request: (digest, metadata)."""
     meta = {"rfc3161": f"{request.hash_alg}:{request.imprint.hex()}"}
@@ -151,8 +226,25 @@ def _reply(rejection: Rejection, retry_after_s: int | None = None) -> web.Respon
                         content_type=REPLY_TYPE, headers=headers)
 
 
+def read_users(path: Path) -> dict[str, str]:
+    """The users file: `name:scrypt$salt$hash` lines (absent: no users)."""
+    if not path.exists():
+        return {}
+    users: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        name, colon, stored = line.strip().partition(":")
+        if not line.strip():
+            continue
+        if not colon or not name or stored.count("$") != 2 or len(users) >= MAX_USERS:
+            raise ConfigError(f"{path}:{number}: expected name:scrypt$salt$hash "
+                              f"(at most {MAX_USERS} users)")
+        users[name] = stored
+    return users
+
+
 def load_tsa_config(node_dir: Path, cert: str, key: str, chain: str, depositor: str,
-                    policy: str, access: str, requests_per_s: int) -> TsaConfig:
+                    policy: str, access: str, requests_per_s: int,
+                    users: str = "tsa/users") -> TsaConfig:
     """The service's configuration from node.toml's `tsa_*` settings: paths relative to
     the node directory. A missing or bad file stops the node with a clear error."""
     from tidechain.client.files import read_key
@@ -173,4 +265,5 @@ def load_tsa_config(node_dir: Path, cert: str, key: str, chain: str, depositor: 
     depositor_key = read_key(node_dir / depositor).key
     if access not in (ACCESS_ANYONE, ACCESS_MEMBERS):
         raise ConfigError(f"tsa_access must be {ACCESS_ANYONE!r} or {ACCESS_MEMBERS!r}")
-    return TsaConfig(signer, depositor_key, policy, access, requests_per_s)
+    return TsaConfig(signer, depositor_key, policy, access, requests_per_s,
+                     read_users(node_dir / users))

@@ -112,6 +112,8 @@ class NodeConfig:
     """`anyone` (rate-limited per address) or `members` (a member certificate over
     mutual TLS, or an RFC 9421 signature)."""
     tsa_requests_per_s: int = 20
+    tsa_users: str = "tsa/users"
+    """HTTP basic-auth users of a `members` TSA (`tide node tsa-user`)."""
     """Time-stamp requests per second per caller, bursts of twice that; 429 beyond."""
 
     @property
@@ -223,6 +225,7 @@ def load_node(directory: Path) -> NodeConfig:
             tsa_access=str(data.get("tsa_access", "anyone")),
             tsa_requests_per_s=bounded_int(data.get("tsa_requests_per_s", 20),
                                            "tsa_requests_per_s", 1, MAX_API_READS_PER_S),
+            tsa_users=str(data.get("tsa_users", "tsa/users")),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

@@ -84,7 +84,7 @@ def tsa_config(config: NodeConfig) -> TsaConfig | None:
         return None
     return load_tsa_config(config.directory, config.tsa_cert, config.tsa_key,
                            config.tsa_chain, config.tsa_depositor, config.tsa_policy,
-                           config.tsa_access, config.tsa_requests_per_s)
+                           config.tsa_access, config.tsa_requests_per_s, config.tsa_users)
 
 
 def cmd_node_tsa_rotate(args: argparse.Namespace, out: Output) -> int:
@@ -99,6 +99,30 @@ def cmd_node_tsa_rotate(args: argparse.Namespace, out: Output) -> int:
                [f"issued a new time-stamp key and certificate for {config.name}",
                 f"  old certificate  kept as {retired} (its tokens stay valid)",
                 "  restart the node to sign with the new key"])
+    return EXIT_OK
+
+
+def cmd_node_tsa_user(args: argparse.Namespace, out: Output) -> int:
+    """A basic-auth user of the TSA: a random password, stored as an scrypt hash."""
+    import secrets
+
+    from tidechain.api.tsa import hash_password, read_users
+
+    config = load_node(Path(args.node_dir))
+    name = str(args.name)
+    if not name or ":" in name or not name.isprintable() or len(name) > 64:
+        raise ConfigError("a user name is 1..64 printable characters without ':'")
+    path = config.directory / config.tsa_users
+    if name in read_users(path):
+        raise ConfigError(f"{name!r} is already a user in {path}")
+    password = secrets.token_urlsafe(18)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    with path.open("a") as users:
+        users.write(f"{name}:{hash_password(password, os.urandom(16))}\n")
+    out.result({"user": name, "password": password, "file": str(path)},
+               [f"added {name!r} to {path}", f"  password  {password}  (shown once)",
+                "  restart the node to use it"])
     return EXIT_OK
 
 
@@ -200,6 +224,12 @@ def register(commands: Any) -> None:
     p.add_argument("node_dir", metavar="NODE_DIR")
     p.add_argument("--org-dir", required=True, metavar="ORGDIR",
                    help="the organisation's CA directory (e.g. NET/orgs/acme)")
+    p = add(node, "tsa-user", cmd_node_tsa_user,
+            "add a user name and a new password for HTTP basic authentication to the "
+            "node's time-stamp authority (tsa_access = \"members\"); prints the password "
+            "once; restart the node to use it")
+    p.add_argument("node_dir", metavar="NODE_DIR")
+    p.add_argument("name", metavar="NAME", help="the user name (e.g. the member's org)")
     p = add(node, "join", cmd_node_join,
             "make the node directory of an organisation joining a running network: "
             "consensus key, TLS certificate from the organisation's CA, node.toml with "
