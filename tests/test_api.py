@@ -585,13 +585,28 @@ def test_the_client_refuses_bad_ids_before_sending() -> None:
 
 def test_state_values_are_provable_offline(http: httpx.Client, sdk: Client,
                                            depositor: SigningKey, regulator: SigningKey,
-                                           node: RunningNode) -> None:
+                                           node: RunningNode, tmp_path: Path) -> None:
     """A state proof of the evidence namespace is read by the regulator, who reads all
-    of it (ADR 0015); a depositor, who reads only its own deposits, is refused (403)."""
+    of it (ADR 0015), and by a record's parties (ADR 0017): a depositor reads its own
+    deposit's, not another's (403)."""
     outcome = sdk.submit(make_tx(sdk, depositor), wait=True)
     index = outcome["log_index"]
     key = namespaced(evidence.NAME, evidence.record_key(index))
-    assert_rejection(http.get(f"/v1/state/proof/{key.hex()}"), 403, "forbidden")
+    with httpx.Client(base_url=node.url, timeout=30,
+                      auth=MemberSignatures(depositor)) as as_depositor:
+        own = as_depositor.get(f"/v1/state/proof/{key.hex()}")
+        assert own.status_code == 200, own.text
+        assert verify_state_bundle(own.json(), parse_trust(node.trust_text)).key == key
+    enrolled = tide("member", "enrol", "--role", "depositor", "--name", "Other Depositor",
+                    "--new-key", str(tmp_path / "other.key"), "--net", str(node.net),
+                    "--node", node.url)
+    assert enrolled.returncode == 0, enrolled.stderr
+    other = sdk.submit(make_tx(sdk, read_key(tmp_path / "other.key").key), wait=True)
+    theirs = namespaced(evidence.NAME, evidence.record_key(other["log_index"]))
+    with httpx.Client(base_url=node.url, timeout=30,
+                      auth=MemberSignatures(depositor)) as as_depositor:
+        assert_rejection(as_depositor.get(f"/v1/state/proof/{theirs.hex()}"), 403,
+                         "forbidden")
     with httpx.Client(base_url=node.url, timeout=30,
                       auth=MemberSignatures(regulator)) as as_regulator:
         bundle = as_regulator.get(f"/v1/state/proof/{key.hex()}").json()

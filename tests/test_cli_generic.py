@@ -35,13 +35,14 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 def test_call_help_lists_every_method_of_every_application() -> None:
     listed = _ok(tide("call", "--help"))
     registry = default_registry()
-    for name, app in registry.applications.items():
-        for contract in app.contracts:
-            for method, spec in contract.methods.items():
-                line = next(line for line in listed.splitlines()
-                            if line.startswith(f"  {name}.{method}  "))
-                for role in spec.roles:
-                    assert role.value in line, (line, role)
+    for name in registry.applications:
+        contract = registry.newest(name)
+        assert contract is not None
+        for method, spec in contract.methods.items():
+            [line] = [line for line in listed.splitlines()
+                      if line.startswith(f"  {name}.{method}  ")]  # once, the newest's
+            for role in spec.roles:
+                assert role.value in line, (line, role)
     assert "--arg digest=<hex, 32 bytes>  (required)" in listed
 
 

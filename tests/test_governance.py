@@ -519,8 +519,8 @@ def test_the_cli_dry_runs_consensus_parameters_and_contract_versions(node: Runni
                    "consensus.timeout_propose_ms", "--value", "5", "--dry-run", code=2)
     assert timeout["error"] == "bad_argument" and "100..60000" in timeout["reason"]
     missing = _cli(node, "gov", "propose", "activate_contract", "--contract", "evidence",
-                   "--version", "2", "--height", "1000", "--dry-run", code=2)
-    assert missing["error"] == "unknown_version" and "version 2" in missing["reason"]
+                   "--version", "9", "--height", "1000", "--dry-run", code=2)
+    assert missing["error"] == "unknown_version" and "version 9" in missing["reason"]
     same = _cli(node, "gov", "propose", "activate_contract", "--contract", "evidence",
                 "--version", "1", "--dry-run")
     assert same["ok"] and same["effect"]["version"] == 1

@@ -1,9 +1,11 @@
 """Contract versions by governance (issue 4): a contract may exist in several versions
 in the software; `activate_contract {contract, version, height}` makes every node
 dispatch that contract's calls to the version from that height. Shown with a test-only
-evidence v2 (it marks each deposit with an event, and answers a method v1 lacks): v1
-answers before the height, v2 from it, on every node, with one state root; a node
-whose software lacks v2 stops at that height instead of diverging; the dry run
+evidence version (here numbered 3, after the shipped v2; called "v2" below: the
+version after the one in force; it marks each deposit with an event, and answers a
+method v1 lacks): v1 answers before the height, v2 from it, on every node, with one
+state root; a node whose software lacks v2 stops at that height instead of diverging;
+the dry run
 refuses a version the asking node's software does not have."""
 
 from __future__ import annotations
@@ -58,14 +60,14 @@ from tidechain.storage.store import Store
 def deposit_v2(ctx: CallContext, args: dict[str, Any]) -> None:
     """v1's deposit, and an event saying which version took it."""
     evidence.deposit(ctx, args)
-    ctx.emit("served_by", {"version": 2})
+    ctx.emit("served_by", {"version": 3})
 
 
 def ping(ctx: CallContext, args: dict[str, Any]) -> None:
-    ctx.emit("pong", {"version": 2})
+    ctx.emit("pong", {"version": 3})
 
 
-EVIDENCE_V2 = dataclasses.replace(evidence.CONTRACT, version=2, methods={
+EVIDENCE_V2 = dataclasses.replace(evidence.CONTRACT, version=3, methods={
     **evidence.CONTRACT.methods,
     "deposit": MethodSpec(deposit_v2, frozenset({Role.DEPOSITOR}), "deposit, v2"),
     "ping": MethodSpec(ping, frozenset({Role.DEPOSITOR}), "which version answers"),
@@ -132,19 +134,19 @@ def served_by(prepared: PreparedBlock) -> list[int]:
 def test_every_node_switches_to_v2_at_the_height_and_a_stale_node_stops() -> None:
     net = Network()
     height = 6
-    pid = net.decide("activate_contract", {"contract": "evidence", "version": 2,
+    pid = net.decide("activate_contract", {"contract": "evidence", "version": 3,
                                            "height": height})  # decided at 2, applied at 3
     applying = net.ok(deposit(DEPOSITOR["alpha"]))
     record = governance.get_proposal(net.chains[0].state, pid)
     assert record is not None and record["status"] == "applied"
-    assert record["effect"] == {"contract": "evidence", "version": 2, "from_height": height}
+    assert record["effect"] == {"contract": "evidence", "version": 3, "from_height": height}
     assert served_by(applying) == [1]
     before = net.block(deposit(DEPOSITOR["beta"]), ping_tx())  # height 4: v1 answers
     assert served_by(before) == [1, 1] and errors(before) == ["", "unknown_method"]
     assert net.ok(deposit(DEPOSITOR["beta"])).height == height - 1  # still v1
     for chain in net.chains:
         assert active_version(chain.state, "evidence", height - 1) == 1
-        assert active_version(chain.state, "evidence", height) == 2
+        assert active_version(chain.state, "evidence", height) == 3
 
     # The stale node followed every block so far, with the same state root; it stops
     # at the activation height, naming what it lacks, rather than run v1 there.
@@ -152,7 +154,7 @@ def test_every_node_switches_to_v2_at_the_height_and_a_stale_node_stops() -> Non
     txs = [deposit(DEPOSITOR["gamma"]), ping_tx()]
     with pytest.raises(MissingContractVersion) as stopped:
         stale.prepare(txs, net.time_ms + 1000, "gov-net/node0")
-    assert "'evidence' version 2" in str(stopped.value)
+    assert "'evidence' version 3" in str(stopped.value)
     assert isinstance(stopped.value, InvariantViolation)  # a critical error, not a rejection
 
     after = net.ok(*txs)  # height 6: v2 answers, on every upgraded node
@@ -167,7 +169,7 @@ def test_every_node_switches_to_v2_at_the_height_and_a_stale_node_stops() -> Non
 def test_an_activation_whose_height_has_passed_counts_from_the_next_block() -> None:
     net = Network(stale=0)
     pid = proposal_id(net.ok(propose(ADMIN["alpha"], "activate_contract", {
-        "contract": "evidence", "version": 2, "height": 3})))  # height 1
+        "contract": "evidence", "version": 3, "height": 3})))  # height 1
     net.ok(vote(ADMIN["alpha"], pid))
     net.ok(vote(ADMIN["beta"], pid))
     net.ok(vote(ADMIN["gamma"], pid))  # height 4: passes; applies at 5
@@ -180,7 +182,7 @@ def test_an_activation_whose_height_has_passed_counts_from_the_next_block() -> N
 
 def test_switching_back_and_the_activation_list_stays_short() -> None:
     net = Network(stale=0)
-    net.decide("activate_contract", {"contract": "evidence", "version": 2, "height": 0})
+    net.decide("activate_contract", {"contract": "evidence", "version": 3, "height": 0})
     net.ok(deposit(DEPOSITOR["alpha"]))  # applies: v2 from the next block
     assert served_by(net.ok(ping_tx())) == [2]
     net.decide("activate_contract", {"contract": "evidence", "version": 1, "height": 0})
@@ -203,9 +205,9 @@ def test_bad_activations_are_refused() -> None:
     refused = net.block(
         activation({"contract": "evidence", "version": 0, "height": 0}),
         activation({"contract": "evidence", "version": True, "height": 0}),
-        activation({"contract": 7, "version": 2, "height": 0}),
-        activation({"contract": "evidence", "version": 2, "height": 1}),  # not ahead
-        activation({"contract": "evidence", "version": 2, "height": 0, "extra": 1}),
+        activation({"contract": 7, "version": 3, "height": 0}),
+        activation({"contract": "evidence", "version": 3, "height": 1}),  # not ahead
+        activation({"contract": "evidence", "version": 3, "height": 0, "extra": 1}),
     )
     assert errors(refused) == ["bad_argument"] * 5
 
@@ -214,15 +216,15 @@ def test_the_dry_run_refuses_a_version_this_software_lacks() -> None:
     head = Chain.at_genesis(GENESIS, default_registry())
     proposer = key(ADMIN["alpha"]).public_key
     args = {"action": "activate_contract",
-            "args": {"contract": "evidence", "version": 2, "height": 10}}
+            "args": {"contract": "evidence", "version": 3, "height": 10}}
     lacking = governance.dry_run(head.state, proposer, args, 1, T0,
                                  software=default_registry().versions())
     assert lacking["ok"] is False and lacking["error"] == "unknown_version"
-    assert "no version 2 of contract 'evidence'" in lacking["reason"]
+    assert "no version 3 of contract 'evidence'" in lacking["reason"]
     having = governance.dry_run(head.state, proposer, args, 1, T0,
                                 software=registry_with_v2().versions())
     assert having == {"ok": True, "action": "activate_contract", "effect": {
-        "contract": "evidence", "version": 2, "from_height": 10}}
+        "contract": "evidence", "version": 3, "from_height": 10}}
     unknown = governance.dry_run(head.state, proposer, {
         "action": "activate_contract", "args": {"contract": "evidnce", "version": 1}},
         1, T0, software=default_registry().versions())
@@ -236,7 +238,7 @@ def test_the_node_s_dry_run_checks_its_own_software(tmp_path: Path) -> None:
         now_ms = GENESIS_TIME_MS + 10_000  # within the test certificates' validity
         proposal = tx(g, key(ADMIN_KEY), "propose", {
             "action": "activate_contract", "effective_height": 0,
-            "args": {"contract": "evidence", "version": 2, "height": 5}},
+            "args": {"contract": "evidence", "version": 3, "height": 5}},
             contract="gov", nonce=1)
         answer = node.gov_dry_run(proposal, now_ms)
         assert answer["ok"] is False and answer["error"] == "unknown_version"
@@ -249,17 +251,17 @@ def test_the_node_s_dry_run_checks_its_own_software(tmp_path: Path) -> None:
 
 
 def test_the_registry_holds_versions_and_every_built_in_contract_is_at_version_1() -> None:
-    assert all(c.version == 1 for c in default_registry())
-    assert default_registry().versions()["evidence"] == (1,)
-    assert registry_with_v2().versions()["evidence"] == (1, 2)
-    # Documentation and the genesis come from version 1.
-    assert registry_with_v2().describe() == default_registry().describe()
+    assert {c.name: c.version for c in default_registry() if c.version > 1} == {"evidence": 2}
+    assert default_registry().versions()["evidence"] == (1, 2)
+    assert registry_with_v2().versions()["evidence"] == (1, 2, 3)
+    # Documentation comes from the newest version (what `tide init` starts on).
+    assert "ping" in str(registry_with_v2().describe())
     with pytest.raises(InvariantViolation):
         Registry([evidence.CONTRACT, evidence.CONTRACT])
     with pytest.raises(InvariantViolation):
         Registry([EVIDENCE_V2])  # no version 1
     only_v2: Contract = EVIDENCE_V2
-    assert only_v2.version == 2 and "ping" in only_v2.methods
+    assert only_v2.version == 3 and "ping" in only_v2.methods
 
 
 # --- four nodes in one process: three upgraded, one not ------------------------------------------
@@ -318,7 +320,7 @@ def test_four_nodes_switch_at_the_height_and_the_one_without_v2_stops(
 
     height = 7
     decide(cluster, g, "activate_contract",
-           {"contract": "evidence", "version": 2, "height": height}, nonce=100)
+           {"contract": "evidence", "version": 3, "height": height}, nonce=100)
     nonce = 200
     while cluster.nodes[0].chain.height < height + 1:
         nonce += 1
@@ -335,7 +337,7 @@ def test_four_nodes_switch_at_the_height_and_the_one_without_v2_stops(
     # The old release followed up to the height before, then stopped, saying why.
     assert stale.chain.height == height - 1
     assert stale.chain.head_hash.hex() == upgraded[0].block(height - 1)["hash"]
-    assert len(halted) == 1 and "'evidence' version 2" in str(halted[0])
+    assert len(halted) == 1 and "'evidence' version 3" in str(halted[0])
     assert stale.halted is halted[0]
     with pytest.raises(MissingContractVersion):
         Node.step(stale, Tick(cluster.now_ms))  # every later step stops again

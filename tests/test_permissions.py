@@ -36,6 +36,7 @@ from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import Forbidden
 from tidechain.ledger.state_tree import EMPTY_ROOT, StateTree
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
+from tidechain.ops.network import newest_contract_versions
 
 ALPHA, BETA = "alpha", "beta"
 ROLES = list(Role)
@@ -78,7 +79,8 @@ def member_cert_of(n: int, roles: tuple[Role, ...], org: str, uscc: str,
 
 GENESIS = Genesis("perm-net", GENESIS_TIME_MS,
                   (GenesisValidator("perm-net/node0", key(1000).public_key),),
-                  (alpha_org(), beta_org()))
+                  (alpha_org(), beta_org()), newest_contract_versions())
+"""On the newest contract versions, as `tide init` starts a network (evidence v2)."""
 
 
 def new_chain(g: Genesis = GENESIS) -> Chain:
@@ -122,6 +124,8 @@ def test_the_declared_roles_are_tight() -> None:
     declared = {f"{c}.{m}": roles for c, m, roles in METHODS}
     assert declared == {
         "evidence.amend": {Role.DEPOSITOR}, "evidence.deposit": {Role.DEPOSITOR},
+        "evidence.publish": {Role.DEPOSITOR},
+        "evidence.sign": {r for r in Role if r is not Role.REGULATOR},
         "members.add_ca": {Role.ADMIN}, "members.enrol": {Role.ADMIN},
         "members.remove_ca": {Role.ADMIN}, "members.revoke": {Role.ADMIN},
         "gov.propose": {Role.ADMIN}, "gov.vote": {Role.ADMIN},
@@ -200,7 +204,7 @@ def test_a_call_is_allowed_exactly_when_the_roles_intersect(
     holder = 77
     org = GenesisOrg(org_ca(ALPHA), (member_cert(ALPHA_ADMIN, (Role.ADMIN,), ALPHA),
                                      member_cert(holder, tuple(sorted(roles)), ALPHA)))
-    g = Genesis("prop-net", GENESIS_TIME_MS, (), (org,))
+    g = Genesis("prop-net", GENESIS_TIME_MS, (), (org,), newest_contract_versions())
     chain = Chain.at_genesis(g, default_registry())
     tx = call(holder, contract, name, {})
     if roles & allowed:
@@ -390,8 +394,11 @@ def test_the_api_answers_403_with_the_missing_role(node: RunningNode) -> None:
         deposit = dict(described["evidence"]["methods"][1])
         args = deposit.pop("args")
         assert deposit == {"name": "deposit", "roles": ["depositor"],
-                           "summary": "anchor a document digest {digest, meta}"}
-        assert set(args["properties"]) == {"digest", "meta"} and args["required"] == ["digest"]
+                           "summary": "anchor a document digest {digest, meta, public, "
+                                      "cosigners, threshold, deadline}"}
+        assert set(args["properties"]) == {"digest", "meta", "public", "cosigners",
+                                           "threshold", "deadline"}
+        assert args["required"] == ["digest"]
     # Reads: the admin reads any member; a member reads its own record, and another's
     # read is a 403 naming the roles that read it (ADR 0015).
     with Client(node.url, trust=node.trust_text, key=admin) as as_admin:

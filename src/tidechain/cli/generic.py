@@ -270,11 +270,12 @@ def method_help(app: str, method: str, spec: MethodSpec) -> list[str]:
 def call_help(reg: Registry, only: str | None) -> list[str]:
     """Every method of every application with its roles and arguments (or one)."""
     lines = []
-    for name, app in reg.applications.items():
-        for contract in app.contracts:
-            for method, spec in contract.methods.items():
-                if only is None or only == f"{name}.{method}":
-                    lines += method_help(name, method, spec)
+    for name in reg.applications:
+        contract = reg.newest(name)  # the version a client builds calls for
+        assert contract is not None
+        for method, spec in contract.methods.items():
+            if only is None or only == f"{name}.{method}":
+                lines += method_help(name, method, spec)
     if only is not None and not lines:
         raise _bad("APP.METHOD", f"no method {only!r} (see `tide call --help`)")
     return lines

@@ -381,5 +381,12 @@ class Registry:
                 lines.append(f"| `{c['name']}.{m['name']}` | " + " | ".join(marks) + " |")
         return "\n".join(lines) + "\n"
 
+    def newest(self, name: str) -> Contract | None:
+        """The newest version of contract `name` this software has (what a client builds
+        calls for and the documentation describes)."""
+        return self._contracts.get(name)
+
     def __iter__(self) -> Iterator[Contract]:
-        return iter(self._contracts.values())
+        """Every version of every contract: `Registry([*registry])` holds the same."""
+        return iter([c for versions in self._versions.values()
+                     for _, c in sorted(versions.items())])
