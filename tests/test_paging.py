@@ -128,6 +128,14 @@ class World:
         return signed_now(self.depositor, self.chain_id, "evidence", "deposit",
                       {"digest": digest or sha256(os.urandom(16)), "meta": {}})
 
+    def cosigned(self) -> SignedTx:
+        """A deposit naming the depositor itself and the organisation as co-signers
+        (evidence v2): an item of both forms of the `awaiting` list."""
+        return signed_now(self.depositor, self.chain_id, "evidence", "deposit", {
+            "digest": sha256(os.urandom(16)), "meta": {},
+            "cosigners": [{"key": self.depositor.public_key},
+                          {"org": self.org, "role": "enterprise"}]})
+
     def amend(self) -> SignedTx:
         return signed_now(self.depositor, self.chain_id, "evidence", "amend",
                       {"of": self.amended, "digest": sha256(os.urandom(16)), "meta": {}})
@@ -220,6 +228,8 @@ class World:
                 txs.append(self.deposit(self.shared_digest))
             elif kind == "amend":
                 txs.append(self.amend())
+            elif kind == "cosigned":
+                txs.append(self.cosigned())
             elif kind == "member":
                 txs.append(self.enrol()[0])
             elif kind == "invoice":
@@ -263,6 +273,8 @@ LISTS: dict[str, Listing] = {
         {}, {"digest": w.shared_digest.hex()}], ("deposit", "shared")),
     "/v1/apps/evidence/amendments": Listing("index", True, lambda w: [
         {"of": str(w.amended)}], ("amend", "deposit")),
+    "/v1/apps/evidence/awaiting": Listing("index", True, lambda w: [
+        {"signer": w.depositor.public_key.hex()}, {"org": w.org}], ("cosigned", "deposit")),
     "/v1/apps/members/orgs": Listing("org", False, lambda w: [{}], ("member",)),
     "/v1/apps/members/members": Listing("key", False, lambda w: [{"org": w.org}],
                                         ("member",)),

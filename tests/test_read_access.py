@@ -82,7 +82,7 @@ from tidechain.contracts.scf.state import cert_key
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.identity import Role, issue_member_cert
 from tidechain.identity.httpsig import ALGORITHM, COVERED_COMPONENTS, LABEL, TAG, sign_standard
-from tidechain.ledger.access import Reader
+from tidechain.ledger.access import ANONYMOUS, Reader
 from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import LogEntry, SignedTx
 
@@ -217,6 +217,8 @@ class Sample:
     """`key` is the caller's own member key."""
     reference: httpx.Response | None = None
     """The regulator's answer (None for `self_key` samples)."""
+    entries: tuple[LogEntry, ...] = ()
+    """Proof sets: the entries proven."""
 
 
 @dataclass
@@ -466,7 +468,21 @@ def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str
             ("scf", cert_key(chain.scf["financed"])),
             ("nosuchapp", b"key")):
         add("state_proof", namespace, f"/v1/state/proof/{namespaced(namespace, state_key).hex()}",
-            namespace=namespace)
+            namespace=namespace,
+            # the evidence record's parties read its proof too (ADR 0017): its depositor
+            entry=world.entries[chain.deposits["own"]] if namespace == "evidence" else None)
+    own_entry = world.entries[chain.deposits["own"]]
+    for label, names in (("the own deposit", ("own",)),
+                         ("own and second", ("own", "second")),
+                         ("own and the revoked member's", ("own", "revoked member's"))):
+        indexes = [chain.deposits[n] for n in names]
+        add("proof_set", label, "/v1/proofs", {"indexes": ",".join(map(str, indexes))},
+            entries=tuple(world.entries[i] for i in indexes))
+    add("proof_set", "own with its record", "/v1/proofs",
+        {"indexes": str(chain.deposits["own"]),
+         "state": namespaced("evidence", record_key(chain.deposits["own"])).hex()},
+        entries=(own_entry,), namespace="evidence", entry=own_entry)
+    add("proof_set", "missing", "/v1/proofs", {"indexes": str(missing)}, status=404)
     own_tx = world.entries[chain.deposits["own"]].tx.tx_id.hex()
     for label, q in (("height", str(height)), ("a deposit's tx id", own_tx),
                      ("a member key", depositor.hex), ("a digest", chain.digest.hex()),
@@ -484,6 +500,10 @@ def _samples(world: World, chain: Chain, height: int, log_size: int) -> dict[str
     add("evidence_amendments", "of the first", "/v1/apps/evidence/amendments",
         {"of": str(chain.deposits["own"])})
     add("evidence_amendments", "of none", "/v1/apps/evidence/amendments", {"of": str(missing)})
+    add("evidence_awaiting", "a member key", "/v1/apps/evidence/awaiting",
+        {"signer": depositor.hex})
+    add("evidence_awaiting", "an organisation", "/v1/apps/evidence/awaiting",
+        {"org": "test-org"})
     add("gov_proposals", "all", "/v1/apps/gov/proposals")
     add("gov_proposal", "the proposal", "/v1/apps/gov/proposal", {"id": str(chain.proposal)},
         ident=str(chain.proposal))
@@ -642,6 +662,37 @@ def _ident(item: dict[str, Any]) -> Any:
     return item
 
 
+def _readers_of(namespace: str | None) -> frozenset[Role]:
+    app = None if namespace is None else REGISTRY.applications.get(namespace)
+    return frozenset() if app is None else app.readers
+
+
+def _state_readable(sample: Sample, caller: Caller) -> bool:
+    """A state proof: the namespace's readers, the regulator, and (an evidence record)
+    its depositor, the party this world's plain deposits have (ADR 0017)."""
+    if _holds(caller, _readers_of(sample.namespace)):
+        return True
+    return sample.entry is not None and sample.entry.tx.body.sender == caller.key.public_key
+
+
+def _public_items(route: Route, sample: Sample) -> Expect:
+    """A query with public items, asked with no credential: the public items of the
+    reference (a list), or the item if public, else the members-only refusal."""
+    query = route.query
+    assert query is not None and query.audience is not None and sample.reference is not None
+    if query.paged:
+        if sample.status != 200:
+            return Expect(200, body=_items_check([], None))
+        reference = sample.reference.json()
+        want = [i for i in reference["items"]
+                if query.audience(msgspec.convert(i, query.result)).admits(ANONYMOUS)]
+        return Expect(200, body=_items_check(want, reference["next"]))
+    if sample.status == 200 and query.audience(
+            msgspec.convert(sample.reference.json(), query.result)).admits(ANONYMOUS):
+        return Expect(200, body=_same_as(sample))
+    return Expect(401, ("members-only",))
+
+
 def _filtered_page(route: Route, sample: Sample, caller: Caller) -> Expect:
     """A list query's answer to a member without its roles: the reference's items its
     audience admits (a missing parent: an empty page, as for an existing one)."""
@@ -709,8 +760,8 @@ def _access(world: World, route: Route, sample: Sample, caller: Caller | None) -
     if route.access == "public":
         return Expect(sample.status)
     if caller is None:
-        # No query declares public_items today; one that does answers its public items.
-        assert route.query is None or not route.query.public_items, "oracle: public items"
+        if route.query is not None and route.query.public_items:
+            return _public_items(route, sample)
         return Expect(401, ("members-only",))
     natural = Expect(sample.status,
                      body=_same_as(sample) if sample.status in (200, 422) else None)
@@ -742,10 +793,18 @@ def _access(world: World, route: Route, sample: Sample, caller: Caller | None) -
     if op == "list_txs":
         return _txs(sample, world, caller)
     if op == "state_proof":
-        assert sample.namespace is not None
-        app = REGISTRY.applications.get(sample.namespace)
-        readers = frozenset() if app is None else app.readers
-        return natural if _holds(caller, readers) else _forbidden(readers)
+        return natural if _state_readable(sample, caller) else _forbidden(
+            _readers_of(sample.namespace), party=sample.entry is not None)
+    if op == "proof_set":
+        readable = (sample.entries and all(entry_visible(e, caller) for e in sample.entries)
+                    and (sample.namespace is None or _state_readable(sample, caller)))
+        if readable:
+            return natural
+        if sample.entries and all(entry_visible(e, caller) for e in sample.entries):
+            return _forbidden(_readers_of(sample.namespace), party=True)
+        if not sample.entries and Role.REGULATOR in caller.roles:
+            return natural
+        return Expect(404, ("not found, or not yours to read",))
     if op == "search":
         return _search(sample, world, caller)
     raise AssertionError(f"no oracle for the records route {op}: add one")
@@ -909,8 +968,13 @@ def test_every_route_role_and_credential(world: World) -> None:
             assert set(tally.statuses[(op, cred)]) == {401}, (route.path, cred)
         assert tally.statuses[(op, REPLAYED)][401] > 0, route.path
         anonymous = set(tally.statuses[(op, NONE)])
-        assert anonymous == {401} if route.access != "public" else anonymous <= {200}, (
-            route.path, anonymous)
+        if route.query is not None and route.query.public_items:
+            # public items answer anyone (none is public in this world: empty lists,
+            # and single items refused as members-only)
+            assert anonymous <= {200, 401}, (route.path, anonymous)
+        else:
+            assert anonymous == {401} if route.access != "public" else \
+                anonymous <= {200}, (route.path, anonymous)
     assert all(everything[s] > 0 for s in (200, 401, 403, 404, 422)), everything
 
 

@@ -288,7 +288,10 @@ class ChainQueries:
         state value's proof (`core.proofset`): what proves a fact made of several
         entries, such as a deposit and the signatures that made it effective. Each part
         is served only to a reader of it."""
-        entries = [(i, self.readable_entry(i, reader)) for i in indexes]
+        # One refusal for any entry missing or hidden, naming none: which one it was
+        # would tell a hidden entry from a missing one.
+        entries = [(i, self.readable_entry(i, reader, "an entry of the proof set"))
+                   for i in indexes]
         state = None if state_key is None else self.state_proof(state_key, reader)
         size = self.chain.frontier.size
         checkpoint = self.checkpoint()
