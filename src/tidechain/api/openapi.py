@@ -153,7 +153,10 @@ def _operation(route: Route, refs: _Components, components: dict[str, Schema]) -
         op["requestBody"] = body
     # Who may call: OpenAPI's `security` lists the alternatives; `{}` is "none needed".
     credentials: list[Schema] = [{SIGNATURE_SCHEME: []}, {TLS_SCHEME: []}]
-    op["security"] = ([{}, *credentials] if route.access == "public" else credentials)
+    # A query with public items answers anyone its public items (evidence's published
+    # deposits): no credential needed, a member's shows it more.
+    anyone = route.access == "public" or (route.query is not None and route.query.public_items)
+    op["security"] = [{}, *credentials] if anyone else credentials
     op["x-tidechain-readers"] = readers_text(route)
     return op
 
