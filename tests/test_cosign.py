@@ -6,6 +6,7 @@ each state is tests/test_cosign_proof.py."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -210,23 +211,43 @@ def test_cosigners_read_what_they_must_sign() -> None:
     # tested on real nodes, tests/test_cosign_cluster.py)
 
 
-@settings(max_examples=60, deadline=None)
+SEEN: Counter[str] = Counter()
+"""What the property below exercised, so that it cannot hold vacuously."""
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.sampled_from([CARRIER, PORT, PORT2, OUTSIDER, TALLY2]), max_size=8),
        st.integers(1, 3))
 def test_effective_exactly_when_k_distinct_slots_signed(signers: list[int],
                                                         threshold: int) -> None:
     """Whatever order members try to sign in, the deposit is effective exactly when
-    `threshold` distinct slots are filled, by distinct members, each slot once."""
+    `threshold` distinct slots are filled, by distinct members, each slot once, and at
+    the block of the threshold-th signature."""
     net = Net(shipping_genesis())
     at = tally(net, threshold=threshold)
     filled: list[int] = []
+    became: int | None = None
     for signer in signers:
         error = net.ev(signer, "sign", {"of": at, "digest": DOC})
         record = net.record(at)
+        SEEN[error or "signed"] += 1
         if error == "":
             filled.append(signer)
+            if len(filled) == threshold:
+                became = net.last_log_index
         assert len(record["signed"]) == len(filled)
-    keys = [s["key"] for s in net.record(at)["signed"]]
+    record = net.record(at)
+    keys = [s["key"] for s in record["signed"]]
     assert len(set(keys)) == len(keys)
-    assert len({s["slot"] for s in net.record(at)["signed"]}) == len(keys)
-    assert (net.status(at) == cosign.EFFECTIVE) == (len(filled) >= threshold)
+    assert len({s["slot"] for s in record["signed"]}) == len(keys)
+    effective = net.status(at) == cosign.EFFECTIVE
+    assert effective == (len(filled) >= threshold)
+    assert (record["effective"] or {}).get("index") == became
+    SEEN["effective" if effective else "pending"] += 1
+
+
+def test_the_property_exercised_every_outcome() -> None:
+    """Runs after the property above (file order): every outcome was met."""
+    for outcome in ("signed", "already_signed", "not_a_cosigner", "effective", "pending"):
+        assert SEEN[outcome] > 0, (outcome, SEEN)
+    print(f"\nco-signing outcomes exercised: {dict(SEEN)}")
