@@ -47,6 +47,16 @@ def test_pure_packages_do_no_io_and_read_no_clock(package: str) -> None:
                 f"{path.relative_to(SRC)} (pure) imports the shell module {name}")
 
 
+@pytest.mark.parametrize("module", ["rfc3161.py", "request.py"])
+def test_the_time_stamp_codec_is_pure(module: str) -> None:
+    """The RFC 3161 codec gets time and serials as arguments (ADR 0017); the TSA's
+    certificate issuing (`tsa_cert.py`) reads dates, as identity/certs.py does."""
+    path = SRC / "timestamp" / module
+    for name in _imports(path):
+        assert name.split(".")[0] not in IMPURE_MODULES, f"{module} imports {name}"
+        assert not any(name == s or name.startswith(s + ".") for s in SHELL_ONLY), name
+
+
 def test_only_storage_opens_the_database() -> None:
     for path in SRC.rglob("*.py"):
         if "sqlite3" in _imports(path):
