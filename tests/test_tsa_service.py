@@ -381,7 +381,8 @@ def test_a_members_only_tsa_refuses_strangers_and_serves_members(
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
         anonymous = post(http, members_node.url, request)
     assert anonymous.status_code == 401, anonymous.text
-    assert anonymous.headers["WWW-Authenticate"].startswith("Signature")
+    challenge = anonymous.headers["WWW-Authenticate"]
+    assert challenge.startswith("Basic") and "Signature" in challenge, challenge
     key = read_key(members_node.net / "client.key").key
     with Client(members_node.url, trust=members_node.trust_text, key=key) as sdk:
         reply = sdk.timestamp(request)

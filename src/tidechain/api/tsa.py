@@ -147,7 +147,9 @@ class TimestampService:
                 "this time-stamp service serves members: present your member certificate "
                 "(mutual TLS), sign the request (RFC 9421), or send the user name and "
                 "password its operator gave you (HTTP basic authentication)\n"),
-                headers={"WWW-Authenticate": 'Basic realm="tidechain time stamps"'})
+                # Both challenges: a password for standard tools, a signature for ours.
+                headers={"WWW-Authenticate": 'Basic realm="tidechain time stamps", '
+                                             'Signature realm="tidechain"'})
         who = (caller.key.hex() if caller.key is not None
                else "basic:" + hashlib.sha256(basic.encode()).hexdigest() if password
                else (request.remote or "unknown"))
