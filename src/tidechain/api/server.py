@@ -35,6 +35,7 @@ from tidechain.core.limits import (
     MAX_RATE_LIMITED_CALLERS,
     READS_PER_S_PER_CALLER,
 )
+from tidechain.explorer.routes import add_explorer_routes
 from tidechain.ledger.access import Reader, entry_refusal, refusal
 from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import SignedTx
@@ -215,6 +216,7 @@ class Api:
             app.router.add_route(route.method, route.path, self._endpoint(route))
         if self.tsa is not None:  # RFC 3161 in and out, not JSON: outside the route table
             app.router.add_post(TSA_PATH, self.tsa.handle)
+        add_explorer_routes(app)  # the web explorer's pages (explorer/routes.py)
         return app
 
     def _endpoint(self, route: Route) -> Handler:
