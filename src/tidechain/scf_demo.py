@@ -169,12 +169,18 @@ class Demo:
         return self.keys[actor].public_key.hex()
 
 
-def _network(demo: Demo) -> None:
+def network(demo: Demo, name: str) -> None:
+    """`tide init` a network of VALIDATORS validators named `name` in the demo's
+    directory, and start them (`tide cluster up`)."""
     port = free_port_block()
     _step(f"A consortium network of {VALIDATORS} validators on this machine")
-    demo.tide("init", "net", "--name", "scf-demo", "--validators", str(VALIDATORS),
+    demo.tide("init", "net", "--name", name, "--validators", str(VALIDATORS),
               "--port", str(port))
     demo.tide("cluster", "up", "net")
+
+
+def _network(demo: Demo) -> None:
+    network(demo, "scf-demo")
 
 
 def _enrol(demo: Demo) -> None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from tidechain.client.files import DEFAULT_ORG, read_key
-from tidechain.scf_demo import VALIDATORS, Demo, _say, _step, free_port_block
+from tidechain.scf_demo import Demo, _say, _step, network
 
 ACTORS = {  # key file stem: (certificate name, roles, what it is in the story)
     "tally": ("Yangshan Tally Co.", ("depositor",), "the tally company"),
@@ -40,14 +40,6 @@ REPORT = ("Tally report TR-2026-1207-001\nVessel: TIDE STAR  Voyage: 2612E\n"
 LAPSING = "Tally report TR-2026-1207-002 (draft, never countersigned)\n"
 LAPSE_S = 12
 """The second report's signing window: short, so the demo sees it lapse."""
-
-
-def _network(demo: Demo) -> None:
-    port = free_port_block()
-    _step(f"A consortium network of {VALIDATORS} validators on this machine")
-    demo.tide("init", "net", "--name", "shipping-demo", "--validators", str(VALIDATORS),
-              "--port", str(port))
-    demo.tide("cluster", "up", "net")
 
 
 def _enrol(demo: Demo) -> None:
@@ -153,7 +145,7 @@ def _timestamp(demo: Demo) -> None:
 def run(root: Path, keep: bool) -> int:
     demo = Demo(root)
     try:
-        _network(demo)
+        network(demo, "shipping-demo")
         _enrol(demo)
         at = _cosigned(demo)
         _lapsing(demo)

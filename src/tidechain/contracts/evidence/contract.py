@@ -168,13 +168,23 @@ def amend(ctx: CallContext, args: dict[str, Any]) -> None:
     earlier record is not changed; the link is recorded beside it."""
     check_args(args, {"of", "digest", "meta"})
     of = check_of(args.get("of"))
+    _own_record(ctx, of)
+    _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), of)
+
+
+def _record_at(ctx: CallContext, of: int) -> dict[str, Any]:
     raw = ctx.get(record_key(of))
     if raw is None:
         raise ContractError(f"no deposit at log index {of}", code="not_found")
-    original = decode_record(raw)
-    if original["depositor"] != ctx.caller:
+    return decode_record(raw)
+
+
+def _own_record(ctx: CallContext, of: int) -> dict[str, Any]:
+    """Deposit `of`, which the caller must have made (`amend`, `publish`)."""
+    record = _record_at(ctx, of)
+    if record["depositor"] != ctx.caller:
         raise ContractError(f"deposit {of} was made by another depositor", code="forbidden")
-    _store(ctx, check_digest(args.get("digest")), validate_meta(args.get("meta")), of)
+    return record
 
 
 # --- version 2: co-signed deposits and publication (ADR 0017) ---------------------------
@@ -233,16 +243,6 @@ def amend_v2(ctx: CallContext, args: dict[str, Any]) -> None:
     _store(ctx, digest, meta, of, _v2_fields(ctx, args))
 
 
-def _own_record(ctx: CallContext, of: int) -> dict[str, Any]:
-    raw = ctx.get(record_key(of))
-    if raw is None:
-        raise ContractError(f"no deposit at log index {of}", code="not_found")
-    record = decode_record(raw)
-    if record["depositor"] != ctx.caller:
-        raise ContractError(f"deposit {of} was made by another depositor", code="forbidden")
-    return record
-
-
 def sign(ctx: CallContext, args: dict[str, Any]) -> None:
     """Sign co-signed deposit `of`, whose digest must be `digest` (what the signer
     checked). Fills one open slot the caller matches; the signature that fills the
@@ -250,10 +250,7 @@ def sign(ctx: CallContext, args: dict[str, Any]) -> None:
     check_args(args, {"of", "digest"})
     of = check_of(args.get("of"))
     digest = check_digest(args.get("digest"))
-    raw = ctx.get(record_key(of))
-    if raw is None:
-        raise ContractError(f"no deposit at log index {of}", code="not_found")
-    record = decode_record(raw)
+    record = _record_at(ctx, of)
     terms = record.get("cosign")
     if terms is None:
         raise ContractError(f"deposit {of} names no co-signers", code="not_cosigned")
