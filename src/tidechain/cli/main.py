@@ -19,6 +19,7 @@ from tidechain.cli import (
     chain,
     contracts,
     evidence,
+    explorer,
     generic,
     governance,
     invoice,
@@ -40,6 +41,7 @@ AREAS: tuple[Registrar, ...] = (
     contracts.register,    # contracts describe
     generic.register,      # call, query: any application, from the registry
     keys.register,         # key pem: key files for OpenSSL and curl
+    explorer.register,     # explorer verify-html: the standalone receipt verifier
 )
 
 
