@@ -22,6 +22,9 @@ from aiohttp import web
 
 from tidechain.api import models
 from tidechain.api.access import ACCEPT_SIGNATURE, READER_KEY, Gate
+from tidechain.api.events import PATH as EVENTS_PATH
+from tidechain.api.events import EventStreams
+from tidechain.api.metrics import Operations
 from tidechain.api.openapi import describe_contracts, openapi_document
 from tidechain.api.ratelimit import RateLimited, ReadLimiter
 from tidechain.api.routes import API_VERSION, TEXT, Route, all_routes
@@ -39,6 +42,7 @@ from tidechain.explorer.routes import add_explorer_routes
 from tidechain.ledger.access import Reader, entry_refusal, refusal
 from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import SignedTx
+from tidechain.node.config import DEFAULT_EVENT_SUBSCRIBERS
 from tidechain.node.node import Committed
 from tidechain.node.runtime import NodeRuntime, now_ms
 
@@ -197,10 +201,15 @@ class _TxRejection(Rejected):
 class Api:
     tsa: TimestampService | None = None
     """The RFC 3161 time-stamp authority, when node.toml turns it on."""
+    events: EventStreams | None = None
+    """`GET /v1/events`, server-sent events of commits (api/events.py)."""
+    operations: Operations | None = None
+    """`/metrics`, `/healthz`, `/readyz` (api/metrics.py)."""
 
     def __init__(self, runtime: NodeRuntime, *,
                  reads_per_s: int = READS_PER_S_PER_CALLER,
-                 tsa: TsaConfig | None = None) -> None:
+                 tsa: TsaConfig | None = None,
+                 events_max_subscribers: int = DEFAULT_EVENT_SUBSCRIBERS) -> None:
         self.runtime = runtime
         self.node = runtime.node
         self.routes = all_routes(self.node.chain.registry)
@@ -209,6 +218,8 @@ class Api:
         self.gate = Gate(self.node, limiter=ReadLimiter(
             reads_per_s, 2 * reads_per_s, MAX_RATE_LIMITED_CALLERS))
         self.tsa = None if tsa is None else TimestampService(runtime, self.gate, tsa)
+        self.events = EventStreams(runtime, self.gate, max_subscribers=events_max_subscribers)
+        self.operations = Operations(runtime, self.gate)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_rejections], client_max_size=MAX_HTTP_BODY_BYTES)
@@ -216,6 +227,13 @@ class Api:
             app.router.add_route(route.method, route.path, self._endpoint(route))
         if self.tsa is not None:  # RFC 3161 in and out, not JSON: outside the route table
             app.router.add_post(TSA_PATH, self.tsa.handle)
+        # Neither is JSON (an event stream, the Prometheus text format), so both are
+        # outside the route table too (docs/api.md, docs/operations.md).
+        if self.events is not None:
+            app.router.add_get(EVENTS_PATH, self.events.handle)
+            app.on_shutdown.append(self.events.on_shutdown)
+        if self.operations is not None:
+            self.operations.add_routes(app)
         add_explorer_routes(app)  # the web explorer's pages (explorer/routes.py)
         return app
 

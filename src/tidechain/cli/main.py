@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from tidechain.cli import (
     chain,
     contracts,
+    events,
     evidence,
     explorer,
     generic,
@@ -42,6 +43,7 @@ AREAS: tuple[Registrar, ...] = (
     generic.register,      # call, query: any application, from the registry
     keys.register,         # key pem: key files for OpenSSL and curl
     explorer.register,     # explorer verify-html: the standalone receipt verifier
+    events.register,       # events [--follow]: one line per committed block
 )
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +71,24 @@ NONCE_BYTES = 16
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_COMMIT_WAIT_MS = 30_000
 RECEIPT_SUFFIX = ".tlog-proof"
+
+EVENTS_PATH = "/v1/events"
+EVENTS_READ_TIMEOUT_S = 50.0
+"""A stream silent this long is taken for dead and resumed: the node sends a keepalive
+every 15 s (api/events.py), so that is three missed and some."""
+EVENTS_MAX_RETRIES = 6
+"""Failed connections in a row (refused, dropped, busy) before `events` gives up and
+raises the last failure; each event received starts the count again."""
+EVENTS_BACKOFF_S = 0.5
+EVENTS_BACKOFF_MAX_S = 8.0
+"""The wait before a reconnection doubles from the first to the cap (a busy node's
+Retry-After is honoured instead, up to the same cap): 0.5 + 1 + 2 + 4 + 8 + 8 s, so a
+node has about 24 s to come back before `events` gives up."""
+MAX_EVENT_LINE_BYTES = 64 * 1024
+"""A line of the event stream: a commit event is ~350 bytes."""
+COMMIT_EVENT_FIELDS = {"height": int, "hash": str, "time_ms": int, "tx_count": int,
+                       "log_size": int, "log_root": str, "proposer": str}
+"""The `data` of a `commit` event (docs/operations.md)."""
 
 _CODE_TYPES: dict[str, type[Rejected]] = {
     "malformed": DecodeError,
@@ -385,6 +405,82 @@ class Client:
                 raise ProofError("it is for other sizes than asked")
         return answer
 
+    # --- live events (GET /v1/events) ------------------------------------------------------
+    def events(self, from_height: int | None = None, follow: bool = True
+               ) -> Iterator[dict[str, Any]]:
+        """Committed blocks as the node's event stream reports them, one dict each
+        (height, hash, time_ms, tx_count, log_size, log_root, proposer), in height order:
+        from `from_height` (default: the next block to commit), and then, with `follow`,
+        each new one as it commits. Without `follow` it ends at the head the node had when
+        called (`from_height` defaulting to that head: its last block alone).
+
+        A dropped stream (the node restarted, the network failed, the node ended a slow
+        stream) is resumed with Last-Event-ID where it left off: no block is missed or
+        repeated. After EVENTS_MAX_RETRIES failed connections in a row the last failure is
+        raised (NodeUnreachable, Busy, ...); a refusal other than 503 is raised at once."""
+        head = int(self.status()["height"])  # a definite start, so a resume misses nothing
+        if from_height is not None:
+            _uint(from_height, "from_height")
+        start = max(1, from_height if from_height is not None else head if not follow
+                    else head + 1)
+        if not follow and start > head:
+            return
+        last = start - 1  # the last height delivered
+        failures = 0
+        while True:
+            try:
+                for event in self._event_stream(last):
+                    if event["height"] != last + 1:
+                        raise Rejected(f"the node's event stream skipped from height {last} "
+                                       f"to {event['height']}", code="bad_answer")
+                    last = event["height"]
+                    failures = 0
+                    yield event
+                    if not follow and last >= head:
+                        return
+                failure: Rejected = NodeUnreachable(
+                    f"{self.base_url} ended the event stream after height {last}")
+            except (NodeUnreachable, Busy) as exc:
+                failure = exc
+            except Rejected as exc:
+                if exc.code != "timeout":
+                    raise
+                failure = exc
+            failures += 1
+            if failures > EVENTS_MAX_RETRIES:
+                raise failure
+            backoff_s = EVENTS_BACKOFF_S * 2 ** (failures - 1)
+            if isinstance(failure, Busy):
+                backoff_s = max(backoff_s, failure.retry_after_s)
+            time.sleep(min(backoff_s, EVENTS_BACKOFF_MAX_S))
+
+    def _event_stream(self, last: int) -> Iterator[dict[str, Any]]:
+        """One connection's commit events, after height `last`."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if last > 0:
+            headers["Last-Event-ID"] = str(last)
+        timeout = httpx.Timeout(self.timeout_s, read=EVENTS_READ_TIMEOUT_S)
+        try:
+            with self._http.stream("GET", EVENTS_PATH, headers=headers, timeout=timeout,
+                                   params=None if last > 0 else {"from": "1"}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _rejection_from(response)
+                kind = response.headers.get("content-type", "")
+                if not kind.startswith("text/event-stream"):
+                    raise Rejected(f"{response.request.url} answered {kind!r}, not an event "
+                                   "stream", code="bad_answer")
+                for name, data in _sse_events(response.iter_bytes()):
+                    if name == "commit":
+                        yield _commit_event(data)
+        except httpx.TimeoutException as exc:
+            raise Rejected(f"the event stream of {self.base_url} went silent ({exc})",
+                           code="timeout") from exc
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(
+                f"lost the event stream of {self.base_url} ({exc or type(exc).__name__})"
+            ) from exc
+
     # --- applications' queries (GET /v1/apps/{app}/{query}) -------------------------------
     def query(self, app: str, name: str, **params: Any) -> Any:
         """One application query's answer (one page, for a list: {items, next})."""
@@ -592,6 +688,51 @@ class Client:
                                  f"{base64.b64encode(checkpoint.root).decode()}, the proof "
                                  f"used {base64.b64encode(root).decode()}")
         return CheckedRoot(size, root, tuple(signers))
+
+
+def _sse_events(chunks: Iterator[bytes]) -> Iterator[tuple[str, str]]:
+    """(event type, data) of each event of a text/event-stream (the WHATWG rules: lines
+    end with LF, CRLF or CR; comments start with `:`; data lines are joined by LF; an
+    event without data is not dispatched). Lines are bounded by MAX_EVENT_LINE_BYTES."""
+    buffer = b""
+    name = ""
+    data: list[str] = []
+    for chunk in chunks:
+        buffer += chunk
+        lines = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        if buffer.endswith(b"\r"):  # a CR that may start a CRLF: wait for the next chunk
+            lines[-2:] = [lines[-2] + b"\r"]
+        buffer = lines.pop()
+        if len(buffer) > MAX_EVENT_LINE_BYTES:
+            raise DecodeError(f"a line of the event stream exceeds {MAX_EVENT_LINE_BYTES} bytes")
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace")
+            if not line:
+                if data:
+                    yield name or "message", "\n".join(data)
+                name, data = "", []
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+            # `id`, `retry` and comments (empty field) need nothing here: the height
+            # in each event is its id.
+
+
+def _commit_event(data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        raise Rejected("a commit event that is not JSON", code="bad_answer") from exc
+    if not isinstance(event, dict) or not all(
+            isinstance(event.get(key), kind) and not isinstance(event.get(key), bool)
+            for key, kind in COMMIT_EVENT_FIELDS.items()):
+        raise Rejected(f"a commit event not as docs/operations.md describes it: {data[:200]}",
+                       code="bad_answer")
+    return event
 
 
 def _param_text(value: Any) -> str:

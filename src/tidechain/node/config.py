@@ -61,6 +61,13 @@ PEER_PORT_OFFSET = 100  # node i listens for peers on base_port + PEER_PORT_OFFS
 DEFAULT_CERT_WARN_DAYS = 30
 MAX_CERT_WARN_DAYS = 3650
 """`cert_warn_days` bound: ten years, the lifetime of a CA made by `tide org init`."""
+DEFAULT_EVENT_SUBSCRIBERS = 100
+"""Open `GET /v1/events` streams a node serves at once (`events_max_subscribers`); 503
+with Retry-After beyond. Each holds a socket (a file descriptor: the default soft limit
+is 1,024, shared with peers, API requests and the store) and a handler for as long as it
+lasts. Dashboards with many viewers belong behind a proxy that fans one stream out."""
+MAX_EVENT_SUBSCRIBERS = 10_000
+"""The most node.toml may allow: past a few thousand, raise the open-files limit too."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class NodeConfig:
     tsa_users: str = "tsa/users"
     """HTTP basic-auth users of a `members` TSA (`tide node tsa-user`)."""
     """Time-stamp requests per second per caller, bursts of twice that; 429 beyond."""
+    events_max_subscribers: int = DEFAULT_EVENT_SUBSCRIBERS
+    """Open `GET /v1/events` streams served at once (api/events.py)."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -226,6 +235,9 @@ def load_node(directory: Path) -> NodeConfig:
             tsa_requests_per_s=bounded_int(data.get("tsa_requests_per_s", 20),
                                            "tsa_requests_per_s", 1, MAX_API_READS_PER_S),
             tsa_users=str(data.get("tsa_users", "tsa/users")),
+            events_max_subscribers=bounded_int(
+                data.get("events_max_subscribers", DEFAULT_EVENT_SUBSCRIBERS),
+                "events_max_subscribers", 1, MAX_EVENT_SUBSCRIBERS),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

@@ -198,6 +198,7 @@ class Node(ChainQueries):
         self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
         self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
+        self.blocks_committed = 0  # since start, by consensus or block sync (/metrics)
         # Why recently dropped transactions were dropped, for late `wait` calls.
         self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
         head = store.head()
@@ -803,6 +804,7 @@ class Node(ChainQueries):
         note = self._quorum_checkpoint(prepared, certificate)
         self.store.commit_block(prepared, certificate.encode(), note)
         self.chain.advance(prepared)
+        self.blocks_committed += 1
         self._note_validator_change()
         self._checkpoint = note
         self._prepared.clear()

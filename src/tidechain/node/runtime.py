@@ -28,6 +28,7 @@ from tidechain.core.limits import (
 )
 from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.types import LogEntry, SignedTx
+from tidechain.node.metrics import NodeMetrics
 from tidechain.node.node import Committed, Node
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.tls import TlsError, admission_refusal, check_node_name
@@ -35,8 +36,14 @@ from tidechain.node.wire import SyncBlocks, TxGossip, encode_message
 
 log = logging.getLogger("tidechain.node")
 
-
-
+HeadListener = Callable[[int], None]
+"""Told the new head height whenever the head moved (consensus, block sync or state
+sync), right after the blocks are durable: e.g. the API's event streams. Called on the
+consensus path: it must only take note (wake a task) and never raise."""
+StopListener = Callable[[], None]
+"""Told once when the runtime stops (`stop()`, or `run` ending on an error): e.g. to
+end the API's event streams, which would otherwise hold the HTTP server open. Must not
+raise."""
 
 
 def now_ms() -> int:
@@ -65,6 +72,13 @@ class NodeRuntime:
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify")
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # set when transactions were admitted
+        self.metrics = NodeMetrics(max_timed=node.mempool.max_txs)
+        self._head_listeners: list[HeadListener] = []
+        self._stop_listeners: list[StopListener] = []
+        self._head_told = node.chain.height  # the height head listeners last heard
+        self._verifying = 0  # transactions on (or queued for) the verify threads
+        self.last_tick_s = time.monotonic()
+        """When the consensus loop last turned (monotonic clock): /healthz."""
 
     @property
     def network(self) -> Network | None:
@@ -93,16 +107,45 @@ class NodeRuntime:
                     self._wake.clear()
                     self.node.wake()
                 now = now_ms()
+                self.last_tick_s = time.monotonic()
                 self.node.step(Tick(now))
                 self.node.poll_sync(now)
                 self._deliver()
         finally:
+            self._stopping.set()  # also when a step raised: nothing new starts
+            self._tell_stop()
             self._fail_waiters()
             self._verify_pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        self._tell_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def verify_backlog(self) -> int:
+        """Transactions waiting for, or having, their signatures checked on the verify
+        threads (client submissions and peers' gossip)."""
+        return self._verifying
+
+    def on_head(self, listener: HeadListener) -> None:
+        self._head_listeners.append(listener)
+
+    def on_stop(self, listener: StopListener) -> None:
+        """`listener` runs once when the runtime stops (at once if it has stopped)."""
+        if self._stopping.is_set():
+            listener()
+        else:
+            self._stop_listeners.append(listener)
+
+    def _tell_stop(self) -> None:
+        listeners, self._stop_listeners = self._stop_listeners, []
+        for listener in listeners:
+            listener()
 
     def _check_running(self) -> None:
         if self._stopping.is_set():
@@ -121,7 +164,11 @@ class NodeRuntime:
         """Admit one encoded transaction. Returns its id, or with `wait` the commit
         outcome. Raises a Rejected subclass for bad input, Busy for back-pressure."""
         self._check_running()
-        tx = SignedTx.decode(raw)
+        try:
+            tx = SignedTx.decode(raw)
+        except Rejected as exc:
+            self.metrics.note_rejected(exc)
+            raise
         future = self._register(tx.tx_id) if wait else None  # before it can commit
         (rejection,) = await self._check_and_admit([tx])
         if rejection is not None:
@@ -142,6 +189,7 @@ class NodeRuntime:
             try:
                 decoded.append(SignedTx.decode(raw))
             except Rejected as exc:
+                self.metrics.note_rejected(exc)
                 decoded.append(exc)
         txs = [d for d in decoded if isinstance(d, SignedTx)]
         outcomes = iter(await self._check_and_admit(txs))  # one per `txs`, in order
@@ -159,16 +207,25 @@ class NodeRuntime:
         and wake consensus (`run` builds the block after this answer)."""
         loop = asyncio.get_running_loop()
         parts = [txs[i::VERIFY_THREADS] for i in range(VERIFY_THREADS)]
-        checks = await asyncio.gather(
-            *(loop.run_in_executor(self._verify_pool, _verify_all, part, _never)
-              for part in parts if part)
-        )
+        self._verifying += len(txs)
+        try:
+            checks = await asyncio.gather(
+                *(loop.run_in_executor(self._verify_pool, _verify_all, part, _never)
+                  for part in parts if part)
+            )
+        finally:
+            self._verifying -= len(txs)
         bad: dict[bytes, Rejected] = {}
         for result in checks:
             bad.update(result)
         good = [tx for tx in txs if tx.tx_id not in bad]
         admitted = iter(self.node.admit(good, now_ms()))  # one answer per `good`, in order
         outcomes = [bad[tx.tx_id] if tx.tx_id in bad else next(admitted) for tx in txs]
+        for tx, outcome in zip(txs, outcomes, strict=True):
+            if outcome is None:
+                self.metrics.note_admitted(tx.tx_id)
+            else:
+                self.metrics.note_rejected(outcome)
         self._wake.set()
         return outcomes
 
@@ -228,6 +285,7 @@ class NodeRuntime:
                 return  # shutting down: the verify threads are going away
             job = asyncio.get_running_loop().run_in_executor(
                 self._verify_pool, _verify_all, list(message.txs), self.node.seen.is_verified)
+            self._verifying += len(message.txs)
             job.add_done_callback(lambda done: self._admit_gossip(peer, message, done))
             return
         if isinstance(message, SyncBlocks):
@@ -239,6 +297,7 @@ class NodeRuntime:
 
     def _admit_gossip(self, peer: str, gossip: TxGossip,
                       job: asyncio.Future[dict[bytes, Rejected]]) -> None:
+        self._verifying -= len(gossip.txs)
         if job.cancelled() or self._stopping.is_set():
             return
         bad = job.result()
@@ -278,6 +337,10 @@ class NodeRuntime:
         node queued for its peers."""
         commits, self.node.commits = self.node.commits, []
         for committed in commits:
+            if committed.log_index is None:
+                self.metrics.note_dropped(committed.tx_id, committed.rejection)
+            else:
+                self.metrics.note_committed(committed.tx_id)
             for future in self._waiters.get(committed.tx_id, []):
                 if not future.done():
                     future.set_result(committed)
@@ -285,6 +348,14 @@ class NodeRuntime:
         if self._chain_peers is not None:
             self._chain_peers.refresh()  # before sending: a new validator gets its votes
         self._send_out()
+        self._tell_head()
+
+    def _tell_head(self) -> None:
+        height = self.node.chain.height
+        if height != self._head_told:
+            self._head_told = height
+            for listener in self._head_listeners:
+                listener(height)
 
 
 def _never(tx: SignedTx) -> bool:

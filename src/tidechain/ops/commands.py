@@ -71,7 +71,8 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
     from tidechain.node.serve import run_node
 
     run_node(node_dir, lambda runtime, config: Api(
-        runtime, reads_per_s=config.api_reads_per_s, tsa=tsa_config(config)).app(),
+        runtime, reads_per_s=config.api_reads_per_s, tsa=tsa_config(config),
+        events_max_subscribers=config.events_max_subscribers).app(),
         port=args.port)
     return EXIT_OK
 
