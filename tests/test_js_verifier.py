@@ -1220,6 +1220,17 @@ def test_the_standalone_page_verifies_offline_in_chromium(browser: Any, tmp_path
     assert word == "REJECTED" and "small-order point" in text, text
     assert not page.is_visible("#proven") and "Depositor" not in text, text
 
+    # Every other rejection `tide verify` makes, in the browser too (each named by the
+    # step that failed): a changed proof hash or signature, another trust file, another
+    # document, and the rest of REJECTIONS.
+    for n, (case, (receipt, trust, document, reason)) in enumerate(REJECTIONS.items()):
+        names = (f"case{n}.tlog-proof", f"case{n}-trust.txt", f"case{n}-doc.bin")
+        for name, data in zip(names, (receipt, trust, document), strict=True):
+            (tmp_path / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        word, text = verdict(*names, f"rejected-{n}.png")
+        assert word == "REJECTED" and reason in text, (case, text)
+        assert not page.is_visible("#proven"), case
+
     assert errors == [] and requests == [], (errors, requests)
     print(f"chromium, {engine}: {used}; screenshots in {artifacts}")
     context.close()
