@@ -754,7 +754,7 @@ def test_the_verify_page_checks_a_receipt_in_the_browser(visit: Visit, chain: Ch
     page.set_input_files("#verify-trust", str(chain.node.net / "trust.txt"))
     page.set_input_files("#verify-document", str(chain.private_doc))
     page.click("form.verify button[type=submit]")
-    visit.expect_text("Verified", "#verify-result")
+    visit.expect_text("VERIFIED", "#verify-result")
     visit.shot("verify")
     # A document that is not the deposited one does not verify.
     other = chain.root / "not-the-document.txt"
@@ -763,7 +763,26 @@ def test_the_verify_page_checks_a_receipt_in_the_browser(visit: Visit, chain: Ch
     page.set_input_files("#verify-trust", str(chain.node.net / "trust.txt"))
     page.set_input_files("#verify-document", str(other))
     page.click("form.verify button[type=submit]")
-    visit.expect_text("Not verified", "#verify-result")
+    visit.expect_text("REJECTED", "#verify-result")
+    # Every case `tide verify` refuses (tests/test_js_verifier.py's REJECTIONS: a changed
+    # entry, proof hash or signature, another trust file, a small-order key, another
+    # document, ...) is REJECTED by this page too, with its reason.
+    from tests.test_js_verifier import REJECTIONS
+
+    for n, (case, (bad_receipt, trust, document, reason)) in enumerate(REJECTIONS.items()):
+        names = [chain.root / f"rejected-{n}{suffix}"
+                 for suffix in (".tlog-proof", "-trust.txt", "-doc.bin")]
+        for path, data in zip(names, (bad_receipt, trust, document), strict=True):
+            path.write_bytes(data.encode() if isinstance(data, str) else data)
+        page.set_input_files("#verify-receipt", str(names[0]))
+        page.set_input_files("#verify-trust", str(names[1]))
+        page.set_input_files("#verify-document", str(names[2]))
+        page.click("form.verify button[type=submit]")
+        page.wait_for_function(
+            "([want]) => document.querySelector('#verify-result').innerText.includes(want)",
+            arg=[reason], timeout=30_000)
+        assert "REJECTED" in page.inner_text("#verify-result"), case
+    visit.shot("verify-rejected")
     assert page.evaluate("() => fetch('verify/verify.html').then(r => r.status)") == 200
     with page.expect_download() as downloaded:
         page.click("#standalone")

@@ -525,12 +525,12 @@ def test_the_served_explorer_works_in_firefox(firefox: Firefox, deposited: Depos
                        ("verify-document", deposited.document.name,
                         deposited.document.read_bytes()))
     firefox.click("form.verify button[type=submit]")
-    firefox.expect_text("Verified", "#verify-result")
+    firefox.expect_text("VERIFIED", "#verify-result")
     assert firefox.text("#proven-digest") == digest
     firefox.shot("explorer-verify")
     firefox.give_files(("verify-document", "another.txt", b"not the deposited document\n"))
     firefox.click("form.verify button[type=submit]")
-    firefox.expect_text("Not verified", "#verify-result")
+    firefox.expect_text("REJECTED", "#verify-result")
     assert "document does not match" in firefox.text("#verify-result")
     firefox.shot("explorer-verify-rejected")
     firefox.assert_clean()

@@ -62,16 +62,16 @@ export function render() {
       const { verifyReceipt } = await loadVerifier();
       const result = await verifyReceipt(receiptText, trustText, documentBytes);
       if (!result.ok) {
-        out.replaceChildren(notice("error", h("strong", {}, "Not verified: "), result.reason,
+        out.replaceChildren(notice("error", h("strong", {}, "REJECTED: "), result.reason,
           h("span", { class: "reason" }, ` (${result.code})`)));
         return;
       }
-      out.replaceChildren(notice("info", h("strong", {}, "Verified. "),
+      out.replaceChildren(notice("info", h("strong", {}, "VERIFIED. "),
         documentBytes ? "This document, unchanged, was deposited at the time below."
           : "The receipt proves this deposit in the log (give the document to check it too)."),
       provenView(result.proven));
     } catch (err) {
-      out.replaceChildren(notice("error", h("strong", {}, "Not verified: "), err && err.message ? err.message : String(err)));
+      out.replaceChildren(notice("error", h("strong", {}, "REJECTED: "), err && err.message ? err.message : String(err)));
     }
   }
 
