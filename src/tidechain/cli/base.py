@@ -56,10 +56,13 @@ PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 class Output:
     """Where results go: human lines, or one JSON document with --json."""
 
-    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    def __init__(self, as_json: bool, out: TextIO | None = None,
+                 err: TextIO | None = None) -> None:
         self.as_json = as_json
-        self.out = out
-        self.err = err
+        # The streams as they are now, not as they were when this module was imported
+        # (a caller, or a test's capture, may have replaced them since).
+        self.out = sys.stdout if out is None else out
+        self.err = sys.stderr if err is None else err
 
     def result(self, data: Any, lines: Sequence[str]) -> None:
         if self.as_json:
