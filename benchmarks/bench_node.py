@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import random
+import secrets
 import shlex
 import shutil
 import signal
@@ -61,6 +62,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tidechain.client.files import client_signer
 from tidechain.core import cbor
 from tidechain.core.crypto import SigningKey, sha256, verify
+from tidechain.identity.httpsig import sign_headers
 from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx, TxBody
 from tidechain.ops.network import init_network
 
@@ -82,6 +84,9 @@ would cost more CPU than the node spends on the transactions themselves."""
 
 MAX_INFLIGHT_PACED_POSTS = 4
 WAIT_TIMEOUT_MS = 30_000
+READS_PER_S = 100_000
+"""The node's per-caller read limit in this benchmark (`api_reads_per_s`): above the
+latency phase's waits, so that no sample is answered 429."""
 NODE_READY_TIMEOUT_S = 60.0
 NODE_STOP_TIMEOUT_S = 15.0
 
@@ -293,9 +298,19 @@ class PySpy:
 
 
 class Api:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str,
+                 reader: SigningKey | None = None) -> None:
         self.session = session
         self.url = url.rstrip("/")
+        self.reader = reader
+        """The member key that signs reads (RFC 9421): waiting for a transaction is a
+        members-only read since the read-access issue (ADR 0015)."""
+
+    def _signed(self, method: str, url: str) -> dict[str, str]:
+        if self.reader is None:
+            return {}
+        return sign_headers(method, url, {}, self.reader, created_s=int(time.time()),
+                            nonce=secrets.token_hex(16))
 
     async def status(self) -> dict[str, Any]:
         async with self.session.get(f"{self.url}/v1/status") as resp:
@@ -320,7 +335,7 @@ class Api:
 
     async def wait_commit(self, tx_id: bytes) -> int:
         url = f"{self.url}/v1/tx/{tx_id.hex()}/wait?timeout_ms={WAIT_TIMEOUT_MS}"
-        async with self.session.get(url) as resp:
+        async with self.session.get(url, headers=self._signed("GET", url)) as resp:
             await resp.read()
             return resp.status
 
@@ -704,7 +719,7 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str,
     timeout = aiohttp.ClientTimeout(total=args.timeout_s)
     connector = aiohttp.TCPConnector(limit=1024)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        api = Api(session, url)
+        api = Api(session, url, client_signer(net).key)
         await api.wait_ready(node, NODE_READY_TIMEOUT_S)
         spy = (PySpy(pid, Path(args.py_spy), args.py_spy_rate, args.py_spy_idle)
                if args.py_spy and pid else None)
@@ -757,6 +772,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tidechain-bench-"))
     port = args.port or free_port()
     init_network(workdir / "net", "bench-net", validators=1, base_port=port)
+    # The latency phase waits for one deposit in `--sample-every` as one member: lift the
+    # per-caller read limit (200/s) above that, as the first line (node.toml may end in
+    # tables, where a key appended would land).
+    toml_path = workdir / "net" / "node0" / "node.toml"
+    toml_path.write_text(f"api_reads_per_s = {READS_PER_S}\n" + toml_path.read_text())
     if args.mempool_max_txs:
         with (workdir / "net" / "node0" / "node.toml").open("a") as toml:
             toml.write(f"mempool_max_txs = {args.mempool_max_txs}\n")
