@@ -96,8 +96,9 @@ def validate_meta(meta: Any) -> dict[str, str]:
     return meta
 
 
-def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None) -> bytes:
-    return cbor.encode({
+def _record(ctx: CallContext, digest: bytes, meta: dict[str, str],
+            amends: int | None) -> dict[str, Any]:
+    return {
         "index": ctx.log_index,
         "digest": digest,
         "meta": meta,
@@ -106,7 +107,7 @@ def _record(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int |
         "time": ctx.time_ms,
         "tx": ctx.tx_id,
         "amends": amends,
-    })
+    }
 
 
 def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | None,
@@ -116,11 +117,11 @@ def _store(ctx: CallContext, digest: bytes, meta: dict[str, str], amends: int | 
     if amends is not None:
         data["amends"] = amends
     if v2 is not None:  # evidence v2: co-signers and publication (cosign.py)
-        record = cbor.encode({**cbor.decode(record), **v2})
+        record.update(v2)
         terms = v2.get("cosign")
         if terms is not None:  # who has to sign (the `awaiting` index), how many, by when:
             data.update(terms)  # in the entry, for the offline verifier (deposit_proof.py)
-    ctx.put(record_key(ctx.log_index), record)
+    ctx.put(record_key(ctx.log_index), cbor.encode(record))
     ctx.emit("deposited", data)
 
 
