@@ -28,6 +28,7 @@ amendment).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,12 +106,20 @@ def activations(state: StateReader, contract: str) -> list[tuple[int, int]]:
     raw = state.get(contract_version_key(contract))
     if raw is None:
         return []
+    return list(_decoded_activations(raw, contract))
+
+
+@functools.lru_cache(maxsize=256)
+def _decoded_activations(raw: bytes, contract: str) -> tuple[tuple[int, int], ...]:
+    """Decoded once per distinct bytes: every transaction of a contract whose version
+    governance or the genesis set reads them twice (admission and execution); a pure
+    function of its arguments, so the cache needs no invalidation."""
     value = cbor.decode(raw)
     if not isinstance(value, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) for x in p)
             for p in value):
         raise InvariantViolation(f"corrupt activations of contract {contract!r} in state")
-    return [(int(h), int(v)) for h, v in value]
+    return tuple((int(h), int(v)) for h, v in value)
 
 
 def active_version(state: StateReader, contract: str, height: int) -> int:

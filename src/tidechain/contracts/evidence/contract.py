@@ -209,7 +209,9 @@ def _public_arg(value: Any) -> bool:
 def _v2_fields(ctx: CallContext, args: dict[str, Any]) -> dict[str, Any]:
     """The fields evidence v2 adds to a record: `public`, and for a co-signed deposit
     its slots, threshold, deadline, the signatures so far and when it took effect."""
-    fields: dict[str, Any] = {"public": _public_arg(args.get("public"))}
+    # `public` is stored only when true: a record without it is not public (as every v1
+    # record), and the common deposit stays as small as v1's.
+    fields: dict[str, Any] = {"public": True} if _public_arg(args.get("public")) else {}
     if args.get("cosigners") is None:
         if args.get("threshold") is not None or args.get("deadline") is not None:
             raise ContractError("'threshold' and 'deadline' need 'cosigners'",
