@@ -18,6 +18,7 @@ from tidechain.cli.base import (
     group,
     hash_with_progress,
     network_dir,
+    now_ms,
     progress_line,
     session,
     trust_option,
@@ -30,12 +31,6 @@ from tidechain.core.hexcodec import parse_hex
 from tidechain.core.timefmt import iso_utc
 
 PROOF_SET_SUFFIX = ".tlog-proofs"
-
-
-def now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 def parse_meta(pairs: Sequence[str]) -> dict[str, str]:
@@ -126,17 +121,19 @@ def cmd_evidence_sign(args: argparse.Namespace, out: Output) -> int:
     signer = client_signer(network_dir(args), args.key).key
     with client(args, need_trust=True) as sdk:
         outcome = session(sdk, signer).sign_deposit(args.index, digest)
-        record = sdk.query("evidence", "deposit", index=args.index)
+    # The signed event of the proven entry says how many slots are filled: signing is
+    # refused after the deadline, so the deposit is effective or still pending.
     event: dict[str, Any] = next((e["data"] for e in outcome.events if e["type"] == "signed"), {})
+    status = "effective" if event.get("signed", 0) >= event.get("threshold", 1) else "pending"
     lines = [f"signed deposit {args.index} (committed and verified at log index "
              f"{outcome.log_index})",
              f"  slot             {event.get('slot')}",
              f"  signatures       {event.get('signed')} of {event.get('threshold')} needed",
-             f"  status           {record.get('status')}"]
+             f"  status           {status}"]
     if args.output:
         write_atomically(Path(args.output), outcome.receipt)
         lines.append(f"  receipt          {args.output}")
-    out.result({**outcome.to_json(), "status": record.get("status")}, lines)
+    out.result({**outcome.to_json(), "status": status}, lines)
     return EXIT_OK
 
 

@@ -75,9 +75,8 @@ class ChainQueries:
         standing (ADR 0015)."""
         if key is None:
             return ANONYMOUS
-        roles = members.reader_roles(self.chain.state, key, time_ms)
-        standing = members.member_org_roles(self.chain.state, key, time_ms)
-        return Reader(key, roles, None if isinstance(standing, str) else standing[0])
+        org, roles = members.reader_standing(self.chain.state, key, time_ms)
+        return Reader(key, roles, org)
 
     def visible(self, entry: LogEntry, reader: Reader, log_index: int) -> bool:
         """Whether `reader` may read log entry `entry`, at `log_index` (ledger/access.py)."""

@@ -55,7 +55,13 @@ def record_audience(state: StateReader, log_index: int, method: str,
     of = log_index if method in ("deposit", "amend") else args.get("of")
     if not isinstance(of, int) or isinstance(of, bool) or of < 0:
         return None
-    record = get_deposit(state, of)
+    return _deposit_audience(state, of)
+
+
+def _deposit_audience(state: StateReader, index: int) -> Audience | None:
+    """The parties of deposit `index` as its record now stands (None: no such deposit):
+    the rule the queries apply to their items (`queries.depositor_audience`)."""
+    record = get_deposit(state, index)
     if record is None:
         return None
     return queries.depositor_audience(queries.deposit_from_record(record, 0))
@@ -66,10 +72,7 @@ def state_audience(state: StateReader, key: bytes) -> Audience | None:
     deposit's pending or lapsed status is proven by its record)."""
     if len(key) != 9 or not key.startswith(b"i"):
         return None
-    record = get_deposit(state, int.from_bytes(key[1:], "big"))
-    if record is None:
-        return None
-    return queries.depositor_audience(queries.deposit_from_record(record, 0))
+    return _deposit_audience(state, int.from_bytes(key[1:], "big"))
 
 
 APP = Application(

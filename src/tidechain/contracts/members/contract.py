@@ -181,10 +181,17 @@ def reader_roles(state: StateReader, key: bytes, time_ms: int) -> frozenset[Role
     """The roles of `key` as a reader: the same standing checks as a write's (enrolled,
     certificate valid at `time_ms`, its CA still the organisation's, not revoked);
     `Unauthenticated` (401) naming what fails otherwise (ADR 0015)."""
+    return reader_standing(state, key, time_ms)[1]
+
+
+def reader_standing(state: StateReader, key: bytes,
+                    time_ms: int) -> tuple[str, frozenset[Role]]:
+    """The organisation and roles of `key` as a reader, in one standing check
+    (`reader_roles`' rules; a record may name its parties by organisation)."""
     standing = _standing_at(state, key, time_ms, "key")
     if isinstance(standing, str):
         raise Unauthenticated(standing)
-    return frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
+    return standing.org, frozenset(Role(r) for r in standing.roles if r in ROLE_NAMES)
 
 
 def member_org_roles(state: StateReader, key: bytes,
