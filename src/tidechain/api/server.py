@@ -22,6 +22,7 @@ from aiohttp import web
 
 from tidechain.api import models
 from tidechain.api.access import ACCEPT_SIGNATURE, READER_KEY, Gate
+from tidechain.api.epcis import EpcisConfig, EpcisService
 from tidechain.api.events import PATH as EVENTS_PATH
 from tidechain.api.events import EventStreams
 from tidechain.api.metrics import Operations
@@ -205,10 +206,13 @@ class Api:
     """`GET /v1/events`, server-sent events of commits (api/events.py)."""
     operations: Operations | None = None
     """`/metrics`, `/healthz`, `/readyz` (api/metrics.py)."""
+    epcis: EpcisService | None = None
+    """The GS1 EPCIS 2.0 REST binding and traces, when node.toml turns it on."""
 
     def __init__(self, runtime: NodeRuntime, *,
                  reads_per_s: int = READS_PER_S_PER_CALLER,
                  tsa: TsaConfig | None = None,
+                 epcis: EpcisConfig | None = None,
                  events_max_subscribers: int = DEFAULT_EVENT_SUBSCRIBERS) -> None:
         self.runtime = runtime
         self.node = runtime.node
@@ -218,6 +222,7 @@ class Api:
         self.gate = Gate(self.node, limiter=ReadLimiter(
             reads_per_s, 2 * reads_per_s, MAX_RATE_LIMITED_CALLERS))
         self.tsa = None if tsa is None else TimestampService(runtime, self.gate, tsa)
+        self.epcis = None if epcis is None else EpcisService(runtime, self.gate, epcis)
         self.events = EventStreams(runtime, self.gate, max_subscribers=events_max_subscribers)
         self.operations = Operations(runtime, self.gate)
 
@@ -234,6 +239,8 @@ class Api:
             app.on_shutdown.append(self.events.on_shutdown)
         if self.operations is not None:
             self.operations.add_routes(app)
+        if self.epcis is not None:  # GS1's binding: its own shapes, outside the table
+            self.epcis.add_routes(app)
         add_explorer_routes(app)  # the web explorer's pages (explorer/routes.py)
         return app
 

@@ -28,6 +28,7 @@ from tidechain.cli import (
     members,
     scf,
     timestamp,
+    trace,
 )
 from tidechain.cli.base import Registrar, common_options, run
 
@@ -44,6 +45,7 @@ AREAS: tuple[Registrar, ...] = (
     keys.register,         # key pem: key files for OpenSSL and curl
     explorer.register,     # explorer verify-html: the standalone receipt verifier
     events.register,       # events [--follow]: one line per committed block
+    trace.register,        # trace ID, epcis capture/events/recall: traceability
 )
 
 

@@ -16,7 +16,7 @@ from tidechain.ledger.runtime import Registry
 def built_in() -> tuple[Application, ...]:
     # Imported here: `members` needs cryptography's x509, which loads `socket`; clients
     # that build evidence transactions (and the offline verifier) import this package.
-    from tidechain.contracts import evidence, governance, invoice, members, scf
+    from tidechain.contracts import evidence, governance, invoice, members, scf, trace
 
     return (
         members.APP,
@@ -24,6 +24,7 @@ def built_in() -> tuple[Application, ...]:
         governance.APP,
         invoice.APP,
         scf.APP,
+        trace.APP,
     )
 
 

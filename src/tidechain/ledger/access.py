@@ -78,13 +78,17 @@ class Audience:
     org_roles: frozenset[tuple[str, Role]] = frozenset()
     """Parties named by organisation and role: any member of that organisation holding
     that role."""
+    orgs: frozenset[str] = frozenset()
+    """Parties named by organisation alone: any member of it (a traceability event's
+    capturing organisation and the owners of the parties it names)."""
 
     def admits(self, reader: Reader) -> bool:
         if self.public:
             return True
         if reader.key is None:
             return False
-        return reader.key in self.parties or any(
+        return reader.key in self.parties or (reader.org is not None
+                                              and reader.org in self.orgs) or any(
             org == reader.org and role in reader.roles for org, role in self.org_roles)
 
 

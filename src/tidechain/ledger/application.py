@@ -75,6 +75,12 @@ class ChainView(Protocol):
         order), strictly after (or before) the key `after`."""
         ...
 
+    def entry(self, log_index: int) -> tuple[int, bytes]:
+        """(height, canonical bytes) of a committed log entry; NotFound past the head.
+        For an application whose records live in their entries (traceability's events),
+        not in the state."""
+        ...
+
 
 class PagedStore(Protocol):
     """What storage gives a view: the indexes and the committed state, paged."""
@@ -84,6 +90,8 @@ class PagedStore(Protocol):
 
     def state_page(self, prefix: bytes, after: bytes | None, limit: int,
                    descending: bool = False) -> list[tuple[bytes, bytes]]: ...
+
+    def entry(self, log_index: int) -> tuple[int, bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ class HeadView:
     def state_page(self, prefix: bytes, after: bytes | None, limit: int,
                    descending: bool = False) -> list[tuple[bytes, bytes]]:
         return self.store.state_page(prefix, after, limit, descending)
+
+    def entry(self, log_index: int) -> tuple[int, bytes]:
+        return self.store.entry(log_index)
 
 
 CURSOR_PATTERN = "^[0-9A-Za-z_-]*$"

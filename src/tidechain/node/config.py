@@ -124,6 +124,20 @@ class NodeConfig:
     """Time-stamp requests per second per caller, bursts of twice that; 429 beyond."""
     events_max_subscribers: int = DEFAULT_EVENT_SUBSCRIBERS
     """Open `GET /v1/events` streams served at once (api/events.py)."""
+    epcis: bool = False
+    """Serve the GS1 EPCIS 2.0 REST binding at /v1/epcis and traces at /v1/trace
+    (api/epcis.py, docs/traceability.md)."""
+    epcis_schemas: str = ""
+    """A folder holding GS1's EPCIS 2.0 JSON Schema and XSDs (`schema/`, `xsd/`), laid
+    out as GS1 publishes them: GS1's files, not shipped with tidechain. Required when
+    `epcis` is on; `$TIDE_EPCIS_SCHEMAS` is the default."""
+    epcis_capturer: str = "epcis/capturer.key"
+    """The member key (an enterprise or carrier of the operating organisation) that
+    signs the events standard capture clients send; absent: the node answers queries
+    only."""
+    epcis_users: str = "epcis/users"
+    """HTTP basic-auth users who capture and query as the capturer (`tide node
+    epcis-user`), for capture clients that cannot sign requests."""
 
     @property
     def tls_files(self) -> TlsFiles:
@@ -238,6 +252,10 @@ def load_node(directory: Path) -> NodeConfig:
             events_max_subscribers=bounded_int(
                 data.get("events_max_subscribers", DEFAULT_EVENT_SUBSCRIBERS),
                 "events_max_subscribers", 1, MAX_EVENT_SUBSCRIBERS),
+            epcis=_flag(data.get("epcis", False), "epcis"),
+            epcis_schemas=str(data.get("epcis_schemas", "")),
+            epcis_capturer=str(data.get("epcis_capturer", "epcis/capturer.key")),
+            epcis_users=str(data.get("epcis_users", "epcis/users")),
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: is {directory} a node directory?") from exc

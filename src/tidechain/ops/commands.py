@@ -23,6 +23,7 @@ from tidechain.node.config import DEFAULT_API_PORT, PEER_PORT_OFFSET, load_node,
 from tidechain.ops.network import init_network, join_node
 
 if TYPE_CHECKING:
+    from tidechain.api.epcis import EpcisConfig
     from tidechain.api.tsa import TsaConfig
     from tidechain.node.config import NodeConfig
 
@@ -72,6 +73,7 @@ def cmd_node_start(args: argparse.Namespace, out: Output) -> int:
 
     run_node(node_dir, lambda runtime, config: Api(
         runtime, reads_per_s=config.api_reads_per_s, tsa=tsa_config(config),
+        epcis=epcis_config(config),
         events_max_subscribers=config.events_max_subscribers).app(),
         port=args.port)
     return EXIT_OK
@@ -86,6 +88,16 @@ def tsa_config(config: NodeConfig) -> TsaConfig | None:
     return load_tsa_config(config.directory, config.tsa_cert, config.tsa_key,
                            config.tsa_chain, config.tsa_depositor, config.tsa_policy,
                            config.tsa_access, config.tsa_requests_per_s, config.tsa_users)
+
+
+def epcis_config(config: NodeConfig) -> EpcisConfig | None:
+    """The EPCIS repository's settings when node.toml turns it on (`epcis = true`)."""
+    from tidechain.api.epcis import load_epcis_config
+
+    if not config.epcis:
+        return None
+    return load_epcis_config(config.directory, config.epcis_schemas,
+                             config.epcis_capturer, config.epcis_users)
 
 
 def cmd_node_tsa_rotate(args: argparse.Namespace, out: Output) -> int:
@@ -105,15 +117,25 @@ def cmd_node_tsa_rotate(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_node_tsa_user(args: argparse.Namespace, out: Output) -> int:
     """A basic-auth user of the TSA: a random password, stored as an scrypt hash."""
+    config = load_node(Path(args.node_dir))
+    return _add_basic_user(config.directory / config.tsa_users, str(args.name), out)
+
+
+def cmd_node_epcis_user(args: argparse.Namespace, out: Output) -> int:
+    """A basic-auth user of the EPCIS repository: captures and queries as the node's
+    capturing member (api/epcis.py)."""
+    config = load_node(Path(args.node_dir))
+    return _add_basic_user(config.directory / config.epcis_users, str(args.name), out)
+
+
+def _add_basic_user(path: Path, name: str, out: Output) -> int:
+    """A user with a random password, stored as an scrypt hash in `path`."""
     import secrets
 
     from tidechain.api.tsa import hash_password, read_users
 
-    config = load_node(Path(args.node_dir))
-    name = str(args.name)
     if not name or ":" in name or not name.isprintable() or len(name) > 64:
         raise ConfigError("a user name is 1..64 printable characters without ':'")
-    path = config.directory / config.tsa_users
     if name in read_users(path):
         raise ConfigError(f"{name!r} is already a user in {path}")
     password = secrets.token_urlsafe(18)
@@ -231,6 +253,12 @@ def register(commands: Any) -> None:
             "once; restart the node to use it")
     p.add_argument("node_dir", metavar="NODE_DIR")
     p.add_argument("name", metavar="NAME", help="the user name (e.g. the member's org)")
+    p = add(node, "epcis-user", cmd_node_epcis_user,
+            "add a user name and a new password for HTTP basic authentication to the "
+            "node's EPCIS repository (capture clients that cannot sign requests act as the "
+            "node's capturing member); prints the password once; restart the node to use it")
+    p.add_argument("node_dir", metavar="NODE_DIR")
+    p.add_argument("name", metavar="NAME", help="the user name (e.g. the scanner's name)")
     p = add(node, "join", cmd_node_join,
             "make the node directory of an organisation joining a running network: "
             "consensus key, TLS certificate from the organisation's CA, node.toml with "
