@@ -254,6 +254,15 @@ def _expanded(value: Any, context: Any) -> Any:
     return walk(value)
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
 def _log_size(client: Client) -> int:
     return int(client.status()["log_size"])
 
@@ -326,7 +335,8 @@ def test_event_receipts_verify_offline(client: Client,
             assert proven.index == int(response.headers["X-Tidechain-Log-Index"])
 
 
-def test_a_capture_job_survives_kill_9(node: RunningNode, client: Client) -> None:
+def test_a_capture_job_survives_kill_9(node: RunningNode, client: Client,
+                                       request: pytest.FixtureRequest) -> None:
     parsed = json.loads((VECTORS / "json" / "Example_9.6.2-ObjectEvent.jsonld").read_bytes())
     first = parsed["epcisBody"]["eventList"][0]
     first["eventTime"] = "2006-04-05T00:00:00.000Z"  # a new event: not captured yet
@@ -340,6 +350,7 @@ def test_a_capture_job_survives_kill_9(node: RunningNode, client: Client) -> Non
             [sys.executable, "-m", "tidechain", "node", "start", str(node.net / "node0")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if k not in ("TIDE_NET", "TIDE_NODE")})
+    request.addfinalizer(lambda: _stop(node.process))  # the fixture stops the first one
     _wait_ready(node)
     done = sdk_trace.wait_job(client, job["captureID"])
     assert done["success"] and not done["running"], done

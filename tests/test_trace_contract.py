@@ -245,6 +245,19 @@ def test_the_demo_story_traced_from_the_sold_pack() -> None:
     assert lineage.trace(link, repository.trace_lookup(view)).events == found.events
 
 
+def test_the_trace_from_any_item_of_the_story_reaches_all_of_it() -> None:
+    """Every identifier of the story, as URN and as Digital Link, traces to exactly the
+    story's events and its four organisations: they are all linked."""
+    net = TraceNet()
+    actors = _capture_story(net)
+    view = net.view()
+    starts = {*story.PACKS, *story.CASES, story.PALLET, story.FARM_LOT, story.JUICE_LOT}
+    for start in sorted(starts) + sorted(canonical_id(s) for s in starts):
+        found = lineage.trace(start, repository.trace_lookup(view))
+        assert {e.ref for e in found.events} == set(actors), start
+        assert len(found.organisations) == 4 and not found.truncated, start
+
+
 def test_each_reader_sees_the_trace_its_own_way() -> None:
     net = TraceNet()
     actors = _capture_story(net)
