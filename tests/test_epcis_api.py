@@ -335,6 +335,30 @@ def test_event_receipts_verify_offline(client: Client,
             assert proven.index == int(response.headers["X-Tidechain-Log-Index"])
 
 
+def test_bad_query_input_is_a_4xx_never_a_5xx(client: Client) -> None:
+    token_of = "OTIyMzM3MjAzNjg1NDc3NTgwOA"  # base64url of 2**63
+    many = "|".join(f"urn:epc:id:sgtin:0614141.107346.{n}" for n in range(80))  # > 64: a scan
+    for params, status in [({"perPage": "²"}, 400), ({"perPage": "0"}, 400),
+                           ({"nextPageToken": token_of}, 400),
+                           ({"nextPageToken": "!!"}, 400),
+                           ({"EQ_action": "SHIP"}, 400),
+                           ({"MATCH_epc": many}, 200),
+                           ({"orderBy": "eventTime", "eventCountLimit": "2"}, 200)]:
+        response = client._http.get("/v1/epcis/events", params=params)
+        assert response.status_code == status, (params, response.text)
+        if status >= 400:
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+    deep = b'{"name": "deep", "query": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = client._http.post("/v1/epcis/queries", content=deep,
+                                 headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    huge = b'{"type": "EPCISDocument", "x": ' + b"9" * 6000 + b"}"
+    response = client._http.post("/v1/epcis/capture", content=huge,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+# Last: it kills the module's node (and stops the one it restarts).
 def test_a_capture_job_survives_kill_9(node: RunningNode, client: Client,
                                        request: pytest.FixtureRequest) -> None:
     parsed = json.loads((VECTORS / "json" / "Example_9.6.2-ObjectEvent.jsonld").read_bytes())

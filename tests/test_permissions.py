@@ -141,6 +141,8 @@ def test_the_declared_roles_are_tight() -> None:
         "scf.decline": {Role.FUNDER},
         **{f"scf.{m}": {Role.ENTERPRISE, Role.FUNDER}
            for m in ("accept", "refuse", "split", "finance")},
+        "trace.capture": {Role.ENTERPRISE, Role.CARRIER},
+        "trace.claim": {Role.ADMIN}, "trace.release": {Role.ADMIN},
     }
     assert all(Role.REGULATOR not in roles for roles in declared.values())
 

@@ -25,7 +25,7 @@ from tests.trace_net import (
 )
 from tidechain import trace_scenario as story
 from tidechain.contracts.trace import APP, lineage, repository
-from tidechain.contracts.trace.contract import MAX_LOOKUP_KEYS
+from tidechain.contracts.trace.contract import MAX_EVENT_WRITES
 from tidechain.contracts.trace.document import split_document
 from tidechain.contracts.trace.identifiers import canonical_id
 from tidechain.core.timefmt import iso_utc
@@ -113,9 +113,58 @@ def test_a_bad_capture_is_refused_with_its_reason(args: dict[str, Any], code: st
 
 def test_an_event_naming_too_much_is_refused_whole() -> None:
     net = TraceNet()
-    many = [f"urn:epc:id:sgtin:0614141.107346.{n}" for n in range(MAX_LOOKUP_KEYS + 1)]
+    # Each identifier is a lookup write; the type and bizStep two more, with the
+    # record and the hash list: this is one write too many.
+    many = [f"urn:epc:id:sgtin:0614141.107346.{n}" for n in range(MAX_EVENT_WRITES - 3)]
     [(_, result)] = net.capture(FARM, _document(_event(epcList=many)))
     assert result.error == "too_large" and "split" in result.reason
+    [(_, fits)] = net.capture(FARM, _document(_event(epcList=many[:-1])))
+    assert fits.ok, fits.reason
+    # A business transaction costs two writes (its lookup and its party list).
+    transactions = [{"type": "po", "bizTransaction": f"urn:epcglobal:cbv:bt:0614141000009:{n}"}
+                    for n in range(31)]
+    [(_, result)] = net.capture(FARM, _document(_event(bizTransactionList=transactions)))
+    assert result.error == "too_large", result.reason
+
+
+def test_a_deep_or_huge_event_is_refused_alike_at_any_stack_depth() -> None:
+    """Validators reach the contract at different stack depths and with different
+    interpreter settings: the refusal and its reason must not depend on either."""
+    deep = b'{"type": "ObjectEvent", "x": ' + b"[" * 900 + b"]" * 900 + b"}"
+    huge = b'{"type": "ObjectEvent", "x": ' + b"9" * 5000 + b"}"
+    for source in (deep, huge):
+        reasons = set()
+        for depth in (0, 200, 600):
+            reasons.add(_refusal_at_depth(source, depth))
+        assert len(reasons) == 1, reasons
+        assert "bad_event" in reasons.pop()
+
+
+def _refusal_at_depth(source: bytes, depth: int) -> str:
+    if depth:
+        return _refusal_at_depth(source, depth - 1)
+    net = TraceNet()
+    result = net.call(FARM, "capture", {"format": "json", "source": source, "context": b"",
+                                        "document": bytes(32), "position": 0})
+    return f"{result.error}: {result.reason}"
+
+
+def test_only_the_capturing_organisation_declares_its_event_in_error() -> None:
+    net = TraceNet()
+    net.capture(FARM, _document(_event(eventID="urn:uuid:9")))
+    declaration = _event(eventID="urn:uuid:9", errorDeclaration={
+        "declarationTime": "2026-12-02T00:00:00Z", "reason": "incorrect_data"})
+    assert _errors(net.capture(OUTSIDER, _document(declaration))) == ["not_yours"]
+    assert _errors(net.capture(FARM, _document(declaration))) == [""]
+
+
+def test_a_compact_biz_step_is_filed_as_the_same_word() -> None:
+    net = TraceNet()
+    [(index, _)] = net.capture(FARM, _document(_event(bizStep="cbv:BizStep-receiving")))
+    [(other, _)] = net.capture(FARM, _document(_event(  # the same word, another event
+        bizStep="https://ref.gs1.org/cbv/BizStep-receiving",
+        epcList=["urn:epc:id:sgtin:0614141.107346.2018"])))
+    assert repository.by_lookup(net.view(), "bizStep", "receiving") == [index, other]
 
 
 def test_only_enterprises_and_carriers_capture() -> None:
@@ -132,7 +181,13 @@ def test_prefix_claims_have_one_owner() -> None:
     assert net.call(FARM, "claim", {"prefix": "4012346"}).error == "forbidden"  # not admin
     assert net.call(admin_of(FARM), "claim", {"prefix": "12"}).error == "bad_argument"
     assert net.call(admin_of(RETAILER), "release", {"prefix": "4012345"}).error == "not_found"
+    # Claims never overlap: a GLN does not say where its prefix ends.
+    assert net.call(admin_of(RETAILER), "claim", {"prefix": "40123456"}).error == "claimed"
+    assert net.call(admin_of(RETAILER), "claim", {"prefix": "401234"}).error == "claimed"
     assert net.call(admin_of(FARM), "release", {"prefix": "4012345"}).error == ""
+    assert net.call(admin_of(RETAILER), "claim", {"prefix": "40123456"}).error == ""
+    assert net.call(admin_of(FARM), "claim", {"prefix": "401234"}).error == "claimed"
+    assert net.call(admin_of(RETAILER), "release", {"prefix": "40123456"}).error == ""
     assert net.call(admin_of(RETAILER), "claim", {"prefix": "4012345"}).error == ""
 
 

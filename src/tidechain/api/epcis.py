@@ -46,11 +46,11 @@ from tidechain.client.txbuilder import call_tx
 from tidechain.contracts.trace import lineage
 from tidechain.contracts.trace.contract import (
     KIND_ID,
-    MAX_LOOKUP_KEYS,
     NAME,
     event_lookups,
     filed_under_hash,
     get_record,
+    too_many_lookups,
 )
 from tidechain.contracts.trace.convert import query_document_json, query_document_xml
 from tidechain.contracts.trace.document import CapturedDocument, split_document
@@ -58,6 +58,7 @@ from tidechain.contracts.trace.event_hash import EVENT_TYPES
 from tidechain.contracts.trace.identifiers import canonical_id
 from tidechain.contracts.trace.query import EventQuery, QueryTooLarge, Row, parse_query
 from tidechain.contracts.trace.repository import (
+    MAX_LOOKUP_VALUES,
     StoredEvent,
     load_event,
     redacted,
@@ -71,6 +72,7 @@ from tidechain.core.errors import Busy, ConfigError, DecodeError, NotFound, Reje
 from tidechain.core.timefmt import iso_utc as iso_ms
 from tidechain.identity.roles import Role
 from tidechain.ledger.access import ANONYMOUS, Reader, refusal
+from tidechain.ledger.types import LogEntry
 from tidechain.node.epcis_schemas import EpcisSchemas, load_json
 from tidechain.node.runtime import NodeRuntime
 from tidechain.storage.capture_jobs import CaptureJob, CaptureJobs, JobEvent
@@ -90,10 +92,14 @@ COMMIT_WAIT_MS: Final = 60_000
 CAPTURE_TTL_MS: Final = 3_600_000
 """A capture transaction's validity: an hour, so a job resumed after a restart within
 that hour submits the very same transactions (same ids), never a second copy."""
+EXPIRY_MARGIN_MS: Final = 300_000
+"""How long past its expiry a transaction is replaced by a new one: block times follow
+the validators' clocks within seconds (ADR 0006), so by then it can never commit."""
 MAX_NAMED_QUERIES: Final = 1_000
+MAX_QUERY_BODY_BYTES: Final = 64 * 1024
 MAX_ORDERED: Final = 10_000
 """Events an ordered or counted query may answer in all (it is sorted before paging)."""
-MAX_ORDERED_SCAN: Final = 100_000
+MAX_ORDERED_SCAN: Final = 20_000
 """Events such a query may examine: past this it is refused as too large (413)."""
 JSON_TYPES: Final = ("application/json", "application/ld+json")
 XML_TYPES: Final = ("application/xml", "text/xml")
@@ -199,6 +205,8 @@ class EpcisService:
     def _reader(self, request: web.Request, *, capture: bool = False) -> Reader:
         header = request.headers.get("Authorization", "")
         if header.lower().startswith("basic "):
+            # Counted by address before any scrypt: passwords cannot be tried fast.
+            self.gate.limiter.check(f"ip:{request.remote}", time.time())
             if self.basic.admits(header):
                 return self._capturer_reader()
             raise refusal(ANONYMOUS, "the EPCIS repository", frozenset())
@@ -206,6 +214,20 @@ class EpcisService:
         if reader.anonymous:
             raise refusal(reader, "the EPCIS repository", frozenset())
         return reader
+
+    def _home_org(self) -> str | None:
+        """The organisation this node captures for (its capturer's), if any."""
+        capturer = self.capturer
+        if capturer is None:
+            return None
+        return self.node.reader(capturer.public_key, int(time.time() * 1000)).org
+
+    def _own_or_regulator(self, reader: Reader, what: str) -> None:
+        """Capture jobs and documents are the capturing organisation's (and the
+        regulator's); to anyone else they answer as if they did not exist."""
+        home = self._home_org()
+        if Role.REGULATOR not in reader.roles and (home is None or reader.org != home):
+            raise NotFound(f"no {what} of your organisation on this node")
 
     def _capturer_reader(self) -> Reader:
         """A basic-auth user acts for the organisation's capturing member."""
@@ -248,7 +270,7 @@ class EpcisService:
             return problem(413, "CaptureLimitExceededException",
                            f"{len(document.events)} events in one capture; at most "
                            f"{MAX_EVENTS_PER_CAPTURE}")
-        refused = self._precheck(document)
+        refused = self._precheck(document, org)
         duplicates = [r for r in refused if r["code"] == "duplicate"]
         if duplicates and (behaviour == "rollback" or len(duplicates) == len(document.events)):
             return problem(409, "ConflictException",
@@ -273,19 +295,20 @@ class EpcisService:
             raise DecodeError(f"capture takes an EPCISDocument, not an {document.kind}")
         return document
 
-    def _precheck(self, document: CapturedDocument) -> list[dict[str, Any]]:
+    def _precheck(self, document: CapturedDocument, org: str | None) -> list[dict[str, Any]]:
         """What the contract would refuse, known before anything is submitted: an event
-        already on the chain (or twice in this document), one naming too much."""
+        already on the chain (or twice in this document), one naming too much, a
+        declaration of another organisation's event."""
         refused: list[dict[str, Any]] = []
         seen: set[tuple[str, bool]] = set()
         state = self.node.view().state
         for position, item in enumerate(document.events):
             declaring = "errorDeclaration" in item.event
             where = f"epcisBody.eventList[{position}]"
-            if len(event_lookups(item.event)) > MAX_LOOKUP_KEYS:
+            too_many = too_many_lookups(event_lookups(item.event))  # the count only
+            if too_many is not None:
                 refused.append({"position": position, "code": "too_large",
-                                "reason": f"{where} names more than {MAX_LOOKUP_KEYS} "
-                                          "distinct identifiers and values: split it"})
+                                "reason": f"{where}: {too_many}"})
                 continue
             mine = (item.hash, declaring)
             on_chain = [get_record(state, i) for i in filed_under_hash(state, item.hash)]
@@ -296,6 +319,10 @@ class EpcisService:
                                 "hash": item.hash,
                                 "reason": f"{where}: this {what} is already captured "
                                           f"({item.hash})"})
+            elif declaring and any(r is not None and r["org"] != org for r in on_chain):
+                refused.append({"position": position, "code": "not_yours",
+                                "reason": f"{where}: only the organisation that captured "
+                                          "an event may declare it in error"})
             seen.add(mine)
         return refused
 
@@ -318,16 +345,19 @@ class EpcisService:
         return job
 
     def _capture_tx(self, job: CaptureJob, position: int, fmt: str, source: bytes,
-                    context: bytes) -> Any:
-        """The transaction of one event: deterministic from the job, so a resumed job
-        submits the same transaction (same id) rather than a second capture."""
+                    context: bytes, attempt: int = 0, since_ms: int | None = None) -> Any:
+        """The transaction of one event: deterministic from the job (and the attempt),
+        so a resumed job submits the same transaction (same id) rather than a second
+        capture."""
         capturer = self.capturer
         assert capturer is not None
-        nonce = hashlib.sha256(f"{job.id}/{position}".encode()).digest()[:16]
+        seed = f"{job.id}/{position}" + (f"/{attempt}" if attempt else "")
+        nonce = hashlib.sha256(seed.encode()).digest()[:16]
         args = {"format": fmt, "source": source, "context": context,
                 "document": job.document_sha256, "position": position}
         return call_tx(capturer, self.node.genesis.chain_id, NAME, "capture", args,
-                       now_ms=job.created_ms, nonce=nonce, ttl_ms=CAPTURE_TTL_MS)
+                       now_ms=job.created_ms if since_ms is None else since_ms,
+                       nonce=nonce, ttl_ms=CAPTURE_TTL_MS)
 
     def _start(self, job: CaptureJob) -> None:
         task = asyncio.ensure_future(self._run(job))
@@ -335,86 +365,109 @@ class EpcisService:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, job: CaptureJob) -> None:
-        """Submit the job's transactions and record what became of each."""
+        """Capture the job's events, then record that it finished. A failure of ours
+        leaves the job running on disk: the next start resumes it."""
         try:
-            media, body = self.jobs.document(job.document_sha256)
-            document = split_document(body, media)
-            pending = [e for e in job.events if e.log_index is None and e.error is None]
-            txs = {e.position: self._capture_tx(job, e.position,
-                                                document.events[e.position].format,
-                                                document.events[e.position].source,
-                                                document.events[e.position].context)
-                   for e in pending}
+            await self._capture(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: logged, and the job is resumed at the next start
+            log.exception("capture job %s stopped; it resumes when the node restarts",
+                          job.id)
+            return
+        job.running = False
+        job.success = not job.errors
+        job.finished_ms = int(time.time() * 1000)
+        self.jobs.update(job)
+
+    async def _capture(self, job: CaptureJob) -> None:
+        """Submit what is not yet committed and wait for it, until every event is
+        committed or refused: a busy chain is waited out, a commit that takes long is
+        waited for again, a transaction that expired unseen is replaced by a new one
+        (it can no longer commit, so nothing is captured twice)."""
+        media, body = self.jobs.document(job.document_sha256)
+        document = split_document(body, media)
+        while pending := [e for e in job.events if e.log_index is None and e.error is None]:
+            self._renew_expired(job, pending)
+            txs = {e.position: self._capture_tx(
+                job, e.position, document.events[e.position].format,
+                document.events[e.position].source, document.events[e.position].context,
+                e.attempt, e.since_ms) for e in pending}
+            for e in pending:
+                e.tx_id = txs[e.position].tx_id.hex()
             await self._submit(job, pending, txs)
             for item in pending:
                 await self._settle(job, item)
-        except asyncio.CancelledError:
-            raise
-        except Rejected as exc:  # the chain refused the whole batch (busy, stopping)
-            log.warning("capture job %s: %s", job.id, exc.reason)
-            job.errors.append({"code": exc.code, "reason": exc.reason})
-            job.success = False
-        job.running = any(e.log_index is None and e.error is None for e in job.events) \
-            and job.success
-        if not job.running:
-            job.finished_ms = int(time.time() * 1000)
-        self.jobs.update(job)
+            self.jobs.update(job)
+
+    def _renew_expired(self, job: CaptureJob, pending: list[JobEvent]) -> None:
+        """An event whose transaction expired without committing gets a new one."""
+        now_ms = int(time.time() * 1000)
+        for item in pending:
+            built_ms = job.created_ms if item.since_ms is None else item.since_ms
+            if now_ms > built_ms + CAPTURE_TTL_MS + EXPIRY_MARGIN_MS \
+                    and not self._committed(item):
+                item.attempt += 1
+                item.since_ms = now_ms
+
+    def _committed(self, item: JobEvent) -> bool:
+        found = self.node.store.entry_by_tx(bytes.fromhex(item.tx_id))
+        if found is not None:
+            item.log_index = found[0]
+            entry = LogEntry.decode(found[2])
+            if not entry.result.ok:
+                item.error = entry.result.error or "refused on chain"
+        return found is not None
 
     async def _submit(self, job: CaptureJob, pending: list[JobEvent],
                       txs: Mapping[int, Any]) -> None:
-        for attempt in range(20):
+        attempt = 0
+        while True:
             try:
                 results = await self.runtime.submit_batch(
                     [txs[e.position].encode() for e in pending])
                 break
-            except Busy as exc:
-                await asyncio.sleep(min(exc.retry_after_s, 5) * (1 + attempt % 3))
-        else:
-            raise Busy("the chain stayed busy; the job resumes at the next start")
+            except Busy as exc:  # a full mempool: wait, the job is safe on disk
+                attempt += 1
+                await asyncio.sleep(min(exc.retry_after_s * attempt, 30))
         for item, result in zip(pending, results, strict=True):
-            if isinstance(result, Rejected) and result.code != "duplicate_tx":
-                committed = self.node.store.entry_by_tx(bytes.fromhex(item.tx_id))
-                if committed is None:
-                    item.error = f"{result.code}: {result.reason}"
+            if not isinstance(result, Rejected) or result.code == "duplicate":
+                continue  # admitted, or pending already
+            if not self._committed(item):  # `replay`: committed already
+                item.error = f"{result.code}: {result.reason}"
 
     async def _settle(self, job: CaptureJob, item: JobEvent) -> None:
-        if item.error is not None:
-            job.success = False
+        """Wait for one event's transaction; a timeout leaves it pending (asked again)."""
+        if item.error is None and item.log_index is None:
+            try:
+                outcome = await self.runtime.wait_for(bytes.fromhex(item.tx_id),
+                                                      COMMIT_WAIT_MS)
+            except NotFound:  # neither pending nor committed here: resubmitted next turn
+                self._committed(item)
+                return
+            except Rejected as exc:
+                if exc.code == "timeout":
+                    return  # it may still commit: waited for again next turn
+                raise
+            if outcome.log_index is None:
+                item.error = "dropped: " + (outcome.rejection.reason if outcome.rejection
+                                            else "not committed")
+            else:
+                item.log_index = outcome.log_index
+                if outcome.result is not None and not outcome.result.ok:
+                    item.error = outcome.result.error or "refused on chain"
+        if item.error is not None and not any(
+                e.get("position") == item.position for e in job.errors):
             job.errors.append({"position": item.position, "code": "refused",
                                "reason": item.error})
-            return
-        try:
-            outcome = await self.runtime.wait_for(bytes.fromhex(item.tx_id), COMMIT_WAIT_MS)
-        except NotFound:
-            found = self.node.store.entry_by_tx(bytes.fromhex(item.tx_id))
-            if found is None:
-                item.error = "the transaction was dropped before it committed"
-                job.success = False
-                job.errors.append({"position": item.position, "code": "dropped",
-                                   "reason": item.error})
-                return
-            item.log_index = found[0]
-            return
-        if outcome.log_index is None or outcome.result is None:
-            item.error = "dropped: " + (outcome.rejection.reason if outcome.rejection
-                                        else "not committed in time")
-        elif not outcome.result.ok:
-            item.error = outcome.result.error or "refused on chain"
-            item.log_index = outcome.log_index
-        else:
-            item.log_index = outcome.log_index
-            return
-        job.success = False
-        job.errors.append({"position": item.position, "code": "refused",
-                           "reason": item.error})
 
     async def capture_job(self, request: web.Request) -> web.StreamResponse:
-        self._reader(request)
+        self._own_or_regulator(self._reader(request), "such capture job")
         job = self.jobs.get(request.match_info["id"])
         return _json(_job_document(job))
 
     async def capture_jobs(self, request: web.Request) -> web.StreamResponse:
-        self._reader(request)
+        self._own_or_regulator(self._reader(request), "capture jobs")
         per_page = _per_page(request)
         token = request.query.get("nextPageToken")
         jobs, more = self.jobs.page(None if token is None else _int_token(token), per_page)
@@ -482,12 +535,11 @@ class EpcisService:
                      content_type="application/ld+json")
 
     async def create_query(self, request: web.Request) -> web.StreamResponse:
-        self._reader(request)
-        body = await read_bounded(request.content, 64 * 1024)
-        try:
-            definition = json.loads(body)
-        except ValueError:
-            raise DecodeError("a named query is JSON: {name, query}") from None
+        reader = self._reader(request)
+        body = await read_bounded(request.content, MAX_QUERY_BODY_BYTES)
+        if len(body) > MAX_QUERY_BODY_BYTES:
+            raise TooLarge(f"a named query is at most {MAX_QUERY_BODY_BYTES} bytes")
+        definition = load_json(body)
         if not isinstance(definition, dict) or set(definition) - {"name", "query"} \
                 or not isinstance(definition.get("name"), str):
             raise DecodeError("a named query is {\"name\": ..., \"query\": {...}}")
@@ -496,7 +548,7 @@ class EpcisService:
             raise DecodeError("a query name is 1-120 letters, digits, '-' or '_'")
         self.config.schemas.validate_query_body(query)
         parse_query(query, source="body")  # refuse what cannot run, now
-        self.jobs.save_query(name, query, MAX_NAMED_QUERIES)
+        self.jobs.save_query(name, query, MAX_NAMED_QUERIES, reader.org or "")
         return web.Response(status=201, headers=HEADERS | {
             "Location": f"{BASE}/queries/{name}"})
 
@@ -510,8 +562,9 @@ class EpcisService:
         return _json({"name": name, "query": self.jobs.query(name)})
 
     async def delete_query(self, request: web.Request) -> web.StreamResponse:
-        self._reader(request)
-        self.jobs.delete_query(request.match_info["name"])
+        reader = self._reader(request)  # its own organisation's queries, or any: the regulator
+        self.jobs.delete_query(request.match_info["name"], None if Role.REGULATOR in
+                               reader.roles else reader.org or "")
         return web.Response(status=204, headers=HEADERS)
 
     async def query_events(self, request: web.Request) -> web.StreamResponse:
@@ -527,14 +580,14 @@ class EpcisService:
             digest = bytes.fromhex(request.match_info["sha256"])
         except ValueError:
             raise DecodeError("a document is named by its SHA-256 in hex") from None
-        media, body = self.jobs.document(digest)
-        capturer = self.capturer
-        mine = None if capturer is None else self.node.reader(
-            capturer.public_key, int(time.time() * 1000)).org
         # The whole document is its capturing organisation's (and the regulator's);
         # others read the events they may read, each on its own.
-        if Role.REGULATOR not in reader.roles and (mine is None or reader.org != mine):
-            raise NotFound(f"no captured document {digest.hex()} you may read")
+        self._own_or_regulator(reader, "such captured document")
+        try:
+            media, body = self.jobs.document(digest)
+        except NotFound:
+            raise NotFound("no such captured document of your organisation on this node") \
+                from None
         return web.Response(body=body, content_type="application/xml" if media == "xml"
                             else "application/ld+json")
 
@@ -608,6 +661,8 @@ def _narrowing(query: EventQuery) -> tuple[str, tuple[str, ...]] | None:
     if narrowing is None:
         return None
     kind, values = narrowing
+    if len(values) > MAX_LOOKUP_VALUES:
+        return None  # a long list of values: one scan reads less than that many lookups
     if kind in ("epc", "class"):
         return "id", values
     if kind == "bizStep":
@@ -663,7 +718,8 @@ def _url_params(request: web.Request) -> dict[str, str | list[str]]:
 
 def _per_page(request: web.Request) -> int:
     text = request.query.get("perPage", str(DEFAULT_PER_PAGE))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PER_PAGE:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) \
+            or not 1 <= int(text) <= MAX_PER_PAGE:
         raise DecodeError(f"'perPage' must be 1..{MAX_PER_PAGE}")
     return int(text)
 
@@ -673,7 +729,7 @@ def _int_token(token: str) -> int:
         value = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except (ValueError, UnicodeDecodeError):
         raise DecodeError("'nextPageToken' is not a token this node gave") from None
-    if value < 0:
+    if not 0 <= value < 2**63:
         raise DecodeError("'nextPageToken' is not a token this node gave")
     return value
 

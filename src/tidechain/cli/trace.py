@@ -85,9 +85,11 @@ def trace_lines(found: dict[str, Any]) -> list[str]:
     for anomaly in found["anomalies"]:
         lines.append(f"anomaly {anomaly['kind']}: {anomaly['message']}")
     for declaration in found["declarations"]:
+        why = ("not yours to read" if declaration.get("hidden")
+               else declaration.get("reason") or "no reason given")
         lines.append(f"error declaration #{declaration['ref']} of "
                      f"{', '.join('#' + str(r) for r in declaration['declared_refs']) or '-'}"
-                     f" ({declaration['reason'] or 'no reason given'})")
+                     f" ({why})")
     return lines
 
 

@@ -190,6 +190,8 @@ def load_json(data: bytes) -> object:
         raise SchemaRejection("", f"not JSON: {exc.msg}", line=exc.lineno) from None
     except RecursionError:
         raise TooLarge(f"document nested deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:  # an integer past the interpreter's digit limit
+        raise SchemaRejection("", f"not JSON this node reads: {exc}") from None
     check_json_bounds(doc)
     return doc
 

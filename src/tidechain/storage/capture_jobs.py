@@ -42,6 +42,10 @@ class JobEvent:
     tx_id: str
     log_index: int | None = None
     error: str | None = None
+    attempt: int = 0
+    """0 for the job's first transaction; n when the n-th replaced an expired one."""
+    since_ms: int | None = None
+    """The time the current attempt's transaction was built at (None: the job's)."""
 
 
 @dataclass
@@ -91,7 +95,7 @@ class CaptureJobs:
                          "AUTOINCREMENT, id TEXT UNIQUE NOT NULL, running INTEGER NOT NULL, "
                          "job TEXT NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS queries (name TEXT PRIMARY KEY, "
-                         "body TEXT NOT NULL)")
+                         "body TEXT NOT NULL, owner TEXT NOT NULL)")
 
     def close(self) -> None:
         self._db.close()
@@ -151,8 +155,10 @@ class CaptureJobs:
         return str(row[0]), body
 
     # --- named queries (the binding's /queries) -------------------------------------
-    def save_query(self, name: str, query: dict[str, Any], max_queries: int) -> None:
-        """Keep a named query; a name is defined once (409 to define it again)."""
+    def save_query(self, name: str, query: dict[str, Any], max_queries: int,
+                   owner: str) -> None:
+        """Keep a named query of organisation `owner`; a name is defined once (409 to
+        define it again)."""
         with self._db:
             self._db.execute("BEGIN")
             if self._db.execute("SELECT 1 FROM queries WHERE name = ?", (name,)).fetchone():
@@ -160,7 +166,8 @@ class CaptureJobs:
             count = int(self._db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
             if count >= max_queries:
                 raise TooLarge(f"this node keeps at most {max_queries} named queries")
-            self._db.execute("INSERT INTO queries VALUES (?, ?)", (name, json.dumps(query)))
+            self._db.execute("INSERT INTO queries VALUES (?, ?, ?)",
+                             (name, json.dumps(query), owner))
 
     def query(self, name: str) -> dict[str, Any]:
         row = self._db.execute("SELECT body FROM queries WHERE name = ?", (name,)).fetchone()
@@ -173,11 +180,14 @@ class CaptureJobs:
         rows = self._db.execute("SELECT name, body FROM queries ORDER BY name").fetchall()
         return [(str(n), json.loads(b)) for n, b in rows]
 
-    def delete_query(self, name: str) -> None:
+    def delete_query(self, name: str, owner: str | None) -> None:
+        """Forget a named query: only its organisation may (`owner`), or anyone (None)."""
         with self._db:
-            cursor = self._db.execute("DELETE FROM queries WHERE name = ?", (name,))
+            cursor = self._db.execute(
+                "DELETE FROM queries WHERE name = ? AND (owner = ? OR ? IS NULL)",
+                (name, owner, owner))
         if cursor.rowcount == 0:
-            raise NotFound(f"no named query {name[:80]!r}")
+            raise NotFound(f"no named query {name[:80]!r} of your organisation")
 
 
 class Conflict(Rejected):

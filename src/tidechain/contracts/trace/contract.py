@@ -15,7 +15,11 @@ The rules (docs/traceability.md, ADR 0018):
   declaration sits beside it. Event ids are not identity: GS1's own files reuse them for
   different events, so two events with one eventID and different content are both kept.
 * **Claims.** An organisation's admin claims the GS1 company prefixes the organisation
-  owns (`claim`); a prefix has one owner. Parties named in events' source and
+  owns (`claim`); a prefix has one owner, and no claim is a prefix of another (a GLN
+  in a Digital Link does not say where its company prefix ends, so overlapping claims
+  would give one party two owners).
+* **Declarations.** Only the organisation that captured an event may declare it in
+  error. Parties named in events' source and
   destination lists are mapped to organisations by these claims (who may read an
   event: `visibility.py`).
 
@@ -26,7 +30,9 @@ of SHA-256 of the text):
 * `h` + hash (32 bytes)             -> CBOR list of the log indexes filed under that hash
 * `k` + kind + h16(value) + index   -> b"" (lookup keys: identifiers, eventIDs, types,
                                        bizSteps, business transactions, transformations)
-* `p` + company prefix (digits)     -> the owning organisation's id
+* `p` + company prefix (digits)     -> the owning organisation's id (claims never
+                                       overlap: no claim is a prefix of another)
+* `q` + digits                      -> how many claims extend those digits
 * `t` + h16(business transaction)   -> CBOR list of the organisations that captured an
                                        event naming it (its parties, `visibility.py`)
 
@@ -46,6 +52,7 @@ import msgspec
 from tidechain.contracts import members
 from tidechain.core import cbor
 from tidechain.core.errors import ContractError, Rejected, invariant
+from tidechain.core.limits import MAX_WRITES_PER_TX
 from tidechain.identity.roles import Role
 from tidechain.ledger.runtime import (
     CallContext,
@@ -59,7 +66,7 @@ from tidechain.ledger.runtime import (
 )
 
 from .document import read_source_event
-from .event_hash import event_hash
+from .event_hash import context_prefixes, event_hash
 from .identifiers import canonical_id, event_identifiers
 from .vocabulary import cbv_word
 
@@ -70,10 +77,12 @@ MAX_SOURCE_BYTES: Final = 12 * 1024
 larger than this (thousands of EPCs in one epcList) is split by its sender."""
 MAX_CONTEXT_BYTES: Final = 3 * 1024
 """A JSON document's @context, or the XML namespaces an event needs: a few prefixes."""
-MAX_LOOKUP_KEYS: Final = 48
-"""Distinct lookup keys one event files: MAX_WRITES_PER_TX (64) less the record, the
-hash list and the parties of up to 14 business transactions. An event naming more
-distinct identifiers is refused with the reason (split it), never filed half-indexed."""
+MAX_EVENT_WRITES: Final = MAX_WRITES_PER_TX
+"""What one capture writes: its record, its hash list, one lookup key per distinct
+identifier and value it names, and the party list of each business transaction. An
+event that needs more is refused with the reason (split it), never filed half-indexed:
+`too_many_lookups` checks it before anything is written, in the contract and in the
+API's pre-check alike."""
 MAX_SAME_HASH: Final = 2
 """Records under one hash: the event and its one error declaration."""
 MAX_POSITION: Final = 100_000
@@ -81,6 +90,7 @@ MAX_TRANSACTION_PARTIES: Final = 16
 """Organisations recorded as parties of one business transaction: a purchase order
 or despatch advice names a few (buyer, seller, carriers, warehouses); later ones are
 not added, and read the transaction's events through the other rules."""
+MIN_PREFIX_DIGITS: Final = 6
 PREFIX_PATTERN: Final = re.compile(r"[0-9]{6,12}")
 """A GS1 company prefix: 6 to 12 digits (GS1 General Specifications 1.4.4)."""
 
@@ -128,6 +138,11 @@ def lookup_prefix(kind: bytes, value: str) -> bytes:
 
 def claim_key(prefix: str) -> bytes:
     return b"p" + prefix.encode()
+
+
+def extended_key(prefix: str) -> bytes:
+    """How many claims extend `prefix` (are longer and start with it)."""
+    return b"q" + prefix.encode()
 
 
 class CaptureArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -186,17 +201,30 @@ def _json_context(context: bytes) -> Any:
         raise ContractError("'context' is not JSON", code="bad_argument") from None
 
 
-def event_lookups(event: Mapping[str, Any]) -> list[tuple[bytes, str]]:
-    """Every (kind, value) an event is filed under, each once, in a fixed order."""
+def event_lookups(event: Mapping[str, Any], context: Any = None) -> list[tuple[bytes, str]]:
+    """Every (kind, value) an event is filed under, each once, in a fixed order;
+    `context` is its JSON document's @context (compact vocabulary IRIs expand by it)."""
     found: dict[tuple[bytes, str], None] = {}
     for _role, identifier in event_identifiers(event):
         found[(KIND_ID, identifier)] = None
-    for kind, value in _scalar_lookups(event):
+    try:
+        prefixes = context_prefixes(context, event.get("@context"))
+    except Rejected:  # a context the hash refused already; nothing expands
+        prefixes = {}
+    for kind, value in _scalar_lookups(event, prefixes):
         found[(kind, value)] = None
     return list(found)
 
 
-def _scalar_lookups(event: Mapping[str, Any]) -> Iterator[tuple[bytes, str]]:
+def _expanded(value: str, prefixes: Mapping[str, str]) -> str:
+    prefix, colon, rest = value.strip().partition(":")
+    if colon and prefix in prefixes and not rest.startswith("//"):
+        return prefixes[prefix] + rest
+    return value.strip()
+
+
+def _scalar_lookups(event: Mapping[str, Any],
+                    prefixes: Mapping[str, str]) -> Iterator[tuple[bytes, str]]:
     event_type = event.get("type")
     if isinstance(event_type, str):
         yield KIND_TYPE, event_type
@@ -207,7 +235,7 @@ def _scalar_lookups(event: Mapping[str, Any]) -> Iterator[tuple[bytes, str]]:
                                     ("disposition", KIND_DISPOSITION, "disp")):
         value = event.get(field)
         if isinstance(value, str) and value.strip():
-            yield kind, cbv_word(value, vocabulary)
+            yield kind, cbv_word(_expanded(value, prefixes), vocabulary)
     transformation = event.get("transformationID")
     if isinstance(transformation, str) and transformation.strip():
         yield KIND_TRANSFORMATION, canonical_id(transformation)
@@ -216,6 +244,16 @@ def _scalar_lookups(event: Mapping[str, Any]) -> Iterator[tuple[bytes, str]]:
             value = item.get("bizTransaction")
             if isinstance(value, str) and value.strip():
                 yield KIND_BIZ_TRANSACTION, canonical_id(value)
+
+
+def too_many_lookups(lookups: list[tuple[bytes, str]]) -> str | None:
+    """Why an event filing these lookups does not fit one transaction, or None."""
+    writes = 2 + len(lookups) + sum(kind == KIND_BIZ_TRANSACTION for kind, _ in lookups)
+    if writes <= MAX_EVENT_WRITES:
+        return None
+    return (f"the event names {len(lookups)} distinct identifiers and values, which need "
+            f"{writes} writes; at most {MAX_EVENT_WRITES} fit one transaction: split it "
+            "into several events")
 
 
 def _record(ctx: CallContext, org: str, event: Mapping[str, Any], hash_text: str,
@@ -256,13 +294,13 @@ def capture(ctx: CallContext, args: dict[str, Any]) -> None:
             or not 0 <= position < MAX_POSITION:
         raise ContractError(f"'position' must be 0..{MAX_POSITION - 1}", code="bad_argument")
     event, hash_text = read_capture(args)
-    lookups = event_lookups(event)
-    if len(lookups) > MAX_LOOKUP_KEYS:
-        raise ContractError(f"the event names {len(lookups)} distinct identifiers and "
-                            f"values; at most {MAX_LOOKUP_KEYS} fit one transaction: "
-                            "split it into several events", code="too_large")
-    _check_not_duplicate(ctx, event, hash_text)
+    lookups = event_lookups(event, _json_context(args.get("context", b"")) if
+                            args.get("format") == "json" else None)
+    refusal = too_many_lookups(lookups)
+    if refusal is not None:
+        raise ContractError(refusal, code="too_large")
     org = _caller_org(ctx)
+    _check_not_duplicate(ctx, event, hash_text, org)
     ctx.put(record_key(ctx.log_index), cbor.encode(_record(ctx, org, event, hash_text, args)))
     filed = stored_list(ctx.get(hash_key(hash_text)), "trace hash list")
     ctx.put(hash_key(hash_text), cbor.encode([*filed, ctx.log_index]))
@@ -290,9 +328,11 @@ def transaction_parties(state: StateReader, transaction: str) -> list[str]:
     return [str(org) for org in stored_list(raw, "trace transaction parties")]
 
 
-def _check_not_duplicate(ctx: CallContext, event: Mapping[str, Any], hash_text: str) -> None:
+def _check_not_duplicate(ctx: CallContext, event: Mapping[str, Any], hash_text: str,
+                         org: str) -> None:
     """An event already filed under its hash is a duplicate; its first error declaration
-    is not (it declares that event wrong, and the original stays)."""
+    is not (it declares that event wrong, and the original stays). Only the organisation
+    that captured an event may declare it in error."""
     filed = stored_list(ctx.get(hash_key(hash_text)), "trace hash list")
     declaring = "errorDeclaration" in event
     for index in filed:
@@ -304,6 +344,10 @@ def _check_not_duplicate(ctx: CallContext, event: Mapping[str, Any], hash_text: 
             what = "error declaration" if declaring else "event"
             raise ContractError(f"this {what} is already recorded, at log index {index} "
                                 f"({hash_text})", code="duplicate")
+        if declaring and record.get("org") != org:
+            raise ContractError(f"the event at log index {index} was captured by "
+                                f"organisation {record.get('org')}: only it may declare "
+                                "it in error", code="not_yours")
     invariant(len(filed) < MAX_SAME_HASH, "more than an event and its declaration")
 
 
@@ -315,11 +359,19 @@ def claim(ctx: CallContext, args: dict[str, Any]) -> None:
         raise ContractError("'prefix' must be a GS1 company prefix of 6 to 12 digits",
                             code="bad_argument")
     org = _caller_org(ctx)
-    owner = ctx.get(claim_key(prefix))
-    if owner is not None:
-        raise ContractError(f"prefix {prefix} is already claimed by organisation "
-                            f"{owner.decode()}", code="claimed")
+    for length in range(MIN_PREFIX_DIGITS, len(prefix) + 1):  # it, or one it extends
+        owner = ctx.get(claim_key(prefix[:length]))
+        if owner is not None:
+            raise ContractError(f"prefix {prefix[:length]} is already claimed by "
+                                f"organisation {owner.decode()}", code="claimed")
+    if ctx.get(extended_key(prefix)) is not None:  # a longer claim starts with it
+        raise ContractError(f"a longer prefix starting with {prefix} is claimed already: "
+                            "company prefixes do not overlap", code="claimed")
     ctx.put(claim_key(prefix), org.encode())
+    for length in range(MIN_PREFIX_DIGITS, len(prefix)):
+        shorter = extended_key(prefix[:length])
+        count = ctx.get(shorter)
+        ctx.put(shorter, _u64((0 if count is None else int.from_bytes(count, "big")) + 1))
     ctx.emit("claimed", {"prefix": prefix, "org": org})
 
 
@@ -335,6 +387,16 @@ def release(ctx: CallContext, args: dict[str, Any]) -> None:
         raise ContractError(f"prefix {prefix} is not claimed by your organisation",
                             code="not_found")
     ctx.delete(claim_key(prefix))
+    for length in range(MIN_PREFIX_DIGITS, len(prefix)):
+        shorter = extended_key(prefix[:length])
+        count = ctx.get(shorter)
+        invariant(count is not None, "a claim without its prefix markers")
+        assert count is not None
+        left = int.from_bytes(count, "big") - 1
+        if left:
+            ctx.put(shorter, _u64(left))
+        else:
+            ctx.delete(shorter)
     ctx.emit("released", {"prefix": prefix})
 
 

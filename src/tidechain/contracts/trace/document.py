@@ -30,6 +30,7 @@ document it is (`epcisBody.eventList[3].eventTime`); bounds are `EpcisTooLarge`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import xml.parsers.expat
@@ -174,7 +175,49 @@ def _dotted(path: _Path) -> str:
     return ".".join(path) or "document"
 
 
+MAX_JSON_NESTING: Final = 48
+"""Arrays and objects open at once in a document: an event's own bound (event_hash's
+MAX_DEPTH, 32) with room for the document around it. Checked on the text before it is
+decoded, so that whether a deep document is refused never depends on how deep the
+reading process's own stack already is: the contract reads events through here, and
+validators must agree on every refusal and its reason."""
+MAX_JSON_DIGITS: Final = 64
+"""Digits in one JSON number: far beyond a double's 17, and short of the interpreter's
+integer-digit limit, which a node's environment may set (PYTHONINTMAXSTRDIGITS)."""
+
+
+def _check_shape(text: str, index: int, where: str) -> None:
+    """Refuse nesting deeper than MAX_JSON_NESTING and numbers longer than
+    MAX_JSON_DIGITS in `text[index:]`, reading strings as JSON does (escapes)."""
+    depth = digits = 0
+    in_string = escaped = False
+    for char in itertools.islice(text, index, None):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char in "0123456789":
+            digits += 1
+            if digits > MAX_JSON_DIGITS:
+                raise BadEvent(where, f"a number of more than {MAX_JSON_DIGITS} digits")
+            continue
+        digits = 0
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_NESTING:
+                raise EpcisTooLarge(where, f"nested more than {MAX_JSON_NESTING} deep")
+        elif char in "]}":
+            depth -= 1
+
+
 def _decode(text: str, index: int, where: str) -> tuple[Any, int]:
+    """One JSON value at `index` (the whole text's shape checked by the caller first)."""
     try:
         value, end = _DECODER.raw_decode(text, index)
     except json.JSONDecodeError as error:
@@ -304,6 +347,7 @@ def _optional_text(document: Mapping[str, Any], key: str) -> str | None:
 
 def _split_json(data: bytes) -> CapturedDocument:
     text = _text(data, "document")
+    _check_shape(text, 0, "document")
     scan = _JsonScan(text)
     document = scan.document()
     if not isinstance(document, dict):
@@ -352,6 +396,7 @@ def _split_json(data: bytes) -> CapturedDocument:
 
 def _read_json_value(data: bytes, what: str) -> Any:
     text = _text(data, what)
+    _check_shape(text, 0, what)
     value, end = _decode(text, 0, what)
     if end != len(text):
         raise BadEvent(what, f"holds more than one JSON value (character {end})")

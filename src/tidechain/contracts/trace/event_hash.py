@@ -682,6 +682,12 @@ def _cbv_urn(value: str) -> str | None:
 
 
 # --- the event ------------------------------------------------------------------------------
+def context_prefixes(*contexts: Any) -> dict[str, str]:
+    """Prefix -> namespace that a document's (and an event's) @context declare, with the
+    EPCIS context's own: the rule the hash expands compact IRIs by."""
+    return _context_prefixes(*contexts)
+
+
 def _context_prefixes(*contexts: Any) -> dict[str, str]:
     """Prefix -> namespace from JSON-LD @context values (an IRI string, an object, or a
     list of them). Remote contexts other than EPCIS's cannot be read by a pure

@@ -9,6 +9,7 @@ its record and lookup keys, the entry holds what the receipt proves.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,6 +40,9 @@ __all__ = ["MAX_SCAN_PER_PAGE", "StoredEvent", "by_lookup", "load_event", "scan"
 MAX_SCAN_PER_PAGE: Final = 2_000
 """Events one page of a query reads at most: a filter that matches rarely returns a
 short page with a next-page token rather than reading the whole chain in one request."""
+MAX_EVENTS_CACHED: Final = 4_096
+"""Parsed events kept in memory (about 4 KiB each): a query page or a trace re-reads
+the same events without parsing and hashing them again."""
 MAX_LOOKUP_VALUES: Final = 64
 """Values of one narrowing lookup merged (the values a query parameter may list)."""
 
@@ -74,8 +78,7 @@ def load_event(view: ChainView, ref: int) -> StoredEvent:
     if record is None:
         raise NotFound(f"no traceability event at log index {ref}")
     _, entry_bytes = view.entry(ref)
-    args = LogEntry.decode(entry_bytes).tx.body.args
-    event, hash_text = read_capture(args)
+    args, event, hash_text = _read_entry(entry_bytes)
     invariant(hash_text == record["hash"], f"event {ref} no longer hashes as recorded")
     context = args.get("context") or b""
     declared_by = None
@@ -90,6 +93,15 @@ def load_event(view: ChainView, ref: int) -> StoredEvent:
         format=str(args["format"]), source=bytes(args["source"]),
         declaration=bool(record["declaration"]), declared_by=declared_by,
         document=bytes(record["document"]), position=int(record["position"]))
+
+
+@functools.lru_cache(maxsize=MAX_EVENTS_CACHED)
+def _read_entry(entry_bytes: bytes) -> tuple[Mapping[str, Any], dict[str, Any], str]:
+    """A capture entry's arguments, event and hash: read once for the many queries and
+    traces that read it again (entries never change; callers never mutate them)."""
+    args = LogEntry.decode(entry_bytes).tx.body.args
+    event, hash_text = read_capture(args)
+    return args, event, hash_text
 
 
 def visible(view: ChainView, reader: Reader, stored: StoredEvent) -> bool:
@@ -214,10 +226,15 @@ HIDDEN_FIELDS: Final = ("ref", "org", "type", "event_time", "hash")
 def redacted(trace: dict[str, Any], view: ChainView, reader: Reader) -> dict[str, Any]:
     """A trace (`lineage.to_json`) as `reader` may see it: an event it may not read keeps
     only its log index, organisation, type, time and hash, marked `hidden`."""
-    events = []
+    events, hidden = [], set()
     for item in trace["events"]:
         if visible(view, reader, load_event(view, int(item["ref"]))):
             events.append(item)
         else:
+            hidden.add(item["ref"])
             events.append({k: item[k] for k in HIDDEN_FIELDS if k in item} | {"hidden": True})
-    return trace | {"events": events}
+    # A hidden declaration shows that it exists, never its reason, time or corrections.
+    declarations = [d if d["ref"] not in hidden else
+                    {"ref": d["ref"], "declared_refs": d["declared_refs"], "hidden": True}
+                    for d in trace.get("declarations", [])]
+    return trace | {"events": events, "declarations": declarations}

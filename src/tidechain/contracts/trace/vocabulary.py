@@ -1,7 +1,9 @@
 """One spelling per CBV 2.0 vocabulary word.
 
-EPCIS 2.0 lets a business step be written `shipping`, `urn:epcglobal:cbv:bizstep:shipping`
-or `https://ref.gs1.org/cbv/BizStep-shipping`; they are the same value. The contract
+EPCIS 2.0 lets a business step be written `shipping`, `urn:epcglobal:cbv:bizstep:shipping`,
+`https://ref.gs1.org/cbv/BizStep-shipping` or `cbv:BizStep-shipping` (the EPCIS context's
+own prefix); they are the same value. (A document re-declaring another prefix for the
+CBV is hashed right but filed under its compact form: queries by bizStep then scan.) The contract
 files lookup keys, and queries and traces compare, under the bare word for the standard
 vocabulary, and under the value itself (trimmed) for anything else (a user vocabulary).
 """
@@ -27,4 +29,7 @@ def cbv_word(value: str, kind: str) -> str:
     web = _WEB_PREFIXES[kind]
     if value.startswith(web) and len(value) > len(web):
         return value[len(web):]
+    compact = "cbv:" + web[len(CBV):]  # the EPCIS context's own prefix: cbv:BizStep-x
+    if value.startswith(compact) and len(value) > len(compact):
+        return value[len(compact):]
     return value
