@@ -1012,7 +1012,7 @@ def test_public_api_is_pinned() -> None:
 
     assert set(consensus.__all__) == {
         "PRECOMMIT", "PREVOTE", "Action", "BlockLike", "Broadcast", "BuildProposal", "Commit",
-        "CommitCertificate", "ConsensusParams", "Equivocation", "Event", "Message",
+        "CommitCertificate", "ConsensusParams", "Equivocation", "Event", "LockProof", "Message",
         "MessageReceived", "PersistSafety", "Proposal", "ProposalBuilt", "ProposalValidated",
         "Replica", "SafetyState", "SendTo", "SignStep", "Start", "Step", "Tick",
         "TransactionsAvailable", "ValidateProposal", "ValidatorInfo", "ValidatorSet", "Vote",

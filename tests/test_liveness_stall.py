@@ -1,4 +1,4 @@
-"""Reproduction of a liveness stall: three honest, connected validators of four stay at
+"""A liveness stall, reproduced and fixed: three honest, connected validators of four stay at
 one height forever after a restart (found with four real processes: 60 s in rounds
 r0..r9, the restarted node logging once "block ... proposed by node2: time ... is
 -10999 ms from this node's clock; prevoting nil").
@@ -22,6 +22,12 @@ The sequence (height 1; B is the proposer of round 0, as node2 was of height 54)
    proof-of-lock), and nobody can re-propose X with its proof-of-lock: B and O never
    saw the polka, and L lost it (and the shipped node does not even restore L's
    locked block, so L builds fresh blocks it then prevotes nil itself).
+
+The fix (ADR 0004): a validator keeps the proof of its lock (the proposal and the
+prevote quorum) with its safety record, in the same transaction, and a restarted one
+re-proposes its locked block with that proof-of-lock; and a validator never refuses as
+untimely a block it is locked on or has seen a polka for (a quorum found it timely
+already). These tests were first written as strict xfails that reproduced the stall.
 
 Runtime: the whole file about 3 s (70 to 190 s of simulated time in 10 ms ticks).
 """
@@ -179,10 +185,6 @@ def _lock_on_a_polka_only_the_doomed_saw(net: Net) -> tuple[int, int, int, int, 
     return b, o, locker, d, proposal
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "liveness stall: a restarted validator locked on a block keeps the lock but not "
-    "its proof-of-lock (nor, in the node, the block), so 3 honest validators of 4 "
-    "never commit again at that height; see the module docstring"))
 def test_three_connected_validators_commit_after_a_locked_validator_restarts(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     net = Net(genesis(validators=4), tmp_path)
@@ -206,12 +208,11 @@ def test_three_connected_validators_commit_after_a_locked_validator_restarts(
     assert all(h >= 1 for h in heights), detail
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "restoring the locked block alone (as sim/world.py does) is not enough: the "
-    "restarted proposer re-proposes it with pol_round -1, which B and O refuse as "
-    "not built by its proposer and not timely"))
-def test_restoring_the_locked_block_alone_does_not_end_the_stall(
+def test_restoring_the_locked_block_without_its_proof_would_not_end_the_stall(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Why the proof is kept with the lock: restoring the locked block alone (as the
+    simulator's shell did) leaves the restarted proposer re-proposing it with
+    pol_round -1, which B and O refuse as not built by its proposer and not timely."""
     net = Net(genesis(validators=4), tmp_path)
     b, o, locker, _, proposal = _lock_on_a_polka_only_the_doomed_saw(net)
     caplog.set_level(logging.WARNING, logger="tidechain.node")
@@ -234,13 +235,10 @@ def test_restoring_the_locked_block_alone_does_not_end_the_stall(
     detail = (f"heights {[n.chain.height for n in three]}, rounds "
               f"{[n.replica.round for n in three]}, X re-proposed {reproposed}, "
               f"refusals {refusals[:4]}")
-    assert all(n.chain.height >= 1 for n in three), detail
+    assert all(n.chain.height == 0 for n in three), detail
+    assert reproposed and all(pol == -1 for _, _, pol in reproposed), detail
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a validator locked on X prevotes nil for a late re-proposal of X without a "
-    "proof-of-lock: replica._prevote_target applies the timeliness verdict before "
-    "the lock"))
 def test_a_validator_locked_on_a_block_prevotes_its_late_re_proposal() -> None:
     """The replica alone (fake blocks): v0 locked on X at round 0; round 1's proposer
     carries X again without a proof-of-lock, and the shell finds that proposal
@@ -291,10 +289,6 @@ class _FakeBlock:
             height, base64.b64encode(block_hash)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with all four up again the height still never commits: L and D are both locked on "
-    "X and the shipped node restores neither's locked block, so nobody can re-propose "
-    "X, and B and O alone are no quorum for any other block"))
 def test_the_height_commits_once_the_fourth_validator_is_back(tmp_path: Path) -> None:
     net = Net(genesis(validators=4), tmp_path)
     _, _, locker, d, _ = _lock_on_a_polka_only_the_doomed_saw(net)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tidechain.consensus.certificate import CommitCertificate
-from tidechain.consensus.messages import BlockLike, Message, Proposal
+from tidechain.consensus.messages import BlockLike, Message, Proposal, Vote
 from tidechain.consensus.safety import SafetyState
 
 # --- events ---------------------------------------------------------------------------
@@ -76,8 +76,20 @@ Event = Start | Tick | MessageReceived | ProposalBuilt | ProposalValidated | Tra
 
 
 @dataclass(frozen=True)
+class LockProof:
+    """The proposal of the block we lock on and the prevote quorum that justifies the
+    lock. The shell keeps it with the safety record and hands it back to
+    `Replica.restore`: a restarted validator re-proposes its locked block with its
+    proof-of-lock, which may exist nowhere else any more."""
+
+    proposal: Proposal
+    prevotes: tuple[Vote, ...]
+
+
+@dataclass(frozen=True)
 class PersistSafety:
     state: SafetyState
+    lock: LockProof | None = None  # a new lock taken in this step: durable with the state
 
 
 @dataclass(frozen=True)

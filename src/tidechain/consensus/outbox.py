@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from tidechain.consensus.events import Action, Broadcast, Commit, PersistSafety, SendTo
+from tidechain.consensus.events import Action, Broadcast, Commit, LockProof, PersistSafety, SendTo
 from tidechain.consensus.messages import Message
 from tidechain.consensus.safety import SafetyState
 from tidechain.core.errors import invariant
@@ -27,6 +27,11 @@ class Outbox:
         self._held: list[Message] = []
         self._relayed: list[Action] = []
         self._state: SafetyState | None = None
+        self._lock: LockProof | None = None
+
+    def note_lock(self, lock: LockProof) -> None:
+        """The lock the next signed precommit takes: persisted with its state."""
+        self._lock = lock
 
     def add(self, action: Action) -> None:
         self._actions.append(action)
@@ -55,7 +60,7 @@ class Outbox:
                   "held messages of another height at commit")
         self._actions.append(action)
         self._actions.extend(Broadcast(m) for m in self._held)
-        self._held, self._state = [], None
+        self._held, self._state, self._lock = [], None, None
 
     def is_empty(self) -> bool:
         return not self._actions and not self._held and not self._relayed
@@ -64,10 +69,14 @@ class Outbox:
         if self._held:
             invariant(self._state is not None, "held messages without a safety state")
             assert self._state is not None
-            self._actions.append(PersistSafety(self._state))
+            lock = self._lock
+            if lock is not None and self._state.locked_hash != lock.proposal.block_hash:
+                lock = None  # the precommit was not signed (the rules refused it)
+            self._actions.append(PersistSafety(self._state, lock))
             self._actions.extend(Broadcast(m) for m in self._held)
         actions = self._actions + self._relayed
         self._actions, self._held, self._relayed, self._state = [], [], [], None
+        self._lock = None
         return actions
 
 

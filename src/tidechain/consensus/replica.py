@@ -22,6 +22,7 @@ from tidechain.consensus.events import (
     BuildProposal,
     Commit,
     Event,
+    LockProof,
     MessageReceived,
     ProposalBuilt,
     ProposalValidated,
@@ -170,6 +171,7 @@ class Replica:
         safety: SafetyState | None,
         committed_height: int,
         locked_block: BlockLike | None = None,
+        lock_proof: tuple[Vote, ...] = (),
         retired_key_observes: bool = False,
     ) -> Replica:
         """Resume after a crash from the last persisted safety state (None: never
@@ -183,10 +185,11 @@ class Replica:
                       committed_height=committed_height,
                       retired_key_observes=retired_key_observes)
         if safety is not None:
-            replica._resume(safety, locked_block)
+            replica._resume(safety, locked_block, lock_proof)
         return replica
 
-    def _resume(self, state: SafetyState, locked_block: BlockLike | None) -> None:
+    def _resume(self, state: SafetyState, locked_block: BlockLike | None,
+                lock_proof: tuple[Vote, ...] = ()) -> None:
         self._safety = state
         if state.height != self._height or state.step is SignStep.NONE:
             # Older: its lock died with its height. Newer (the Commit was lost): the
@@ -199,6 +202,16 @@ class Replica:
             # We precommitted it, so it was valid against this same head.
             self._validity[locked_block.block_hash] = True
             self._valid_round, self._valid_block = state.locked_round, locked_block
+            # The prevote quorum that made us lock: with it we re-propose the block
+            # with its proof-of-lock (and relay it), as before the crash.
+            for vote in lock_proof:
+                info = self._validators.get(vote.voter)
+                if ((vote.kind, vote.height, vote.round, vote.block_hash)
+                        == (VoteKind.PREVOTE, self._height, state.locked_round,
+                            state.locked_hash)
+                        and info is not None and is_valid_signature(
+                            info.public_key, vote.sign_bytes(self._digest), vote.signature)):
+                    self._ingest_vote(vote)
 
     # --- observation ------------------------------------------------------------------
     @property
@@ -860,7 +873,7 @@ class Replica:
             timely = self._timely.get((proposal.round, block_hash))
             if timely is None:
                 return False, None
-            if not timely:
+            if not timely and not self._proven(block_hash):
                 return True, None
         valid = self._validity.get(block_hash)
         if valid is None:
@@ -869,6 +882,14 @@ class Replica:
                                             proposal.pol_round):
             return True, proposal.block
         return True, None
+
+    def _proven(self, block_hash: bytes) -> bool:
+        """Our locked block, or our valid value: a polka for it was seen, so a quorum
+        already found its proposal timely (ADR 0006). Prevoting it again is what the
+        lock asks for (line 22); refusing it as late would only stall the height."""
+        _, locked_hash = safety.lock_at(self._safety, self._height)
+        valid = self._valid_block
+        return block_hash == locked_hash or (valid is not None and valid.block_hash == block_hash)
 
     def _rule_prevote_quorum_any(self) -> bool:
         """Line 34: a quorum of prevotes of any kind starts the prevote timer."""
@@ -894,6 +915,7 @@ class Replica:
                     and self._validity.get(block_hash) is True):
                 self._progress.polka_seen = True
                 if self._step is Step.PREVOTE:
+                    self._out.note_lock(LockProof(proposal, tuple(tally.for_block(block_hash))))
                     self._precommit(proposal.block)
                 self._valid_round, self._valid_block = self._round, proposal.block
                 return True

@@ -41,6 +41,7 @@ from tidechain.consensus import (
     ValidateProposal,
     ValidatorInfo,
     ValidatorSet,
+    Vote,
 )
 from tidechain.consensus.params import with_governed_timeouts
 from tidechain.contracts import cert_expiry, default_registry, governance, members
@@ -110,6 +111,7 @@ from tidechain.node.wire import (
     TxGossip,
     WireBlock,
     decode_message,
+    encode_message,
 )
 from tidechain.storage.imports import ImportFailed
 from tidechain.storage.store import Store
@@ -168,6 +170,9 @@ class Node(ChainQueries):
         # The configuration with the timeouts governance set on chain (rebuilt when a
         # commit changes them, as for the validator set).
         self.params = self._governed_params()
+        self._prepared: dict[bytes, PreparedBlock] = {}
+        self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
+        locked_block, lock_proof = self._saved_lock(safety)
         self.replica = Replica.restore(
             validators=self.validators,
             key=signer.key,
@@ -175,9 +180,10 @@ class Node(ChainQueries):
             params=self.params,
             safety=safety,
             committed_height=self.chain.height,
+            locked_block=locked_block,
+            lock_proof=lock_proof,
             retired_key_observes=True,
         )
-        self._prepared: dict[bytes, PreparedBlock] = {}
         self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
         self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
         self.replies: list[tuple[str, OutgoingMessage]] = []  # sync traffic, to one peer each
@@ -195,7 +201,6 @@ class Node(ChainQueries):
         self._heads_heard = False  # whether any peer has told us its head yet
         self._follow_peers()
         self._warn_if_key_retired()
-        self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
         self._clock_ms = 0  # the node's clock at the last event that carried it
         self.commits: list[Committed] = []  # drained by the runtime to wake waiters
         self.blocks_committed = 0  # since start, by consensus or block sync (/metrics)
@@ -328,6 +333,23 @@ class Node(ChainQueries):
                     action.message.height <= self.chain.height):
                 self.outbox.append(action)
 
+    def _saved_lock(self, safety: SafetyState | None
+                    ) -> tuple[BlockLike | None, tuple[Vote, ...]]:
+        """The block our safety record is locked on and its proof-of-lock, if kept
+        (`PersistSafety.lock`) for the height being resumed; the block is re-executed here
+        so that it can be committed."""
+        raw = self.store.load_lock()
+        if raw is None or safety is None or safety.height != self.chain.height + 1:
+            return None, ()
+        proposal_bytes, vote_bytes = cbor.decode(raw)
+        proposal = decode_message(proposal_bytes, self.genesis.origin)
+        votes = tuple(decode_message(v, self.genesis.origin) for v in vote_bytes)
+        if (not isinstance(proposal, Proposal) or proposal.height != safety.height
+                or proposal.block_hash != safety.locked_hash
+                or not self._validate(proposal)):
+            return None, ()
+        return proposal.block, tuple(v for v in votes if isinstance(v, Vote))
+
     def _restart_replica(self) -> list[Event]:
         """A replica for the new set at the next height, from the last safety record
         made durable (signatures only in memory never left this node); and the events
@@ -346,7 +368,9 @@ class Node(ChainQueries):
 
     def _execute(self, action: Action) -> Event | None:
         if isinstance(action, PersistSafety):
-            self.store.save_safety(action.state.encode())  # durable before what follows
+            lock = action.lock
+            self.store.save_safety(action.state.encode(), None if lock is None else cbor.encode(
+                [encode_message(lock.proposal), [encode_message(v) for v in lock.prevotes]]))
         elif isinstance(action, Broadcast | SendTo):
             self.outbox.append(action)
         elif isinstance(action, BuildProposal):

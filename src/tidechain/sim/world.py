@@ -58,10 +58,12 @@ from tidechain.consensus import (
     ValidateProposal,
     ValidatorInfo,
     ValidatorSet,
+    Vote,
 )
 from tidechain.consensus.messages import BlockLike
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError
+from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS
 from tidechain.sim.blocks import make_block
 from tidechain.sim.byzantine import Equivocator
 from tidechain.sim.checkers import Checkers, SimFailure, signer_of
@@ -113,6 +115,9 @@ class Disk:
     safety: bytes | None = None
     blocks: list[tuple[BlockLike, CommitCertificate]] = field(default_factory=list)
     locked_block: BlockLike | None = None
+    lock_proof: tuple[Vote, ...] = ()
+    """The prevote quorum of the lock, kept with the safety record as the node keeps it
+    (`PersistSafety.lock`): a restarted locked validator re-proposes with it."""
 
     @property
     def height(self) -> int:
@@ -193,6 +198,7 @@ class World:
         self._sets: list[tuple[int, ValidatorSet]] = [(1, self.validator_set)]
         self._signing_keys = {k.public_key: k for k in self.keys}
         self.invalid: set[bytes] = set()
+        self._built: dict[bytes, tuple[str, int]] = {}  # block -> (builder, virtual ms)
         self.checkers = Checkers(self.validator_set, self.invalid,
                                  self.set_at if reconfigure else None)
         self.network = FakeNetwork(self.rng, self.scenario.faults)
@@ -444,7 +450,8 @@ class World:
         node.replica = Replica.restore(
             validators=validators, key=self._key_for(node, validators), name=node.name,
             params=SIM_PARAMS, safety=node.persisted, committed_height=node.disk.height,
-            locked_block=node.disk.locked_block, retired_key_observes=True)
+            locked_block=node.disk.locked_block, lock_proof=node.disk.lock_proof,
+            retired_key_observes=True)
         self.trace.add(self.now_ms, node.node_id,
                        f"BOOT at height {node.replica.height} round {node.replica.round}")
         self._step(node, Start(self.now_ms))
@@ -512,9 +519,9 @@ class World:
         if isinstance(action, PersistSafety):
             node.disk.safety = action.state.encode()
             node.persisted = action.state
-            locked = action.state.locked_hash
-            if locked is not None and locked in node.seen:
-                node.disk.locked_block = node.seen[locked]
+            if action.lock is not None:  # as the node: the block and its proof, together
+                node.disk.locked_block = action.lock.proposal.block
+                node.disk.lock_proof = action.lock.prevotes
         elif isinstance(action, Broadcast):
             self._send(node, node.peers, action.message)
         elif isinstance(action, SendTo):
@@ -538,12 +545,27 @@ class World:
             tag = f"{node.node_id}/{action.round}/".encode() + self.rng.randbytes(8)
             block = make_block(action.height, tag)
         node.seen[block.block_hash] = block
+        self._built[block.block_hash] = (node.name, self.now_ms)
         self._answer(node, ProposalBuilt(action.height, action.round, block))
 
     def _timely(self, proposal: Proposal) -> bool:
-        """A new proposal is found untimely by chance during the fault phase (late
-        delivery, skewed clocks); one with a proof-of-lock is exempt, as in the node."""
-        if proposal.pol_round >= 0 or self.healed_at_ms is not None:
+        """The node's verdicts on a new proposal (one with a proof-of-lock is exempt, as
+        in the node): a block proposed by another than its builder is refused
+        (`Node._built_by_proposer`), a block built longer ago than the node's window
+        is late (`Node._timely`: a re-sent or re-proposed old block), and during the
+        fault phase a new proposal is also found untimely by chance (late delivery,
+        skewed clocks)."""
+        if proposal.pol_round >= 0:
+            return True
+        built = self._built.get(proposal.block_hash)
+        if built is not None:
+            builder, at_ms = built
+            window_ms = (CLOCK_PRECISION_MS + BLOCK_TIME_DELAY_MS
+                         + BLOCK_TIME_DELAY_MS * proposal.round // 10)
+            if builder != proposal.proposer or self.now_ms - at_ms > window_ms:
+                self.stats["late or foreign proposals"] += 1
+                return False
+        if self.healed_at_ms is not None:
             return True
         timely = self.rng.random() >= self.scenario.faults.untimely
         self.stats["untimely proposals"] += not timely

@@ -42,6 +42,7 @@ CHECKPOINT_INTERVAL_S = 0.5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 """
 _CHAIN_TABLES = {
     "blocks": """(
@@ -463,9 +464,20 @@ class Store:
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
 
     # --- consensus safety data -----------------------------------------------------
-    def save_safety(self, data: bytes) -> None:
-        """Durable before return (WAL + synchronous=FULL fsyncs at commit)."""
+    def save_safety(self, data: bytes, lock: bytes | None = None) -> None:
+        """Durable before return (WAL + synchronous=FULL fsyncs at commit); `lock`
+        (a new lock's proof) in the same transaction."""
+        if lock is None:
+            self._db.execute("INSERT OR REPLACE INTO safety VALUES (1, ?)", (data,))
+            return
+        self._db.execute("BEGIN")
         self._db.execute("INSERT OR REPLACE INTO safety VALUES (1, ?)", (data,))
+        self._db.execute("INSERT OR REPLACE INTO lock VALUES (1, ?)", (lock,))
+        self._db.execute("COMMIT")
+
+    def load_lock(self) -> bytes | None:
+        row = self._db.execute("SELECT data FROM lock WHERE id = 1").fetchone()
+        return None if row is None else bytes(row[0])
 
     def load_safety(self) -> bytes | None:
         row = self._db.execute("SELECT data FROM safety WHERE id = 1").fetchone()
