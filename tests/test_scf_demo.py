@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.demo]
 
 DEMO_TIMEOUT_S = 240
 """The demo takes under a minute on a laptop, half of it waiting for maturity."""

@@ -22,7 +22,7 @@ from tidechain.core.crypto import sha256
 from tidechain.core.errors import Rejected
 from tidechain.core.proofset import HEADER
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.demo]
 
 DEMO_TIMEOUT_S = 240
 """About a minute on a laptop, twelve seconds of it waiting for a deadline."""

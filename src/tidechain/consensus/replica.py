@@ -12,6 +12,8 @@ book and quorum checks, with a quorum of one.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -60,6 +62,12 @@ from tidechain.consensus.votebook import (
 from tidechain.core.crypto import SigningKey, is_valid_signature, sha256, verify
 from tidechain.core.errors import BadSignature, DecodeError, PeerError, Rejected, invariant
 from tidechain.core.limits import FUTURE_HEIGHT_WINDOW, MAX_ROUNDS_AHEAD, MAX_ROUNDS_KEPT
+
+RULE_NAMES = ("_rule_decide", "_rule_skip_round", "_rule_prevote_on_proposal",
+              "_rule_missing_decided_block", "_rule_left_behind", "_rule_prevote_quorum_any",
+              "_rule_precommit_on_polka", "_rule_precommit_nil", "_rule_precommit_quorum_any")
+"""The upon-rules in `Replica._fire_one_rule`'s order, for `rule_counter` (instrumentation;
+tests/test_sim.py checks the two agree)."""
 
 
 class Step(IntEnum):
@@ -130,11 +138,15 @@ class Replica:
         params: ConsensusParams | None = None,
         committed_height: int = 0,
         retired_key_observes: bool = False,
+        rule_counter: Counter[str] | None = None,
     ) -> None:
         """A replica starting at `committed_height + 1` with nothing signed yet. A node
         whose name is not in `validators` follows consensus as an observer (never signs).
         A node whose name is in it with another key is misconfigured, unless that key
-        was replaced by governance (`retired_key_observes`): it then observes too."""
+        was replaced by governance (`retired_key_observes`): it then observes too.
+        `rule_counter` (instrumentation, e.g. the simulator's rule coverage): each time
+        an upon-rule fires, its method name is counted there; None (the default) costs
+        nothing."""
         info = validators.get(name)
         if info is not None and info.public_key != key.public_key:
             if not retired_key_observes:
@@ -158,6 +170,7 @@ class Replica:
         self._first_round = 0
         self._resuming = False  # restored in the round of our last signature
         self._last_decision: _Decision | None = None
+        self._rule_counter = rule_counter
         self._reset_height(committed_height + 1)
 
     @classmethod
@@ -173,6 +186,7 @@ class Replica:
         locked_block: BlockLike | None = None,
         lock_proof: tuple[Vote, ...] = (),
         retired_key_observes: bool = False,
+        rule_counter: Counter[str] | None = None,
     ) -> Replica:
         """Resume after a crash from the last persisted safety state (None: never
         signed). If that state is at the height being resumed, the replica starts in
@@ -183,7 +197,7 @@ class Replica:
         block the state is locked on, lets this validator re-propose it."""
         replica = cls(validators=validators, key=key, name=name, params=params,
                       committed_height=committed_height,
-                      retired_key_observes=retired_key_observes)
+                      retired_key_observes=retired_key_observes, rule_counter=rule_counter)
         if safety is not None:
             replica._resume(safety, locked_block, lock_proof)
         return replica
@@ -774,8 +788,9 @@ class Replica:
     def _advance(self) -> None:
         if not self._started:
             return
+        fire = self._fire_one_rule if self._rule_counter is None else self._fire_counted
         for _ in range(MAX_RULE_FIRINGS_PER_STEP):
-            if not self._fire_one_rule():
+            if not fire():
                 return
         invariant(False, "consensus rules did not settle")
 
@@ -786,6 +801,17 @@ class Replica:
                 or self._rule_prevote_quorum_any()
                 or self._rule_precommit_on_polka() or self._rule_precommit_nil()
                 or self._rule_precommit_quorum_any())
+
+    def _fire_counted(self) -> bool:
+        """`_fire_one_rule`, counting the rule that fired in `rule_counter`."""
+        counter = self._rule_counter
+        assert counter is not None
+        for name in RULE_NAMES:
+            rule: Callable[[], bool] = getattr(self, name)
+            if rule():
+                counter[name] += 1
+                return True
+        return False
 
     def _rule_decide(self) -> bool:
         """Line 49: a quorum of precommits for a block at some round, and the block.

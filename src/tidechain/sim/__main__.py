@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_campaign(_results(args, byzantine), summary, report)
     print(summary.text(time.monotonic() - started))
+    print(summary.coverage_text())
     fatal = summary.count("safety") + summary.count("crash")
     return 1 if fatal or (summary.failures and not args.safety_only) else 0
 

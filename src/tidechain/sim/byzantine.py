@@ -45,12 +45,18 @@ class Equivocator:
             while len(self._known) > _MAX_KNOWN_BLOCKS:
                 del self._known[next(iter(self._known))]
 
-    def split(self, message: Message, peers: list[str]) -> list[tuple[list[str], Message]]:
-        """Who gets what. Messages signed by others (relays) pass unchanged."""
+    def split(self, message: Message, peers: list[str], *, only_to: list[str] | None = None
+              ) -> list[tuple[list[str], Message]]:
+        """Who gets what. Messages signed by others (relays) pass unchanged.
+        `only_to`: split for sure, the real message to those peers only, the
+        conflicting one to the rest (the world's split traps)."""
         if (not peers or _signer(message) != self._name
-                or self._rng.random() >= self._chance):
+                or (only_to is None and self._rng.random() >= self._chance)):
             return [(peers, message)]
         other = self._conflicting(message)
+        if only_to is not None:
+            return [([p for p in peers if p in only_to], message),
+                    ([p for p in peers if p not in only_to], other)]
         shuffled = list(peers)
         self._rng.shuffle(shuffled)
         cut = self._rng.randint(0, len(shuffled))

@@ -6,8 +6,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from tidechain.consensus.replica import RULE_NAMES
 from tidechain.sim.scenario import HEAL_BUDGET_MS
-from tidechain.sim.world import DEFAULT_FAULT_MS, SimResult, World
+from tidechain.sim.world import DEFAULT_FAULT_MS, HARD_CASES, SimResult, World
 
 
 def run_seed(seed: int, validators: int, byzantine: int, fault_ms: int = DEFAULT_FAULT_MS,
@@ -43,11 +44,20 @@ class Summary:
     failures: list[SimResult] = field(default_factory=list)
     virtual_ms: int = 0
     evidence: int = 0
+    rules: Counter[str] = field(default_factory=Counter)  # firings, all seeds
+    rule_seeds: Counter[str] = field(default_factory=Counter)  # seeds it fired in
+    hard_cases: Counter[str] = field(default_factory=Counter)  # occurrences, all seeds
+    hard_seeds: Counter[str] = field(default_factory=Counter)  # seeds it happened in
 
     def add(self, result: SimResult) -> None:
         self.runs += 1
         self.virtual_ms += result.end_ms
         self.evidence += result.evidence
+        for counts, total, seeds in ((result.rules, self.rules, self.rule_seeds),
+                                     (result.hard_cases, self.hard_cases, self.hard_seeds)):
+            for name, count in counts.items():
+                total[name] += count
+                seeds[name] += count > 0
         if not result.ok:
             self.failures.append(result)
 
@@ -60,6 +70,17 @@ class Summary:
                 f"{kinds['safety']} safety violations, {kinds['liveness']} liveness "
                 f"failures, {kinds['crash']} crashes; {self.virtual_ms / 1000:.0f} s virtual "
                 f"time, {self.evidence} equivocations caught, {seconds:.1f} s wall")
+
+    def coverage_text(self) -> str:
+        """Which upon-rules of the honest replicas fired (every rule is listed, a rule
+        that never fired with 0), and how many seeds reached each hard case."""
+        lines = ["rule coverage (honest replicas): firings, seeds it fired in"]
+        lines += [f"  {name:<30} {self.rules[name]:>10} {self.rule_seeds[name]:>6}/{self.runs}"
+                  for name in RULE_NAMES]
+        lines.append("hard cases (honest nodes): occurrences, seeds reached")
+        lines += [f"  {name:<36} {self.hard_cases[name]:>8} {self.hard_seeds[name]:>6}/{self.runs}"
+                  for name in HARD_CASES]
+        return "\n".join(lines)
 
 
 def run_campaign(results: Iterable[SimResult], summary: Summary,

@@ -57,6 +57,13 @@ class Faults:
     """Chance an honest validator finds a new proposal (no proof-of-lock) untimely: it
     arrived late, or its clock is off (ADR 0006). The verdict is about that proposal;
     the block stays valid for re-proposals (issue 12's stall)."""
+    lock_crashes: int = 0
+    """Crash traps: each, armed at a random time of the fault phase, crashes the next
+    honest validator that persists a lock, in the step that locked (docs/simulator.md,
+    "Steering")."""
+    split_rounds: int = 0
+    """Split traps: each, armed at a random time of the fault phase, makes the next
+    round with a new proposal split its polka (docs/simulator.md, "Steering")."""
 
 
 SYNCHRONOUS = Faults(fault_ms=0, drop=0.0, duplicate=0.0, max_delay_ms=10, spike=0.0,
@@ -90,5 +97,7 @@ def draw_scenario(rng: random.Random, seed: int, validators: int, byzantine: int
         invalid_blocks=rng.choice((0.0, 0.3, 0.7)),
         equivocation=rng.choice((0.3, 0.7, 1.0)),
         untimely=rng.choice((0.0, 0.1, 0.3)),
+        lock_crashes=rng.randint(1, 3),
+        split_rounds=rng.randint(2, 4),
     )
     return Scenario(seed, validators, cast, modes, faults)

@@ -59,8 +59,10 @@ from tidechain.consensus import (
     ValidatorInfo,
     ValidatorSet,
     Vote,
+    VoteKind,
 )
-from tidechain.consensus.messages import BlockLike
+from tidechain.consensus.messages import BlockLike, sign_vote
+from tidechain.consensus.safety import lock_at
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError
 from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS
@@ -87,6 +89,16 @@ SYNC_BATCH = 8  # blocks per sync answer
 SYNC_STALL_MS = 3_000
 """Adopt blocks only one height ahead after this long without progress, so block sync
 does not hide consensus's own catch-up (one height behind is the replica's job)."""
+LOCKED_RESTART = "locked validator restarted"
+OTHER_BLOCK = "locked validator got another block"
+POL_PROPOSAL = "proof-of-lock proposal received"
+HARD_CASES = (LOCKED_RESTART, OTHER_BLOCK, POL_PROPOSAL)
+"""The paths the scenario steers towards (issue 12), counted per run at honest nodes:
+a validator locked at the height it resumes crashed and restarted; a locked validator
+received, at its height, a proposal of another block for a round after its lock (and
+not before its own round); a re-proposal with a proof-of-lock (pol_round >= 0) was
+received at the receiver's height."""
+
 CRASH_WINDOW_MS = 200  # an armed crash waits this long for a step with actions to cut
 _ANSWER_DELAY_MS = (1, 20)  # the shell's build / validate latency
 
@@ -158,6 +170,10 @@ class SimResult:
     evidence: int  # equivocations honest replicas recorded
     stats: dict[str, int]  # how much of each fault the run exercised
     reconfigure: bool = False  # the run changed its validator set
+    rules: dict[str, int] = field(default_factory=dict)
+    """How often each `Replica._rule_*` fired in honest replicas (rule coverage)."""
+    hard_cases: dict[str, int] = field(default_factory=dict)
+    """How often each of `HARD_CASES` happened to an honest node."""
 
     @property
     def ok(self) -> bool:
@@ -204,6 +220,8 @@ class World:
         self.network = FakeNetwork(self.rng, self.scenario.faults)
         self.trace = Trace(sink)
         self.stats: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()  # honest replicas' rule firings
+        self.hard_cases: Counter[str] = Counter()
         self.now_ms = 0
         self.healed_at_ms: int | None = None
         self.heal_budget_ms = heal_budget_ms
@@ -213,6 +231,9 @@ class World:
         self._seq = 0
         self._partition: int | None = None  # the partition episode in force
         self._cut_short = False  # the crash being executed cut a step's actions
+        self._lock_traps: list[int] = []  # armed lock traps' downtimes, oldest first
+        self._split_traps = 0  # armed split traps
+        self._split: tuple[int, int, bytes] | None = None  # (height, round, block) split
         self.nodes: dict[str, SimNode] = {}
         self._build_nodes()
         if reconfigure:
@@ -308,6 +329,11 @@ class World:
         for _ in range(faults.crashes):
             at = rng.randint(0, faults.fault_ms - 1)
             self._plan(at, "crash", (rng.choice(honest),), rng.randint(50, 3_000))
+        for _ in range(faults.lock_crashes):
+            self._plan(rng.randint(0, faults.fault_ms * 2 // 3), "lock trap", (),
+                       rng.randint(50, 3_000))
+        for _ in range(faults.split_rounds):
+            self._plan(rng.randint(0, faults.fault_ms * 2 // 3), "split trap", (), 0)
         ids = list(self.nodes)
         for episode in range(faults.partitions):
             at = rng.randint(0, faults.fault_ms - 1)
@@ -340,7 +366,9 @@ class World:
             digest=self.trace.digest, end_ms=self.now_ms,
             min_height=min(n.disk.height for n in honest),
             evidence=sum(len(n.replica.evidence) for n in honest if n.replica is not None),
-            stats=dict(sorted(self.stats.items())), reconfigure=self.reconfigure)
+            stats=dict(sorted(self.stats.items())), reconfigure=self.reconfigure,
+            rules=dict(sorted(self.rules.items())),
+            hard_cases=dict(sorted(self.hard_cases.items())))
 
     def _run(self) -> None:
         self.trace.add(0, "-", f"scenario {self.scenario}")
@@ -397,6 +425,9 @@ class World:
         honest = [n for n in self.nodes.values() if n.honest]
         self.heal_target = max(n.disk.height for n in honest) + HEAL_HEIGHTS
         self.trace.add(self.now_ms, "-", f"HEAL target height {self.heal_target}")
+        self._lock_traps.clear()
+        self._split_traps = 0
+        self._split = None
         for node in self.nodes.values():
             node.crash_armed_ms = None
             if node.replica is None:
@@ -422,6 +453,10 @@ class World:
                 self.stats["partitions"] += 1
                 self._partition = number
                 self.trace.add(self.now_ms, "-", f"PARTITION {sorted(groups.values())}")
+            elif what == "lock trap":
+                self._lock_traps.append(number)  # number: downtime
+            elif what == "split trap":
+                self._split_traps += 1
             elif what == "reconnect" and self._partition == number:
                 self.network.reconnect()
                 self.trace.add(self.now_ms, "-", "RECONNECT")
@@ -442,16 +477,20 @@ class World:
 
     def _boot(self, node: SimNode) -> None:
         """(Re)start a node's replica from its disk as it is."""
+        restarted = node.replica is None  # a crash, not block sync or a new set
         node.incarnation += 1
         node.persisted = node.disk.safety_state()
         validators = self.set_at(node.disk.height + 1)
+        if (restarted and node.honest and node.persisted is not None
+                and lock_at(node.persisted, node.disk.height + 1)[0] >= 0):
+            self._hard_case(node, LOCKED_RESTART)
         if node.equivocator is not None:
             node.equivocator.use_set(validators)
         node.replica = Replica.restore(
             validators=validators, key=self._key_for(node, validators), name=node.name,
             params=SIM_PARAMS, safety=node.persisted, committed_height=node.disk.height,
             locked_block=node.disk.locked_block, lock_proof=node.disk.lock_proof,
-            retired_key_observes=True)
+            retired_key_observes=True, rule_counter=self.rules if node.honest else None)
         self.trace.add(self.now_ms, node.node_id,
                        f"BOOT at height {node.replica.height} round {node.replica.round}")
         self._step(node, Start(self.now_ms))
@@ -473,15 +512,74 @@ class World:
         if crash:
             cut = self.rng.randint(0, len(actions))
             self._cut_short = cut < len(actions)
-        executed = actions[:cut]
-        for i, action in enumerate(executed):
+        for i, action in enumerate(actions):
+            if i == cut:
+                break
             self.trace.add(self.now_ms, node.node_id, describe_action(action))
             self._execute(node, action)
             if isinstance(action, Commit) and self._set_changes_after(node.disk.height):
-                self._cross_boundary(node, executed[i + 1:], crash)
+                self._cross_boundary(node, actions[i + 1:cut], crash)
                 return
+            if not crash and self._springs_lock_trap(node, action):
+                crash = True
+                cut = self.rng.randint(i + 1, len(actions))
+                self._cut_short = cut < len(actions)
         if crash:
             self._crash(node)
+
+    def _springs_lock_trap(self, node: SimNode, action: Action) -> bool:
+        """An armed lock trap crashes the honest node that just persisted a lock, in
+        this step: what is left of it (the precommit, usually) runs up to a random
+        point. The lock is on its disk, so it restarts locked (`LOCKED_RESTART`)."""
+        if not (self._lock_traps and node.honest and isinstance(action, PersistSafety)
+                and action.lock is not None):
+            return False
+        node.up_at_ms = self.now_ms + self._lock_traps.pop(0)
+        self.stats["lock traps sprung"] += 1
+        self.trace.add(self.now_ms, node.node_id, "LOCK TRAP")
+        return True
+
+    def _splits(self, node: SimNode, proposal: Proposal) -> bool:
+        """Split traps: the first honest node asked about a new, valid proposal of an
+        honest proposer after a split trap is armed finds it untimely (it prevotes
+        nil), and the Byzantine validators prevote the block to the proposer alone
+        (their own replicas' prevotes for it reach nobody else: `_split_audience`).
+        The proposer can then see a polka, nobody else can, as in bug L1: a lock that
+        outlives its round, later rounds that propose other blocks, and the locked
+        proposer's re-proposal with its proof-of-lock."""
+        slot = (proposal.height, proposal.round, proposal.block_hash)
+        if (proposal.pol_round >= 0 or self.healed_at_ms is not None or not node.honest
+                or not self._split_traps or self._split == slot
+                or not self._is_honest(proposal.proposer)
+                or proposal.block_hash in self.invalid):
+            return False
+        self._split_traps -= 1
+        self._split = slot
+        self.stats["rounds split"] += 1
+        self.trace.add(self.now_ms, node.node_id,
+                       f"SPLIT h{slot[0]} r{slot[1]} {short(slot[2])}")
+        validators = self.set_at(proposal.height)
+        audience = [i for i in self.nodes if self.nodes[i].name == proposal.proposer]
+        for name in dict.fromkeys(n.name for n in self.nodes.values() if not n.honest):
+            byzantine = next(n for n in self.nodes.values() if n.name == name)
+            if validators.get(name) is None:
+                continue
+            vote = sign_vote(self._key_for(byzantine, validators), name, validators.digest,
+                             VoteKind.PREVOTE, proposal.height, proposal.round, proposal.block)
+            self.trace.add(self.now_ms, byzantine.node_id,
+                           f"SPLIT PREVOTE to {audience}: {describe_message(vote)}")
+            for dest in audience:
+                self._transmit(byzantine.node_id, dest, MessageReceived(name, vote))
+        return True
+
+    def _split_audience(self, node: SimNode, message: Message) -> list[str] | None:
+        """The node ids a Byzantine prevote for the split round's block may reach."""
+        if (node.honest or not isinstance(message, Vote)
+                or message.kind is not VoteKind.PREVOTE
+                or self._split != (message.height, message.round, message.block_hash)):
+            return None
+        proposer = self.set_at(message.height).proposer(message.height, message.round).name
+        return [i for i in self.nodes if self.nodes[i].name == proposer]
 
     def _set_changes_after(self, height: int) -> bool:
         return self.set_at(height + 1).digest != self.set_at(height).digest
@@ -532,9 +630,10 @@ class World:
         elif isinstance(action, ValidateProposal):
             block = action.proposal.block
             node.seen[block.block_hash] = block
+            timely = self._timely(action.proposal) and not self._splits(node, action.proposal)
             self._answer(node, ProposalValidated(action.proposal,
                                                  block.block_hash not in self.invalid,
-                                                 timely=self._timely(action.proposal)))
+                                                 timely=timely))
         elif isinstance(action, Commit):
             self._commit(node, action.block, action.certificate)
 
@@ -587,9 +686,12 @@ class World:
         if node.honest and signer_of(message) == node.name:
             self.checkers.on_honest_send(node.node_id, message, node.persisted,
                                          node.disk.height)
+        only_to = self._split_audience(node, message)
         plan = [(dests, message)]
         if node.equivocator is not None:
-            plan = node.equivocator.split(message, dests)
+            plan = node.equivocator.split(message, dests, only_to=only_to)
+        elif only_to is not None:  # a twin: its prevote for the block reaches the proposer
+            plan = [([d for d in dests if d in only_to], message)]
         for targets, outgoing in plan:
             if outgoing is not message:
                 self.stats["equivocations"] += 1
@@ -623,10 +725,30 @@ class World:
             elif isinstance(payload, SyncResponse):
                 self._adopt_blocks(node, payload)
             else:
-                if (node.equivocator is not None and isinstance(payload, MessageReceived)
-                        and isinstance(payload.message, Proposal)):
-                    node.equivocator.learn(payload.message.block)
+                if isinstance(payload, MessageReceived) and isinstance(payload.message,
+                                                                       Proposal):
+                    if node.equivocator is not None:
+                        node.equivocator.learn(payload.message.block)
+                    if node.honest:
+                        self._note_proposal(node, payload.message)
                 self._step(node, payload)
+
+    def _note_proposal(self, node: SimNode, proposal: Proposal) -> None:
+        """Count the hard cases a proposal arriving at an honest node makes."""
+        replica = node.replica
+        assert replica is not None
+        if proposal.height != replica.height or proposal.proposer == node.name:
+            return
+        if proposal.pol_round >= 0:
+            self._hard_case(node, POL_PROPOSAL)
+        locked_round, locked_hash = lock_at(replica.safety_state, replica.height)
+        if (0 <= locked_round < proposal.round and proposal.round >= replica.round
+                and proposal.block_hash != locked_hash):
+            self._hard_case(node, OTHER_BLOCK)
+
+    def _hard_case(self, node: SimNode, case: str) -> None:
+        self.hard_cases[case] += 1
+        self.trace.add(self.now_ms, node.node_id, f"HARD CASE: {case}")
 
     # --- block sync -----------------------------------------------------------------------
     def _ask_for_blocks(self) -> None:
