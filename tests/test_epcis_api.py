@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.epcis_vectors import require_vectors
 from tests.nodes import RunningNode, _wait_ready, running_node, tide
 from tidechain.client import trace as sdk_trace
 from tidechain.client.files import read_key
@@ -29,10 +30,8 @@ from tidechain.contracts.trace.epcis_xml import read_events
 from tidechain.contracts.trace.event_hash import event_hash
 from tidechain.node.epcis_schemas import EpcisSchemas
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not VECTORS.is_dir(),
-                                 reason=f"GS1 EPCIS vectors not found at {VECTORS}")]
+VECTORS = require_vectors()
+pytestmark = pytest.mark.slow
 JSON_FILES = sorted(p for p in (VECTORS / "json").rglob("*.jsonld")
                     if p.name != "EPCISQueryDocument.jsonld")
 MORE_FILES = sorted((VECTORS / "json-more").rglob("*.jsonld"))

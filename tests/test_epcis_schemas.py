@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import copy
 import json
-import os
 import re
 import shutil
 import socket
@@ -32,6 +31,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator, FormatChecker
 from lxml import etree
 
+from tests.epcis_vectors import require_vectors
 from tidechain.core.errors import ConfigError, Rejected, TooLarge
 from tidechain.node import epcis_schemas
 from tidechain.node.epcis_schemas import (
@@ -47,13 +47,7 @@ from tidechain.node.epcis_schemas import (
     root_kind,
 )
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
-if not VECTORS.is_dir():
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"EPCIS vectors missing at {VECTORS}: CI must provide ../shared",
-                    pytrace=False)
-    pytest.skip(f"EPCIS vectors not found at {VECTORS} (../shared/vectors/epcis)",
-                allow_module_level=True)
+VECTORS = require_vectors()
 
 JSON_FILES = sorted([*(VECTORS / "json").rglob("*.jsonld"),
                      *(VECTORS / "json-more").rglob("*.jsonld")])

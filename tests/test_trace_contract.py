@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.epcis_vectors import vectors_for_test
 from tests.trace_net import (
     CARRIER,
     FARM,
@@ -31,9 +31,6 @@ from tidechain.contracts.trace.identifiers import canonical_id
 from tidechain.core.timefmt import iso_utc
 from tidechain.ledger.access import ANONYMOUS
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
-needs_vectors = pytest.mark.skipif(not VECTORS.is_dir(),
-                                   reason=f"GS1 EPCIS vectors not found at {VECTORS}")
 ACTORS = {"farm": FARM, "processor": PROCESSOR, "carrier": CARRIER, "retailer": RETAILER}
 
 
@@ -334,11 +331,11 @@ def test_each_reader_sees_the_trace_its_own_way() -> None:
     assert all(e.get("hidden") for e in outsider["events"])
 
 
-@needs_vectors
 def test_every_json_example_is_captured_and_read_back_field_equal() -> None:
+    vectors = vectors_for_test()
     net = TraceNet()
-    files = sorted((VECTORS / "json").rglob("*.jsonld")) + sorted(
-        (VECTORS / "json-more").rglob("*.jsonld"))
+    files = sorted((vectors / "json").rglob("*.jsonld")) + sorted(
+        (vectors / "json-more").rglob("*.jsonld"))
     captured, duplicates = 0, set()
     for path in files:
         document = path.read_bytes()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator, FormatChecker
 from lxml import etree
 
+from tests.epcis_vectors import require_vectors
 from tidechain.contracts.trace import epcis_xml
 from tidechain.contracts.trace.convert import (
     EPCIS_CONTEXT,
@@ -51,13 +51,7 @@ from tidechain.contracts.trace.document import (
 from tidechain.contracts.trace.event_hash import BadEvent, document_events, event_hash
 from tidechain.core.errors import Rejected, TooLarge
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
-if not VECTORS.is_dir():
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"EPCIS vectors missing at {VECTORS}: CI must provide ../shared",
-                    pytrace=False)
-    pytest.skip(f"EPCIS vectors not found at {VECTORS} (../shared/vectors/epcis)",
-                allow_module_level=True)
+VECTORS = require_vectors()
 
 EXAMPLES = VECTORS / "event-hash" / "examples"
 JSON_DOCUMENTS = sorted([*(VECTORS / "json").rglob("*.jsonld"),

@@ -22,7 +22,6 @@ import collections
 import copy
 import importlib.util
 import json
-import os
 import random
 import re
 import string
@@ -38,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from tests.epcis_vectors import require_vectors
 from tidechain.contracts.trace import epcis_xml
 from tidechain.contracts.trace.event_hash import (
     BIZ_STEPS,
@@ -61,13 +61,7 @@ from tidechain.contracts.trace.event_hash import (
 )
 from tidechain.core.errors import Rejected, TooLarge
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "epcis"
-if not VECTORS.is_dir():
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"EPCIS vectors missing at {VECTORS}: CI must provide ../shared",
-                    pytrace=False)
-    pytest.skip(f"EPCIS vectors not found at {VECTORS} (../shared/vectors/epcis)",
-                allow_module_level=True)
+VECTORS = require_vectors()
 
 EXAMPLES = VECTORS / "event-hash" / "examples"
 EXPECTED_EQUAL = VECTORS / "event-hash" / "expected_equal"

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.epcis_vectors import vectors_for_test
 from tidechain.contracts.trace.event_hash import (
     BadEvent,
     canonical_time,
@@ -47,8 +46,6 @@ from tidechain.contracts.trace.lineage import (
     trace,
 )
 from tidechain.core.errors import Rejected
-
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
 
 Event = dict[str, Any]
 Lookup = Callable[[str], Sequence[TraceEvent]]
@@ -516,16 +513,13 @@ def test_a_loose_index_answer_is_filtered() -> None:
 
 # --- GS1's examples --------------------------------------------------------------------------
 def _gs1_store() -> tuple[list[TraceEvent], Lookup, dict[str, list[tuple[str, Event]]]]:
-    if not VECTORS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"EPCIS vectors missing at {VECTORS}", pytrace=False)
-        pytest.skip(f"EPCIS vectors not found at {VECTORS} (../shared/vectors/epcis)")
+    vectors = vectors_for_test()
     captured: list[tuple[str, Event]] = []
     contexts: list[Any] = []
     by_file: dict[str, list[tuple[str, Event]]] = {}
-    for path in sorted((VECTORS / "json").rglob("*.jsonld")):
+    for path in sorted((vectors / "json").rglob("*.jsonld")):
         events, context = document_events(json.loads(path.read_text()))
-        name = str(path.relative_to(VECTORS / "json"))
+        name = str(path.relative_to(vectors / "json"))
         by_file[name] = [(name, dict(event)) for event in events]
         captured.extend(by_file[name])
         contexts.extend([context] * len(events))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import collections
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -28,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from tests.epcis_vectors import require_vectors
 from tidechain.contracts.trace.event_hash import (
     BIZ_STEPS,
     DISPOSITIONS,
@@ -49,13 +49,7 @@ from tidechain.contracts.trace.query import (
 )
 from tidechain.core.errors import Rejected, TooLarge
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "epcis"
-if not VECTORS.is_dir():
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"EPCIS vectors missing at {VECTORS}: CI must provide ../shared",
-                    pytrace=False)
-    pytest.skip(f"EPCIS vectors not found at {VECTORS} (../shared/vectors/epcis)",
-                allow_module_level=True)
+VECTORS = require_vectors()
 
 RECORD_TIME_MS = 1_700_000_000_000
 """The fixed recordTime of every captured event (2023-11-14T22:13:20Z)."""

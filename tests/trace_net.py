@@ -7,13 +7,13 @@ repository's reads (`contracts/trace/repository.py`) run on it exactly as on a n
 
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
 import itertools
 from typing import Any
 
 from tests.helpers import GENESIS_TIME_MS, key, member_cert, org_ca
+from tests.scf_net import _Pages as StatePages
 from tidechain.client import txbuilder as tb
 from tidechain.contracts import default_registry
 from tidechain.contracts.trace.document import split_document
@@ -55,24 +55,12 @@ def genesis() -> Genesis:
 _nonce = itertools.count(1)
 
 
-class _Pages:
+class _Pages(StatePages):
+    """The key-ordered state pages of the scf tests' chain, and the log entries too."""
+
     def __init__(self, kv: dict[bytes, bytes], entries: dict[int, tuple[int, bytes]]) -> None:
-        self.kv = kv
+        super().__init__(kv)
         self.entries = entries
-
-    def index_page(self, name: str, key: bytes, before: int | None, limit: int) -> list[int]:
-        return []
-
-    def state_page(self, prefix: bytes, after: bytes | None, limit: int,
-                   descending: bool = False) -> list[tuple[bytes, bytes]]:
-        keys = sorted(k for k in self.kv if k.startswith(prefix))
-        if descending:
-            keys.reverse()
-            if after is not None:
-                keys = [k for k in keys if k < after]
-        elif after is not None:
-            keys = keys[bisect.bisect_right(keys, after):]
-        return [(k, self.kv[k]) for k in keys[:limit]]
 
     def entry(self, log_index: int) -> tuple[int, bytes]:
         if log_index not in self.entries:
