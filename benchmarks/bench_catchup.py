@@ -46,7 +46,8 @@ from tidechain.client.txbuilder import deposit_tx
 from tidechain.consensus import PRECOMMIT, CommitCertificate
 from tidechain.consensus.messages import sign_vote
 from tidechain.node.config import load_genesis, load_node
-from tidechain.node.node import STATE_SYNC_ENV, Node
+from tidechain.node.node import Node
+from tidechain.node.serve import STATE_SYNC_ENV
 from tidechain.storage.store import Store
 
 VALIDATORS = 4

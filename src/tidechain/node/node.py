@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,8 +121,15 @@ STARTUP_PROBE_MS = SYNC_PROBE_MS // 8
 """How often `poll_sync` asks for heads until a first peer has answered."""
 STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
 """After a state sync gave up, block sync alone for this long before another try."""
-STATE_SYNC_ENV = "TIDECHAIN_STATE_SYNC"
-"""Set to "off" to catch up by block replay only (to measure one against the other)."""
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """How the node catches up, chosen by its shell (node/serve.py), never read from the
+    environment here: `state_sync` off catches up by block replay only (to measure one
+    against the other, `bench_catchup.py --replay`)."""
+
+    state_sync: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class Node(ChainQueries):
         mempool: Mempool | None = None,
         cert_warn_days: int = cert_expiry.DEFAULT_WARN_DAYS,
         registry: Registry | None = None,
+        sync: SyncPolicy | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -193,8 +200,7 @@ class Node(ChainQueries):
         self._sync_turn = 0  # which peer poll_sync asks next
         self._state_sync: StateSync | None = None  # a state sync in progress (ADR 0009)
         self._state_sync_after_ms = 0  # no new state sync before (one gave up)
-        # Benchmarks compare with block replay (`bench_catchup.py --replay`).
-        self._state_sync_enabled = os.environ.get(STATE_SYNC_ENV, "on") != "off"
+        self._state_sync_enabled = (sync or SyncPolicy()).state_sync
         self._snapshot: Snapshot | None = None  # the state this node serves to state syncs
         self._peer_names: list[str] = []
         self._peer_heads: dict[str, int] = {}  # heights peers claim

@@ -26,7 +26,7 @@ from tidechain.identity.certs import MS_PER_DAY
 from tidechain.node.api_tls import api_exposure, api_server_context
 from tidechain.node.config import NodeConfig, load_genesis, load_node
 from tidechain.node.mempool import Mempool
-from tidechain.node.node import Node
+from tidechain.node.node import Node, SyncPolicy
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.runtime import NodeRuntime
 from tidechain.node.tls import (
@@ -38,6 +38,9 @@ from tidechain.node.tls import (
 )
 from tidechain.storage.store import Store
 
+STATE_SYNC_ENV = "TIDECHAIN_STATE_SYNC"
+"""Set to "off" to catch up by block replay only (`bench_catchup.py --replay`); the
+shell reads it and hands the node its `SyncPolicy`."""
 log = logging.getLogger("tidechain.node")
 
 
@@ -59,7 +62,8 @@ async def serve(node_dir: Path, make_app: AppFactory, *, port: int | None = None
         node = Node(genesis, store, config.signer(),
                     mempool=Mempool(config.mempool_max_txs),
                     cert_warn_days=config.cert_warn_days,
-                    registry=default_registry(extra))
+                    registry=default_registry(extra),
+                    sync=SyncPolicy(state_sync=os.environ.get(STATE_SYNC_ENV, "on") != "off"))
         _tune_gc()
         runtime = NodeRuntime(node)
         api_ssl = _api_tls_context(config, runtime)  # a bad certificate stops us here
