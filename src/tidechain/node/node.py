@@ -113,7 +113,7 @@ from tidechain.node.wire import (
     encode_message,
 )
 from tidechain.storage.imports import ImportFailed
-from tidechain.storage.store import Store
+from tidechain.storage.protocol import NodeStorage, StorageReader
 
 log = logging.getLogger("tidechain.node")
 
@@ -147,7 +147,7 @@ class Node(ChainQueries):
     def __init__(
         self,
         genesis: Genesis,
-        store: Store,
+        store: NodeStorage,
         signer: Signer,
         *,
         params: ConsensusParams | None = None,
@@ -157,7 +157,7 @@ class Node(ChainQueries):
         sync: SyncPolicy | None = None,
     ) -> None:
         self.genesis = genesis
-        self.store = store
+        self.store: NodeStorage = store
         self.signer = signer
         self.mempool = mempool if mempool is not None else Mempool()
         registry = registry if registry is not None else default_registry()
@@ -1041,7 +1041,7 @@ def _verifier(name: str, public_key: bytes) -> Verifier:
     return Verifier.of(name, public_key)
 
 
-def _load_chain(genesis: Genesis, store: Store, registry: Registry) -> Chain:
+def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry) -> Chain:
     """Rebuild the in-memory head from the store, checking what was read."""
     head = store.head()
     state = StateTree.from_items(store.iter_state())

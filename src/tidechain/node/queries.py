@@ -37,7 +37,7 @@ from tidechain.ledger.chain import Chain
 from tidechain.ledger.runtime import NAMESPACE_SEPARATOR, namespaced
 from tidechain.ledger.types import Event, Genesis, LogEntry, SignedTx
 from tidechain.node.mempool import Mempool
-from tidechain.storage.store import Store
+from tidechain.storage.protocol import StorageReader
 
 MAX_MEMBERS_SCANNED = 10_000
 """Member records the node's own inventories (certificate expiry, the admins a dry run
@@ -48,7 +48,7 @@ class ChainQueries:
     """Queries against the committed head (mixed into `Node`)."""
 
     chain: Chain
-    store: Store
+    store: StorageReader
     mempool: Mempool
     _checkpoint: str | None  # the head's quorum-signed checkpoint note
 

@@ -42,7 +42,7 @@ from tidechain.node.wire import (
     StateChunk,
     StateRequest,
 )
-from tidechain.storage.store import Store
+from tidechain.storage.protocol import NodeStorage
 
 ENTRIES_PER_REQUEST = 8192
 """Log entries asked for in one request (~3 MiB of deposits): big enough that the
@@ -360,7 +360,7 @@ class StateSync:
             raise self._blame(peer, exc) from exc
         self._check_offer()
 
-    def on_entries(self, peer: str, message: Entries, store: Store) -> None:
+    def on_entries(self, peer: str, message: Entries, store: NodeStorage) -> None:
         request = self._answered(peer, ("ents", message.from_height))
         if request is None:
             return
@@ -377,7 +377,7 @@ class StateSync:
         self.slow.discard(peer)
         self._apply_entries(store)
 
-    def _apply_entries(self, store: Store) -> None:
+    def _apply_entries(self, store: NodeStorage) -> None:
         """Import answers in block order, as far as they reach without a gap."""
         while (found := self.early.pop(self.applied_to + 1, None)) is not None:
             peer, message = found
@@ -400,7 +400,7 @@ class StateSync:
             finally:
                 store.import_blocks(imported)  # the good blocks, even before a bad one
 
-    def on_state(self, peer: str, message: StateChunk, store: Store) -> None:
+    def on_state(self, peer: str, message: StateChunk, store: NodeStorage) -> None:
         offer = self.offer
         key = ("state", message.chunk)
         if offer is None or message.height != offer.height:

@@ -1,0 +1,662 @@
+"""MemoryStore (storage/memory.py) against the SQLite Store it stands for (issue 12):
+the same operations give the same answers from every read; real Nodes run on it, one
+validator alone and four in a network, a state sync included; and a crash keeps
+exactly what Store keeps after a `kill -9`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tidechain.client.files import trust_file_text
+from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Start, Tick
+from tidechain.consensus.messages import sign_vote
+from tidechain.contracts import default_registry
+from tidechain.core import merkle
+from tidechain.core.checkpoint import verify_checkpoint
+from tidechain.core.errors import InvariantViolation, NotFound
+from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
+from tidechain.core.note import Signer
+from tidechain.core.receipt import verify_receipt
+from tidechain.core.trust import parse_trust
+from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
+from tidechain.ledger.statesync import ImportedBlock, IndexRules, LogFeed
+from tidechain.ledger.types import Genesis, SignedTx
+from tidechain.node.node import Node
+from tidechain.node.wire import StateChunk, TxGossip, encode_message
+from tidechain.storage.imports import ImportFailed
+from tidechain.storage.memory import MemoryStore
+from tidechain.storage.protocol import NodeStorage
+from tidechain.storage.store import Store
+
+# --- a source chain, executed once by the real ledger ---------------------------------------
+
+SOURCE_BLOCKS = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    genesis: Genesis
+    blocks: tuple[PreparedBlock, ...]  # blocks[h - 1] is block h
+    states: tuple[dict[bytes, bytes], ...]  # states[h]: the state after block h
+    frontiers: tuple[merkle.CompactRange, ...]  # frontiers[h]: the log after block h
+
+    def imported(self, low: int, high: int) -> list[tuple[ImportedBlock, bytes, str]]:
+        """Blocks low..high as a state sync imports them (LogFeed checks each)."""
+        feed = LogFeed(self.frontiers[low - 1].copy(), IndexRules(default_registry()))
+        return [(feed.add_block(b.header, b.entries), b"cert %d" % b.height,
+                 f"note {b.height}") for b in self.blocks[low - 1:high]]
+
+
+def _block_txs(g: Genesis, height: int, first_index: int) -> list[SignedTx]:
+    """0-3 deposits (digests repeat, so index keys gather several entries), an
+    amendment every third block, a failing call every fifth."""
+    txs = [tx(g, key((height + i) % 10), args={
+        "digest": hashlib.sha256(b"doc %d" % ((height + i) % 4)).digest(),
+        "meta": {"n": str(height)}}, nonce=height * 100 + i) for i in range(height % 4)]
+    if height % 3 == 0 and first_index > 0:
+        txs.append(tx(g, key(1), "amend", {"of": first_index - 1, "digest": bytes(32),
+                                            "meta": {}}, nonce=height * 100 + 50))
+    if height % 5 == 0:
+        txs.append(tx(g, key(2), "nope", {}, nonce=height * 100 + 60))
+    return txs
+
+
+@functools.cache
+def source() -> Source:
+    g = genesis()
+    registry = default_registry()
+    chain = Chain.at_genesis(g, registry)
+    state = dict(genesis_state(g, registry))
+    blocks, states, frontiers = [], [dict(state)], [merkle.CompactRange()]
+    for height in range(1, SOURCE_BLOCKS + 1):
+        prepared = chain.prepare(_block_txs(g, height, chain.frontier.size),
+                                 GENESIS_TIME_MS + height * 1000, g.validators[0].name)
+        chain.advance(prepared)
+        for k, v in prepared.writes.items():
+            if v is None:
+                state.pop(k, None)
+            else:
+                state[k] = v
+        blocks.append(prepared)
+        states.append(dict(state))
+        frontiers.append(prepared.frontier_after.copy())
+    return Source(g, tuple(blocks), tuple(states), tuple(frontiers))
+
+
+def certificate(block: PreparedBlock) -> tuple[bytes, str]:
+    return b"cert %d" % block.height, f"note {block.height}"
+
+
+# --- every read, with probes that cover hits, misses and edges ------------------------------
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    try:
+        found = fn(*args)
+        return "ok", list(found) if isinstance(found, Iterator) else found
+    except NotFound as exc:
+        return "NotFound", str(exc)
+    except InvariantViolation as exc:
+        return "InvariantViolation", str(exc)
+
+
+@functools.cache
+def _probes() -> dict[str, list[Any]]:
+    src = source()
+    keys = sorted({k for state in src.states for k in state})
+    sample = [*keys[::max(1, len(keys) // 6)], keys[-1]]
+    prefixes = {b"a", b"zz/", b"\x00", b"evidence/\xff"}
+    for k in sample:
+        namespace = k[:k.index(b"/") + 1]
+        prefixes.update({namespace, k[:1], k[:-1] or k, k})
+    index_keys = sorted({(n, k) for b in src.blocks for n, k, _ in b.index_entries})
+    size = src.frontiers[-1].size
+    return {
+        "heights": list(range(-1, SOURCE_BLOCKS + 2)),
+        "hashes": [b.block_hash for b in src.blocks] + [bytes(32)],
+        "tx_ids": [t.tx_id for b in src.blocks for t in b.txs] + [bytes(32)],
+        "log_indexes": list(range(-1, size + 2)),
+        "nodes": [(level, i) for level in range(5) for i in range((size >> level) + 2)],
+        "keys": [*sample, b"zz/extra 1", b"missing"],
+        "prefixes": sorted(prefixes),
+        "afters": [None, b"a", b"zzz", *sample[::2]],
+        "index_keys": [*index_keys[:6], ("evidence/digest", bytes(32))],
+        "belows": [None, 0, 1, 3, 7, 10**6],
+        "limits": [-1, 0, 1, 3],
+        "spans": [(0, 100), (1, 1), (2, 5), (5, 2), (-3, 0), (3, 10**6)],
+    }
+
+
+def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> list[Any]:
+    """The answer of every read method over the probes."""
+    p = _probes()
+    seen: list[Any] = []
+
+    def read(name: str, *args: Any) -> None:
+        outcome = _outcome(getattr(store, name), *args)
+        counts[f"read {outcome[0]}"] += 1
+        seen.append((name, args, outcome))
+
+    read("head")
+    read("genesis")
+    read("load_safety")
+    read("load_lock")
+    read("iter_state")
+    read("committed", p["tx_ids"])
+    for h in p["heights"]:
+        read("block", h)
+    for block_hash in p["hashes"]:
+        read("block_by_hash", block_hash)
+    for tx_id in p["tx_ids"]:
+        read("entry_by_tx", tx_id)
+    for i in p["log_indexes"]:
+        read("entry", i)
+    for level, i in p["nodes"]:
+        read("get_node", level, i)
+    for k in p["keys"]:
+        read("get", k)
+    for low, high in p["spans"]:
+        read("headers", low, high)
+        read("entries_between", low, high)
+    for below in p["belows"]:
+        for limit in p["limits"]:
+            read("headers_page", below, limit)
+            read("entries_page", below, limit)
+    for name, k in p["index_keys"]:
+        for limit in p["limits"]:
+            read("index_lookup", name, k, limit)
+            for before in p["belows"][:4]:
+                read("index_page", name, k, before, limit)
+    for prefix in [*p["prefixes"], b"", b"\xffx"]:
+        read("state_range", prefix, 5)
+        for after in p["afters"]:
+            for descending in (False, True):
+                read("state_page", prefix, after, 4, descending)
+    return seen
+
+
+# --- the differential test ------------------------------------------------------------------
+
+class Pair:
+    """A Store in a temporary directory and a MemoryStore, given the same operations."""
+
+    def __init__(self, root: Path, counts: Counter[str]) -> None:
+        self.path = root / "chain.sqlite"
+        self.sqlite = Store(self.path)
+        self.memory = MemoryStore()
+        self.counts = counts
+        g = source().genesis
+        for store in self.both():
+            store.init_genesis(g, genesis_state(g, default_registry()))
+
+    def both(self) -> tuple[NodeStorage, NodeStorage]:
+        return self.sqlite, self.memory
+
+    @property
+    def height(self) -> int:
+        head = self.memory.head()
+        return 0 if head is None else head.header.height
+
+    def check(self) -> None:
+        assert observe(self.sqlite, self.counts) == observe(self.memory, Counter())
+        self.counts["comparisons"] += 1
+
+    def crash(self) -> None:
+        """Store: closed (its import process drained) and opened again, which drops an
+        unfinished state sync; MemoryStore: crashed and opened on what survived."""
+        self.sqlite.close()
+        self.sqlite = Store(self.path)
+        self.memory = MemoryStore(self.memory.crash())
+        self.counts["crashes"] += 1
+
+    def both_raise(self, call: Callable[[NodeStorage], None],
+                   sqlite_error: type[Exception], memory_error: type[Exception]) -> None:
+        with pytest.raises(sqlite_error):
+            call(self.sqlite)
+        with pytest.raises(memory_error):
+            call(self.memory)
+
+    def commit(self, extra: str) -> None:
+        height = self.height + 1
+        if height > SOURCE_BLOCKS:
+            return
+        block = source().blocks[height - 1]
+        if extra == "delete":  # a write that deletes a key this block leaves alone
+            victim = next(k for k, _ in self.memory.iter_state() if k not in block.writes)
+            block = dataclasses.replace(block, writes={**block.writes, victim: None})
+        elif extra == "put":
+            block = dataclasses.replace(block, writes={**block.writes,
+                                                       b"zz/extra %d" % height: b"x"})
+        for store in self.both():
+            store.commit_block(block, *certificate(block))
+        self.counts[f"commit {extra}"] += 1
+
+    def recommit(self) -> None:
+        """The head block again: refused whole by both (Store lets SQLite's
+        IntegrityError out; MemoryStore raises InvariantViolation)."""
+        if self.height == 0:
+            return
+        block = source().blocks[self.height - 1]
+        self.both_raise(lambda s: s.commit_block(block, *certificate(block)),
+                        sqlite3.IntegrityError, InvariantViolation)
+        self.counts["recommit refused"] += 1
+
+    def safety(self, data: bytes, lock: bytes | None) -> None:
+        for store in self.both():
+            store.save_safety(data, lock)
+        self.counts["safety with lock" if lock else "safety"] += 1
+
+    def sync(self, blocks: int, ending: str, chunks: int) -> None:
+        src = source()
+        low = self.height + 1 - (ending == "overlap")
+        high = low + blocks - 1
+        if low < 1 or high > SOURCE_BLOCKS:
+            return
+        imported = src.imported(low, high)
+        records = sorted(src.states[high].items())
+        entries = sum(len(b.entries) for b, _, _ in imported)
+        if ending == "dup_record":
+            records.append(records[0])
+        for store in self.both():
+            store.prepare_imports()
+            for i in range(chunks):
+                store.import_blocks(imported[i::chunks])
+                store.import_state(records[i::chunks])
+        counts = {"blocks": blocks, "entries": entries, "records": len(src.states[high])}
+        if ending == "finish":
+            for store in self.both():
+                store.finish_state_sync(**counts)
+        elif ending == "abandon":
+            for store in self.both():
+                store.abandon_state_sync()
+        elif ending == "crash":
+            self.crash()
+        elif ending == "overlap":  # staged blocks the chain has: nothing switched
+            self.both_raise(lambda s: s.finish_state_sync(**counts),
+                            sqlite3.IntegrityError, InvariantViolation)
+        else:  # a failed import: refused, and sticky until abandoned
+            if ending == "bad_count":
+                counts["records"] += 1
+            for _ in range(2):
+                self.both_raise(lambda s: s.finish_state_sync(**counts),
+                                ImportFailed, ImportFailed)
+            self.check()
+            self.both_raise(lambda s: s.import_blocks(imported), ImportFailed, ImportFailed)
+        if ending not in ("finish", "crash"):
+            for store in self.both():
+                store.abandon_state_sync()
+        self.counts[f"sync {ending}"] += 1
+
+    def close(self) -> None:
+        self.sqlite.close()
+        self.memory.close()
+
+
+OPS = st.one_of(
+    st.tuples(st.just("commit"), st.sampled_from(["plain", "plain", "delete", "put"])),
+    st.tuples(st.just("safety"), st.binary(min_size=1, max_size=4),
+              st.none() | st.binary(min_size=1, max_size=4)),
+    st.tuples(st.just("recommit")),
+    st.tuples(st.just("sync"), st.integers(1, 3),
+              st.sampled_from(["finish", "abandon", "crash", "bad_count", "dup_record",
+                               "overlap"]),
+              st.integers(1, 3)),
+    st.tuples(st.just("crash")),
+)
+EVERY_KIND = [("commit", "plain"), ("safety", b"s1", b"l1"), ("commit", "delete"),
+              ("sync", 2, "finish", 2), ("safety", b"s2", None), ("recommit",),
+              ("sync", 1, "abandon", 1), ("commit", "put"), ("sync", 2, "crash", 3),
+              ("sync", 1, "bad_count", 1), ("sync", 2, "dup_record", 2),
+              ("sync", 2, "overlap", 1), ("crash",), ("commit", "plain")]
+
+
+def apply(pair: Pair, op: tuple[Any, ...]) -> None:
+    kind, *args = op
+    if kind == "commit":
+        pair.commit(*args)
+    elif kind == "safety":
+        pair.safety(*args)
+    elif kind == "recommit":
+        pair.recommit()
+    elif kind == "sync":
+        pair.sync(*args)
+    else:
+        pair.crash()
+
+
+def test_memory_store_answers_as_the_sqlite_store_does() -> None:
+    counts: Counter[str] = Counter()
+
+    @settings(max_examples=50)
+    @given(st.lists(OPS, min_size=1, max_size=7))
+    @example(EVERY_KIND)
+    def run(ops: list[tuple[Any, ...]]) -> None:
+        with tempfile.TemporaryDirectory() as root:
+            pair = Pair(Path(root), counts)
+            try:
+                pair.check()
+                for op in ops:
+                    apply(pair, op)
+                    pair.check()
+            finally:
+                pair.close()
+
+    run()
+    print(dict(sorted(counts.items())))
+    for kind in ("commit plain", "commit delete", "commit put", "recommit refused",
+                 "safety", "safety with lock", "sync finish", "sync abandon", "sync crash",
+                 "sync bad_count", "sync dup_record", "sync overlap", "crashes",
+                 "comparisons", "read ok", "read NotFound", "read InvariantViolation"):
+        assert counts[kind] > 0, kind
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_state_imports_over_a_batch_of_the_import_process_fail_and_finish_alike(
+        tmp_path: Path, duplicate: bool) -> None:
+    """Store hands state records to its import process in batches of 16,384; a batch
+    that cannot be written fails the state sync at its finish, and every later batch."""
+    pair = Pair(tmp_path, Counter())
+    records = [(b"evidence/r %06d" % i, b"v %d" % i) for i in range(17_000)]
+    first = records[:16_500] + ([records[0]] if duplicate else [])
+    try:
+        for store in pair.both():
+            store.import_state(first)  # a batch goes at once
+            store.import_state(records[16_500:])  # buffered until the finish
+        counts = {"blocks": 0, "entries": 0, "records": len(records)}
+        if duplicate:
+            pair.both_raise(lambda s: s.finish_state_sync(**counts), ImportFailed, ImportFailed)
+            pair.both_raise(lambda s: s.import_state(records), ImportFailed, ImportFailed)
+            for store in pair.both():
+                store.abandon_state_sync()
+        else:
+            for store in pair.both():
+                store.finish_state_sync(**counts)
+            assert list(pair.memory.iter_state()) == records
+        pair.check()
+    finally:
+        pair.close()
+
+
+# --- a crash: what a kill -9 leaves ---------------------------------------------------------
+
+CRASH_OPS = [("commit", "plain"), ("commit", "plain"), ("safety", b"s1", b"lock 1"),
+             ("commit", "plain"), ("safety", b"s2", None)]
+
+
+def _stage(store: NodeStorage, height: int) -> None:
+    """A state sync in progress: the next two blocks and the state staged."""
+    store.prepare_imports()
+    store.import_blocks(source().imported(height + 1, height + 2))
+    store.import_state(sorted(source().states[height + 2].items()))
+
+
+def test_a_crash_keeps_what_a_killed_sqlite_store_keeps(tmp_path: Path) -> None:
+    """A child process does CRASH_OPS on a Store, starts a state sync, waits until the
+    import process has written staged blocks, and kills itself (SIGKILL); the
+    MemoryStore does the same and crashes. The reopened stores answer alike: committed
+    blocks and the safety record kept, the state sync dropped."""
+    path = tmp_path / "chain.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal, sqlite3, time
+        from pathlib import Path
+        from tests.test_memory_store import CRASH_OPS, Pair, _stage, apply
+        from collections import Counter
+        pair = Pair(Path({str(tmp_path)!r}), Counter())
+        for op in CRASH_OPS:
+            apply(pair, op)
+        _stage(pair.sqlite, pair.height)
+        raw = sqlite3.connect({str(path)!r})
+        deadline = time.monotonic() + 30
+        while raw.execute("SELECT count(*) FROM sync_blocks").fetchone()[0] < 2:
+            assert time.monotonic() < deadline, "the import process wrote nothing"
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with sqlite3.connect(path) as raw:  # staged on disk, under the mark, before the open
+        assert raw.execute("SELECT count(*) FROM sync_blocks").fetchone() == (2,)
+
+    counts: Counter[str] = Counter()
+    memory = Pair(tmp_path / "memory", counts)
+    for op in CRASH_OPS:
+        apply(memory, op)
+    _stage(memory.memory, memory.height)
+    reopened_memory = MemoryStore(memory.memory.crash())
+    reopened = Store(path)
+    try:
+        assert observe(reopened, counts) == observe(reopened_memory, Counter())
+        head = reopened_memory.head()
+        assert head is not None and head.header.height == 3
+        assert (reopened_memory.load_safety(), reopened_memory.load_lock()) == (b"s2", b"lock 1")
+        # Nothing staged survived: a switch-over finds no rows.
+        for store in (reopened, reopened_memory):
+            with pytest.raises(ImportFailed, match="staged rows"):
+                store.finish_state_sync(blocks=2, entries=1, records=1)
+            store.abandon_state_sync()
+    finally:
+        reopened.close()
+        memory.sqlite.close()
+
+
+# --- real nodes on MemoryStores -------------------------------------------------------------
+
+def _run_alone(node: Node, now_ms: int, size: int) -> int:
+    """Tick a single validator until its log holds `size` entries."""
+    for _ in range(500):
+        if node.chain.frontier.size >= size:
+            return now_ms
+        now_ms += 10
+        node.step(Tick(now_ms))
+    raise AssertionError(f"stuck at {node.chain.frontier.size} entries")
+
+
+def _single(store: NodeStorage) -> tuple[Node, int]:
+    """One validator: ten deposits committed, through Start, admit and ticks."""
+    g = genesis()
+    node = Node(g, store, Signer(g.validators[0].name, key(1000)))
+    now_ms = GENESIS_TIME_MS + 1000
+    node.step(Start(now_ms))
+    assert node.admit([tx(g, key(7), nonce=i) for i in range(10)], now_ms) == [None] * 10
+    node.wake()
+    return node, _run_alone(node, now_ms, 10)
+
+
+def test_a_single_validator_commits_on_a_memory_store_and_resumes_after_a_crash(
+        tmp_path: Path) -> None:
+    g = genesis()
+    node, now_ms = _single(MemoryStore())
+    sqlite_node, _ = _single(Store(tmp_path / "chain.sqlite"))
+    try:  # the same events give the same blocks on either store
+        assert node.store.head() == sqlite_node.store.head()
+    finally:
+        sqlite_node.store.close()
+    trust = parse_trust(trust_file_text(g))
+    assert verify_receipt(node.receipt(4), trust).index == 4
+    # A single validator's votes never leave it: it commits with no safety record.
+    saved = node.store.load_safety()
+
+    assert isinstance(node.store, MemoryStore)
+    restarted = Node(g, MemoryStore(node.store.crash()), node.signer)
+    assert (restarted.chain.height, restarted.chain.head_hash, restarted.chain.state.root(),
+            restarted.chain.frontier.root()) == (
+        node.chain.height, node.chain.head_hash, node.chain.state.root(),
+        node.chain.frontier.root())
+    assert restarted.store.load_safety() == saved
+    assert restarted.checkpoint() == node.checkpoint()
+    restarted.step(Start(now_ms))
+    assert restarted.admit([tx(g, key(7), nonce=100 + i) for i in range(5)],
+                           now_ms) == [None] * 5
+    restarted.wake()
+    _run_alone(restarted, now_ms, 15)
+    assert restarted.chain.height > node.chain.height
+
+
+class MemoryCluster:
+    """tests/test_multinode.py's Cluster, on MemoryStores: four validators in one
+    process, the real wire encoding routed by hand."""
+
+    def __init__(self, g: Genesis, stores: list[MemoryStore]) -> None:
+        self.genesis = g
+        self.nodes = [Node(g, store, Signer(v.name, key(1000 + i)))
+                      for i, (v, store) in enumerate(zip(g.validators, stores, strict=True))]
+        self.now_ms = GENESIS_TIME_MS + 1000
+        self.lost: tuple[type, ...] = ()  # messages of these types never arrive
+        for node in self.nodes:
+            node.step(Start(self.now_ms))
+
+    def route(self) -> None:
+        """Deliver queued messages until none is left."""
+        moved = True
+        while moved:
+            moved = False
+            for node in self.nodes:
+                outbox, node.outbox = node.outbox, []
+                gossip, node.gossip = node.gossip, []
+                replies, node.replies = node.replies, []
+                # As tests/test_multinode.py: the wire carries more than consensus.
+                sends: list[Any] = [*outbox, *(SendTo(peer, message)  # type: ignore[arg-type]
+                                               for peer, message in replies)]
+                if gossip:
+                    sends.append(Broadcast(TxGossip(tuple(gossip))))  # type: ignore[arg-type]
+                for action in sends:
+                    moved = True
+                    if isinstance(action.message, self.lost):
+                        continue
+                    data = encode_message(action.message)
+                    for other in self.nodes:
+                        if other is not node and (isinstance(action, Broadcast)
+                                                  or other.signer.name == action.peer):
+                            other.receive(node.signer.name, data, self.now_ms)
+
+    def run(self, ms: int) -> None:
+        for _ in range(ms // 10):
+            self.now_ms += 10
+            for node in self.nodes:
+                node.step(Tick(self.now_ms))
+                node.poll_sync(self.now_ms)
+            self.route()
+
+    def submit(self, txs: list[SignedTx], at: int) -> None:
+        assert self.nodes[at].admit(txs, self.now_ms) == [None] * len(txs)
+        self.nodes[at].wake()
+        self.route()
+
+
+def test_four_validators_on_memory_stores_commit_the_same_log_through_a_crash() -> None:
+    g = genesis(validators=4)
+    cluster = MemoryCluster(g, [MemoryStore() for _ in range(4)])
+    cluster.submit([tx(g, key(7), nonce=i) for i in range(10)], at=0)
+    cluster.run(2_000)
+    # node2's process dies; restarted on its disk, it is where it was, safety record
+    # and lock included, and goes on with the others.
+    crashed = cluster.nodes[2]
+    assert isinstance(crashed.store, MemoryStore)
+    saved = (crashed.store.load_safety(), crashed.store.load_lock())
+    assert saved[0] is not None
+    restarted = Node(g, MemoryStore(crashed.store.crash()), crashed.signer)
+    assert (restarted.store.load_safety(), restarted.store.load_lock()) == saved
+    assert (restarted.chain.height, restarted.chain.head_hash, restarted.checkpoint()) == (
+        crashed.chain.height, crashed.chain.head_hash, crashed.checkpoint())
+    cluster.nodes[2] = restarted
+    restarted.step(Start(cluster.now_ms))
+    cluster.submit([tx(g, key(7), nonce=100 + i) for i in range(10)], at=1)
+    cluster.run(2_000)
+    heads = {(n.chain.height, n.chain.frontier.size, n.chain.frontier.root())
+             for n in cluster.nodes}
+    assert len(heads) == 1, heads
+    (height, size, _), = heads
+    assert size == 20 and height >= 2
+    trust = parse_trust(trust_file_text(g))
+    for node in cluster.nodes:
+        _, signers = verify_checkpoint(node.checkpoint(), trust)
+        assert len(signers) >= trust.quorum
+        assert verify_receipt(node.receipt(13), trust).index == 13
+
+
+SYNC_BLOCKS = STATE_SYNC_MIN_BLOCKS + 4
+
+
+@functools.cache
+def _certified_chain() -> Any:
+    """A chain of SYNC_BLOCKS certified blocks (every validator precommits) on a
+    MemoryStore: its disk image."""
+    g = genesis(validators=4)
+    store = MemoryStore()
+    node = Node(g, store, Signer(g.validators[0].name, key(1000)))
+    for height in range(1, SYNC_BLOCKS + 1):
+        txs = [tx(g, key(7), nonce=height * 100 + i) for i in range(3)]
+        prepared = node.chain.prepare(txs, node.chain.head_time_ms + 10,
+                                      g.validators[height % 4].name)
+        votes = tuple(sign_vote(key(1000 + i), v.name, node.validators.digest, PRECOMMIT,
+                                height, 0, prepared) for i, v in enumerate(g.validators))
+        node.commit_certified(prepared, CommitCertificate(height, 0, prepared.block_hash,
+                                                          votes))
+    return store.crash()
+
+
+def test_a_node_far_behind_state_syncs_on_memory_stores_and_a_crash_drops_the_session(
+        ) -> None:
+    g = genesis(validators=4)
+    image = _certified_chain()
+    cluster = MemoryCluster(g, [*(MemoryStore(image) for _ in range(3)), MemoryStore()])
+    behind = cluster.nodes[3]
+    # The state never arrives: the session stages the verified blocks and waits, and
+    # then the node's process dies.
+    cluster.lost = (StateChunk,)
+    cluster.run(100)
+    assert isinstance(behind.store, MemoryStore)
+    session = behind._state_sync
+    assert session is not None and session.applied_to == SYNC_BLOCKS
+    assert len(behind.store._staged.blocks) == SYNC_BLOCKS  # staged, not the chain's
+    assert behind.store.head() is None and behind.chain.height == 0
+    cluster.lost = ()
+    restarted = Node(g, MemoryStore(behind.store.crash()), behind.signer)
+    assert restarted.chain.height == 0 and restarted.store.head() is None  # dropped
+    cluster.nodes[3] = restarted
+    restarted.step(Start(cluster.now_ms))
+    cluster.run(300)
+    source, synced = cluster.nodes[0], restarted
+    assert synced.chain.height == source.chain.height == SYNC_BLOCKS
+    assert synced.blocks_committed == 0  # adopted by state sync, nothing re-executed
+    assert (synced.chain.state.root(), synced.chain.frontier.root()) == (
+        source.chain.state.root(), source.chain.frontier.root())
+    assert list(synced.store.iter_state()) == list(source.store.iter_state())
+    assert synced.store.block(SYNC_BLOCKS) == source.store.block(SYNC_BLOCKS)
+    trust = parse_trust(trust_file_text(g))
+    assert verify_receipt(synced.receipt(5, synced.reader(key(7).public_key,
+                                                          synced.chain.head_time_ms)),
+                          trust).index == 5
+    # And it keeps up by consensus afterwards.
+    cluster.submit([tx(g, key(7), nonce=99_999)], at=0)
+    cluster.run(3_000)
+    assert {n.chain.frontier.size for n in cluster.nodes} == {SYNC_BLOCKS * 3 + 1}
+
+
+def test_a_closed_or_crashed_memory_store_answers_nothing() -> None:
+    store = MemoryStore()
+    image = store.crash()
+    with pytest.raises(InvariantViolation, match="closed"):
+        store.head()
+    reopened = MemoryStore(image)
+    reopened.close()
+    reopened.close()  # twice, as Store allows
+    with pytest.raises(InvariantViolation, match="closed"):
+        reopened.save_safety(b"x")
