@@ -263,8 +263,10 @@ class EpcisService:
                            "GS1-Capture-Error-Behaviour must be rollback or proceed")
         try:
             document = self._validated(body, media)
-        except Rejected as bad:
-            return problem(400, "ValidationException", bad.reason,
+        except Rejected as bad:  # 400 naming the field, or 413 past a bound
+            kind = ("CaptureLimitExceededException" if bad.http_status == 413
+                    else "ValidationException")
+            return problem(bad.http_status, kind, bad.reason,
                            field=getattr(bad, "field", None))
         if len(document.events) > MAX_EVENTS_PER_CAPTURE:
             return problem(413, "CaptureLimitExceededException",

@@ -62,6 +62,10 @@ class Mempool:
             out.append(tx)
         return out
 
+    def ids(self) -> list[bytes]:
+        """The pending transactions' ids, oldest first."""
+        return list(self._txs)
+
     def remove(self, tx_ids: list[bytes]) -> None:
         for tx_id in tx_ids:
             tx = self._txs.pop(tx_id, None)

@@ -86,7 +86,7 @@ from tidechain.ledger.statesync import (
     Tip,
     make_snapshot,
 )
-from tidechain.ledger.types import BlockHeader, Genesis, SignedTx, TxResult
+from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
 from tidechain.node.queries import ChainQueries
 from tidechain.node.seen import SeenTxs
@@ -738,12 +738,27 @@ class Node(ChainQueries):
         self._checkpoint = head.checkpoint
         self._state_sync = None
         self._prepared.clear()
+        self._settle_imported()
         log.info("state sync done: height %d, %d log entries, %d state records",
                  target.height, target.log_size, len(state))
         self._note_validator_change()
         for event in self._restart_replica():
             self.step(event)
         self._ask_sync(session.offer_peer, now_ms, force=True)  # blocks after H, if any
+
+    def _settle_imported(self) -> None:
+        """Transactions admitted while a state sync ran, that the imported blocks
+        committed: out of the mempool, and their waiters told where they committed (a
+        later proposal would otherwise drop them as replays, and a waiter would hear
+        "dropped" for a committed transaction; found by the node-level simulator)."""
+        for tx_id in self.store.committed(self.mempool.ids()):
+            found = self.store.entry_by_tx(tx_id)
+            invariant(found is not None, "a committed transaction without its entry")
+            assert found is not None
+            log_index, height, entry = found
+            self.mempool.remove([tx_id])
+            self.commits.append(Committed(tx_id, log_index, height,
+                                          LogEntry.decode(entry).result))
 
     def _abandon_state_sync(self, now_ms: int, reason: str) -> None:
         """Drop an unfinished state sync (no peer left to ask, no progress for

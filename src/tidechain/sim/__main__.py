@@ -3,6 +3,8 @@
     python -m tidechain.sim --seeds 5000 --validators 4            # campaign
     python -m tidechain.sim --seeds 5000 --validators 7 --jobs 2   # on two cores
     python -m tidechain.sim --validators 4 --seed 14 --verbose     # replay with trace
+    python -m tidechain.sim --nodes --seeds 200                    # real nodes (sim/nodes.py)
+    python -m tidechain.sim --nodes --seed 7 --verbose             # replay one node-level seed
 
 Exit status 1 if any seed failed (safety, liveness or crash); every failure prints its
 seed and the command that replays it. `--safety-only` exits 1 only for safety
@@ -13,12 +15,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
 
 from tidechain.sim.campaign import Summary, failure_line, run_campaign, run_seed
+from tidechain.sim.nodes import (
+    NODE_FAULT_MS,
+    NODE_HEAL_BUDGET_MS,
+    NodeResult,
+    NodeSummary,
+    NodeWorld,
+    node_failure_line,
+    run_node_seed,
+)
 from tidechain.sim.scenario import HEAL_BUDGET_MS
 from tidechain.sim.world import DEFAULT_FAULT_MS, SimResult, World
 
@@ -35,14 +47,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="replay this one seed")
     parser.add_argument("--verbose", "-v", action="store_true", help="print the trace")
-    parser.add_argument("--fault-ms", type=int, default=DEFAULT_FAULT_MS)
-    parser.add_argument("--heal-budget-ms", type=int, default=HEAL_BUDGET_MS,
-                        help="virtual time allowed for recovery after the heal")
+    parser.add_argument("--fault-ms", type=int, default=None,
+                        help=f"length of the fault phase (default {DEFAULT_FAULT_MS}; "
+                             f"{NODE_FAULT_MS} with --nodes)")
+    parser.add_argument("--heal-budget-ms", type=int, default=None,
+                        help="virtual time allowed for recovery after the heal (default "
+                             f"{HEAL_BUDGET_MS}; {NODE_HEAL_BUDGET_MS} with --nodes)")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     parser.add_argument("--safety-only", action="store_true")
     parser.add_argument("--reconfigure", action="store_true",
                         help="change the validator set during each run (ADR 0011)")
-    return parser.parse_args(argv)
+    parser.add_argument("--nodes", action="store_true",
+                        help="run real Nodes on MemoryStores (sim/nodes.py) instead of "
+                             "bare replicas; all validators honest")
+    args = parser.parse_args(argv)
+    if args.fault_ms is None:
+        args.fault_ms = NODE_FAULT_MS if args.nodes else DEFAULT_FAULT_MS
+    if args.heal_budget_ms is None:
+        args.heal_budget_ms = NODE_HEAL_BUDGET_MS if args.nodes else HEAL_BUDGET_MS
+    return args
 
 
 def _replay(args: argparse.Namespace, byzantine: int) -> int:
@@ -68,8 +91,61 @@ def _results(args: argparse.Namespace, byzantine: int) -> Iterator[SimResult]:
         yield from pool.imap(one, seeds, chunksize=8)
 
 
+def _node_results(args: argparse.Namespace) -> Iterator[NodeResult]:
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    one = functools.partial(run_node_seed, validators=args.validators,
+                            fault_ms=args.fault_ms, heal_budget_ms=args.heal_budget_ms)
+    if args.jobs <= 1:
+        yield from map(one, seeds)
+        return
+    with multiprocessing.Pool(args.jobs, initializer=_quiet) as pool:
+        yield from pool.imap(one, seeds, chunksize=4)
+
+
+def _quiet() -> None:
+    """The nodes log what a real node logs (untimely proposals, abandoned state syncs);
+    a campaign prints only its results."""
+    logging.getLogger("tidechain").setLevel(logging.CRITICAL)
+
+
+def _nodes_main(args: argparse.Namespace) -> int:
+    logger = logging.getLogger("tidechain")
+    saved = logger.level
+    if not args.verbose:
+        _quiet()
+    try:
+        return _nodes_run(args)
+    finally:
+        logger.setLevel(saved)  # `main` is called in-process by the tests
+
+
+def _nodes_run(args: argparse.Namespace) -> int:
+    if args.seed is not None:
+        sink = print if args.verbose else None
+        result = NodeWorld(args.seed, args.validators, fault_ms=args.fault_ms,
+                           heal_budget_ms=args.heal_budget_ms, sink=sink).run()
+        print(f"seed={result.seed} {'ok' if result.ok else result.kind}: "
+              f"{result.reason or 'all checks passed'}; heights {list(result.heights)}, "
+              f"virtual {result.end_ms} ms, digest {result.digest}")
+        return 0 if result.ok else 1
+    started = time.monotonic()
+    summary = NodeSummary(args.validators)
+    for result in _node_results(args):
+        summary.add(result)
+        if not result.ok:
+            print(node_failure_line(result), flush=True)
+        if summary.runs % _PROGRESS_EVERY == 0 and summary.runs < args.seeds:
+            print(f"... {summary.text(time.monotonic() - started)}", flush=True)
+    print(summary.text(time.monotonic() - started))
+    print(summary.detail_text())
+    fatal = summary.count("safety") + summary.count("crash")
+    return 1 if fatal or (summary.failures and not args.safety_only) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.nodes:
+        return _nodes_main(args)
     byzantine = (args.validators - 1) // 3 if args.byzantine is None else args.byzantine
     if args.seed is not None:
         return _replay(args, byzantine)

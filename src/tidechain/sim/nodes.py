@@ -1,0 +1,740 @@
+"""Node-level runs of the simulator (issue 12, docs/simulator.md "Node-level runs").
+
+`NodeWorld(seed).run()` runs n copies of the shipped node core (`node.node.Node`: its
+replica, ledger, mempool, block sync and state sync, unchanged) in one process, each on
+a `MemoryStore` (the modelled disk: a crash keeps exactly what the store made durable),
+with a virtual clock, a seeded fake network carrying the node's own wire encoding, and
+a seeded stream of client transactions. The world plays the part of `node.runtime`:
+it ticks every node (`Tick` then `poll_sync`) every TICK_MS, feeds peers' bytes to
+`decode_peer` / `handle_peer` as `NodeRuntime.on_peer_message` does (gossiped
+signatures checked in-line instead of on threads), and after every call drains the
+node's `outbox`, `gossip`, `replies` and `commits` as `NodeRuntime._deliver` does.
+
+A run has a fault phase (loss, duplicates, delays that reorder, partitions, crashes,
+one long outage that sends a node into state sync, and a crash in the middle of that
+state sync) and then a heal: synchronous links, every node up, no more faults. The
+checkers:
+
+* safety: every node's committed block at a height has the same hash and log root;
+  a node restarted from its disk resumes at the height it had committed;
+* acknowledged: every transaction a node acknowledged as committed (a `Committed` with
+  a log index and an ok result, drained from `node.commits`) is in every node's log at
+  that log index, once the node's chain reaches that height;
+* liveness: after the heal every node commits `HEAL_HEIGHTS` heights past the highest
+  height any node had at the heal, within the heal budget;
+* crash: no exception escapes a node, and no node raises PeerError on an honest
+  peer's bytes (every peer is honest here).
+
+Everything comes from one `random.Random(seed)`; nothing reads a clock or iterates a
+set, so a seed replays exactly (`NodeResult.digest` covers the trace and every node's
+final head).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidechain.consensus import Broadcast, Proposal, SendTo, Start, Tick, Vote
+from tidechain.core.crypto import SigningKey, sha256
+from tidechain.core.errors import PeerError, Rejected
+from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
+from tidechain.core.note import Signer
+from tidechain.identity import Role, issue_member_cert, make_org_ca
+from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
+from tidechain.node.node import Node
+from tidechain.node.statesync import StateSync
+from tidechain.node.wire import (
+    Entries,
+    Headers,
+    OutgoingMessage,
+    SnapshotOffer,
+    StateChunk,
+    SyncBlocks,
+    TxGossip,
+    encode_message,
+)
+from tidechain.sim.network import FakeNetwork
+from tidechain.sim.scenario import SIM_PARAMS, TICK_MS, Faults
+from tidechain.storage.memory import DiskImage, MemoryStore
+from tidechain.storage.protocol import NodeStorage
+
+NODE_FAULT_MS = 8_000
+"""Length of the fault phase (virtual ms): room for a node to fall STATE_SYNC_MIN_BLOCKS
+behind and state-sync while the others go on."""
+NODE_HEAL_BUDGET_MS = 20_000
+"""Virtual time allowed after the heal for every node to commit HEAL_HEIGHTS more."""
+HEAL_HEIGHTS = 2
+NODE_PARAMS = dataclasses.replace(SIM_PARAMS, create_empty_blocks=False)
+"""The simulator's short timeouts; no empty blocks, as the shipped node's default: blocks
+come from the client stream."""
+GENESIS_TIME_MS = 1_760_000_000_000
+START_MS = GENESIS_TIME_MS + 1_000
+CLIENTS = 4  # depositor keys the client stream signs with
+CLIENT_GAP_MS = (5, 60)  # between two submissions
+TX_TTL_MS = 600_000
+SYNC_LEAD = 2
+"""The long outage ends once f + 1 peers are STATE_SYNC_MIN_BLOCKS + SYNC_LEAD ahead."""
+_NETWORK_NAME = "sim-net"
+_USCC = "91350100M000100Y43"  # a valid code (the one tests use)
+_ORG = "sim-org"
+
+
+class NodeFailure(Exception):
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind  # safety, liveness or crash
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    seed: int
+    validators: int
+    kind: str | None  # None: passed
+    reason: str | None
+    digest: str  # of the trace, final heads included
+    end_ms: int  # virtual time the run lasted
+    heights: tuple[int, ...]  # each node's committed height at the end
+    stats: dict[str, int]
+    fault_ms: int = NODE_FAULT_MS
+    heal_budget_ms: int = NODE_HEAL_BUDGET_MS
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None
+
+
+# --- the cast -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cast:
+    genesis: Genesis
+    signers: tuple[Signer, ...]  # one per validator, genesis order
+    clients: tuple[SigningKey, ...]  # depositors of the founding organisation
+
+
+def make_cast(seed: int, validators: int) -> Cast:
+    """A network of `validators` nodes with keys derived from the seed, and CLIENTS
+    depositors in one founding organisation."""
+    def seeded(what: bytes) -> bytes:
+        return sha256(b"tidechain/sim/nodes/%d/" % seed + what)
+
+    keys = [SigningKey(seeded(b"validator %d" % i)) for i in range(validators)]
+    clients = tuple(SigningKey(seeded(b"client %d" % i)) for i in range(CLIENTS))
+    ca_seed = seeded(b"org ca")
+    day_ms = 86_400_000
+    ca = make_org_ca(_ORG, "Sim Org Co., Ltd.", _USCC, ca_seed, GENESIS_TIME_MS - day_ms,
+                     GENESIS_TIME_MS + 3650 * day_ms, 1000)
+    admin = SigningKey(seeded(b"admin"))  # a founding organisation needs one
+    members = tuple(issue_member_cert(ca, ca_seed, f"client {i}", k.public_key, roles,
+                                      GENESIS_TIME_MS - day_ms,
+                                      GENESIS_TIME_MS + 365 * day_ms, 1_000_000 + i)
+                    for i, (k, roles) in enumerate([*((c, (Role.DEPOSITOR,)) for c in clients),
+                                                    (admin, (Role.ADMIN,))]))
+    names = [f"{_NETWORK_NAME}/node{i}" for i in range(validators)]
+    genesis = Genesis(_NETWORK_NAME, GENESIS_TIME_MS,
+                      tuple(GenesisValidator(n, k.public_key) for n, k in zip(names, keys,
+                                                                                 strict=True)),
+                      (GenesisOrg(ca, members),))
+    return Cast(genesis, tuple(Signer(n, k) for n, k in zip(names, keys, strict=True)), clients)
+
+
+# --- what one seed runs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeScenario:
+    faults: Faults  # link faults of the fault phase (FakeNetwork)
+    partitions: tuple[tuple[int, int, tuple[tuple[str, ...], ...]], ...]  # at, length, groups
+    crashes: tuple[tuple[int, str, int], ...]  # at, node, down ms
+    outage: tuple[int, str] | None  # at, node: down until far behind (state sync)
+    sync_trap: int | None
+    """The outage node, once back, crashes after handling this many state-sync answers
+    (offer, headers, entries, state chunks) in a session (down 50 ms to 0.5 s): a crash
+    after the offer, after the headers, with blocks staged, or as it finishes."""
+
+
+def draw_node_scenario(rng: random.Random, names: list[str], fault_ms: int) -> NodeScenario:
+    faults = Faults(fault_ms=fault_ms,
+                    drop=rng.choice((0.0, 0.02, 0.05, 0.1, 0.2)),
+                    duplicate=rng.choice((0.0, 0.05, 0.2)),
+                    max_delay_ms=rng.choice((5, 20, 60, 150)),
+                    spike=rng.choice((0.0, 0.01, 0.03)),
+                    partitions=rng.randint(0, 3),
+                    crashes=rng.randint(0, len(names)),
+                    invalid_blocks=0.0, equivocation=0.0)
+    partitions = []
+    for _ in range(faults.partitions):
+        shuffled = list(names)
+        rng.shuffle(shuffled)
+        cuts = sorted(rng.sample(range(1, len(names)), rng.randint(1, min(2, len(names) - 1))))
+        groups = tuple(tuple(sorted(shuffled[a:b]))
+                       for a, b in zip([0, *cuts], [*cuts, len(names)], strict=True))
+        partitions.append((START_MS + rng.randint(0, fault_ms), rng.randint(200, 3_000),
+                           groups))
+    crashes = tuple((START_MS + rng.randint(0, fault_ms), rng.choice(names),
+                     rng.randint(50, 2_000)) for _ in range(faults.crashes))
+    outage = None
+    sync_trap = None
+    if rng.random() < 0.85:
+        outage = (START_MS + rng.randint(200, fault_ms // 4), rng.choice(names))
+        if rng.random() < 0.7:
+            sync_trap = rng.randint(1, 4)
+    return NodeScenario(faults, tuple(sorted(partitions)), tuple(sorted(crashes)), outage,
+                        sync_trap)
+
+
+# --- one node and its host ------------------------------------------------------------------
+
+@dataclass
+class Host:
+    """A node's process: the node while up, its disk while down."""
+
+    name: str
+    signer: Signer
+    node: Node | None = None  # None while down
+    image: DiskImage | None = None  # the disk while down
+    incarnation: int = 0
+    durable_height: int = 0  # the height committed when it last crashed
+    seen_height: int = 0  # heights up to here were checked against the others
+    session: StateSync | None = None  # the node's state sync, as last seen
+    crash_armed: int | None = None  # down ms: crash after its next call
+    outage: bool = False  # down until far behind (no scheduled restart)
+    trap: int | None = None  # state-sync answers to handle before its crash
+    stalled_since: int = 0
+
+
+# --- the world ------------------------------------------------------------------------------
+
+Event = tuple[int, int, str, Any]  # at ms, sequence, kind, payload
+
+
+class NodeWorld:
+    def __init__(self, seed: int, validators: int = 4, *, fault_ms: int = NODE_FAULT_MS,
+                 heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
+                 sink: Callable[[str], None] | None = None) -> None:
+        self.seed = seed
+        self.validators = validators
+        self.fault_ms = fault_ms
+        self.heal_budget_ms = heal_budget_ms
+        self.rng = random.Random(seed)
+        self.cast = make_cast(seed, validators)
+        self.genesis = self.cast.genesis
+        self.names = [s.name for s in self.cast.signers]
+        self.scenario = draw_node_scenario(self.rng, self.names, fault_ms)
+        self.network = FakeNetwork(self.rng, self.scenario.faults)
+        self.hosts = {s.name: Host(s.name, s) for s in self.cast.signers}
+        self.now_ms = START_MS
+        self.healed_at: int | None = None
+        self.heal_target = 0
+        self.stats: Counter[str] = Counter()
+        self.acked: dict[bytes, tuple[int, int]] = {}  # tx id -> (log index, height)
+        self.blocks: dict[int, tuple[bytes, bytes]] = {}  # height -> (hash, log root)
+        self._queue: list[Event] = []
+        self._seq = 0
+        self._nonce = 0
+        self._trace = hashlib.sha256()
+        self._sink = sink
+        self._done = False
+
+    # --- the run ----------------------------------------------------------------------
+    def run(self) -> NodeResult:
+        kind: str | None = None
+        reason: str | None = None
+        try:
+            self._start()
+            self._loop()
+            self._final_checks()
+        except NodeFailure as failure:
+            kind, reason = failure.kind, failure.reason
+            self.note("-", f"FAIL {kind}: {reason}")
+        heights = tuple(self._height(h) for h in self.hosts.values())
+        for host in self.hosts.values():
+            node = host.node
+            if node is not None:
+                self.note(host.name, f"HEAD h{node.chain.height} "
+                          f"{node.chain.head_hash.hex()[:16]} log {node.chain.frontier.size} "
+                          f"state {node.chain.state.root().hex()[:16]}")
+        self.stats["acknowledged"] = len(self.acked)
+        self.note("-", f"STATS {sorted(self.stats.items())}")
+        return NodeResult(self.seed, self.validators, kind, reason, self._trace.hexdigest(),
+                          self.now_ms - START_MS, heights, dict(sorted(self.stats.items())),
+                          self.fault_ms, self.heal_budget_ms)
+
+    def note(self, who: str, text: str) -> None:
+        line = f"{self.now_ms - START_MS:>7} {who.removeprefix(_NETWORK_NAME + '/'):<5} {text}"
+        self._trace.update(line.encode() + b"\n")
+        if self._sink is not None:
+            self._sink(line)
+
+    def _start(self) -> None:
+        s = self.scenario
+        f = s.faults
+        self.note("-", f"scenario: drop {f.drop} dup {f.duplicate} delay<={f.max_delay_ms} "
+                  f"spike {f.spike}; {len(s.partitions)} partitions, {len(s.crashes)} "
+                  f"crashes, outage {s.outage}, sync trap {s.sync_trap}")
+        for host in self.hosts.values():
+            self._open(host, MemoryStore(name=host.name))
+        self._push(START_MS + TICK_MS, "tick", None)
+        self._push(START_MS + self.rng.randint(*CLIENT_GAP_MS), "submit", None)
+        for at, length, groups in s.partitions:
+            self._push(at, "partition", (length, groups))
+        for at, name, down_ms in s.crashes:
+            self._push(at, "crash", (name, down_ms))
+        if s.outage is not None:
+            self._push(s.outage[0], "outage", s.outage[1])
+        self._push(START_MS + self.fault_ms, "heal", None)
+
+    def _loop(self) -> None:
+        deadline = START_MS + self.fault_ms + self.heal_budget_ms
+        while self._queue and not self._done:
+            at, _, kind, payload = heapq.heappop(self._queue)
+            if at > deadline:
+                self.now_ms = deadline
+                self._liveness_failure()
+            self.now_ms = at
+            getattr(self, "_on_" + kind)(payload)
+
+    def _push(self, at_ms: int, kind: str, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at_ms, self._seq, kind, payload))
+
+    # --- events -----------------------------------------------------------------------
+    def _on_tick(self, _: None) -> None:
+        now = self.now_ms
+
+        def tick(node: Node) -> None:  # as NodeRuntime.run's loop
+            node.step(Tick(now))
+            node.poll_sync(now)
+
+        for host in self.hosts.values():
+            if host.node is not None:
+                self._call(host, tick)
+        self._end_outage()
+        if self.healed_at is not None and all(
+                self._height(h) >= self.heal_target for h in self.hosts.values()):
+            self._done = True
+            return
+        self._push(now + TICK_MS, "tick", None)
+
+    def _on_submit(self, _: None) -> None:
+        self._push(self.now_ms + self.rng.randint(*CLIENT_GAP_MS), "submit", None)
+        up = [h for h in self.hosts.values() if h.node is not None]
+        if not up:
+            return
+        host = self.rng.choice(up)
+        self._nonce += 1
+        body = TxBody(chain_id=self.genesis.chain_id,
+                      sender=self.rng.choice(self.cast.clients).public_key,
+                      nonce=self._nonce.to_bytes(16, "big"), expires_ms=self.now_ms + TX_TTL_MS,
+                      contract="evidence", method="deposit",
+                      args={"digest": self.rng.randbytes(32), "meta": {"n": str(self._nonce)}})
+        key = next(k for k in self.cast.clients if k.public_key == body.sender)
+        tx = SignedTx.decode(SignedTx.create(body, key).encode())  # as the API receives it
+        tx.verify_signature()  # the runtime's verify threads, in-line
+        self.stats["submitted"] += 1
+        now = self.now_ms
+
+        def admit(node: Node) -> None:
+            (rejection,) = node.admit([tx], now)
+            if rejection is not None:
+                self.stats["refused at submit"] += 1
+                return
+            node.wake()
+
+        self._call(host, admit)
+
+    def _on_msg(self, payload: tuple[str, int, str, bytes]) -> None:
+        dest, incarnation, sender, data = payload
+        host = self.hosts[dest]
+        if host.node is None or host.incarnation != incarnation:
+            self.stats["lost to a crash"] += 1
+            return
+        now = self.now_ms
+        in_sync = host.session is not None
+
+        def deliver(node: Node) -> None:
+            message = node.decode_peer(sender, data)
+            if self._sink is not None and not isinstance(message, Proposal | Vote):
+                self._detail(dest, f"<- {sender.rsplit('/', 1)[1]}: {_describe(message)}")
+            if in_sync and isinstance(message, SnapshotOffer | Headers | Entries | StateChunk):
+                self._spring_sync_trap(host)
+            if isinstance(message, TxGossip):
+                try:
+                    for tx in message.txs:
+                        if not node.seen.is_verified(tx):
+                            tx.verify_signature()
+                except Rejected as exc:
+                    raise PeerError(sender, exc.reason) from exc
+                node.seen.remember(message.txs, verified=True)
+            elif isinstance(message, SyncBlocks):
+                node.prefetch_sync(sender, message, now)  # as the runtime, before applying
+                before = node.blocks_committed
+                node.handle_peer(sender, message, now)
+                if node.blocks_committed > before:
+                    self.stats["block sync batches"] += 1
+                    self.stats["blocks by block sync"] += node.blocks_committed - before
+                return
+            node.handle_peer(sender, message, now)
+
+        self._call(host, deliver, sender)
+
+    def _spring_sync_trap(self, host: Host) -> None:
+        """Count a state-sync answer towards the host's trap: at zero, the host crashes
+        right after handling this one (`_call`)."""
+        if host.trap is None:
+            return
+        host.trap -= 1
+        if host.trap <= 0:
+            host.trap = None
+            host.crash_armed = self.rng.randint(50, 500)
+            self.stats["state sync traps sprung"] += 1
+            self.note(host.name, "STATE SYNC TRAP: crash after this answer")
+
+    def _detail(self, who: str, text: str) -> None:
+        """A trace line for `--verbose` only: not in the digest (sync traffic)."""
+        if self._sink is not None:
+            self._sink(f"{self.now_ms - START_MS:>7} {who.rsplit('/', 1)[1]:<5} {text}")
+
+    def _on_partition(self, payload: tuple[int, tuple[tuple[str, ...], ...]]) -> None:
+        if self.healed_at is not None:
+            return
+        length, groups = payload
+        self.network.partition(groups)
+        self.stats["partitions"] += 1
+        self.note("-", f"PARTITION {[[n.rsplit('/', 1)[1] for n in g] for g in groups]} "
+                  f"for {length} ms")
+        self._push(self.now_ms + length, "reconnect", None)
+
+    def _on_reconnect(self, _: None) -> None:
+        if self.healed_at is None:
+            self.network.reconnect()
+            self.note("-", "RECONNECT")
+
+    def _on_crash(self, payload: tuple[str, int]) -> None:
+        name, down_ms = payload
+        host = self.hosts[name]
+        if self.healed_at is None and host.node is not None and host.crash_armed is None:
+            host.crash_armed = down_ms  # at its next call, cut or not
+
+    def _on_outage(self, name: str) -> None:
+        host = self.hosts[name]
+        if self.healed_at is not None or host.node is None:
+            return
+        host.outage = True
+        self.stats["long outages"] += 1
+        self._crash(host, None)
+
+    def _on_restart(self, payload: tuple[str, int]) -> None:
+        name, incarnation = payload
+        host = self.hosts[name]
+        if host.node is None and host.incarnation == incarnation and not host.outage:
+            self._restart(host)
+
+    def _on_heal(self, _: None) -> None:
+        self.healed_at = self.now_ms
+        self.network.heal()
+        for host in self.hosts.values():
+            host.crash_armed = None
+            host.trap = None
+            host.outage = False
+            if host.node is None:
+                self._restart(host)
+        self.heal_target = max(self._height(h) for h in self.hosts.values()) + HEAL_HEIGHTS
+        self.note("-", f"HEAL: every node up; target height {self.heal_target}")
+
+    # --- crashes ----------------------------------------------------------------------
+    def _crash(self, host: Host, down_ms: int | None) -> None:
+        node = host.node
+        assert node is not None and isinstance(node.store, MemoryStore)
+        self.stats["crashes"] += 1
+        if host.session is not None:
+            self.stats["state syncs cut"] += 1
+            self.stats[f"state syncs cut: {_phase(host.session)}"] += 1
+        host.session = None
+        host.durable_height = node.chain.height
+        host.image = node.store.crash()
+        host.node = None
+        host.incarnation += 1
+        self.note(host.name, f"CRASH at height {host.durable_height}"
+                  + ("" if down_ms is None else f", down {down_ms} ms"))
+        if down_ms is not None:
+            self._push(self.now_ms + down_ms, "restart", (host.name, host.incarnation))
+
+    def _restart(self, host: Host) -> None:
+        assert host.image is not None
+        self.stats["restarts"] += 1
+        self._open(host, MemoryStore(host.image, name=host.name))
+        node = host.node
+        assert node is not None
+        self.note(host.name, f"RESTART at height {node.chain.height}")
+        if node.chain.height != host.durable_height:
+            raise NodeFailure("safety", f"{host.name} restarted at height {node.chain.height}, "
+                              f"had committed {host.durable_height} before its crash")
+        self._check_acks(host)
+
+    def _open(self, host: Host, store: MemoryStore) -> None:
+        try:
+            host.node = Node(self.genesis, store, host.signer, params=NODE_PARAMS)
+        except Exception as exc:
+            raise NodeFailure("crash", f"{host.name} failed to open its disk: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        host.image = None
+        host.incarnation += 1
+        now = self.now_ms
+        self._call(host, lambda n: n.step(Start(now)))
+
+    def _end_outage(self) -> None:
+        """The long outage ends once f + 1 peers are far enough ahead to send the node
+        into a state sync (`Node._wants_state_sync`)."""
+        for host in self.hosts.values():
+            if not (host.outage and host.node is None):
+                continue
+            ahead = sorted((self._height(h) for h in self.hosts.values() if h is not host),
+                           reverse=True)
+            weak = (self.validators - 1) // 3 + 1
+            if ahead[weak - 1] >= host.durable_height + STATE_SYNC_MIN_BLOCKS + SYNC_LEAD:
+                host.outage = False
+                host.trap = self.scenario.sync_trap
+                self._restart(host)
+
+    # --- calling a node ---------------------------------------------------------------
+    def _call(self, host: Host, fn: Callable[[Node], object], sender: str | None = None
+              ) -> None:
+        """Run `fn` on the node, check what changed, and send what it queued; a crash
+        armed on the host happens after the call, its outputs lost or sent (a
+        `kill -9` after the writes, before or after the sends)."""
+        node = host.node
+        assert node is not None
+        try:
+            fn(node)
+        except PeerError as exc:  # the transport would drop the peer: all are honest
+            raise NodeFailure("crash", f"{host.name} rejected honest {sender}'s message: "
+                              f"{exc}") from exc
+        except Exception as exc:
+            raise NodeFailure("crash", f"{host.name}: {type(exc).__name__}: {exc}") from exc
+        self._observe(host, node)
+        down_ms = host.crash_armed
+        cut = down_ms is not None and self.rng.random() < 0.5
+        self._drain(host, node, cut)
+        if down_ms is not None:
+            host.crash_armed = None
+            if cut:
+                self.stats["crashes before the sends"] += 1
+            self._crash(host, down_ms)
+
+    def _observe(self, host: Host, node: Node) -> None:
+        height = node.chain.height
+        if height > host.seen_height:
+            for header, _ in node.store.headers(host.seen_height + 1, height):
+                self._check_block(host, header.height, header.block_hash, header.log_root)
+            host.seen_height = height
+        session = node._state_sync
+        if session is not host.session:
+            if host.session is not None:
+                target = host.session.target
+                if target is not None and height >= target.height:
+                    self.stats["state syncs finished"] += 1
+                    self.note(host.name, f"STATE SYNC done at height {height}")
+                else:
+                    self.stats["state syncs abandoned"] += 1
+                    self.note(host.name, "STATE SYNC abandoned")
+            if session is not None:
+                self.stats["state syncs started"] += 1
+                self.note(host.name, f"STATE SYNC from height {height}")
+            host.session = session
+
+    def _check_block(self, host: Host, height: int, block_hash: bytes, log_root: bytes) -> None:
+        known = self.blocks.setdefault(height, (block_hash, log_root))
+        if known != (block_hash, log_root):
+            raise NodeFailure("safety", f"{host.name} has block {block_hash.hex()[:16]} "
+                              f"(log root {log_root.hex()[:16]}) at height {height}, another "
+                              f"node {known[0].hex()[:16]} (log root {known[1].hex()[:16]})")
+        self.note(host.name, f"COMMIT h{height} {block_hash.hex()[:12]}")
+
+    def _drain(self, host: Host, node: Node, cut: bool) -> None:
+        outbox, node.outbox = node.outbox, []
+        gossip, node.gossip = node.gossip, []
+        replies, node.replies = node.replies, []
+        commits, node.commits = node.commits, []
+        if cut:
+            return
+        for committed in commits:
+            if committed.log_index is None or committed.result is None:
+                self.stats["dropped transactions"] += 1
+                found = node.store.entry_by_tx(committed.tx_id)
+                if found is not None:
+                    # A waiter on this node would be told "dropped" for a committed
+                    # transaction (a state sync that imported it left it pending, fixed
+                    # in Node._settle_imported): a client-visible lie, so a failure.
+                    self.stats["committed but reported dropped"] += 1
+                    raise NodeFailure("safety", f"{host.name} reported transaction "
+                                      f"{committed.tx_id.hex()[:16]} dropped "
+                                      f"({committed.rejection}) but it is committed at "
+                                      f"log index {found[0]}")
+            elif committed.result.ok:
+                ack = (committed.log_index, committed.height or 0)
+                known = self.acked.setdefault(committed.tx_id, ack)
+                if known != ack:
+                    raise NodeFailure("safety", f"transaction {committed.tx_id.hex()[:16]} "
+                                      f"acknowledged at {known} and at {ack} by {host.name}")
+        if gossip:
+            self._send(host, None, TxGossip(tuple(gossip)))
+        for action in outbox:
+            if isinstance(action, Broadcast):
+                self._send(host, None, action.message)
+            elif isinstance(action, SendTo):
+                self._send(host, action.peer, action.message)
+        for peer, message in replies:
+            self._send(host, peer, message)
+
+    def _send(self, host: Host, peer: str | None, message: OutgoingMessage) -> None:
+        data = encode_message(message)
+        for dest in ([peer] if peer is not None else self.names):
+            if dest == host.name or dest not in self.hosts:
+                continue
+            target = self.hosts[dest]
+            delays = self.network.delays_ms(host.name, dest)
+            self.stats["messages"] += 1
+            self.stats["messages lost"] += not delays
+            if target.node is None:
+                continue  # no connection to a process that is down
+            for delay in delays:
+                self._push(self.now_ms + delay, "msg",
+                           (dest, target.incarnation, host.name, data))
+
+    # --- checkers ---------------------------------------------------------------------
+    def _height(self, host: Host) -> int:
+        return host.node.chain.height if host.node is not None else host.durable_height
+
+    def _check_acks(self, host: Host) -> None:
+        """Every acknowledged transaction at a height this node has is in its log, at
+        the log index it was acknowledged with."""
+        node = host.node
+        assert node is not None
+        height = node.chain.height
+        for tx_id, (log_index, at_height) in self.acked.items():
+            if at_height > height:
+                continue
+            found = node.store.entry_by_tx(tx_id)
+            if found is None or found[0] != log_index:
+                raise NodeFailure("safety", f"transaction {tx_id.hex()[:16]} acknowledged at "
+                                  f"log index {log_index} (height {at_height}) is "
+                                  f"{'missing' if found is None else f'at {found[0]}'} "
+                                  f"on {host.name} (height {height})")
+
+    def _liveness_failure(self) -> None:
+        heights = {h.name.rsplit("/", 1)[1]: self._height(h) for h in self.hosts.values()}
+        raise NodeFailure("liveness", f"after the heal, heights {heights} did not all reach "
+                          f"{self.heal_target} within {self.heal_budget_ms} ms")
+
+    def _final_checks(self) -> None:
+        if not self._done:
+            self._liveness_failure()
+        for host in self.hosts.values():
+            self._check_acks(host)
+        check_agreement((h.name, h.node.store) for h in self.hosts.values()
+                        if h.node is not None)
+
+
+def _phase(session: StateSync) -> str:
+    """Where a state sync was when its node crashed."""
+    if session.offer is None:
+        return "before the offer"
+    if session.target is None:
+        return "in the headers"
+    if session.applied_to == session.base_height and not session.chunks:
+        return "nothing staged"  # the offer checked against verified headers
+    return "data staged"  # blocks or state in the store's staged rows
+
+
+def _describe(message: object) -> str:
+    if isinstance(message, SyncBlocks):
+        heights = [b.header.height for b in message.blocks]
+        span = f"{heights[0]}..{heights[-1]}" if heights else "none"
+        return f"SyncBlocks {span}, head {message.head}"
+    if isinstance(message, TxGossip):
+        return f"TxGossip of {len(message.txs)}"
+    return type(message).__name__
+
+
+def check_agreement(stores: Iterable[tuple[str, NodeStorage]]) -> None:
+    """Every pair of stores has the same block hash and log root at every height both
+    have (what `NodeWorld` checks as blocks commit; for a set of disks at rest)."""
+    seen: dict[int, tuple[str, bytes, bytes]] = {}
+    for name, store in stores:
+        head = store.head()
+        for header, _ in store.headers(1, head.header.height if head else 0):
+            other = seen.setdefault(header.height, (name, header.block_hash, header.log_root))
+            if other[1:] != (header.block_hash, header.log_root):
+                raise NodeFailure("safety", f"{name} and {other[0]} differ at height "
+                                  f"{header.height}")
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+def run_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_MS,
+                  heal_budget_ms: int = NODE_HEAL_BUDGET_MS) -> NodeResult:
+    return NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms).run()
+
+
+def node_replay_command(result: NodeResult) -> str:
+    extra = "" if result.fault_ms == NODE_FAULT_MS else f" --fault-ms {result.fault_ms}"
+    if result.heal_budget_ms != NODE_HEAL_BUDGET_MS:
+        extra += f" --heal-budget-ms {result.heal_budget_ms}"
+    return (f"python -m tidechain.sim --nodes --validators {result.validators}{extra} "
+            f"--seed {result.seed} --verbose")
+
+
+def node_failure_line(result: NodeResult) -> str:
+    return (f"FAIL seed={result.seed} {result.kind}: {result.reason}\n"
+            f"     replay: {node_replay_command(result)}")
+
+
+SYNC_PHASES = ("before the offer", "in the headers", "nothing staged", "data staged")
+SUMMARY_STATS = ("crashes", "crashes before the sends", "state sync traps sprung",
+                 "long outages", "partitions", "state syncs started", "state syncs finished",
+                 "state syncs cut", *(f"state syncs cut: {p}" for p in SYNC_PHASES),
+                 "state syncs abandoned", "block sync batches",
+                 "blocks by block sync", "submitted", "acknowledged", "dropped transactions",
+                 "committed but reported dropped")
+
+
+@dataclass
+class NodeSummary:
+    validators: int
+    runs: int = 0
+    failures: list[NodeResult] = field(default_factory=list)
+    virtual_ms: int = 0
+    stats: Counter[str] = field(default_factory=Counter)
+    seeds_with: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: NodeResult) -> None:
+        self.runs += 1
+        self.virtual_ms += result.end_ms
+        for name, count in result.stats.items():
+            self.stats[name] += count
+            self.seeds_with[name] += count > 0
+        if not result.ok:
+            self.failures.append(result)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for r in self.failures if r.kind == kind)
+
+    def text(self, seconds: float) -> str:
+        kinds = Counter(r.kind for r in self.failures)
+        return (f"nodes n={self.validators}: {self.runs} seeds, {kinds['safety']} safety "
+                f"violations, {kinds['liveness']} liveness failures, {kinds['crash']} "
+                f"crashes; {self.virtual_ms / 1000:.0f} s virtual time, {seconds:.1f} s wall")
+
+    def detail_text(self) -> str:
+        lines = ["faults and sync (all seeds): total, seeds it happened in"]
+        lines += [f"  {name:<36} {self.stats[name]:>8} {self.seeds_with[name]:>6}/{self.runs}"
+                  for name in SUMMARY_STATS]
+        return "\n".join(lines)
