@@ -149,7 +149,8 @@ def read_phase(client: Client, path: str, count: int, documents: int, events: in
                                                          rng.randrange(events))})
                        for _ in range(count))
     return {"requests": count, "per_s": round(count / sum(latencies), 1),
-            "p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99),
+            "p50_ms": round(percentile_ms(latencies, 50), 2),
+            "p99_ms": round(percentile_ms(latencies, 99), 2),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 2)}
 
 
