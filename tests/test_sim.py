@@ -128,7 +128,12 @@ def test_steering_reaches_every_hard_case_in_most_seeds() -> None:
     results = tuple(run_seed(s, 4, 1) for s in STEERED_SEEDS)
     assert not [r for r in results if not r.ok], [failure_line(r) for r in results if not r.ok]
     reached = {case: sum(r.hard_cases.get(case, 0) > 0 for r in results) for case in HARD_CASES}
-    assert all(seeds > len(results) // 2 for seeds in reached.values()), reached
+    # Since a validator relays the polka it saw (seed 2789's fix), split locks heal
+    # faster, and a locked validator meets another block in about a third of the seeds
+    # (33 of these 100); the other two cases in most (docs/simulator.md).
+    floor = {"locked validator got another block": len(results) // 4}
+    assert all(seeds > floor.get(case, len(results) // 2) for case, seeds in reached.items()), \
+        reached
 
 
 # --- replay --------------------------------------------------------------------------------

@@ -940,10 +940,19 @@ class Replica:
             if (tally.count(block_hash) >= self._validators.quorum
                     and self._validity.get(block_hash) is True):
                 self._progress.polka_seen = True
+                polka = tally.for_block(block_hash)
                 if self._step is Step.PREVOTE:
-                    self._out.note_lock(LockProof(proposal, tuple(tally.for_block(block_hash))))
+                    self._out.note_lock(LockProof(proposal, tuple(polka)))
                     self._precommit(proposal.block)
                 self._valid_round, self._valid_block = self._round, proposal.block
+                # The paper's gossip: a validator that missed one of these prevotes (an
+                # equivocator's, sent to some only) must see the polka while it is
+                # still in this round, or its valid round stays below our lock and
+                # locks split two against two never meet again (seed 2789, n = 7). The
+                # quorum goes out with our resends while the round lasts; a round that
+                # decides at once sends nothing more.
+                self._progress.relayed = [*self._progress.relayed,
+                                          *(v for v in polka if v.voter != self._name)]
                 return True
         return False
 
