@@ -89,6 +89,7 @@ from typing import Any, Final, Literal
 
 from tidechain.core.errors import Rejected, TooLarge, invariant
 
+from . import vocabulary
 from .event_hash import DIGITAL_LINK_ROOT, BadEvent, canonical_time
 from .identifiers import canonical_id, event_identifiers
 
@@ -146,9 +147,7 @@ ANOMALY_KINDS: Final[tuple[AnomalyKind, ...]] = (
 
 BoundName = Literal["max_identifiers", "max_events"]
 
-_CBV_URI: Final = "https://ref.gs1.org/cbv/"
-_CBV_URN: Final = "urn:epcglobal:cbv:"
-_URN_TYPES: Final = {"BizStep": "bizstep", "Disp": "disp", "ER": "er"}
+_VOCABULARIES: Final = {"BizStep": "bizstep", "Disp": "disp", "ER": "er"}
 _COMMISSIONING_STEPS: Final = frozenset({"commissioning", "creating_class_instance"})
 _INPUT_ROLES: Final = frozenset({"input", "input-class"})
 _INSTANCE_ROLES: Final = frozenset({"epc", "parent", "child", "input", "output"})
@@ -156,19 +155,14 @@ _CHILD_ROLES: Final = frozenset({"child", "child-class"})
 _CONTAINER_TYPES: Final = frozenset({"AggregationEvent", "AssociationEvent"})
 
 
-def cbv_word(value: object, vocabulary: Literal["BizStep", "Disp", "ER"]) -> str | None:
+def cbv_word(value: object, kind: Literal["BizStep", "Disp", "ER"]) -> str | None:
     """The bare CBV word of a bizStep (`BizStep`), disposition (`Disp`) or error reason
     (`ER`) however it is written (`recalled`, `urn:epcglobal:cbv:disp:recalled`,
     `https://ref.gs1.org/cbv/Disp-recalled`, `cbv:Disp-recalled`); a value outside
     CBV (a company's own URI) trimmed as it is; None if not a non-empty string."""
     if not isinstance(value, str):
         return None
-    text = value.strip()
-    for prefix in (f"{_CBV_URN}{_URN_TYPES[vocabulary]}:", f"{_CBV_URI}{vocabulary}-",
-                   f"http://ref.gs1.org/cbv/{vocabulary}-", f"cbv:{vocabulary}-"):
-        if text.startswith(prefix) and len(text) > len(prefix):
-            return text[len(prefix):]
-    return text or None
+    return vocabulary.cbv_word(value, _VOCABULARIES[kind]) or None
 
 
 # --- public types ----------------------------------------------------------------------------

@@ -29,7 +29,8 @@ def cbv_word(value: str, kind: str) -> str:
     web = _WEB_PREFIXES[kind]
     if value.startswith(web) and len(value) > len(web):
         return value[len(web):]
-    compact = "cbv:" + web[len(CBV):]  # the EPCIS context's own prefix: cbv:BizStep-x
-    if value.startswith(compact) and len(value) > len(compact):
-        return value[len(compact):]
+    for other in ("http://" + web[len("https://"):],  # the same URI over http
+                  "cbv:" + web[len(CBV):]):  # the EPCIS context's own prefix: cbv:BizStep-x
+        if value.startswith(other) and len(value) > len(other):
+            return value[len(other):]
     return value
