@@ -45,7 +45,6 @@ from tidechain.api.tsa import BasicUsers, read_bounded
 from tidechain.client.txbuilder import call_tx
 from tidechain.contracts.trace import lineage
 from tidechain.contracts.trace.contract import (
-    KIND_ID,
     NAME,
     event_lookups,
     filed_under_hash,
@@ -244,7 +243,7 @@ class EpcisService:
                            "this node captures no events: its operator has not set "
                            "epcis_capturer (capture through another member's node, or "
                            "sign capture transactions with the SDK)")
-        org = self.node.reader(capturer.public_key, int(time.time() * 1000)).org
+        org = self._home_org()
         if reader.org != org:
             raise refusal(reader, "capture on this node (members of its organisation)",
                           frozenset())
@@ -748,4 +747,4 @@ def _json(value: Any, headers: Mapping[str, str] | None = None, *,
                         headers=HEADERS | dict(headers or {}))
 
 
-__all__ = ["BASE", "KIND_ID", "TRACE_PATH", "EpcisConfig", "EpcisService", "TooLarge"]
+__all__ = ["BASE", "TRACE_PATH", "EpcisConfig", "EpcisService", "load_epcis_config"]

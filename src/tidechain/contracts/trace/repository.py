@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import heapq
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,7 +24,6 @@ from tidechain.ledger.runtime import namespaced
 from tidechain.ledger.types import LogEntry
 
 from .contract import (
-    KIND_ID,
     LOOKUP_KINDS,
     NAME,
     filed_under_hash,
@@ -121,11 +120,6 @@ def by_lookup(view: ChainView, kind: str, value: str, *, after: int = -1,
             for key, _ in view.state_page(prefix, start, limit)]
 
 
-def by_identifier(view: ChainView, canonical: str, limit: int) -> list[int]:
-    prefix = namespaced(NAME, lookup_prefix(KIND_ID, canonical))
-    return [int.from_bytes(key[-8:], "big") for key, _ in view.state_page(prefix, None, limit)]
-
-
 def all_events(view: ChainView, *, after: int = -1, limit: int = MAX_PAGE_SIZE) -> list[int]:
     """Log indexes of every captured event, oldest first, after `after`."""
     prefix = namespaced(NAME, b"e")
@@ -187,10 +181,6 @@ def scan(view: ChainView, reader: Reader, *,
         if visible(view, reader, stored) and keep(stored):
             found.append(stored)
     return ScanPage(found, None)
-
-
-def load_many(view: ChainView, refs: Iterable[int]) -> list[StoredEvent]:
-    return [load_event(view, ref) for ref in refs]
 
 
 def _trace_event(stored: StoredEvent) -> TraceEvent:
