@@ -37,12 +37,13 @@ from aiohttp import web
 
 from tests.apps import notary
 from tests.helpers import DAY_MS, GENESIS_TIME_MS, founding_org, genesis, key, member_cert, tx
+from tests.node_effects import take_sends
 from tests.nodes import free_port, running_node, tide
 from tidechain.api.server import Api
 from tidechain.client import Client
 from tidechain.client.auth import MemberSignatures
 from tidechain.client.files import read_key
-from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Start, Tick
+from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, Start, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.contracts import default_registry
 from tidechain.core.errors import DecodeError, NotFound
@@ -54,7 +55,7 @@ from tidechain.ledger.runtime import Registry
 from tidechain.ledger.types import Event, Genesis, GenesisOrg, SignedTx
 from tidechain.node.node import Node
 from tidechain.node.runtime import NodeRuntime
-from tidechain.node.wire import TxGossip, encode_message
+from tidechain.node.wire import encode_message
 from tidechain.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,12 +350,7 @@ class Nodes:
         while moved:
             moved = False
             for node in self.nodes:
-                outbox, node.outbox = node.outbox, []
-                gossip, node.gossip = node.gossip, []
-                replies, node.replies = node.replies, []
-                sends = [*outbox, *(SendTo(peer, message) for peer, message in replies)]
-                if gossip:
-                    sends.append(Broadcast(TxGossip(tuple(gossip))))
+                sends = take_sends(node)
                 for action in sends:
                     moved = True
                     data = encode_message(action.message)
@@ -381,7 +377,7 @@ def _all_notes(node: Node, tag: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page = notary.notes(node.view(), notary.NotesParams(tag), PageRequest(cursor, 7))
+        page = notary.notes(node.views.view(), notary.NotesParams(tag), PageRequest(cursor, 7))
         out.extend(msgspec.to_builtins(page.items))
         cursor = page.next
         if cursor is None:

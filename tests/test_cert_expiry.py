@@ -72,7 +72,7 @@ def member_items(state: DictState) -> list[tuple[bytes, bytes]]:
 
 def test_the_status_names_a_member_certificate_that_expires_soon(tmp_path: Path) -> None:
     node = make_node(tmp_path, genesis_with_a_cert_ending_soon())
-    field = node.status()["certificates"]
+    field = node.views.status()["certificates"]
     # Nothing has ticked: the head's (genesis) time is the time judged at.
     assert field["at_ms"] == GENESIS_TIME_MS and field["warn_days"] == 30
     assert (field["expired"], field["expiring"], field["checked"]) == (0, 1, 13)
@@ -90,7 +90,7 @@ def test_the_status_names_a_member_certificate_that_expires_soon(tmp_path: Path)
 
 def test_nothing_is_shown_when_every_certificate_is_far_from_expiry(tmp_path: Path) -> None:
     node = make_node(tmp_path, genesis())
-    field = node.status()["certificates"]
+    field = node.views.status()["certificates"]
     assert (field["expired"], field["expiring"], field["soonest"]) == (0, 0, [])
     assert certificates_line(field) == "none expire within 30 days (12 checked)"
     node.store.close()
@@ -99,11 +99,11 @@ def test_nothing_is_shown_when_every_certificate_is_far_from_expiry(tmp_path: Pa
 def test_expired_certificates_are_counted_and_listed_first(tmp_path: Path) -> None:
     node = make_node(tmp_path, genesis_with_a_cert_ending_soon(), warn_days=400)
     later = GENESIS_TIME_MS + 20 * DAY_MS
-    report = node.certificate_report(later)
+    report = node.views.certificate_report(later)
     # key(11) ended 8 days ago; the 11 others end at 365 days: within 400 days of `later`.
     assert (report.expired, report.expiring, report.at_ms) == (1, 11, later)
     assert report.due[0].ident == key(SOON_KEY).public_key
-    field = node.certificates_status(later)
+    field = node.views.certificates_status(later)
     assert len(field["soonest"]) == cert_expiry.MAX_SHOWN
     assert field["soonest"][0]["days_left"] < 0
     line = certificates_line(field)

@@ -194,7 +194,7 @@ def test_four_nodes_switch_block_size_and_timeouts_at_the_boundary(tmp_path: Pat
     cluster.run(8_000)
     height = same_head(nodes)
     assert nodes[0].chain.frontier.size == size + 13
-    counts = [nodes[1].block(h)["tx_count"] for h in range(before_height + 1, height + 1)]
+    counts = [nodes[1].views.block(h)["tx_count"] for h in range(before_height + 1, height + 1)]
     assert max(counts) == 4 and sum(counts) == 13 and len(counts) >= 4
     for node in nodes:
         node.store.close()

@@ -240,7 +240,7 @@ def test_the_node_s_dry_run_checks_its_own_software(tmp_path: Path) -> None:
             "action": "activate_contract", "effective_height": 0,
             "args": {"contract": "evidence", "version": 3, "height": 5}},
             contract="gov", nonce=1)
-        answer = node.gov_dry_run(proposal, now_ms)
+        answer = node.views.gov_dry_run(proposal, now_ms)
         assert answer["ok"] is False and answer["error"] == "unknown_version"
         assert "has 1" in answer["reason"]
     finally:
@@ -293,12 +293,13 @@ def entry_as_its_sender(node: Node, index: int) -> dict[str, Any]:
     """Log entry `index`, read by whichever of `SENDERS` sent it."""
     for n in SENDERS:
         with contextlib.suppress(NotFound):
-            return node.entry(index, node.reader(key(n).public_key, node.chain.head_time_ms))
+            reader = node.views.reader(key(n).public_key, node.chain.head_time_ms)
+            return node.views.entry(index, reader)
     raise AssertionError(f"log entry {index} was sent by none of keys {SENDERS}")
 
 
 def committed_by_v2(node: Node, height: int) -> list[bool]:
-    block = node.block(height)
+    block = node.views.block(height)
     first = block["log_size"] - block["tx_count"]
     return ["served_by" in str(entry_as_its_sender(node, i)["result"])
             for i in range(first, block["log_size"])]
@@ -336,7 +337,7 @@ def test_four_nodes_switch_at_the_height_and_the_one_without_v2_stops(
         assert after and all(after)  # v2 from it
     # The old release followed up to the height before, then stopped, saying why.
     assert stale.chain.height == height - 1
-    assert stale.chain.head_hash.hex() == upgraded[0].block(height - 1)["hash"]
+    assert stale.chain.head_hash.hex() == upgraded[0].views.block(height - 1)["hash"]
     assert len(halted) == 1 and "'evidence' version 3" in str(halted[0])
     assert stale.halted is halted[0]
     with pytest.raises(MissingContractVersion):

@@ -44,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tests.node_effects import take_sends
 from tidechain.consensus import (
     PRECOMMIT,
     PREVOTE,
@@ -65,7 +66,7 @@ from tidechain.core.crypto import SigningKey
 from tidechain.core.note import Signer
 from tidechain.ledger.types import Genesis
 from tidechain.node.node import Node
-from tidechain.node.wire import TxGossip, WireBlock, encode_message
+from tidechain.node.wire import WireBlock, encode_message
 from tidechain.storage.store import Store
 
 TICK_MS = 10
@@ -114,15 +115,10 @@ class Net:
             moved = False
             for i in sorted(self.up):
                 node = self.nodes[i]
-                outbox, node.outbox = node.outbox, []
-                gossip, node.gossip = node.gossip, []
-                replies, node.replies = node.replies, []
                 # (peer name, or None for every peer; message)
                 sends: list[tuple[str | None, object]] = [
-                    *([(None, TxGossip(tuple(gossip)))] if gossip else []),
-                    *((a.peer if isinstance(a, SendTo) else None, a.message)
-                      for a in outbox if isinstance(a, Broadcast | SendTo)),
-                    *replies]
+                    (a.peer if isinstance(a, SendTo) else None, a.message)
+                    for a in take_sends(node)]
                 for peer, message in sends:
                     moved = True
                     if isinstance(message, Proposal):
@@ -219,8 +215,8 @@ def test_restoring_the_locked_block_without_its_proof_would_not_end_the_stall(
     # The restart, but with the locked block handed to Replica.restore as the
     # simulator's shell does (the node's _validate also keeps it for the commit).
     net.nodes[locker] = node = net._open(locker)
-    assert node._validate(proposal)
-    node.replica = Replica.restore(
+    assert node.core._validate(proposal)
+    node.core.replica = Replica.restore(
         validators=node.validators, key=node.signer.key, name=node.signer.name,
         params=node.params, safety=node.replica.safety_state,
         committed_height=node.chain.height, locked_block=proposal.block,
@@ -242,7 +238,7 @@ def test_restoring_the_locked_block_without_its_proof_would_not_end_the_stall(
 def test_a_validator_locked_on_a_block_prevotes_its_late_re_proposal() -> None:
     """The replica alone (fake blocks): v0 locked on X at round 0; round 1's proposer
     carries X again without a proof-of-lock, and the shell finds that proposal
-    untimely (as `Node._timely` does for a block built seconds ago, and
+    untimely (as `NodeCore._timely` does for a block built seconds ago, and
     `_built_by_proposer` for a block built by another). Prevoting X is what the lock
     itself asks for (line 22 of the paper), and X's time was found timely by the
     polka that locked it."""

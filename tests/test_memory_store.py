@@ -24,8 +24,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tests.node_effects import take_sends
 from tidechain.client.files import trust_file_text
-from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, SendTo, Start, Tick
+from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, Start, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.contracts import default_registry
 from tidechain.core import merkle
@@ -39,7 +40,7 @@ from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.statesync import ImportedBlock, IndexRules, LogFeed
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.node import Node
-from tidechain.node.wire import StateChunk, TxGossip, encode_message
+from tidechain.node.wire import StateChunk, encode_message
 from tidechain.storage.imports import ImportFailed
 from tidechain.storage.memory import MemoryStore
 from tidechain.storage.protocol import NodeStorage
@@ -489,7 +490,7 @@ def test_a_single_validator_commits_on_a_memory_store_and_resumes_after_a_crash(
     finally:
         sqlite_node.store.close()
     trust = parse_trust(trust_file_text(g))
-    assert verify_receipt(node.receipt(4), trust).index == 4
+    assert verify_receipt(node.views.receipt(4), trust).index == 4
     # A single validator's votes never leave it: it commits with no safety record.
     saved = node.store.load_safety()
 
@@ -500,7 +501,7 @@ def test_a_single_validator_commits_on_a_memory_store_and_resumes_after_a_crash(
         node.chain.height, node.chain.head_hash, node.chain.state.root(),
         node.chain.frontier.root())
     assert restarted.store.load_safety() == saved
-    assert restarted.checkpoint() == node.checkpoint()
+    assert restarted.views.checkpoint() == node.views.checkpoint()
     restarted.step(Start(now_ms))
     assert restarted.admit([tx(g, key(7), nonce=100 + i) for i in range(5)],
                            now_ms) == [None] * 5
@@ -528,14 +529,8 @@ class MemoryCluster:
         while moved:
             moved = False
             for node in self.nodes:
-                outbox, node.outbox = node.outbox, []
-                gossip, node.gossip = node.gossip, []
-                replies, node.replies = node.replies, []
                 # As tests/test_multinode.py: the wire carries more than consensus.
-                sends: list[Any] = [*outbox, *(SendTo(peer, message)  # type: ignore[arg-type]
-                                               for peer, message in replies)]
-                if gossip:
-                    sends.append(Broadcast(TxGossip(tuple(gossip))))  # type: ignore[arg-type]
+                sends = take_sends(node)
                 for action in sends:
                     moved = True
                     if isinstance(action.message, self.lost):
@@ -573,8 +568,8 @@ def test_four_validators_on_memory_stores_commit_the_same_log_through_a_crash() 
     assert saved[0] is not None
     restarted = Node(g, MemoryStore(crashed.store.crash()), crashed.signer)
     assert (restarted.store.load_safety(), restarted.store.load_lock()) == saved
-    assert (restarted.chain.height, restarted.chain.head_hash, restarted.checkpoint()) == (
-        crashed.chain.height, crashed.chain.head_hash, crashed.checkpoint())
+    assert (restarted.chain.height, restarted.chain.head_hash, restarted.views.checkpoint()) == (
+        crashed.chain.height, crashed.chain.head_hash, crashed.views.checkpoint())
     cluster.nodes[2] = restarted
     restarted.step(Start(cluster.now_ms))
     cluster.submit([tx(g, key(7), nonce=100 + i) for i in range(10)], at=1)
@@ -586,9 +581,9 @@ def test_four_validators_on_memory_stores_commit_the_same_log_through_a_crash() 
     assert size == 20 and height >= 2
     trust = parse_trust(trust_file_text(g))
     for node in cluster.nodes:
-        _, signers = verify_checkpoint(node.checkpoint(), trust)
+        _, signers = verify_checkpoint(node.views.checkpoint(), trust)
         assert len(signers) >= trust.quorum
-        assert verify_receipt(node.receipt(13), trust).index == 13
+        assert verify_receipt(node.views.receipt(13), trust).index == 13
 
 
 SYNC_BLOCKS = STATE_SYNC_MIN_BLOCKS + 4
@@ -623,7 +618,7 @@ def test_a_node_far_behind_state_syncs_on_memory_stores_and_a_crash_drops_the_se
     cluster.lost = (StateChunk,)
     cluster.run(100)
     assert isinstance(behind.store, MemoryStore)
-    session = behind._state_sync
+    session = behind.core.state_sync
     assert session is not None and session.applied_to == SYNC_BLOCKS
     assert len(behind.store._staged.blocks) == SYNC_BLOCKS  # staged, not the chain's
     assert behind.store.head() is None and behind.chain.height == 0
@@ -641,7 +636,7 @@ def test_a_node_far_behind_state_syncs_on_memory_stores_and_a_crash_drops_the_se
     assert list(synced.store.iter_state()) == list(source.store.iter_state())
     assert synced.store.block(SYNC_BLOCKS) == source.store.block(SYNC_BLOCKS)
     trust = parse_trust(trust_file_text(g))
-    assert verify_receipt(synced.receipt(5, synced.reader(key(7).public_key,
+    assert verify_receipt(synced.views.receipt(5, synced.views.reader(key(7).public_key,
                                                           synced.chain.head_time_ms)),
                           trust).index == 5
     # And it keeps up by consensus afterwards.

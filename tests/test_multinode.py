@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GENESIS_TIME_MS, genesis, key, tx
+from tests.node_effects import take_sends
 from tidechain.client.files import trust_file_text
 from tidechain.consensus import (
     PREVOTE,
@@ -56,12 +57,7 @@ class Cluster:
     @staticmethod
     def take_sends(node: Node) -> list[Broadcast | SendTo]:
         """What `node` queued for its peers (gossip, consensus, replies), taken off it."""
-        outbox, node.outbox = node.outbox, []
-        gossip, node.gossip = node.gossip, []
-        replies, node.replies = node.replies, []
-        sends = [(Broadcast(TxGossip(tuple(gossip))) if gossip else None), *outbox,
-                 *(SendTo(peer, message) for peer, message in replies)]
-        return [action for action in sends if action is not None]
+        return take_sends(node)
 
     def targets(self, sender: int, action: Broadcast | SendTo) -> list[int]:
         """The live nodes `action` of node `sender` reaches."""
@@ -117,10 +113,10 @@ def test_four_validators_commit_the_same_log_with_quorum_checkpoints(
     assert size == 60 and height >= 3
     trust = parse_trust(trust_file_text(g))
     for node in cluster.nodes:
-        checkpoint, signers = verify_checkpoint(node.checkpoint(), trust)
+        checkpoint, signers = verify_checkpoint(node.views.checkpoint(), trust)
         assert checkpoint.size == 60 and len(signers) >= trust.quorum
-        assert verify_receipt(node.receipt(17), trust).index == 17
-    proposers = {cluster.nodes[0].block(h)["proposer"] for h in range(1, height + 1)}
+        assert verify_receipt(node.views.receipt(17), trust).index == 17
+    proposers = {cluster.nodes[0].views.block(h)["proposer"] for h in range(1, height + 1)}
     assert len(proposers) > 1  # leadership rotates
 
 
@@ -189,7 +185,7 @@ def test_a_validator_restarted_in_an_idle_network_still_catches_up(
     assert (behind.chain.height, behind.chain.frontier.root()) == (
         leader_height, cluster.nodes[0].chain.frontier.root())
     assert behind.sync_status() == {"peer_height": leader_height, "behind_blocks": 0,
-                                    "catching_up": False}
+                                    "catching_up": False, "mode": "consensus"}
 
 
 def test_a_peer_that_claims_a_higher_head_is_shown_not_trusted(
@@ -198,10 +194,11 @@ def test_a_peer_that_claims_a_higher_head_is_shown_not_trusted(
     node.receive("test-net/node1", encode_message(SyncBlocks((), head=500)), GENESIS_TIME_MS)
     assert node.chain.height == 0
     assert node.sync_status() == {"peer_height": 500, "behind_blocks": 500,
-                                  "catching_up": True}
+                                  "catching_up": True, "mode": "consensus"}
     # One peer's word is not enough to state-sync (f + 1 are needed, ADR 0009): the
     # node asks the other peers for their heads before fetching anything.
-    assert [(peer, type(m).__name__) for peer, m in node.replies] == [
+    assert [(a.peer, type(a.message).__name__) for a in take_sends(node)
+            if isinstance(a, SendTo)] == [
         ("test-net/node2", "HeadRequest"), ("test-net/node3", "HeadRequest")]
 
 
@@ -244,7 +241,7 @@ def test_a_validator_prevotes_only_a_block_dated_near_its_own_clock(
     proposal = sign_proposal(proposer.signer.key, proposer.signer.name,
                              voter.validators.digest, 1, 0, block, -1)
     voter.receive(proposer.signer.name, encode_message(proposal), cluster.now_ms)
-    prevotes = [a.message for a in voter.outbox if isinstance(a, Broadcast)
+    prevotes = [a.message for a in take_sends(voter) if isinstance(a, Broadcast)
                 and isinstance(a.message, Vote) and a.message.kind is PREVOTE]
     assert [v.block_hash for v in prevotes] == [block.block_hash if timely else None]
 
@@ -261,13 +258,13 @@ def test_a_block_re_proposed_with_a_proof_of_lock_by_another_validator_is_valid(
     block = WireBlock(prepared.header, prepared.txs, g.origin)
     digest = voter.validators.digest
     carried = sign_proposal(carrier.signer.key, carrier.signer.name, digest, 1, 1, block, 0)
-    assert voter._validate(carried)  # re-proposal: built by node1, carried by node2
+    assert voter.core._validate(carried)  # re-proposal: built by node1, carried by node2
     fresh = sign_proposal(carrier.signer.key, carrier.signer.name, digest, 1, 1, block, -1)
     other = Cluster(g, tmp_path / "other").nodes[3]
     # A new block must name its own proposer: a verdict on that proposal (refused as
     # not timely), not on the block, which stays valid for a re-proposal (issue 12).
-    assert not other._built_by_proposer(fresh) and other._validate(fresh)
-    assert other._built_by_proposer(carried)
+    assert not other.core._built_by_proposer(fresh) and other.core._validate(fresh)
+    assert other.core._built_by_proposer(carried)
 
 
 def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
@@ -284,7 +281,7 @@ def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
     digest = voter.validators.digest
     late = sign_proposal(builder.signer.key, builder.signer.name, digest, 1, 0, block, -1)
     voter.step(Tick(cluster.now_ms + 20_000))  # the voter sees it 20 s after it was built
-    answer = voter._execute(ValidateProposal(late))
+    answer = voter.core._execute(ValidateProposal(late))
     assert answer == ProposalValidated(late, True, timely=False)
     relayed = sign_proposal(builder.signer.key, builder.signer.name, digest, 1, 2, block, 0)
-    assert voter._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)
+    assert voter.core._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tidechain.node.core import NodeCore
 from tidechain.node.node import Node
 from tidechain.sim.__main__ import main
 from tidechain.sim.nodes import (
@@ -27,8 +28,8 @@ from tidechain.sim.nodes import (
 )
 from tidechain.storage.memory import MemoryStore
 
-SEEDS = (0, 1, 3, 5, 8, 14)
-SYNC_SEED = 1
+SEEDS = (0, 1, 3, 5, 8, 28)
+SYNC_SEED = 28
 """Among SEEDS: a state sync cut by a crash, then redone to the end, and block sync."""
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,8 @@ def test_a_handful_of_seeds_pass_every_checker() -> None:
     failed = [node_failure_line(r) for r in results().values() if not r.ok]
     assert not failed, "\n".join(failed)
     for result in results().values():
-        assert len(set(result.heights)) == 1, result.heights  # one chain, all caught up
+        # One chain, all caught up (the run ends as the last reaches its target).
+        assert max(result.heights) - min(result.heights) <= 1, result.heights
 
 
 def test_the_seeds_reach_block_sync_and_a_crash_in_the_middle_of_a_state_sync() -> None:
@@ -160,8 +162,9 @@ def test_an_exception_in_a_node_or_a_peer_error_on_honest_bytes_fails_the_seed()
     with pytest.raises(NodeFailure, match="node0: ValueError: a bug in the node") as failure:
         world._call(host, broken)
     assert failure.value.kind == "crash"
-    with pytest.raises(NodeFailure, match="rejected honest sim-net/node1's message") as failure:
-        world._on_msg((host.name, host.incarnation, world.names[1], b"\x00not a message"))
+    honest = next(n for n in world.names[1:] if n not in world.scenario.byzantine)
+    with pytest.raises(NodeFailure, match=f"rejected honest {honest}'s message") as failure:
+        world._on_msg((host.name, host.incarnation, honest, b"\x00not a message"))
     assert failure.value.kind == "crash"
 
 
@@ -177,11 +180,23 @@ def test_cli_runs_a_node_campaign_and_names_each_failing_seed(
     assert "seed=5 liveness" in capsys.readouterr().out
 
 
-def test_a_transaction_a_state_sync_imported_is_reported_committed() -> None:
-    """Seed 32: node0 admits a transaction while it state-syncs; the sync imports the
-    block holding it. The node used to leave it pending, drop it at its next proposal as
-    a replay and tell its waiter "dropped" (Node._settle_imported now settles it)."""
-    result = run_node_seed(32)
+def test_a_transaction_a_state_sync_imported_is_reported_committed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 10 (seed 32 before Byzantine validators changed the draws): a node admits
+    transactions while it state-syncs; the sync imports the blocks holding them. The
+    node used to leave them pending, drop them at its next proposal as replays and
+    tell their waiters "dropped" (NodeCore._settle_imported now settles them)."""
+    settled: list[int] = []
+    original = NodeCore._settle_imported
+
+    def counted(core: NodeCore) -> None:
+        before = len(core._effects)
+        original(core)
+        settled.append(len(core._effects) - before)
+
+    monkeypatch.setattr(NodeCore, "_settle_imported", counted)
+    result = run_node_seed(10)
     assert result.ok, node_failure_line(result)
     assert result.stats.get("committed but reported dropped", 0) == 0
     assert result.stats["state syncs finished"] >= 1
+    assert sum(settled) > 0  # the path ran: imported transactions were settled

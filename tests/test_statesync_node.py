@@ -31,7 +31,7 @@ from tidechain.ledger import statesync as ledger_statesync
 from tidechain.ledger.access import Reader
 from tidechain.ledger.application import PageRequest
 from tidechain.ledger.types import Genesis, SignedTx
-from tidechain.node import node as node_module
+from tidechain.node import core as node_module
 from tidechain.node import statesync as node_statesync
 from tidechain.node.node import Node
 from tidechain.node.wire import (
@@ -157,9 +157,9 @@ def assert_same_as_peers(cluster: Cluster) -> None:
     # Old receipts, entries and the indexes rebuilt from the entries all work.
     # Read as key(7), which sent every entry of the built chain (ADR 0015).
     trust = parse_trust(trust_file_text(cluster.genesis))
-    assert verify_receipt(synced.receipt(3, depositor(synced)), trust).index == 3
-    assert (synced.entry(PER_BLOCK + 1, depositor(synced))
-            == source.entry(PER_BLOCK + 1, depositor(source)))
+    assert verify_receipt(synced.views.receipt(3, depositor(synced)), trust).index == 3
+    assert (synced.views.entry(PER_BLOCK + 1, depositor(synced))
+            == source.views.entry(PER_BLOCK + 1, depositor(source)))
     digest = hashlib.sha256(b"doc %d" % 2001).digest()
     assert _deposits(synced, digest) == _deposits(source, digest) != []
     assert _amended_by(synced, PER_BLOCK) == _amended_by(source, PER_BLOCK) != []
@@ -167,18 +167,18 @@ def assert_same_as_peers(cluster: Cluster) -> None:
 
 def depositor(node: Node) -> Reader:
     """key(7), the depositor of every built block, as `node` knows it at its head."""
-    return node.reader(key(7).public_key, node.chain.head_time_ms)
+    return node.views.reader(key(7).public_key, node.chain.head_time_ms)
 
 
 def _deposits(node: Node, digest: bytes) -> list[Any]:
     """Every deposit of `digest`, through the evidence application's own query."""
     query = evidence.QUERIES["deposits"]
-    return query.fn(node.view(), evidence.queries.DepositsParams(digest=digest.hex()),
+    return query.fn(node.views.view(), evidence.queries.DepositsParams(digest=digest.hex()),
                     PageRequest(limit=MAX_PAGE_SIZE)).items
 
 
 def _amended_by(node: Node, index: int) -> list[int]:
-    found = evidence.QUERIES["deposit"].fn(node.view(),
+    found = evidence.QUERIES["deposit"].fn(node.views.view(),
                                            evidence.queries.DepositParams(index=index))
     return list(found.amended_by)
 
@@ -194,7 +194,7 @@ def test_a_node_far_behind_state_syncs_and_ends_like_its_peers(
     assert_same_as_peers(cluster)
     # It re-executed nothing: the blocks arrived by state sync, not by block sync.
     assert behind.sync_status() == {"peer_height": BLOCKS, "behind_blocks": 0,
-                                    "catching_up": False}
+                                    "catching_up": False, "mode": "consensus"}
     # And it keeps up by consensus afterwards.
     cluster.submit([tx(g, key(7), nonce=99_999)])
     router.run(3_000)
@@ -321,9 +321,9 @@ def test_one_peers_claim_does_not_start_a_state_sync_f_plus_one_do(
     lagging = cluster.nodes[3]
     claim = encode_message(SyncAnswer((), BLOCKS))
     lagging.receive(cluster.nodes[0].signer.name, claim, cluster.now_ms)
-    assert lagging._state_sync is None  # f = 1: one claim is not enough
+    assert lagging.core.state_sync is None  # f = 1: one claim is not enough
     lagging.receive(cluster.nodes[1].signer.name, claim, cluster.now_ms)
-    assert lagging._state_sync is not None  # two validators, so at least one honest
+    assert lagging.core.state_sync is not None  # two validators, so at least one honest
 
 
 def _silent_on_state(origin: str) -> Callable[[bytes], bytes | None]:
@@ -346,7 +346,7 @@ def test_an_offering_peer_that_never_serves_a_chunk_only_slows_the_sync(
     offerer = None
     for _ in range(100):  # until the offer is taken
         router.run(10)
-        session = cluster.nodes[3]._state_sync
+        session = cluster.nodes[3].core.state_sync
         if session is not None and session.offer is not None:
             offerer = session.offer_peer
             break

@@ -280,7 +280,7 @@ def test_four_nodes_add_remove_and_rotate_validators(tmp_path: Path) -> None:
     cluster.run(1_000)
     assert same_head(cluster.nodes) == 1
     # While the set is the genesis one, the chain's file is the genesis file.
-    status = cluster.nodes[0].validator_set_status()
+    status = cluster.nodes[0].views.validator_set_status()
     assert trust_file_from_chain(g, status["keys"]) == trust_file_text(g)
 
     # A fourth node starts with nothing but the genesis, follows, then is added.
@@ -294,7 +294,7 @@ def test_four_nodes_add_remove_and_rotate_validators(tmp_path: Path) -> None:
     same_head(cluster.nodes)
     assert [v.name for v in newcomer.validators.validators] == [
         "vs-net/node0", "vs-net/node1", "vs-net/node2", "vs-net/node3"]
-    assert newcomer.status()["quorum"] == 3
+    assert newcomer.views.status()["quorum"] == 3
     # Genesis validators registered no address; node3 did, for the transport to dial.
     assert cluster.nodes[0].chain_peers() == {"node3": ("127.0.0.1", 7003)}
     assert newcomer.chain_peers() == {}
@@ -315,9 +315,9 @@ def test_four_nodes_add_remove_and_rotate_validators(tmp_path: Path) -> None:
 
     # Before any key rotation: a receipt (against the latest checkpoint, which node3
     # signed), and the trust file exported then.
-    old_receipt = cluster.nodes[2].receipt(2)
+    old_receipt = cluster.nodes[2].views.receipt(2)
     old_trust = parse_trust(trust_file_from_chain(
-        g, cluster.nodes[2].validator_set_status()["keys"]))
+        g, cluster.nodes[2].views.validator_set_status()["keys"]))
     assert verify_receipt(old_receipt, old_trust).index == 2
 
     # node2's key is rotated; its operator restarts it with the new key.
@@ -334,12 +334,12 @@ def test_four_nodes_add_remove_and_rotate_validators(tmp_path: Path) -> None:
     same_head([n for _, n in cluster.live()])
 
     # The exported trust file keeps the old keys with the sizes they signed.
-    keys = cluster.nodes[1].validator_set_status()["keys"]
+    keys = cluster.nodes[1].views.validator_set_status()["keys"]
     text = trust_file_from_chain(g, keys)
     assert "sizes=" in text
     trust = parse_trust(text)
     assert verify_receipt(old_receipt, trust).index == 2
-    new_receipt = cluster.nodes[1].receipt(size + 1)
+    new_receipt = cluster.nodes[1].views.receipt(size + 1)
     assert verify_receipt(new_receipt, trust).index == size + 1
     # ...and the file from before the rotation does not verify the new checkpoints.
     with pytest.raises(ProofError):

@@ -74,7 +74,7 @@ class Gate:
         now_s = self.clock_s()
         try:
             key, signed = self._key(request, now_s)
-            reader = self.node.reader(key, int(now_s * 1000))
+            reader = self.node.views.reader(key, int(now_s * 1000))
         except Rejected:
             # A failed credential still costs its sender: counted by address.
             self.limiter.check(f"ip:{request.remote}", now_s)

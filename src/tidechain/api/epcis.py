@@ -219,7 +219,7 @@ class EpcisService:
         capturer = self.capturer
         if capturer is None:
             return None
-        return self.node.reader(capturer.public_key, int(time.time() * 1000)).org
+        return self.node.views.reader(capturer.public_key, int(time.time() * 1000)).org
 
     def _own_or_regulator(self, reader: Reader, what: str) -> None:
         """Capture jobs and documents are the capturing organisation's (and the
@@ -232,7 +232,7 @@ class EpcisService:
         """A basic-auth user acts for the organisation's capturing member."""
         if self.capturer is None:
             raise refusal(ANONYMOUS, "the EPCIS repository", frozenset())
-        return self.node.reader(self.capturer.public_key, int(time.time() * 1000))
+        return self.node.views.reader(self.capturer.public_key, int(time.time() * 1000))
 
     # --- capture -----------------------------------------------------------------------
     async def capture(self, request: web.Request) -> web.StreamResponse:
@@ -302,7 +302,7 @@ class EpcisService:
         declaration of another organisation's event."""
         refused: list[dict[str, Any]] = []
         seen: set[tuple[str, bool]] = set()
-        state = self.node.view().state
+        state = self.node.views.view().state
         for position, item in enumerate(document.events):
             declaring = "errorDeclaration" in item.event
             where = f"epcisBody.eventList[{position}]"
@@ -507,7 +507,7 @@ class EpcisService:
         the whole answer ordered first (bounded) and paged by position."""
         per_page = _per_page(request)
         token = request.query.get("nextPageToken")
-        view = self.node.view()
+        view = self.node.views.view()
         keep = functools.partial(_matches, query)
         narrowing = _narrowing(query)
         if query.order_by is None and query.event_count_limit is None \
@@ -594,12 +594,12 @@ class EpcisService:
 
     async def receipt(self, request: web.Request) -> web.StreamResponse:
         reader = self._reader(request)
-        view = self.node.view()
+        view = self.node.views.view()
         refs = filed_under_hash(view.state, request.match_info["hash"])
         for ref in refs:
             stored = load_event(view, ref)
             if visible(view, reader, stored):
-                return web.Response(text=self.node.receipt(ref), headers={
+                return web.Response(text=self.node.views.receipt(ref), headers={
                     "X-Tidechain-Log-Index": str(ref)})
         raise NotFound("no event with that hash that you may read")
 
@@ -608,7 +608,7 @@ class EpcisService:
         start = request.query.get("id", "")
         if not start or len(start) > 512:
             raise DecodeError("'id' names an identifier: an EPC URN or a GS1 Digital Link")
-        view = self.node.view()
+        view = self.node.views.view()
         found = lineage.trace(start, trace_lookup(view))
         return _json(redacted(lineage.to_json(found), view, reader))
 
@@ -617,7 +617,7 @@ class EpcisService:
         start = request.query.get("id", "")
         if not start or len(start) > 512:
             raise DecodeError("'id' names the recalled identifier (a lot, case or item)")
-        view = self.node.view()
+        view = self.node.views.view()
         affected = lineage.affected_by_recall(start, trace_lookup(view))
         return _json({"recalled": canonical_id(start), "affected": list(affected)})
 

@@ -55,7 +55,7 @@ def unready_reason(runtime: NodeRuntime) -> str | None:
         return "the node is shutting down"
     if node.halted is not None:
         return f"the node has halted: {node.halted}"
-    sync = node.sync_status()
+    sync = node.core.sync_status()
     if "state_sync" in sync:
         return "a state sync is in progress"
     if sync["catching_up"]:
@@ -111,12 +111,12 @@ class NodeCollector(Collector):
                      node.validators.quorum)
         yield _gauge("tidechain_validators_connected", "Validators this node hears: itself "
                      "if it is one, and those connected.", validators_connected(runtime))
-        yield from _sync_metrics(node.sync_status())
+        yield from _sync_metrics(node.core.sync_status())
         yield _gauge("tidechain_halted", "1 when the node stopped at a contract version "
                      "this software lacks.", int(node.halted is not None))
         yield _gauge("tidechain_ready", "1 when /readyz answers 200: caught up and serving.",
                      int(unready_reason(runtime) is None))
-        yield from _certificate_metrics(node.certificates_status(now_ms()))
+        yield from _certificate_metrics(node.views.certificates_status(now_ms()))
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -218,7 +218,7 @@ class Api:
         self.node = runtime.node
         self.routes = all_routes(self.node.chain.registry)
         self.document = openapi_document(self.routes)
-        self.described = describe_contracts(self.node.chain.registry, self.node.contracts())
+        self.described = describe_contracts(self.node.chain.registry, self.node.views.contracts())
         self.gate = Gate(self.node, limiter=ReadLimiter(
             reads_per_s, 2 * reads_per_s, MAX_RATE_LIMITED_CALLERS))
         self.tsa = None if tsa is None else TimestampService(runtime, self.gate, tsa)
@@ -269,15 +269,15 @@ class Api:
 
     async def status(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
-        return 200, self.node.status() | {"api_version": API_VERSION}
+        return 200, self.node.views.status() | {"api_version": API_VERSION}
 
     async def checkpoint(self, request: web.Request, route: Route, params: Any,
                          page: Any) -> Answer:
-        return 200, self.node.checkpoint()
+        return 200, self.node.views.checkpoint()
 
     async def trust(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.trust_text()
+        return 200, self.node.views.trust_text()
 
     async def submit(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
@@ -291,7 +291,7 @@ class Api:
         receipt = None
         if with_receipt and outcome.result is not None and outcome.result.ok:
             assert outcome.log_index is not None
-            receipt = self.node.receipt(outcome.log_index)
+            receipt = self.node.views.receipt(outcome.log_index)
         return _committed(outcome, receipt)
 
     async def submit_batch(self, request: web.Request, route: Route, params: Any,
@@ -313,7 +313,7 @@ class Api:
         return status, body, {"Retry-After": str(max(b.retry_after_s for b in busy))}
 
     async def tx(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
-        return 200, self.node.tx(parse_hex(params.tx_id, 32, "tx_id"), _reader(request))
+        return 200, self.node.views.tx(parse_hex(params.tx_id, 32, "tx_id"), _reader(request))
 
     async def wait(self, request: web.Request, route: Route, params: Any,
                    page: Any) -> Answer:
@@ -327,47 +327,47 @@ class Api:
         except NotFound:
             raise entry_refusal(reader, what) from None  # as a hidden one: nothing leaks
         if outcome.log_index is not None:
-            self.node.readable_entry(outcome.log_index, reader, what)
+            self.node.views.readable_entry(outcome.log_index, reader, what)
         return self._outcome(outcome, params.receipt)
 
     async def txs(self, request: web.Request, route: Route, params: Any, page: Any) -> Answer:
         sender = None if params.sender is None else parse_hex(params.sender, 32, "sender")
-        return 200, self.node.txs(PageRequest(params.cursor, params.limit), params.contract,
+        return 200, self.node.views.txs(PageRequest(params.cursor, params.limit), params.contract,
                                   params.method, sender, _reader(request))
 
     async def blocks(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
-        return 200, self.node.blocks(PageRequest(params.cursor, params.limit))
+        return 200, self.node.views.blocks(PageRequest(params.cursor, params.limit))
 
     async def block(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.block(params.height)
+        return 200, self.node.views.block(params.height)
 
     async def entry(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.entry(params.index, _reader(request))
+        return 200, self.node.views.entry(params.index, _reader(request))
 
     async def consistency(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:
-        return 200, self.node.consistency(params.old, params.new)
+        return 200, self.node.views.consistency(params.old, params.new)
 
     async def proof(self, request: web.Request, route: Route, params: Any,
                     page: Any) -> Answer:
-        return 200, self.node.receipt(params.index, _reader(request))
+        return 200, self.node.views.receipt(params.index, _reader(request))
 
     async def proof_set(self, request: web.Request, route: Route, params: Any,
                         page: Any) -> Answer:
         indexes = [int(i) for i in params.indexes.split(",")]
         state = None if params.state is None else bytes.fromhex(params.state)
-        return 200, self.node.proof_set(indexes, state, _reader(request))
+        return 200, self.node.views.proof_set(indexes, state, _reader(request))
 
     async def state_proof(self, request: web.Request, route: Route, params: Any,
                           page: Any) -> Answer:
-        return 200, self.node.state_proof(bytes.fromhex(params.key), _reader(request))
+        return 200, self.node.views.state_proof(bytes.fromhex(params.key), _reader(request))
 
     async def search(self, request: web.Request, route: Route, params: Any,
                      page: Any) -> Answer:
-        return 200, self.node.search(params.q, _reader(request))
+        return 200, self.node.views.search(params.q, _reader(request))
 
     async def contracts(self, request: web.Request, route: Route, params: Any,
                         page: Any) -> Answer:
@@ -377,13 +377,13 @@ class Api:
                           page: Any) -> Answer:
         tx = SignedTx.decode(await read_tx_body(request))
         # The node's clock judges the dry run, as admission judges a submission.
-        return 200, self.node.gov_dry_run(tx, now_ms())
+        return 200, self.node.views.gov_dry_run(tx, now_ms())
 
     async def app_query(self, request: web.Request, route: Route, params: Any,
                         page: PageRequest | None) -> Answer:
         assert route.query is not None and route.app is not None
         what = f"{route.app}.{route.path.rsplit('/', 1)[1]}"
-        return 200, route.query.answer(self.node.view(), params, page, _reader(request), what)
+        return 200, route.query.answer(self.node.views.view(), params, page, _reader(request), what)
 
 
 def _reader(request: web.Request) -> Reader:

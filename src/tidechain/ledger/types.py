@@ -8,6 +8,7 @@ is a hard fork.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -368,7 +369,7 @@ class BlockHeader:
     def encode(self) -> bytes:
         return cbor.encode(self.to_cbor())
 
-    @property
+    @functools.cached_property
     def block_hash(self) -> bytes:
         return sha256(self.encode())
 
@@ -520,11 +521,13 @@ class Genesis:
     def encode(self) -> bytes:
         return cbor.encode(self.to_cbor())
 
-    @property
+    # Cached: read on every peer message and transaction check, and the fields never
+    # change (frozen). `cached_property` writes the instance dict, past the frozen guard.
+    @functools.cached_property
     def chain_id(self) -> bytes:
         return sha256(self.encode())
 
-    @property
+    @functools.cached_property
     def origin(self) -> str:
         """The C2SP checkpoint origin: unique per network (name + chain id prefix)."""
         return f"tidechain/{self.name}/{self.chain_id[:8].hex()}"

@@ -1,149 +1,67 @@
-"""A node: chain head, store, mempool and consensus replica wired together.
+"""A node: the node core (`node.core.NodeCore`) and the store it runs on.
 
-Synchronous and single-threaded on purpose: the asyncio runtime (`node.runtime`) owns
-time, sockets and waiting, and calls into this object; this object owns the order in
-which consensus actions hit the disk. It is also the query and submit facade that the
-REST API serves (and therefore the SDK and CLI, which speak to the API); the read-only
-queries of the committed chain are in `node.queries`, mixed in.
+`Node` is the synchronous half of the shell (ADR 0020). It feeds the core its inputs,
+carries out the core's writes on the store, in order, and keeps the other effects
+(messages for peers, outcomes for waiters, committed checkpoints) in one ordered queue,
+`effects`, for whoever does the I/O: the asyncio runtime (`node.runtime`), the
+simulator (`sim/nodes.py`) or a test. It decides nothing itself.
+
+The read-only queries the API serves are a plain object over the store and the core,
+`views` (`node.queries.ChainQueries`).
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from tidechain.consensus import (
-    Action,
-    BlockLike,
-    Broadcast,
-    BuildProposal,
-    Commit,
-    CommitCertificate,
-    ConsensusParams,
-    Event,
-    MessageReceived,
-    PersistSafety,
-    Proposal,
-    ProposalBuilt,
-    ProposalValidated,
-    Replica,
-    SafetyState,
-    SendTo,
-    Start,
-    Tick,
-    TransactionsAvailable,
-    ValidateProposal,
-    ValidatorInfo,
-    ValidatorSet,
-    Vote,
-)
-from tidechain.consensus.params import with_governed_timeouts
-from tidechain.contracts import cert_expiry, default_registry, governance, members
-from tidechain.core import cbor, merkle
-from tidechain.core.errors import (
-    Busy,
-    NotFound,
-    PeerError,
-    ProofError,
-    Rejected,
-    TxRejected,
-    invariant,
-)
-from tidechain.core.limits import (
-    BLOCK_TIME_DELAY_MS,
-    CLOCK_PRECISION_MS,
-    MAX_BLOCK_TXS,
-    MAX_BLOCK_TXS_SHARED,
-    MAX_DROPPED_REMEMBERED,
-    MAX_ENTRIES_ANSWER_BYTES,
-    MAX_PEER_MESSAGE_BYTES,
-    MAX_SYNC_BLOCKS,
-    MAX_SYNC_HEADERS,
-    STATE_SYNC_MIN_BLOCKS,
-    SYNC_PROBE_MS,
-)
-from tidechain.core.note import Note, NoteSignature, Signer, Verifier
-from tidechain.core.timefmt import iso_utc
-from tidechain.ledger import validators as validator_sets
-from tidechain.ledger.chain import (
-    Chain,
-    PreparedBlock,
-    check_tx_time,
-    genesis_state,
-    governed_max_block_txs,
-)
+from tidechain.consensus import CommitCertificate, ConsensusParams, Event, Replica, ValidatorSet
+from tidechain.contracts import cert_expiry, default_registry
+from tidechain.core.errors import PeerError, Rejected, invariant
+from tidechain.core.note import Signer
+from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import MissingContractVersion, Registry
-from tidechain.ledger.state_tree import StateTree
-from tidechain.ledger.statesync import (
-    IndexRules,
-    LogFeed,
-    Snapshot,
-    Tip,
-    make_snapshot,
+from tidechain.ledger.types import Genesis, SignedTx
+from tidechain.node.core import Instruments, Mode, NodeCore, SyncPolicy
+from tidechain.node.effects import (
+    STATE_SYNC_WRITES,
+    AbandonStateSync,
+    Admitted,
+    CertifiedBlock,
+    CommitBlock,
+    Committed,
+    ConsensusEvent,
+    Effect,
+    FinishStateSync,
+    Halted,
+    ImportBlocks,
+    ImportState,
+    NodeInput,
+    PeerFault,
+    PeerInput,
+    PollSync,
+    Prefetch,
+    PrepareImports,
+    SaveSafety,
+    StateSyncStored,
+    StoreFailed,
+    Submit,
+    Wake,
 )
-from tidechain.ledger.types import BlockHeader, Genesis, LogEntry, SignedTx, TxResult
 from tidechain.node.mempool import Mempool
 from tidechain.node.queries import ChainQueries
 from tidechain.node.seen import SeenTxs
-from tidechain.node.statesync import StateSync
-from tidechain.node.wire import (
-    Entries,
-    EntriesRequest,
-    Headers,
-    HeadersRequest,
-    HeadRequest,
-    OutgoingMessage,
-    PeerMessage,
-    SnapshotOffer,
-    SnapshotRequest,
-    StateChunk,
-    StateRequest,
-    StateSyncMessage,
-    SyncAnswer,
-    SyncBlocks,
-    SyncRequest,
-    TxGossip,
-    WireBlock,
-    decode_message,
-    encode_message,
-)
+from tidechain.node.wire import PeerMessage, SyncBlocks, TxGossip
 from tidechain.storage.imports import ImportFailed
-from tidechain.storage.protocol import NodeStorage, StorageReader
+from tidechain.storage.protocol import NodeStorage
+
+__all__ = ["Committed", "Mode", "Node", "SyncPolicy"]
 
 log = logging.getLogger("tidechain.node")
 
-STARTUP_PROBE_MS = SYNC_PROBE_MS // 8
-"""How often `poll_sync` asks for heads until a first peer has answered."""
-STATE_SYNC_RETRY_MS = 10 * SYNC_PROBE_MS
-"""After a state sync gave up, block sync alone for this long before another try."""
 
-
-@dataclass(frozen=True)
-class SyncPolicy:
-    """How the node catches up, chosen by its shell (node/serve.py), never read from the
-    environment here: `state_sync` off catches up by block replay only (to measure one
-    against the other, `bench_catchup.py --replay`)."""
-
-    state_sync: bool = True
-
-
-@dataclass(frozen=True)
-class Committed:
-    """What a waiting submitter learns when its transaction commits (or is dropped)."""
-
-    tx_id: bytes
-    log_index: int | None
-    height: int | None
-    result: TxResult | None
-    rejection: Rejected | None = None
-
-
-class Node(ChainQueries):
+class Node:
     def __init__(
         self,
         genesis: Genesis,
@@ -155,327 +73,114 @@ class Node(ChainQueries):
         cert_warn_days: int = cert_expiry.DEFAULT_WARN_DAYS,
         registry: Registry | None = None,
         sync: SyncPolicy | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.genesis = genesis
         self.store: NodeStorage = store
         self.signer = signer
-        self.mempool = mempool if mempool is not None else Mempool()
         registry = registry if registry is not None else default_registry()
         store.init_genesis(genesis, genesis_state(genesis, registry))
-        self.chain = _load_chain(genesis, store, registry)
-        # The set that signs the next block, from the state (ADR 0011); rebuilt when a
-        # commit changes it (`_restart_replica`).
-        self.validators = self.validators_for_height(self.chain.height + 1)
-        self._replica_stale = False  # the set or the governed timeouts changed at a commit
-        # Set when the chain activated a contract version this software lacks.
-        self.halted: MissingContractVersion | None = None
-        saved = store.load_safety()
-        safety = SafetyState.decode(saved) if saved is not None else None
-        # No empty blocks: an idle network writes nothing (the replica only starts a
-        # round once transactions are pending or a peer has started one).
-        self._configured_params = params or ConsensusParams(create_empty_blocks=False)
-        # The configuration with the timeouts governance set on chain (rebuilt when a
-        # commit changes them, as for the validator set).
-        self.params = self._governed_params()
-        self._prepared: dict[bytes, PreparedBlock] = {}
-        self.seen = SeenTxs()  # decoded from peers, by bytes: decode and verify once
-        locked_block, lock_proof = self._saved_lock(safety)
-        self.replica = Replica.restore(
-            validators=self.validators,
-            key=signer.key,
-            name=signer.name,
-            params=self.params,
-            safety=safety,
-            committed_height=self.chain.height,
-            locked_block=locked_block,
-            lock_proof=lock_proof,
-            retired_key_observes=True,
-        )
-        self.outbox: list[Action] = []  # Broadcast/SendTo for the network layer
-        self.gossip: list[SignedTx] = []  # admitted from clients, for the other mempools
-        self.replies: list[tuple[str, OutgoingMessage]] = []  # sync traffic, to one peer each
-        self._sync_asked_for = 0  # the height we last asked a peer to send blocks from
-        self._sync_asked_at = 0  # when (node clock, ms)
-        self._sync_seen_height = self.chain.height  # head at the last poll_sync
-        self._sync_turn = 0  # which peer poll_sync asks next
-        self._state_sync: StateSync | None = None  # a state sync in progress (ADR 0009)
-        self._state_sync_after_ms = 0  # no new state sync before (one gave up)
-        self._state_sync_enabled = (sync or SyncPolicy()).state_sync
-        self._snapshot: Snapshot | None = None  # the state this node serves to state syncs
-        self._peer_names: list[str] = []
-        self._peer_heads: dict[str, int] = {}  # heights peers claim
-        self._heads_heard = False  # whether any peer has told us its head yet
-        self._follow_peers()
-        self._warn_if_key_retired()
-        self._clock_ms = 0  # the node's clock at the last event that carried it
-        self.commits: list[Committed] = []  # drained by the runtime to wake waiters
-        self.blocks_committed = 0  # since start, by consensus or block sync (/metrics)
-        # Why recently dropped transactions were dropped, for late `wait` calls.
-        self.dropped: OrderedDict[bytes, Rejected] = OrderedDict()
-        head = store.head()
-        self._checkpoint: str | None = head.checkpoint if head else None
-        self.cert_warn_days = cert_warn_days
-        # The certificates that count, read once per head (block hash) they belong to.
-        self._certificates: tuple[bytes, tuple[cert_expiry.Certificate, ...], bool] | None = None
-        # The validator keys' history (status, trust export), computed once per head.
-        self._validator_keys: tuple[bytes, list[dict[str, Any]]] | None = None
+        self.core = NodeCore(genesis, store, signer, registry, safety=store.load_safety(),
+                             lock=store.load_lock(), params=params, mempool=mempool,
+                             sync=sync, instruments=instruments)
+        self.views = ChainQueries(self.core, store, cert_warn_days)
+        # What the core asked for besides writes, in order, for the I/O half to take.
+        self.effects: list[Effect] = []
 
-    # --- consensus drive ---------------------------------------------------------------
-    def step(self, event: Event) -> None:
-        """Feed one event to the replica and carry out its actions, in order. A commit
-        that changes the validator set ends the old replica's batch there: what it
-        did for the next height was for the old set (`_restart_replica`). Once the
-        chain needs a contract version this software lacks, every step raises
-        MissingContractVersion (`halted`): the runtime's loop ends the process."""
-        if self.halted is not None:
-            raise self.halted
-        try:
-            self._step(event)
-        except MissingContractVersion as exc:
-            self._halt(exc)
-
-    def _halt(self, exc: MissingContractVersion) -> None:
-        """Stop at this height rather than run another version and diverge."""
-        self._note_halt(exc)
-        raise exc
-
-    def _note_halt(self, exc: MissingContractVersion) -> None:
-        if self.halted is None:
-            log.critical("stopping at height %d: %s", self.chain.height + 1, exc)
-            self.halted = exc
-
-    def _step(self, event: Event) -> None:
-        if isinstance(event, Tick | Start):
-            self._clock_ms = event.now_ms
-        pending: list[Event] = [event]
-        if self._replica_stale:  # block sync committed a set or timeout change
-            starting = self._restart_replica()
-            pending = [event] if isinstance(event, Start) else [*starting, event]
+    # --- the shell's half: inputs in, writes carried out --------------------------------
+    def execute(self, input: NodeInput) -> None:
+        """One core step: its writes done on the store in order, the rest queued in
+        `effects`. A halt raises MissingContractVersion once the effects before it are
+        done (the runtime's loop then ends the process); a misbehaving peer raises
+        PeerError naming it, once the step's effects are done."""
+        pending: list[NodeInput] = [input]
+        fault: PeerError | None = None
         while pending:
-            actions = self.replica.step(pending.pop(0))
-            for i, action in enumerate(actions):
-                follow_up = self._execute(action)
-                if follow_up is not None:
-                    pending.append(follow_up)
-                if self._replica_stale:
-                    self._release_committed_height(actions[i + 1:])
-                    pending = self._restart_replica()
-                    break
+            effects = self.core.step(pending.pop(0))
+            failed = False
+            for effect in effects:
+                if isinstance(effect, Halted):
+                    raise effect.reason
+                if isinstance(effect, PeerFault):
+                    fault = effect.error
+                    continue
+                if failed and isinstance(effect, STATE_SYNC_WRITES):
+                    continue  # the state sync they belong to is abandoned (next input)
+                try:
+                    answer = self._write(effect)
+                except ImportFailed as exc:  # the import process, not a peer
+                    failed = True
+                    pending.append(StoreFailed(str(exc), self.core.clock_ms))
+                    continue
+                if answer is not None:
+                    pending.append(answer)
+                elif not _is_write(effect):
+                    self.effects.append(effect)
+        if fault is not None:
+            raise fault
 
-    # --- validator set ----------------------------------------------------------------
-    def validators_for_height(self, height: int) -> ValidatorSet:
-        """The validator set whose quorum certifies block `height`, for any height up
-        to the head + 1: the set in the state after block `height - 1` (ADR 0011).
-        Block sync and state sync check certificates with it."""
-        if not 1 <= height <= self.chain.height + 1:
-            raise NotFound(f"the validator set of height {height} is not known here "
-                           f"(head {self.chain.height})")
-        records = validator_sets.set_at_height(self.chain.state, self.genesis, height)
-        return ValidatorSet(tuple(ValidatorInfo(r.name, r.public_key) for r in records))
-
-    def chain_peers(self) -> dict[str, tuple[str, int]]:
-        """The current validators' transport names and addresses as registered on
-        chain (`add_validator`), without this node: what the peer network should dial
-        once the set changes (ADR 0011). The transport name is the key name without
-        the network's prefix, as the runtime maps them."""
-        prefix = self.genesis.name + "/"
-        peers: dict[str, tuple[str, int]] = {}
-        for record in validator_sets.current_set(self.chain.state, self.genesis):
-            host, _, port = record.address.rpartition(":")
-            if record.name == self.signer.name or not host or not port.isdigit():
-                continue
-            peers[record.name.removeprefix(prefix)] = (host, int(port))
-        return peers
-
-    def _warn_if_key_retired(self) -> None:
-        info = self.validators.get(self.signer.name)
-        if info is not None and info.public_key != self.signer.key.public_key:
-            log.warning("validator %s has another key on chain (replaced by governance, or "
-                        "a wrong key file): this node follows without voting until it is "
-                        "started with that key", self.signer.name)
-
-    def _follow_peers(self) -> None:
-        """Sync and liveness follow the current set: new validators become peers to
-        ask, removed ones are forgotten (the map stays bounded by the set)."""
-        self._peer_names = [v.name for v in self.validators.validators
-                            if v.name != self.signer.name]
-        self._peer_heads = {name: self._peer_heads.get(name, 0) for name in self._peer_names}
-
-    def _governed_params(self) -> ConsensusParams:
-        return with_governed_timeouts(self._configured_params,
-                                      governance.consensus_timeouts(self.chain.state))
-
-    def _note_params_change(self) -> None:
-        """After a commit: if governance changed the consensus timeouts, the replica of
-        the next height is rebuilt with them (the same boundary as a set change)."""
-        governed = self._governed_params()
-        if governed == self.params:
-            return
-        log.info("consensus timeouts change at height %d: %s", self.chain.height + 1,
-                 governance.consensus_timeouts(self.chain.state))
-        self.params = governed
-        self._replica_stale = True
-
-    def _note_validator_change(self) -> None:
-        """After a commit: if the set (or the governed timeouts, `_note_params_change`)
-        for the next height differs, switch to it."""
-        self._note_params_change()
-        upcoming = self.validators_for_height(self.chain.height + 1)
-        if upcoming.digest == self.validators.digest:
-            return
-        log.info("validator set changes at height %d: %s (quorum %d)", self.chain.height + 1,
-                 ", ".join(v.name for v in upcoming.validators), upcoming.quorum)
-        self.validators = upcoming
-        self._replica_stale = True
-        self._follow_peers()
-
-    def _release_committed_height(self, rest: Sequence[Action]) -> None:
-        """Of the old replica's actions after a set-changing commit, send only its
-        messages of the committed height (its precommits, which peers may still
-        need); the rest were signed for the next height under the old set and were
-        never made durable, so dropping them unsigns nothing."""
-        for action in rest:
-            if isinstance(action, Broadcast | SendTo) and (
-                    action.message.height <= self.chain.height):
-                self.outbox.append(action)
-
-    def _saved_lock(self, safety: SafetyState | None
-                    ) -> tuple[BlockLike | None, tuple[Vote, ...]]:
-        """The block our safety record is locked on and its proof-of-lock, if kept
-        (`PersistSafety.lock`) for the height being resumed; the block is re-executed here
-        so that it can be committed."""
-        raw = self.store.load_lock()
-        if raw is None or safety is None or safety.height != self.chain.height + 1:
-            return None, ()
-        proposal_bytes, vote_bytes = cbor.decode(raw)
-        proposal = decode_message(proposal_bytes, self.genesis.origin)
-        votes = tuple(decode_message(v, self.genesis.origin) for v in vote_bytes)
-        if (not isinstance(proposal, Proposal) or proposal.height != safety.height
-                or proposal.block_hash != safety.locked_hash
-                or not self._validate(proposal)):
-            return None, ()
-        return proposal.block, tuple(v for v in votes if isinstance(v, Vote))
-
-    def _restart_replica(self) -> list[Event]:
-        """A replica for the new set at the next height, from the last safety record
-        made durable (signatures only in memory never left this node); and the events
-        that start it."""
-        saved = self.store.load_safety()
-        self.replica = Replica.restore(
-            validators=self.validators, key=self.signer.key, name=self.signer.name,
-            params=self.params, safety=SafetyState.decode(saved) if saved else None,
-            committed_height=self.chain.height, retired_key_observes=True)
-        self._replica_stale = False
-        self._warn_if_key_retired()
-        events: list[Event] = [Start(self._clock_ms)]
-        if len(self.mempool):
-            events.append(TransactionsAvailable())
-        return events
-
-    def _execute(self, action: Action) -> Event | None:
-        if isinstance(action, PersistSafety):
-            lock = action.lock
-            self.store.save_safety(action.state.encode(), None if lock is None else cbor.encode(
-                [encode_message(lock.proposal), [encode_message(v) for v in lock.prevotes]]))
-        elif isinstance(action, Broadcast | SendTo):
-            self.outbox.append(action)
-        elif isinstance(action, BuildProposal):
-            return self._build_proposal(action)
-        elif isinstance(action, ValidateProposal):
-            proposal = action.proposal
-            return ProposalValidated(proposal, self._validate(proposal),
-                                     timely=self._built_by_proposer(proposal)
-                                     and self._timely(proposal))
-        elif isinstance(action, Commit):
-            self._commit(action.block, action.certificate)
-            if len(self.mempool):
-                return TransactionsAvailable()
-        else:
-            invariant(False, f"unknown consensus action {action!r}")
+    def _write(self, effect: Effect) -> NodeInput | None:
+        store = self.store
+        if isinstance(effect, SaveSafety):
+            store.save_safety(effect.state, effect.lock)
+        elif isinstance(effect, CommitBlock):
+            store.commit_block(effect.prepared, effect.certificate, effect.checkpoint)
+        elif isinstance(effect, PrepareImports):
+            store.prepare_imports()
+        elif isinstance(effect, ImportBlocks):
+            store.import_blocks(effect.blocks)
+        elif isinstance(effect, ImportState):
+            store.import_state(effect.records)
+        elif isinstance(effect, FinishStateSync):
+            store.finish_state_sync(blocks=effect.blocks, entries=effect.entries,
+                                    records=effect.records)
+            return StateSyncStored(self.core.clock_ms)
+        elif isinstance(effect, AbandonStateSync):
+            store.abandon_state_sync()
         return None
 
-    def _build_proposal(self, action: BuildProposal) -> Event:
-        time_ms = max(action.time_ms, self.chain.head_time_ms + 1)
-        # The state's limit when governance set one (every validator refuses more);
-        # else the local default, smaller when others must re-execute the block in time.
-        governed = governed_max_block_txs(self.chain.state)
-        shared = len(self.validators.validators) > 1
-        local = MAX_BLOCK_TXS_SHARED if shared else MAX_BLOCK_TXS
-        candidates = self.mempool.peek(local if governed is None else governed)
-        accepted, dropped = self.chain.select(candidates, time_ms, self.store.committed)
-        if dropped:
-            self.mempool.remove([tx.tx_id for tx, _ in dropped])
-            self.commits.extend(Committed(tx.tx_id, None, None, None, why) for tx, why in dropped)
-            for tx, why in dropped:
-                self.dropped[tx.tx_id] = why
-            while len(self.dropped) > MAX_DROPPED_REMEMBERED:
-                self.dropped.popitem(last=False)
-        prepared = self.chain.prepare(accepted, time_ms, self.signer.name)
-        self._prepared[prepared.block_hash] = prepared
-        return ProposalBuilt(action.height, action.round, _BlockRef(prepared))
+    def take_effects(self) -> list[Effect]:
+        """The queued effects, oldest first; the queue is left empty."""
+        effects, self.effects = self.effects, []
+        return effects
 
-    def _validate(self, proposal: Proposal) -> bool:
-        """Re-execute a proposed block; keep it for the commit if it is valid."""
-        block = proposal.block
-        if block.block_hash in self._prepared:  # our own proposal, or seen before
-            return True
-        if not isinstance(block, WireBlock):
-            return False
-        try:
-            prepared = self.chain.validate(block.header, block.txs, self.store.committed,
-                                           self._verified_here)
-        except Rejected as exc:
-            log.warning("invalid block %s at height %d proposed by %s: %s",
-                        block.block_hash.hex()[:16], block.height, block.header.proposer,
-                        exc.reason)
-            return False
-        self.seen.remember(block.txs, verified=True)  # every signature in it was checked
-        self._prepared[prepared.block_hash] = prepared
-        return True
+    # --- inputs, by name ----------------------------------------------------------------
+    def step(self, event: Event) -> None:
+        """A consensus event (`Start`, `Tick`, `TransactionsAvailable`)."""
+        self.execute(ConsensusEvent(event))
 
-    def _built_by_proposer(self, proposal: Proposal) -> bool:
-        """A new block names its proposer. A block re-proposed with a proof-of-lock
-        (pol_round >= 0) was built by an earlier round's proposer: any validator may
-        carry it, or a validator that restarted without it could never unlock. Like
-        timeliness, a verdict on the proposal, not on the block."""
-        block = proposal.block
-        if (proposal.pol_round < 0 and isinstance(block, WireBlock)
-                and block.header.proposer != proposal.proposer):
-            log.warning("block %s at height %d: proposed by %s but built by %s; prevoting nil",
-                        block.block_hash.hex()[:16], block.height, proposal.proposer,
-                        block.header.proposer)
-            return False
-        return True
+    def poll_sync(self, now_ms: int) -> None:
+        """Called on every tick by the runtime."""
+        self.execute(PollSync(now_ms))
 
-    def _timely(self, proposal: Proposal) -> bool:
-        """Proposer-based timestamps (docs/adr/0006): a validator prevotes a new block
-        only if its time is close to its own clock, so every committed block time was
-        found plausible by a quorum, and no proposer can date a block far ahead or
-        behind. A re-proposal with a proof-of-lock (pol_round >= 0) was found timely by
-        a quorum already and is not judged again, or the lock could never be released."""
-        if proposal.pol_round >= 0 or proposal.proposer == self.signer.name:
-            return True
-        if not isinstance(proposal.block, WireBlock):
-            return True  # not a block from the wire (never happens for a peer's proposal)
-        time_ms = proposal.block.header.time_ms
-        late = CLOCK_PRECISION_MS + BLOCK_TIME_DELAY_MS + BLOCK_TIME_DELAY_MS * proposal.round // 10
-        if self._clock_ms - late <= time_ms <= self._clock_ms + CLOCK_PRECISION_MS:
-            return True
-        log.warning("block %s at height %d proposed by %s: time %d is %+d ms from this "
-                    "node's clock; prevoting nil", proposal.block.block_hash.hex()[:16],
-                    proposal.height, proposal.proposer, time_ms, time_ms - self._clock_ms)
-        return False
+    def wake(self) -> None:
+        """Tell consensus that transactions are pending. The runtime calls it after
+        answering the submitter, so a block is never built inside a submit request."""
+        if len(self.core.mempool):
+            self.execute(Wake())
 
-    def _verified_here(self, tx: SignedTx) -> bool:
-        """Its signature was checked on this node, on the very same bytes: admitted to
-        the mempool, or part of a proposal validated before."""
-        pending = self.mempool.get(tx.tx_id)
-        return (pending is not None and pending.encoded == tx.encoded) or (
-            self.seen.is_verified(tx))
+    def admit(self, txs: Sequence[SignedTx], now_ms: int, *, from_peer: bool = False
+              ) -> list[Rejected | None]:
+        """Admit decoded, signature-checked transactions to the mempool; each gets None
+        or its typed rejection. `now_ms` is the node's clock: expiry is judged against
+        the later of it and the head's block time (an idle chain's head may be old)."""
+        before = len(self.effects)
+        self.execute(Submit(tuple(txs), now_ms, from_peer))
+        answers = [e for e in self.effects[before:] if isinstance(e, Admitted)]
+        invariant(len(answers) == 1, "a submit without its one answer")
+        self.effects = [e for e in self.effects if not isinstance(e, Admitted)]
+        return list(answers[0].outcomes)
+
+    def decode_peer(self, sender: str, data: bytes) -> PeerMessage:
+        return self.core.decode_peer(sender, data)
+
+    def handle_peer(self, sender: str, message: PeerMessage, now_ms: int) -> None:
+        """A decoded peer message; gossiped transactions must be signature-checked."""
+        self.execute(PeerInput(sender, message, now_ms))
 
     def receive(self, sender: str, data: bytes, now_ms: int) -> None:
-        """A message from a peer. Bad bytes raise PeerError naming the peer; a
-        well-formed message goes to consensus, which checks signatures and turns."""
+        """A message from a peer. Bad bytes raise PeerError naming the peer; gossiped
+        signatures are checked here, in line (the runtime uses verify threads)."""
         message = self.decode_peer(sender, data)
         try:
             if isinstance(message, TxGossip):
@@ -485,597 +190,67 @@ class Node(ChainQueries):
             raise PeerError(sender, exc.reason) from exc
         self.handle_peer(sender, message, now_ms)
 
-    def decode_peer(self, sender: str, data: bytes) -> PeerMessage:
-        try:
-            message = decode_message(data, self.genesis.origin, self._known_tx)
-        except Rejected as exc:
-            raise PeerError(sender, exc.reason) from exc
-        if isinstance(message, TxGossip):
-            self.seen.remember(message.txs, verified=False)
-        elif isinstance(message, Proposal) and isinstance(message.block, WireBlock):
-            self.seen.remember(message.block.txs, verified=False)
-        return message
-
-    def _known_tx(self, encoded: bytes) -> SignedTx | None:
-        return self.mempool.by_encoding(encoded) or self.seen.get(encoded)
-
-    def handle_peer(self, sender: str, message: PeerMessage, now_ms: int) -> None:
-        """A decoded peer message; gossiped transactions must be signature-checked."""
-        self._clock_ms = now_ms
-        if isinstance(message, TxGossip):
-            # Duplicates, replays and a full mempool are normal here: drop quietly.
-            self.admit(message.txs, now_ms, from_peer=True)
-            self.wake()
-        elif isinstance(message, SyncRequest):
-            self._answer_sync(sender, message.from_height)
-        elif isinstance(message, HeadRequest):
-            self._answer_sync(sender, self.chain.height + 1)  # no blocks, just the head
-        elif isinstance(message, SyncBlocks):
-            self._apply_synced(sender, message, now_ms)
-        elif isinstance(message, StateSyncMessage):
-            self._state_sync_message(sender, message, now_ms)
-        else:
-            self._note_peer_head(sender, message.height - 1)
-            if self._state_sync is not None:
-                pass  # catching up already; its blocks would collide with the import
-            elif self._wants_state_sync(message.height - 1, now_ms):
-                self._start_state_sync(sender, now_ms)  # far ahead: state sync
-            elif message.height > self.chain.height + 1:
-                self._ask_sync(sender, now_ms)  # it is ahead of us: fetch what we missed
-            self.step(MessageReceived(sender, message))
-
-    # --- block sync ---------------------------------------------------------------------
-    # A node that fell behind asks one peer at a time for the committed blocks after its
-    # head and trusts none of them: every block needs a commit certificate from a quorum
-    # (checked against its header before any work) and must re-execute to that header.
-    # The next batch is asked for before the current one is applied (`prefetch_sync`),
-    # and while no block commits, peers are asked in turn (`poll_sync`; for their head
-    # only while none is known to be ahead): so a node restarted in an idle network
-    # still learns it is behind, and a peer that does not answer costs one
-    # SYNC_PROBE_MS. A node far behind state-syncs instead (below, ADR 0009).
-    def poll_sync(self, now_ms: int) -> None:
-        """Called on every tick by the runtime."""
-        if self._state_sync is not None:
-            self._drive_state_sync(now_ms)
-            return
-        if self.chain.height != self._sync_seen_height:  # progress: nothing to ask yet
-            self._sync_seen_height = self.chain.height
-            self._sync_asked_at = now_ms
-            return
-        # Until a peer has told us its head, probe more often: at start-up the first
-        # probe often goes out before the connections are up, and is lost.
-        probe_ms = SYNC_PROBE_MS if self._heads_heard else STARTUP_PROBE_MS
-        if now_ms - self._sync_asked_at < probe_ms or not self._peer_names:
-            return
-        peer = self._peer_names[self._sync_turn % len(self._peer_names)]
-        self._sync_turn += 1
-        if max(self._peer_heads.values(), default=0) <= self.chain.height:
-            # Nobody is known to be ahead: ask every peer for its head only. A node far
-            # behind would otherwise decode a batch of blocks that state sync then
-            # skips, and state sync needs f + 1 peers' word (`_wants_state_sync`).
-            self._sync_asked_at = now_ms
-            self.replies.extend((name, HeadRequest()) for name in self._peer_names)
-            return
-        self._ask_sync(peer, now_ms, force=True)
-
-    def _ask_sync(self, peer: str, now_ms: int, from_height: int | None = None, *,
-                  force: bool = False) -> None:
-        wanted = self.chain.height + 1 if from_height is None else from_height
-        if not force and wanted <= self._sync_asked_for and (
-                now_ms - self._sync_asked_at < SYNC_PROBE_MS):
-            return  # asked already and the answer may be on its way
-        self._sync_asked_for = wanted
-        self._sync_asked_at = now_ms
-        self.replies.append((peer, SyncRequest(wanted)))
-
     def prefetch_sync(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
         """Before applying a full batch, ask the same peer for the blocks after it."""
-        blocks = message.blocks
-        if self._state_sync is not None or self._wants_state_sync(message.head, now_ms):
-            return  # state sync takes over
-        if (len(blocks) == MAX_SYNC_BLOCKS and blocks[0].header.height == self.chain.height + 1
-                and message.head > blocks[-1].header.height):
-            self._ask_sync(peer, now_ms, blocks[-1].header.height + 1)
-
-    def _answer_sync(self, peer: str, from_height: int) -> None:
-        blocks: list[tuple[BlockHeader, tuple[bytes, ...], bytes]] = []
-        size = 0
-        for height in range(from_height, min(self.chain.height, from_height +
-                                             MAX_SYNC_BLOCKS - 1) + 1):
-            stored = self.store.block(height)
-            size += len(stored.txs) + len(stored.certificate) + 1024
-            if blocks and size > MAX_PEER_MESSAGE_BYTES:
-                break
-            txs = tuple(cbor.array_items(stored.txs))
-            blocks.append((stored.header, txs, stored.certificate))
-        self.replies.append((peer, SyncAnswer(tuple(blocks), self.chain.height)))
-
-    def _apply_synced(self, peer: str, message: SyncBlocks, now_ms: int) -> None:
-        """Commit the blocks a peer sent, then resume consensus at the new height."""
-        self._note_peer_head(peer, message.head)
-        if self._state_sync is not None:
-            return  # its blocks would collide with what state sync imports
-        if self._wants_state_sync(message.head, now_ms):
-            self._start_state_sync(peer, now_ms)
-            return
-        if (not message.blocks and self._state_sync_enabled
-                and message.head - self.chain.height >= STATE_SYNC_MIN_BLOCKS):
-            # Far ahead by one peer's word (a head answer): ask the others for theirs
-            # before fetching blocks, so that f + 1 answers can start a state sync.
-            # Block sync still follows from `poll_sync` if they do not answer.
-            self.replies.extend((name, HeadRequest()) for name in self._peer_names
-                                if name != peer)
-            return
-        applied = False
-        for block in message.blocks:
-            if block.header.height != self.chain.height + 1:
-                continue  # already have it (or a gap: asked again below)
-            try:
-                certificate = CommitCertificate.decode(block.certificate)
-                if certificate.block_hash != block.header.block_hash:
-                    raise ProofError("its certificate is for another block")
-                certificate.verify(self.validators,
-                                   block.header.checkpoint_body(self.genesis.origin))
-                # A quorum signed this header, so at least one honest validator checked
-                # every signature in it before voting: they are not checked again here.
-                prepared = self.chain.validate(block.header, block.txs, self.store.committed,
-                                               already_verified=_certified)
-            except MissingContractVersion as exc:
-                self._halt(exc)
-            except Rejected as exc:
-                raise PeerError(peer, f"synced block {block.header.height}: {exc.reason}") from exc
-            self.commit_certified(prepared, certificate)
-            applied = True
-        if applied:
-            self.replica = Replica.restore(
-                validators=self.validators, key=self.signer.key, name=self.signer.name,
-                params=self.params, safety=self.replica.safety_state,
-                committed_height=self.chain.height, retired_key_observes=True)
-            self.step(Start(now_ms))
-            self.wake()
-        if message.head > self.chain.height:
-            self._ask_sync(peer, now_ms)  # there is more
-
-    def _note_peer_head(self, peer: str, height: int) -> None:
-        if peer in self._peer_heads:  # validators only: the map stays bounded
-            self._heads_heard = True
-            self._peer_heads[peer] = max(self._peer_heads[peer], height)
-
-    # --- state sync (ADR 0009) ---------------------------------------------------------
-    # A node STATE_SYNC_MIN_BLOCKS or more behind fetches a peer's snapshot offer (height
-    # H), the certified headers up to H, the log entries up to H and the state at H,
-    # verifying everything (`ledger.statesync`), imports it beside its chain and then
-    # switches to it in one transaction; block sync and consensus go on from H.
-    def _wants_state_sync(self, peer_head: int, now_ms: int) -> bool:
-        """Far enough behind by the word of at least f + 1 validators (so of at least
-        one honest one), not of `peer_head`'s sender alone: a peer lying about its head
-        must not send an up-to-date validator into a state sync while consensus goes on."""
-        # On every consensus message: the one-claim test first, the sort only then.
-        return (self._state_sync is None and self._state_sync_enabled
-                and now_ms >= self._state_sync_after_ms
-                and peer_head - self.chain.height >= STATE_SYNC_MIN_BLOCKS
-                and self._head_of_weak_quorum() - self.chain.height >= STATE_SYNC_MIN_BLOCKS)
-
-    def _head_of_weak_quorum(self) -> int:
-        """The greatest height that f + 1 validator peers all claim to have reached."""
-        claims = sorted(self._peer_heads.values(), reverse=True)
-        needed = self.validators.weak_quorum
-        return claims[needed - 1] if len(claims) >= needed else 0
-
-    def _start_state_sync(self, peer: str, now_ms: int) -> None:
-        try:
-            self.store.prepare_imports()  # before the session: it cannot run without
-        except ImportFailed as exc:
-            log.error("%s", exc)
-            self._state_sync_after_ms = now_ms + STATE_SYNC_RETRY_MS
-            return
-        # Certificates are checked against the set signing the block after our head,
-        # from our own state (ADR 0011), and only while the headers name that same set.
-        validators_hash = validator_sets.next_validators_hash(self.chain.state, self.genesis)
-        tip = Tip(self.chain.height, self.chain.head_hash, self.chain.head_time_ms,
-                  self.chain.frontier.size, validators_hash)
-        self._state_sync = StateSync(
-            self.chain.chain_id, self.genesis.origin, list(self._peer_names), tip,
-            LogFeed(self.chain.frontier.copy(), IndexRules(self.chain.registry)),
-            self.validators_for_height(tip.height + 1),
-            validators_hash)
-        log.info("%s claims height %d, %d blocks ahead: state sync", peer,
-                 self._peer_heads.get(peer, 0), self._peer_heads.get(peer, 0) - tip.height)
-        self.replies.extend(self._state_sync.start(peer, self._peer_heads.get(peer, 0),
-                                                   now_ms))
-
-    def _drive_state_sync(self, now_ms: int) -> None:
-        session = self._state_sync
-        if session is None:
-            return
-        if session.done:
-            try:
-                self._finish_state_sync(session, now_ms)
-            except ImportFailed as exc:  # nothing switched: start over later
-                self._abandon_state_sync(now_ms, str(exc))
-        elif session.stuck:
-            self._abandon_state_sync(now_ms, "no peer left to ask, or a validator-set "
-                                             "change in its range")
-        elif (stall := session.stalled(now_ms)) is not None:
-            self._abandon_state_sync(now_ms, stall)
-        else:
-            self.replies.extend(session.pump(now_ms))
-
-    def _state_sync_message(self, peer: str, message: StateSyncMessage, now_ms: int) -> None:
-        if isinstance(message, SnapshotRequest | HeadersRequest | EntriesRequest | StateRequest):
-            self._serve_state_sync(peer, message)
-            return
-        session = self._state_sync
-        if session is None:
-            return  # a late answer to a state sync that ended
-        try:
-            if isinstance(message, SnapshotOffer):
-                session.on_offer(peer, message, self.chain.height + 1)
-            elif isinstance(message, Headers):
-                session.on_headers(peer, message)
-            elif isinstance(message, Entries):
-                session.on_entries(peer, message, self.store)
-            else:
-                session.on_state(peer, message, self.store)
-        except ImportFailed as exc:  # the writes failed, not the peer
-            self._abandon_state_sync(now_ms, str(exc))
-        finally:  # a bad answer's request goes to the next peer at once
-            self._drive_state_sync(now_ms)
-
-    def _finish_state_sync(self, session: StateSync, now_ms: int) -> None:
-        target = session.target
-        assert target is not None
-        assert session.assembly is not None
-        state = session.assembly.tree  # built from the verified chunks as they came
-        invariant(state.root() == target.state_root, "verified state chunks miss the root")
-        self.store.finish_state_sync(blocks=target.height - session.base_height,
-                                     entries=target.log_size - session.base_log_size,
-                                     records=len(state))
-        self.chain = Chain(self.genesis, self.chain.registry, target, state, session.frontier)
-        head = self.store.head()
-        invariant(head is not None and head.header == target, "state sync head not stored")
-        assert head is not None
-        self._checkpoint = head.checkpoint
-        self._state_sync = None
-        self._prepared.clear()
-        self._settle_imported()
-        log.info("state sync done: height %d, %d log entries, %d state records",
-                 target.height, target.log_size, len(state))
-        self._note_validator_change()
-        for event in self._restart_replica():
-            self.step(event)
-        self._ask_sync(session.offer_peer, now_ms, force=True)  # blocks after H, if any
-
-    def _settle_imported(self) -> None:
-        """Transactions admitted while a state sync ran, that the imported blocks
-        committed: out of the mempool, and their waiters told where they committed (a
-        later proposal would otherwise drop them as replays, and a waiter would hear
-        "dropped" for a committed transaction; found by the node-level simulator)."""
-        for tx_id in self.store.committed(self.mempool.ids()):
-            found = self.store.entry_by_tx(tx_id)
-            invariant(found is not None, "a committed transaction without its entry")
-            assert found is not None
-            log_index, height, entry = found
-            self.mempool.remove([tx_id])
-            self.commits.append(Committed(tx_id, log_index, height,
-                                          LogEntry.decode(entry).result))
-
-    def _abandon_state_sync(self, now_ms: int, reason: str) -> None:
-        """Drop an unfinished state sync (no peer left to ask, no progress for
-        STATE_SYNC_STALL_MS, a validator-set change in its range, or its writes failed);
-        block sync goes on, and state sync may be tried again later."""
-        log.warning("state sync abandoned (%s) at %s; block sync continues", reason,
-                    self._state_sync.status() if self._state_sync else None)
-        self.store.abandon_state_sync()
-        self._state_sync = None
-        self._state_sync_after_ms = now_ms + STATE_SYNC_RETRY_MS
-
-    def _serve_state_sync(self, peer: str, message: SnapshotRequest | HeadersRequest
-                          | EntriesRequest | StateRequest) -> None:
-        answer: OutgoingMessage
-        if isinstance(message, SnapshotRequest):
-            snapshot = self._snapshot_to_offer()
-            answer = SnapshotOffer(snapshot.offer() if snapshot else None)
-        elif isinstance(message, HeadersRequest):
-            high = min(message.to_height, self.chain.height,
-                       message.from_height + MAX_SYNC_HEADERS - 1)
-            answer = Headers(tuple(self.store.headers(message.from_height, high)))
-        elif isinstance(message, EntriesRequest):
-            answer = self._entries_answer(message)
-        else:
-            snapshot = self._snapshot
-            if (snapshot is None or snapshot.height != message.height) and (
-                    message.height == self.chain.height):
-                snapshot = self._take_snapshot()
-            records = (tuple(snapshot.chunk(message.chunk)) if snapshot is not None
-                       and snapshot.height == message.height else None)
-            answer = StateChunk(message.height, message.chunk, records)
-        self.replies.append((peer, answer))
-
-    def _snapshot_to_offer(self) -> Snapshot | None:
-        """A snapshot of the head (one at a time: it holds the whole state in memory).
-        Always of the head: a syncing node fetches entries up to the head a peer
-        claimed before the offer arrives, so an offer must not be older."""
-        if self.chain.height == 0:
-            return None
-        kept = self._snapshot
-        if kept is not None and kept.height == self.chain.height:
-            return kept
-        return self._take_snapshot()
-
-    def _take_snapshot(self) -> Snapshot | None:
-        self._snapshot = make_snapshot(self.chain.height, self.store.iter_state(),
-                                       tree=self.chain.state)
-        return self._snapshot
-
-    def _entries_answer(self, message: EntriesRequest) -> Entries:
-        high = min(message.to_height, self.chain.height, message.from_height + MAX_SYNC_HEADERS - 1)
-        blocks: list[tuple[bytes, ...]] = []
-        size = 0
-        for header, _ in self.store.headers(message.from_height, high):
-            entries = self.store.entries_between(header.log_size - header.tx_count,
-                                                 header.log_size)
-            size += sum(len(entry) for entry in entries)
-            if blocks and size > MAX_ENTRIES_ANSWER_BYTES:
-                break
-            blocks.append(tuple(entries))
-        return Entries(message.from_height, tuple(blocks))
-
-    def sync_status(self) -> dict[str, Any]:
-        """How far behind this node is, by what its peers claim (a claim, not a proof:
-        blocks are trusted only with their certificates)."""
-        best = max(self._peer_heads.values(), default=0)
-        behind = max(0, best - self.chain.height)
-        status: dict[str, Any] = {"peer_height": max(best, self.chain.height),
-                                  "behind_blocks": behind, "catching_up": behind > 1}
-        if self._state_sync is not None and self._state_sync.offer is not None:
-            status["state_sync"] = self._state_sync.status()  # fetched of the totals
-        return status
+        self.execute(Prefetch(peer, message, now_ms))
 
     def commit_certified(self, prepared: PreparedBlock, certificate: CommitCertificate) -> None:
-        """Commit an executed block whose certificate the caller has verified (block
-        sync; tools that build a certified chain)."""
-        self._prepared[prepared.block_hash] = prepared
-        self._commit(_BlockRef(prepared), certificate)
+        """Commit an executed block whose certificate the caller has verified (tools
+        that build a certified chain)."""
+        self.execute(CertifiedBlock(prepared, certificate))
 
-    def _commit(self, block: BlockLike, certificate: CommitCertificate) -> None:
-        if self._state_sync is not None:
-            # The chain moved on by consensus: the session's staged rows start where
-            # this block does. Start over later (ADR 0009).
-            self._abandon_state_sync(self._clock_ms, "a block committed by consensus")
-        prepared = self._prepared.get(block.block_hash)
-        invariant(prepared is not None, "commit of a block this node never executed")
-        assert prepared is not None
-        note = self._quorum_checkpoint(prepared, certificate)
-        self.store.commit_block(prepared, certificate.encode(), note)
-        self.chain.advance(prepared)
-        self.blocks_committed += 1
-        self._note_validator_change()
-        self._checkpoint = note
-        self._prepared.clear()
-        self.mempool.remove([tx.tx_id for tx in prepared.txs])
-        first = prepared.first_log_index
-        self.commits.extend(
-            Committed(tx.tx_id, first + i, prepared.height, result)
-            for i, (tx, result) in enumerate(zip(prepared.txs, prepared.results, strict=True))
-        )
+    # --- what the core holds, read-only for the shell -----------------------------------
+    @property
+    def chain(self) -> Chain:
+        return self.core.chain
 
-    def _quorum_checkpoint(self, prepared: PreparedBlock, certificate: CommitCertificate) -> str:
-        body = prepared.checkpoint_body.decode()
-        signatures = []
-        signers = self.validators  # the set of this height: the commit changes it after
-        for vote in certificate.precommits:
-            info = signers.get(vote.voter)
-            invariant(info is not None, f"precommit of {vote.voter!r}, not a validator")
-            assert info is not None
-            verifier = _verifier(info.name, info.public_key)
-            invariant(vote.checkpoint_signature is not None, "precommit without checkpoint sig")
-            assert vote.checkpoint_signature is not None
-            signatures.append(NoteSignature(vote.voter, verifier.key_id, vote.checkpoint_signature))
-        signatures.sort(key=lambda s: s.name)
-        return Note(body, tuple(signatures)).format()
+    @property
+    def replica(self) -> Replica:
+        return self.core.replica
 
-    # --- submit ------------------------------------------------------------------------
-    def admit(self, txs: Sequence[SignedTx], now_ms: int, *, from_peer: bool = False
-              ) -> list[Rejected | None]:
-        """Admit decoded, signature-checked transactions to the mempool; each gets None
-        or its typed rejection. `now_ms` is the node's clock: expiry is judged against
-        the later of it and the head's block time (an idle chain's head may be old)."""
-        time_ms = max(now_ms, self.chain.head_time_ms)
-        already = self.store.committed([tx.tx_id for tx in txs])
-        outcome: list[Rejected | None] = []
-        for tx in txs:
-            try:
-                if tx.body.chain_id != self.chain.chain_id:
-                    raise TxRejected("transaction is for another chain", code="wrong_chain")
-                if tx.tx_id in already:
-                    raise TxRejected("transaction already committed", code="replay")
-                check_tx_time(tx, time_ms)
-                # Same rule as execution, against the committed head: a client learns
-                # at once (403) that its key may not call this method.
-                self._check_permission(tx, time_ms)
-                self.mempool.add(tx)
-                outcome.append(None)
-                if not from_peer and len(self.validators.validators) > 1:
-                    self.gossip.append(tx)
-            except Rejected as exc:
-                outcome.append(exc)
-        return outcome
+    @property
+    def validators(self) -> ValidatorSet:
+        return self.core.validators
 
-    def _check_permission(self, tx: SignedTx, time_ms: int) -> None:
-        """The chain's permission check; a contract version this software lacks halts
-        the node (its next step raises) and refuses the transaction meanwhile."""
-        if self.halted is None:
-            try:
-                self.chain.check_permission(tx, time_ms)
-                return
-            except MissingContractVersion as exc:
-                self._note_halt(exc)
-        assert self.halted is not None
-        raise Busy(f"this node has stopped: {self.halted}", retry_after_s=60)
+    @property
+    def mempool(self) -> Mempool:
+        return self.core.mempool
 
-    def wake(self) -> None:
-        """Tell consensus that transactions are pending. The runtime calls it after
-        answering the submitter, so a block is never built inside a submit request."""
-        if len(self.mempool):
-            self.step(TransactionsAvailable())
+    @property
+    def seen(self) -> SeenTxs:
+        return self.core.seen
 
-    # --- queries (the facade the API serves) --------------------------------------------
-    def status(self) -> dict[str, Any]:
-        return {
-            "network": self.genesis.name,
-            "chain_id": self.chain.chain_id.hex(),
-            "origin": self.genesis.origin,
-            "node": self.signer.name,
-            "height": self.chain.height,
-            "block_hash": self.chain.head_hash.hex(),
-            "block_time_ms": self.chain.head_time_ms,
-            "log_size": self.chain.frontier.size,
-            "log_root": base64.b64encode(self.chain.frontier.root()).decode(),
-            "state_root": self.chain.state.root().hex(),
-            "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.size_bytes,
-                        "capacity": self.mempool.max_txs},
-            "validators": [v.name for v in self.validators.validators],
-            "quorum": self.validators.quorum,
-            "validator_set": self.validator_set_status(),
-            "sync": self.sync_status(),
-            "consensus": {"height": self.replica.height, "round": self.replica.round},
-            "certificates": self.certificates_status(),
-        }
+    @property
+    def params(self) -> ConsensusParams:
+        return self.core.params
 
-    def certificate_report(self, now_ms: int | None = None) -> cert_expiry.ExpiryReport:
-        """The certificates that end within `cert_warn_days` days, or have ended, judged
-        at the later of `now_ms` (default: the node's clock at its last tick) and the
-        head's block time: the time admission judges transactions by."""
-        at_ms = max(self._clock_ms if now_ms is None else now_ms, self.chain.head_time_ms)
-        _, certificates, _ = self._certificate_inventory()
-        return cert_expiry.expiring(certificates, at_ms, self.cert_warn_days)
+    @property
+    def mode(self) -> Mode:
+        return self.core.mode
 
-    def certificates_status(self, now_ms: int | None = None) -> dict[str, Any]:
-        """`certificates` of the status: counts and the soonest few, by name."""
-        report = self.certificate_report(now_ms)
-        return {
-            "warn_days": report.warn_days,
-            "at_ms": report.at_ms,
-            "checked": report.checked,
-            "expired": report.expired,
-            "expiring": report.expiring,
-            "soonest": [certificate_json(c, report.at_ms) for c in report.soonest()],
-            "truncated": self._certificate_inventory()[2],
-        }
+    @property
+    def halted(self) -> MissingContractVersion | None:
+        return self.core.halted
 
-    def _certificate_inventory(self) -> tuple[bytes, tuple[cert_expiry.Certificate, ...], bool]:
-        """(head hash, certificates, whether the member scan hit its bound), cached
-        per head: the members state changes only when a block commits."""
-        head = self.chain.head_hash
-        if self._certificates is None or self._certificates[0] != head:
-            scanned, truncated = self._scan_members()
-            certificates = cert_expiry.inventory(self.chain.state, scanned)
-            self._certificates = (head, certificates, truncated)
-        return self._certificates
+    @property
+    def dropped(self) -> dict[bytes, Rejected]:
+        return self.core.dropped
 
-    # --- governance ---------------------------------------------------------------------
-    def gov_dry_run(self, tx: SignedTx, now_ms: int) -> dict[str, Any]:
-        """Evaluate a signed `gov.propose` against the committed head, without
-        submitting it: what would change if it passed and applied now, or why it
-        would be refused. The proposer must be allowed to propose (403 otherwise)."""
-        if (tx.body.contract, tx.body.method) != (governance.NAME, "propose"):
-            raise TxRejected("a dry run takes a signed gov.propose", code="bad_argument")
-        if tx.body.chain_id != self.chain.chain_id:
-            raise TxRejected("transaction is for another chain", code="wrong_chain")
-        tx.verify_signature()
-        time_ms = max(now_ms, self.chain.head_time_ms + 1)
-        self.chain.check_permission(tx, time_ms)
-        return governance.dry_run(
-            self.chain.state, tx.body.sender, tx.body.args, self.chain.height + 1, time_ms,
-            admins=self._admin_keys(), validators=[v.name for v in self.validators.validators],
-            live=self._live_validators(), software=self.chain.registry.versions())
+    @property
+    def blocks_committed(self) -> int:
+        return self.core.blocks_committed
 
-    def _admin_keys(self) -> list[bytes]:
-        """Keys of members holding the admin role (a bounded scan of member records)."""
-        scanned, _ = self._scan_members()
-        return [public_key for public_key, raw in scanned
-                if "admin" in members.decode_member(raw)["roles"]]
+    def validators_for_height(self, height: int) -> ValidatorSet:
+        return self.core.validators_for_height(height)
 
-    def validator_set_status(self) -> dict[str, Any]:
-        """The set signing the next block (with each validator's org and address), and
-        every key that has signed, with the heights and checkpoint sizes it signed
-        for: what `tide trust export` writes as `sizes=` ranges (ADR 0011)."""
-        head = self.chain.head_hash
-        if self._validator_keys is None or self._validator_keys[0] != head:
-            self._validator_keys = (head, self._key_history())
-        records = validator_sets.current_set(self.chain.state, self.genesis)
-        changes = validator_sets.change_heights(self.chain.state)
-        return {"since_height": changes[-1] if changes else 1,
-                "validators": [{"name": r.name, "key": r.public_key.hex(), "org": r.org,
-                                "address": r.address, "tls": r.tls_fingerprint.hex()}
-                               for r in records],
-                "keys": self._validator_keys[1]}
+    def chain_peers(self) -> dict[str, tuple[str, int]]:
+        return self.core.chain_peers()
 
-    def _key_history(self) -> list[dict[str, Any]]:
-        """Each key's heights, and the checkpoint sizes they map to: a key first
-        signing block a covers sizes after block a - 1's (a non-empty block's log
-        grows), up to block b's size when b was its last block."""
-        out = []
-        for span in validator_sets.key_spans(self.chain.state, self.genesis):
-            first_size = 0 if span.first == 1 else self._log_size_at(span.first - 1) + 1
-            last_size = None if span.last is None else self._log_size_at(span.last)
-            out.append({"name": span.name, "key": span.public_key.hex(),
-                        "heights": [span.first, span.last], "sizes": [first_size, last_size]})
-        return out
-
-    def _log_size_at(self, height: int) -> int:
-        if height >= self.chain.height:
-            return self.chain.frontier.size
-        return self.store.block(height).header.log_size
-
-    def _live_validators(self) -> list[str]:
-        """This node, and the peers whose claimed head is within a block of ours."""
-        return [self.signer.name, *(name for name, height in self._peer_heads.items()
-                                    if height >= self.chain.height - 1)]
-
-class _BlockRef:
-    """A block this node built: what consensus needs (height, hash, checkpoint) and
-    what a proposal carries to peers (header, transactions)."""
-
-    def __init__(self, prepared: PreparedBlock) -> None:
-        self.height = prepared.height
-        self.block_hash = prepared.block_hash
-        self.checkpoint_body = prepared.checkpoint_body
-        self.header = prepared.header
-        self.txs = prepared.txs
+    def sync_status(self) -> dict[str, Any]:
+        return self.core.sync_status()
 
 
-def _certified(tx: SignedTx) -> bool:
-    return True
+def _is_write(effect: Effect) -> bool:
+    return isinstance(effect, SaveSafety | CommitBlock | PrepareImports | ImportBlocks
+                      | ImportState | FinishStateSync | AbandonStateSync)
 
-
-@functools.lru_cache(maxsize=256)
-def _verifier(name: str, public_key: bytes) -> Verifier:
-    """The note verifier of a validator key (its key id is a hash: computed once)."""
-    return Verifier.of(name, public_key)
-
-
-def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry) -> Chain:
-    """Rebuild the in-memory head from the store, checking what was read."""
-    head = store.head()
-    state = StateTree.from_items(store.iter_state())
-    frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
-                if head else merkle.CompactRange())
-    # Chain's constructor checks the rebuilt roots against the stored header (or, before
-    # block 1, the state against the genesis state).
-    return Chain(genesis, registry, head.header if head else None, state, frontier)
-
-
-def certificate_json(certificate: cert_expiry.Certificate, at_ms: int) -> dict[str, Any]:
-    """A certificate of an expiry report, as the status shows it."""
-    return {
-        "kind": certificate.kind,
-        "org": certificate.org,
-        "name": certificate.name,
-        "serial": certificate.serial,
-        "id": certificate.ident.hex(),
-        "not_after": iso_utc(certificate.not_after_ms),
-        "not_after_ms": certificate.not_after_ms,
-        "days_left": certificate.days_left(at_ms),
-    }

@@ -1,8 +1,8 @@
 """The read-only queries the API serves from a node's committed chain: transactions,
 entries, blocks, receipts and proofs, search, and the view (`view`) every application's
-own queries read (contracts/*/queries.py). A mixin of `Node` (node.py), which holds what
-they read: the chain at its head, the store and the mempool. Nothing here changes state
-or talks to peers."""
+own queries read (contracts/*/queries.py), and the node's status. A plain object over
+the storage reader and the node core (`Node.views`): the chain at its head, the
+mempool, the peers' claimed heads. Nothing here changes state or talks to peers."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tidechain.contracts import members
+from tidechain.contracts import cert_expiry, governance, members
 from tidechain.core import cbor, merkle
-from tidechain.core.errors import NotFound, Rejected, invariant
+from tidechain.core.errors import NotFound, Rejected, TxRejected, invariant
 from tidechain.core.hexcodec import to_json
 from tidechain.core.limits import MAX_PAGE_SIZE, MAX_QUERY_RESULTS, MAX_TX_SCAN
 from tidechain.core.proofset import format_proof_set
 from tidechain.core.receipt import Receipt, format_receipt
+from tidechain.core.timefmt import iso_utc
 from tidechain.core.trust import trust_text_of_keys
+from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.access import (
     ANONYMOUS,
     Audience,
@@ -36,6 +38,7 @@ from tidechain.ledger.application import (
 from tidechain.ledger.chain import Chain
 from tidechain.ledger.runtime import NAMESPACE_SEPARATOR, namespaced
 from tidechain.ledger.types import Event, Genesis, LogEntry, SignedTx
+from tidechain.node.core import NodeCore
 from tidechain.node.mempool import Mempool
 from tidechain.storage.protocol import StorageReader
 
@@ -45,12 +48,30 @@ counts) read at most (a consortium has hundreds)."""
 
 
 class ChainQueries:
-    """Queries against the committed head (mixed into `Node`)."""
+    """Queries against the committed head."""
 
-    chain: Chain
-    store: StorageReader
-    mempool: Mempool
-    _checkpoint: str | None  # the head's quorum-signed checkpoint note
+    def __init__(self, core: NodeCore, store: StorageReader,
+                 cert_warn_days: int = cert_expiry.DEFAULT_WARN_DAYS) -> None:
+        self.core = core
+        self.store = store
+        self.genesis: Genesis = core.genesis
+        self.cert_warn_days = cert_warn_days
+        # The certificates that count, read once per head (block hash) they belong to.
+        self._certificates: tuple[bytes, tuple[cert_expiry.Certificate, ...], bool] | None = None
+        # The validator keys' history (status, trust export), computed once per head.
+        self._validator_keys: tuple[bytes, list[dict[str, Any]]] | None = None
+
+    @property
+    def chain(self) -> Chain:
+        return self.core.chain
+
+    @property
+    def mempool(self) -> Mempool:
+        return self.core.mempool
+
+    @property
+    def _checkpoint(self) -> str | None:
+        return self.core.checkpoint
 
     def checkpoint(self) -> str:
         """The latest quorum-signed checkpoint."""
@@ -66,8 +87,6 @@ class ChainQueries:
         scanned = self.store.state_range(prefix, MAX_MEMBERS_SCANNED)
         return ([(key[len(prefix):], raw) for key, raw in scanned],
                 len(scanned) == MAX_MEMBERS_SCANNED)
-
-    genesis: Genesis
 
     def reader(self, key: bytes | None, time_ms: int) -> Reader:
         """The reader `key` proves to be at `time_ms` (anonymous if None): its roles from
@@ -154,9 +173,6 @@ class ChainQueries:
         sizes each may sign (as `tide trust export` writes it)."""
         return trust_text_of_keys(self.genesis.name, self.genesis.origin,
                                   self.validator_set_status()["keys"])
-
-    def validator_set_status(self) -> dict[str, Any]:
-        raise NotImplementedError  # Node's
 
     def search(self, text: str, reader: Reader = ANONYMOUS) -> dict[str, Any]:
         """What `text` names: a height, a block hash, a transaction id, a deposited
@@ -317,6 +333,135 @@ class ChainQueries:
     def contracts(self) -> list[dict[str, Any]]:
         """Every contract method with the roles that may call it."""
         return self.chain.registry.describe()
+
+
+    # --- the node's status --------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "network": self.genesis.name,
+            "chain_id": self.chain.chain_id.hex(),
+            "origin": self.genesis.origin,
+            "node": self.core.signer.name,
+            "height": self.chain.height,
+            "block_hash": self.chain.head_hash.hex(),
+            "block_time_ms": self.chain.head_time_ms,
+            "log_size": self.chain.frontier.size,
+            "log_root": base64.b64encode(self.chain.frontier.root()).decode(),
+            "state_root": self.chain.state.root().hex(),
+            "mempool": {"transactions": len(self.mempool), "bytes": self.mempool.size_bytes,
+                        "capacity": self.mempool.max_txs},
+            "validators": [v.name for v in self.core.validators.validators],
+            "quorum": self.core.validators.quorum,
+            "validator_set": self.validator_set_status(),
+            "sync": self.core.sync_status(),
+            "consensus": {"height": self.core.replica.height, "round": self.core.replica.round},
+            "certificates": self.certificates_status(),
+        }
+
+    def certificate_report(self, now_ms: int | None = None) -> cert_expiry.ExpiryReport:
+        """The certificates that end within `cert_warn_days` days, or have ended, judged
+        at the later of `now_ms` (default: the node's clock at its last tick) and the
+        head's block time: the time admission judges transactions by."""
+        at_ms = max(self.core.clock_ms if now_ms is None else now_ms, self.chain.head_time_ms)
+        _, certificates, _ = self._certificate_inventory()
+        return cert_expiry.expiring(certificates, at_ms, self.cert_warn_days)
+
+    def certificates_status(self, now_ms: int | None = None) -> dict[str, Any]:
+        """`certificates` of the status: counts and the soonest few, by name."""
+        report = self.certificate_report(now_ms)
+        return {
+            "warn_days": report.warn_days,
+            "at_ms": report.at_ms,
+            "checked": report.checked,
+            "expired": report.expired,
+            "expiring": report.expiring,
+            "soonest": [certificate_json(c, report.at_ms) for c in report.soonest()],
+            "truncated": self._certificate_inventory()[2],
+        }
+
+    def _certificate_inventory(self) -> tuple[bytes, tuple[cert_expiry.Certificate, ...], bool]:
+        """(head hash, certificates, whether the member scan hit its bound), cached
+        per head: the members state changes only when a block commits."""
+        head = self.chain.head_hash
+        if self._certificates is None or self._certificates[0] != head:
+            scanned, truncated = self._scan_members()
+            certificates = cert_expiry.inventory(self.chain.state, scanned)
+            self._certificates = (head, certificates, truncated)
+        return self._certificates
+
+    # --- governance ---------------------------------------------------------------------
+    def gov_dry_run(self, tx: SignedTx, now_ms: int) -> dict[str, Any]:
+        """Evaluate a signed `gov.propose` against the committed head, without
+        submitting it: what would change if it passed and applied now, or why it
+        would be refused. The proposer must be allowed to propose (403 otherwise)."""
+        if (tx.body.contract, tx.body.method) != (governance.NAME, "propose"):
+            raise TxRejected("a dry run takes a signed gov.propose", code="bad_argument")
+        if tx.body.chain_id != self.chain.chain_id:
+            raise TxRejected("transaction is for another chain", code="wrong_chain")
+        tx.verify_signature()
+        time_ms = max(now_ms, self.chain.head_time_ms + 1)
+        self.chain.check_permission(tx, time_ms)
+        return governance.dry_run(
+            self.chain.state, tx.body.sender, tx.body.args, self.chain.height + 1, time_ms,
+            admins=self._admin_keys(), validators=[v.name for v in self.core.validators.validators],
+            live=self._live_validators(), software=self.chain.registry.versions())
+
+    def _admin_keys(self) -> list[bytes]:
+        """Keys of members holding the admin role (a bounded scan of member records)."""
+        scanned, _ = self._scan_members()
+        return [public_key for public_key, raw in scanned
+                if "admin" in members.decode_member(raw)["roles"]]
+
+    def validator_set_status(self) -> dict[str, Any]:
+        """The set signing the next block (with each validator's org and address), and
+        every key that has signed, with the heights and checkpoint sizes it signed
+        for: what `tide trust export` writes as `sizes=` ranges (ADR 0011)."""
+        head = self.chain.head_hash
+        if self._validator_keys is None or self._validator_keys[0] != head:
+            self._validator_keys = (head, self._key_history())
+        records = validator_sets.current_set(self.chain.state, self.genesis)
+        changes = validator_sets.change_heights(self.chain.state)
+        return {"since_height": changes[-1] if changes else 1,
+                "validators": [{"name": r.name, "key": r.public_key.hex(), "org": r.org,
+                                "address": r.address, "tls": r.tls_fingerprint.hex()}
+                               for r in records],
+                "keys": self._validator_keys[1]}
+
+    def _key_history(self) -> list[dict[str, Any]]:
+        """Each key's heights, and the checkpoint sizes they map to: a key first
+        signing block a covers sizes after block a - 1's (a non-empty block's log
+        grows), up to block b's size when b was its last block."""
+        out = []
+        for span in validator_sets.key_spans(self.chain.state, self.genesis):
+            first_size = 0 if span.first == 1 else self._log_size_at(span.first - 1) + 1
+            last_size = None if span.last is None else self._log_size_at(span.last)
+            out.append({"name": span.name, "key": span.public_key.hex(),
+                        "heights": [span.first, span.last], "sizes": [first_size, last_size]})
+        return out
+
+    def _log_size_at(self, height: int) -> int:
+        if height >= self.chain.height:
+            return self.chain.frontier.size
+        return self.store.block(height).header.log_size
+
+    def _live_validators(self) -> list[str]:
+        """This node, and the peers whose claimed head is within a block of ours."""
+        return [self.core.signer.name, *(name for name, height in self.core.peer_heads.items()
+                                    if height >= self.chain.height - 1)]
+
+
+def certificate_json(certificate: cert_expiry.Certificate, at_ms: int) -> dict[str, Any]:
+    """A certificate of an expiry report, as the status shows it."""
+    return {
+        "kind": certificate.kind,
+        "org": certificate.org,
+        "name": certificate.name,
+        "serial": certificate.serial,
+        "id": certificate.ident.hex(),
+        "not_after": iso_utc(certificate.not_after_ms),
+        "not_after_ms": certificate.not_after_ms,
+        "days_left": certificate.days_left(at_ms),
+    }
 
 
 def describe_entry(log_index: int, entry_bytes: bytes) -> dict[str, Any]:

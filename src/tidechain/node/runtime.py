@@ -28,8 +28,9 @@ from tidechain.core.limits import (
 )
 from tidechain.ledger import validators as validator_sets
 from tidechain.ledger.types import LogEntry, SignedTx
+from tidechain.node.effects import CheckpointCommitted, Committed, Gossip, Reply
 from tidechain.node.metrics import NodeMetrics
-from tidechain.node.node import Committed, Node
+from tidechain.node.node import Node
 from tidechain.node.peers import PeerNetwork
 from tidechain.node.tls import TlsError, admission_refusal, check_node_name
 from tidechain.node.wire import SyncBlocks, TxGossip, encode_message
@@ -291,7 +292,7 @@ class NodeRuntime:
         if isinstance(message, SyncBlocks):
             # Ask for the next batch first, so it travels while this one is applied.
             self.node.prefetch_sync(peer, message, now_ms())
-            self._send_out()
+            self._deliver()
         self.node.handle_peer(peer, message, now_ms())
         self._deliver()
 
@@ -309,49 +310,53 @@ class NodeRuntime:
         self.node.handle_peer(peer, TxGossip(good), now_ms())
         self._deliver()
 
-    def _send_out(self) -> None:
-        """Hand what the node queued for peers to the transport (or drop it: a network
-        of one has no peers)."""
-        node = self.node
-        outbox, node.outbox = node.outbox, []
-        gossip, node.gossip = node.gossip, []
-        replies, node.replies = node.replies, []
+    def _deliver(self) -> None:
+        """Carry out what the node queued, in order: wake submitters whose transactions
+        committed or were dropped, tell head listeners of committed checkpoints, and
+        send messages to peers (or drop them: a network of one has no peers)."""
+        gossip: list[SignedTx] = []
+        sends: list[tuple[str | None, bytes]] = []  # None: to every peer
+        head: int | None = None
+        for effect in self.node.take_effects():
+            if isinstance(effect, Committed):
+                self._settle(effect)
+            elif isinstance(effect, CheckpointCommitted):
+                head = effect.height
+            elif isinstance(effect, Gossip):
+                gossip.extend(effect.txs)
+            elif isinstance(effect, Broadcast):
+                sends.append((None, encode_message(effect.message)))
+            elif isinstance(effect, SendTo | Reply):
+                sends.append((effect.peer, encode_message(effect.message)))
+        if head is not None:
+            self.chain_cas.refresh()  # new organisation CAs to the peer and API contexts
+            if self._chain_peers is not None:
+                self._chain_peers.refresh()  # before sending: a new validator gets its votes
         network = self.network
-        if network is None:
-            return
-        if gossip:
-            network.broadcast(encode_message(TxGossip(tuple(gossip))))
-        for action in outbox:
-            if isinstance(action, Broadcast):
-                network.broadcast(encode_message(action.message))
-            elif isinstance(action, SendTo):
-                network.send(self._node_name(action.peer), encode_message(action.message))
-        for peer, message in replies:
-            network.send(self._node_name(peer), encode_message(message))
+        if network is not None:
+            if gossip:
+                network.broadcast(encode_message(TxGossip(tuple(gossip))))
+            for peer, payload in sends:
+                if peer is None:
+                    network.broadcast(payload)
+                else:
+                    network.send(self._node_name(peer), payload)
+        if head is not None:
+            self._tell_head(head)
+
+    def _settle(self, committed: Committed) -> None:
+        if committed.log_index is None:
+            self.metrics.note_dropped(committed.tx_id, committed.rejection)
+        else:
+            self.metrics.note_committed(committed.tx_id)
+        for future in self._waiters.get(committed.tx_id, []):
+            if not future.done():
+                future.set_result(committed)
 
     def _node_name(self, key_name: str) -> str:
         return key_name.removeprefix(self._prefix)
 
-    def _deliver(self) -> None:
-        """Wake submitters whose transactions committed or were dropped; send what the
-        node queued for its peers."""
-        commits, self.node.commits = self.node.commits, []
-        for committed in commits:
-            if committed.log_index is None:
-                self.metrics.note_dropped(committed.tx_id, committed.rejection)
-            else:
-                self.metrics.note_committed(committed.tx_id)
-            for future in self._waiters.get(committed.tx_id, []):
-                if not future.done():
-                    future.set_result(committed)
-        self.chain_cas.refresh()  # new organisation CAs to the peer and API contexts
-        if self._chain_peers is not None:
-            self._chain_peers.refresh()  # before sending: a new validator gets its votes
-        self._send_out()
-        self._tell_head()
-
-    def _tell_head(self) -> None:
-        height = self.node.chain.height
+    def _tell_head(self, height: int) -> None:
         if height != self._head_told:
             self._head_told = height
             for listener in self._head_listeners:

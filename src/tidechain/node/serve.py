@@ -156,7 +156,7 @@ def log_certificate_warnings(node: Node, schedule: WarningSchedule,
     """Log a WARNING for each certificate due (expiring within `cert_warn_days`, or
     expired) that was not logged in the last day; return how many were due now."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    report = node.certificate_report(now)
+    report = node.views.certificate_report(now)
     due = schedule.take(report, now)
     for certificate in due[:MAX_CERT_WARNINGS_LOGGED]:
         log.warning("%s", certificate_warning(certificate, report.at_ms))

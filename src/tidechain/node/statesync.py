@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tidechain.consensus import CommitCertificate, ValidatorSet
 from tidechain.core import merkle
@@ -21,6 +21,7 @@ from tidechain.core.errors import PeerError, Rejected, invariant
 from tidechain.core.limits import MAX_SYNC_HEADERS, SYNC_PROBE_MS
 from tidechain.core.note import Note, NoteSignature, Verifier
 from tidechain.ledger.statesync import (
+    ImportedBlock,
     LogFeed,
     StateAssembly,
     StateOffer,
@@ -42,7 +43,6 @@ from tidechain.node.wire import (
     StateChunk,
     StateRequest,
 )
-from tidechain.storage.protocol import NodeStorage
 
 ENTRIES_PER_REQUEST = 8192
 """Log entries asked for in one request (~3 MiB of deposits): big enough that the
@@ -65,6 +65,14 @@ or it is abandoned: a peer that answers just often enough never to look stalled 
 chunk every few seconds) must not hold block sync off for hours."""
 
 Outgoing = list[tuple[str, OutgoingMessage]]
+
+
+class Importer(Protocol):
+    """Where a session's verified rows go: the node core turns them into write
+    effects (`node.effects.ImportBlocks`, `ImportState`) for its shell."""
+
+    def import_blocks(self, blocks: list[tuple[ImportedBlock, bytes, str]]) -> None: ...
+    def import_state(self, records: tuple[tuple[bytes, bytes], ...]) -> None: ...
 
 log = logging.getLogger("tidechain.node")
 
@@ -360,7 +368,7 @@ class StateSync:
             raise self._blame(peer, exc) from exc
         self._check_offer()
 
-    def on_entries(self, peer: str, message: Entries, store: NodeStorage) -> None:
+    def on_entries(self, peer: str, message: Entries, store: Importer) -> None:
         request = self._answered(peer, ("ents", message.from_height))
         if request is None:
             return
@@ -377,7 +385,7 @@ class StateSync:
         self.slow.discard(peer)
         self._apply_entries(store)
 
-    def _apply_entries(self, store: NodeStorage) -> None:
+    def _apply_entries(self, store: Importer) -> None:
         """Import answers in block order, as far as they reach without a gap."""
         while (found := self.early.pop(self.applied_to + 1, None)) is not None:
             peer, message = found
@@ -400,7 +408,7 @@ class StateSync:
             finally:
                 store.import_blocks(imported)  # the good blocks, even before a bad one
 
-    def on_state(self, peer: str, message: StateChunk, store: NodeStorage) -> None:
+    def on_state(self, peer: str, message: StateChunk, store: Importer) -> None:
         offer = self.offer
         key = ("state", message.chunk)
         if offer is None or message.height != offer.height:

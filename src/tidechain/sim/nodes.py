@@ -33,6 +33,7 @@ final head).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import heapq
 import random
@@ -41,13 +42,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidechain.consensus import Broadcast, Proposal, SendTo, Start, Tick, Vote
+from tidechain.consensus import (
+    Action,
+    Broadcast,
+    MessageReceived,
+    PersistSafety,
+    Proposal,
+    SendTo,
+    Start,
+    Tick,
+    Vote,
+)
+from tidechain.consensus import Event as ConsensusInput
+from tidechain.consensus.replica import RULE_NAMES
+from tidechain.consensus.safety import lock_at
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError, Rejected
-from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
 from tidechain.core.note import Signer
 from tidechain.identity import Role, issue_member_cert, make_org_ca
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
+from tidechain.node.core import Instruments, NodeCore, SyncPolicy
+from tidechain.node.effects import Committed, Gossip, Reply
 from tidechain.node.node import Node
 from tidechain.node.statesync import StateSync
 from tidechain.node.wire import (
@@ -61,12 +76,21 @@ from tidechain.node.wire import (
     encode_message,
 )
 from tidechain.sim.network import FakeNetwork
+from tidechain.sim.node_byzantine import NodeEquivocator
 from tidechain.sim.scenario import SIM_PARAMS, TICK_MS, Faults
 from tidechain.storage.memory import DiskImage, MemoryStore
 from tidechain.storage.protocol import NodeStorage
 
+LOCKED_RESTART = "locked validator restarted"
+OTHER_BLOCK = "locked validator got another block"
+POL_PROPOSAL = "proof-of-lock proposal received"
+HARD_CASES = (LOCKED_RESTART, OTHER_BLOCK, POL_PROPOSAL)
+"""The paths the scenario steers towards (issue 12), counted at honest nodes: a
+validator locked at the height it resumes restarted; a locked validator received, at
+its height, a proposal of another block for a round after its lock (and not before its
+own round); a re-proposal with a proof-of-lock (pol_round >= 0) was received."""
 NODE_FAULT_MS = 8_000
-"""Length of the fault phase (virtual ms): room for a node to fall STATE_SYNC_MIN_BLOCKS
+"""Length of the fault phase (virtual ms): room for a node to fall SYNC_MIN_BLOCKS
 behind and state-sync while the others go on."""
 NODE_HEAL_BUDGET_MS = 20_000
 """Virtual time allowed after the heal for every node to commit HEAL_HEIGHTS more."""
@@ -80,7 +104,10 @@ CLIENTS = 4  # depositor keys the client stream signs with
 CLIENT_GAP_MS = (5, 60)  # between two submissions
 TX_TTL_MS = 600_000
 SYNC_LEAD = 2
-"""The long outage ends once f + 1 peers are STATE_SYNC_MIN_BLOCKS + SYNC_LEAD ahead."""
+"""The long outage ends once f + 1 peers are SYNC_MIN_BLOCKS + SYNC_LEAD ahead."""
+SYNC_MIN_BLOCKS = 8
+"""The nodes' `SyncPolicy.min_blocks` (16 in the shipped default): a node this far
+behind state-syncs, so that runs of a few virtual seconds reach state sync often."""
 _NETWORK_NAME = "sim-net"
 _USCC = "91350100M000100Y43"  # a valid code (the one tests use)
 _ORG = "sim-org"
@@ -158,9 +185,16 @@ class NodeScenario:
     """The outage node, once back, crashes after handling this many state-sync answers
     (offer, headers, entries, state chunks) in a session (down 50 ms to 0.5 s): a crash
     after the offer, after the headers, with blocks staged, or as it finishes."""
+    lock_traps: tuple[int, ...] = ()
+    """Crash traps, each armed at that time: the next honest validator that persists a
+    lock crashes in that call (its sends cut or not), so it restarts locked."""
+    byzantine: tuple[str, ...] = ()  # equivocating validators (f of them by default)
+    equivocation: float = 0.0  # chance a Byzantine validator splits a message it signs
+    invalid_blocks: float = 0.0  # chance its conflicting proposal fails re-execution
 
 
-def draw_node_scenario(rng: random.Random, names: list[str], fault_ms: int) -> NodeScenario:
+def draw_node_scenario(rng: random.Random, names: list[str], fault_ms: int,
+                       byzantine: int = 0) -> NodeScenario:
     faults = Faults(fault_ms=fault_ms,
                     drop=rng.choice((0.0, 0.02, 0.05, 0.1, 0.2)),
                     duplicate=rng.choice((0.0, 0.05, 0.2)),
@@ -182,12 +216,16 @@ def draw_node_scenario(rng: random.Random, names: list[str], fault_ms: int) -> N
                      rng.randint(50, 2_000)) for _ in range(faults.crashes))
     outage = None
     sync_trap = None
-    if rng.random() < 0.85:
+    if rng.random() < 0.6:
         outage = (START_MS + rng.randint(200, fault_ms // 4), rng.choice(names))
         if rng.random() < 0.7:
             sync_trap = rng.randint(1, 4)
+    lock_traps = tuple(sorted(START_MS + rng.randint(0, fault_ms)
+                              for _ in range(rng.randint(1, 3))))
+    cast = tuple(sorted(rng.sample(names, byzantine)))
     return NodeScenario(faults, tuple(sorted(partitions)), tuple(sorted(crashes)), outage,
-                        sync_trap)
+                        sync_trap, lock_traps, cast, rng.choice((0.3, 0.7, 1.0)),
+                        rng.choice((0.0, 0.3, 0.7)))
 
 
 # --- one node and its host ------------------------------------------------------------------
@@ -208,6 +246,8 @@ class Host:
     outage: bool = False  # down until far behind (no scheduled restart)
     trap: int | None = None  # state-sync answers to handle before its crash
     stalled_since: int = 0
+    byzantine: NodeEquivocator | None = None  # splits what it signs; None: honest
+    locked_now: bool = False  # persisted a lock in the call under way
 
 
 # --- the world ------------------------------------------------------------------------------
@@ -217,8 +257,10 @@ Event = tuple[int, int, str, Any]  # at ms, sequence, kind, payload
 
 class NodeWorld:
     def __init__(self, seed: int, validators: int = 4, *, fault_ms: int = NODE_FAULT_MS,
-                 heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
+                 heal_budget_ms: int = NODE_HEAL_BUDGET_MS, byzantine: int | None = None,
                  sink: Callable[[str], None] | None = None) -> None:
+        """`byzantine`: how many validators equivocate (default f, the most the
+        protocol tolerates)."""
         self.seed = seed
         self.validators = validators
         self.fault_ms = fault_ms
@@ -227,13 +269,21 @@ class NodeWorld:
         self.cast = make_cast(seed, validators)
         self.genesis = self.cast.genesis
         self.names = [s.name for s in self.cast.signers]
-        self.scenario = draw_node_scenario(self.rng, self.names, fault_ms)
+        f = (validators - 1) // 3
+        self.byzantine_max = f
+        self.byzantine = f if byzantine is None else byzantine
+        self.scenario = draw_node_scenario(self.rng, self.names, fault_ms, self.byzantine)
         self.network = FakeNetwork(self.rng, self.scenario.faults)
         self.hosts = {s.name: Host(s.name, s) for s in self.cast.signers}
+        for name in self.scenario.byzantine:
+            self.hosts[name].byzantine = NodeEquivocator(
+                name, self.rng, self.scenario.equivocation, self.scenario.invalid_blocks)
         self.now_ms = START_MS
         self.healed_at: int | None = None
         self.heal_target = 0
         self.stats: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()  # honest replicas' upon-rules, by name
+        self.lock_traps_armed = 0
         self.acked: dict[bytes, tuple[int, int]] = {}  # tx id -> (log index, height)
         self.blocks: dict[int, tuple[bytes, bytes]] = {}  # height -> (hash, log root)
         self._queue: list[Event] = []
@@ -262,6 +312,10 @@ class NodeWorld:
                           f"{node.chain.head_hash.hex()[:16]} log {node.chain.frontier.size} "
                           f"state {node.chain.state.root().hex()[:16]}")
         self.stats["acknowledged"] = len(self.acked)
+        for rule, count in self.rules.items():
+            self.stats[f"rule {rule}"] = count
+        self.stats["Byzantine splits"] = sum(h.byzantine.split_count for h in self.hosts.values()
+                                             if h.byzantine is not None)
         self.note("-", f"STATS {sorted(self.stats.items())}")
         return NodeResult(self.seed, self.validators, kind, reason, self._trace.hexdigest(),
                           self.now_ms - START_MS, heights, dict(sorted(self.stats.items())),
@@ -278,7 +332,9 @@ class NodeWorld:
         f = s.faults
         self.note("-", f"scenario: drop {f.drop} dup {f.duplicate} delay<={f.max_delay_ms} "
                   f"spike {f.spike}; {len(s.partitions)} partitions, {len(s.crashes)} "
-                  f"crashes, outage {s.outage}, sync trap {s.sync_trap}")
+                  f"crashes, outage {s.outage}, sync trap {s.sync_trap}; Byzantine "
+                  f"{[n.rsplit('/', 1)[1] for n in s.byzantine]} split {s.equivocation} "
+                  f"invalid {s.invalid_blocks}")
         for host in self.hosts.values():
             self._open(host, MemoryStore(name=host.name))
         self._push(START_MS + TICK_MS, "tick", None)
@@ -287,6 +343,8 @@ class NodeWorld:
             self._push(at, "partition", (length, groups))
         for at, name, down_ms in s.crashes:
             self._push(at, "crash", (name, down_ms))
+        for at in s.lock_traps:
+            self._push(at, "lock_trap", None)
         if s.outage is not None:
             self._push(s.outage[0], "outage", s.outage[1])
         self._push(START_MS + self.fault_ms, "heal", None)
@@ -420,8 +478,19 @@ class NodeWorld:
     def _on_crash(self, payload: tuple[str, int]) -> None:
         name, down_ms = payload
         host = self.hosts[name]
-        if self.healed_at is None and host.node is not None and host.crash_armed is None:
+        if (self.healed_at is None and host.node is not None and host.crash_armed is None
+                and not self._outage_needs_quorum()):
             host.crash_armed = down_ms  # at its next call, cut or not
+
+    def _outage_needs_quorum(self) -> bool:
+        """While a node is out for long (to fall behind far enough to state-sync), the
+        others must go on committing: no crash brings more than f nodes down."""
+        down = sum(1 for h in self.hosts.values() if h.node is None)
+        return any(h.outage for h in self.hosts.values()) and down >= self.byzantine_max
+
+    def _on_lock_trap(self, _: None) -> None:
+        if self.healed_at is None:
+            self.lock_traps_armed += 1
 
     def _on_outage(self, name: str) -> None:
         host = self.hosts[name]
@@ -474,14 +543,23 @@ class NodeWorld:
         node = host.node
         assert node is not None
         self.note(host.name, f"RESTART at height {node.chain.height}")
+        locked_round, _ = lock_at(node.replica.safety_state, node.chain.height + 1)
+        if locked_round >= 0 and host.byzantine is None:
+            self._hard_case(host, LOCKED_RESTART)
         if node.chain.height != host.durable_height:
             raise NodeFailure("safety", f"{host.name} restarted at height {node.chain.height}, "
                               f"had committed {host.durable_height} before its crash")
         self._check_acks(host)
 
     def _open(self, host: Host, store: MemoryStore) -> None:
+        honest = host.byzantine is None
+        instruments = Instruments(rule_counter=self.rules if honest else None,
+                                  on_replica_step=(functools.partial(self._on_replica_step, host)
+                                                   if honest else None))
         try:
-            host.node = Node(self.genesis, store, host.signer, params=NODE_PARAMS)
+            host.node = Node(self.genesis, store, host.signer, params=NODE_PARAMS,
+                             sync=SyncPolicy(min_blocks=SYNC_MIN_BLOCKS),
+                             instruments=instruments)
         except Exception as exc:
             raise NodeFailure("crash", f"{host.name} failed to open its disk: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -499,7 +577,7 @@ class NodeWorld:
             ahead = sorted((self._height(h) for h in self.hosts.values() if h is not host),
                            reverse=True)
             weak = (self.validators - 1) // 3 + 1
-            if ahead[weak - 1] >= host.durable_height + STATE_SYNC_MIN_BLOCKS + SYNC_LEAD:
+            if ahead[weak - 1] >= host.durable_height + SYNC_MIN_BLOCKS + SYNC_LEAD:
                 host.outage = False
                 host.trap = self.scenario.sync_trap
                 self._restart(host)
@@ -514,12 +592,22 @@ class NodeWorld:
         assert node is not None
         try:
             fn(node)
-        except PeerError as exc:  # the transport would drop the peer: all are honest
-            raise NodeFailure("crash", f"{host.name} rejected honest {sender}'s message: "
-                              f"{exc}") from exc
+        except PeerError as exc:  # the transport drops the peer: only a Byzantine one
+            if sender is None or self.hosts[sender].byzantine is None:
+                raise NodeFailure("crash", f"{host.name} rejected honest {sender}'s "
+                                  f"message: {exc}") from exc
+            self.stats["Byzantine messages rejected"] += 1
         except Exception as exc:
             raise NodeFailure("crash", f"{host.name}: {type(exc).__name__}: {exc}") from exc
         self._observe(host, node)
+        if host.locked_now:
+            host.locked_now = False
+            if (self.lock_traps_armed and host.crash_armed is None and self.healed_at is None
+                    and not self._outage_needs_quorum()):
+                self.lock_traps_armed -= 1
+                host.crash_armed = self.rng.randint(50, 1_000)
+                self.stats["lock traps sprung"] += 1
+                self.note(host.name, "LOCK TRAP: crash after this call")
         down_ms = host.crash_armed
         cut = down_ms is not None and self.rng.random() < 0.5
         self._drain(host, node, cut)
@@ -529,13 +617,36 @@ class NodeWorld:
                 self.stats["crashes before the sends"] += 1
             self._crash(host, down_ms)
 
+    def _on_replica_step(self, host: Host, core: NodeCore, event: ConsensusInput,
+                         actions: list[Action]) -> None:
+        """Every step of an honest replica: the hard cases it reaches, and whether it
+        persisted a lock (for the lock traps)."""
+        if any(isinstance(a, PersistSafety) and a.lock is not None for a in actions):
+            host.locked_now = True
+        if not (isinstance(event, MessageReceived) and isinstance(event.message, Proposal)):
+            return
+        proposal = event.message
+        replica = core.replica
+        if proposal.height != replica.height or proposal.proposer == host.name:
+            return
+        if proposal.pol_round >= 0:
+            self._hard_case(host, POL_PROPOSAL)
+        locked_round, locked_hash = lock_at(replica.safety_state, replica.height)
+        if (0 <= locked_round < proposal.round and proposal.round >= replica.round
+                and proposal.block_hash != locked_hash):
+            self._hard_case(host, OTHER_BLOCK)
+
+    def _hard_case(self, host: Host, case: str) -> None:
+        self.stats[f"hard case: {case}"] += 1
+        self.note(host.name, f"HARD CASE: {case}")
+
     def _observe(self, host: Host, node: Node) -> None:
         height = node.chain.height
         if height > host.seen_height:
             for header, _ in node.store.headers(host.seen_height + 1, height):
                 self._check_block(host, header.height, header.block_hash, header.log_root)
             host.seen_height = height
-        session = node._state_sync
+        session = node.core.state_sync
         if session is not host.session:
             if host.session is not None:
                 target = host.session.target
@@ -559,40 +670,47 @@ class NodeWorld:
         self.note(host.name, f"COMMIT h{height} {block_hash.hex()[:12]}")
 
     def _drain(self, host: Host, node: Node, cut: bool) -> None:
-        outbox, node.outbox = node.outbox, []
-        gossip, node.gossip = node.gossip, []
-        replies, node.replies = node.replies, []
-        commits, node.commits = node.commits, []
+        effects = node.take_effects()
         if cut:
             return
-        for committed in commits:
-            if committed.log_index is None or committed.result is None:
-                self.stats["dropped transactions"] += 1
-                found = node.store.entry_by_tx(committed.tx_id)
-                if found is not None:
-                    # A waiter on this node would be told "dropped" for a committed
-                    # transaction (a state sync that imported it left it pending, fixed
-                    # in Node._settle_imported): a client-visible lie, so a failure.
-                    self.stats["committed but reported dropped"] += 1
-                    raise NodeFailure("safety", f"{host.name} reported transaction "
-                                      f"{committed.tx_id.hex()[:16]} dropped "
-                                      f"({committed.rejection}) but it is committed at "
-                                      f"log index {found[0]}")
-            elif committed.result.ok:
-                ack = (committed.log_index, committed.height or 0)
-                known = self.acked.setdefault(committed.tx_id, ack)
-                if known != ack:
-                    raise NodeFailure("safety", f"transaction {committed.tx_id.hex()[:16]} "
-                                      f"acknowledged at {known} and at {ack} by {host.name}")
+        gossip: list[SignedTx] = []
+        for effect in effects:
+            if isinstance(effect, Committed):
+                self._check_outcome(host, node, effect)
+            elif isinstance(effect, Gossip):
+                gossip.extend(effect.txs)
+            elif isinstance(effect, Broadcast | SendTo) and host.byzantine is not None:
+                peers = ([n for n in self.names if n != host.name]
+                         if isinstance(effect, Broadcast) else [effect.peer])
+                for to, message in host.byzantine.split(node, effect.message, peers):
+                    for peer in to:
+                        self._send(host, peer, message)
+            elif isinstance(effect, Broadcast):
+                self._send(host, None, effect.message)
+            elif isinstance(effect, SendTo | Reply):
+                self._send(host, effect.peer, effect.message)
         if gossip:
             self._send(host, None, TxGossip(tuple(gossip)))
-        for action in outbox:
-            if isinstance(action, Broadcast):
-                self._send(host, None, action.message)
-            elif isinstance(action, SendTo):
-                self._send(host, action.peer, action.message)
-        for peer, message in replies:
-            self._send(host, peer, message)
+
+    def _check_outcome(self, host: Host, node: Node, committed: Committed) -> None:
+        if committed.log_index is None or committed.result is None:
+            self.stats["dropped transactions"] += 1
+            found = node.store.entry_by_tx(committed.tx_id)
+            if found is not None:
+                # A waiter on this node would be told "dropped" for a committed
+                # transaction (a state sync that imported it left it pending, fixed
+                # in NodeCore._settle_imported): a client-visible lie, so a failure.
+                self.stats["committed but reported dropped"] += 1
+                raise NodeFailure("safety", f"{host.name} reported transaction "
+                                  f"{committed.tx_id.hex()[:16]} dropped "
+                                  f"({committed.rejection}) but it is committed at "
+                                  f"log index {found[0]}")
+        elif committed.result.ok:
+            ack = (committed.log_index, committed.height or 0)
+            known = self.acked.setdefault(committed.tx_id, ack)
+            if known != ack:
+                raise NodeFailure("safety", f"transaction {committed.tx_id.hex()[:16]} "
+                                  f"acknowledged at {known} and at {ack} by {host.name}")
 
     def _send(self, host: Host, peer: str | None, message: OutgoingMessage) -> None:
         data = encode_message(message)
@@ -680,8 +798,10 @@ def check_agreement(stores: Iterable[tuple[str, NodeStorage]]) -> None:
 # --- campaigns ------------------------------------------------------------------------------
 
 def run_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_MS,
-                  heal_budget_ms: int = NODE_HEAL_BUDGET_MS) -> NodeResult:
-    return NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms).run()
+                  heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
+                  byzantine: int | None = None) -> NodeResult:
+    return NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
+                     byzantine=byzantine).run()
 
 
 def node_replay_command(result: NodeResult) -> str:
@@ -703,7 +823,9 @@ SUMMARY_STATS = ("crashes", "crashes before the sends", "state sync traps sprung
                  "state syncs cut", *(f"state syncs cut: {p}" for p in SYNC_PHASES),
                  "state syncs abandoned", "block sync batches",
                  "blocks by block sync", "submitted", "acknowledged", "dropped transactions",
-                 "committed but reported dropped")
+                 "committed but reported dropped", "Byzantine splits",
+                 "Byzantine messages rejected", "lock traps sprung",
+                 *(f"hard case: {case}" for case in HARD_CASES))
 
 
 @dataclass
@@ -734,7 +856,10 @@ class NodeSummary:
                 f"crashes; {self.virtual_ms / 1000:.0f} s virtual time, {seconds:.1f} s wall")
 
     def detail_text(self) -> str:
-        lines = ["faults and sync (all seeds): total, seeds it happened in"]
-        lines += [f"  {name:<36} {self.stats[name]:>8} {self.seeds_with[name]:>6}/{self.runs}"
+        lines = ["faults, sync and hard cases (all seeds): total, seeds it happened in"]
+        lines += [f"  {name:<44} {self.stats[name]:>8} {self.seeds_with[name]:>6}/{self.runs}"
                   for name in SUMMARY_STATS]
+        lines.append("rule coverage (honest replicas): firings, seeds it fired in")
+        lines += [f"  {rule:<44} {self.stats['rule ' + rule]:>8} "
+                  f"{self.seeds_with['rule ' + rule]:>6}/{self.runs}" for rule in RULE_NAMES]
         return "\n".join(lines)
