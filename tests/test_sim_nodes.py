@@ -200,3 +200,45 @@ def test_a_transaction_a_state_sync_imported_is_reported_committed(
     assert result.stats.get("committed but reported dropped", 0) == 0
     assert result.stats["state syncs finished"] >= 1
     assert sum(settled) > 0  # the path ran: imported transactions were settled
+
+
+# --- Byzantine validators, reconfiguration, steering ----------------------------------------
+
+def test_equivocating_validators_split_what_they_sign_and_the_honest_ones_agree() -> None:
+    for result in results().values():
+        assert result.stats["Byzantine splits"] > 0, result.stats  # f = 1 at n = 4
+    world = NodeWorld(3)
+    assert len(world.scenario.byzantine) == 1
+    assert world.run().ok
+
+
+def test_the_set_changes_three_times_by_governance_and_the_runs_pass() -> None:
+    """Add the spare, replace a key (its node restarts with the new key), remove a
+    validator: all applied, every checker passes (n = 4, and n = 7 for one seed)."""
+    for seed in (0, 2, 4):
+        world = NodeWorld(seed, reconfigure=True)
+        result = world.run()
+        assert result.ok, node_failure_line(result)
+        assert result.stats["set changes applied"] == 3, result.stats
+        assert result.stats.get("restarts with a new key", 0) >= 1, result.stats
+        node = world.hosts[world.names[0]].node
+        assert node is not None
+        names = [v.name for v in node.validators.validators]
+        assert world.cast.spare.name in names and len(names) == 4
+    result = run_node_seed(1, validators=7, reconfigure=True)
+    assert result.ok and result.stats["set changes applied"] == 3, node_failure_line(result)
+
+
+def test_the_steering_reaches_the_hard_cases_in_most_seeds() -> None:
+    """Lock traps crash validators that just locked; Byzantine splits and crashes make
+    conflicting proposals and proof-of-lock re-proposals (issue 12)."""
+    runs = [run_node_seed(seed) for seed in range(20)]
+    assert all(r.ok for r in runs), [node_failure_line(r) for r in runs if not r.ok]
+
+    def seeds_with(stat: str) -> int:
+        return sum(1 for r in runs if r.stats.get(stat, 0) > 0)
+
+    assert seeds_with("hard case: locked validator restarted") > 10
+    assert seeds_with("hard case: proof-of-lock proposal received") > 10
+    assert seeds_with("hard case: locked validator got another block") >= 5
+    assert seeds_with("rule _rule_precommit_on_polka") == 20

@@ -77,6 +77,7 @@ from tidechain.node.wire import (
 )
 from tidechain.sim.network import FakeNetwork
 from tidechain.sim.node_byzantine import NodeEquivocator
+from tidechain.sim.node_reconfig import Reconfiguration, plan
 from tidechain.sim.scenario import SIM_PARAMS, TICK_MS, Faults
 from tidechain.storage.memory import DiskImage, MemoryStore
 from tidechain.storage.protocol import NodeStorage
@@ -89,6 +90,8 @@ HARD_CASES = (LOCKED_RESTART, OTHER_BLOCK, POL_PROPOSAL)
 validator locked at the height it resumes restarted; a locked validator received, at
 its height, a proposal of another block for a round after its lock (and not before its
 own round); a re-proposal with a proof-of-lock (pol_round >= 0) was received."""
+RECONFIGURE_SHARE = 0.5
+"""Seeds whose validator set changes by governance during the run (by default)."""
 NODE_FAULT_MS = 8_000
 """Length of the fault phase (virtual ms): room for a node to fall SYNC_MIN_BLOCKS
 behind and state-sync while the others go on."""
@@ -145,6 +148,9 @@ class Cast:
     genesis: Genesis
     signers: tuple[Signer, ...]  # one per validator, genesis order
     clients: tuple[SigningKey, ...]  # depositors of the founding organisation
+    admin: SigningKey  # the organisation's admin: it proposes and votes set changes
+    spare: Signer  # a node that observes until governance adds it (reconfiguration)
+    new_keys: tuple[SigningKey, ...]  # each validator's replacement key, genesis order
 
 
 def make_cast(seed: int, validators: int) -> Cast:
@@ -170,7 +176,10 @@ def make_cast(seed: int, validators: int) -> Cast:
                       tuple(GenesisValidator(n, k.public_key) for n, k in zip(names, keys,
                                                                                  strict=True)),
                       (GenesisOrg(ca, members),))
-    return Cast(genesis, tuple(Signer(n, k) for n, k in zip(names, keys, strict=True)), clients)
+    spare = Signer(f"{_NETWORK_NAME}/node{validators}", SigningKey(seeded(b"spare")))
+    new_keys = tuple(SigningKey(seeded(b"new key %d" % i)) for i in range(validators))
+    return Cast(genesis, tuple(Signer(n, k) for n, k in zip(names, keys, strict=True)), clients,
+                admin, spare, new_keys)
 
 
 # --- what one seed runs ---------------------------------------------------------------------
@@ -258,9 +267,12 @@ Event = tuple[int, int, str, Any]  # at ms, sequence, kind, payload
 class NodeWorld:
     def __init__(self, seed: int, validators: int = 4, *, fault_ms: int = NODE_FAULT_MS,
                  heal_budget_ms: int = NODE_HEAL_BUDGET_MS, byzantine: int | None = None,
+                 reconfigure: bool | None = None,
                  sink: Callable[[str], None] | None = None) -> None:
         """`byzantine`: how many validators equivocate (default f, the most the
-        protocol tolerates)."""
+        protocol tolerates). `reconfigure`: the set changes three times by governance
+        during the fault phase (sim/node_reconfig.py); None: in RECONFIGURE_SHARE of
+        the seeds, drawn from the seed."""
         self.seed = seed
         self.validators = validators
         self.fault_ms = fault_ms
@@ -278,6 +290,10 @@ class NodeWorld:
         for name in self.scenario.byzantine:
             self.hosts[name].byzantine = NodeEquivocator(
                 name, self.rng, self.scenario.equivocation, self.scenario.invalid_blocks)
+        self.reconfig: Reconfiguration | None = None
+        self._new_signers: dict[str, Signer] = {}
+        if reconfigure if reconfigure is not None else self.rng.random() < RECONFIGURE_SHARE:
+            self._plan_reconfiguration()
         self.now_ms = START_MS
         self.healed_at: int | None = None
         self.heal_target = 0
@@ -292,6 +308,20 @@ class NodeWorld:
         self._trace = hashlib.sha256()
         self._sink = sink
         self._done = False
+
+    def _plan_reconfiguration(self) -> None:
+        honest = [i for i, n in enumerate(self.names) if n not in self.scenario.byzantine]
+        rotate, remove = self.rng.sample(honest, 2)
+        spare = self.cast.spare
+        new_key = self.cast.new_keys[rotate]
+        self.reconfig = plan(self.rng, self.cast.admin, self.genesis.chain_id,
+                             spare=(spare.name, spare.key.public_key),
+                             rotate=(self.names[rotate], new_key.public_key),
+                             remove=self.names[remove], org=_ORG,
+                             start_ms=START_MS + 200, fault_ms=self.fault_ms)
+        self._new_signers[self.names[rotate]] = Signer(self.names[rotate], new_key)
+        self.hosts[spare.name] = Host(spare.name, spare)
+        self.names = [*self.names, spare.name]
 
     # --- the run ----------------------------------------------------------------------
     def run(self) -> NodeResult:
@@ -312,6 +342,8 @@ class NodeWorld:
                           f"{node.chain.head_hash.hex()[:16]} log {node.chain.frontier.size} "
                           f"state {node.chain.state.root().hex()[:16]}")
         self.stats["acknowledged"] = len(self.acked)
+        if self.reconfig is not None:
+            self.stats["set changes applied"] = self.reconfig.done
         for rule, count in self.rules.items():
             self.stats[f"rule {rule}"] = count
         self.stats["Byzantine splits"] = sum(h.byzantine.split_count for h in self.hosts.values()
@@ -375,11 +407,50 @@ class NodeWorld:
             if host.node is not None:
                 self._call(host, tick)
         self._end_outage()
+        if self.reconfig is not None:
+            self._reconfigure()
         if self.healed_at is not None and all(
-                self._height(h) >= self.heal_target for h in self.hosts.values()):
+                self._height(h) >= self.heal_target for h in self.hosts.values()) and (
+                self.reconfig is None or self.reconfig.done == len(self.reconfig.changes)):
             self._done = True
             return
         self._push(now + TICK_MS, "tick", None)
+
+    def _reconfigure(self) -> None:
+        reconfig = self.reconfig
+        assert reconfig is not None
+        up = [h.node for h in self.hosts.values() if h.node is not None]
+        reconfig.tick(self.now_ms, up, self._submit_tx)
+        for line in reconfig.log:
+            self.note("-", line)
+        reconfig.log.clear()
+        for name, signer in self._new_signers.items():
+            host = self.hosts[name]
+            node = host.node
+            if node is None or host.signer is signer:
+                continue
+            info = node.validators.get(name)
+            if info is not None and info.public_key == signer.key.public_key:
+                # The operator restarts the node with its new key (ADR 0011).
+                self.stats["restarts with a new key"] += 1
+                host.signer = signer
+                self._crash(host, None)
+                self._restart(host)
+
+    def _submit_tx(self, tx: SignedTx) -> None:
+        """A client transaction to a random node that is up (`_on_submit` for one)."""
+        up = [h for h in self.hosts.values() if h.node is not None]
+        if not up:
+            return
+        host = self.rng.choice(up)
+        now = self.now_ms
+
+        def admit(node: Node) -> None:
+            (rejection,) = node.admit([tx], now)
+            if rejection is None:
+                node.wake()
+
+        self._call(host, admit)
 
     def _on_submit(self, _: None) -> None:
         self._push(self.now_ms + self.rng.randint(*CLIENT_GAP_MS), "submit", None)
@@ -799,9 +870,10 @@ def check_agreement(stores: Iterable[tuple[str, NodeStorage]]) -> None:
 
 def run_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_MS,
                   heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
-                  byzantine: int | None = None) -> NodeResult:
+                  byzantine: int | None = None, reconfigure: bool | None = None
+                  ) -> NodeResult:
     return NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
-                     byzantine=byzantine).run()
+                     byzantine=byzantine, reconfigure=reconfigure).run()
 
 
 def node_replay_command(result: NodeResult) -> str:
@@ -824,7 +896,8 @@ SUMMARY_STATS = ("crashes", "crashes before the sends", "state sync traps sprung
                  "state syncs abandoned", "block sync batches",
                  "blocks by block sync", "submitted", "acknowledged", "dropped transactions",
                  "committed but reported dropped", "Byzantine splits",
-                 "Byzantine messages rejected", "lock traps sprung",
+                 "Byzantine messages rejected", "lock traps sprung", "set changes applied",
+                 "restarts with a new key",
                  *(f"hard case: {case}" for case in HARD_CASES))
 
 
