@@ -1077,3 +1077,29 @@ def test_every_new_proposal_of_a_block_is_judged_for_its_time() -> None:
     prevotes = [a.message for a in of_type(actions, Broadcast)
                 if isinstance(a.message, Vote) and a.message.kind is PREVOTE]
     assert [(v.round, v.block_hash) for v in prevotes] == [(1, None)]
+
+
+def test_a_validator_that_sees_a_polka_relays_it_with_its_resends() -> None:
+    """Found by the replica-level simulator at seed 2789 (n = 7, twinned Byzantine
+    validators, docs/simulator.md): a polka seen by some honest validators only kept
+    honest locks split round after round. A validator that sees a polka relays the
+    prevote quorum with its resends while the round lasts, as the paper's gossip
+    would (`_rule_precommit_on_polka`)."""
+    validators, keys = make_validators(4)
+    r = replica(4, index=0)
+    r.step(Start(0))
+    x = make_block(1, "X")
+    proposal = sign_proposal(keys[1], "v1", validators.digest, 1, 0, x, -1)
+    r.step(MessageReceived("v1", proposal))
+    r.step(ProposalValidated(proposal, True))  # v0 prevotes X
+    others = [sign_vote(keys[i], f"v{i}", validators.digest, PREVOTE, 1, 0, x) for i in (2, 3)]
+    for vote in others:
+        r.step(MessageReceived(vote.voter, vote))
+    assert r.safety_state.locked_hash == x.block_hash  # the polka: v0 locked and precommitted
+    resent: list[object] = []
+    now = 0
+    while not set(others) <= set(resent) and now < 1_000:
+        now += 10
+        resent += [a.message for a in r.step(Tick(now)) if isinstance(a, Broadcast)]
+    assert set(others) <= set(resent), resent  # v2's and v3's prevotes, relayed
+    assert r.round == 0  # within the round: not a round change's catch-up
