@@ -174,7 +174,8 @@ def test_cli_runs_a_node_campaign_and_names_each_failing_seed(
     out = capsys.readouterr().out
     assert "FAIL seed=5 liveness" in out and "FAIL seed=6 liveness" in out
     assert "--nodes --validators 4 --heal-budget-ms 0 --seed 6 --verbose" in out
-    assert "nodes n=4: 2 seeds, 0 safety violations, 2 liveness failures, 0 crashes" in out
+    assert ("nodes n=4: 2 seeds, 0 safety violations, 0 honest-step violations, "
+            "2 liveness failures, 0 crashes") in out
     assert "state syncs cut" in out and "blocks by block sync" in out
     assert main(["--nodes", "--seed", "5", "--heal-budget-ms", "0"]) == 1
     assert "seed=5 liveness" in capsys.readouterr().out
@@ -182,7 +183,7 @@ def test_cli_runs_a_node_campaign_and_names_each_failing_seed(
 
 def test_a_transaction_a_state_sync_imported_is_reported_committed(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 10 (seed 32 before Byzantine validators changed the draws): a node admits
+    """Seed 7 (seed 32 before Byzantine validators changed the draws): a node admits
     transactions while it state-syncs; the sync imports the blocks holding them. The
     node used to leave them pending, drop them at its next proposal as replays and
     tell their waiters "dropped" (NodeCore._settle_imported now settles them)."""
@@ -195,7 +196,7 @@ def test_a_transaction_a_state_sync_imported_is_reported_committed(
         settled.append(len(core._effects) - before)
 
     monkeypatch.setattr(NodeCore, "_settle_imported", counted)
-    result = run_node_seed(10)
+    result = run_node_seed(7)
     assert result.ok, node_failure_line(result)
     assert result.stats.get("committed but reported dropped", 0) == 0
     assert result.stats["state syncs finished"] >= 1

@@ -175,6 +175,10 @@ class Instruments:
 
     rule_counter: Counter[str] | None = None
     on_replica_step: Callable[[NodeCore, Event, list[Action]], None] | None = None
+    on_replica_start: Callable[[NodeCore, SafetyState | None, tuple[Vote, ...]], None] | None = (
+        None)
+    """A replica was (re)built, before its first step: from this safety record and lock
+    proof (a restart, a block sync, a new validator set)."""
 
 
 class Mode(Enum):
@@ -422,11 +426,14 @@ class NodeCore:
     def _new_replica(self, safety: SafetyState | None, locked_block: BlockLike | None = None,
                      lock_proof: tuple[Vote, ...] = ()) -> Replica:
         """A replica at the height after the head, resuming from `safety`."""
-        return Replica.restore(
+        replica = Replica.restore(
             validators=self.validators, key=self.signer.key, name=self.signer.name,
             params=self.params, safety=safety, committed_height=self.chain.height,
             locked_block=locked_block, lock_proof=lock_proof, retired_key_observes=True,
             rule_counter=self.instruments.rule_counter)
+        if self.instruments.on_replica_start is not None:
+            self.instruments.on_replica_start(self, safety, lock_proof)
+        return replica
 
     def _saved_lock(self, safety: SafetyState | None, raw: bytes | None
                     ) -> tuple[BlockLike | None, tuple[Vote, ...]]:

@@ -5,10 +5,11 @@
     python -m tidechain.sim --validators 4 --seed 14 --verbose     # replay with trace
     python -m tidechain.sim --nodes --seeds 200                    # real nodes (sim/nodes.py)
     python -m tidechain.sim --nodes --seed 7 --verbose             # replay one node-level seed
+    python -m tidechain.sim --seeds 100 --mutation forget-lock      # a weakened replica
 
-Exit status 1 if any seed failed (safety, liveness or crash); every failure prints its
-seed and the command that replays it. `--safety-only` exits 1 only for safety
-violations and crashes (liveness failures are still printed).
+Exit status 1 if any seed failed (safety, conformance, liveness or crash); every failure
+prints its seed and the command that replays it. `--safety-only` exits 1 only for safety
+violations, conformance failures and crashes (liveness failures are still printed).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Iterator
 
 from tidechain.sim.campaign import Summary, failure_line, run_campaign, run_seed
+from tidechain.sim.mutations import MUTATIONS, applied
 from tidechain.sim.nodes import (
     NODE_FAULT_MS,
     NODE_HEAL_BUDGET_MS,
@@ -60,6 +62,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nodes", action="store_true",
                         help="run real Nodes on MemoryStores (sim/nodes.py) instead of "
                              "bare replicas; all validators honest")
+    parser.add_argument("--mutation", choices=sorted(MUTATIONS), default=None,
+                        help="weaken one rule of the replica (sim/mutations.py; tests only)")
+    parser.add_argument("--no-conformance", action="store_true",
+                        help="do not run the honest step auditor (sim/conformance.py)")
     args = parser.parse_args(argv)
     if args.fault_ms is None:
         args.fault_ms = NODE_FAULT_MS if args.nodes else DEFAULT_FAULT_MS
@@ -70,9 +76,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _replay(args: argparse.Namespace, byzantine: int) -> int:
     sink = print if args.verbose else None
-    result = World(args.seed, args.validators, byzantine, fault_ms=args.fault_ms,
-                   heal_budget_ms=args.heal_budget_ms, sink=sink,
-                   reconfigure=args.reconfigure).run()
+    with applied(args.mutation):
+        result = World(args.seed, args.validators, byzantine, fault_ms=args.fault_ms,
+                       heal_budget_ms=args.heal_budget_ms, sink=sink,
+                       reconfigure=args.reconfigure,
+                       conformance=not args.no_conformance).run()
     print(f"seed={result.seed} {'ok' if result.ok else result.kind}: "
           f"{result.reason or 'all checks passed'}; min height {result.min_height}, "
           f"virtual {result.end_ms} ms, trace {result.digest}")
@@ -83,7 +91,8 @@ def _results(args: argparse.Namespace, byzantine: int) -> Iterator[SimResult]:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     one = functools.partial(run_seed, validators=args.validators, byzantine=byzantine,
                             fault_ms=args.fault_ms, heal_budget_ms=args.heal_budget_ms,
-                            reconfigure=args.reconfigure)
+                            reconfigure=args.reconfigure, mutation=args.mutation,
+                            conformance=not args.no_conformance)
     if args.jobs <= 1:
         yield from map(one, seeds)
         return
@@ -155,14 +164,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(result: SimResult) -> None:
         if not result.ok:
-            print(failure_line(result, args.fault_ms, args.heal_budget_ms), flush=True)
+            print(failure_line(result, args.fault_ms, args.heal_budget_ms, args.mutation),
+                  flush=True)
         if summary.runs % _PROGRESS_EVERY == 0 and summary.runs < args.seeds:
             print(f"... {summary.text(time.monotonic() - started)}", flush=True)
 
     run_campaign(_results(args, byzantine), summary, report)
     print(summary.text(time.monotonic() - started))
     print(summary.coverage_text())
-    fatal = summary.count("safety") + summary.count("crash")
+    if args.mutation is not None:
+        print(f"mutation {args.mutation}: {MUTATIONS[args.mutation]}")
+    fatal = summary.count("safety") + summary.count("conformance") + summary.count("crash")
     return 1 if fatal or (summary.failures and not args.safety_only) else 0
 
 

@@ -55,7 +55,7 @@ from tidechain.consensus import (
 )
 from tidechain.consensus import Event as ConsensusInput
 from tidechain.consensus.replica import RULE_NAMES
-from tidechain.consensus.safety import lock_at
+from tidechain.consensus.safety import SafetyState, lock_at
 from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError, Rejected
 from tidechain.core.note import Signer
@@ -75,6 +75,9 @@ from tidechain.node.wire import (
     TxGossip,
     encode_message,
 )
+from tidechain.sim.checkers import SimFailure
+from tidechain.sim.conformance import COUNTS as AUDIT_COUNTS
+from tidechain.sim.conformance import StepAuditor
 from tidechain.sim.network import FakeNetwork
 from tidechain.sim.node_byzantine import NodeEquivocator
 from tidechain.sim.node_reconfig import Reconfiguration, plan
@@ -299,6 +302,7 @@ class NodeWorld:
         self.heal_target = 0
         self.stats: Counter[str] = Counter()
         self.rules: Counter[str] = Counter()  # honest replicas' upon-rules, by name
+        self.auditor = StepAuditor()  # judges every message an honest replica signs
         self.lock_traps_armed = 0
         self.acked: dict[bytes, tuple[int, int]] = {}  # tx id -> (log index, height)
         self.blocks: dict[int, tuple[bytes, bytes]] = {}  # height -> (hash, log root)
@@ -346,6 +350,8 @@ class NodeWorld:
             self.stats["set changes applied"] = self.reconfig.done
         for rule, count in self.rules.items():
             self.stats[f"rule {rule}"] = count
+        for what, count in self.auditor.counts.items():
+            self.stats[f"audit: {what}"] = count
         self.stats["Byzantine splits"] = sum(h.byzantine.split_count for h in self.hosts.values()
                                              if h.byzantine is not None)
         self.note("-", f"STATS {sorted(self.stats.items())}")
@@ -624,9 +630,10 @@ class NodeWorld:
 
     def _open(self, host: Host, store: MemoryStore) -> None:
         honest = host.byzantine is None
-        instruments = Instruments(rule_counter=self.rules if honest else None,
-                                  on_replica_step=(functools.partial(self._on_replica_step, host)
-                                                   if honest else None))
+        instruments = (Instruments(rule_counter=self.rules,
+                                   on_replica_step=functools.partial(self._on_replica_step, host),
+                                   on_replica_start=self._on_replica_start)
+                       if honest else None)
         try:
             host.node = Node(self.genesis, store, host.signer, params=NODE_PARAMS,
                              sync=SyncPolicy(min_blocks=SYNC_MIN_BLOCKS),
@@ -663,6 +670,8 @@ class NodeWorld:
         assert node is not None
         try:
             fn(node)
+        except SimFailure as exc:  # the step auditor's verdict on an honest replica
+            raise NodeFailure(exc.kind, f"{host.name}: {exc.reason}") from exc
         except PeerError as exc:  # the transport drops the peer: only a Byzantine one
             if sender is None or self.hosts[sender].byzantine is None:
                 raise NodeFailure("crash", f"{host.name} rejected honest {sender}'s "
@@ -690,8 +699,10 @@ class NodeWorld:
 
     def _on_replica_step(self, host: Host, core: NodeCore, event: ConsensusInput,
                          actions: list[Action]) -> None:
-        """Every step of an honest replica: the hard cases it reaches, and whether it
-        persisted a lock (for the lock traps)."""
+        """Every step of an honest replica: each message it signs judged by the step
+        auditor, the hard cases it reaches, and whether it persisted a lock (for the
+        lock traps)."""
+        self.auditor.on_step(core.signer.name, core.validators, event, actions)
         if any(isinstance(a, PersistSafety) and a.lock is not None for a in actions):
             host.locked_now = True
         if not (isinstance(event, MessageReceived) and isinstance(event.message, Proposal)):
@@ -706,6 +717,11 @@ class NodeWorld:
         if (0 <= locked_round < proposal.round and proposal.round >= replica.round
                 and proposal.block_hash != locked_hash):
             self._hard_case(host, OTHER_BLOCK)
+
+    def _on_replica_start(self, core: NodeCore, safety: SafetyState | None,
+                          lock_proof: tuple[Vote, ...]) -> None:
+        self.auditor.on_restart(core.signer.name, core.validators, core.chain.height + 1,
+                                safety, lock_proof)
 
     def _hard_case(self, host: Host, case: str) -> None:
         self.stats[f"hard case: {case}"] += 1
@@ -925,13 +941,17 @@ class NodeSummary:
     def text(self, seconds: float) -> str:
         kinds = Counter(r.kind for r in self.failures)
         return (f"nodes n={self.validators}: {self.runs} seeds, {kinds['safety']} safety "
-                f"violations, {kinds['liveness']} liveness failures, {kinds['crash']} "
-                f"crashes; {self.virtual_ms / 1000:.0f} s virtual time, {seconds:.1f} s wall")
+                f"violations, {kinds['conformance']} honest-step violations, "
+                f"{kinds['liveness']} liveness failures, {kinds['crash']} crashes; "
+                f"{self.virtual_ms / 1000:.0f} s virtual time, {seconds:.1f} s wall")
 
     def detail_text(self) -> str:
         lines = ["faults, sync and hard cases (all seeds): total, seeds it happened in"]
         lines += [f"  {name:<44} {self.stats[name]:>8} {self.seeds_with[name]:>6}/{self.runs}"
                   for name in SUMMARY_STATS]
+        lines.append("honest-step audit (sim/conformance.py): total, seeds")
+        lines += [f"  {what:<44} {self.stats['audit: ' + what]:>8} "
+                  f"{self.seeds_with['audit: ' + what]:>6}/{self.runs}" for what in AUDIT_COUNTS]
         lines.append("rule coverage (honest replicas): firings, seeds it fired in")
         lines += [f"  {rule:<44} {self.stats['rule ' + rule]:>8} "
                   f"{self.seeds_with['rule ' + rule]:>6}/{self.runs}" for rule in RULE_NAMES]

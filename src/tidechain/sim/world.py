@@ -69,6 +69,7 @@ from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS
 from tidechain.sim.blocks import make_block
 from tidechain.sim.byzantine import Equivocator
 from tidechain.sim.checkers import Checkers, SimFailure, signer_of
+from tidechain.sim.conformance import StepAuditor
 from tidechain.sim.network import FakeNetwork
 from tidechain.sim.scenario import (
     HEAL_BUDGET_MS,
@@ -162,7 +163,7 @@ class SimResult:
     seed: int
     validators: int
     byzantine: int
-    kind: str | None  # None: passed; else safety, liveness or crash
+    kind: str | None  # None: passed; else safety, conformance, liveness or crash
     reason: str | None
     digest: str  # of the trace
     end_ms: int
@@ -174,6 +175,8 @@ class SimResult:
     """How often each `Replica._rule_*` fired in honest replicas (rule coverage)."""
     hard_cases: dict[str, int] = field(default_factory=dict)
     """How often each of `HARD_CASES` happened to an honest node."""
+    conformance: dict[str, int] = field(default_factory=dict)
+    """What the step auditor checked (`conformance.COUNTS`); empty if it was off."""
 
     @property
     def ok(self) -> bool:
@@ -202,7 +205,8 @@ class World:
 
     def __init__(self, seed: int, validators: int, byzantine: int, *,
                  fault_ms: int = DEFAULT_FAULT_MS, heal_budget_ms: int = HEAL_BUDGET_MS,
-                 sink: Callable[[str], None] | None = None, reconfigure: bool = False) -> None:
+                 sink: Callable[[str], None] | None = None, reconfigure: bool = False,
+                 conformance: bool = True) -> None:
         self.rng = random.Random(seed)
         self.scenario: Scenario = draw_scenario(self.rng, seed, validators, byzantine,
                                                 fault_ms)
@@ -217,6 +221,7 @@ class World:
         self._built: dict[bytes, tuple[str, int]] = {}  # block -> (builder, virtual ms)
         self.checkers = Checkers(self.validator_set, self.invalid,
                                  self.set_at if reconfigure else None)
+        self.auditor = StepAuditor() if conformance else None  # honest steps (conformance.py)
         self.network = FakeNetwork(self.rng, self.scenario.faults)
         self.trace = Trace(sink)
         self.stats: Counter[str] = Counter()
@@ -368,7 +373,9 @@ class World:
             evidence=sum(len(n.replica.evidence) for n in honest if n.replica is not None),
             stats=dict(sorted(self.stats.items())), reconfigure=self.reconfigure,
             rules=dict(sorted(self.rules.items())),
-            hard_cases=dict(sorted(self.hard_cases.items())))
+            hard_cases=dict(sorted(self.hard_cases.items())),
+            conformance={} if self.auditor is None else dict(sorted(
+                self.auditor.counts.items())))
 
     def _run(self) -> None:
         self.trace.add(0, "-", f"scenario {self.scenario}")
@@ -493,17 +500,23 @@ class World:
             retired_key_observes=True, rule_counter=self.rules if node.honest else None)
         self.trace.add(self.now_ms, node.node_id,
                        f"BOOT at height {node.replica.height} round {node.replica.round}")
+        if node.honest and self.auditor is not None:
+            self.auditor.on_restart(node.name, validators, node.disk.height + 1,
+                                    node.persisted, node.disk.lock_proof)
         self._step(node, Start(self.now_ms))
 
     # --- stepping a replica -------------------------------------------------------------
     def _step(self, node: SimNode, event: Event) -> None:
         replica = node.replica
         assert replica is not None
+        height = replica.height
         try:
             actions = replica.step(event)
         except PeerError as exc:
             self._rejected(node, event, exc)
             return
+        if node.honest and self.auditor is not None:  # all of it: a crash cuts it later
+            self.auditor.on_step(node.name, self.set_at(height), event, actions)
         if actions or not isinstance(event, Tick):
             self.trace.add(self.now_ms, node.node_id, describe_event(event))
         cut = len(actions)
