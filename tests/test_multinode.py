@@ -27,13 +27,20 @@ from tidechain.consensus.messages import sign_proposal
 from tidechain.core import cbor
 from tidechain.core.checkpoint import verify_checkpoint
 from tidechain.core.errors import PeerError
-from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS
+from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS, SYNC_PROBE_MS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.node import Node
-from tidechain.node.wire import SyncBlocks, SyncedBlock, TxGossip, WireBlock, encode_message
+from tidechain.node.wire import (
+    HeadRequest,
+    SyncBlocks,
+    SyncedBlock,
+    TxGossip,
+    WireBlock,
+    encode_message,
+)
 from tidechain.storage.store import Store
 
 TICK_MS = 10
@@ -200,6 +207,16 @@ def test_a_peer_that_claims_a_higher_head_is_shown_not_trusted(
     assert [(a.peer, type(a.message).__name__) for a in take_sends(node)
             if isinstance(a, SendTo)] == [
         ("test-net/node2", "HeadRequest"), ("test-net/node3", "HeadRequest")]
+    # Their answers are head answers too: within SYNC_PROBE_MS they ask nothing more
+    # (each answered with a round of requests grew without bound; found by the
+    # node-level simulator).
+    node.receive("test-net/node1", encode_message(SyncBlocks((), head=500)),
+                 GENESIS_TIME_MS + 10)
+    assert not [a for a in take_sends(node) if isinstance(a.message, HeadRequest)]
+    node.receive("test-net/node1", encode_message(SyncBlocks((), head=501)),
+                 GENESIS_TIME_MS + SYNC_PROBE_MS)
+    assert [a.peer for a in take_sends(node) if isinstance(a.message, HeadRequest)] == [
+        "test-net/node2", "test-net/node3"]
 
 
 def test_synced_blocks_need_a_valid_certificate(g: Genesis, tmp_path: Path) -> None:

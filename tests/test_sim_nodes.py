@@ -60,8 +60,9 @@ def test_a_handful_of_seeds_pass_every_checker() -> None:
     failed = [node_failure_line(r) for r in results().values() if not r.ok]
     assert not failed, "\n".join(failed)
     for result in results().values():
-        # One chain, all caught up (the run ends as the last reaches its target).
-        assert max(result.heights) - min(result.heights) <= 1, result.heights
+        # Every node past genesis (the liveness checker holds each to the heal target;
+        # the others may have gone on meanwhile).
+        assert min(result.heights) > 0, result.heights
 
 
 def test_the_seeds_reach_block_sync_and_a_crash_in_the_middle_of_a_state_sync() -> None:
@@ -148,7 +149,7 @@ def test_a_restart_below_the_height_committed_before_the_crash_fails() -> None:
 def test_the_liveness_checker_fires_when_the_nodes_do_not_commit_after_the_heal() -> None:
     result = run_node_seed(5, heal_budget_ms=0)
     assert result.kind == "liveness" and "did not all reach" in (result.reason or "")
-    assert ("replay: python -m tidechain.sim --nodes --validators 4 --heal-budget-ms 0 "
+    assert ("replay: python -m tidechain.sim --validators 4 --heal-budget-ms 0 "
             "--seed 5 --verbose") in node_failure_line(result)
 
 
@@ -173,7 +174,7 @@ def test_cli_runs_a_node_campaign_and_names_each_failing_seed(
     assert main(["--nodes", "--seeds", "2", "--first-seed", "5", "--heal-budget-ms", "0"]) == 1
     out = capsys.readouterr().out
     assert "FAIL seed=5 liveness" in out and "FAIL seed=6 liveness" in out
-    assert "--nodes --validators 4 --heal-budget-ms 0 --seed 6 --verbose" in out
+    assert "--validators 4 --heal-budget-ms 0 --seed 6 --verbose" in out
     assert ("nodes n=4: 2 seeds, 0 safety violations, 0 honest-step violations, "
             "2 liveness failures, 0 crashes") in out
     assert "state syncs cut" in out and "blocks by block sync" in out
@@ -183,7 +184,7 @@ def test_cli_runs_a_node_campaign_and_names_each_failing_seed(
 
 def test_a_transaction_a_state_sync_imported_is_reported_committed(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 7 (seed 32 before Byzantine validators changed the draws): a node admits
+    """Seed 6 (seed 32 before Byzantine validators changed the draws): a node admits
     transactions while it state-syncs; the sync imports the blocks holding them. The
     node used to leave them pending, drop them at its next proposal as replays and
     tell their waiters "dropped" (NodeCore._settle_imported now settles them)."""
@@ -196,7 +197,7 @@ def test_a_transaction_a_state_sync_imported_is_reported_committed(
         settled.append(len(core._effects) - before)
 
     monkeypatch.setattr(NodeCore, "_settle_imported", counted)
-    result = run_node_seed(7)
+    result = run_node_seed(6)
     assert result.ok, node_failure_line(result)
     assert result.stats.get("committed but reported dropped", 0) == 0
     assert result.stats["state syncs finished"] >= 1
@@ -222,8 +223,8 @@ def test_the_set_changes_three_times_by_governance_and_the_runs_pass() -> None:
         assert result.ok, node_failure_line(result)
         assert result.stats["set changes applied"] == 3, result.stats
         assert result.stats.get("restarts with a new key", 0) >= 1, result.stats
-        node = world.hosts[world.names[0]].node
-        assert node is not None
+        nodes = [h.node for h in world.hosts.values() if h.node is not None]
+        node = max(nodes, key=lambda n: n.chain.height)
         names = [v.name for v in node.validators.validators]
         assert world.cast.spare.name in names and len(names) == 4
     result = run_node_seed(1, validators=7, reconfigure=True)

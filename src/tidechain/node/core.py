@@ -238,6 +238,7 @@ class NodeCore:
         self._sync_asked_at = 0  # when (node clock, ms)
         self._sync_seen_height = self.chain.height  # head at the last poll_sync
         self._sync_turn = 0  # which peer poll_sync asks next
+        self._heads_asked_at = -SYNC_PROBE_MS  # when a head answer last made us ask all
         self._state_sync: StateSync | None = None  # the session while mode is STATE_SYNC
         self._finishing = False  # FinishStateSync handed to the shell, answer pending
         self._state_sync_after_ms = 0  # no new state sync before (one gave up)
@@ -686,12 +687,18 @@ class NodeCore:
             self._start_state_sync(peer, now_ms)
             return
         if (not message.blocks and self._state_sync_enabled
+                and now_ms >= self._state_sync_after_ms
                 and message.head - self.chain.height >= self._sync_policy.min_blocks):
             # Far ahead by one peer's word (a head answer): ask the others for theirs
             # before fetching blocks, so that f + 1 answers can start a state sync.
-            # Block sync still follows from `poll_sync` if they do not answer.
-            self._effects.extend(Reply(name, HeadRequest()) for name in self._peer_names
-                                 if name != peer)
+            # Block sync still follows from `poll_sync` if they do not answer. Once per
+            # SYNC_PROBE_MS: their answers are head answers too, and answering each
+            # with a round of requests grew without bound (found by the simulator, a
+            # node behind while a state sync retry waited, `_state_sync_after_ms`).
+            if now_ms - self._heads_asked_at >= SYNC_PROBE_MS:
+                self._heads_asked_at = now_ms
+                self._effects.extend(Reply(name, HeadRequest()) for name in self._peer_names
+                                     if name != peer)
             return
         applied = False
         for block in message.blocks:

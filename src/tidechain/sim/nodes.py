@@ -78,6 +78,7 @@ from tidechain.node.wire import (
 from tidechain.sim.checkers import SimFailure
 from tidechain.sim.conformance import COUNTS as AUDIT_COUNTS
 from tidechain.sim.conformance import StepAuditor
+from tidechain.sim.mutations import applied
 from tidechain.sim.network import FakeNetwork
 from tidechain.sim.node_byzantine import NodeEquivocator
 from tidechain.sim.node_reconfig import Reconfiguration, plan
@@ -138,6 +139,7 @@ class NodeResult:
     stats: dict[str, int]
     fault_ms: int = NODE_FAULT_MS
     heal_budget_ms: int = NODE_HEAL_BUDGET_MS
+    options: str = ""  # the command-line options that replay it besides these
 
     @property
     def ok(self) -> bool:
@@ -213,8 +215,7 @@ def draw_node_scenario(rng: random.Random, names: list[str], fault_ms: int,
                     max_delay_ms=rng.choice((5, 20, 60, 150)),
                     spike=rng.choice((0.0, 0.01, 0.03)),
                     partitions=rng.randint(0, 3),
-                    crashes=rng.randint(0, len(names)),
-                    invalid_blocks=0.0, equivocation=0.0)
+                    crashes=rng.randint(0, len(names)))
     partitions = []
     for _ in range(faults.partitions):
         shuffled = list(names)
@@ -270,7 +271,7 @@ Event = tuple[int, int, str, Any]  # at ms, sequence, kind, payload
 class NodeWorld:
     def __init__(self, seed: int, validators: int = 4, *, fault_ms: int = NODE_FAULT_MS,
                  heal_budget_ms: int = NODE_HEAL_BUDGET_MS, byzantine: int | None = None,
-                 reconfigure: bool | None = None,
+                 reconfigure: bool | None = None, conformance: bool = True,
                  sink: Callable[[str], None] | None = None) -> None:
         """`byzantine`: how many validators equivocate (default f, the most the
         protocol tolerates). `reconfigure`: the set changes three times by governance
@@ -302,7 +303,9 @@ class NodeWorld:
         self.heal_target = 0
         self.stats: Counter[str] = Counter()
         self.rules: Counter[str] = Counter()  # honest replicas' upon-rules, by name
-        self.auditor = StepAuditor()  # judges every message an honest replica signs
+        # Judges every message an honest replica signs (None: off, to show what the
+        # other checkers miss).
+        self.auditor: StepAuditor | None = StepAuditor() if conformance else None
         self.lock_traps_armed = 0
         self.acked: dict[bytes, tuple[int, int]] = {}  # tx id -> (log index, height)
         self.blocks: dict[int, tuple[bytes, bytes]] = {}  # height -> (hash, log root)
@@ -350,10 +353,13 @@ class NodeWorld:
             self.stats["set changes applied"] = self.reconfig.done
         for rule, count in self.rules.items():
             self.stats[f"rule {rule}"] = count
-        for what, count in self.auditor.counts.items():
+        for what, count in (self.auditor.counts if self.auditor else {}).items():
             self.stats[f"audit: {what}"] = count
         self.stats["Byzantine splits"] = sum(h.byzantine.split_count for h in self.hosts.values()
                                              if h.byzantine is not None)
+        self.stats["Byzantine re-proposals of an old polka"] = sum(
+            h.byzantine.old_polkas_proposed for h in self.hosts.values()
+            if h.byzantine is not None)
         self.note("-", f"STATS {sorted(self.stats.items())}")
         return NodeResult(self.seed, self.validators, kind, reason, self._trace.hexdigest(),
                           self.now_ms - START_MS, heights, dict(sorted(self.stats.items())),
@@ -496,6 +502,8 @@ class NodeWorld:
 
         def deliver(node: Node) -> None:
             message = node.decode_peer(sender, data)
+            if host.byzantine is not None and isinstance(message, Proposal | Vote):
+                host.byzantine.observe(message)  # its polkas, to re-propose later
             if self._sink is not None and not isinstance(message, Proposal | Vote):
                 self._detail(dest, f"<- {sender.rsplit('/', 1)[1]}: {_describe(message)}")
             if in_sync and isinstance(message, SnapshotOffer | Headers | Entries | StateChunk):
@@ -702,7 +710,8 @@ class NodeWorld:
         """Every step of an honest replica: each message it signs judged by the step
         auditor, the hard cases it reaches, and whether it persisted a lock (for the
         lock traps)."""
-        self.auditor.on_step(core.signer.name, core.validators, event, actions)
+        if self.auditor is not None:
+            self.auditor.on_step(core.signer.name, core.validators, event, actions)
         if any(isinstance(a, PersistSafety) and a.lock is not None for a in actions):
             host.locked_now = True
         if not (isinstance(event, MessageReceived) and isinstance(event.message, Proposal)):
@@ -720,8 +729,9 @@ class NodeWorld:
 
     def _on_replica_start(self, core: NodeCore, safety: SafetyState | None,
                           lock_proof: tuple[Vote, ...]) -> None:
-        self.auditor.on_restart(core.signer.name, core.validators, core.chain.height + 1,
-                                safety, lock_proof)
+        if self.auditor is not None:
+            self.auditor.on_restart(core.signer.name, core.validators, core.chain.height + 1,
+                                    safety, lock_proof)
 
     def _hard_case(self, host: Host, case: str) -> None:
         self.stats[f"hard case: {case}"] += 1
@@ -886,17 +896,35 @@ def check_agreement(stores: Iterable[tuple[str, NodeStorage]]) -> None:
 
 def run_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_MS,
                   heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
-                  byzantine: int | None = None, reconfigure: bool | None = None
-                  ) -> NodeResult:
-    return NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
-                     byzantine=byzantine, reconfigure=reconfigure).run()
+                  byzantine: int | None = None, reconfigure: bool | None = None,
+                  mutation: str | None = None, conformance: bool = True) -> NodeResult:
+    """One seed, with `mutation` (sim/mutations.py) applied in this process for the run."""
+    return replay_node_seed(seed, validators, fault_ms, heal_budget_ms, byzantine,
+                            reconfigure, mutation, conformance)
+
+
+def replay_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_MS,
+                     heal_budget_ms: int = NODE_HEAL_BUDGET_MS,
+                     byzantine: int | None = None, reconfigure: bool | None = None,
+                     mutation: str | None = None, conformance: bool = True,
+                     sink: Callable[[str], None] | None = None) -> NodeResult:
+    options = "".join([
+        f" --byzantine {byzantine}" if byzantine is not None else "",
+        " --reconfigure" if reconfigure else "",
+        f" --mutation {mutation}" if mutation else "",
+        "" if conformance else " --no-conformance"])
+    with applied(mutation):
+        result = NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
+                           byzantine=byzantine, reconfigure=reconfigure,
+                           conformance=conformance, sink=sink).run()
+    return dataclasses.replace(result, options=options)
 
 
 def node_replay_command(result: NodeResult) -> str:
     extra = "" if result.fault_ms == NODE_FAULT_MS else f" --fault-ms {result.fault_ms}"
     if result.heal_budget_ms != NODE_HEAL_BUDGET_MS:
         extra += f" --heal-budget-ms {result.heal_budget_ms}"
-    return (f"python -m tidechain.sim --nodes --validators {result.validators}{extra} "
+    return (f"python -m tidechain.sim --validators {result.validators}{extra}{result.options} "
             f"--seed {result.seed} --verbose")
 
 
@@ -912,6 +940,7 @@ SUMMARY_STATS = ("crashes", "crashes before the sends", "state sync traps sprung
                  "state syncs abandoned", "block sync batches",
                  "blocks by block sync", "submitted", "acknowledged", "dropped transactions",
                  "committed but reported dropped", "Byzantine splits",
+                 "Byzantine re-proposals of an old polka",
                  "Byzantine messages rejected", "lock traps sprung", "set changes applied",
                  "restarts with a new key",
                  *(f"hard case: {case}" for case in HARD_CASES))
