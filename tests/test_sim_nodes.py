@@ -244,3 +244,24 @@ def test_the_steering_reaches_the_hard_cases_in_most_seeds() -> None:
     assert seeds_with("hard case: proof-of-lock proposal received") > 10
     assert seeds_with("hard case: locked validator got another block") >= 5
     assert seeds_with("rule _rule_precommit_on_polka") == 20
+
+
+# --- the CI campaign -------------------------------------------------------------------------
+
+CI_CAMPAIGNS = ((4, 150), (7, 30))
+"""(validators, seeds) the default suite runs, on two worker processes: with the other
+tests here, a couple of hundred seeds of the shipped node core on every CI run. The
+5,000-seed campaigns are in docs/simulator.md."""
+
+
+@pytest.mark.parametrize(("validators", "seeds"), CI_CAMPAIGNS)
+def test_ci_campaign_passes_every_checker(validators: int, seeds: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tidechain.sim", "--validators", str(validators),
+         "--seeds", str(seeds), "--first-seed", "1000", "--jobs", "2"],
+        capture_output=True, text=True, timeout=600, check=False, cwd=REPO,
+        env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"nodes n={validators}: {seeds} seeds, 0 safety violations, 0 honest-step "
+            "violations, 0 liveness failures, 0 crashes") in done.stdout, done.stdout
+    assert "prevotes checked while locked" in done.stdout
