@@ -61,7 +61,7 @@ from tidechain.core.errors import PeerError, Rejected
 from tidechain.core.note import Signer
 from tidechain.identity import Role, issue_member_cert, make_org_ca
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
-from tidechain.node.core import Instruments, NodeCore, SyncPolicy
+from tidechain.node.core import Instruments, Mode, NodeCore, SyncPolicy
 from tidechain.node.effects import Committed, Gossip, Reply
 from tidechain.node.node import Node
 from tidechain.node.statesync import StateSync
@@ -94,6 +94,8 @@ HARD_CASES = (LOCKED_RESTART, OTHER_BLOCK, POL_PROPOSAL)
 validator locked at the height it resumes restarted; a locked validator received, at
 its height, a proposal of another block for a round after its lock (and not before its
 own round); a re-proposal with a proof-of-lock (pol_round >= 0) was received."""
+BLOCK_SYNC_TRAP = 0.15
+"""Chance that a node crashes right after applying a block-sync batch."""
 RECONFIGURE_SHARE = 0.5
 """Seeds whose validator set changes by governance during the run (by default)."""
 NODE_FAULT_MS = 8_000
@@ -523,10 +525,21 @@ class NodeWorld:
                 if node.blocks_committed > before:
                     self.stats["block sync batches"] += 1
                     self.stats["blocks by block sync"] += node.blocks_committed - before
+                    self._spring_block_sync_trap(host)
                 return
             node.handle_peer(sender, message, now)
 
         self._call(host, deliver, sender)
+
+    def _spring_block_sync_trap(self, host: Host) -> None:
+        """Block-sync traps: a node that applied a batch crashes right after it
+        (BLOCK_SYNC_TRAP of the batches, fault phase only), the next batch asked for
+        and on its way if the peer had more: a restart in the middle of block sync."""
+        if (self.healed_at is None and host.crash_armed is None
+                and not self._outage_needs_quorum() and self.rng.random() < BLOCK_SYNC_TRAP):
+            host.crash_armed = self.rng.randint(50, 500)
+            self.stats["block sync traps sprung"] += 1
+            self.note(host.name, "BLOCK SYNC TRAP: crash after this batch")
 
     def _spring_sync_trap(self, host: Host) -> None:
         """Count a state-sync answer towards the host's trap: at zero, the host crashes
@@ -608,6 +621,8 @@ class NodeWorld:
         node = host.node
         assert node is not None and isinstance(node.store, MemoryStore)
         self.stats["crashes"] += 1
+        if node.mode is Mode.BLOCK_SYNC:
+            self.stats["crashes in block sync"] += 1
         if host.session is not None:
             self.stats["state syncs cut"] += 1
             self.stats[f"state syncs cut: {_phase(host.session)}"] += 1
@@ -934,7 +949,8 @@ def node_failure_line(result: NodeResult) -> str:
 
 
 SYNC_PHASES = ("before the offer", "in the headers", "nothing staged", "data staged")
-SUMMARY_STATS = ("crashes", "crashes before the sends", "state sync traps sprung",
+SUMMARY_STATS = ("crashes", "crashes before the sends", "crashes in block sync",
+                 "block sync traps sprung", "state sync traps sprung",
                  "long outages", "partitions", "state syncs started", "state syncs finished",
                  "state syncs cut", *(f"state syncs cut: {p}" for p in SYNC_PHASES),
                  "state syncs abandoned", "block sync batches",
