@@ -12,7 +12,6 @@ safety record that covers it is durable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidechain.consensus import Broadcast, CommitCertificate, Event, SendTo
@@ -225,8 +224,3 @@ class Halted:
 
 Effect = (Write | Broadcast | SendTo | Gossip | Reply | Committed | Admitted
           | CheckpointCommitted | PeerFault | Halted)
-
-
-def messages_of(effects: Sequence[Effect]) -> list[Effect]:
-    """The effects for the network (consensus messages, gossip, sync replies)."""
-    return [e for e in effects if isinstance(e, Broadcast | SendTo | Gossip | Reply)]
