@@ -48,6 +48,7 @@ from tidechain.node.effects import (
     StoreFailed,
     Submit,
     Wake,
+    Write,
 )
 from tidechain.node.mempool import Mempool
 from tidechain.node.queries import ChainQueries
@@ -114,7 +115,7 @@ class Node:
                     continue
                 if answer is not None:
                     pending.append(answer)
-                elif not _is_write(effect):
+                elif not isinstance(effect, Write):  # the writes are done above
                     self.effects.append(effect)
         if fault is not None:
             raise fault
@@ -248,9 +249,3 @@ class Node:
 
     def sync_status(self) -> dict[str, Any]:
         return self.core.sync_status()
-
-
-def _is_write(effect: Effect) -> bool:
-    return isinstance(effect, SaveSafety | CommitBlock | PrepareImports | ImportBlocks
-                      | ImportState | FinishStateSync | AbandonStateSync)
-
