@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import random
 from pathlib import Path
 
 import pytest
@@ -171,10 +172,36 @@ class StateTreeAgainstDict(RuleBasedStateMachine):
         assert self.tree.root() == reference_root(self.model)
         for key in KEY_POOL:
             assert self.tree.get(key) == self.model.get(key)
+            assert self.tree.read(key) == self.model.get(key)  # the walk, uncached
 
 
 TestStateTreeAgainstDict = StateTreeAgainstDict.TestCase
 TestStateTreeAgainstDict.settings = settings(max_examples=150, stateful_step_count=25)
+
+
+def test_the_read_cache_never_answers_a_value_a_commit_changed() -> None:
+    """`get` (cached) against `read` (walked from the root) over random batches on a
+    small key space, so cached keys are changed, deleted and re-added all the time;
+    dropped staged batches must not touch the cache either. Counts what it exercised."""
+    rng = random.Random(17)
+    pool = [bytes([i]) * (1 + i % 5) for i in range(40)]
+    tree = StateTree()
+    model: dict[bytes, bytes] = {}
+    changed_while_cached = hits = 0
+    for _ in range(400):
+        batch: dict[bytes, bytes | None] = {}
+        for key in rng.sample(pool, rng.randint(1, 8)):
+            batch[key] = None if rng.random() < 0.3 else rng.randbytes(rng.randint(0, 6))
+        staged = tree.stage(batch)
+        if rng.random() < 0.2:
+            continue  # dropped: nothing changes
+        changed_while_cached += sum(1 for key in batch if key in tree._reads)
+        tree.commit(staged)
+        apply_to_model(model, batch)
+        for key in rng.sample(pool, 20):
+            hits += key in tree._reads
+            assert tree.get(key) == tree.read(key) == model.get(key)
+    assert changed_while_cached > 500 and hits > 1000, (changed_while_cached, hits)
 
 
 # --- root is a function of the content ------------------------------------------------
