@@ -29,15 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_node import presign  # noqa: E402
+from bench_node import presign
 
-from tidechain.client.files import client_signer  # noqa: E402
-from tidechain.consensus.certificate import CommitCertificate  # noqa: E402
-from tidechain.core.crypto import verify  # noqa: E402
-from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx  # noqa: E402
-from tidechain.node.config import load_node  # noqa: E402
-from tidechain.node.node import Node  # noqa: E402
-from tidechain.storage.store import Store  # noqa: E402
+from tidechain.client.files import client_signer
+from tidechain.consensus.certificate import CommitCertificate
+from tidechain.core.crypto import verify
+from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx
+from tidechain.node.config import load_node
+from tidechain.node.node import Node
+from tidechain.storage.store import Store
 
 
 def main() -> int:
