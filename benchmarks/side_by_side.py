@@ -18,6 +18,7 @@ reproduces it. Nothing here times anything itself: the figures are bench_node.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -76,30 +77,54 @@ def _wait_ready(url: str) -> None:
     raise SystemExit(f"{url} not ready after {READY_TIMEOUT_S:.0f} s")
 
 
-def _four(tree: Path, txs: int, latency_s: float) -> dict[str, object]:
+def four_validators(tree: Path, txs: int, latency_s: float) -> dict[str, object]:
+    """bench_node.py's report against four validators of TREE on 127.0.0.1: `tide init
+    --validators 4`, four `tide node start` processes (each in its own process group,
+    stopped with SIGTERM, then SIGKILL after 60 s), then `bench_node.py --url --net`."""
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
         net = Path(tmp) / "net"
         base = _free_base(4)
         tide = [sys.executable, "-m", "tidechain"]
         subprocess.run([*tide, "init", str(net), "--name", "bench4", "--validators", "4",
                         "--port", str(base)], env=_env(tree), check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=READY_TIMEOUT_S)
         logs = [open(Path(tmp) / f"node{i}.log", "w") for i in range(4)]  # noqa: SIM115
-        nodes = [subprocess.Popen([*tide, "node", "start", str(net / f"node{i}")],
-                                  env=_env(tree), stdout=logs[i], stderr=subprocess.STDOUT,
-                                  start_new_session=True) for i in range(4)]
+        nodes: list[subprocess.Popen[bytes]] = []
         try:
+            for i in range(4):
+                nodes.append(subprocess.Popen([*tide, "node", "start", str(net / f"node{i}")],
+                                              env=_env(tree), stdout=logs[i],
+                                              stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL,
+                                              start_new_session=True))
             for i in range(4):
                 _wait_ready(f"http://127.0.0.1:{base + i}")
             return _bench(tree, ["--url", f"http://127.0.0.1:{base}", "--net", str(net)],
                           txs, latency_s)
+        except (Exception, SystemExit):
+            for i in range(4):
+                tail = (Path(tmp) / f"node{i}.log").read_text(errors="replace")[-1500:]
+                print(f"node{i} log tail:\n{tail}", file=sys.stderr, flush=True)
+            raise
         finally:
-            for node in nodes:
-                os.killpg(node.pid, signal.SIGTERM)
-            for node in nodes:
-                node.wait(timeout=60)
+            _stop(nodes)
             for log in logs:
                 log.close()
+
+
+def _stop(nodes: list[subprocess.Popen[bytes]], timeout_s: float = 60.0) -> None:
+    """SIGTERM each node's process group, then SIGKILL the groups still there."""
+    for node in nodes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for node in nodes:
+        try:
+            node.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.pid, signal.SIGKILL)
+            node.wait(timeout=timeout_s)
 
 
 def main() -> int:
@@ -119,7 +144,7 @@ def main() -> int:
         for which in order:
             tree = trees[which]
             report = (_bench(tree, [], args.txs, args.latency_seconds) if args.validators == 1
-                      else _four(tree, args.txs, args.latency_seconds))
+                      else four_validators(tree, args.txs, args.latency_seconds))
             throughput = report["throughput"]
             latency = report["latency"]
             assert isinstance(throughput, dict) and isinstance(latency, dict)
