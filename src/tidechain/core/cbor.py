@@ -14,6 +14,14 @@ The canonical encoding *is* the product (ADR 0001), so it is ours and small:
 * decoding is strict: any input that is not exactly what `encode` would produce for
   the decoded value is rejected with `DecodeError`, so one value has one byte string
   and a signature over bytes is a signature over a value.
+
+Two codecs, one behaviour. `encode_reference` and `decode_reference` are the
+specification, in Python. `encode` and `decode` use their compiled twins in
+`_cbor_native` (src/tidechain/core/_cbor_native.c, built by `pip install`; optional)
+when it is importable. A twin gives exactly the reference's bytes or value; whatever it
+refuses is handed to the reference, which raises the exact DecodeError or TooLarge (or,
+for a type the compiled encoder leaves to it, encodes it). tests/test_cbor_native.py
+checks each twin against its reference. `NATIVE` tells whether the twins are in use.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import itertools
 import struct
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from tidechain.core.errors import DecodeError, TooLarge
@@ -61,6 +70,18 @@ def _head(major: int, argument: int) -> bytes:
 
 
 def encode(value: CborValue) -> bytes:
+    """The deterministic encoding of `value`: the bytes `encode_reference` gives, or the
+    DecodeError or TooLarge it raises."""
+    if _native is not None:
+        try:
+            encoded: bytes = _native.encode(value, MAX_CBOR_DEPTH, MAX_CBOR_ITEMS, Encoded)
+            return encoded
+        except ValueError:
+            pass  # refused, or a type it leaves to the reference: the reference decides
+    return encode_reference(value)
+
+
+def encode_reference(value: CborValue) -> bytes:
     """The deterministic encoding of `value`. Raises DecodeError for values outside
     the data model (floats, sets, integers beyond 64 bits...)."""
     out: list[bytes] = []
@@ -187,17 +208,45 @@ def _encode_key(key: CborValue) -> bytes:
     if type(key) is str:
         cached = _KEY_CACHE.get(key)
         if cached is None:
-            cached = encode(key)
+            cached = encode_reference(key)
             if len(_KEY_CACHE) < _KEY_CACHE_MAX:
                 _KEY_CACHE[key] = cached
         return cached
     # bool is a subclass of int, and a dict merges True with 1: refuse bool keys.
     if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
-        return encode(key)
+        return encode_reference(key)
     raise DecodeError(f"map keys must be integers or text strings, not {type(key).__name__}")
 
 
+def _load_native() -> ModuleType | None:
+    try:
+        from tidechain.core import _cbor_native
+    except ImportError:  # built without a C compiler: the reference codec does it all
+        return None
+    return _cbor_native
+
+
+_native = _load_native()
+NATIVE: bool = _native is not None
+"""Whether `encode` and `decode` use the compiled twins (else the references alone)."""
+
+
 def decode(data: bytes) -> CborValue:
+    """Decode exactly one deterministic CBOR item occupying all of `data`: the value
+    `decode_reference` gives, or the DecodeError or TooLarge it raises."""
+    if type(data) is not bytes:  # the common case skips the slower isinstance check
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise DecodeError("CBOR input must be bytes")
+        data = bytes(data)
+    if _native is not None:
+        try:
+            return _native.decode(data, MAX_CBOR_DEPTH, MAX_CBOR_ITEMS)
+        except ValueError:
+            pass  # refused: the reference says why (and has the last word)
+    return decode_reference(data)
+
+
+def decode_reference(data: bytes) -> CborValue:
     """Decode exactly one deterministic CBOR item occupying all of `data`."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError("CBOR input must be bytes")
