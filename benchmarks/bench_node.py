@@ -703,9 +703,8 @@ def git_revision() -> str:
     return rev + ("+uncommitted src changes" if dirty else "")
 
 
-def reproduce_command() -> str:
-    return " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_node.py",
-                                             *sys.argv[1:]])
+def reproduce_command(script: str = "benchmarks/bench_node.py") -> str:
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python", script, *sys.argv[1:]])
 
 
 async def run_phases(args: argparse.Namespace, net: Path, url: str,
@@ -771,16 +770,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await run_phases(args, Path(args.net), args.url, None)
     workdir = Path(tempfile.mkdtemp(prefix="tidechain-bench-"))
     port = args.port or free_port()
-    init_network(workdir / "net", "bench-net", validators=1, base_port=port)
-    # The latency phase waits for one deposit in `--sample-every` as one member: lift the
-    # per-caller read limit (200/s) above that, as the first line (node.toml may end in
-    # tables, where a key appended would land).
-    toml_path = workdir / "net" / "node0" / "node.toml"
-    toml_path.write_text(f"api_reads_per_s = {READS_PER_S}\n" + toml_path.read_text())
-    if args.mempool_max_txs:
-        with (workdir / "net" / "node0" / "node.toml").open("a") as toml:
-            toml.write(f"mempool_max_txs = {args.mempool_max_txs}\n")
+    init_bench_network(workdir / "net", port, mempool_max_txs=args.mempool_max_txs)
     return await on_node_process(args, workdir, port, run_phases)
+
+
+def init_bench_network(net: Path, base_port: int, validators: int = 1,
+                       mempool_max_txs: int = 0) -> None:
+    """`tide init` a network of `validators` in NET (APIs from base_port, peers from
+    base_port + 100), with every node's per-caller read limit raised to READS_PER_S and,
+    if given, its mempool bound set."""
+    init_network(net, "bench-net", validators=validators, base_port=base_port)
+    for i in range(validators):
+        # The latency phase waits for one deposit in `--sample-every` as one member:
+        # lift the per-caller read limit (200/s) above that, as the first line (node.toml
+        # may end in tables, where a key appended would land).
+        toml_path = net / f"node{i}" / "node.toml"
+        first = f"api_reads_per_s = {READS_PER_S}\n"
+        if mempool_max_txs:
+            first += f"mempool_max_txs = {mempool_max_txs}\n"
+        toml_path.write_text(first + toml_path.read_text())
 
 
 async def on_node_process(
