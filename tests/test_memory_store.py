@@ -37,6 +37,7 @@ from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
+from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock, IndexRules, LogFeed
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.node import Node
@@ -159,6 +160,16 @@ def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> l
     read("load_safety")
     read("load_lock")
     read("iter_state")
+    read("state_size")
+    for position in [b"", *(bytes([i]) for i in range(16)),
+                     *(bytes([i, j]) for i in range(0, 16, 5) for j in range(16)), b"\x10"]:
+        read("state_node", position)
+    # The tree the store keeps (ADR 0021) is the tree of its state, read through a cache
+    # too small to hold it.
+    stored = StateTree.stored(store.state_node, store.state_size(), cache_nodes=4)
+    whole = StateTree.from_items(store.iter_state())
+    assert stored.root() == whole.root() and len(stored) == len(whole)
+    counts["stored tree checked"] += 1
     read("committed", p["tx_ids"])
     for h in p["heights"]:
         read("block", h)
@@ -244,6 +255,10 @@ class Pair:
         elif extra == "put":
             block = dataclasses.replace(block, writes={**block.writes,
                                                        b"zz/extra %d" % height: b"x"})
+        # The state tree's node writes against this state, which an earlier forged
+        # write may have made differ from the source's (ADR 0021).
+        tree = StateTree.from_items(self.memory.iter_state())
+        block = dataclasses.replace(block, staged_state=tree.stage(block.writes))
         for store in self.both():
             store.commit_block(block, *certificate(block))
         self.counts[f"commit {extra}"] += 1
@@ -655,3 +670,29 @@ def test_a_closed_or_crashed_memory_store_answers_nothing() -> None:
     reopened.close()  # twice, as Store allows
     with pytest.raises(InvariantViolation, match="closed"):
         reopened.save_safety(b"x")
+
+
+def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
+        tmp_path: Path) -> None:
+    """A store without `state_nodes` rows and `state_size` (as every store written
+    before ADR 0021) gets them on open, in one transaction, from its state table."""
+    src = source()
+    path = tmp_path / "chain.sqlite"
+    store = Store(path)
+    store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+    for block in src.blocks[:5]:
+        store.commit_block(block, *certificate(block))
+    expected = StateTree.from_items(store.iter_state())
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM state_nodes")
+        db.execute("DELETE FROM meta WHERE key = 'state_size'")
+    store = Store(path)
+    try:
+        assert store.state_size() == len(expected) > 0
+        reopened = StateTree.stored(store.state_node, store.state_size(), cache_nodes=3)
+        assert reopened.root() == expected.root() == src.blocks[4].header.state_root
+        node = Node(src.genesis, store, Signer(src.genesis.validators[0].name, key(1000)))
+        assert node.chain.height == 5 and node.chain.state.root() == expected.root()
+    finally:
+        store.close()

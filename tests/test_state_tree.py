@@ -21,6 +21,7 @@ from tidechain.core.errors import DecodeError, InvariantViolation, ProofError, T
 from tidechain.ledger.state_tree import (
     EMPTY_ROOT,
     ProofLeaf,
+    StagedBatch,
     StateProof,
     StateTree,
     verify_state_proof,
@@ -202,6 +203,59 @@ def test_the_read_cache_never_answers_a_value_a_commit_changed() -> None:
             hits += key in tree._reads
             assert tree.get(key) == tree.read(key) == model.get(key)
     assert changed_while_cached > 500 and hits > 1000, (changed_while_cached, hits)
+
+
+def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
+    """`StateTree.stored` over a dict standing in for the store, written only when the
+    "shell" persists (sometimes after several commits, as a block sync does in one
+    step), with a cache of 40 nodes so that evictions and reloads happen all the time:
+    roots, sizes, values and proofs must equal the in-memory tree's after every commit
+    and every settle, and a tree reopened from the store must too. Counts evictions."""
+    rng = random.Random(23)
+    pool = [rng.randbytes(rng.randint(1, 12)) for _ in range(300)]
+    memory = StateTree()
+    disk: dict[bytes, bytes] = {}
+    loads = 0
+
+    def load(position: bytes) -> bytes | None:
+        nonlocal loads
+        loads += 1
+        return disk.get(position)
+
+    stored = StateTree.stored(load, 0, cache_nodes=40)
+    unstored: list[StagedBatch] = []
+    for step in range(250):
+        batch: dict[bytes, bytes | None] = {}
+        for key in rng.sample(pool, rng.randint(1, 30)):
+            batch[key] = None if rng.random() < 0.25 else rng.randbytes(rng.randint(0, 9))
+        staged = stored.stage(batch)
+        assert staged.root == memory.preview_root(batch)
+        if rng.random() < 0.15:
+            continue  # a block proposed and never committed
+        memory.apply(batch)
+        stored.commit(staged)
+        unstored.append(staged)
+        if rng.random() < 0.6:  # the shell carries out the writes, then the next step
+            for done in unstored:
+                for position, record in done.node_writes.items():
+                    if record is None:
+                        disk.pop(position, None)
+                    else:
+                        disk[position] = record
+            unstored = []
+            stored.settle()
+        assert stored.root() == memory.root() and len(stored) == len(memory)
+        for key in rng.sample(pool, 15):
+            assert stored.get(key) == stored.read(key) == memory.get(key)
+            proof = stored.prove(key)
+            assert proof == memory.prove(key)
+            verify_state_proof(stored.root(), key, memory.get(key), proof)
+        if not unstored and step % 25 == 0:
+            reopened = StateTree.stored(disk.get, len(memory))
+            assert reopened.root() == memory.root()
+            assert all(reopened.get(k) == memory.get(k) for k in pool)
+    assert dict(memory.node_items()) == disk or unstored
+    assert loads > 1000, loads
 
 
 # --- root is a function of the content ------------------------------------------------

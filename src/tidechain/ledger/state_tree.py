@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TypeAlias, cast
@@ -67,6 +67,10 @@ a million random keys a proof is about 6 levels and 2.3 KiB."""
 _READ_CACHE_MAX = 4096
 """Values a tree keeps from recent reads (`StateTree.get`): many times a block's few
 hot keys, a few hundred KiB at most."""
+
+NODE_CACHE_NODES = 200_000
+"""Node records a tree the store keeps holds in memory: about 60 MiB, the upper levels
+of a tree of millions of keys (16**4 = 65,536 nodes down to level 4) and recent leaves."""
 
 _TERMINAL_EMPTY = 0
 _TERMINAL_LEAF = 1
@@ -246,7 +250,7 @@ class _Batch:
 
     __slots__ = ("nodes", "size_delta", "writes")
 
-    def __init__(self, nodes: _NodeMap) -> None:
+    def __init__(self, nodes: _NodeMap | StoredNodes) -> None:
         self.nodes = nodes
         self.writes: dict[bytes, bytes | None] = {}
         self.size_delta = 0
@@ -379,6 +383,71 @@ class StagedBatch:
     """The state keys the batch puts or deletes: what a commit must drop from the
     tree's read cache."""
 
+    @property
+    def node_writes(self) -> Mapping[bytes, bytes | None]:
+        """The tree's node records the batch puts (None: removes), by position: what a
+        store keeping the tree's nodes writes with the block (`StateTree.stored`)."""
+        return self._writes
+
+
+class StoredNodes:
+    """The nodes of a tree whose store keeps them (`StateTree.stored`): read through a
+    bounded cache, so that memory does not grow with the state (ADR 0021).
+
+    A commit's writes reach the store only when the shell carries out the block's write
+    effect, after the core's step that committed it (ADR 0020). Until then they are
+    *pinned* here, never evicted, since the store's copy is still the old one; the core
+    calls `settle` at the start of its next step, when every earlier step's writes are
+    durable, and they become ordinary cache entries."""
+
+    __slots__ = ("_clean", "_limit", "_load", "_pinned")
+
+    def __init__(self, load: Callable[[bytes], bytes | None], limit: int) -> None:
+        self._load = load
+        self._limit = limit
+        self._pinned: dict[bytes, bytes | None] = {}  # None: removed, not yet stored
+        self._clean: dict[bytes, bytes] = {}
+
+    def get(self, position: bytes) -> bytes | None:
+        pinned = self._pinned
+        if position in pinned:
+            return pinned[position]
+        record = self._clean.get(position)
+        if record is None:
+            record = self._load(position)
+            if record is not None:
+                self._keep(position, record)
+        return record
+
+    def __getitem__(self, position: bytes) -> bytes:
+        record = self.get(position)
+        invariant(record is not None, f"state tree node at {position.hex()} is not stored")
+        assert record is not None
+        return record
+
+    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+        self._pinned.update(writes)
+
+    def settle(self) -> None:
+        if not self._pinned:
+            return
+        pinned, self._pinned = self._pinned, {}
+        clean = self._clean
+        for position, record in pinned.items():
+            if record is None:
+                clean.pop(position, None)
+            else:
+                self._keep(position, record)
+
+    def _keep(self, position: bytes, record: bytes) -> None:
+        clean = self._clean
+        if len(clean) >= self._limit:
+            # A bound, not a policy: the hot upper levels come back with the next few
+            # reads. A dict is cleared in C; evicting one key at a time from its front
+            # would scan the slots earlier deletions left (see node/seen.py).
+            clean.clear()
+        clean[position] = record
+
 
 class StateTree:
     """An authenticated map from bytes to bytes whose root goes into block headers."""
@@ -386,7 +455,8 @@ class StateTree:
     __slots__ = ("_nodes", "_reads", "_root", "_size")
 
     def __init__(self) -> None:
-        self._nodes: _NodeMap = {}
+        # In memory (a dict holding every node), or kept by the store (`stored`).
+        self._nodes: _NodeMap | StoredNodes = {}
         # Values read recently, by key (None: absent). Every transaction reads the same
         # few records (its sender's membership, the CA, the revocation mark, the
         # contract's version), and a walk from the root costs a hash and five lookups:
@@ -403,6 +473,37 @@ class StateTree:
         tree = cls()
         tree.apply(dict(items))
         return tree
+
+    @classmethod
+    def stored(cls, load: Callable[[bytes], bytes | None], size: int,
+               cache_nodes: int | None = None) -> StateTree:
+        """The tree whose nodes a store keeps, read by position with `load` (None: no
+        node there) through a cache of at most `cache_nodes` records; `size` is its
+        key count, which the store keeps with the nodes (`cache_nodes` defaults to
+        NODE_CACHE_NODES, read at the call). The store writes each block's
+        `StagedBatch.node_writes` with the block, and the core calls `settle` at the
+        start of every step (see StoredNodes)."""
+        tree = cls()
+        nodes = StoredNodes(load, NODE_CACHE_NODES if cache_nodes is None else cache_nodes)
+        tree._nodes = nodes
+        top = nodes.get(b"")
+        if top is not None:
+            tree._root = (_sha256(top).digest() if top[0] == _INTERNAL_TAG
+                          else _sha256(top[:_LEAF_PREIMAGE_BYTES]).digest())
+        tree._size = size
+        return tree
+
+    def settle(self) -> None:
+        """Every commit so far is durable in the store: its node writes may be evicted
+        from the cache now (a no-op for a tree in memory)."""
+        if isinstance(self._nodes, StoredNodes):
+            self._nodes.settle()
+
+    def node_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (position, record) of a tree in memory: what a store writes to keep it."""
+        invariant(isinstance(self._nodes, dict), "node_items of a tree the store keeps")
+        assert isinstance(self._nodes, dict)
+        return iter(self._nodes.items())
 
     def root(self) -> bytes:
         """The 32-byte commitment to the whole content (EMPTY_ROOT when empty)."""
@@ -454,7 +555,9 @@ class StateTree:
         reads = self._reads
         for key in staged.changed_keys:
             reads.pop(key, None)
-        if self._nodes:
+        if isinstance(self._nodes, StoredNodes):
+            self._nodes.write(staged._writes)
+        elif self._nodes:
             _write_through(self._nodes, staged._writes)
         else:
             # A rebuild: the batch holds the whole tree and, on an empty base, removes

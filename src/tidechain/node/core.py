@@ -263,6 +263,7 @@ class NodeCore:
         Once halted, every step answers `Halted` and decides nothing."""
         self._effects = []
         self._unflushed.clear()  # the shell carried out the last step's writes
+        self.chain.state.settle()  # so the state tree's nodes it wrote may be evicted
         if self.halted is not None:
             return [Halted(self.halted)]
         fault: PeerError | None = None
@@ -838,7 +839,7 @@ class NodeCore:
         self._finishing = True
         self._emit(FinishStateSync(blocks=target.height - session.base_height,
                                    entries=target.log_size - session.base_log_size,
-                                   records=len(state)))
+                                   records=len(state), state=state))
 
     def _state_sync_stored(self, now_ms: int) -> None:
         session = self._state_sync
@@ -847,7 +848,12 @@ class NodeCore:
         assert session is not None and session.assembly is not None
         target = session.target
         assert target is not None
-        state = session.assembly.tree
+        # The store now keeps the verified tree's nodes: read them from there, and let
+        # the assembly's copy in memory go (ADR 0021).
+        records = len(session.assembly.tree)
+        state = StateTree.stored(self.reader.state_node, self.reader.state_size())
+        invariant(state.root() == target.state_root and len(state) == records,
+                  "the state sync's tree is not what the store keeps")
         self.chain = Chain(self.genesis, self.chain.registry, target, state, session.frontier)
         head = self.reader.head()
         invariant(head is not None and head.header == target, "state sync head not stored")
@@ -859,7 +865,7 @@ class NodeCore:
         self._prepared.clear()
         self._settle_imported()
         log.info("state sync done: height %d, %d log entries, %d state records",
-                 target.height, target.log_size, len(state))
+                 target.height, target.log_size, records)
         self._emit(CheckpointCommitted(target.height, target.block_hash, head.checkpoint))
         self._note_validator_change()
         for event in self._restart_replica():
@@ -1077,7 +1083,9 @@ def _verifier(name: str, public_key: bytes) -> Verifier:
 def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry) -> Chain:
     """Rebuild the in-memory head from the store, checking what was read."""
     head = store.head()
-    state = StateTree.from_items(store.iter_state())
+    # Read through a bounded cache from the store, which keeps the tree's nodes: memory
+    # does not grow with the state, and a start does not rehash it (ADR 0021).
+    state = StateTree.stored(store.state_node, store.state_size())
     frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
                 if head else merkle.CompactRange())
     # Chain's constructor checks the rebuilt roots against the stored header (or, before

@@ -12,12 +12,13 @@ safety record that covers it is durable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tidechain.consensus import Broadcast, CommitCertificate, Event, SendTo
 from tidechain.core.errors import PeerError, Rejected
 from tidechain.ledger.chain import PreparedBlock
 from tidechain.ledger.runtime import MissingContractVersion
+from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import SignedTx, TxResult
 from tidechain.node.wire import OutgoingMessage, PeerMessage, SyncBlocks
@@ -148,6 +149,8 @@ class FinishStateSync:
     blocks: int
     entries: int
     records: int
+    state: StateTree = field(repr=False, compare=False)
+    """The verified state, in memory: the store keeps its nodes (ADR 0021)."""
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ class Node:
             store.import_state(effect.records)
         elif isinstance(effect, FinishStateSync):
             store.finish_state_sync(blocks=effect.blocks, entries=effect.entries,
-                                    records=effect.records)
+                                    records=effect.records, nodes=effect.state.node_items())
             return StateSyncStored(self.core.clock_ms)
         elif isinstance(effect, AbandonStateSync):
             store.abandon_state_sync()

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import heapq
 import random
+import unittest.mock
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError, Rejected
 from tidechain.core.note import Signer
 from tidechain.identity import Role, issue_member_cert, make_org_ca
+from tidechain.ledger import state_tree
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
 from tidechain.node.core import Instruments, Mode, NodeCore, SyncPolicy
 from tidechain.node.effects import Committed, Gossip, Reply
@@ -117,6 +119,8 @@ SYNC_LEAD = 2
 SYNC_MIN_BLOCKS = 8
 """The nodes' `SyncPolicy.min_blocks` (16 in the shipped default): a node this far
 behind state-syncs, so that runs of a few virtual seconds reach state sync often."""
+STATE_CACHE_NODES = 48
+"""The nodes' state-tree cache (NODE_CACHE_NODES is 200,000 in the shipped node)."""
 _NETWORK_NAME = "sim-net"
 _USCC = "91350100M000100Y43"  # a valid code (the one tests use)
 _ORG = "sim-org"
@@ -928,7 +932,12 @@ def replay_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_
         " --reconfigure" if reconfigure else "",
         f" --mutation {mutation}" if mutation else "",
         "" if conformance else " --no-conformance"])
-    with applied(mutation):
+    # A state-tree cache of a few dozen nodes, so that every seed evicts and reloads
+    # the tree's nodes from its MemoryStore, pins a step's writes until the next step,
+    # and reopens the tree at restarts: the shipped cache is too large for that to
+    # happen in a run of a few hundred transactions (ADR 0021).
+    with applied(mutation), unittest.mock.patch.object(state_tree, "NODE_CACHE_NODES",
+                                                       STATE_CACHE_NODES):
         result = NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
                            byzantine=byzantine, reconfigure=reconfigure,
                            conformance=conformance, sink=sink).run()

@@ -33,13 +33,14 @@ Here it is noticed exactly then, and every later import or finish raises it too 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from tidechain.core import cbor
 from tidechain.core.errors import InvariantViolation, NotFound, invariant
 from tidechain.ledger.chain import PreparedBlock
+from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 from tidechain.storage.imports import ImportFailed
@@ -88,12 +89,15 @@ class _Tables:
     index_rows: int = 0
     state: dict[bytes, bytes] = field(default_factory=dict)
     state_keys: list[bytes] = field(default_factory=list)  # sorted
+    state_nodes: dict[bytes, bytes] = field(default_factory=dict)  # the tree's, ADR 0021
+    state_size: int = 0
 
     def copy(self) -> _Tables:
         return _Tables(dict(self.blocks), list(self.heights), dict(self.by_hash),
                        dict(self.entries), list(self.log_indexes), dict(self.by_tx),
                        dict(self.log_nodes), {k: list(v) for k, v in self.indexes.items()},
-                       self.index_rows, dict(self.state), list(self.state_keys))
+                       self.index_rows, dict(self.state), list(self.state_keys),
+                       dict(self.state_nodes), self.state_size)
 
     # --- uniqueness, as the tables' keys enforce it ------------------------------------
     def conflict(self, blocks: Sequence[tuple[int, _Block]],
@@ -242,6 +246,9 @@ class MemoryStore:
         self._genesis = genesis.encode()
         for key, value in state.items():
             tables.put_state(key, value)
+        tree = StateTree.from_items(state.items())
+        tables.state_nodes = dict(tree.node_items())
+        tables.state_size = len(tree)
 
     # --- blocks ---------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -267,6 +274,13 @@ class MemoryStore:
                 tables.delete_state(key)
             else:
                 tables.put_state(key, value)
+        nodes = tables.state_nodes
+        for position, record in prepared.staged_state.node_writes.items():
+            if record is None:
+                nodes.pop(position, None)
+            else:
+                nodes[position] = record
+        tables.state_size = prepared.staged_state.size
 
     def head(self) -> StoredBlock | None:
         self._live()
@@ -385,6 +399,14 @@ class MemoryStore:
         state = self._tables.state
         return iter([(k, state[k]) for k in self._tables.state_keys])
 
+    def state_node(self, position: bytes) -> bytes | None:
+        self._live()
+        return self._tables.state_nodes.get(position)
+
+    def state_size(self) -> int:
+        self._live()
+        return self._tables.state_size
+
     # --- consensus safety data ------------------------------------------------------
     def save_safety(self, data: bytes, lock: bytes | None = None) -> None:
         self._live()
@@ -471,7 +493,8 @@ class MemoryStore:
         if self._import_failure is not None:
             raise self._import_failure
 
-    def finish_state_sync(self, *, blocks: int, entries: int, records: int) -> None:
+    def finish_state_sync(self, *, blocks: int, entries: int, records: int,
+                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
         self._live()
         self._drain_imports()
         staged = self._staged
@@ -491,6 +514,9 @@ class MemoryStore:
             raise InvariantViolation(f"state sync not switched over: {why}")
         tables.insert(*rows)
         tables.state, tables.state_keys = staged.state, staged.state_keys
+        if nodes is None:
+            nodes = StateTree.from_items(staged.state.items()).node_items()
+        tables.state_nodes, tables.state_size = dict(nodes), records
         self._staged = _Tables()
 
     def abandon_state_sync(self) -> None:

@@ -30,7 +30,7 @@ MemoryStore to Store's answers):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from tidechain.ledger.chain import PreparedBlock
@@ -115,6 +115,16 @@ class StorageReader(Protocol):
         """Every committed state entry, in key order."""
         ...
 
+    def state_node(self, position: bytes) -> bytes | None:
+        """The committed state tree's node record at `position` (ADR 0021), or None.
+        Every committed state has its nodes: genesis, each block and a state sync's
+        switch-over write them with the state, in the same transaction."""
+        ...
+
+    def state_size(self) -> int:
+        """The committed state's key count, kept with its tree's nodes."""
+        ...
+
     def index_lookup(self, name: str, key: bytes, limit: int) -> list[int]:
         """Up to `limit` log indexes filed under (name, key), oldest first."""
         ...
@@ -174,9 +184,11 @@ class NodeStorage(StorageReader, Protocol):
         `finish_state_sync`. ImportFailed if an earlier import failed."""
         ...
 
-    def finish_state_sync(self, *, blocks: int, entries: int, records: int) -> None:
+    def finish_state_sync(self, *, blocks: int, entries: int, records: int,
+                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
         """Switch over atomically and durably: the staged blocks, entries, log nodes and
-        index rows join the chain's, the staged records become the state. If the staged
+        index rows join the chain's, the staged records become the state, with `nodes`
+        as its tree's (built from the records when None). If the staged
         rows are not exactly `blocks` blocks, `entries` entries and `records` records,
         or an import failed, nothing is switched and ImportFailed is raised (sticky
         until `abandon_state_sync`)."""

@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,6 +23,7 @@ from typing import IO
 from tidechain.core import cbor
 from tidechain.core.errors import InvariantViolation, NotFound, Rejected, invariant
 from tidechain.ledger.chain import PreparedBlock
+from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 from tidechain.storage.imports import (
@@ -43,7 +44,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state_nodes (position BLOB PRIMARY KEY, record BLOB NOT NULL)
+    WITHOUT ROWID;
 """
+_STATE_SIZE = "state_size"
+"""Meta key: the state's key count, written with the state tree's nodes (ADR 0021).
+Its absence means `state_nodes` is not yet built from `state` (a store from before
+ADR 0021): the store builds it when opened."""
 _CHAIN_TABLES = {
     "blocks": """(
     height INTEGER PRIMARY KEY,
@@ -118,6 +125,8 @@ class Store:
         elif cbor.decode(version) != SCHEMA_VERSION:
             raise InvariantViolation(f"{path}: schema {cbor.decode(version)} unsupported")
 
+        if self._meta(_STATE_SIZE) is None:
+            self._build_state_nodes()
         self._checkpointer = _Checkpointer(path)
         self._importer: ImportWriter | None = None
         # Sticky until the session is abandoned: a session whose import failed never
@@ -152,9 +161,44 @@ class Store:
                 raise InvariantViolation(f"{self.path} belongs to another network")
             return
         db = self._db
+        tree = StateTree.from_items(state.items())
         with immediate(db):
             db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
             db.executemany("INSERT INTO state VALUES (?, ?)", sorted(state.items()))
+            self._replace_state_nodes(tree.node_items(), len(tree))
+
+    # --- the state tree's nodes (ADR 0021) -----------------------------------------
+    def state_node(self, position: bytes) -> bytes | None:
+        """The committed state tree's node record at `position`, or None."""
+        row = self._db.execute("SELECT record FROM state_nodes WHERE position = ?",
+                               (position,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def state_size(self) -> int:
+        """The committed state's key count."""
+        raw = self._meta(_STATE_SIZE)
+        invariant(raw is not None, "state size missing")
+        assert raw is not None
+        size = cbor.decode(raw)
+        invariant(isinstance(size, int) and size >= 0, "corrupt state size")
+        assert isinstance(size, int)
+        return size
+
+    def _build_state_nodes(self) -> None:
+        """Build `state_nodes` from `state`, in one transaction: a store from before
+        ADR 0021, opened once (in memory while it runs, as every start was before)."""
+        tree = StateTree.from_items(self.iter_state())
+        with immediate(self._db):
+            self._replace_state_nodes(tree.node_items(), len(tree))
+
+    def _replace_state_nodes(self, nodes: Iterable[tuple[bytes, bytes]], size: int) -> None:
+        """Inside the caller's transaction: the whole tree is `nodes`."""
+        db = self._db
+        db.execute("DELETE FROM state_nodes")
+        # In position order, as the table stores them: appends, not scattered inserts.
+        db.executemany("INSERT INTO state_nodes VALUES (?, ?)", sorted(nodes))
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                   (_STATE_SIZE, cbor.encode(size)))
 
     # --- blocks -------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -182,6 +226,14 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", puts)
             db.executemany("DELETE FROM state WHERE key = ?", deletes)
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
+            staged = prepared.staged_state
+            node_writes = staged.node_writes
+            db.executemany("INSERT OR REPLACE INTO state_nodes VALUES (?, ?)",
+                           [(p, r) for p, r in node_writes.items() if r is not None])
+            db.executemany("DELETE FROM state_nodes WHERE position = ?",
+                           [(p,) for p, r in node_writes.items() if r is None])
+            db.execute("UPDATE meta SET value = ? WHERE key = ?",
+                       (cbor.encode(staged.size), _STATE_SIZE))
 
     def head(self) -> StoredBlock | None:
         row = self._db.execute(
@@ -384,12 +436,15 @@ class Store:
         if self._import_failure is not None:
             raise self._import_failure
 
-    def finish_state_sync(self, *, blocks: int, entries: int, records: int) -> None:
+    def finish_state_sync(self, *, blocks: int, entries: int, records: int,
+                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
         """Make the imported blocks the chain and the imported records the world state,
         atomically and durably (the caller checked the records against the last
         block's state root). `blocks`, `entries` and `records` are what the caller
         verified and imported: if the staged tables hold anything else (an import that
-        failed), nothing is switched and ImportFailed is raised."""
+        failed), nothing is switched and ImportFailed is raised. `nodes` are the state
+        tree's (position, record) pairs for those records, which the caller has from
+        checking them; without them they are built here from the records."""
         self._drain_imports()
         db = self._db
         with immediate(db):
@@ -415,6 +470,9 @@ class Store:
                     db.execute(f"INSERT INTO {table} SELECT * FROM sync_{table}")
                     db.execute(f"DELETE FROM sync_{table}")
             self._take_staged("state")  # the staged records are the whole state
+            if nodes is None:  # built here, from the records just switched in
+                nodes = StateTree.from_items(self.iter_state()).node_items()
+            self._replace_state_nodes(nodes, records)  # the tree the caller verified
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
 
     def _take_staged(self, table: str) -> None:
