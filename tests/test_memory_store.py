@@ -696,3 +696,36 @@ def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
         assert node.chain.height == 5 and node.chain.state.root() == expected.root()
     finally:
         store.close()
+
+
+def test_a_block_commit_empties_a_wal_past_its_limit(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background checkpoints never block the writer, so under a steady stream of
+    blocks the WAL could grow without end; past WAL_LIMIT_BYTES a commit empties it
+    (a TRUNCATE checkpoint, retried at the next block if the background thread held
+    the checkpoint). New stores use PAGE_BYTES pages."""
+    from tidechain.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "WAL_LIMIT_BYTES", 16 * 1024)
+    src = source()
+    path = tmp_path / "chain.sqlite"
+    store = Store(path)
+    wal = path.with_name(path.name + "-wal")
+    emptied = 0
+    try:
+        store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+        for block in src.blocks:
+            store.commit_block(block, *certificate(block))
+            emptied += wal.stat().st_size == 0
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA page_size").fetchone()[0] == store_module.PAGE_BYTES
+    finally:
+        store.close()
+    assert emptied >= len(src.blocks) // 2, emptied
+    reopened = Store(path)
+    try:
+        head = reopened.head()
+        assert head is not None and head.header == src.blocks[-1].header
+        assert dict(reopened.iter_state()) == src.states[-1]
+    finally:
+        reopened.close()

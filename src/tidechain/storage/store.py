@@ -39,6 +39,13 @@ from tidechain.storage.imports import (
 SCHEMA_VERSION = 2
 CHECKPOINT_INTERVAL_S = 0.5
 """How often the background thread folds the WAL into the database file."""
+PAGE_BYTES = 1024
+"""SQLite page size of a new store (see Store.__init__)."""
+WAL_LIMIT_BYTES = 256 * 1024 * 1024
+"""Past this, a block's commit waits for a full checkpoint that empties the WAL. The
+background checkpoints never block the writer, so under a steady stream of blocks they
+may never catch up and start the WAL over: measured, 13 GB of WAL in 2.5 minutes at
+3,300 deposits/s, every block slower than the last."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -106,6 +113,12 @@ class Store:
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # A new database only (an existing one keeps its page size). A block's rows land
+        # on random pages of the B-trees (tx ids, digests, state-tree positions), and
+        # the WAL holds every page a transaction touched, whole: measured, 1 KiB pages
+        # wrote 5.2 MB of WAL per 3,000 random rows against 12.9 MB with 4 KiB, for the
+        # same CPU. Less WAL is less for the checkpoints to copy back.
+        self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -128,6 +141,7 @@ class Store:
         if self._meta(_STATE_SIZE) is None:
             self._build_state_nodes()
         self._checkpointer = _Checkpointer(path)
+        self._wal_path = path.with_name(path.name + "-wal")
         self._importer: ImportWriter | None = None
         # Sticky until the session is abandoned: a session whose import failed never
         # switches over, whatever the node calls next.
@@ -234,6 +248,18 @@ class Store:
                            [(p,) for p, r in node_writes.items() if r is None])
             db.execute("UPDATE meta SET value = ? WHERE key = ?",
                        (cbor.encode(staged.size), _STATE_SIZE))
+        self._bound_wal()
+
+    def _bound_wal(self) -> None:
+        """Empty the WAL if it outgrew WAL_LIMIT_BYTES: a TRUNCATE checkpoint from the
+        writer's own connection (it returns busy, and the next block tries again, while
+        the background thread checkpoints)."""
+        try:
+            size = self._wal_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def head(self) -> StoredBlock | None:
         row = self._db.execute(
