@@ -66,8 +66,8 @@ from tidechain.identity.httpsig import sign_headers
 from tidechain.ledger.types import TX_SIGNING_DOMAIN, Genesis, SignedTx, TxBody
 from tidechain.ops.network import init_network
 
-TARGET_TPS = 5_000
-STRETCH_TPS = 10_000
+TARGET_TPS = 10_000
+"""Issue 17 (the brief's aim; 5,000 was the first target)."""
 TARGET_P99_S = 1.0
 
 # Deposits are signed with the network's client.key: the one depositor `tide init`
@@ -629,6 +629,7 @@ class VerifyResult:
     libsodium_raw_per_s: float  # nacl.bindings.crypto_sign_open, the bare library call
     tidechain_verify_per_s: float  # tidechain.core.crypto.verify: what the node calls
     openssl_per_s: float  # cryptography's Ed25519PublicKey.verify, for comparison
+    libsodium_all_cores_per_s: float = 0.0  # one process per core at once, summed
 
 
 def rate_of(calls: Sequence[Callable[[], object]], seconds: float, rounds: int = 5) -> float:
@@ -657,7 +658,18 @@ def verify_phase(txs: Sequence[tuple[bytes, bytes]], seconds: float) -> VerifyRe
     raw = [partial(nacl.bindings.crypto_sign_open, sig + msg, pk) for pk, msg, sig in triples]
     ours = [partial(verify, pk, msg, sig) for pk, msg, sig in triples]
     ossl = [partial(openssl_keys[pk].verify, sig, msg) for pk, msg, sig in triples]
-    return VerifyResult(rate_of(raw, seconds), rate_of(ours, seconds), rate_of(ossl, seconds))
+    one_core = (rate_of(raw, seconds), rate_of(ours, seconds), rate_of(ossl, seconds))
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores) as pool:  # every core at once: the machine's bound
+        all_cores = sum(pool.map(_libsodium_rate, [(triples, seconds)] * cores))
+    return VerifyResult(*one_core, all_cores)
+
+
+def _libsodium_rate(job: tuple[list[tuple[bytes, bytes, bytes]], float]) -> float:
+    """One worker's libsodium verify rate (runs in a process of its own)."""
+    triples, seconds = job
+    return rate_of([partial(nacl.bindings.crypto_sign_open, sig + msg, pk)
+                    for pk, msg, sig in triples], seconds)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -741,7 +753,8 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str,
     load_after = load_average()
     if node is not None:
         node.stop()
-    log(f"phase 3: Ed25519 verify rate on one core, {args.verify_seconds} s per library")
+    log(f"phase 3: Ed25519 verify rate on one core, {args.verify_seconds} s per library, "
+        "then on every core at once")
     verify_rates = verify_phase(phase1_txs, args.verify_seconds)
     bound = verify_rates.libsodium_raw_per_s
     return {
@@ -758,7 +771,7 @@ async def run_phases(args: argparse.Namespace, net: Path, url: str,
             "committed_per_verify_1core": throughput.committed_per_s / bound,
             "sustained_per_verify_1core": throughput.sustained_per_s / bound,
             "committed_per_verify_all_cores":
-                throughput.committed_per_s / (bound * (os.cpu_count() or 1)),
+                throughput.committed_per_s / verify_rates.libsodium_all_cores_per_s,
         },
     }
 
@@ -851,18 +864,21 @@ def format_report(r: dict[str, Any]) -> str:
          f"{la['p50_ms']:.0f} / {la['p95_ms']:.0f} / {la['p99_ms']:.0f} ms"),
         ("  max / mean", f"{la['max_ms']:.0f} / {la['mean_ms']:.0f} ms"),
         ("  node CPU (cores busy)", f"{la['node_cores_busy']:.2f}"),
-        ("Phase 3: Ed25519 verify, one core", ""),
+        ("Phase 3: Ed25519 verify (one core, then every core)", ""),
         ("  libsodium (crypto_sign_open)", f"{e['libsodium_raw_per_s']:,.0f}/s"),
         ("  tidechain.core.crypto.verify", f"{e['tidechain_verify_per_s']:,.0f}/s"),
         ("  OpenSSL (cryptography)", f"{e['openssl_per_s']:,.0f}/s"),
+        ("  libsodium, every core at once (measured)",
+         f"{e.get('libsodium_all_cores_per_s', 0):,.0f}/s"),
         ("Ratios", ""),
         ("  committed/s : libsodium verify/s (1 core)",
          f"{q['committed_per_verify_1core']:.3f}"),
         ("  sustained/s : libsodium verify/s (1 core)",
          f"{q['sustained_per_verify_1core']:.3f}"),
-        ("  committed/s : verify/s on all cores", f"{q['committed_per_verify_all_cores']:.3f}"),
+        ("  committed/s : libsodium verify/s on all cores",
+         f"{q['committed_per_verify_all_cores']:.3f}"),
         ("Targets", ""),
-        (f"  >= {TARGET_TPS:,} committed/s (aim {STRETCH_TPS:,})",
+        (f"  >= {TARGET_TPS:,} committed/s",
          verdict(t["committed_per_s"] >= TARGET_TPS)),
         (f"  p99 < {TARGET_P99_S:.0f} s at {la['offered_per_s']:,.0f}/s offered",
          verdict(la["p99_ms"] < 1000 * TARGET_P99_S and la["samples"] > 0)),
