@@ -36,6 +36,27 @@ typedef struct {
 
 static PyObject *decode_at(const Decoder *d, size_t *pos, long depth);
 
+/* The limits both functions take as their arguments 2 and 3 (MAX_CBOR_DEPTH and
+ * MAX_CBOR_ITEMS); OverflowError when out of range, so that a caller's mistake is never
+ * a ValueError, which cbor.py would take for a refusal. Returns 0, or -1 with an error. */
+static int
+read_limits(PyObject *const *args, long *max_depth, Py_ssize_t *max_items)
+{
+    *max_depth = PyLong_AsLong(args[1]);
+    if (*max_depth == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *max_items = PyLong_AsSsize_t(args[2]);
+    if (*max_items == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*max_depth < 0 || *max_depth > MAX_DEPTH_CAP || *max_items < 0) {
+        PyErr_SetString(PyExc_OverflowError, "limits out of range (depth 0..1024, items >= 0)");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 reject(const char *why)
 {
@@ -289,16 +310,7 @@ cbor_native_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "decode() argument 1 must be bytes");
         return NULL;
     }
-    max_depth = PyLong_AsLong(args[1]);
-    if (max_depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    max_items = PyLong_AsSsize_t(args[2]);
-    if (max_items == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (max_depth < 0 || max_depth > MAX_DEPTH_CAP || max_items < 0) {
-        PyErr_SetString(PyExc_OverflowError, "decode() limits out of range");
+    if (read_limits(args, &max_depth, &max_items) < 0) {
         return NULL;
     }
     if (PyBytes_AsStringAndSize(args[0], &data, &length) < 0) {
@@ -668,16 +680,7 @@ cbor_encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "encode(value, max_depth, max_items, encoded_type) takes 4 arguments");
         return NULL;
     }
-    max_depth = PyLong_AsLong(args[1]);
-    if (max_depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    max_items = PyLong_AsSsize_t(args[2]);
-    if (max_items == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (max_depth < 0 || max_depth > MAX_DEPTH_CAP || max_items < 0) {
-        PyErr_SetString(PyExc_TypeError, "max_depth must be 0..1024 and max_items >= 0");
+    if (read_limits(args, &max_depth, &max_items) < 0) {
         return NULL;
     }
     if (!PyType_Check(args[3])) {
