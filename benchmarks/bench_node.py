@@ -942,18 +942,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.report:
-        print(format_report(json.loads(Path(args.report).read_text())))
-        return 0
-    return run_and_report(args, run, format_report)
+    return run_and_report(parse_args(argv), run, format_report)
 
 
 def run_and_report(args: argparse.Namespace,
                    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
                    report_text: Callable[[dict[str, Any]], str]) -> int:
-    """A benchmark's `main`: --nice for this process, run, print the report (JSON with
-    --json); 1 with the reason on stderr if the run failed."""
+    """A benchmark's `main`: with --report, print a saved report's table and stop;
+    else --nice for this process, run, print the report (JSON with --json); 1 with the
+    reason on stderr if the run failed."""
+    if getattr(args, "report", ""):
+        print(report_text(json.loads(Path(args.report).read_text())))
+        return 0
     if args.nice:
         os.nice(args.nice)
         set_autogroup_nice("self", args.nice)

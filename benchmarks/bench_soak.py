@@ -50,7 +50,6 @@ import contextlib
 import csv
 import datetime
 import gc
-import json
 import math
 import os
 import shutil
@@ -678,9 +677,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.report:
-        print(format_report(json.loads(Path(args.report).read_text())))
-        return 0
     reports: list[dict[str, Any]] = []
 
     async def run_kept(a: argparse.Namespace) -> dict[str, Any]:
@@ -688,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reports[-1]
 
     code = run_and_report(args, run_kept, format_report)
-    if code == 0 and not reports[-1]["verdict"]["pass"]:
+    if code == 0 and reports and not reports[-1]["verdict"]["pass"]:
         return 2
     return code
 

@@ -476,15 +476,14 @@ class StateTree:
 
     @classmethod
     def stored(cls, load: Callable[[bytes], bytes | None], size: int,
-               cache_nodes: int | None = None) -> StateTree:
+               cache_nodes: int = NODE_CACHE_NODES) -> StateTree:
         """The tree whose nodes a store keeps, read by position with `load` (None: no
         node there) through a cache of at most `cache_nodes` records; `size` is its
-        key count, which the store keeps with the nodes (`cache_nodes` defaults to
-        NODE_CACHE_NODES, read at the call). The store writes each block's
+        key count, which the store keeps with the nodes. The store writes each block's
         `StagedBatch.node_writes` with the block, and the core calls `settle` at the
         start of every step (see StoredNodes)."""
         tree = cls()
-        nodes = StoredNodes(load, NODE_CACHE_NODES if cache_nodes is None else cache_nodes)
+        nodes = StoredNodes(load, cache_nodes)
         tree._nodes = nodes
         top = nodes.get(b"")
         if top is not None:

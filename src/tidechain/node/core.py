@@ -84,7 +84,7 @@ from tidechain.ledger.chain import (
     governed_max_block_txs,
 )
 from tidechain.ledger.runtime import MissingContractVersion, Registry
-from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.state_tree import NODE_CACHE_NODES, StateTree
 from tidechain.ledger.statesync import (
     ImportedBlock,
     IndexRules,
@@ -202,18 +202,21 @@ class NodeCore:
         mempool: Mempool | None = None,
         sync: SyncPolicy | None = None,
         instruments: Instruments | None = None,
+        state_cache_nodes: int = NODE_CACHE_NODES,
     ) -> None:
         """`safety` and `lock` are what the store holds (`load_safety`, `load_lock`);
-        the genesis state must be in the store already (`init_genesis`)."""
+        the genesis state must be in the store already (`init_genesis`).
+        `state_cache_nodes` bounds the state tree's nodes held in memory (ADR 0021)."""
         self.genesis = genesis
         self.reader = reader
+        self._state_cache_nodes = state_cache_nodes
         self.instruments = instruments or Instruments()
         self._effects: list[Effect] = []  # what the current step asks of the shell
         # Transactions of blocks committed in this step: the shell writes them after it.
         self._unflushed: set[bytes] = set()
         self.signer = signer
         self.mempool = mempool if mempool is not None else Mempool()
-        self.chain = _load_chain(genesis, reader, registry)
+        self.chain = _load_chain(genesis, reader, registry, state_cache_nodes)
         self.mode = Mode.CONSENSUS
         # The set that signs the next block, from the state (ADR 0011); rebuilt when a
         # commit changes it (`_restart_replica`).
@@ -851,7 +854,8 @@ class NodeCore:
         # The store now keeps the verified tree's nodes: read them from there, and let
         # the assembly's copy in memory go (ADR 0021).
         records = len(session.assembly.tree)
-        state = StateTree.stored(self.reader.state_node, self.reader.state_size())
+        state = StateTree.stored(self.reader.state_node, self.reader.state_size(),
+                                 self._state_cache_nodes)
         invariant(state.root() == target.state_root and len(state) == records,
                   "the state sync's tree is not what the store keeps")
         self.chain = Chain(self.genesis, self.chain.registry, target, state, session.frontier)
@@ -1080,12 +1084,13 @@ def _verifier(name: str, public_key: bytes) -> Verifier:
     return Verifier.of(name, public_key)
 
 
-def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry) -> Chain:
+def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry,
+                cache_nodes: int) -> Chain:
     """Rebuild the in-memory head from the store, checking what was read."""
     head = store.head()
     # Read through a bounded cache from the store, which keeps the tree's nodes: memory
     # does not grow with the state, and a start does not rehash it (ADR 0021).
-    state = StateTree.stored(store.state_node, store.state_size())
+    state = StateTree.stored(store.state_node, store.state_size(), cache_nodes)
     frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
                 if head else merkle.CompactRange())
     # Chain's constructor checks the rebuilt roots against the stored header (or, before

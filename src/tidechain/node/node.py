@@ -22,6 +22,7 @@ from tidechain.core.errors import PeerError, Rejected, invariant
 from tidechain.core.note import Signer
 from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import MissingContractVersion, Registry
+from tidechain.ledger.state_tree import NODE_CACHE_NODES
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.core import Instruments, Mode, NodeCore, SyncPolicy
 from tidechain.node.effects import (
@@ -75,6 +76,7 @@ class Node:
         registry: Registry | None = None,
         sync: SyncPolicy | None = None,
         instruments: Instruments | None = None,
+        state_cache_nodes: int = NODE_CACHE_NODES,
     ) -> None:
         self.genesis = genesis
         self.store: NodeStorage = store
@@ -83,7 +85,8 @@ class Node:
         store.init_genesis(genesis, genesis_state(genesis, registry))
         self.core = NodeCore(genesis, store, signer, registry, safety=store.load_safety(),
                              lock=store.load_lock(), params=params, mempool=mempool,
-                             sync=sync, instruments=instruments)
+                             sync=sync, instruments=instruments,
+                             state_cache_nodes=state_cache_nodes)
         self.views = ChainQueries(self.core, store, cert_warn_days)
         # What the core asked for besides writes, in order, for the I/O half to take.
         self.effects: list[Effect] = []
@@ -134,7 +137,7 @@ class Node:
             store.import_state(effect.records)
         elif isinstance(effect, FinishStateSync):
             store.finish_state_sync(blocks=effect.blocks, entries=effect.entries,
-                                    records=effect.records, nodes=effect.state.node_items())
+                                    records=effect.records, tree=effect.state)
             return StateSyncStored(self.core.clock_ms)
         elif isinstance(effect, AbandonStateSync):
             store.abandon_state_sync()

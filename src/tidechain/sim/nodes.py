@@ -37,7 +37,6 @@ import functools
 import hashlib
 import heapq
 import random
-import unittest.mock
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -61,7 +60,6 @@ from tidechain.core.crypto import SigningKey, sha256
 from tidechain.core.errors import PeerError, Rejected
 from tidechain.core.note import Signer
 from tidechain.identity import Role, issue_member_cert, make_org_ca
-from tidechain.ledger import state_tree
 from tidechain.ledger.types import Genesis, GenesisOrg, GenesisValidator, SignedTx, TxBody
 from tidechain.node.core import Instruments, Mode, NodeCore, SyncPolicy
 from tidechain.node.effects import Committed, Gossip, Reply
@@ -120,7 +118,11 @@ SYNC_MIN_BLOCKS = 8
 """The nodes' `SyncPolicy.min_blocks` (16 in the shipped default): a node this far
 behind state-syncs, so that runs of a few virtual seconds reach state sync often."""
 STATE_CACHE_NODES = 48
-"""The nodes' state-tree cache (NODE_CACHE_NODES is 200,000 in the shipped node)."""
+"""The nodes' state-tree cache (NODE_CACHE_NODES, 200,000, in the shipped node): a few
+dozen nodes, so that every seed evicts and reloads the tree's nodes from its
+MemoryStore, pins a step's writes until the next step and reopens the tree at restarts,
+which the shipped cache is too large to do in a run of a few hundred transactions
+(ADR 0021)."""
 _NETWORK_NAME = "sim-net"
 _USCC = "91350100M000100Y43"  # a valid code (the one tests use)
 _ORG = "sim-org"
@@ -664,7 +666,7 @@ class NodeWorld:
         try:
             host.node = Node(self.genesis, store, host.signer, params=NODE_PARAMS,
                              sync=SyncPolicy(min_blocks=SYNC_MIN_BLOCKS),
-                             instruments=instruments)
+                             instruments=instruments, state_cache_nodes=STATE_CACHE_NODES)
         except Exception as exc:
             raise NodeFailure("crash", f"{host.name} failed to open its disk: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -932,12 +934,7 @@ def replay_node_seed(seed: int, validators: int = 4, fault_ms: int = NODE_FAULT_
         " --reconfigure" if reconfigure else "",
         f" --mutation {mutation}" if mutation else "",
         "" if conformance else " --no-conformance"])
-    # A state-tree cache of a few dozen nodes, so that every seed evicts and reloads
-    # the tree's nodes from its MemoryStore, pins a step's writes until the next step,
-    # and reopens the tree at restarts: the shipped cache is too large for that to
-    # happen in a run of a few hundred transactions (ADR 0021).
-    with applied(mutation), unittest.mock.patch.object(state_tree, "NODE_CACHE_NODES",
-                                                       STATE_CACHE_NODES):
+    with applied(mutation):
         result = NodeWorld(seed, validators, fault_ms=fault_ms, heal_budget_ms=heal_budget_ms,
                            byzantine=byzantine, reconfigure=reconfigure,
                            conformance=conformance, sink=sink).run()

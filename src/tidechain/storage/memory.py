@@ -33,7 +33,7 @@ Here it is noticed exactly then, and every later import or finish raises it too 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -246,9 +246,12 @@ class MemoryStore:
         self._genesis = genesis.encode()
         for key, value in state.items():
             tables.put_state(key, value)
-        tree = StateTree.from_items(state.items())
-        tables.state_nodes = dict(tree.node_items())
-        tables.state_size = len(tree)
+        self._keep_tree(StateTree.from_items(state.items()))
+
+    def _keep_tree(self, tree: StateTree) -> None:
+        """`tree` (in memory) is the state's tree: its nodes and size, as Store keeps them."""
+        self._tables.state_nodes = dict(tree.node_items())
+        self._tables.state_size = len(tree)
 
     # --- blocks ---------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -494,7 +497,7 @@ class MemoryStore:
             raise self._import_failure
 
     def finish_state_sync(self, *, blocks: int, entries: int, records: int,
-                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
+                          tree: StateTree | None = None) -> None:
         self._live()
         self._drain_imports()
         staged = self._staged
@@ -514,9 +517,7 @@ class MemoryStore:
             raise InvariantViolation(f"state sync not switched over: {why}")
         tables.insert(*rows)
         tables.state, tables.state_keys = staged.state, staged.state_keys
-        if nodes is None:
-            nodes = StateTree.from_items(staged.state.items()).node_items()
-        tables.state_nodes, tables.state_size = dict(nodes), records
+        self._keep_tree(StateTree.from_items(staged.state.items()) if tree is None else tree)
         self._staged = _Tables()
 
     def abandon_state_sync(self) -> None:

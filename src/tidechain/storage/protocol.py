@@ -30,10 +30,11 @@ MemoryStore to Store's answers):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from tidechain.ledger.chain import PreparedBlock
+from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 from tidechain.storage.store import StoredBlock
@@ -185,10 +186,10 @@ class NodeStorage(StorageReader, Protocol):
         ...
 
     def finish_state_sync(self, *, blocks: int, entries: int, records: int,
-                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
+                          tree: StateTree | None = None) -> None:
         """Switch over atomically and durably: the staged blocks, entries, log nodes and
-        index rows join the chain's, the staged records become the state, with `nodes`
-        as its tree's (built from the records when None). If the staged
+        index rows join the chain's, the staged records become the state, `tree` (built
+        from the records when None) its tree, kept by the store (ADR 0021). If the staged
         rows are not exactly `blocks` blocks, `entries` entries and `records` records,
         or an import failed, nothing is switched and ImportFailed is raised (sticky
         until `abandon_state_sync`)."""

@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -178,7 +178,7 @@ class Store:
         with immediate(db):
             db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
             db.executemany("INSERT INTO state VALUES (?, ?)", sorted(state.items()))
-            self._replace_state_nodes(tree.node_items(), len(tree))
+            self._replace_state_tree(tree)
 
     # --- the state tree's nodes (ADR 0021) -----------------------------------------
     def state_node(self, position: bytes) -> bytes | None:
@@ -202,16 +202,16 @@ class Store:
         ADR 0021, opened once (in memory while it runs, as every start was before)."""
         tree = StateTree.from_items(self.iter_state())
         with immediate(self._db):
-            self._replace_state_nodes(tree.node_items(), len(tree))
+            self._replace_state_tree(tree)
 
-    def _replace_state_nodes(self, nodes: Iterable[tuple[bytes, bytes]], size: int) -> None:
-        """Inside the caller's transaction: the whole tree is `nodes`."""
+    def _replace_state_tree(self, tree: StateTree) -> None:
+        """Inside the caller's transaction: `tree` (in memory) is the state's tree."""
         db = self._db
         db.execute("DELETE FROM state_nodes")
         # In position order, as the table stores them: appends, not scattered inserts.
-        db.executemany("INSERT INTO state_nodes VALUES (?, ?)", sorted(nodes))
+        db.executemany("INSERT INTO state_nodes VALUES (?, ?)", sorted(tree.node_items()))
         db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                   (_STATE_SIZE, cbor.encode(size)))
+                   (_STATE_SIZE, cbor.encode(len(tree))))
 
     # --- blocks -------------------------------------------------------------------
     def commit_block(self, prepared: PreparedBlock, certificate: bytes, checkpoint: str) -> None:
@@ -462,14 +462,14 @@ class Store:
             raise self._import_failure
 
     def finish_state_sync(self, *, blocks: int, entries: int, records: int,
-                          nodes: Iterable[tuple[bytes, bytes]] | None = None) -> None:
+                          tree: StateTree | None = None) -> None:
         """Make the imported blocks the chain and the imported records the world state,
         atomically and durably (the caller checked the records against the last
         block's state root). `blocks`, `entries` and `records` are what the caller
         verified and imported: if the staged tables hold anything else (an import that
-        failed), nothing is switched and ImportFailed is raised. `nodes` are the state
-        tree's (position, record) pairs for those records, which the caller has from
-        checking them; without them they are built here from the records."""
+        failed), nothing is switched and ImportFailed is raised. `tree` is those records'
+        state tree, in memory, which the caller built checking them (ADR 0021); without
+        it the tree is built here from the records."""
         self._drain_imports()
         db = self._db
         with immediate(db):
@@ -495,9 +495,8 @@ class Store:
                     db.execute(f"INSERT INTO {table} SELECT * FROM sync_{table}")
                     db.execute(f"DELETE FROM sync_{table}")
             self._take_staged("state")  # the staged records are the whole state
-            if nodes is None:  # built here, from the records just switched in
-                nodes = StateTree.from_items(self.iter_state()).node_items()
-            self._replace_state_nodes(nodes, records)  # the tree the caller verified
+            self._replace_state_tree(StateTree.from_items(self.iter_state())
+                                     if tree is None else tree)
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
 
     def _take_staged(self, table: str) -> None:
