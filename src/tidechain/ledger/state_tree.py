@@ -165,6 +165,14 @@ def _without_child(record: bytes, nibble: int) -> bytes:
     return head + record[_CHILDREN_OFFSET:start] + record[start + HASH_BYTES :]
 
 
+def _has_child(record: bytes, nibble: int) -> bool:
+    """Whether the internal `record` has a child at `nibble`. In the canonical tree a
+    node exists exactly where its parent's bitmap says, so a walk that asks first
+    skips the lookup of an empty slot: for a tree the store keeps, a SQLite query per
+    inserted key (measured, 5.9% of one validator's main thread)."""
+    return bool(((record[1] << 8) | record[2]) >> nibble & 1)
+
+
 def _child_hashes(record: bytes) -> list[bytes]:
     """All 16 children of an internal record, EMPTY_HASH for an absent one."""
     bitmap = (record[1] << 8) | record[2]
@@ -322,7 +330,7 @@ class _Batch:
         while child is not None and child[0] == _INTERNAL_TAG:
             trail.append(child)
             depth += 1
-            child = self.nodes.get(path[:depth])
+            child = self.nodes.get(path[:depth]) if _has_child(child, path[depth - 1]) else None
         if child is None:
             self.size_delta += 1
             subtree = (change[1], change[2])
@@ -339,7 +347,10 @@ class _Batch:
         depth = len(position)
         for group in _split_by_nibble(changes, depth):
             child_position = group[0][0][: depth + 1]
-            child = self.update(child_position, group)
+            if _has_child(record, child_position[depth]):
+                child = self.update(child_position, group)
+            else:
+                child = self._build(depth + 1, self._inserts(group))
             if child is None:
                 record = _without_child(record, child_position[depth])
                 self.writes[child_position] = None
@@ -433,11 +444,20 @@ class StoredNodes:
             return
         pinned, self._pinned = self._pinned, {}
         clean = self._clean
-        for position, record in pinned.items():
-            if record is None:
-                clean.pop(position, None)
-            else:
-                self._keep(position, record)
+        if len(pinned) > self._limit:  # more than the cache holds: keep what fits
+            for position, record in pinned.items():
+                if record is None:
+                    clean.pop(position, None)
+                else:
+                    self._keep(position, record)
+            return
+        # A block's few thousand writes at once, in C: a call of _keep for each was
+        # 3-4% of a validator's main thread (py-spy --gil, four validators).
+        if len(clean) + len(pinned) > self._limit:
+            clean.clear()
+        clean.update(pinned)  # type: ignore[arg-type]  # the None values go just below
+        for position in [position for position, record in pinned.items() if record is None]:
+            del clean[position]
 
     def _keep(self, position: bytes, record: bytes) -> None:
         clean = self._clean
@@ -625,7 +645,7 @@ class StateTree:
         record = nodes.get(b"")
         while record is not None and record[0] == _INTERNAL_TAG:
             depth += 1
-            record = nodes.get(path[:depth])
+            record = nodes.get(path[:depth]) if _has_child(record, path[depth - 1]) else None
         return record
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.registry import Collector
@@ -99,11 +99,17 @@ class NodeMetrics:
     def note_rejected(self, rejection: Rejected) -> None:
         self.rejected.labels(self._rejected_reasons.label(rejection.code)).inc()
 
-    def note_committed(self, tx_id: bytes) -> None:
-        self.committed.inc()
-        admitted_at = self._admitted_at.pop(tx_id, None)
-        if admitted_at is not None:
-            self.commit_latency.observe(max(0.0, self._clock_s() - admitted_at))
+    def note_committed(self, tx_ids: Sequence[bytes]) -> None:
+        """A block's committed transactions (the latency of those admitted here)."""
+        self.committed.inc(len(tx_ids))
+        admitted = self._admitted_at
+        if not admitted:
+            return
+        now = self._clock_s()
+        for tx_id in tx_ids:
+            admitted_at = admitted.pop(tx_id, None)
+            if admitted_at is not None:
+                self.commit_latency.observe(max(0.0, now - admitted_at))
 
     def note_dropped(self, tx_id: bytes, rejection: Rejected | None) -> None:
         self._admitted_at.pop(tx_id, None)

@@ -317,9 +317,16 @@ class NodeRuntime:
         gossip: list[SignedTx] = []
         sends: list[tuple[str | None, bytes]] = []  # None: to every peer
         head: int | None = None
+        committed: list[bytes] = []
+        waiters = self._waiters
         for effect in self.node.take_effects():
             if isinstance(effect, Committed):
-                self._settle(effect)
+                if effect.log_index is None:
+                    self.metrics.note_dropped(effect.tx_id, effect.rejection)
+                else:
+                    committed.append(effect.tx_id)
+                if effect.tx_id in waiters:
+                    self._settle(effect)
             elif isinstance(effect, CheckpointCommitted):
                 head = effect.height
             elif isinstance(effect, Gossip):
@@ -328,6 +335,9 @@ class NodeRuntime:
                 sends.append((None, encode_message(effect.message)))
             elif isinstance(effect, SendTo | Reply):
                 sends.append((effect.peer, encode_message(effect.message)))
+        if committed:
+            # A block's worth at once: one counter increment, not a locked one per tx.
+            self.metrics.note_committed(committed)
         if head is not None:
             self.chain_cas.refresh()  # new organisation CAs to the peer and API contexts
             if self._chain_peers is not None:
@@ -345,10 +355,7 @@ class NodeRuntime:
             self._tell_head(head)
 
     def _settle(self, committed: Committed) -> None:
-        if committed.log_index is None:
-            self.metrics.note_dropped(committed.tx_id, committed.rejection)
-        else:
-            self.metrics.note_committed(committed.tx_id)
+        """Wake the submitters waiting for this transaction."""
         for future in self._waiters.get(committed.tx_id, []):
             if not future.done():
                 future.set_result(committed)

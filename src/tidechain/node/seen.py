@@ -36,11 +36,11 @@ class SeenTxs:
         return self._txs.get(encoded)
 
     def remember(self, txs: tuple[SignedTx, ...] | list[SignedTx], *, verified: bool) -> None:
+        known = self._txs
         for tx in txs:
-            if tx.encoded not in self._txs:
-                self._txs[tx.encoded] = tx
-            if verified:
-                self._verified.add(tx.encoded)
+            known.setdefault(tx.encoded, tx)  # a first arrival keeps its place in line
+        if verified:
+            self._verified.update([tx.encoded for tx in txs])
         while len(self._txs) > self._limit:
             oldest, _ = self._txs.popitem(last=False)
             self._verified.discard(oldest)
