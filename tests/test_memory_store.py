@@ -5,6 +5,7 @@ exactly what Store keeps after a `kill -9`."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -205,12 +206,17 @@ def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> l
 
 # --- the differential test ------------------------------------------------------------------
 
+FLUSH_NODES = 6
+"""The Store's bound on node writes held back from `state_nodes` (ADR 0022): small, so
+that commits both log their node writes and flush them, and crashes replay the log."""
+
+
 class Pair:
     """A Store in a temporary directory and a MemoryStore, given the same operations."""
 
     def __init__(self, root: Path, counts: Counter[str]) -> None:
         self.path = root / "chain.sqlite"
-        self.sqlite = Store(self.path)
+        self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES)
         self.memory = MemoryStore()
         self.counts = counts
         g = source().genesis
@@ -233,9 +239,18 @@ class Pair:
         """Store: closed (its import process drained) and opened again, which drops an
         unfinished state sync; MemoryStore: crashed and opened on what survived."""
         self.sqlite.close()
-        self.sqlite = Store(self.path)
+        if self.logged_nodes():
+            self.counts["node log replayed at open"] += 1
+        self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES)
+        assert self.logged_nodes() == 0
         self.memory = MemoryStore(self.memory.crash())
         self.counts["crashes"] += 1
+
+    def logged_nodes(self) -> int:
+        """Rows of the state tree's node log (ADR 0022), read past the Store."""
+        with contextlib.closing(sqlite3.connect(self.path)) as raw:
+            (rows,), = raw.execute("SELECT count(*) FROM state_node_log")
+        return int(rows)
 
     def both_raise(self, call: Callable[[NodeStorage], None],
                    sqlite_error: type[Exception], memory_error: type[Exception]) -> None:
@@ -262,6 +277,8 @@ class Pair:
         for store in self.both():
             store.commit_block(block, *certificate(block))
         self.counts[f"commit {extra}"] += 1
+        self.counts["commit logged its nodes" if self.logged_nodes()
+                    else "commit flushed the nodes"] += 1
 
     def recommit(self) -> None:
         """The head block again: refused whole by both (Store lets SQLite's
@@ -378,6 +395,8 @@ def test_memory_store_answers_as_the_sqlite_store_does() -> None:
     for kind in ("commit plain", "commit delete", "commit put", "recommit refused",
                  "safety", "safety with lock", "sync finish", "sync abandon", "sync crash",
                  "sync bad_count", "sync dup_record", "sync overlap", "crashes",
+                 "commit logged its nodes", "commit flushed the nodes",
+                 "node log replayed at open",
                  "comparisons", "read ok", "read NotFound", "read InvariantViolation"):
         assert counts[kind] > 0, kind
 
@@ -694,6 +713,50 @@ def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
         assert reopened.root() == expected.root() == src.blocks[4].header.state_root
         node = Node(src.genesis, store, Signer(src.genesis.validators[0].name, key(1000)))
         assert node.chain.height == 5 and node.chain.state.root() == expected.root()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("flush_nodes", [1_000_000, 9])
+def test_a_killed_store_writes_its_logged_node_writes_when_opened(
+        tmp_path: Path, flush_nodes: int) -> None:
+    """ADR 0022: a child process commits blocks, logging their state tree node writes
+    (a bound it never reaches, or one it crosses now and then), and is killed
+    (SIGKILL). The reopened store writes the log into `state_nodes`, and its tree is
+    the tree of its state, at the killed store's head."""
+    path = tmp_path / "chain.sqlite"
+    blocks = 12
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from tests.test_memory_store import certificate, default_registry, source
+        from tidechain.ledger.chain import genesis_state
+        from tidechain.storage.store import Store
+        src = source()
+        store = Store(Path({str(path)!r}), state_flush_nodes={flush_nodes})
+        store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+        for block in src.blocks[:{blocks}]:
+            store.commit_block(block, *certificate(block))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        (logged,), = raw.execute("SELECT count(*) FROM state_node_log")
+    assert 0 < logged < blocks if flush_nodes < 1000 else logged == blocks
+    store = Store(path)
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            assert raw.execute("SELECT count(*) FROM state_node_log").fetchone() == (0,)
+        head = store.head()
+        assert head is not None and head.header.height == blocks
+        expected = StateTree.from_items(store.iter_state())
+        reopened = StateTree.stored(store.state_node, store.state_size(), cache_nodes=3)
+        assert reopened.root() == expected.root() == head.header.state_root
+        assert len(reopened) == len(expected)
+        for position, record in expected.node_items():  # every node, not just the root
+            assert store.state_node(position) == record
     finally:
         store.close()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,7 +54,15 @@ CREATE TABLE IF NOT EXISTS safety (id INTEGER PRIMARY KEY CHECK (id = 1), data B
 CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS state_nodes (position BLOB PRIMARY KEY, record BLOB NOT NULL)
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state_node_log (height INTEGER PRIMARY KEY, writes BLOB NOT NULL);
 """
+STATE_FLUSH_NODES = 50_000
+"""Node writes a store holds back from `state_nodes` (ADR 0022): past this, a block's
+commit writes them all, each position once. Until then each block logs its writes as
+one row of `state_node_log`, appended, and the store answers reads of them from memory
+(about 15 MiB at this bound)."""
+_NODE_LOG_CHUNK_PAIRS = 2048
+"""(position, record) pairs per CBOR array of a log row, under MAX_CBOR_ITEMS."""
 _STATE_SIZE = "state_size"
 """Meta key: the state's key count, written with the state tree's nodes (ADR 0021).
 Its absence means `state_nodes` is not yet built from `state` (a store from before
@@ -98,6 +107,37 @@ def _create_table(table: str, name: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} {_CHAIN_TABLES[table]}"
 
 
+def _write_state_nodes(db: sqlite3.Connection, writes: Mapping[bytes, bytes | None]) -> None:
+    """Inside the caller's transaction: put or remove (None) node records by position."""
+    db.executemany("INSERT OR REPLACE INTO state_nodes VALUES (?, ?)",
+                   [(p, r) for p, r in writes.items() if r is not None])
+    db.executemany("DELETE FROM state_nodes WHERE position = ?",
+                   [(p,) for p, r in writes.items() if r is None])
+
+
+def _pack_node_writes(writes: Mapping[bytes, bytes | None]) -> bytes:
+    """One block's node writes as a log row: a CBOR array of arrays, each holding up
+    to _NODE_LOG_CHUNK_PAIRS pairs flattened (position, record or null, ...)."""
+    flat = list(itertools.chain.from_iterable(writes.items()))
+    step = 2 * _NODE_LOG_CHUNK_PAIRS
+    return cbor.encode([flat[start:start + step] for start in range(0, len(flat), step)])
+
+
+def _unpack_node_writes(packed: bytes) -> Iterator[tuple[bytes, bytes | None]]:
+    """The pairs `_pack_node_writes` wrote, in order; a row it did not write is a
+    broken store."""
+    chunks = cbor.decode(packed)
+    invariant(isinstance(chunks, list), "state_node_log row is not an array")
+    for chunk in chunks:
+        invariant(isinstance(chunk, list) and len(chunk) % 2 == 0,
+                  "state_node_log chunk is not a list of pairs")
+        for index in range(0, len(chunk), 2):
+            position, record = chunk[index], chunk[index + 1]
+            invariant(isinstance(position, bytes) and (record is None or isinstance(record, bytes)),
+                      "state_node_log pair is not (bytes, bytes or null)")
+            yield position, record
+
+
 @dataclass(frozen=True)
 class StoredBlock:
     header: BlockHeader
@@ -107,8 +147,13 @@ class StoredBlock:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES) -> None:
         self.path = path
+        invariant(state_flush_nodes > 0, "state_flush_nodes must be positive")
+        self._state_flush_nodes = state_flush_nodes
+        # Node writes of committed blocks that are in state_node_log and not yet in
+        # state_nodes (None: removed), the later block's write winning (ADR 0022).
+        self._unflushed_nodes: dict[bytes, bytes | None] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
@@ -137,6 +182,7 @@ class Store:
         elif cbor.decode(version) != SCHEMA_VERSION:
             raise InvariantViolation(f"{path}: schema {cbor.decode(version)} unsupported")
 
+        self._flush_node_log()  # what a stop or a crash left logged
         if self._meta(_STATE_SIZE) is None:
             self._build_state_nodes()
         self._checkpointer = _Checkpointer(path)
@@ -183,6 +229,9 @@ class Store:
     # --- the state tree's nodes (ADR 0021) -----------------------------------------
     def state_node(self, position: bytes) -> bytes | None:
         """The committed state tree's node record at `position`, or None."""
+        unflushed = self._unflushed_nodes
+        if position in unflushed:
+            return unflushed[position]
         row = self._db.execute("SELECT record FROM state_nodes WHERE position = ?",
                                (position,)).fetchone()
         return None if row is None else bytes(row[0])
@@ -205,9 +254,11 @@ class Store:
             self._replace_state_tree(tree)
 
     def _replace_state_tree(self, tree: StateTree) -> None:
-        """Inside the caller's transaction: `tree` (in memory) is the state's tree."""
+        """Inside the caller's transaction: `tree` (in memory) is the state's tree. The
+        caller empties `_unflushed_nodes` once the transaction has committed."""
         db = self._db
         db.execute("DELETE FROM state_nodes")
+        db.execute("DELETE FROM state_node_log")
         # In position order, as the table stores them: appends, not scattered inserts.
         db.executemany("INSERT INTO state_nodes VALUES (?, ?)", sorted(tree.node_items()))
         db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -241,13 +292,39 @@ class Store:
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
             staged = prepared.staged_state
             node_writes = staged.node_writes
-            db.executemany("INSERT OR REPLACE INTO state_nodes VALUES (?, ?)",
-                           [(p, r) for p, r in node_writes.items() if r is not None])
-            db.executemany("DELETE FROM state_nodes WHERE position = ?",
-                           [(p,) for p, r in node_writes.items() if r is None])
+            unflushed = self._unflushed_nodes
+            flush = len(unflushed) + len(node_writes) >= self._state_flush_nodes
+            if flush:
+                merged = dict(unflushed)
+                merged.update(node_writes)
+                _write_state_nodes(db, merged)
+                db.execute("DELETE FROM state_node_log")
+            else:
+                db.execute("INSERT INTO state_node_log VALUES (?, ?)",
+                           (header.height, _pack_node_writes(node_writes)))
             db.execute("UPDATE meta SET value = ? WHERE key = ?",
                        (cbor.encode(staged.size), _STATE_SIZE))
+        # Only now that the transaction committed: a failed one left the rows as they were.
+        if flush:
+            self._unflushed_nodes = {}
+        else:
+            unflushed.update(node_writes)
         self._bound_wal()
+
+    def _flush_node_log(self) -> None:
+        """Write every logged node write into `state_nodes` and empty the log, in one
+        transaction, in height order (a later block's write wins)."""
+        db = self._db
+        rows = db.execute("SELECT height, writes FROM state_node_log ORDER BY height").fetchall()
+        if not rows:
+            return
+        merged: dict[bytes, bytes | None] = {}
+        for _, packed in rows:
+            merged.update(_unpack_node_writes(bytes(packed)))
+        with immediate(db):
+            _write_state_nodes(db, merged)
+            db.execute("DELETE FROM state_node_log")
+        self._unflushed_nodes = {}
 
     def _bound_wal(self) -> None:
         """Empty the WAL if it outgrew WAL_LIMIT_BYTES: a TRUNCATE checkpoint from the
@@ -498,6 +575,7 @@ class Store:
             self._replace_state_tree(StateTree.from_items(self.iter_state())
                                      if tree is None else tree)
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
+        self._unflushed_nodes = {}  # the old tree's writes: replaced, log and all
 
     def _take_staged(self, table: str) -> None:
         """Make `sync_<table>` the table `table` (inside the caller's transaction),
