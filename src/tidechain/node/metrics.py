@@ -90,11 +90,17 @@ class NodeMetrics:
         return (self.admitted, self.rejected, self.committed, self.dropped,
                 self.commit_latency)
 
-    def note_admitted(self, tx_id: bytes) -> None:
-        self.admitted.inc()
-        self._admitted_at[tx_id] = self._clock_s()
-        while len(self._admitted_at) > self._max_timed:
-            self._admitted_at.popitem(last=False)
+    def note_admitted(self, tx_ids: Sequence[bytes]) -> None:
+        """A batch's admitted transactions (timed from now, for commit latency)."""
+        if not tx_ids:
+            return
+        self.admitted.inc(len(tx_ids))
+        now = self._clock_s()
+        admitted = self._admitted_at
+        for tx_id in tx_ids:
+            admitted[tx_id] = now
+        while len(admitted) > self._max_timed:
+            admitted.popitem(last=False)
 
     def note_rejected(self, rejection: Rejected) -> None:
         self.rejected.labels(self._rejected_reasons.label(rejection.code)).inc()

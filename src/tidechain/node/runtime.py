@@ -222,10 +222,10 @@ class NodeRuntime:
         good = [tx for tx in txs if tx.tx_id not in bad]
         admitted = iter(self.node.admit(good, now_ms()))  # one answer per `good`, in order
         outcomes = [bad[tx.tx_id] if tx.tx_id in bad else next(admitted) for tx in txs]
-        for tx, outcome in zip(txs, outcomes, strict=True):
-            if outcome is None:
-                self.metrics.note_admitted(tx.tx_id)
-            else:
+        self.metrics.note_admitted(
+            [tx.tx_id for tx, outcome in zip(txs, outcomes, strict=True) if outcome is None])
+        for outcome in outcomes:
+            if outcome is not None:
                 self.metrics.note_rejected(outcome)
         self._wake.set()
         return outcomes

@@ -27,6 +27,7 @@ from tidechain.ledger.chain import PreparedBlock
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
+from tidechain.storage.held_nodes import HeldNodeWrites
 from tidechain.storage.imports import (
     BUSY_TIMEOUT_MS,
     CACHE_KIB,
@@ -57,10 +58,12 @@ CREATE TABLE IF NOT EXISTS state_nodes (position BLOB PRIMARY KEY, record BLOB N
 CREATE TABLE IF NOT EXISTS state_node_log (height INTEGER PRIMARY KEY, writes BLOB NOT NULL);
 """
 STATE_FLUSH_NODES = 50_000
-"""Node writes a store holds back from `state_nodes` (ADR 0022): past this, a block's
-commit writes them all, each position once. Until then each block logs its writes as
-one row of `state_node_log`, appended, and the store answers reads of them from memory
-(about 15 MiB at this bound)."""
+"""Node writes a store holds back from `state_nodes` (ADR 0022) before it freezes them
+into a batch for `state_nodes`: about 15 MiB. Each block logs its writes as one row of
+`state_node_log`, appended, and the store answers reads of held writes from memory."""
+STATE_FLUSH_CHUNK = 8_000
+"""Positions of a frozen batch written per block, in position order: a batch of
+STATE_FLUSH_NODES is written over seven blocks, not in one long commit."""
 _NODE_LOG_CHUNK_PAIRS = 2048
 """(position, record) pairs per CBOR array of a log row, under MAX_CBOR_ITEMS."""
 _STATE_SIZE = "state_size"
@@ -107,12 +110,15 @@ def _create_table(table: str, name: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} {_CHAIN_TABLES[table]}"
 
 
-def _write_state_nodes(db: sqlite3.Connection, writes: Mapping[bytes, bytes | None]) -> None:
+def _write_state_nodes(db: sqlite3.Connection, rows: Sequence[tuple[bytes, bytes | None]]
+                       ) -> None:
     """Inside the caller's transaction: put or remove (None) node records by position."""
+    if not rows:
+        return
     db.executemany("INSERT OR REPLACE INTO state_nodes VALUES (?, ?)",
-                   [(p, r) for p, r in writes.items() if r is not None])
+                   [(p, r) for p, r in rows if r is not None])
     db.executemany("DELETE FROM state_nodes WHERE position = ?",
-                   [(p,) for p, r in writes.items() if r is None])
+                   [(p,) for p, r in rows if r is None])
 
 
 def _pack_node_writes(writes: Mapping[bytes, bytes | None]) -> bytes:
@@ -147,13 +153,12 @@ class StoredBlock:
 
 
 class Store:
-    def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES) -> None:
+    def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES,
+                 state_flush_chunk: int = STATE_FLUSH_CHUNK) -> None:
         self.path = path
-        invariant(state_flush_nodes > 0, "state_flush_nodes must be positive")
-        self._state_flush_nodes = state_flush_nodes
-        # Node writes of committed blocks that are in state_node_log and not yet in
-        # state_nodes (None: removed), the later block's write winning (ADR 0022).
-        self._unflushed_nodes: dict[bytes, bytes | None] = {}
+        # Node writes of committed blocks that are logged and not yet in state_nodes
+        # (ADR 0022).
+        self._held = HeldNodeWrites(state_flush_nodes, state_flush_chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
@@ -229,9 +234,9 @@ class Store:
     # --- the state tree's nodes (ADR 0021) -----------------------------------------
     def state_node(self, position: bytes) -> bytes | None:
         """The committed state tree's node record at `position`, or None."""
-        unflushed = self._unflushed_nodes
-        if position in unflushed:
-            return unflushed[position]
+        held, record = self._held.lookup(position)
+        if held:
+            return record
         row = self._db.execute("SELECT record FROM state_nodes WHERE position = ?",
                                (position,)).fetchone()
         return None if row is None else bytes(row[0])
@@ -255,7 +260,7 @@ class Store:
 
     def _replace_state_tree(self, tree: StateTree) -> None:
         """Inside the caller's transaction: `tree` (in memory) is the state's tree. The
-        caller empties `_unflushed_nodes` once the transaction has committed."""
+        caller clears `_held` once the transaction has committed."""
         db = self._db
         db.execute("DELETE FROM state_nodes")
         db.execute("DELETE FROM state_node_log")
@@ -292,23 +297,16 @@ class Store:
             db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
             staged = prepared.staged_state
             node_writes = staged.node_writes
-            unflushed = self._unflushed_nodes
-            flush = len(unflushed) + len(node_writes) >= self._state_flush_nodes
-            if flush:
-                merged = dict(unflushed)
-                merged.update(node_writes)
-                _write_state_nodes(db, merged)
-                db.execute("DELETE FROM state_node_log")
-            else:
-                db.execute("INSERT INTO state_node_log VALUES (?, ?)",
-                           (header.height, _pack_node_writes(node_writes)))
+            step = self._held.plan(header.height, node_writes)
+            db.execute("INSERT INTO state_node_log VALUES (?, ?)",
+                       (header.height, _pack_node_writes(node_writes)))
+            _write_state_nodes(db, step.rows)
+            if step.log_through is not None:
+                db.execute("DELETE FROM state_node_log WHERE height <= ?", (step.log_through,))
             db.execute("UPDATE meta SET value = ? WHERE key = ?",
                        (cbor.encode(staged.size), _STATE_SIZE))
         # Only now that the transaction committed: a failed one left the rows as they were.
-        if flush:
-            self._unflushed_nodes = {}
-        else:
-            unflushed.update(node_writes)
+        self._held.applied(step, header.height, node_writes)
         self._bound_wal()
 
     def _flush_node_log(self) -> None:
@@ -322,9 +320,9 @@ class Store:
         for _, packed in rows:
             merged.update(_unpack_node_writes(bytes(packed)))
         with immediate(db):
-            _write_state_nodes(db, merged)
+            _write_state_nodes(db, list(merged.items()))
             db.execute("DELETE FROM state_node_log")
-        self._unflushed_nodes = {}
+        self._held.clear()
 
     def _bound_wal(self) -> None:
         """Empty the WAL if it outgrew WAL_LIMIT_BYTES: a TRUNCATE checkpoint from the
@@ -575,7 +573,7 @@ class Store:
             self._replace_state_tree(StateTree.from_items(self.iter_state())
                                      if tree is None else tree)
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
-        self._unflushed_nodes = {}  # the old tree's writes: replaced, log and all
+        self._held.clear()  # the old tree's writes: replaced, log and all
 
     def _take_staged(self, table: str) -> None:
         """Make `sync_<table>` the table `table` (inside the caller's transaction),
