@@ -11,15 +11,16 @@ from hypothesis import strategies as st
 
 from tidechain.storage.held_nodes import HeldNodeWrites
 
-POSITIONS = [bytes([a]) for a in range(6)] + [bytes([a, b]) for a in range(3) for b in range(4)]
+POSITIONS = [bytes([a]) for a in range(16)] + [bytes([a, b]) for a in range(4) for b in range(16)]
 
+MAX_BLOCK = 10
 BLOCK = st.dictionaries(st.sampled_from(POSITIONS), st.none() | st.binary(min_size=1, max_size=2),
-                        max_size=10)
+                        max_size=MAX_BLOCK)
 
 
-def _run(bound: int, chunk: int, blocks: list[dict[bytes, bytes | None]],
+def _run(bound: int, chunk: int, max_rows: int, blocks: list[dict[bytes, bytes | None]],
          counts: Counter[str]) -> None:
-    held = HeldNodeWrites(bound, chunk)
+    held = HeldNodeWrites(bound, chunk, max_rows)
     truth: dict[bytes, bytes | None] = {}  # every position's latest write
     table: dict[bytes, bytes] = {}  # state_nodes
     log: dict[int, dict[bytes, bytes | None]] = {}  # state_node_log by height
@@ -57,28 +58,49 @@ def _run(bound: int, chunk: int, blocks: list[dict[bytes, bytes | None]],
                     replayed[position] = record
         assert replayed == {p: r for p, r in truth.items() if r is not None}
         counts["crashes checked"] += 1
-        # Memory stays bounded: at most two batches' worth and a block.
-        assert len(held) <= 2 * bound + len(writes) + len(POSITIONS)
-        counts["held positions, max"] = max(counts["held positions, max"], len(held))
+        # Memory and the log stay bounded, whatever the blocks rewrite: two batches,
+        # each of fewer than `bound` positions and a block; the rows since the last
+        # batch began, and the blocks that write the one being written.
+        assert len(held) <= 2 * (bound - 1 + MAX_BLOCK)
+        assert len(log) <= max_rows + -(-(bound + MAX_BLOCK) // chunk) + 1
+        counts["held positions at the bound"] += len(held) >= bound
+        counts["log rows at the row limit"] += len(log) >= max_rows
 
 
 def test_held_writes_over_the_table_are_the_tree_and_the_log_recovers_it() -> None:
     counts: Counter[str] = Counter()
 
     @settings(max_examples=300, deadline=None)
-    @given(st.integers(1, 12), st.integers(1, 5), st.lists(BLOCK, max_size=30))
-    def run(bound: int, chunk: int, blocks: list[dict[bytes, bytes | None]]) -> None:
-        _run(bound, chunk, blocks, counts)
+    @given(st.integers(1, 24), st.integers(1, 5), st.integers(1, 12), st.lists(BLOCK, max_size=40))
+    def run(bound: int, chunk: int, max_rows: int, blocks: list[dict[bytes, bytes | None]]
+            ) -> None:
+        _run(bound, chunk, max_rows, blocks, counts)
 
     run()
     print(dict(counts))
     for kind in ("batches finished", "rows written", "freezes", "held reads", "table reads",
-                 "crashes checked"):
+                 "crashes checked", "held positions at the bound", "log rows at the row limit"):
         assert counts[kind] > 100, kind
 
 
+def test_blocks_that_rewrite_the_same_positions_still_empty_the_log() -> None:
+    """A hot position rewritten by every block never reaches the bound in positions:
+    the row limit freezes it, and the log stays short."""
+    held = HeldNodeWrites(bound=1000, chunk=10, max_rows=5)
+    logged: list[int] = []
+    for height in range(1, 101):
+        writes = {b"\x01": b"%d" % height, b"": b"root %d" % height}
+        step = held.plan(height, writes)
+        logged.append(height)
+        if step.log_through is not None:
+            logged = [h for h in logged if h > step.log_through]
+        held.applied(step, height, writes)
+        assert len(logged) <= 5
+    assert held.lookup(b"\x01") in ((True, b"100"), (False, None))
+
+
 def test_a_batch_is_written_in_position_order_over_several_blocks() -> None:
-    held = HeldNodeWrites(bound=5, chunk=2)
+    held = HeldNodeWrites(bound=5, chunk=2, max_rows=100)
     first = {b"\x03": b"c", b"\x01": b"a", b"\x02": b"b", b"\x05": None, b"\x04": b"d"}
     step = held.plan(1, first)
     assert step.frozen is not None and step.log_through is None
@@ -96,7 +118,7 @@ def test_a_batch_is_written_in_position_order_over_several_blocks() -> None:
 
 
 def test_a_batch_falling_behind_is_finished_in_one_block() -> None:
-    held = HeldNodeWrites(bound=3, chunk=1)
+    held = HeldNodeWrites(bound=3, chunk=1, max_rows=100)
     writes = {b"\x01": b"a", b"\x02": b"b", b"\x03": b"c"}
     step = held.plan(1, writes)
     held.applied(step, 1, writes)

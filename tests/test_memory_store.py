@@ -30,7 +30,7 @@ from tidechain.client.files import trust_file_text
 from tidechain.consensus import PRECOMMIT, Broadcast, CommitCertificate, Start, Tick
 from tidechain.consensus.messages import sign_vote
 from tidechain.contracts import default_registry
-from tidechain.core import merkle
+from tidechain.core import cbor, merkle
 from tidechain.core.checkpoint import verify_checkpoint
 from tidechain.core.errors import InvariantViolation, NotFound
 from tidechain.core.limits import STATE_SYNC_MIN_BLOCKS
@@ -208,9 +208,10 @@ def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> l
 
 FLUSH_NODES = 6
 FLUSH_CHUNK = 2
-"""The Store's bound on node writes held back from `state_nodes` and the chunk of a
-frozen batch it writes per block (ADR 0022): small, so that commits hold, freeze, write
-chunks and finish batches, and crashes replay the log."""
+FLUSH_ROWS = 3
+"""The Store's bounds on node writes held back from `state_nodes` (positions, log rows)
+and the chunk of a frozen batch it writes per block (ADR 0022): small, so that commits
+hold, freeze, write chunks and finish batches, and crashes replay the log."""
 
 
 class Pair:
@@ -219,7 +220,7 @@ class Pair:
     def __init__(self, root: Path, counts: Counter[str]) -> None:
         self.path = root / "chain.sqlite"
         self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES,
-                            state_flush_chunk=FLUSH_CHUNK)
+                            state_flush_chunk=FLUSH_CHUNK, state_flush_rows=FLUSH_ROWS)
         self.memory = MemoryStore()
         self.counts = counts
         g = source().genesis
@@ -245,7 +246,7 @@ class Pair:
         if self.logged_nodes():
             self.counts["node log replayed at open"] += 1
         self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES,
-                            state_flush_chunk=FLUSH_CHUNK)
+                            state_flush_chunk=FLUSH_CHUNK, state_flush_rows=FLUSH_ROWS)
         assert self.logged_nodes() == 0
         self.memory = MemoryStore(self.memory.crash())
         self.counts["crashes"] += 1
@@ -766,6 +767,24 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
             assert store.state_node(position) == record
     finally:
         store.close()
+
+
+def test_a_store_at_schema_2_is_upgraded_and_a_later_schema_refused(tmp_path: Path) -> None:
+    """Schema 3 adds `state_node_log` (ADR 0022): a store at 2 opens and is marked 3; a
+    store at a schema this software does not know is refused by name."""
+    path = tmp_path / "chain.sqlite"
+    Store(path).close()
+    for older, opens in ((2, True), (4, False)):
+        with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+            raw.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (cbor.encode(older),))
+        if opens:
+            Store(path).close()
+            with contextlib.closing(sqlite3.connect(path)) as raw:
+                (value,), = raw.execute("SELECT value FROM meta WHERE key = 'schema'")
+            assert cbor.decode(bytes(value)) == 3
+        else:
+            with pytest.raises(InvariantViolation, match="schema 4 unsupported"):
+                Store(path)
 
 
 def test_a_block_commit_empties_a_wal_past_its_limit(tmp_path: Path,

@@ -1,7 +1,8 @@
 """State tree node writes that the store holds back from `state_nodes` (ADR 0022).
 
 Each block's node writes are logged as one row in its transaction (`state_node_log`),
-kept here and answered from here. When `bound` positions are held, they are frozen
+kept here and answered from here. When `bound` positions are held (or `max_rows`
+blocks, or 4 * `bound` writes, have been logged since the last batch), they are frozen
 into a batch that later blocks write into `state_nodes` in position order, `chunk`
 positions per block, each position once. A block that rewrites a position while it is
 held saves a row, and consecutive chunks touch disjoint pages. Spreading the batch over
@@ -39,10 +40,18 @@ class FlushStep:
 
 
 class HeldNodeWrites:
-    def __init__(self, bound: int, chunk: int) -> None:
-        invariant(bound > 0 and chunk > 0, "hold bound and chunk must be positive")
+    def __init__(self, bound: int, chunk: int, max_rows: int) -> None:
+        invariant(bound > 0 and chunk > 0 and max_rows > 0,
+                  "hold bound, chunk and row limit must be positive")
         self.bound = bound
         self.chunk = chunk
+        # A freeze also comes after `max_rows` blocks, or after 4 * bound writes, since
+        # the last: blocks that keep rewriting the same positions (a small state, hot
+        # keys, near-empty blocks) never reach `bound` positions, and without these
+        # limits their log rows would pile up until the next open replayed them all.
+        self.max_rows = max_rows
+        self._recent_rows = 0  # log rows since the last freeze
+        self._recent_writes = 0  # the writes in them
         self._recent: dict[bytes, bytes | None] = {}  # logged since the last freeze
         self._frozen: dict[bytes, bytes | None] = {}  # the batch not yet written
         self._order: list[bytes] = []  # the batch's positions, sorted
@@ -51,6 +60,12 @@ class HeldNodeWrites:
 
     def __len__(self) -> int:
         return len(self._recent) + len(self._frozen)
+
+    def _full(self, writes: NodeWrites) -> bool:
+        """Whether the held writes, with this block's, call for a batch."""
+        return (len(self._recent) + len(writes) >= self.bound
+                or self._recent_rows + 1 >= self.max_rows
+                or self._recent_writes + len(writes) >= 4 * self.bound)
 
     def lookup(self, position: bytes) -> tuple[bool, bytes | None]:
         """(True, record or None) for a held position, (False, None) for one whose
@@ -70,14 +85,13 @@ class HeldNodeWrites:
             remaining = len(self._order) - self._next
             # Falling behind (a burst of large blocks): finish the batch now, so that
             # at most two batches are ever held.
-            take = (remaining if len(self._recent) + len(writes) >= self.bound
-                    else min(self.chunk, remaining))
+            take = remaining if self._full(writes) else min(self.chunk, remaining)
             positions = self._order[self._next:self._next + take]
             frozen = self._frozen
             done = self._next + take == len(self._order)
             return FlushStep([(p, frozen[p]) for p in positions],
                              self._frozen_through if done else None)
-        if len(self._recent) + len(writes) < self.bound:
+        if not self._full(writes):
             return FlushStep([], None)
         batch = dict(self._recent)
         batch.update(writes)
@@ -94,8 +108,12 @@ class HeldNodeWrites:
             self._next = 0
             self._frozen_through = height
             self._recent = {}
+            self._recent_rows = 0
+            self._recent_writes = 0
         else:
             self._recent.update(writes)
+            self._recent_rows += 1
+            self._recent_writes += len(writes)
         frozen = self._frozen
         for position, _ in step.rows:
             del frozen[position]
@@ -109,6 +127,8 @@ class HeldNodeWrites:
     def clear(self) -> None:
         """The store's tree was replaced whole, and its log emptied."""
         self._recent = {}
+        self._recent_rows = 0
+        self._recent_writes = 0
         self._frozen = {}
         self._order = []
         self._next = 0

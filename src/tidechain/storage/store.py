@@ -38,7 +38,11 @@ from tidechain.storage.imports import (
     immediate,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: `state_node_log` (ADR 0022). A store at 2 is upgraded when opened: the log table
+is created empty. Software that knows only 2 refuses a store at 3 by name instead of
+finding `state_nodes` behind its head."""
+_UPGRADABLE_SCHEMAS = (2,)
 CHECKPOINT_INTERVAL_S = 0.5
 """How often the background thread folds the WAL into the database file."""
 PAGE_BYTES = 4096
@@ -61,6 +65,9 @@ STATE_FLUSH_NODES = 50_000
 """Node writes a store holds back from `state_nodes` (ADR 0022) before it freezes them
 into a batch for `state_nodes`: about 15 MiB. Each block logs its writes as one row of
 `state_node_log`, appended, and the store answers reads of held writes from memory."""
+STATE_FLUSH_ROWS = 256
+"""Blocks logged before their writes are frozen into a batch however few positions they
+hold: the log, and what an open replays, stay bounded under any workload."""
 STATE_FLUSH_CHUNK = 8_000
 """Positions of a frozen batch written per block, in position order: a batch of
 STATE_FLUSH_NODES is written over seven blocks, not in one long commit."""
@@ -154,11 +161,12 @@ class StoredBlock:
 
 class Store:
     def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES,
-                 state_flush_chunk: int = STATE_FLUSH_CHUNK) -> None:
+                 state_flush_chunk: int = STATE_FLUSH_CHUNK,
+                 state_flush_rows: int = STATE_FLUSH_ROWS) -> None:
         self.path = path
         # Node writes of committed blocks that are logged and not yet in state_nodes
         # (ADR 0022).
-        self._held = HeldNodeWrites(state_flush_nodes, state_flush_chunk)
+        self._held = HeldNodeWrites(state_flush_nodes, state_flush_chunk, state_flush_rows)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
@@ -183,6 +191,9 @@ class Store:
         version = self._meta("schema")
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)",
+                             (cbor.encode(SCHEMA_VERSION),))
+        elif cbor.decode(version) in _UPGRADABLE_SCHEMAS:
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
                              (cbor.encode(SCHEMA_VERSION),))
         elif cbor.decode(version) != SCHEMA_VERSION:
             raise InvariantViolation(f"{path}: schema {cbor.decode(version)} unsupported")
@@ -230,6 +241,7 @@ class Store:
             db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis.encode(),))
             db.executemany("INSERT INTO state VALUES (?, ?)", sorted(state.items()))
             self._replace_state_tree(tree)
+        self._held.clear()
 
     # --- the state tree's nodes (ADR 0021) -----------------------------------------
     def state_node(self, position: bytes) -> bytes | None:
@@ -257,6 +269,7 @@ class Store:
         tree = StateTree.from_items(self.iter_state())
         with immediate(self._db):
             self._replace_state_tree(tree)
+        self._held.clear()
 
     def _replace_state_tree(self, tree: StateTree) -> None:
         """Inside the caller's transaction: `tree` (in memory) is the state's tree. The
