@@ -63,7 +63,7 @@ def _run(bound: int, chunk: int, max_rows: int, blocks: list[dict[bytes, bytes |
         # batch began, and the blocks that write the one being written.
         assert len(held) <= 2 * (bound - 1 + MAX_BLOCK)
         assert len(log) <= max_rows + -(-(bound + MAX_BLOCK) // chunk) + 1
-        counts["held positions at the bound"] += len(held) >= bound
+        counts["held positions at half the bound or more"] += 2 * len(held) >= bound
         counts["log rows at the row limit"] += len(log) >= max_rows
 
 
@@ -79,8 +79,10 @@ def test_held_writes_over_the_table_are_the_tree_and_the_log_recovers_it() -> No
     run()
     print(dict(counts))
     for kind in ("batches finished", "rows written", "freezes", "held reads", "table reads",
-                 "crashes checked", "held positions at the bound", "log rows at the row limit"):
+                 "crashes checked"):
         assert counts[kind] > 100, kind
+    for kind in ("held positions at half the bound or more", "log rows at the row limit"):
+        assert counts[kind] > 20, kind
 
 
 def test_blocks_that_rewrite_the_same_positions_still_empty_the_log() -> None:
@@ -101,29 +103,50 @@ def test_blocks_that_rewrite_the_same_positions_still_empty_the_log() -> None:
 
 def test_a_batch_is_written_in_position_order_over_several_blocks() -> None:
     held = HeldNodeWrites(bound=5, chunk=2, max_rows=100)
-    first = {b"\x03": b"c", b"\x01": b"a", b"\x02": b"b", b"\x05": None, b"\x04": b"d"}
-    step = held.plan(1, first)
+    blocks = [{b"\x03": b"c"}, {b"\x01": b"a"}, {b"\x02": b"b"}, {b"\x05": None},
+              {b"\x04": b"d"}]
+    for height, writes in enumerate(blocks[:4], start=1):
+        step = held.plan(height, writes)
+        assert step.rows == [] and step.frozen is None
+        held.applied(step, height, writes)
+    step = held.plan(5, blocks[4])  # the fifth position: frozen, sorted, two per block
     assert step.frozen is not None and step.log_through is None
     assert step.rows == [(b"\x01", b"a"), (b"\x02", b"b")]
-    held.applied(step, 1, first)
-    second = {b"\x01": b"A"}  # rewritten while its old record is being written
-    step = held.plan(2, second)
+    held.applied(step, 5, blocks[4])
+    rewrite = {b"\x01": b"A"}  # rewritten while its old record is being written
+    step = held.plan(6, rewrite)
     assert step.rows == [(b"\x03", b"c"), (b"\x04", b"d")] and step.log_through is None
-    held.applied(step, 2, second)
+    held.applied(step, 6, rewrite)
     assert held.lookup(b"\x01") == (True, b"A")
-    step = held.plan(3, {})
-    assert step.rows == [(b"\x05", None)] and step.log_through == 1  # the batch's rows
-    held.applied(step, 3, {})
+    step = held.plan(7, {})
+    assert step.rows == [(b"\x05", None)] and step.log_through == 5  # the batch's rows
+    held.applied(step, 7, {})
     assert held.lookup(b"\x03") == (False, None) and len(held) == 1
+
+
+def test_a_chunk_keeps_pace_with_the_block() -> None:
+    """A block writes half as many again of the batch as its own writes."""
+    held = HeldNodeWrites(bound=10, chunk=1, max_rows=100)
+    first = {bytes([i]): b"x" for i in range(10)}
+    step = held.plan(1, first)
+    assert step.frozen is not None and len(step.rows) == 10  # 15 allowed: all of it
+    held.applied(step, 1, first)
+    many = {bytes([i]): b"y" for i in range(20, 29)}
+    held.applied(held.plan(2, many), 2, many)
+    more = {bytes([i]): b"z" for i in range(30, 32)}  # the bound: 9 + 2 held
+    step = held.plan(3, more)
+    assert step.frozen is not None and len(step.rows) == 3 and step.log_through is None
 
 
 def test_a_batch_falling_behind_is_finished_in_one_block() -> None:
     held = HeldNodeWrites(bound=3, chunk=1, max_rows=100)
-    writes = {b"\x01": b"a", b"\x02": b"b", b"\x03": b"c"}
-    step = held.plan(1, writes)
-    held.applied(step, 1, writes)
+    for height, position in enumerate((b"\x01", b"\x02", b"\x03"), start=1):
+        writes = {position: b"v"}
+        step = held.plan(height, writes)
+        held.applied(step, height, writes)
+    assert step.frozen is not None and step.rows == [(b"\x01", b"v")]
     burst = {b"\x04": b"d", b"\x05": b"e", b"\x06": b"f"}  # the bound again, at once
-    step = held.plan(2, burst)
-    assert [p for p, _ in step.rows] == [b"\x02", b"\x03"] and step.log_through == 1
-    held.applied(step, 2, burst)
+    step = held.plan(4, burst)
+    assert [p for p, _ in step.rows] == [b"\x02", b"\x03"] and step.log_through == 3
+    held.applied(step, 4, burst)
     assert len(held) == 3

@@ -3,9 +3,10 @@
 Each block's node writes are logged as one row in its transaction (`state_node_log`),
 kept here and answered from here. When `bound` positions are held (or `max_rows`
 blocks, or 4 * `bound` writes, have been logged since the last batch), they are frozen
-into a batch that later blocks write into `state_nodes` in position order, `chunk`
-positions per block, each position once. A block that rewrites a position while it is
-held saves a row, and consecutive chunks touch disjoint pages. Spreading the batch over
+into a batch that later blocks write into `state_nodes` in position order, a chunk
+per block (1.5 times the block's own writes, at least `chunk`), each position once.
+A block that rewrites a position while it is held saves a row, and consecutive chunks
+touch disjoint pages. Spreading the batch over
 blocks keeps any one commit short. Once the whole batch is written, the log rows it
 came from are deleted, in the same transaction as its last chunk.
 
@@ -85,7 +86,7 @@ class HeldNodeWrites:
             remaining = len(self._order) - self._next
             # Falling behind (a burst of large blocks): finish the batch now, so that
             # at most two batches are ever held.
-            take = remaining if self._full(writes) else min(self.chunk, remaining)
+            take = remaining if self._full(writes) else min(self._chunk_for(writes), remaining)
             positions = self._order[self._next:self._next + take]
             frozen = self._frozen
             done = self._next + take == len(self._order)
@@ -96,9 +97,19 @@ class HeldNodeWrites:
         batch = dict(self._recent)
         batch.update(writes)
         order = sorted(batch)
-        positions = order[:self.chunk]
+        take = self._chunk_for(writes)
+        positions = order[:take]
         return FlushStep([(p, batch[p]) for p in positions],
-                         height if len(order) <= self.chunk else None, batch, order)
+                         height if len(order) <= take else None, batch, order)
+
+    def _chunk_for(self, writes: NodeWrites) -> int:
+        """Positions of the batch this block writes: half as many again as the block's
+        own writes, and at least `chunk`. In step with the blocks, a chunk costs about
+        what the block's own rows would have, whatever the block size (measured: with a
+        fixed 8,000, a block of 130 deposits that carried a chunk committed in 90 ms
+        against 9). More than the block adds, so a batch is written before the held
+        writes reach the bound again."""
+        return max(self.chunk, (3 * len(writes)) // 2)
 
     def applied(self, step: FlushStep, height: int, writes: NodeWrites) -> None:
         """Block `height`'s transaction, planned as `step`, has committed."""

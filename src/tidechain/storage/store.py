@@ -68,9 +68,10 @@ into a batch for `state_nodes`: about 15 MiB. Each block logs its writes as one 
 STATE_FLUSH_ROWS = 256
 """Blocks logged before their writes are frozen into a batch however few positions they
 hold: the log, and what an open replays, stay bounded under any workload."""
-STATE_FLUSH_CHUNK = 8_000
-"""Positions of a frozen batch written per block, in position order: a batch of
-STATE_FLUSH_NODES is written over seven blocks, not in one long commit."""
+STATE_FLUSH_CHUNK = 2_000
+"""Positions of a frozen batch written per block at least, in position order; a block
+writes 1.5 times its own node writes if that is more (`HeldNodeWrites._chunk_for`).
+A batch is written over many blocks, not in one long commit."""
 _NODE_LOG_CHUNK_PAIRS = 2048
 """(position, record) pairs per CBOR array of a log row, under MAX_CBOR_ITEMS."""
 _STATE_SIZE = "state_size"
