@@ -219,8 +219,7 @@ class Pair:
 
     def __init__(self, root: Path, counts: Counter[str]) -> None:
         self.path = root / "chain.sqlite"
-        self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES,
-                            state_flush_chunk=FLUSH_CHUNK, state_flush_rows=FLUSH_ROWS)
+        self.sqlite = self._open_sqlite()
         self.memory = MemoryStore()
         self.counts = counts
         g = source().genesis
@@ -245,11 +244,14 @@ class Pair:
         self.sqlite.close()
         if self.logged_nodes():
             self.counts["node log replayed at open"] += 1
-        self.sqlite = Store(self.path, state_flush_nodes=FLUSH_NODES,
-                            state_flush_chunk=FLUSH_CHUNK, state_flush_rows=FLUSH_ROWS)
+        self.sqlite = self._open_sqlite()
         assert self.logged_nodes() == 0
         self.memory = MemoryStore(self.memory.crash())
         self.counts["crashes"] += 1
+
+    def _open_sqlite(self) -> Store:
+        return Store(self.path, state_flush_nodes=FLUSH_NODES, state_flush_chunk=FLUSH_CHUNK,
+                     state_flush_rows=FLUSH_ROWS)
 
     def logged_nodes(self) -> int:
         """Rows of the state tree's node log (ADR 0022), read past the Store."""
@@ -728,9 +730,9 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         tmp_path: Path, flush_nodes: int, chunk: int) -> None:
     """ADR 0022: a child process commits blocks, logging their state tree node writes
     (a bound it never reaches, or one it crosses now and then, with batches written two
-    positions per block), and is killed
-    (SIGKILL). The reopened store writes the log into `state_nodes`, and its tree is
-    the tree of its state, at the killed store's head."""
+    positions per block), and is killed (SIGKILL). The reopened store writes the log
+    into `state_nodes`, and its tree is the tree of its state, at the killed store's
+    head."""
     path = tmp_path / "chain.sqlite"
     blocks = 12
     script = textwrap.dedent(f"""

@@ -6,9 +6,9 @@ blocks, or 4 * `bound` writes, have been logged since the last batch), they are 
 into a batch that later blocks write into `state_nodes` in position order, a chunk
 per block (1.5 times the block's own writes, at least `chunk`), each position once.
 A block that rewrites a position while it is held saves a row, and consecutive chunks
-touch disjoint pages. Spreading the batch over
-blocks keeps any one commit short. Once the whole batch is written, the log rows it
-came from are deleted, in the same transaction as its last chunk.
+touch disjoint pages. Spreading the batch over blocks keeps any one commit short. Once
+the whole batch is written, the log rows it came from are deleted, in the same
+transaction as its last chunk.
 
 This is the pure part: `plan` says what a block's transaction writes and deletes, and
 `applied` records that it committed. The store does the I/O.
