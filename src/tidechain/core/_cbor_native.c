@@ -7,7 +7,8 @@
  * ValueError for everything else, and cbor.py then asks the reference, which raises the
  * exact DecodeError or TooLarge (or, for a type the encoder leaves to it, encodes it),
  * so no error message lives here. tests/test_cbor_native.py checks each twin against
- * its reference.
+ * its reference. One structure has a twin too: the checks of `SignedTx.decode`, the
+ * first thing a node does with every transaction it is sent (tests/test_tx_native.py).
  *
  * Safety rules followed throughout:
  * - every read is bounds-checked as `wanted > size - pos` (pos <= size always holds),
@@ -325,6 +326,196 @@ cbor_native_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(result);
         return reject("trailing bytes after the item");
     }
+    return result;
+}
+
+/* --- one structure: a signed transaction -------------------------------------------
+ *
+ * The twin of the checks `SignedTx.decode` (tidechain/ledger/types.py) makes after its
+ * size check: the envelope is a map of exactly "sig" (64 bytes) and "body" (a byte
+ * string of at most max_tx_bytes), and the body decodes to a map of exactly the eight
+ * fields of `TxBody.from_cbor`, each of its type and range. It returns the fields; the
+ * caller hashes the body and builds the objects. ValueError for anything else, and
+ * types.py then asks the reference, which raises the exact typed rejection.
+ *
+ * The body map is deterministic, so its keys arrive in one order only (shortest
+ * encoding first, then bytewise): checking the count and each key in that order is
+ * checking the exact key set. The numeric bounds come from Python, as one tuple, so
+ * that types.py and limits.py stay their only home. */
+
+static const char *const BODY_KEYS[] = {
+    "v", "exp", "args", "from", "chain", "nonce", "method", "contract",
+};
+enum { BODY_V, BODY_EXP, BODY_ARGS, BODY_FROM, BODY_CHAIN, BODY_NONCE, BODY_METHOD,
+       BODY_CONTRACT, BODY_FIELDS };
+
+typedef struct {
+    Py_ssize_t format_version, hash_bytes, public_key_bytes, signature_bytes;
+    Py_ssize_t min_nonce_bytes, max_nonce_bytes, max_ident_bytes, max_tx_bytes;
+} TxLimits;
+
+/* The values of `map` (a dict from the decoder) in key order, borrowed, if its keys are
+ * exactly `names`; -1 with ValueError otherwise. */
+static int
+exact_fields(PyObject *map, const char *const *names, Py_ssize_t count, PyObject **values)
+{
+    PyObject *key, *value;
+    Py_ssize_t at = 0, i = 0;
+
+    if (!PyDict_CheckExact(map) || PyDict_GET_SIZE(map) != count) {
+        reject("not a map of the expected fields");
+        return -1;
+    }
+    while (PyDict_Next(map, &at, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_CompareWithASCIIString(key, names[i]) != 0) {
+            reject("unexpected field");
+            return -1;
+        }
+        values[i++] = value;
+    }
+    return 0;
+}
+
+static int
+bytes_of_length(PyObject *value, Py_ssize_t low, Py_ssize_t high)
+{
+    return PyBytes_CheckExact(value) && PyBytes_GET_SIZE(value) >= low
+           && PyBytes_GET_SIZE(value) <= high;
+}
+
+/* `_uint`: an int (never a bool: the decoder makes exact ints), not negative. */
+static int
+is_uint(PyObject *value)
+{
+    PyObject *zero;
+    int negative;
+
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    negative = PyObject_RichCompareBool(value, zero, Py_LT);
+    Py_DECREF(zero);
+    return negative == 0;
+}
+
+/* `_ident`: 1..max_bytes ASCII characters (for ASCII, characters are bytes). */
+static int
+is_ident(PyObject *value, Py_ssize_t max_bytes)
+{
+    return PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)
+           && PyUnicode_GET_LENGTH(value) > 0 && PyUnicode_GET_LENGTH(value) <= max_bytes;
+}
+
+static PyObject *
+decode_whole(const unsigned char *buf, size_t size, long max_depth, uint64_t max_items)
+{
+    Decoder d = {buf, size, max_depth, max_items};
+    size_t pos = 0;
+    PyObject *value = decode_at(&d, &pos, 0);
+
+    if (value != NULL && pos != size) {
+        Py_DECREF(value);
+        return reject("trailing bytes after the item");
+    }
+    return value;
+}
+
+static PyObject *
+signed_tx_fields(PyObject *body_bytes, PyObject *signature, PyObject *body,
+                 const TxLimits *lim)
+{
+    PyObject *f[BODY_FIELDS];
+    long long version;
+
+    if (exact_fields(body, BODY_KEYS, BODY_FIELDS, f) < 0) {
+        return NULL;
+    }
+    if (!is_uint(f[BODY_V])) {
+        return reject("bad format version");
+    }
+    version = PyLong_AsLongLong(f[BODY_V]);
+    if (version == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return reject("bad format version");
+    }
+    if (version != lim->format_version
+        || !bytes_of_length(f[BODY_FROM], lim->public_key_bytes, lim->public_key_bytes)
+        || !bytes_of_length(f[BODY_NONCE], lim->min_nonce_bytes, lim->max_nonce_bytes)
+        || !PyDict_CheckExact(f[BODY_ARGS])
+        || !bytes_of_length(f[BODY_CHAIN], lim->hash_bytes, lim->hash_bytes)
+        || !is_uint(f[BODY_EXP])
+        || !is_ident(f[BODY_CONTRACT], lim->max_ident_bytes)
+        || !is_ident(f[BODY_METHOD], lim->max_ident_bytes)) {
+        return reject("a body field out of type or range");
+    }
+    return PyTuple_Pack(9, body_bytes, signature, f[BODY_CHAIN], f[BODY_FROM], f[BODY_NONCE],
+                        f[BODY_EXP], f[BODY_CONTRACT], f[BODY_METHOD], f[BODY_ARGS]);
+}
+
+PyDoc_STRVAR(decode_signed_tx_doc,
+"decode_signed_tx(buf: bytes, max_depth: int, max_items: int, limits: tuple) -> tuple\n"
+"--\n\n"
+"(body_bytes, signature, chain_id, sender, nonce, expires_ms, contract, method, args)\n"
+"of a transaction envelope that SignedTx.decode accepts (after its size check);\n"
+"ValueError for anything it refuses. `limits` is (format_version, hash_bytes,\n"
+"public_key_bytes, signature_bytes, min_nonce_bytes, max_nonce_bytes, max_ident_bytes,\n"
+"max_tx_bytes).");
+
+static PyObject *
+cbor_native_decode_signed_tx(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    TxLimits lim;
+    PyObject *envelope, *body = NULL, *body_bytes, *signature, *result = NULL;
+    long max_depth;
+    Py_ssize_t max_items;
+
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "decode_signed_tx() takes exactly 4 arguments");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode_signed_tx() argument 1 must be bytes");
+        return NULL;
+    }
+    if (read_limits(args, &max_depth, &max_items) < 0) {
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args[3], "nnnnnnnn:limits", &lim.format_version, &lim.hash_bytes,
+                          &lim.public_key_bytes, &lim.signature_bytes, &lim.min_nonce_bytes,
+                          &lim.max_nonce_bytes, &lim.max_ident_bytes, &lim.max_tx_bytes)) {
+        return NULL;
+    }
+    envelope = decode_whole((const unsigned char *)PyBytes_AS_STRING(args[0]),
+                            (size_t)PyBytes_GET_SIZE(args[0]), max_depth, (uint64_t)max_items);
+    if (envelope == NULL) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(envelope) || PyDict_GET_SIZE(envelope) != 2) {
+        reject("not a transaction envelope");
+        goto done;
+    }
+    signature = PyDict_GetItemString(envelope, "sig");
+    body_bytes = PyDict_GetItemString(envelope, "body");
+    if (signature == NULL || body_bytes == NULL
+        || !bytes_of_length(signature, lim.signature_bytes, lim.signature_bytes)
+        || !bytes_of_length(body_bytes, 0, lim.max_tx_bytes)) {
+        reject("not a transaction envelope");
+        goto done;
+    }
+    body = decode_whole((const unsigned char *)PyBytes_AS_STRING(body_bytes),
+                        (size_t)PyBytes_GET_SIZE(body_bytes), max_depth, (uint64_t)max_items);
+    if (body != NULL) {
+        result = signed_tx_fields(body_bytes, signature, body, &lim);
+    }
+done:
+    Py_XDECREF(body);
+    Py_DECREF(envelope);
     return result;
 }
 
@@ -699,6 +890,8 @@ cbor_encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef cbor_native_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))cbor_native_decode, METH_FASTCALL, decode_doc},
+    {"decode_signed_tx", (PyCFunction)(void (*)(void))cbor_native_decode_signed_tx,
+     METH_FASTCALL, decode_signed_tx_doc},
     {"encode", (PyCFunction)(void (*)(void))cbor_encode, METH_FASTCALL,
      "encode(value, max_depth, max_items, encoded_type): the bytes cbor.encode_reference "
      "gives; ValueError wherever it raises, or for a type it leaves to the reference."},

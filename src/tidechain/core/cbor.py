@@ -231,6 +231,12 @@ NATIVE: bool = _native is not None
 """Whether `encode` and `decode` use the compiled twins (else the references alone)."""
 
 
+def compiled(name: str) -> Any:
+    """The compiled module's function `name` (a twin of a structure's checks, such as
+    `decode_signed_tx`), or None when the module was not built."""
+    return getattr(_native, name, None)
+
+
 def decode(data: bytes) -> CborValue:
     """Decode exactly one deterministic CBOR item occupying all of `data`: the value
     `decode_reference` gives, or the DecodeError or TooLarge it raises."""
