@@ -103,10 +103,15 @@ class Node:
             effects = self.core.step(pending.pop(0))
             failed = False
             for effect in effects:
-                if isinstance(effect, Halted):
-                    raise effect.reason
-                if isinstance(effect, PeerFault):
-                    fault = effect.error
+                # Not a write first: a block's commit brings one `Committed` per
+                # transaction, and each used to pass every write's isinstance check.
+                if not isinstance(effect, Write):
+                    if isinstance(effect, Halted):
+                        raise effect.reason
+                    if isinstance(effect, PeerFault):
+                        fault = effect.error
+                    else:
+                        self.effects.append(effect)
                     continue
                 if failed and isinstance(effect, STATE_SYNC_WRITES):
                     continue  # the state sync they belong to is abandoned (next input)
@@ -118,8 +123,6 @@ class Node:
                     continue
                 if answer is not None:
                     pending.append(answer)
-                elif not isinstance(effect, Write):  # the writes are done above
-                    self.effects.append(effect)
         if fault is not None:
             raise fault
 
