@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -787,6 +788,51 @@ def test_a_store_at_schema_2_is_upgraded_and_a_later_schema_refused(tmp_path: Pa
         else:
             with pytest.raises(InvariantViolation, match="schema 4 unsupported"):
                 Store(path)
+
+
+def _commit_watching_the_wal(path: Path, *, wait_for_checkpoints: bool) -> tuple[list[int], int]:
+    """Commit the source's blocks (with `wait_for_checkpoints`, waiting after each
+    until the background thread has run a checkpoint): the WAL's size after each
+    commit, and the checkpoints run."""
+    src = source()
+    store = Store(path)
+    wal = path.with_name(path.name + "-wal")
+    sizes = []
+    try:
+        store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+        for block in src.blocks:
+            before = store._checkpointer.checkpoints
+            store.commit_block(block, *certificate(block))
+            sizes.append(wal.stat().st_size)
+            deadline = time.monotonic() + 60  # a bound on a hung thread, not a timing
+            while wait_for_checkpoints and store._checkpointer.checkpoints == before:
+                assert time.monotonic() < deadline, "no checkpoint after a commit"
+                time.sleep(0.005)
+        return sizes, store._checkpointer.checkpoints
+    finally:
+        store.close()
+
+
+def test_every_commit_wakes_the_checkpointer_so_the_wal_starts_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit wakes the background checkpointer at once (its timer is an hour here),
+    and a commit that begins after a complete checkpoint starts the WAL over, so the
+    file stops growing. Without the wake-up no checkpoint
+    runs between commits and the WAL holds every block."""
+    from tidechain.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    woken, runs = _commit_watching_the_wal(tmp_path / "woken.sqlite",
+                                           wait_for_checkpoints=True)
+    assert runs >= SOURCE_BLOCKS
+    monkeypatch.setattr(store_module._Checkpointer, "nudge", lambda self: None)
+    unwoken, no_runs = _commit_watching_the_wal(tmp_path / "unwoken.sqlite",
+                                                wait_for_checkpoints=False)
+    assert no_runs == 0
+    assert unwoken == sorted(set(unwoken)), unwoken  # grew with every commit
+    # Woken: every later block's frames overwrite the file's start, which the first
+    # commit (with the genesis state's frames) made larger than any block's.
+    assert woken == [woken[0]] * SOURCE_BLOCKS and woken[0] < unwoken[-1], (woken, unwoken)
 
 
 def test_a_block_commit_empties_a_wal_past_its_limit(tmp_path: Path,

@@ -44,7 +44,8 @@ is created empty. Software that knows only 2 refuses a store at 3 by name instea
 finding `state_nodes` behind its head."""
 _UPGRADABLE_SCHEMAS = (2,)
 CHECKPOINT_INTERVAL_S = 0.5
-"""How often the background thread folds the WAL into the database file."""
+"""How often the background thread folds the WAL into the database file when no block
+commits (each commit wakes it at once)."""
 PAGE_BYTES = 4096
 """SQLite page size of a new store (see Store.__init__)."""
 WAL_LIMIT_BYTES = 256 * 1024 * 1024
@@ -321,6 +322,7 @@ class Store:
                        (cbor.encode(staged.size), _STATE_SIZE))
         # Only now that the transaction committed: a failed one left the rows as they were.
         self._held.applied(step, header.height, node_writes)
+        self._checkpointer.nudge()
         self._bound_wal()
 
     def _flush_node_log(self) -> None:
@@ -681,21 +683,38 @@ class _Checkpointer:
 
     PASSIVE checkpoints never block the writer; sqlite3 releases the GIL while it
     copies pages and fsyncs, so this runs beside block execution on the other core.
-    The WAL is bounded by the work done between two checkpoints (~0.5 s of blocks).
+
+    Each block's commit wakes it (`nudge`), so it copies one block's frames while the
+    next block executes. The WAL starts over only when a commit begins after a
+    checkpoint has copied every frame; checkpoints every 0.5 s, each copying what
+    several commits wrote, almost never finished between two commits, and the WAL grew
+    until a commit emptied it on the main thread (`_bound_wal`). Measured over 3,000
+    blocks of 130 deposits: 0 of those commits instead of 29, commit p99 26 ms instead
+    of 83 ms, 15% less commit CPU (docs/benchmarks.md).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self.failure: sqlite3.Error | None = None
         self._stop = threading.Event()
+        self._committed = threading.Event()
+        self.checkpoints = 0
+        """Checkpoints run so far (read by tests)."""
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
+
+    def nudge(self) -> None:
+        """A block committed: checkpoint its frames now."""
+        self._committed.set()
 
     def _run(self) -> None:
         db = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         try:
-            while not self._stop.wait(CHECKPOINT_INTERVAL_S):
+            while not self._stop.is_set():
+                self._committed.wait(CHECKPOINT_INTERVAL_S)
+                self._committed.clear()
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoints += 1
         except sqlite3.Error as exc:
             # Without checkpoints the WAL grows without bound: the next block commit
             # sees `failure` and stops the node (see Store.commit_block).
@@ -705,6 +724,7 @@ class _Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._committed.set()
         self._thread.join(timeout=10)
 
 
