@@ -840,10 +840,13 @@ def test_a_block_commit_empties_a_wal_past_its_limit(tmp_path: Path,
     """The background checkpoints never block the writer, so under a steady stream of
     blocks the WAL could grow without end; past WAL_LIMIT_BYTES a commit empties it
     (a TRUNCATE checkpoint, retried at the next block if the background thread held
-    the checkpoint). New stores use PAGE_BYTES pages."""
+    the checkpoint). The background thread is kept idle here, so that every commit
+    past the limit is the one that empties the WAL. New stores use PAGE_BYTES pages."""
     from tidechain.storage import store as store_module
 
     monkeypatch.setattr(store_module, "WAL_LIMIT_BYTES", 16 * 1024)
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(store_module._Checkpointer, "nudge", lambda self: None)
     src = source()
     path = tmp_path / "chain.sqlite"
     store = Store(path)

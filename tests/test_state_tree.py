@@ -24,6 +24,9 @@ from tidechain.ledger.state_tree import (
     StagedBatch,
     StateProof,
     StateTree,
+    StoredNodes,
+    kept_levels,
+    upper_nodes,
     verify_state_proof,
 )
 
@@ -256,6 +259,48 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
             assert all(reopened.get(k) == memory.get(k) for k in pool)
     assert dict(memory.node_items()) == disk or unstored
     assert loads > 1000, loads
+
+
+def test_the_top_levels_of_a_stored_tree_are_never_evicted() -> None:
+    """A node cache of 40 keeps the root and level 1 (`kept_levels`, 17 nodes) apart
+    from the cache it clears when full: once written, they are never loaded again,
+    while deeper nodes are evicted and reloaded all the time. Both parts stay within
+    their bounds, and the tree stays the tree in memory."""
+    limit = 40
+    levels = kept_levels(limit)
+    assert levels == 1 and upper_nodes(levels) == 17
+    rng = random.Random(5)
+    disk: dict[bytes, bytes] = {}
+    loads: dict[int, int] = {}
+
+    def load(position: bytes) -> bytes | None:
+        loads[len(position)] = loads.get(len(position), 0) + 1
+        return disk.get(position)
+
+    memory = StateTree()
+    stored = StateTree.stored(load, 0, cache_nodes=limit)
+    nodes = stored._nodes
+    assert isinstance(nodes, StoredNodes)
+    for step in range(150):
+        batch: dict[bytes, bytes | None] = {rng.randbytes(8): rng.randbytes(4)
+                                            for _ in range(rng.randint(1, 25))}
+        staged = stored.stage(batch)
+        stored.commit(staged)
+        memory.apply(batch)
+        for position, record in staged.node_writes.items():
+            if record is None:
+                disk.pop(position, None)
+            else:
+                disk[position] = record
+        stored.settle()
+        if step == 9:
+            loads.clear()  # the first blocks wrote the top levels
+        assert stored.root() == memory.root()
+        assert len(nodes._upper) <= upper_nodes(levels)
+        assert len(nodes._clean) <= limit - upper_nodes(levels)
+    assert len(nodes._upper) == upper_nodes(levels)  # 2,000 keys fill both levels
+    assert all(loads.get(depth, 0) == 0 for depth in range(levels + 1)), loads
+    assert sum(loads.values()) > 500, loads
 
 
 # --- root is a function of the content ------------------------------------------------
