@@ -208,6 +208,15 @@ def test_the_read_cache_never_answers_a_value_a_commit_changed() -> None:
     assert changed_while_cached > 500 and hits > 1000, (changed_while_cached, hits)
 
 
+def store_node_writes(disk: dict[bytes, bytes], staged: StagedBatch) -> None:
+    """What the shell does with a committed batch: its node writes, into `disk`."""
+    for position, record in staged.node_writes.items():
+        if record is None:
+            disk.pop(position, None)
+        else:
+            disk[position] = record
+
+
 def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
     """`StateTree.stored` over a dict standing in for the store, written only when the
     "shell" persists (sometimes after several commits, as a block sync does in one
@@ -240,11 +249,7 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
         unstored.append(staged)
         if rng.random() < 0.6:  # the shell carries out the writes, then the next step
             for done in unstored:
-                for position, record in done.node_writes.items():
-                    if record is None:
-                        disk.pop(position, None)
-                    else:
-                        disk[position] = record
+                store_node_writes(disk, done)
             unstored = []
             stored.settle()
         assert stored.root() == memory.root() and len(stored) == len(memory)
@@ -287,11 +292,7 @@ def test_the_top_levels_of_a_stored_tree_are_never_evicted() -> None:
         staged = stored.stage(batch)
         stored.commit(staged)
         memory.apply(batch)
-        for position, record in staged.node_writes.items():
-            if record is None:
-                disk.pop(position, None)
-            else:
-                disk[position] = record
+        store_node_writes(disk, staged)
         stored.settle()
         if step == 9:
             loads.clear()  # the first blocks wrote the top levels

@@ -286,6 +286,21 @@ decode_at(const Decoder *d, size_t *pos, long depth)
     }
 }
 
+/* Exactly one item occupying all of buf[0..size). */
+static PyObject *
+decode_whole(const unsigned char *buf, size_t size, long max_depth, uint64_t max_items)
+{
+    Decoder d = {buf, size, max_depth, max_items};
+    size_t pos = 0;
+    PyObject *value = decode_at(&d, &pos, 0);
+
+    if (value != NULL && pos != size) {
+        Py_DECREF(value);
+        return reject("trailing bytes after the item");
+    }
+    return value;
+}
+
 PyDoc_STRVAR(decode_doc,
 "decode(buf: bytes, max_depth: int, max_items: int) -> object\n"
 "--\n\n"
@@ -295,11 +310,8 @@ PyDoc_STRVAR(decode_doc,
 static PyObject *
 cbor_native_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Decoder d;
-    PyObject *result;
     long max_depth;
     Py_ssize_t max_items, length;
-    size_t pos = 0;
     char *data;
 
     (void)module;
@@ -317,16 +329,8 @@ cbor_native_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyBytes_AsStringAndSize(args[0], &data, &length) < 0) {
         return NULL;
     }
-    d.buf = (const unsigned char *)data;
-    d.size = (size_t)length;
-    d.max_depth = max_depth;
-    d.max_items = (uint64_t)max_items;
-    result = decode_at(&d, &pos, 0);
-    if (result != NULL && pos != d.size) {
-        Py_DECREF(result);
-        return reject("trailing bytes after the item");
-    }
-    return result;
+    return decode_whole((const unsigned char *)data, (size_t)length, max_depth,
+                        (uint64_t)max_items);
 }
 
 /* --- one structure: a signed transaction -------------------------------------------
@@ -409,20 +413,6 @@ is_ident(PyObject *value, Py_ssize_t max_bytes)
 {
     return PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)
            && PyUnicode_GET_LENGTH(value) > 0 && PyUnicode_GET_LENGTH(value) <= max_bytes;
-}
-
-static PyObject *
-decode_whole(const unsigned char *buf, size_t size, long max_depth, uint64_t max_items)
-{
-    Decoder d = {buf, size, max_depth, max_items};
-    size_t pos = 0;
-    PyObject *value = decode_at(&d, &pos, 0);
-
-    if (value != NULL && pos != size) {
-        Py_DECREF(value);
-        return reject("trailing bytes after the item");
-    }
-    return value;
 }
 
 static PyObject *
