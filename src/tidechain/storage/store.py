@@ -322,8 +322,10 @@ class Store:
                        (cbor.encode(staged.size), _STATE_SIZE))
         # Only now that the transaction committed: a failed one left the rows as they were.
         self._held.applied(step, header.height, node_writes)
-        self._checkpointer.nudge()
         self._bound_wal()
+        # After the bound: a background checkpoint woken first would hold the lock the
+        # TRUNCATE needs, and the WAL past its limit would wait for the next block.
+        self._checkpointer.nudge()
 
     def _flush_node_log(self) -> None:
         """Write every logged node write into `state_nodes` and empty the log, in one
@@ -710,8 +712,10 @@ class _Checkpointer:
     def _run(self) -> None:
         db = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         try:
-            while not self._stop.is_set():
+            while True:
                 self._committed.wait(CHECKPOINT_INTERVAL_S)
+                if self._stop.is_set():
+                    break  # the store's close checkpoints what is left
                 self._committed.clear()
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 self.checkpoints += 1
@@ -724,7 +728,7 @@ class _Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._committed.set()
+        self._committed.set()  # wakes the thread, which then ends
         self._thread.join(timeout=10)
 
 
