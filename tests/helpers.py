@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Iterable
 from typing import Any
+
+import pytest
 
 from tidechain.core.crypto import SigningKey
 from tidechain.identity import Role, issue_member_cert, make_org_ca
@@ -19,6 +22,19 @@ DEPOSITOR_KEYS = range(10)
 """key(0)..key(9) are depositors of the test organisation: the keys tests sign with."""
 ADMIN_KEY = 10
 """key(10) is the test organisation's admin."""
+
+
+def compiled_module_required(what: str) -> None:
+    """Skip the calling test module when the optional C extension was not built, or
+    fail it under CI=true, where the build is required and `what` must be tested."""
+    from tidechain.core import cbor
+
+    if not cbor.NATIVE:
+        why = ("tidechain.core._cbor_native is not built (no C compiler at install time?): "
+               f"{what} is untested")
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
 
 
 def key(n: int) -> SigningKey:

@@ -19,7 +19,6 @@ import contextlib
 import enum
 import gc
 import json
-import os
 import sys
 import time
 import tracemalloc
@@ -34,6 +33,7 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from tests import test_cbor
+from tests.helpers import compiled_module_required
 from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, TooLarge
 from tidechain.core.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
@@ -50,12 +50,7 @@ UINT64_MAX = 2**64 - 1
 
 @pytest.fixture(autouse=True, scope="module")
 def _native_module() -> None:
-    if native is None:
-        why = ("tidechain.core._cbor_native is not built (no C compiler at install time?): "
-               "the compiled CBOR decoder is untested")
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    compiled_module_required("the compiled CBOR decoder")
 
 
 # --- comparing the two decoders -------------------------------------------------------

@@ -15,7 +15,6 @@ Without the compiled module these tests skip, except under CI=true, where they f
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import compiled_module_required
 from tidechain.core import cbor
 from tidechain.core.errors import DecodeError, Rejected, TooLarge
 from tidechain.core.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS, MAX_TX_BYTES
@@ -37,12 +37,8 @@ REFUSED = "refused"
 
 @pytest.fixture(autouse=True, scope="module")
 def _native_twin() -> None:
-    if native is None:
-        why = ("tidechain.core._cbor_native is not built (no C compiler at install time?): "
-               "the compiled transaction decoder is untested")
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    compiled_module_required("the compiled transaction decoder")
+    assert native is not None, "the compiled module predates decode_signed_tx: rebuild it"
 
 
 def fields_of(tx: SignedTx) -> tuple[Any, ...]:

@@ -342,11 +342,13 @@ cbor_native_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * caller hashes the body and builds the objects. ValueError for anything else, and
  * types.py then asks the reference, which raises the exact typed rejection.
  *
- * The body map is deterministic, so its keys arrive in one order only (shortest
+ * Both maps are deterministic, so their keys arrive in one order only (shortest
  * encoding first, then bytewise): checking the count and each key in that order is
  * checking the exact key set. The numeric bounds come from Python, as one tuple, so
  * that types.py and limits.py stay their only home. */
 
+static const char *const ENVELOPE_KEYS[] = {"sig", "body"};
+enum { ENVELOPE_SIG, ENVELOPE_BODY, ENVELOPE_FIELDS };
 static const char *const BODY_KEYS[] = {
     "v", "exp", "args", "from", "chain", "nonce", "method", "contract",
 };
@@ -387,24 +389,21 @@ bytes_of_length(PyObject *value, Py_ssize_t low, Py_ssize_t high)
            && PyBytes_GET_SIZE(value) <= high;
 }
 
-/* `_uint`: an int (never a bool: the decoder makes exact ints), not negative. */
+/* `_uint`: an int (never a bool: the decoder makes exact ints), not negative; its
+ * value in *out. The decoder's ints lie in -2**64..2**64-1, so a failed conversion
+ * means a negative one. */
 static int
-is_uint(PyObject *value)
+as_uint(PyObject *value, unsigned long long *out)
 {
-    PyObject *zero;
-    int negative;
-
     if (!PyLong_CheckExact(value)) {
         return 0;
     }
-    zero = PyLong_FromLong(0);
-    if (zero == NULL) {
+    *out = PyLong_AsUnsignedLongLong(value);
+    if (*out == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
-    negative = PyObject_RichCompareBool(value, zero, Py_LT);
-    Py_DECREF(zero);
-    return negative == 0;
+    return 1;
 }
 
 /* `_ident`: 1..max_bytes ASCII characters (for ASCII, characters are bytes). */
@@ -420,25 +419,17 @@ signed_tx_fields(PyObject *body_bytes, PyObject *signature, PyObject *body,
                  const TxLimits *lim)
 {
     PyObject *f[BODY_FIELDS];
-    long long version;
+    unsigned long long version, expires;
 
     if (exact_fields(body, BODY_KEYS, BODY_FIELDS, f) < 0) {
         return NULL;
     }
-    if (!is_uint(f[BODY_V])) {
-        return reject("bad format version");
-    }
-    version = PyLong_AsLongLong(f[BODY_V]);
-    if (version == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return reject("bad format version");
-    }
-    if (version != lim->format_version
+    if (!as_uint(f[BODY_V], &version) || version != (unsigned long long)lim->format_version
         || !bytes_of_length(f[BODY_FROM], lim->public_key_bytes, lim->public_key_bytes)
         || !bytes_of_length(f[BODY_NONCE], lim->min_nonce_bytes, lim->max_nonce_bytes)
         || !PyDict_CheckExact(f[BODY_ARGS])
         || !bytes_of_length(f[BODY_CHAIN], lim->hash_bytes, lim->hash_bytes)
-        || !is_uint(f[BODY_EXP])
+        || !as_uint(f[BODY_EXP], &expires)
         || !is_ident(f[BODY_CONTRACT], lim->max_ident_bytes)
         || !is_ident(f[BODY_METHOD], lim->max_ident_bytes)) {
         return reject("a body field out of type or range");
@@ -461,6 +452,7 @@ cbor_native_decode_signed_tx(PyObject *module, PyObject *const *args, Py_ssize_t
 {
     TxLimits lim;
     PyObject *envelope, *body = NULL, *body_bytes, *signature, *result = NULL;
+    PyObject *outer[ENVELOPE_FIELDS];
     long max_depth;
     Py_ssize_t max_items;
 
@@ -486,14 +478,12 @@ cbor_native_decode_signed_tx(PyObject *module, PyObject *const *args, Py_ssize_t
     if (envelope == NULL) {
         return NULL;
     }
-    if (!PyDict_CheckExact(envelope) || PyDict_GET_SIZE(envelope) != 2) {
-        reject("not a transaction envelope");
+    if (exact_fields(envelope, ENVELOPE_KEYS, ENVELOPE_FIELDS, outer) < 0) {
         goto done;
     }
-    signature = PyDict_GetItemString(envelope, "sig");
-    body_bytes = PyDict_GetItemString(envelope, "body");
-    if (signature == NULL || body_bytes == NULL
-        || !bytes_of_length(signature, lim.signature_bytes, lim.signature_bytes)
+    signature = outer[ENVELOPE_SIG];
+    body_bytes = outer[ENVELOPE_BODY];
+    if (!bytes_of_length(signature, lim.signature_bytes, lim.signature_bytes)
         || !bytes_of_length(body_bytes, 0, lim.max_tx_bytes)) {
         reject("not a transaction envelope");
         goto done;

@@ -229,8 +229,7 @@ class SignedTx:
     @classmethod
     def decode(cls, data: bytes) -> SignedTx:
         """Decode a transaction from untrusted bytes (size-checked, strict)."""
-        if len(data) > MAX_TX_BYTES:
-            raise TooLarge(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
+        _check_tx_size(data)
         if _decode_signed_tx is not None and type(data) is bytes:
             # The compiled twin of `from_cbor`'s checks: every transaction a node is
             # sent comes through here (4 of its 5.3 µs were these checks in Python).
@@ -249,9 +248,13 @@ class SignedTx:
     def decode_reference(cls, data: bytes) -> SignedTx:
         """`decode` in Python alone: the specification its compiled twin is tested
         against (tests/test_tx_native.py)."""
-        if len(data) > MAX_TX_BYTES:
-            raise TooLarge(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
+        _check_tx_size(data)
         return cls.from_cbor(cbor.decode_reference(data), bytes(data))
+
+
+def _check_tx_size(data: bytes) -> None:
+    if len(data) > MAX_TX_BYTES:
+        raise TooLarge(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
 
 
 _decode_signed_tx = cbor.compiled("decode_signed_tx")

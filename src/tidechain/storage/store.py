@@ -191,14 +191,15 @@ class Store:
             self._db.execute(_create_table(table, table))
             self._db.execute(_create_table(table, f"sync_{table}"))
         version = self._meta("schema")
-        if version is None:
+        schema = None if version is None else cbor.decode(version)
+        if schema is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)",
                              (cbor.encode(SCHEMA_VERSION),))
-        elif cbor.decode(version) in _UPGRADABLE_SCHEMAS:
+        elif schema in _UPGRADABLE_SCHEMAS:
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
                              (cbor.encode(SCHEMA_VERSION),))
-        elif cbor.decode(version) != SCHEMA_VERSION:
-            raise InvariantViolation(f"{path}: schema {cbor.decode(version)} unsupported")
+        elif schema != SCHEMA_VERSION:
+            raise InvariantViolation(f"{path}: schema {schema} unsupported")
 
         self._flush_node_log()  # what a stop or a crash left logged
         if self._meta(_STATE_SIZE) is None:
