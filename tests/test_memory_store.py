@@ -39,7 +39,7 @@ from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
 from tidechain.core.trust import parse_trust
 from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
-from tidechain.ledger.state_tree import StateTree
+from tidechain.ledger.state_tree import StateTree, verify_state_proof
 from tidechain.ledger.statesync import ImportedBlock, IndexRules, LogFeed
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.node import Node
@@ -168,7 +168,7 @@ def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> l
         read("state_node", position)
     # The tree the store keeps (ADR 0021) is the tree of its state, read through a cache
     # too small to hold it.
-    stored = StateTree.stored(store.state_node, store.state_size(), cache_nodes=4)
+    stored = StateTree.stored(store.state_node, store.get, store.state_size(), cache_nodes=4)
     whole = StateTree.from_items(store.iter_state())
     assert stored.root() == whole.root() and len(stored) == len(whole)
     counts["stored tree checked"] += 1
@@ -718,7 +718,7 @@ def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
     store = Store(path)
     try:
         assert store.state_size() == len(expected) > 0
-        reopened = StateTree.stored(store.state_node, store.state_size(), cache_nodes=3)
+        reopened = StateTree.stored(store.state_node, store.get, store.state_size(), cache_nodes=3)
         assert reopened.root() == expected.root() == src.blocks[4].header.state_root
         node = Node(src.genesis, store, Signer(src.genesis.validators[0].name, key(1000)))
         assert node.chain.height == 5 and node.chain.state.root() == expected.root()
@@ -763,7 +763,7 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         head = store.head()
         assert head is not None and head.header.height == blocks
         expected = StateTree.from_items(store.iter_state())
-        reopened = StateTree.stored(store.state_node, store.state_size(), cache_nodes=3)
+        reopened = StateTree.stored(store.state_node, store.get, store.state_size(), cache_nodes=3)
         assert reopened.root() == expected.root() == head.header.state_root
         assert len(reopened) == len(expected)
         for position, record in expected.node_items():  # every node, not just the root
@@ -772,22 +772,66 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         store.close()
 
 
-def test_a_store_at_schema_2_is_upgraded_and_a_later_schema_refused(tmp_path: Path) -> None:
-    """Schema 3 adds `state_node_log` (ADR 0022): a store at 2 opens and is marked 3; a
-    store at a schema this software does not know is refused by name."""
+def test_older_schemas_are_upgraded_and_a_later_schema_refused(tmp_path: Path) -> None:
+    """Schema 3 added `state_node_log` (ADR 0022), 4 leaves without values (ADR 0023): a
+    store at 2 or 3 opens and is marked 4; a store at a schema this software does not
+    know is refused by name."""
     path = tmp_path / "chain.sqlite"
     Store(path).close()
-    for older, opens in ((2, True), (4, False)):
+    for older, opens in ((2, True), (3, True), (5, False)):
         with contextlib.closing(sqlite3.connect(path)) as raw, raw:
             raw.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (cbor.encode(older),))
         if opens:
             Store(path).close()
             with contextlib.closing(sqlite3.connect(path)) as raw:
                 (value,), = raw.execute("SELECT value FROM meta WHERE key = 'schema'")
-            assert cbor.decode(bytes(value)) == 3
+            assert cbor.decode(bytes(value)) == 4
         else:
-            with pytest.raises(InvariantViolation, match="schema 4 unsupported"):
+            with pytest.raises(InvariantViolation, match="schema 5 unsupported"):
                 Store(path)
+
+
+def test_leaves_written_with_their_values_before_adr_0023_still_read(tmp_path: Path) -> None:
+    """A store at schema 3 holds each leaf's value after its 65-byte preimage. Opened
+    now, its tree reads every value from the state rows (the walk, the cache and the
+    proofs agree), a block staged over the old leaves gives the in-memory tree's root,
+    and every leaf the block writes holds no value."""
+    path = tmp_path / "chain.sqlite"
+    src = source()
+    store = Store(path)
+    store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+    for block in src.blocks[:5]:
+        store.commit_block(block, *certificate(block))
+    state = dict(store.iter_state())
+    store.close()
+    Store(path).close()  # opening writes the logged node writes into state_nodes
+    by_hash = {hashlib.sha256(k).digest(): v for k, v in state.items()}
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        leaves = [(bytes(p), bytes(r)) for p, r in raw.execute(
+            "SELECT position, record FROM state_nodes WHERE substr(record, 1, 1) = x'10'")]
+        assert all(len(record) == 65 for _, record in leaves) and len(leaves) == len(state)
+        raw.executemany("UPDATE state_nodes SET record = ? WHERE position = ?",
+                        [(r + by_hash[r[1:33]], p) for p, r in leaves])
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (cbor.encode(3),))
+    store = Store(path)
+    try:
+        fat = sum(len(store.state_node(p) or b"") > 65 for p, _ in leaves)
+        assert fat == len(leaves) > 10
+        tree = StateTree.stored(store.state_node, store.get, store.state_size(), cache_nodes=3)
+        memory = StateTree.from_items(state.items())
+        assert tree.root() == memory.root() == src.blocks[4].header.state_root
+        for key, value in state.items():
+            assert tree.get(key) == tree.read(key) == value
+            verify_state_proof(tree.root(), key, value, tree.prove(key))
+        changes: dict[bytes, bytes | None] = {k: b"new " + k for k in list(state)[:8]}
+        changes.update({b"test/new %d" % i: b"v" for i in range(40)})
+        changes[list(state)[9]] = None
+        staged = tree.stage(changes)
+        assert staged.root == memory.preview_root(changes)
+        written = [r for r in staged.node_writes.values() if r is not None and r[0] == 0x10]
+        assert len(written) >= 48 and all(len(r) == 65 for r in written)
+    finally:
+        store.close()
 
 
 def _commit_watching_the_wal(path: Path, *, wait_for_checkpoints: bool) -> tuple[list[int], int]:

@@ -208,13 +208,22 @@ def test_the_read_cache_never_answers_a_value_a_commit_changed() -> None:
     assert changed_while_cached > 500 and hits > 1000, (changed_while_cached, hits)
 
 
-def store_node_writes(disk: dict[bytes, bytes], staged: StagedBatch) -> None:
-    """What the shell does with a committed batch: its node writes, into `disk`."""
+def store_node_writes(disk: dict[bytes, bytes], staged: StagedBatch,
+                      rows: dict[bytes, bytes] | None = None) -> None:
+    """What the shell does with a committed batch: its node writes, into `disk`, and
+    its values into the state `rows` (ADR 0023)."""
     for position, record in staged.node_writes.items():
         if record is None:
             disk.pop(position, None)
         else:
             disk[position] = record
+    for key, value in staged.changes.items():
+        if rows is None:
+            continue
+        if value is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = value
 
 
 def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
@@ -227,6 +236,7 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
     pool = [rng.randbytes(rng.randint(1, 12)) for _ in range(300)]
     memory = StateTree()
     disk: dict[bytes, bytes] = {}
+    rows: dict[bytes, bytes] = {}  # the store's state rows
     loads = 0
 
     def load(position: bytes) -> bytes | None:
@@ -234,7 +244,7 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
         loads += 1
         return disk.get(position)
 
-    stored = StateTree.stored(load, 0, cache_nodes=40)
+    stored = StateTree.stored(load, rows.get, 0, cache_nodes=40)
     unstored: list[StagedBatch] = []
     for step in range(250):
         batch: dict[bytes, bytes | None] = {}
@@ -249,7 +259,7 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
         unstored.append(staged)
         if rng.random() < 0.6:  # the shell carries out the writes, then the next step
             for done in unstored:
-                store_node_writes(disk, done)
+                store_node_writes(disk, done, rows)
             unstored = []
             stored.settle()
         assert stored.root() == memory.root() and len(stored) == len(memory)
@@ -259,7 +269,7 @@ def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:
             assert proof == memory.prove(key)
             verify_state_proof(stored.root(), key, memory.get(key), proof)
         if not unstored and step % 25 == 0:
-            reopened = StateTree.stored(disk.get, len(memory))
+            reopened = StateTree.stored(disk.get, rows.get, len(memory))
             assert reopened.root() == memory.root()
             assert all(reopened.get(k) == memory.get(k) for k in pool)
     assert dict(memory.node_items()) == disk or unstored
@@ -283,7 +293,8 @@ def test_the_top_levels_of_a_stored_tree_are_never_evicted() -> None:
         return disk.get(position)
 
     memory = StateTree()
-    stored = StateTree.stored(load, 0, cache_nodes=limit)
+    rows: dict[bytes, bytes] = {}
+    stored = StateTree.stored(load, rows.get, 0, cache_nodes=limit)
     nodes = stored._nodes
     assert isinstance(nodes, StoredNodes)
     for step in range(150):
@@ -292,7 +303,7 @@ def test_the_top_levels_of_a_stored_tree_are_never_evicted() -> None:
         staged = stored.stage(batch)
         stored.commit(staged)
         memory.apply(batch)
-        store_node_writes(disk, staged)
+        store_node_writes(disk, staged, rows)
         stored.settle()
         if step == 9:
             loads.clear()  # the first blocks wrote the top levels

@@ -123,14 +123,17 @@ def _path_nibbles(key_hash: bytes) -> bytes:
 # untracks lazily) measured 0.1-0.3 s per full collection at 1M keys, every few
 # blocks (ADR 0003). The map holds exactly the nodes of the canonical tree.
 #
-# Each record starts with its node's hash preimage, so storing it costs nothing extra:
+# Each record is its node's hash preimage, so storing it costs nothing extra:
 #
 # internal record = 0x11 || bitmap || present child hashes   hash = SHA-256(record)
-# leaf record     = 0x10 || key_hash || value_hash || value  hash = SHA-256(record[:65])
+# leaf record     = 0x10 || key_hash || value_hash           hash = SHA-256(record[:65])
+#
+# A leaf holds no value (ADR 0023): the tree reads values by key, from its own map in
+# memory or from the store's state rows. A store written before ADR 0023 may still hold
+# leaves with the value after the preimage: only record[:65] is ever read.
 
 _INTERNAL_TAG = INTERNAL_PREFIX[0]
 _LEAF_PREIMAGE_BYTES = 1 + 2 * HASH_BYTES
-_VALUE_OFFSET = _LEAF_PREIMAGE_BYTES
 
 _NodeMap: TypeAlias = "dict[bytes, bytes]"
 
@@ -191,13 +194,14 @@ def _leaf_change(key: bytes, value: bytes | None) -> _Change:
     if value is None:
         return path, b"", b""
     preimage = LEAF_PREFIX + key_hash + _sha256(value).digest()
-    return path, _sha256(preimage).digest(), preimage + value
+    return path, _sha256(preimage).digest(), preimage
 
 
 def _leaf_of_record(record: bytes) -> _Change:
-    """The existing leaf `record` as a change that rewrites it unchanged."""
-    path = _path_nibbles(record[1 : 1 + HASH_BYTES])
-    return path, _sha256(record[:_LEAF_PREIMAGE_BYTES]).digest(), record
+    """The existing leaf `record` as a change that rewrites it unchanged (a leaf
+    from before ADR 0023 loses the value it carried)."""
+    preimage = record[:_LEAF_PREIMAGE_BYTES]
+    return _path_nibbles(preimage[1 : 1 + HASH_BYTES]), _sha256(preimage).digest(), preimage
 
 
 def _non_empty(subtree: _Subtree) -> tuple[bytes, bytes]:
@@ -390,9 +394,10 @@ class StagedBatch:
     root: bytes
     size: int
     _writes: dict[bytes, bytes | None] = field(repr=False, compare=False)
-    changed_keys: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
-    """The state keys the batch puts or deletes: what a commit must drop from the
-    tree's read cache."""
+    changes: Mapping[bytes, bytes | None] = field(default_factory=dict, repr=False,
+                                                  compare=False)
+    """The values the batch puts (None: deletes), by key: what a commit gives the
+    tree's value map and drops from its read cache."""
 
     @property
     def node_writes(self) -> Mapping[bytes, bytes | None]:
@@ -511,7 +516,7 @@ def kept_levels(limit: int) -> int:
 class StateTree:
     """An authenticated map from bytes to bytes whose root goes into block headers."""
 
-    __slots__ = ("_nodes", "_reads", "_root", "_size")
+    __slots__ = ("_load_value", "_nodes", "_reads", "_root", "_size", "_values")
 
     def __init__(self) -> None:
         # In memory (a dict holding every node), or kept by the store (`stored`).
@@ -523,6 +528,12 @@ class StateTree:
         # changes, so a cached value is always the tree's (tests/test_state_tree.py
         # checks it against `read`, the walk). Like the tree, used from one thread.
         self._reads: dict[bytes, bytes | None] = {}
+        # Values by key, since leaves hold none (ADR 0023). A tree in memory keeps every
+        # value here. A tree the store keeps reads them from the store's state rows with
+        # `_load_value`, and keeps here only its commits' values (None: deleted) until
+        # `settle`: the same window in which its node writes are pinned.
+        self._values: dict[bytes, bytes | None] = {}
+        self._load_value: Callable[[bytes], bytes | None] | None = None
         self._root = EMPTY_ROOT
         self._size = 0
 
@@ -534,16 +545,20 @@ class StateTree:
         return tree
 
     @classmethod
-    def stored(cls, load: Callable[[bytes], bytes | None], size: int,
+    def stored(cls, load: Callable[[bytes], bytes | None],
+               load_value: Callable[[bytes], bytes | None], size: int,
                cache_nodes: int = NODE_CACHE_NODES) -> StateTree:
         """The tree whose nodes a store keeps, read by position with `load` (None: no
-        node there) through a cache of at most `cache_nodes` records; `size` is its
-        key count, which the store keeps with the nodes. The store writes each block's
-        `StagedBatch.node_writes` with the block, and the core calls `settle` at the
-        start of every step (see StoredNodes)."""
+        node there) through a cache of at most `cache_nodes` records; `load_value`
+        reads the value of a key from the store's state rows (None: absent), which
+        the store writes in the same transaction as the nodes; `size` is its key
+        count, which the store keeps with the nodes. The store writes each block's
+        `StagedBatch.node_writes` and `changes` with the block, and the core calls
+        `settle` at the start of every step (see StoredNodes)."""
         tree = cls()
         nodes = StoredNodes(load, cache_nodes)
         tree._nodes = nodes
+        tree._load_value = load_value
         top = nodes.get(b"")
         if top is not None:
             tree._root = (_sha256(top).digest() if top[0] == _INTERNAL_TAG
@@ -556,6 +571,7 @@ class StateTree:
         from the cache now (a no-op for a tree in memory)."""
         if isinstance(self._nodes, StoredNodes):
             self._nodes.settle()
+            self._values.clear()
 
     def node_items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (position, record) of a tree in memory: what a store writes to keep it."""
@@ -571,11 +587,13 @@ class StateTree:
         return self._size
 
     def get(self, key: bytes) -> bytes | None:
-        """The value stored under `key`, or None (through the read cache)."""
+        """The value stored under `key`, or None (through the read cache). Read by
+        key, without walking the tree: the value map and the store's state rows hold
+        exactly the tree's keys (`read` is the walk, the reference)."""
         reads = self._reads
         if key in reads:
             return reads[key]
-        value = self.read(key)
+        value = self._value(key)
         if len(reads) >= _READ_CACHE_MAX:
             reads.clear()  # a bound, not a policy: the hot keys come back at once
         reads[key] = value
@@ -588,7 +606,18 @@ class StateTree:
         record = self._leaf_on_path(_path_nibbles(key_hash))
         if record is None or record[1 : 1 + HASH_BYTES] != key_hash:
             return None
-        return record[_VALUE_OFFSET:]
+        value = self._value(key)
+        invariant(value is not None
+                  and _sha256(value).digest() == record[1 + HASH_BYTES : _LEAF_PREIMAGE_BYTES],
+                  f"the value of state key {key.hex()[:64]} is not its leaf's")
+        return value
+
+    def _value(self, key: bytes) -> bytes | None:
+        values = self._values
+        if key in values:
+            return values[key]
+        load = self._load_value
+        return None if load is None else load(key)
 
     def stage(self, changes: Mapping[bytes, bytes | None]) -> StagedBatch:
         """Compute a batch (None deletes) against the committed tree, changing nothing.
@@ -605,19 +634,28 @@ class StateTree:
         batch.writes[b""] = None if subtree is None else subtree[1]
         root = EMPTY_ROOT if subtree is None else subtree[0]
         return StagedBatch(self._root, root, self._size + batch.size_delta, batch.writes,
-                           tuple(changes))
+                           dict(changes))
 
     def commit(self, staged: StagedBatch) -> bytes:
         """Apply a batch staged against the current root; return the new root."""
         invariant(staged.base_root == self._root, "staged batch is for another root")
         reads = self._reads
-        for key in staged.changed_keys:
+        values = self._values
+        changes = staged.changes
+        for key in changes:
             reads.pop(key, None)
         if isinstance(self._nodes, StoredNodes):
             self._nodes.write(staged._writes)
+            values.update(changes)  # None too: deleted, though the store still has it
         elif self._nodes:
             _write_through(self._nodes, staged._writes)
+            for key, value in changes.items():
+                if value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = value
         else:
+            values.update((key, value) for key, value in changes.items() if value is not None)
             # A rebuild: the batch holds the whole tree and, on an empty base, removes
             # nothing but perhaps the root. Copying the dict in C is 10x a Python loop.
             adopted = dict(staged._writes)

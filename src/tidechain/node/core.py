@@ -854,7 +854,8 @@ class NodeCore:
         # The store now keeps the verified tree's nodes: read them from there, and let
         # the assembly's copy in memory go (ADR 0021).
         records = len(session.assembly.tree)
-        state = StateTree.stored(self.reader.state_node, self.reader.state_size(),
+        state = StateTree.stored(self.reader.state_node, self.reader.get,
+                                 self.reader.state_size(),
                                  self._state_cache_nodes)
         invariant(state.root() == target.state_root and len(state) == records,
                   "the state sync's tree is not what the store keeps")
@@ -1090,7 +1091,7 @@ def _load_chain(genesis: Genesis, store: StorageReader, registry: Registry,
     head = store.head()
     # Read through a bounded cache from the store, which keeps the tree's nodes: memory
     # does not grow with the state, and a start does not rehash it (ADR 0021).
-    state = StateTree.stored(store.state_node, store.state_size(), cache_nodes)
+    state = StateTree.stored(store.state_node, store.get, store.state_size(), cache_nodes)
     frontier = (merkle.CompactRange.from_nodes(head.header.log_size, store)
                 if head else merkle.CompactRange())
     # Chain's constructor checks the rebuilt roots against the stored header (or, before

@@ -38,11 +38,13 @@ from tidechain.storage.imports import (
     immediate,
 )
 
-SCHEMA_VERSION = 3
-"""3: `state_node_log` (ADR 0022). A store at 2 is upgraded when opened: the log table
-is created empty. Software that knows only 2 refuses a store at 3 by name instead of
-finding `state_nodes` behind its head."""
-_UPGRADABLE_SCHEMAS = (2,)
+SCHEMA_VERSION = 4
+"""3: `state_node_log` (ADR 0022). 4: leaf records in `state_nodes` hold no value (ADR
+0023). A store at 2 or 3 is upgraded when opened: the log table is created empty, and
+the leaves written before keep their values, which nothing reads any more. Software
+that knows only 3 refuses a store at 4 by name instead of reading an empty value from
+a leaf."""
+_UPGRADABLE_SCHEMAS = (2, 3)
 CHECKPOINT_INTERVAL_S = 0.5
 """How often the background thread folds the WAL into the database file when no block
 commits (each commit wakes it at once)."""
