@@ -84,6 +84,7 @@ def main() -> int:
             t = time.thread_time()
             chain.advance(prepared)
             cpu["advance"].append(time.thread_time() - t)
+            chain.state.settle()  # as the core does at its next step: the block is stored
         store.close()
     n = args.block_txs
     print(f"{args.blocks} blocks of {n} deposits, validator of {args.validators} "

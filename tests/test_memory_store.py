@@ -830,8 +830,50 @@ def test_leaves_written_with_their_values_before_adr_0023_still_read(tmp_path: P
         assert staged.root == memory.preview_root(changes)
         written = [r for r in staged.node_writes.values() if r is not None and r[0] == 0x10]
         assert len(written) >= 48 and all(len(r) == 65 for r in written)
+        moved = 0  # a delete that leaves a lone leaf moves it up: without its value too
+        for doomed in state:
+            staged = tree.stage({doomed: None})
+            rest = StateTree.from_items((k, v) for k, v in state.items() if k != doomed)
+            assert staged.root == rest.root()
+            written = [r for r in staged.node_writes.values() if r is not None and r[0] == 0x10]
+            assert all(len(r) == 65 for r in written)
+            moved += len(written)
+        assert moved > 0
     finally:
         store.close()
+
+
+def test_a_block_the_store_cannot_write_stops_the_node(tmp_path: Path) -> None:
+    """The core has advanced past a block when the shell writes it (ADR 0020), so a
+    failed write (here SQLite's "disk I/O error") is a broken invariant, which stops the
+    node on every path, not an error that only ends a peer's connection. Reopened, the
+    store holds what it held before the block."""
+    g = genesis()
+    store = Store(tmp_path / "chain.sqlite")
+    node = Node(g, store, Signer(g.validators[0].name, key(1000)))
+    now_ms = GENESIS_TIME_MS + 1000
+    node.step(Start(now_ms))
+    assert node.admit([tx(g, key(7), nonce=i) for i in range(5)], now_ms) == [None] * 5
+    node.wake()
+    now_ms = _run_alone(node, now_ms, 5)
+    height = node.chain.height
+
+    def failing(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.commit_block = failing  # type: ignore[method-assign]
+    assert node.admit([tx(g, key(7), nonce=100 + i) for i in range(5)], now_ms) == [None] * 5
+    node.wake()
+    with pytest.raises(InvariantViolation, match=f"block {height + 1} was committed but "
+                                                 "could not be written: OperationalError"):
+        _run_alone(node, now_ms, 10)
+    store.close()
+    reopened = Store(tmp_path / "chain.sqlite")
+    try:
+        head = reopened.head()
+        assert head is not None and head.header.height == height
+    finally:
+        reopened.close()
 
 
 def _commit_watching_the_wal(path: Path, *, wait_for_checkpoints: bool) -> tuple[list[int], int]:

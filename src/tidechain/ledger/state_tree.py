@@ -379,7 +379,8 @@ class _Batch:
         if only[0] == _INTERNAL_TAG:
             return _sha256(record).digest(), record
         self.writes[only_position] = None
-        return record[_CHILDREN_OFFSET:], only
+        # A leaf from before ADR 0023 moves up without the value it carried.
+        return record[_CHILDREN_OFFSET:], only[:_LEAF_PREIMAGE_BYTES]
 
 
 # --- the tree ----------------------------------------------------------------------

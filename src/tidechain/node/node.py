@@ -18,7 +18,7 @@ from typing import Any
 
 from tidechain.consensus import CommitCertificate, ConsensusParams, Event, Replica, ValidatorSet
 from tidechain.contracts import cert_expiry, default_registry
-from tidechain.core.errors import PeerError, Rejected, invariant
+from tidechain.core.errors import InvariantViolation, PeerError, Rejected, invariant
 from tidechain.core.note import Signer
 from tidechain.ledger.chain import Chain, PreparedBlock, genesis_state
 from tidechain.ledger.runtime import MissingContractVersion, Registry
@@ -131,7 +131,19 @@ class Node:
         if isinstance(effect, SaveSafety):
             store.save_safety(effect.state, effect.lock)
         elif isinstance(effect, CommitBlock):
-            store.commit_block(effect.prepared, effect.certificate, effect.checkpoint)
+            try:
+                store.commit_block(effect.prepared, effect.certificate, effect.checkpoint)
+            except InvariantViolation:
+                raise
+            except Exception as exc:
+                # The core has already advanced past this block (ADR 0020) and its
+                # tree reads the block's nodes and values from memory until the next
+                # step (ADR 0021, 0023): a node whose memory is ahead of its store must
+                # stop, and a restart resumes from what the store holds. On the peer
+                # path only an InvariantViolation stops the node (serve.py).
+                raise InvariantViolation(
+                    f"block {effect.prepared.header.height} was committed but could not "
+                    f"be written: {type(exc).__name__}: {exc}") from exc
         elif isinstance(effect, PrepareImports):
             store.prepare_imports()
         elif isinstance(effect, ImportBlocks):
