@@ -209,21 +209,15 @@ def test_the_read_cache_never_answers_a_value_a_commit_changed() -> None:
 
 
 def store_node_writes(disk: dict[bytes, bytes], staged: StagedBatch,
-                      rows: dict[bytes, bytes] | None = None) -> None:
+                      rows: dict[bytes, bytes]) -> None:
     """What the shell does with a committed batch: its node writes, into `disk`, and
     its values into the state `rows` (ADR 0023)."""
-    for position, record in staged.node_writes.items():
-        if record is None:
-            disk.pop(position, None)
-        else:
-            disk[position] = record
-    for key, value in staged.changes.items():
-        if rows is None:
-            continue
-        if value is None:
-            rows.pop(key, None)
-        else:
-            rows[key] = value
+    for target, writes in ((disk, staged.node_writes), (rows, staged.changes)):
+        for key, record in writes.items():
+            if record is None:
+                target.pop(key, None)
+            else:
+                target[key] = record
 
 
 def test_a_tree_the_store_keeps_matches_the_tree_in_memory() -> None:

@@ -238,7 +238,7 @@ class Chain:
             validators_hash=next_validators_hash(block_state, self.genesis),
         )
         return PreparedBlock(
-            header, tuple(txs), tuple(entries), tuple(results), dict(block_state.writes),
+            header, tuple(txs), tuple(entries), tuple(results), staged.changes,
             tuple(index_entries), tuple(nodes), staged, frontier, self.origin,
         )
 

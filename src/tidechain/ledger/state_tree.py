@@ -395,10 +395,11 @@ class StagedBatch:
     root: bytes
     size: int
     _writes: dict[bytes, bytes | None] = field(repr=False, compare=False)
-    changes: Mapping[bytes, bytes | None] = field(default_factory=dict, repr=False,
-                                                  compare=False)
-    """The values the batch puts (None: deletes), by key: what a commit gives the
-    tree's value map and drops from its read cache."""
+    changes: dict[bytes, bytes | None] = field(default_factory=dict, repr=False,
+                                               compare=False)
+    """The values the batch puts (None: deletes), by key, copied when staged: what a
+    commit gives the tree's value map and drops from its read cache, and what the store
+    writes as state rows (`PreparedBlock.writes`)."""
 
     @property
     def node_writes(self) -> Mapping[bytes, bytes | None]:
@@ -648,21 +649,18 @@ class StateTree:
         if isinstance(self._nodes, StoredNodes):
             self._nodes.write(staged._writes)
             values.update(changes)  # None too: deleted, though the store still has it
-        elif self._nodes:
-            _write_through(self._nodes, staged._writes)
-            for key, value in changes.items():
-                if value is None:
-                    values.pop(key, None)
-                else:
-                    values[key] = value
         else:
-            values.update((key, value) for key, value in changes.items() if value is not None)
-            # A rebuild: the batch holds the whole tree and, on an empty base, removes
-            # nothing but perhaps the root. Copying the dict in C is 10x a Python loop.
-            adopted = dict(staged._writes)
-            if adopted.get(b"", b"") is None:
-                del adopted[b""]
-            self._nodes = cast(_NodeMap, adopted)
+            _write_through(values, changes)  # a tree in memory holds exactly its values
+            if self._nodes:
+                _write_through(self._nodes, staged._writes)
+            else:
+                # A rebuild: the batch holds the whole tree and, on an empty base,
+                # removes nothing but perhaps the root. Copying the dict in C is 10x a
+                # Python loop.
+                adopted = dict(staged._writes)
+                if adopted.get(b"", b"") is None:
+                    del adopted[b""]
+                self._nodes = cast(_NodeMap, adopted)
         self._root = staged.root
         self._size = staged.size
         return self._root
@@ -727,12 +725,14 @@ class StateTree:
         return record
 
 
-def _write_through(nodes: _NodeMap, writes: dict[bytes, bytes | None]) -> None:
-    for position, record in writes.items():
+def _write_through(target: dict[bytes, bytes] | dict[bytes, bytes | None],
+                   writes: Mapping[bytes, bytes | None]) -> None:
+    """Put each record, or remove its key where the write is None."""
+    for key, record in writes.items():
         if record is None:
-            nodes.pop(position, None)
+            target.pop(key, None)
         else:
-            nodes[position] = record
+            target[key] = record
 
 
 def _checked(changes: Mapping[bytes, bytes | None]) -> Iterable[tuple[bytes, bytes | None]]:
