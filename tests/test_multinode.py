@@ -26,7 +26,7 @@ from tidechain.consensus import (
 from tidechain.consensus.messages import sign_proposal
 from tidechain.core import cbor
 from tidechain.core.checkpoint import verify_checkpoint
-from tidechain.core.errors import PeerError
+from tidechain.core.errors import InvariantViolation, PeerError
 from tidechain.core.limits import BLOCK_TIME_DELAY_MS, CLOCK_PRECISION_MS, SYNC_PROBE_MS
 from tidechain.core.note import Signer
 from tidechain.core.receipt import verify_receipt
@@ -302,3 +302,49 @@ def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
     assert answer == ProposalValidated(late, True, timely=False)
     relayed = sign_proposal(builder.signer.key, builder.signer.name, digest, 1, 2, block, 0)
     assert voter.core._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)
+
+
+def test_a_replayed_transaction_is_refused_and_a_pending_one_accepted_in_a_block(
+        g: Genesis, tmp_path: Path) -> None:
+    """A block's transactions pending in a validator's mempool are not looked up in its
+    store again (`NodeCore._committed_unless_pending`): a pending transaction is not
+    committed. One that is not pending still is looked up, so a replay is refused."""
+    cluster = Cluster(g, tmp_path)
+    replayed = tx(g, key(7), nonce=1)
+    cluster.submit([replayed])
+    cluster.run(2_000)
+    assert {n.chain.frontier.size for n in cluster.nodes} == {1}
+    builder, voter = cluster.nodes[1], cluster.nodes[3]
+    prepared = builder.chain.prepare([replayed], cluster.now_ms, builder.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, g.origin)
+    proposal = sign_proposal(builder.signer.key, builder.signer.name, voter.validators.digest,
+                             voter.chain.height + 1, 0, block, -1)
+    assert not voter.core._validate(proposal)
+    fresh = tx(g, key(7), nonce=2)
+    assert voter.admit([fresh], cluster.now_ms) == [None]  # pending on the voter alone
+    prepared = builder.chain.prepare([fresh], cluster.now_ms, builder.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, g.origin)
+    proposal = sign_proposal(builder.signer.key, builder.signer.name, voter.validators.digest,
+                             voter.chain.height + 1, 0, block, -1)
+    assert fresh.tx_id in voter.mempool and voter.core._validate(proposal)
+
+
+def test_a_committed_transaction_back_in_every_mempool_stops_the_nodes_not_the_chain(
+        g: Genesis, tmp_path: Path) -> None:
+    """The net under that shortcut: if the invariant broke and a committed transaction
+    were pending on every validator, the block would be built and validated, and its
+    write refused by the store's one entry per transaction id, which stops the node
+    (`Node._write`) rather than commit the transaction twice."""
+    cluster = Cluster(g, tmp_path)
+    replayed = tx(g, key(7), nonce=1)
+    cluster.submit([replayed])
+    cluster.run(2_000)
+    heads = {n.store.head().header.height for n in cluster.nodes}  # type: ignore[union-attr]
+    for node in cluster.nodes:
+        node.mempool.add(replayed)  # what admission and every commit keep from happening
+        node.wake()
+    with pytest.raises(InvariantViolation, match=r"UNIQUE constraint failed: entries\.tx_id"):
+        cluster.run(2_000)
+    for node in cluster.nodes:  # the stores hold the block before, and the entry once
+        assert {node.store.head().header.height} == heads  # type: ignore[union-attr]
+        assert node.store.entry_by_tx(replayed.tx_id)[0] == 0  # type: ignore[index]

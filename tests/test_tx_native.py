@@ -76,9 +76,14 @@ def agree(data: bytes) -> str:
         assert str(refused.value) == str(by_reference.value)
         return REFUSED
     tx = SignedTx.decode(data)
+    reference = SignedTx.decode_reference(data)
     assert typed(fields_of(tx)) == expected
-    assert tx == SignedTx.decode_reference(data) and tx.encoded == data
-    assert tx.tx_id == SignedTx.decode_reference(data).tx_id
+    assert tx == reference and tx.encoded == data
+    # Every attribute, as the dataclasses' constructors set them: `decode` builds both
+    # objects without their __init__.
+    assert vars(tx).keys() == vars(reference).keys()
+    assert vars(tx.body) == vars(reference.body)
+    assert (tx.tx_id, tx.encoded) == (reference.tx_id, reference.encoded)
     return ACCEPTED
 
 

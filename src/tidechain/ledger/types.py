@@ -239,8 +239,19 @@ class SignedTx:
             except ValueError:
                 pass  # refused: the reference below raises the typed rejection
             else:
-                body = TxBody(chain_id, sender, nonce, expires_ms, contract, method, args)
-                return cls(body_bytes, signature, body, sha256(body_bytes), data)
+                # Built without the dataclasses' __init__: a frozen one sets each field
+                # through object.__setattr__, which cost more than the compiled checks
+                # themselves (3.35 -> 2.42 us per decode, mb on 2026-12-07). The fields
+                # are exactly the constructor's; `__post_init__` has nothing to do, as
+                # `encoded` is given. tests/test_tx_native.py compares every field.
+                body = _new(TxBody)
+                vars(body).update(chain_id=chain_id, sender=sender, nonce=nonce,
+                                  expires_ms=expires_ms, contract=contract, method=method,
+                                  args=args)
+                tx = _new(cls)
+                vars(tx).update(body_bytes=body_bytes, signature=signature, body=body,
+                                tx_id=sha256(body_bytes), encoded=data)
+                return tx
         # The decoder is strict, so `data` is exactly the canonical encoding: keep it.
         return cls.from_cbor(cbor.decode(data), bytes(data))
 
@@ -258,6 +269,7 @@ def _check_tx_size(data: bytes) -> None:
 
 
 _decode_signed_tx = cbor.compiled("decode_signed_tx")
+_new = object.__new__
 _TX_LIMITS = (FORMAT_VERSION, HASH_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, MIN_NONCE_BYTES,
               MAX_NONCE_BYTES, MAX_IDENT_BYTES, MAX_TX_BYTES)
 """The bounds the compiled twin checks, passed to it so they live only here."""
