@@ -201,8 +201,11 @@ def test_streams_beyond_the_bound_are_503_with_retry_after(tmp_path: Path) -> No
 
 def test_the_sdk_follows_and_stops_at_the_head(node: RunningNode, sdk: Client) -> None:
     key = client_signer(node.net).key
-    head = commit(sdk, key)
-    assert [e["height"] for e in sdk.events(follow=False)] == [head]
+    # Three blocks of its own: it must not rely on the file's earlier tests having
+    # committed some (under `--dist load` a worker may run it first).
+    heads = [commit(sdk, key) for _ in range(3)]
+    head = heads[-1]
+    assert head >= 3 and [e["height"] for e in sdk.events(follow=False)] == [head]
     assert [e["height"] for e in sdk.events(from_height=head - 2, follow=False)] == [
         head - 2, head - 1, head]
     assert list(sdk.events(from_height=head + 1, follow=False)) == []
