@@ -203,8 +203,7 @@ def test_the_sdk_follows_and_stops_at_the_head(node: RunningNode, sdk: Client) -
     key = client_signer(node.net).key
     # Three blocks of its own: it must not rely on the file's earlier tests having
     # committed some (under `--dist load` a worker may run it first).
-    heads = [commit(sdk, key) for _ in range(3)]
-    head = heads[-1]
+    head = [commit(sdk, key) for _ in range(3)][-1]
     assert head >= 3 and [e["height"] for e in sdk.events(follow=False)] == [head]
     assert [e["height"] for e in sdk.events(from_height=head - 2, follow=False)] == [
         head - 2, head - 1, head]

@@ -16,6 +16,7 @@ from tidechain.client.files import trust_file_text
 from tidechain.consensus import (
     PREVOTE,
     Broadcast,
+    Proposal,
     ProposalValidated,
     SendTo,
     Start,
@@ -304,28 +305,36 @@ def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
     assert voter.core._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)
 
 
+def one_committed(g: Genesis, tmp_path: Path) -> tuple[Cluster, SignedTx]:
+    """Four validators that have committed one transaction, and that transaction."""
+    cluster = Cluster(g, tmp_path)
+    committed = tx(g, key(7), nonce=1)
+    cluster.submit([committed])
+    cluster.run(2_000)
+    assert {n.chain.frontier.size for n in cluster.nodes} == {1}
+    return cluster, committed
+
+
+def next_block_proposal(builder: Node, voter: Node, txs: list[SignedTx], time_ms: int) -> Proposal:
+    """`builder`'s round-0 proposal of `txs` as the block after the voter's head."""
+    prepared = builder.chain.prepare(txs, time_ms, builder.signer.name)
+    block = WireBlock(prepared.header, prepared.txs, builder.genesis.origin)
+    return sign_proposal(builder.signer.key, builder.signer.name, voter.validators.digest,
+                         voter.chain.height + 1, 0, block, -1)
+
+
 def test_a_replayed_transaction_is_refused_and_a_pending_one_accepted_in_a_block(
         g: Genesis, tmp_path: Path) -> None:
     """A block's transactions pending in a validator's mempool are not looked up in its
     store again (`NodeCore._committed_unless_pending`): a pending transaction is not
     committed. One that is not pending still is looked up, so a replay is refused."""
-    cluster = Cluster(g, tmp_path)
-    replayed = tx(g, key(7), nonce=1)
-    cluster.submit([replayed])
-    cluster.run(2_000)
-    assert {n.chain.frontier.size for n in cluster.nodes} == {1}
+    cluster, replayed = one_committed(g, tmp_path)
     builder, voter = cluster.nodes[1], cluster.nodes[3]
-    prepared = builder.chain.prepare([replayed], cluster.now_ms, builder.signer.name)
-    block = WireBlock(prepared.header, prepared.txs, g.origin)
-    proposal = sign_proposal(builder.signer.key, builder.signer.name, voter.validators.digest,
-                             voter.chain.height + 1, 0, block, -1)
-    assert not voter.core._validate(proposal)
+    assert not voter.core._validate(
+        next_block_proposal(builder, voter, [replayed], cluster.now_ms))
     fresh = tx(g, key(7), nonce=2)
     assert voter.admit([fresh], cluster.now_ms) == [None]  # pending on the voter alone
-    prepared = builder.chain.prepare([fresh], cluster.now_ms, builder.signer.name)
-    block = WireBlock(prepared.header, prepared.txs, g.origin)
-    proposal = sign_proposal(builder.signer.key, builder.signer.name, voter.validators.digest,
-                             voter.chain.height + 1, 0, block, -1)
+    proposal = next_block_proposal(builder, voter, [fresh], cluster.now_ms)
     assert fresh.tx_id in voter.mempool and voter.core._validate(proposal)
 
 
@@ -335,10 +344,7 @@ def test_a_committed_transaction_back_in_every_mempool_stops_the_nodes_not_the_c
     were pending on every validator, the block would be built and validated, and its
     write refused by the store's one entry per transaction id, which stops the node
     (`Node._write`) rather than commit the transaction twice."""
-    cluster = Cluster(g, tmp_path)
-    replayed = tx(g, key(7), nonce=1)
-    cluster.submit([replayed])
-    cluster.run(2_000)
+    cluster, replayed = one_committed(g, tmp_path)
     heads = {n.store.head().header.height for n in cluster.nodes}  # type: ignore[union-attr]
     for node in cluster.nodes:
         node.mempool.add(replayed)  # what admission and every commit keep from happening

@@ -81,9 +81,8 @@ def agree(data: bytes) -> str:
     assert tx == reference and tx.encoded == data
     # Every attribute, as the dataclasses' constructors set them: `decode` builds both
     # objects without their __init__.
-    assert vars(tx).keys() == vars(reference).keys()
+    assert vars(tx) | {"body": None} == vars(reference) | {"body": None}
     assert vars(tx.body) == vars(reference.body)
-    assert (tx.tx_id, tx.encoded) == (reference.tx_id, reference.encoded)
     return ACCEPTED
 
 

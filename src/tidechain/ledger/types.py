@@ -241,9 +241,10 @@ class SignedTx:
             else:
                 # Built without the dataclasses' __init__: a frozen one sets each field
                 # through object.__setattr__, which cost more than the compiled checks
-                # themselves (3.35 -> 2.42 us per decode, mb on 2026-12-07). The fields
-                # are exactly the constructor's; `__post_init__` has nothing to do, as
-                # `encoded` is given. tests/test_tx_native.py compares every field.
+                # themselves (3.35 -> 2.42 us per decode in a micro-benchmark, 2026-12-07).
+                # The attributes are exactly the constructors'; `__post_init__` has
+                # nothing to do, as `encoded` is given. tests/test_tx_native.py compares
+                # every attribute with the reference decoder's.
                 body = _new(TxBody)
                 vars(body).update(chain_id=chain_id, sender=sender, nonce=nonce,
                                   expires_ms=expires_ms, contract=contract, method=method,
