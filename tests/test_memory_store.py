@@ -44,6 +44,7 @@ from tidechain.ledger.statesync import ImportedBlock, IndexRules, LogFeed
 from tidechain.ledger.types import Genesis, SignedTx
 from tidechain.node.node import Node
 from tidechain.node.wire import StateChunk, encode_message
+from tidechain.storage.held_tx_ids import TxIdMark
 from tidechain.storage.imports import ImportFailed
 from tidechain.storage.memory import MemoryStore
 from tidechain.storage.protocol import NodeStorage
@@ -210,9 +211,11 @@ def observe(store: NodeStorage | Store | MemoryStore, counts: Counter[str]) -> l
 FLUSH_NODES = 6
 FLUSH_CHUNK = 2
 FLUSH_ROWS = 3
+TX_ID_FLUSH = 5
 """The Store's bounds on node writes held back from `state_nodes` (positions, log rows)
-and the chunk of a frozen batch it writes per block (ADR 0022): small, so that commits
-hold, freeze, write chunks and finish batches, and crashes replay the log."""
+and the chunk of a frozen batch it writes per block (ADR 0022), and on transaction ids
+held back from `tx_ids` (ADR 0024): small, so that commits hold, freeze, write chunks
+and finish batches, and crashes replay the log and hold ids again."""
 
 
 class Pair:
@@ -245,6 +248,9 @@ class Pair:
         self.sqlite.close()
         if self.logged_nodes():
             self.counts["node log replayed at open"] += 1
+        mark = self.tx_id_mark()
+        if mark.through < mark.end:
+            self.counts["tx ids held again mid-batch at open"] += 1
         self.sqlite = self._open_sqlite()
         assert self.logged_nodes() == 0
         self.memory = MemoryStore(self.memory.crash())
@@ -252,7 +258,13 @@ class Pair:
 
     def _open_sqlite(self) -> Store:
         return Store(self.path, state_flush_nodes=FLUSH_NODES, state_flush_chunk=FLUSH_CHUNK,
-                     state_flush_rows=FLUSH_ROWS)
+                     state_flush_rows=FLUSH_ROWS, tx_id_flush=TX_ID_FLUSH)
+
+    def tx_id_mark(self) -> TxIdMark:
+        """What `tx_ids` holds (ADR 0024), read past the Store."""
+        with contextlib.closing(sqlite3.connect(self.path)) as raw:
+            (value,), = raw.execute("SELECT value FROM meta WHERE key = 'tx_id_mark'")
+        return TxIdMark.decode(bytes(value))
 
     def logged_nodes(self) -> int:
         """Rows of the state tree's node log (ADR 0022), read past the Store."""
@@ -282,21 +294,28 @@ class Pair:
         # write may have made differ from the source's (ADR 0021).
         tree = StateTree.from_items(self.memory.iter_state())
         block = dataclasses.replace(block, staged_state=tree.stage(block.writes))
-        logged = self.logged_nodes()
+        logged, marked = self.logged_nodes(), self.tx_id_mark()
         for store in self.both():
             store.commit_block(block, *certificate(block))
         self.counts[f"commit {extra}"] += 1
+        mark = self.tx_id_mark()
+        if mark.through > marked.through:
+            self.counts["commit finished a tx id batch"] += 1
+        elif mark.last != marked.last:
+            self.counts["commit wrote part of a tx id batch"] += 1
         self.counts["commit finished a batch" if self.logged_nodes() <= logged
                     else "commit held its nodes"] += 1
 
     def recommit(self) -> None:
-        """The head block again: refused whole by both (Store lets SQLite's
-        IntegrityError out; MemoryStore raises InvariantViolation)."""
+        """The head block again: refused whole by both (Store refuses its held
+        transaction ids, ADR 0024, or lets SQLite's IntegrityError out for a block
+        without any; MemoryStore raises InvariantViolation)."""
         if self.height == 0:
             return
         block = source().blocks[self.height - 1]
+        error = InvariantViolation if block.txs else sqlite3.IntegrityError
         self.both_raise(lambda s: s.commit_block(block, *certificate(block)),
-                        sqlite3.IntegrityError, InvariantViolation)
+                        error, InvariantViolation)
         self.counts["recommit refused"] += 1
 
     def safety(self, data: bytes, lock: bytes | None) -> None:
@@ -366,6 +385,9 @@ EVERY_KIND = [("commit", "plain"), ("safety", b"s1", b"l1"), ("commit", "delete"
               ("sync", 1, "abandon", 1), ("commit", "put"), ("sync", 2, "crash", 3),
               ("sync", 1, "bad_count", 1), ("sync", 2, "dup_record", 2),
               ("sync", 2, "overlap", 1), ("crash",), ("commit", "plain")]
+MID_BATCH_CRASH = [("commit", "plain")] * 3 + [("crash",)] + [("commit", "plain")] * 3
+"""Blocks 1-3 hold 1, 2 and 4 transactions: block 3 freezes 7 ids and writes 6, so the
+crash reopens a store whose `tx_ids` holds part of a batch (ADR 0024)."""
 
 
 def apply(pair: Pair, op: tuple[Any, ...]) -> None:
@@ -388,6 +410,7 @@ def test_memory_store_answers_as_the_sqlite_store_does() -> None:
     @settings(max_examples=50)
     @given(st.lists(OPS, min_size=1, max_size=7))
     @example(EVERY_KIND)
+    @example(MID_BATCH_CRASH)
     def run(ops: list[tuple[Any, ...]]) -> None:
         with tempfile.TemporaryDirectory() as root:
             pair = Pair(Path(root), counts)
@@ -405,7 +428,8 @@ def test_memory_store_answers_as_the_sqlite_store_does() -> None:
                  "safety", "safety with lock", "sync finish", "sync abandon", "sync crash",
                  "sync bad_count", "sync dup_record", "sync overlap", "crashes",
                  "commit held its nodes", "commit finished a batch",
-                 "node log replayed at open",
+                 "node log replayed at open", "commit finished a tx id batch",
+                 "commit wrote part of a tx id batch", "tx ids held again mid-batch at open",
                  "comparisons", "read ok", "read NotFound", "read InvariantViolation"):
         assert counts[kind] > 0, kind
 
@@ -726,14 +750,17 @@ def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
         store.close()
 
 
-@pytest.mark.parametrize(("flush_nodes", "chunk"), [(1_000_000, 8_000), (9, 2)])
+@pytest.mark.parametrize(("flush_nodes", "chunk", "tx_id_flush"),
+                         [(1_000_000, 8_000, 1_000_000), (9, 2, 7)])
 def test_a_killed_store_writes_its_logged_node_writes_when_opened(
-        tmp_path: Path, flush_nodes: int, chunk: int) -> None:
+        tmp_path: Path, flush_nodes: int, chunk: int, tx_id_flush: int) -> None:
     """ADR 0022: a child process commits blocks, logging their state tree node writes
     (a bound it never reaches, or one it crosses now and then, with batches written two
     positions per block), and is killed (SIGKILL). The reopened store writes the log
     into `state_nodes`, and its tree is the tree of its state, at the killed store's
-    head."""
+    head. ADR 0024 likewise: the transaction ids it held (all of them, or those past a
+    batch it was writing two ids per block) are held again, and every transaction is
+    found."""
     path = tmp_path / "chain.sqlite"
     blocks = 12
     script = textwrap.dedent(f"""
@@ -744,7 +771,7 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         from tidechain.storage.store import Store
         src = source()
         store = Store(Path({str(path)!r}), state_flush_nodes={flush_nodes},
-                      state_flush_chunk={chunk})
+                      state_flush_chunk={chunk}, tx_id_flush={tx_id_flush})
         store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
         for block in src.blocks[:{blocks}]:
             store.commit_block(block, *certificate(block))
@@ -756,6 +783,15 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
     with contextlib.closing(sqlite3.connect(path)) as raw:
         (logged,), = raw.execute("SELECT count(*) FROM state_node_log")
     assert 0 < logged < blocks if flush_nodes < 1000 else logged == blocks
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        (value,), = raw.execute("SELECT value FROM meta WHERE key = 'tx_id_mark'")
+        (written,), = raw.execute("SELECT count(*) FROM tx_ids")
+    mark = TxIdMark.decode(bytes(value))
+    txs = [(t.tx_id, b.first_log_index + i)
+           for b in source().blocks[:blocks] for i, t in enumerate(b.txs)]
+    # Killed while writing a batch: the table holds part of it.
+    assert mark.through < mark.end and 0 < written < len(txs) if tx_id_flush < 1000 \
+        else written == 0
     store = Store(path)
     try:
         with contextlib.closing(sqlite3.connect(path)) as raw:
@@ -768,27 +804,60 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         assert len(reopened) == len(expected)
         for position, record in expected.node_items():  # every node, not just the root
             assert store.state_node(position) == record
+        for tx_id, index in txs:
+            assert store.entry_by_tx(tx_id)[0] == index  # type: ignore[index]
+        assert store.committed([t for t, _ in txs] + [bytes(32)]) == {t for t, _ in txs}
     finally:
         store.close()
 
 
 def test_older_schemas_are_upgraded_and_a_later_schema_refused(tmp_path: Path) -> None:
-    """Schema 3 added `state_node_log` (ADR 0022), 4 leaves without values (ADR 0023): a
-    store at 2 or 3 opens and is marked 4; a store at a schema this software does not
-    know is refused by name."""
+    """Schema 3 added `state_node_log` (ADR 0022), 4 leaves without values (ADR 0023), 5
+    `tx_ids` (ADR 0024): a store at 2 to 4 opens and is marked 5; a store at a schema
+    this software does not know is refused by name."""
     path = tmp_path / "chain.sqlite"
     Store(path).close()
-    for older, opens in ((2, True), (3, True), (5, False)):
+    for older, opens in ((2, True), (3, True), (4, True), (6, False)):
         with contextlib.closing(sqlite3.connect(path)) as raw, raw:
             raw.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (cbor.encode(older),))
         if opens:
             Store(path).close()
             with contextlib.closing(sqlite3.connect(path)) as raw:
                 (value,), = raw.execute("SELECT value FROM meta WHERE key = 'schema'")
-            assert cbor.decode(bytes(value)) == 4
+            assert cbor.decode(bytes(value)) == 5
         else:
-            with pytest.raises(InvariantViolation, match="schema 5 unsupported"):
+            with pytest.raises(InvariantViolation, match="schema 6 unsupported"):
                 Store(path)
+
+
+def test_a_store_before_tx_ids_fills_them_from_its_entries_when_opened(tmp_path: Path) -> None:
+    """ADR 0024: a store at schema 4 has no `tx_ids` and no mark. Opened, it fills
+    `tx_ids` from `entries` in one transaction, holds nothing, and finds every
+    transaction."""
+    path = tmp_path / "chain.sqlite"
+    src = source()
+    store = Store(path)
+    store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
+    for block in src.blocks:
+        store.commit_block(block, *certificate(block))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("DROP TABLE tx_ids")
+        raw.execute("DELETE FROM meta WHERE key = 'tx_id_mark'")
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (cbor.encode(4),))
+    txs = {t.tx_id: b.first_log_index + i for b in src.blocks for i, t in enumerate(b.txs)}
+    size = src.frontiers[-1].size
+    assert len(txs) == size > 10
+    store = Store(path)
+    try:
+        for tx_id, index in txs.items():
+            assert store.entry_by_tx(tx_id)[0] == index  # type: ignore[index]
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            assert dict(raw.execute("SELECT tx_id, log_index FROM tx_ids")) == txs
+            (value,), = raw.execute("SELECT value FROM meta WHERE key = 'tx_id_mark'")
+        assert TxIdMark.decode(bytes(value)) == TxIdMark(size, size)
+    finally:
+        store.close()
 
 
 def test_leaves_written_with_their_values_before_adr_0023_still_read(tmp_path: Path) -> None:

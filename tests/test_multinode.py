@@ -48,10 +48,12 @@ TICK_MS = 10
 
 
 class Cluster:
-    def __init__(self, g: Genesis, root: Path, down: frozenset[int] = frozenset()) -> None:
+    def __init__(self, g: Genesis, root: Path, down: frozenset[int] = frozenset(),
+                 **store_options: int) -> None:
         self.genesis = g
         self.nodes = [
-            Node(g, Store(root / f"node{i}.sqlite"), Signer(v.name, key(1000 + i)))
+            Node(g, Store(root / f"node{i}.sqlite", **store_options),
+                 Signer(v.name, key(1000 + i)))
             for i, v in enumerate(g.validators)
         ]
         self.down = down
@@ -305,9 +307,10 @@ def test_a_late_new_proposal_is_refused_as_untimely_but_its_block_stays_valid(
     assert voter.core._execute(ValidateProposal(relayed)) == ProposalValidated(relayed, True)
 
 
-def one_committed(g: Genesis, tmp_path: Path) -> tuple[Cluster, SignedTx]:
+def one_committed(g: Genesis, tmp_path: Path, **store_options: int
+                  ) -> tuple[Cluster, SignedTx]:
     """Four validators that have committed one transaction, and that transaction."""
-    cluster = Cluster(g, tmp_path)
+    cluster = Cluster(g, tmp_path, **store_options)
     committed = tx(g, key(7), nonce=1)
     cluster.submit([committed])
     cluster.run(2_000)
@@ -338,18 +341,22 @@ def test_a_replayed_transaction_is_refused_and_a_pending_one_accepted_in_a_block
     assert fresh.tx_id in voter.mempool and voter.core._validate(proposal)
 
 
+@pytest.mark.parametrize(("tx_id_flush", "refusal"), [
+    (100_000, r"is committed already \(held"),  # the store holds the id in memory
+    (1, r"UNIQUE constraint failed: tx_ids\.tx_id"),  # it wrote the id into tx_ids
+])
 def test_a_committed_transaction_back_in_every_mempool_stops_the_nodes_not_the_chain(
-        g: Genesis, tmp_path: Path) -> None:
+        g: Genesis, tmp_path: Path, tx_id_flush: int, refusal: str) -> None:
     """The net under that shortcut: if the invariant broke and a committed transaction
     were pending on every validator, the block would be built and validated, and its
-    write refused by the store's one entry per transaction id, which stops the node
-    (`Node._write`) rather than commit the transaction twice."""
-    cluster, replayed = one_committed(g, tmp_path)
+    write refused by the store's one entry per transaction id (ADR 0024), which stops
+    the node (`Node._write`) rather than commit the transaction twice."""
+    cluster, replayed = one_committed(g, tmp_path, tx_id_flush=tx_id_flush)
     heads = {n.store.head().header.height for n in cluster.nodes}  # type: ignore[union-attr]
     for node in cluster.nodes:
         node.mempool.add(replayed)  # what admission and every commit keep from happening
         node.wake()
-    with pytest.raises(InvariantViolation, match=r"UNIQUE constraint failed: entries\.tx_id"):
+    with pytest.raises(InvariantViolation, match=refusal):
         cluster.run(2_000)
     for node in cluster.nodes:  # the stores hold the block before, and the entry once
         assert {node.store.head().header.height} == heads  # type: ignore[union-attr]

@@ -28,6 +28,7 @@ from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
 from tidechain.storage.held_nodes import HeldNodeWrites
+from tidechain.storage.held_tx_ids import HeldTxIds, TxIdMark
 from tidechain.storage.imports import (
     BUSY_TIMEOUT_MS,
     CACHE_KIB,
@@ -38,13 +39,16 @@ from tidechain.storage.imports import (
     immediate,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """3: `state_node_log` (ADR 0022). 4: leaf records in `state_nodes` hold no value (ADR
-0023). A store at 2 or 3 is upgraded when opened: the log table is created empty, and
-the leaves written before keep their values, which nothing reads any more. Software
-that knows only 3 refuses a store at 4 by name instead of reading an empty value from
-a leaf."""
-_UPGRADABLE_SCHEMAS = (2, 3)
+0023). 5: committed transaction ids are looked up in `tx_ids`, written in sorted
+batches (ADR 0024). A store at 2 to 4 is upgraded when opened: the log table is
+created empty, the leaves written before keep their values, which nothing reads any
+more, and `tx_ids` is filled from `entries` (whose old UNIQUE index on `tx_id` stays,
+since SQLite cannot drop it without copying the table). Software that knows only 4
+refuses a store at 5 by name instead of missing the transactions held out of its
+`entries` index."""
+_UPGRADABLE_SCHEMAS = (2, 3, 4)
 CHECKPOINT_INTERVAL_S = 0.5
 """How often the background thread folds the WAL into the database file when no block
 commits (each commit wakes it at once)."""
@@ -63,6 +67,8 @@ CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY CHECK (id = 1), data BLO
 CREATE TABLE IF NOT EXISTS state_nodes (position BLOB PRIMARY KEY, record BLOB NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state_node_log (height INTEGER PRIMARY KEY, writes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tx_ids (tx_id BLOB PRIMARY KEY, log_index INTEGER NOT NULL)
+    WITHOUT ROWID;
 """
 STATE_FLUSH_NODES = 200_000
 """Node writes a store holds back from `state_nodes` (ADR 0022) before it freezes them
@@ -78,6 +84,13 @@ STATE_FLUSH_CHUNK = 2_000
 """Positions of a frozen batch written per block at least, in position order; a block
 writes 1.5 times its own node writes if that is more (`HeldNodeWrites._chunk_for`).
 A batch is written over many blocks, not in one long commit."""
+TX_ID_FLUSH = 100_000
+"""Committed transaction ids the store holds back from `tx_ids` (ADR 0024) before it
+freezes them into a batch that later blocks write in id order, at least
+STATE_FLUSH_CHUNK per block: about 20 MiB held per batch, at most two batches."""
+_TX_ID_MARK = "tx_id_mark"
+"""Meta key: what `tx_ids` holds (`TxIdMark`), written with every block. Its absence
+means `tx_ids` is not yet built from `entries` (a store before schema 5)."""
 _NODE_LOG_CHUNK_PAIRS = 2048
 """(position, record) pairs per CBOR array of a log row, under MAX_CBOR_ITEMS."""
 _STATE_SIZE = "state_size"
@@ -95,7 +108,7 @@ _CHAIN_TABLES = {
 )""",
     "entries": """(
     log_index INTEGER PRIMARY KEY,
-    tx_id BLOB NOT NULL UNIQUE,
+    tx_id BLOB NOT NULL,
     height INTEGER NOT NULL,
     entry BLOB NOT NULL
 )""",
@@ -169,11 +182,14 @@ class StoredBlock:
 class Store:
     def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES,
                  state_flush_chunk: int = STATE_FLUSH_CHUNK,
-                 state_flush_rows: int = STATE_FLUSH_ROWS) -> None:
+                 state_flush_rows: int = STATE_FLUSH_ROWS,
+                 tx_id_flush: int = TX_ID_FLUSH) -> None:
         self.path = path
         # Node writes of committed blocks that are logged and not yet in state_nodes
         # (ADR 0022).
         self._held = HeldNodeWrites(state_flush_nodes, state_flush_chunk, state_flush_rows)
+        # Ids of committed transactions not yet in tx_ids (ADR 0024).
+        self._held_tx_ids = HeldTxIds(tx_id_flush, state_flush_chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
@@ -217,6 +233,7 @@ class Store:
         self._import_failure: ImportFailed | None = None
         self._state_rows: list[tuple[bytes, bytes]] = []  # for the importer, batched
         self.abandon_state_sync()  # a crash mid-sync: start it over (ADR 0009)
+        self._restore_tx_ids()
 
     def close(self) -> None:
         if self._importer is not None:
@@ -297,6 +314,9 @@ class Store:
         invariant(failure is None, f"WAL checkpoints failed: {failure}")
         header = prepared.header
         first = prepared.first_log_index
+        tx_ids = [tx.tx_id for tx in prepared.txs]
+        self._refuse_held_replays(tx_ids)
+        tx_step = self._held_tx_ids.plan(tx_ids, first)
         db = self._db
         with immediate(db):
             db.execute(
@@ -326,12 +346,51 @@ class Store:
                 db.execute("DELETE FROM state_node_log WHERE height <= ?", (step.log_through,))
             db.execute("UPDATE meta SET value = ? WHERE key = ?",
                        (cbor.encode(staged.size), _STATE_SIZE))
+            # A plain INSERT: an id already in tx_ids is a replay that got this far.
+            db.executemany("INSERT INTO tx_ids VALUES (?, ?)", tx_step.rows)
+            if tx_step.mark != self._held_tx_ids.mark:
+                db.execute("UPDATE meta SET value = ? WHERE key = ?",
+                           (tx_step.mark.encode(), _TX_ID_MARK))
         # Only now that the transaction committed: a failed one left the rows as they were.
         self._held.applied(step, header.height, node_writes)
+        self._held_tx_ids.applied(tx_step, tx_ids, first)
         self._bound_wal()
         # After the bound: a background checkpoint woken first would hold the lock the
         # TRUNCATE needs, and the WAL past its limit would wait for the next block.
         self._checkpointer.nudge()
+
+    def _refuse_held_replays(self, tx_ids: Sequence[bytes]) -> None:
+        """The store's own net under the node's replay check, before anything is
+        written: no id twice in a block, none already held. An id already in `tx_ids`
+        fails the block's INSERT there, or, while its batch is still held, the INSERT
+        that writes the batch (ADR 0024)."""
+        held = self._held_tx_ids
+        for tx_id in tx_ids:
+            if held.lookup(tx_id) is not None:
+                raise InvariantViolation(
+                    f"transaction {tx_id.hex()} is committed already (held, ADR 0024)")
+        if len(set(tx_ids)) != len(tx_ids):
+            raise InvariantViolation("a block holds a transaction twice")
+
+    def _restore_tx_ids(self) -> None:
+        """Hold again the ids of the entries `tx_ids` does not hold; on a store before
+        schema 5, fill `tx_ids` from `entries` first, in one transaction."""
+        db = self._db
+        raw = self._meta(_TX_ID_MARK)
+        if raw is None:
+            (size,), = db.execute("SELECT coalesce(max(log_index) + 1, 0) FROM entries")
+            with immediate(db):
+                # Sorted, so the rows are appended: a fill, not scattered inserts.
+                db.execute("INSERT INTO tx_ids SELECT tx_id, log_index FROM entries "
+                           "ORDER BY tx_id")
+                db.execute("INSERT INTO meta VALUES (?, ?)",
+                           (_TX_ID_MARK, TxIdMark(size, size).encode()))
+            raw = self._meta(_TX_ID_MARK)
+            assert raw is not None
+        mark = TxIdMark.decode(raw)
+        rows = db.execute("SELECT tx_id, log_index FROM entries WHERE log_index >= ? "
+                          "ORDER BY log_index", (mark.through,))
+        self._held_tx_ids.restore(mark, ((bytes(i), int(n)) for i, n in rows))
 
     def _flush_node_log(self) -> None:
         """Write every logged node write into `state_nodes` and empty the log, in one
@@ -397,19 +456,26 @@ class Store:
 
     def entry_by_tx(self, tx_id: bytes) -> tuple[int, int, bytes] | None:
         """(log index, height, entry bytes) of a committed transaction."""
-        row = self._db.execute(
-            "SELECT log_index, height, entry FROM entries WHERE tx_id = ?", (tx_id,)
-        ).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+        log_index = self._held_tx_ids.lookup(tx_id)
+        if log_index is None:
+            row = self._db.execute("SELECT log_index FROM tx_ids WHERE tx_id = ?",
+                                   (tx_id,)).fetchone()
+            if row is None:
+                return None
+            log_index = int(row[0])
+        height, entry = self.entry(log_index)
+        return log_index, height, entry
 
     def committed(self, tx_ids: Sequence[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
+        held = self._held_tx_ids
+        found = {tx_id for tx_id in tx_ids if held.lookup(tx_id) is not None}
+        rest = [tx_id for tx_id in tx_ids if tx_id not in found]
         # Chunks stay under SQLite's bound on host parameters.
-        for start in range(0, len(tx_ids), 500):
-            chunk = tx_ids[start:start + 500]
+        for start in range(0, len(rest), 500):
+            chunk = rest[start:start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT tx_id FROM entries WHERE tx_id IN ({marks})", list(chunk)
+                f"SELECT tx_id FROM tx_ids WHERE tx_id IN ({marks})", chunk
             ).fetchall()
             found.update(bytes(r[0]) for r in rows)
         return found
@@ -586,6 +652,11 @@ class Store:
             # old chain or the new one, whole. One decision for the four tables, by the
             # log sizes, which they follow.
             (have,), = db.execute("SELECT coalesce(max(log_index) + 1, 0) FROM entries")
+            # Every id into tx_ids, the held ones and the imported: an open holds only
+            # the entries past the mark, which moves to the new log size.
+            db.executemany("INSERT INTO tx_ids VALUES (?, ?)", self._held_tx_ids.drain())
+            db.execute("INSERT INTO tx_ids SELECT tx_id, log_index FROM sync_entries "
+                       "ORDER BY tx_id")
             for table in _STAGED_BESIDE:
                 if have < entries:
                     db.execute(f"INSERT INTO sync_{table} SELECT * FROM {table}")
@@ -596,8 +667,12 @@ class Store:
             self._take_staged("state")  # the staged records are the whole state
             self._replace_state_tree(StateTree.from_items(self.iter_state())
                                      if tree is None else tree)
+            (size,), = db.execute("SELECT coalesce(max(log_index) + 1, 0) FROM entries")
+            db.execute("UPDATE meta SET value = ? WHERE key = ?",
+                       (TxIdMark(size, size).encode(), _TX_ID_MARK))
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
         self._held.clear()  # the old tree's writes: replaced, log and all
+        self._held_tx_ids.applied_all(size)
 
     def _take_staged(self, table: str) -> None:
         """Make `sync_<table>` the table `table` (inside the caller's transaction),
