@@ -212,10 +212,12 @@ FLUSH_NODES = 6
 FLUSH_CHUNK = 2
 FLUSH_ROWS = 3
 TX_ID_FLUSH = 5
+INDEX_FLUSH = 4
 """The Store's bounds on node writes held back from `state_nodes` (positions, log rows)
-and the chunk of a frozen batch it writes per block (ADR 0022), and on transaction ids
-held back from `tx_ids` (ADR 0024): small, so that commits hold, freeze, write chunks
-and finish batches, and crashes replay the log and hold ids again."""
+and the chunk of a frozen batch it writes per block (ADR 0022), on transaction ids held
+back from `tx_ids` (ADR 0024) and on index rows held back from `indexes` (ADR 0025):
+small, so that commits hold, freeze, write chunks and finish batches, and crashes
+replay the logs and hold ids again."""
 
 
 class Pair:
@@ -251,6 +253,8 @@ class Pair:
         mark = self.tx_id_mark()
         if mark.through < mark.end:
             self.counts["tx ids held again mid-batch at open"] += 1
+        if self.logged_index_rows():
+            self.counts["index log written at open"] += 1
         self.sqlite = self._open_sqlite()
         assert self.logged_nodes() == 0
         self.memory = MemoryStore(self.memory.crash())
@@ -258,7 +262,14 @@ class Pair:
 
     def _open_sqlite(self) -> Store:
         return Store(self.path, state_flush_nodes=FLUSH_NODES, state_flush_chunk=FLUSH_CHUNK,
-                     state_flush_rows=FLUSH_ROWS, tx_id_flush=TX_ID_FLUSH)
+                     state_flush_rows=FLUSH_ROWS, tx_id_flush=TX_ID_FLUSH,
+                     index_flush=INDEX_FLUSH)
+
+    def logged_index_rows(self) -> int:
+        """Rows of the index log (ADR 0025), read past the Store."""
+        with contextlib.closing(sqlite3.connect(self.path)) as raw:
+            (rows,), = raw.execute("SELECT count(*) FROM index_log")
+        return int(rows)
 
     def tx_id_mark(self) -> TxIdMark:
         """What `tx_ids` holds (ADR 0024), read past the Store."""
@@ -295,9 +306,12 @@ class Pair:
         tree = StateTree.from_items(self.memory.iter_state())
         block = dataclasses.replace(block, staged_state=tree.stage(block.writes))
         logged, marked = self.logged_nodes(), self.tx_id_mark()
+        indexes_logged = self.logged_index_rows() + (1 if block.index_entries else 0)
         for store in self.both():
             store.commit_block(block, *certificate(block))
         self.counts[f"commit {extra}"] += 1
+        if self.logged_index_rows() < indexes_logged:
+            self.counts["commit finished an index batch"] += 1
         mark = self.tx_id_mark()
         if mark.through > marked.through:
             self.counts["commit finished a tx id batch"] += 1
@@ -385,9 +399,10 @@ EVERY_KIND = [("commit", "plain"), ("safety", b"s1", b"l1"), ("commit", "delete"
               ("sync", 1, "abandon", 1), ("commit", "put"), ("sync", 2, "crash", 3),
               ("sync", 1, "bad_count", 1), ("sync", 2, "dup_record", 2),
               ("sync", 2, "overlap", 1), ("crash",), ("commit", "plain")]
-MID_BATCH_CRASH = [("commit", "plain")] * 3 + [("crash",)] + [("commit", "plain")] * 3
+MID_BATCH_CRASH = [("commit", "plain")] * 3 + [("crash",)] + [("commit", "plain")] * 9
 """Blocks 1-3 hold 1, 2 and 4 transactions: block 3 freezes 7 ids and writes 6, so the
-crash reopens a store whose `tx_ids` holds part of a batch (ADR 0024)."""
+crash reopens a store whose `tx_ids` holds part of a batch (ADR 0024); the other nine
+blocks freeze and finish batches of index rows (ADR 0025)."""
 
 
 def apply(pair: Pair, op: tuple[Any, ...]) -> None:
@@ -430,6 +445,7 @@ def test_memory_store_answers_as_the_sqlite_store_does() -> None:
                  "commit held its nodes", "commit finished a batch",
                  "node log replayed at open", "commit finished a tx id batch",
                  "commit wrote part of a tx id batch", "tx ids held again mid-batch at open",
+                 "commit finished an index batch", "index log written at open",
                  "comparisons", "read ok", "read NotFound", "read InvariantViolation"):
         assert counts[kind] > 0, kind
 
@@ -754,13 +770,15 @@ def test_a_store_from_before_adr_0021_builds_its_state_tree_nodes_when_opened(
                          [(1_000_000, 8_000, 1_000_000), (9, 2, 7)])
 def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         tmp_path: Path, flush_nodes: int, chunk: int, tx_id_flush: int) -> None:
+    # Index rows (ADR 0025) are held with the same bound as transaction ids.
     """ADR 0022: a child process commits blocks, logging their state tree node writes
     (a bound it never reaches, or one it crosses now and then, with batches written two
     positions per block), and is killed (SIGKILL). The reopened store writes the log
     into `state_nodes`, and its tree is the tree of its state, at the killed store's
     head. ADR 0024 likewise: the transaction ids it held (all of them, or those past a
     batch it was writing two ids per block) are held again, and every transaction is
-    found."""
+    found. ADR 0025: its logged index rows are written when opened, and every key's
+    rows read back."""
     path = tmp_path / "chain.sqlite"
     blocks = 12
     script = textwrap.dedent(f"""
@@ -771,7 +789,8 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         from tidechain.storage.store import Store
         src = source()
         store = Store(Path({str(path)!r}), state_flush_nodes={flush_nodes},
-                      state_flush_chunk={chunk}, tx_id_flush={tx_id_flush})
+                      state_flush_chunk={chunk}, tx_id_flush={tx_id_flush},
+                      index_flush={tx_id_flush})
         store.init_genesis(src.genesis, genesis_state(src.genesis, default_registry()))
         for block in src.blocks[:{blocks}]:
             store.commit_block(block, *certificate(block))
@@ -786,12 +805,14 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
     with contextlib.closing(sqlite3.connect(path)) as raw:
         (value,), = raw.execute("SELECT value FROM meta WHERE key = 'tx_id_mark'")
         (written,), = raw.execute("SELECT count(*) FROM tx_ids")
+        (index_logged,), = raw.execute("SELECT count(*) FROM index_log")
     mark = TxIdMark.decode(bytes(value))
     txs = [(t.tx_id, b.first_log_index + i)
            for b in source().blocks[:blocks] for i, t in enumerate(b.txs)]
     # Killed while writing a batch: the table holds part of it.
     assert mark.through < mark.end and 0 < written < len(txs) if tx_id_flush < 1000 \
         else written == 0
+    assert index_logged > 0
     store = Store(path)
     try:
         with contextlib.closing(sqlite3.connect(path)) as raw:
@@ -807,6 +828,15 @@ def test_a_killed_store_writes_its_logged_node_writes_when_opened(
         for tx_id, index in txs:
             assert store.entry_by_tx(tx_id)[0] == index  # type: ignore[index]
         assert store.committed([t for t, _ in txs] + [bytes(32)]) == {t for t, _ in txs}
+        filed: dict[tuple[str, bytes], list[int]] = {}
+        for block in source().blocks[:blocks]:
+            for name, index_key, log_index in block.index_entries:
+                filed.setdefault((name, index_key), []).append(log_index)
+        for (name, index_key), indexes in filed.items():
+            assert store.index_lookup(name, index_key, -1) == indexes
+            assert store.index_page(name, index_key, None, -1) == indexes[::-1]
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            assert raw.execute("SELECT count(*) FROM index_log").fetchone() == (0,)
     finally:
         store.close()
 

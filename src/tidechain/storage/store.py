@@ -27,6 +27,7 @@ from tidechain.ledger.chain import PreparedBlock
 from tidechain.ledger.state_tree import StateTree
 from tidechain.ledger.statesync import ImportedBlock
 from tidechain.ledger.types import BlockHeader, Genesis
+from tidechain.storage.held_index_rows import HeldIndexRows, IndexRow
 from tidechain.storage.held_nodes import HeldNodeWrites
 from tidechain.storage.held_tx_ids import HeldTxIds, TxIdMark
 from tidechain.storage.imports import (
@@ -42,12 +43,13 @@ from tidechain.storage.imports import (
 SCHEMA_VERSION = 5
 """3: `state_node_log` (ADR 0022). 4: leaf records in `state_nodes` hold no value (ADR
 0023). 5: committed transaction ids are looked up in `tx_ids`, written in sorted
-batches (ADR 0024). A store at 2 to 4 is upgraded when opened: the log table is
-created empty, the leaves written before keep their values, which nothing reads any
-more, and `tx_ids` is filled from `entries` (whose old UNIQUE index on `tx_id` stays,
-since SQLite cannot drop it without copying the table). Software that knows only 4
-refuses a store at 5 by name instead of missing the transactions held out of its
-`entries` index."""
+batches (ADR 0024), and index rows are logged in `index_log` and written into
+`indexes` in batches (ADR 0025). A store at 2 to 4 is upgraded when opened: the log
+tables are created empty, the leaves written before keep their values, which nothing
+reads any more, and `tx_ids` is filled from `entries` (whose old UNIQUE index on
+`tx_id` stays, since SQLite cannot drop it without copying the table). Software that
+knows only 4 refuses a store at 5 by name instead of missing the transactions and
+index rows held out of its tables."""
 _UPGRADABLE_SCHEMAS = (2, 3, 4)
 CHECKPOINT_INTERVAL_S = 0.5
 """How often the background thread folds the WAL into the database file when no block
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS state_nodes (position BLOB PRIMARY KEY, record BLOB N
 CREATE TABLE IF NOT EXISTS state_node_log (height INTEGER PRIMARY KEY, writes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tx_ids (tx_id BLOB PRIMARY KEY, log_index INTEGER NOT NULL)
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_log (height INTEGER PRIMARY KEY, rows BLOB NOT NULL);
 """
 STATE_FLUSH_NODES = 200_000
 """Node writes a store holds back from `state_nodes` (ADR 0022) before it freezes them
@@ -88,6 +91,11 @@ TX_ID_FLUSH = 100_000
 """Committed transaction ids the store holds back from `tx_ids` (ADR 0024) before it
 freezes them into a batch that later blocks write in id order, at least
 STATE_FLUSH_CHUNK per block: about 20 MiB held per batch, at most two batches."""
+INDEX_FLUSH = 100_000
+"""Index rows the store holds back from `indexes` (ADR 0025) before it freezes them into
+a batch that later blocks write in table order, at least STATE_FLUSH_CHUNK per block."""
+_INDEX_LOG_CHUNK_ROWS = 1365
+"""Rows per CBOR array of an `index_log` row (three items each, under MAX_CBOR_ITEMS)."""
 _TX_ID_MARK = "tx_id_mark"
 """Meta key: what `tx_ids` holds (`TxIdMark`), written with every block. Its absence
 means `tx_ids` is not yet built from `entries` (a store before schema 5)."""
@@ -156,6 +164,29 @@ def _pack_node_writes(writes: Mapping[bytes, bytes | None]) -> bytes:
     return cbor.encode([flat[start:start + step] for start in range(0, len(flat), step)])
 
 
+def _pack_index_rows(rows: Sequence[IndexRow]) -> bytes:
+    """One block's index rows as a log row: a CBOR array of arrays, each holding up to
+    _INDEX_LOG_CHUNK_ROWS rows flattened (name, key, log index, ...)."""
+    flat = list(itertools.chain.from_iterable(rows))
+    step = 3 * _INDEX_LOG_CHUNK_ROWS
+    return cbor.encode([flat[start:start + step] for start in range(0, len(flat), step)])
+
+
+def _unpack_index_rows(packed: bytes) -> Iterator[IndexRow]:
+    """The rows `_pack_index_rows` wrote; a row it did not write is a broken store."""
+    chunks = cbor.decode(packed)
+    invariant(isinstance(chunks, list), "index_log row is not an array")
+    for chunk in chunks:
+        invariant(isinstance(chunk, list) and len(chunk) % 3 == 0,
+                  "index_log chunk is not a list of rows")
+        for at in range(0, len(chunk), 3):
+            name, key, log_index = chunk[at:at + 3]
+            invariant(isinstance(name, str) and isinstance(key, bytes)
+                      and isinstance(log_index, int) and log_index >= 0,
+                      "index_log row is not (text, bytes, index)")
+            yield name, key, log_index
+
+
 def _unpack_node_writes(packed: bytes) -> Iterator[tuple[bytes, bytes | None]]:
     """The pairs `_pack_node_writes` wrote, in order; a row it did not write is a
     broken store."""
@@ -183,13 +214,15 @@ class Store:
     def __init__(self, path: Path, *, state_flush_nodes: int = STATE_FLUSH_NODES,
                  state_flush_chunk: int = STATE_FLUSH_CHUNK,
                  state_flush_rows: int = STATE_FLUSH_ROWS,
-                 tx_id_flush: int = TX_ID_FLUSH) -> None:
+                 tx_id_flush: int = TX_ID_FLUSH, index_flush: int = INDEX_FLUSH) -> None:
         self.path = path
         # Node writes of committed blocks that are logged and not yet in state_nodes
         # (ADR 0022).
         self._held = HeldNodeWrites(state_flush_nodes, state_flush_chunk, state_flush_rows)
         # Ids of committed transactions not yet in tx_ids (ADR 0024).
         self._held_tx_ids = HeldTxIds(tx_id_flush, state_flush_chunk)
+        # Index rows logged and not yet in indexes (ADR 0025).
+        self._held_index = HeldIndexRows(index_flush, state_flush_chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
@@ -223,6 +256,7 @@ class Store:
             raise InvariantViolation(f"{path}: schema {schema} unsupported")
 
         self._flush_node_log()  # what a stop or a crash left logged
+        self._flush_index_log()
         if self._meta(_STATE_SIZE) is None:
             self._build_state_nodes()
         self._checkpointer = _Checkpointer(path)
@@ -317,6 +351,7 @@ class Store:
         tx_ids = [tx.tx_id for tx in prepared.txs]
         self._refuse_held_replays(tx_ids)
         tx_step = self._held_tx_ids.plan(tx_ids, first)
+        index_step = self._held_index.plan(header.height, prepared.index_entries)
         db = self._db
         with immediate(db):
             db.execute(
@@ -335,7 +370,13 @@ class Store:
             deletes = [(k,) for k, v in prepared.writes.items() if v is None]
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", puts)
             db.executemany("DELETE FROM state WHERE key = ?", deletes)
-            db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", prepared.index_entries)
+            index_rows = prepared.index_entries
+            if index_rows:
+                db.execute("INSERT INTO index_log VALUES (?, ?)",
+                           (header.height, _pack_index_rows(index_rows)))
+            db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", index_step.rows)
+            if index_step.log_through is not None:
+                db.execute("DELETE FROM index_log WHERE height <= ?", (index_step.log_through,))
             staged = prepared.staged_state
             node_writes = staged.node_writes
             step = self._held.plan(header.height, node_writes)
@@ -354,6 +395,7 @@ class Store:
         # Only now that the transaction committed: a failed one left the rows as they were.
         self._held.applied(step, header.height, node_writes)
         self._held_tx_ids.applied(tx_step, tx_ids, first)
+        self._held_index.applied(index_step, header.height, prepared.index_entries)
         self._bound_wal()
         # After the bound: a background checkpoint woken first would hold the lock the
         # TRUNCATE needs, and the WAL past its limit would wait for the next block.
@@ -365,10 +407,10 @@ class Store:
         fails the block's INSERT there, or, while its batch is still held, the INSERT
         that writes the batch (ADR 0024)."""
         held = self._held_tx_ids
-        for tx_id in tx_ids:
-            if held.lookup(tx_id) is not None:
-                raise InvariantViolation(
-                    f"transaction {tx_id.hex()} is committed already (held, ADR 0024)")
+        if held.holds_any(tx_ids):
+            again = next(tx_id for tx_id in tx_ids if held.lookup(tx_id) is not None)
+            raise InvariantViolation(
+                f"transaction {again.hex()} is committed already (held, ADR 0024)")
         if len(set(tx_ids)) != len(tx_ids):
             raise InvariantViolation("a block holds a transaction twice")
 
@@ -406,6 +448,19 @@ class Store:
             _write_state_nodes(db, list(merged.items()))
             db.execute("DELETE FROM state_node_log")
         self._held.clear()
+
+    def _flush_index_log(self) -> None:
+        """Write every logged index row into `indexes` and empty the log, in one
+        transaction. Part of a batch may be in the table already: the same rows."""
+        db = self._db
+        rows = db.execute("SELECT rows FROM index_log ORDER BY height").fetchall()
+        if not rows:
+            return
+        logged = sorted(row for (packed,) in rows for row in _unpack_index_rows(bytes(packed)))
+        with immediate(db):
+            db.executemany("INSERT OR IGNORE INTO indexes VALUES (?, ?, ?)", logged)
+            db.execute("DELETE FROM index_log")
+        self._held_index.clear()
 
     def _bound_wal(self) -> None:
         """Empty the WAL if it outgrew WAL_LIMIT_BYTES: a TRUNCATE checkpoint from the
@@ -486,19 +541,29 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def index_lookup(self, name: str, key: bytes, limit: int) -> list[int]:
+        """Log indexes filed under (name, key), oldest first; a negative `limit` is
+        none, as SQLite's LIMIT. The table holds a key's oldest, memory the newest."""
         rows = self._db.execute(
             "SELECT log_index FROM indexes WHERE name = ? AND key = ? ORDER BY log_index LIMIT ?",
             (name, key, limit)).fetchall()
-        return [int(r[0]) for r in rows]
+        found = [int(r[0]) for r in rows]
+        if limit < 0 or len(found) < limit:
+            held = self._held_index.lookup(name, key)
+            found.extend(held if limit < 0 else held[:limit - len(found)])
+        return found
 
     def index_page(self, name: str, key: bytes, before: int | None,
                    limit: int) -> list[int]:
         """Log indexes filed under (name, key), newest first, below `before` if given."""
         bound = 2**63 - 1 if before is None else before
+        held = [i for i in reversed(self._held_index.lookup(name, key)) if i < bound]
+        if 0 <= limit <= len(held):
+            return held[:limit]
         rows = self._db.execute(
             "SELECT log_index FROM indexes WHERE name = ? AND key = ? AND log_index < ? "
-            "ORDER BY log_index DESC LIMIT ?", (name, key, bound, limit)).fetchall()
-        return [int(r[0]) for r in rows]
+            "ORDER BY log_index DESC LIMIT ?",
+            (name, key, bound, limit - len(held) if limit >= 0 else -1)).fetchall()
+        return held + [int(r[0]) for r in rows]
 
     def state_page(self, prefix: bytes, after: bytes | None, limit: int,
                    descending: bool = False) -> list[tuple[bytes, bytes]]:
@@ -655,6 +720,8 @@ class Store:
             # Every id into tx_ids, the held ones and the imported: an open holds only
             # the entries past the mark, which moves to the new log size.
             db.executemany("INSERT INTO tx_ids VALUES (?, ?)", self._held_tx_ids.drain())
+            db.executemany("INSERT INTO indexes VALUES (?, ?, ?)", self._held_index.held_rows())
+            db.execute("DELETE FROM index_log")
             db.execute("INSERT INTO tx_ids SELECT tx_id, log_index FROM sync_entries "
                        "ORDER BY tx_id")
             for table in _STAGED_BESIDE:
@@ -673,6 +740,7 @@ class Store:
             db.execute("DELETE FROM meta WHERE key = ?", (STATE_SYNC_MARK,))
         self._held.clear()  # the old tree's writes: replaced, log and all
         self._held_tx_ids.applied_all(size)
+        self._held_index.clear()
 
     def _take_staged(self, table: str) -> None:
         """Make `sync_<table>` the table `table` (inside the caller's transaction),
