@@ -16,10 +16,10 @@ import fcntl
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tidechain.core import cbor
 from tidechain.core.errors import InvariantViolation, NotFound, Rejected, invariant
@@ -90,7 +90,7 @@ A batch is written over many blocks, not in one long commit."""
 TX_ID_FLUSH = 100_000
 """Committed transaction ids the store holds back from `tx_ids` (ADR 0024) before it
 freezes them into a batch that later blocks write in id order, at least
-STATE_FLUSH_CHUNK per block: about 20 MiB held per batch, at most two batches."""
+STATE_FLUSH_CHUNK per block: about 15 MiB held per batch, at most two batches."""
 INDEX_FLUSH = 100_000
 """Index rows the store holds back from `indexes` (ADR 0025) before it freezes them into
 a batch that later blocks write in table order, at least STATE_FLUSH_CHUNK per block."""
@@ -159,47 +159,49 @@ def _write_state_nodes(db: sqlite3.Connection, rows: Sequence[tuple[bytes, bytes
 def _pack_node_writes(writes: Mapping[bytes, bytes | None]) -> bytes:
     """One block's node writes as a log row: a CBOR array of arrays, each holding up
     to _NODE_LOG_CHUNK_PAIRS pairs flattened (position, record or null, ...)."""
-    flat = list(itertools.chain.from_iterable(writes.items()))
-    step = 2 * _NODE_LOG_CHUNK_PAIRS
+    return _pack_flat(writes.items(), 2 * _NODE_LOG_CHUNK_PAIRS)
+
+
+def _pack_flat(rows: Iterable[Sequence[object]], step: int) -> bytes:
+    """Rows flattened into CBOR arrays of at most `step` items: a log row."""
+    flat = list(itertools.chain.from_iterable(rows))
     return cbor.encode([flat[start:start + step] for start in range(0, len(flat), step)])
+
+
+def _flat_chunks(packed: bytes, width: int, what: str) -> Iterator[list[Any]]:
+    """The rows of `width` items that `_pack_flat` wrote; anything else is a broken
+    store."""
+    chunks = cbor.decode(packed)
+    invariant(isinstance(chunks, list), f"{what} row is not an array")
+    for chunk in chunks:
+        invariant(isinstance(chunk, list) and len(chunk) % width == 0,
+                  f"{what} chunk is not a list of rows")
+        for at in range(0, len(chunk), width):
+            yield chunk[at:at + width]
 
 
 def _pack_index_rows(rows: Sequence[IndexRow]) -> bytes:
     """One block's index rows as a log row: a CBOR array of arrays, each holding up to
     _INDEX_LOG_CHUNK_ROWS rows flattened (name, key, log index, ...)."""
-    flat = list(itertools.chain.from_iterable(rows))
-    step = 3 * _INDEX_LOG_CHUNK_ROWS
-    return cbor.encode([flat[start:start + step] for start in range(0, len(flat), step)])
+    return _pack_flat(rows, 3 * _INDEX_LOG_CHUNK_ROWS)
 
 
 def _unpack_index_rows(packed: bytes) -> Iterator[IndexRow]:
     """The rows `_pack_index_rows` wrote; a row it did not write is a broken store."""
-    chunks = cbor.decode(packed)
-    invariant(isinstance(chunks, list), "index_log row is not an array")
-    for chunk in chunks:
-        invariant(isinstance(chunk, list) and len(chunk) % 3 == 0,
-                  "index_log chunk is not a list of rows")
-        for at in range(0, len(chunk), 3):
-            name, key, log_index = chunk[at:at + 3]
-            invariant(isinstance(name, str) and isinstance(key, bytes)
-                      and isinstance(log_index, int) and log_index >= 0,
-                      "index_log row is not (text, bytes, index)")
-            yield name, key, log_index
+    for name, key, log_index in _flat_chunks(packed, 3, "index_log"):
+        invariant(isinstance(name, str) and isinstance(key, bytes)
+                  and isinstance(log_index, int) and log_index >= 0,
+                  "index_log row is not (text, bytes, index)")
+        yield name, key, log_index
 
 
 def _unpack_node_writes(packed: bytes) -> Iterator[tuple[bytes, bytes | None]]:
     """The pairs `_pack_node_writes` wrote, in order; a row it did not write is a
     broken store."""
-    chunks = cbor.decode(packed)
-    invariant(isinstance(chunks, list), "state_node_log row is not an array")
-    for chunk in chunks:
-        invariant(isinstance(chunk, list) and len(chunk) % 2 == 0,
-                  "state_node_log chunk is not a list of pairs")
-        for index in range(0, len(chunk), 2):
-            position, record = chunk[index], chunk[index + 1]
-            invariant(isinstance(position, bytes) and (record is None or isinstance(record, bytes)),
-                      "state_node_log pair is not (bytes, bytes or null)")
-            yield position, record
+    for position, record in _flat_chunks(packed, 2, "state_node_log"):
+        invariant(isinstance(position, bytes) and (record is None or isinstance(record, bytes)),
+                  "state_node_log pair is not (bytes, bytes or null)")
+        yield position, record
 
 
 @dataclass(frozen=True)
@@ -404,8 +406,7 @@ class Store:
     def _refuse_held_replays(self, tx_ids: Sequence[bytes]) -> None:
         """The store's own net under the node's replay check, before anything is
         written: no id twice in a block, none already held. An id already in `tx_ids`
-        fails the block's INSERT there, or, while its batch is still held, the INSERT
-        that writes the batch (ADR 0024)."""
+        fails later, at the INSERT that writes its batch (ADR 0024)."""
         held = self._held_tx_ids
         if held.holds_any(tx_ids):
             again = next(tx_id for tx_id in tx_ids if held.lookup(tx_id) is not None)
